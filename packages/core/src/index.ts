@@ -6,3 +6,8 @@ export * from './validate.js';
 export * from './backend.js';
 export * from './random.js';
 export * from './reference.js';
+export * from './online-softmax.js';
+export * from './flash-blocks.js';
+export * from './flash-forward.js';
+export * from './flash-backward.js';
+export * from './cpu-backend.js';

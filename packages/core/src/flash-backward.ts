@@ -1,0 +1,211 @@
+/**
+ * FlashAttention-2 backward on the CPU: Algorithm 2 of Dao (2023), with core's keyRange mask.
+ *
+ * Given dO, Q, K, V, the forward's O and L = lse, it never stores P: for each tile it recomputes
+ * S_ij = scale * Q_i K_j^T and P_ij = exp(S_ij - L_i) from the saved log-sum-exp, then
+ *   dV_j += P_ij^T dO_i,  dP_ij = dO_i V_j^T,  dS_ij = P_ij * (dP_ij - D_i),
+ *   dQ_i += scale * dS_ij K_j,  dK_j += scale * dS_ij^T Q_i,
+ * with D = rowsum(dO * O) precomputed (it equals rowsum(P * dP)). The outer loop runs over K/V blocks,
+ * so dK_j and dV_j live in the tile until written once; dQ is accumulated in a (B, Nq, Hq, D) buffer.
+ * Under GQA/MQA the query heads of a group all add into the same dK_j, dV_j tile.
+ * Rows with lse = -Infinity saw no key and contribute nothing. Memory is linear in N.
+ *
+ * Layout: dout, q, out, dq (B, Nq, Hq, D); k, v, dk, dv (B, Nk, Hk, D); lse (B, Hq, Nq).
+ */
+import type { AttentionGradients } from './backend.js';
+import {
+  allocFloat,
+  FLASH_OPTION_KEYS,
+  resolveBlockSizes,
+  rowKeyRanges,
+  type AccumPrecision,
+  type FlashAttentionOptions,
+  type FloatArray,
+} from './flash-blocks.js';
+import { resolveOptions, type AttentionShape, type ResolvedOptions } from './options.js';
+import { fromFloat32, toFloat32, type Tensor } from './tensor.js';
+import { validateBackward } from './validate.js';
+
+/** Gradients of the kernel in its accumulation precision: dq (B, Nq, Hq, D), dk and dv (B, Nk, Hk, D). */
+export interface FlashBackwardRaw {
+  dq: FloatArray;
+  dk: FloatArray;
+  dv: FloatArray;
+}
+
+/** First index i in [0, n) with pred(i) true, for a pred that is false then true; n if none. */
+function firstTrue(n: number, pred: (i: number) => boolean): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (pred(mid)) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
+
+/**
+ * Algorithm 2 on decoded inputs; `precision` as in flashForwardKernel. Inputs are assumed validated.
+ */
+export function flashBackwardKernel(
+  dO: FloatArray, // (B, Nq, Hq, D)
+  q: FloatArray, // (B, Nq, Hq, D)
+  k: FloatArray, // (B, Nk, Hk, D)
+  v: FloatArray, // (B, Nk, Hk, D)
+  O: FloatArray, // (B, Nq, Hq, D)
+  L: ArrayLike<number>, // (B, Hq, Nq): lse
+  shape: AttentionShape,
+  o: ResolvedOptions,
+  Br: number,
+  Bc: number,
+  precision: AccumPrecision,
+): FlashBackwardRaw {
+  const { batch: B, seqlenQ: Nq, seqlenK: Nk, nheadsQ: Hq, nheadsK: Hk, headDim: D } = shape;
+  const group = Hq / Hk;
+  const scale = o.softmaxScale;
+  const qStride = Hq * D;
+  const kStride = Hk * D;
+  const { lo: rowLo, hi: rowHi } = rowKeyRanges(Nq, Nk, o); // (Nq) each
+
+  // Algorithm 2, line 5: dQ = 0 in "HBM"; dK, dV written per block below.
+  const dq = allocFloat(precision, B * Nq * Hq * D); // (B, Nq, Hq, D)
+  const dk = allocFloat(precision, B * Nk * Hk * D); // (B, Nk, Hk, D)
+  const dv = allocFloat(precision, B * Nk * Hk * D); // (B, Nk, Hk, D)
+
+  // line 6: D = rowsum(dO * O), (B, Hq, Nq)
+  const Dvec = allocFloat(precision, B * Hq * Nq);
+  for (let b = 0; b < B; b++) {
+    for (let n = 0; n < Nq; n++) {
+      for (let h = 0; h < Hq; h++) {
+        const off = ((b * Nq + n) * Hq + h) * D;
+        let s = 0;
+        for (let d = 0; d < D; d++) s += dO[off + d]! * O[off + d]!;
+        Dvec[(b * Hq + h) * Nq + n] = s;
+      }
+    }
+  }
+
+  // "On-chip" tile buffers:
+  const dKj = allocFloat(precision, Bc * D); // (Bc, D)
+  const dVj = allocFloat(precision, Bc * D); // (Bc, D)
+  const Pij = allocFloat(precision, Bc); // (Bc): one row of P_ij
+  const dSij = allocFloat(precision, Bc); // (Bc): one row of dS_ij
+
+  const Tc = Math.ceil(Nk / Bc);
+  for (let b = 0; b < B; b++) {
+    for (let hk = 0; hk < Hk; hk++) {
+      const kBase = (b * Nk * Hk + hk) * D; // offset of (b, 0, hk, 0)
+      // line 7: for 1 <= j <= Tc
+      for (let j = 0; j < Tc; j++) {
+        const c0 = j * Bc;
+        const c1 = Math.min(c0 + Bc, Nk);
+        const cols = c1 - c0;
+        // line 8: K_j, V_j are read in place. line 9: dK_j = 0, dV_j = 0.
+        dKj.fill(0, 0, cols * D);
+        dVj.fill(0, 0, cols * D);
+        // Rows that can see a key of this block: rowHi > c0 and rowLo < c1 (both bounds grow with
+        // the row), so Q blocks outside [iStart, iEnd) are fully masked for K_j and skipped.
+        const rFirst = firstTrue(Nq, (i) => rowHi[i]! > c0);
+        const rEnd = firstTrue(Nq, (i) => rowLo[i]! >= c1);
+        const iStart = Math.floor(rFirst / Br);
+        const iEnd = rEnd > rFirst ? Math.ceil(rEnd / Br) : iStart;
+        // GQA: every query head of the group adds into the same dK_j, dV_j.
+        for (let h = hk * group; h < (hk + 1) * group; h++) {
+          const qBase = (b * Nq * Hq + h) * D; // offset of (b, 0, h, 0)
+          const lBase = (b * Hq + h) * Nq;
+          // line 10: for 1 <= i <= Tr (blocks that see K_j only)
+          for (let i = iStart; i < iEnd; i++) {
+            const r0 = i * Br;
+            const rEndBlock = Math.min(r0 + Br, Nq);
+            // line 11: Q_i, O_i, dO_i, dQ_i, L_i, D_i are read in place, row by row.
+            for (let row = r0; row < rEndBlock; row++) {
+              const lo = Math.max(c0, rowLo[row]!);
+              const hi = Math.min(c1, rowHi[row]!);
+              const Lr = L[lBase + row]!;
+              if (lo >= hi || Lr === -Infinity) continue; // masked here, or a row that saw no key
+              const qo = qBase + row * qStride;
+              const Dr = Dvec[lBase + row]!;
+              // lines 12-13: S_ij = scale * Q_i K_j^T, P_ij = exp(S_ij - L_i)
+              for (let c = lo; c < hi; c++) {
+                const ko = kBase + c * kStride;
+                let dot = 0;
+                for (let d = 0; d < D; d++) dot += q[qo + d]! * k[ko + d]!;
+                Pij[c - c0] = Math.exp(scale * dot - Lr);
+              }
+              for (let c = lo; c < hi; c++) {
+                const p = Pij[c - c0]!;
+                const vo = kBase + c * kStride;
+                const jo = (c - c0) * D;
+                // line 14: dV_j += P_ij^T dO_i
+                for (let d = 0; d < D; d++) dVj[jo + d]! += p * dO[qo + d]!;
+                // line 15: dP_ij = dO_i V_j^T
+                let dp = 0;
+                for (let d = 0; d < D; d++) dp += dO[qo + d]! * v[vo + d]!;
+                // line 16: dS_ij = P_ij * (dP_ij - D_i)
+                dSij[c - c0] = p * (dp - Dr);
+              }
+              // line 17: dQ_i += scale * dS_ij K_j (read-modify-write of the dQ buffer)
+              for (let c = lo; c < hi; c++) {
+                const ds = scale * dSij[c - c0]!;
+                const ko = kBase + c * kStride;
+                for (let d = 0; d < D; d++) dq[qo + d]! += ds * k[ko + d]!;
+              }
+              // line 18: dK_j += scale * dS_ij^T Q_i
+              for (let c = lo; c < hi; c++) {
+                const ds = scale * dSij[c - c0]!;
+                const jo = (c - c0) * D;
+                for (let d = 0; d < D; d++) dKj[jo + d]! += ds * q[qo + d]!;
+              }
+            }
+          }
+        }
+        // line 20: write dK_j, dV_j
+        for (let c = 0; c < cols; c++) {
+          const ko = kBase + (c0 + c) * kStride;
+          for (let d = 0; d < D; d++) {
+            dk[ko + d] = dKj[c * D + d]!;
+            dv[ko + d] = dVj[c * D + d]!;
+          }
+        }
+      }
+    }
+  }
+  return { dq, dk, dv };
+}
+
+/**
+ * FlashAttention-2 backward: gradients of sum(out * dout) w.r.t. q, k, v, from the forward's out and
+ * lse. Float32 accumulators; results in q's dtype (dk, dv summed over each GQA group).
+ */
+export function flashAttentionBackward(
+  dout: Tensor,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  out: Tensor,
+  lse: Float32Array,
+  opts?: FlashAttentionOptions,
+): AttentionGradients {
+  const shape = validateBackward(dout, q, k, v, out, lse, opts, FLASH_OPTION_KEYS);
+  const { Br, Bc } = resolveBlockSizes(opts);
+  const o = resolveOptions(opts, shape.headDim);
+  const g = flashBackwardKernel(
+    toFloat32(dout),
+    toFloat32(q),
+    toFloat32(k),
+    toFloat32(v),
+    toFloat32(out),
+    lse,
+    shape,
+    o,
+    Br,
+    Bc,
+    'float32',
+  );
+  return {
+    dq: fromFloat32(g.dq as Float32Array, q.shape, q.dtype),
+    dk: fromFloat32(g.dk as Float32Array, k.shape, k.dtype),
+    dv: fromFloat32(g.dv as Float32Array, v.shape, v.dtype),
+  };
+}
