@@ -11,3 +11,5 @@ export * from './flash-blocks.js';
 export * from './flash-forward.js';
 export * from './flash-backward.js';
 export * from './cpu-backend.js';
+export * from './io-model.js';
+export * from './device-profiles.js';
