@@ -1,0 +1,57 @@
+/**
+ * CPU matmul throughput: GFLOP/s (2*M*N*K per call) for the shapes a GPT-2 step runs, with 1 thread
+ * and with all cores, against a naive triple loop on the same thread.
+ * Run: pnpm --filter @flashattn/transformer build && pnpm --filter @flashattn/transformer bench
+ */
+import { availableParallelism, cpus } from 'node:os';
+import { CpuOps } from '../ops/cpu/cpu-ops.js';
+
+function naive(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number): void {
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += A[i * K + k]! * B[k * N + j]!;
+      C[i * N + j] = s;
+    }
+  }
+}
+
+async function time(fn: () => unknown, minMs = 600): Promise<number> {
+  await fn(); // warm up (JIT)
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < minMs) {
+    await fn();
+    n++;
+  }
+  return (performance.now() - t0) / n;
+}
+
+const shapes: Array<[string, number, number, number]> = [
+  ['qkv fwd  (BT=2048, C=128 -> 384)', 2048, 384, 128],
+  ['fc fwd   (BT=2048, C=128 -> 512)', 2048, 512, 128],
+  ['lm head  (BT=2048, C=128 -> V=8192)', 2048, 8192, 128],
+  ['square 768', 768, 768, 768],
+];
+
+const threadsAll = availableParallelism();
+const ops1 = new CpuOps({ threads: 1 });
+const opsN = new CpuOps({ threads: threadsAll });
+console.log(`CPU: ${cpus()[0]?.model} x ${threadsAll}; node ${process.version}`);
+console.log('| shape | naive 1T GFLOP/s | blocked 1T GFLOP/s | blocked ' + threadsAll + 'T GFLOP/s |');
+console.log('|---|---|---|---|');
+for (const [label, M, N, K] of shapes) {
+  const A = opsN.alloc(M * K) as Float32Array;
+  const B = opsN.alloc(K * N) as Float32Array;
+  const C = opsN.alloc(M * N) as Float32Array;
+  for (let i = 0; i < A.length; i++) A[i] = Math.sin(i);
+  for (let i = 0; i < B.length; i++) B[i] = Math.cos(i);
+  const flops = 2 * M * N * K;
+  const tNaive = M * N * K <= 2048 * 512 * 128 ? await time(() => naive(C, A, B, M, N, K), 300) : NaN;
+  const t1 = await time(() => ops1.matmul(C, A, B, M, N, K));
+  const tN = await time(() => opsN.matmul(C, A, B, M, N, K));
+  const g = (ms: number): string => (Number.isNaN(ms) ? '-' : (flops / ms / 1e6).toFixed(2));
+  console.log(`| ${label} | ${g(tNaive)} | ${g(t1)} | ${g(tN)} |`);
+}
+await ops1.dispose();
+await opsN.dispose();

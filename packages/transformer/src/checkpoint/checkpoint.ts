@@ -1,0 +1,154 @@
+/**
+ * Training checkpoints as safetensors with Hugging Face GPT-2 tensor names (so GPT-2 weights load and
+ * our weights load in HF), plus the AdamW moments as extra tensors (`optimizer.exp_avg.<name>`,
+ * `optimizer.exp_avg_sq.<name>`) and the loop state in __metadata__ (step, data position, RNG state,
+ * config, a checksum). Loading validates everything before writing a single value into the model.
+ */
+import { readFileSync } from 'node:fs';
+import type { GPT2Config } from '../config.js';
+import type { GPT2 } from '../model/gpt2.js';
+import type { AdamW } from '../train/adamw.js';
+import { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.js';
+import { CheckpointError, encodeSafetensors, parseSafetensors, type SafeData } from './safetensors.js';
+
+export const CHECKPOINT_FORMAT = 'flashattn-gpt2/1';
+
+export interface TrainState {
+  /** Optimizer steps completed. */
+  step: number;
+  /** Where the data loader resumes (tokens into the training split). */
+  dataPosition: number;
+  /** The training RNG's state (core Rng.state()). */
+  rngState: number;
+  /** Anything else the app wants back (strings). */
+  extra?: Record<string, string>;
+}
+
+/** FNV-1a over the tensor bytes: catches flipped or zeroed bytes that keep the file well-formed. */
+function checksum(tensors: Map<string, { data: SafeData }>): string {
+  let h = 0x811c9dc5;
+  for (const [, t] of tensors) {
+    const b = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+    for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, '0');
+}
+
+function toF32(x: SafeData): Float32Array {
+  return x instanceof Float32Array ? x : Float32Array.from(x as ArrayLike<number>);
+}
+
+export function encodeCheckpoint(model: GPT2, opt: AdamW | null, state: TrainState): Uint8Array {
+  const tensors = new Map<string, { shape: number[]; data: SafeData }>();
+  const view = (buf: ArrayLike<number> & { subarray(a: number, b: number): SafeData }, o: number, n: number): SafeData => toF32(buf.subarray(o, o + n));
+  for (const s of model.specs) tensors.set(s.name, { shape: s.shape, data: view(model.params as Float32Array, s.offset, s.size) });
+  if (opt) {
+    for (const s of model.specs) tensors.set(`optimizer.exp_avg.${s.name}`, { shape: s.shape, data: view(opt.m as Float32Array, s.offset, s.size) });
+    for (const s of model.specs) tensors.set(`optimizer.exp_avg_sq.${s.name}`, { shape: s.shape, data: view(opt.v as Float32Array, s.offset, s.size) });
+  }
+  const metadata: Record<string, string> = {
+    format: CHECKPOINT_FORMAT,
+    config: JSON.stringify(model.config),
+    step: String(state.step),
+    data_position: String(state.dataPosition),
+    rng_state: String(state.rngState >>> 0),
+    optimizer: opt ? JSON.stringify({ name: 'adamw', t: opt.t, ...opt.config }) : 'none',
+    checksum: checksum(tensors),
+  };
+  for (const [k, v] of Object.entries(state.extra ?? {})) metadata[`extra.${k}`] = v;
+  return encodeSafetensors(tensors, metadata);
+}
+
+/** Write a checkpoint atomically (temp file, fsync, rename, fsync directory). */
+export function saveCheckpoint(path: string, model: GPT2, opt: AdamW | null, state: TrainState, io?: AtomicWriteOptions): void {
+  writeFileAtomic(path, encodeCheckpoint(model, opt, state), io);
+}
+
+export interface LoadOptions {
+  /** Require optimizer state (resume). Default: load it when the checkpoint has it and opt is given. */
+  requireOptimizer?: boolean;
+}
+
+/**
+ * Load into model (and opt). All-or-nothing: on any problem it throws CheckpointError and the model and
+ * optimizer are untouched. Files without our metadata (e.g. Hugging Face GPT-2 weights) load as
+ * weights only, checked against the model's names and shapes.
+ */
+export function loadCheckpoint(path: string, model: GPT2, opt: AdamW | null = null, o: LoadOptions = {}): TrainState {
+  let buf: Uint8Array;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    throw new CheckpointError(path, `cannot read (${(e as Error).message})`, { cause: e });
+  }
+  return loadCheckpointBytes(buf, path, model, opt, o);
+}
+
+export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, opt: AdamW | null = null, o: LoadOptions = {}): TrainState {
+  const fail = (msg: string): never => {
+    throw new CheckpointError(path, msg);
+  };
+  const { metadata, tensors } = parseSafetensors(buf, path);
+  const ours = metadata['format'] !== undefined;
+  if (ours) {
+    if (metadata['format'] !== CHECKPOINT_FORMAT) fail(`format ${metadata['format']}, expected ${CHECKPOINT_FORMAT}`);
+    let cfg: GPT2Config;
+    try {
+      cfg = JSON.parse(metadata['config'] ?? '') as GPT2Config;
+    } catch {
+      return fail('metadata.config is not JSON');
+    }
+    const diffs = (Object.keys(model.config) as Array<keyof GPT2Config>)
+      .filter((k) => cfg[k] !== model.config[k])
+      .map((k) => `${k}: checkpoint ${cfg[k]} vs model ${model.config[k]}`);
+    if (diffs.length) fail(`config mismatch (${diffs.join('; ')})`);
+    const sum = checksum(tensors);
+    if (sum !== metadata['checksum']) fail(`checksum ${sum} != recorded ${metadata['checksum']}: the tensor data is corrupted`);
+  }
+  // Every model tensor present with its exact shape.
+  const expect = (name: string, shape: number[]): Float32Array | Float64Array => {
+    const t = tensors.get(name) ?? fail(`missing tensor ${name}`);
+    if (t.dtype === 'I32') fail(`tensor ${name}: dtype I32, expected F32 or F64`);
+    if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
+      fail(`tensor ${name}: shape [${t.shape.join(', ')}], model expects [${shape.join(', ')}]`);
+    }
+    return t.data as Float32Array | Float64Array;
+  };
+  const weights = model.specs.map((s) => expect(s.name, s.shape));
+  const hasOpt = metadata['optimizer'] !== undefined && metadata['optimizer'] !== 'none';
+  if (o.requireOptimizer && !hasOpt) fail('no optimizer state (saved without one); cannot resume exactly');
+  let moments: Array<[Float32Array | Float64Array, Float32Array | Float64Array]> | null = null;
+  let optT = 0;
+  if (opt && hasOpt) {
+    moments = model.specs.map((s) => [expect(`optimizer.exp_avg.${s.name}`, s.shape), expect(`optimizer.exp_avg_sq.${s.name}`, s.shape)]);
+    try {
+      optT = (JSON.parse(metadata['optimizer']!) as { t: number }).t;
+    } catch {
+      fail('metadata.optimizer is not JSON');
+    }
+    if (!Number.isInteger(optT) || optT < 0) fail(`optimizer step ${optT} is not a non-negative integer`);
+  }
+  const int = (k: string, def: number): number => {
+    const v = metadata[k];
+    if (v === undefined) return def;
+    const x = Number(v);
+    if (!Number.isInteger(x) || x < 0) fail(`metadata.${k} = ${v} is not a non-negative integer`);
+    return x;
+  };
+  const state: TrainState = {
+    step: int('step', 0),
+    dataPosition: int('data_position', 0),
+    rngState: int('rng_state', 0),
+    extra: Object.fromEntries(Object.entries(metadata).filter(([k]) => k.startsWith('extra.')).map(([k, v]) => [k.slice(6), v])),
+  };
+  // Validated: now commit.
+  model.specs.forEach((s, i) => model.params.set(weights[i]!, s.offset));
+  if (opt && moments) {
+    model.specs.forEach((s, i) => {
+      opt.m.set(moments![i]![0], s.offset);
+      opt.v.set(moments![i]![1], s.offset);
+    });
+    opt.t = optT;
+  }
+  return state;
+}

@@ -1,0 +1,39 @@
+/**
+ * Fused softmax + cross-entropy (llm.c's fused classifier): one pass for the row max, one for the
+ * normaliser, and the gradient (p - onehot) * scale written in place, so probabilities (N, V) are never
+ * stored separately from the logits.
+ */
+import type { FloatArray } from '../ops.js';
+
+export function softmaxCrossEntropy(
+  losses: FloatArray, // (N)
+  dlogits: FloatArray | null, // (N, V); may alias logits
+  logits: FloatArray, // (N, V)
+  targets: Int32Array, // (N); < 0 = ignore
+  N: number,
+  V: number,
+  dlossScale: number,
+): number {
+  let total = 0;
+  for (let i = 0; i < N; i++) {
+    const o = i * V;
+    const t = targets[i]!;
+    let maxv = -Infinity;
+    for (let j = 0; j < V; j++) if (logits[o + j]! > maxv) maxv = logits[o + j]!;
+    let sum = 0;
+    for (let j = 0; j < V; j++) sum += Math.exp(logits[o + j]! - maxv);
+    const lse = maxv + Math.log(sum);
+    const loss = t < 0 ? 0 : lse - logits[o + t]!;
+    losses[i] = loss;
+    total += loss;
+    if (dlogits !== null) {
+      if (t < 0) {
+        for (let j = 0; j < V; j++) dlogits[o + j] = 0;
+        continue;
+      }
+      for (let j = 0; j < V; j++) dlogits[o + j] = Math.exp(logits[o + j]! - lse) * dlossScale;
+      dlogits[o + t] -= dlossScale;
+    }
+  }
+  return total;
+}

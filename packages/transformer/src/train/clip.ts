@@ -1,0 +1,8 @@
+/** Global gradient-norm clipping: scale every gradient by min(1, maxNorm / ||g||_2). Returns ||g||_2 before clipping. */
+import type { FloatArray, Ops } from '../ops/ops.js';
+
+export async function clipGradNorm(ops: Ops, grads: FloatArray, maxNorm: number): Promise<number> {
+  const norm = Math.sqrt(await ops.sumSquares(grads));
+  if (Number.isFinite(norm) && norm > maxNorm) await ops.scale(grads, maxNorm / (norm + 1e-6));
+  return norm;
+}
