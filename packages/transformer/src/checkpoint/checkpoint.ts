@@ -89,7 +89,8 @@ export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, 
     throw new CheckpointError(path, msg);
   };
   const { metadata, tensors } = parseSafetensors(buf, path);
-  const ours = metadata['format'] !== undefined;
+  // Ours say format 'flashattn-gpt2/<version>'; Hugging Face files say 'pt' (weights only).
+  const ours = metadata['format']?.startsWith('flashattn-') ?? false;
   if (ours) {
     if (metadata['format'] !== CHECKPOINT_FORMAT) fail(`format ${metadata['format']}, expected ${CHECKPOINT_FORMAT}`);
     let cfg: GPT2Config;

@@ -1,0 +1,84 @@
+// The blocked, threaded matmul against a float64 triple loop, with the tolerance rule: its error must
+// be <= 2x that of a naive float32 loop (rounding after every multiply-add) + a 1e-6 floor.
+import { freshSeed } from '@flashattn/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { randn64 } from '../../test-utils/fd.js';
+import { CpuOps } from './cpu-ops.js';
+
+const seed = freshSeed();
+const ops1 = new CpuOps({ threads: 1 });
+const ops2 = new CpuOps({ threads: 2 });
+afterAll(async () => {
+  await ops1.dispose();
+  await ops2.dispose();
+});
+
+function fill(ops: CpuOps, src: Float64Array): Float32Array {
+  const a = ops.alloc(src.length) as Float32Array;
+  for (let i = 0; i < src.length; i++) a[i] = src[i]!;
+  return a;
+}
+
+// Shapes: tiny, not multiples of the 4x4 tile, K longer than the 256 panel, N wider than the 64 panel.
+const shapes: Array<[number, number, number]> = [[1, 1, 1], [5, 7, 3], [67, 130, 301], [128, 96, 513]];
+
+describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
+  for (const [M, N, K] of shapes) {
+    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      it(`M=${M} N=${N} K=${K} transA=${transA} transB=${transB}, bias and accumulate`, async () => {
+        const a64 = randn64(M * K, seed + M);
+        const b64 = randn64(K * N, seed + N);
+        const bias64 = randn64(N, seed + K);
+        const c064 = randn64(M * N, seed + 1);
+        const A = (i: number, k: number): number => (transA ? a64[k * M + i]! : a64[i * K + k]!);
+        const Bv = (k: number, j: number): number => (transB ? b64[j * K + k]! : b64[k * N + j]!);
+        const ref = new Float64Array(M * N);
+        const naive = new Float32Array(M * N);
+        const a32 = Float32Array.from(a64);
+        const b32 = Float32Array.from(b64);
+        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+          let s = 0;
+          let s32 = Math.fround(c064[i * N + j]!);
+          for (let k = 0; k < K; k++) {
+            s += Math.fround(A(i, k)) * Math.fround(Bv(k, j));
+            const av = transA ? a32[k * M + i]! : a32[i * K + k]!;
+            const bv = transB ? b32[j * K + k]! : b32[k * N + j]!;
+            s32 = Math.fround(s32 + Math.fround(av * bv));
+          }
+          ref[i * N + j] = s + Math.fround(c064[i * N + j]!);
+          naive[i * N + j] = s32;
+        }
+        const results: Float32Array[] = [];
+        for (const ops of [ops1, ops2]) {
+          const out = fill(ops, c064);
+          await ops.matmul(out, fill(ops, a64), fill(ops, b64), M, N, K, { transA, transB, accumulate: true });
+          results.push(out);
+        }
+        let err = 0;
+        let naiveErr = 0;
+        for (let i = 0; i < M * N; i++) {
+          err = Math.max(err, Math.abs(results[0]![i]! - ref[i]!));
+          naiveErr = Math.max(naiveErr, Math.abs(naive[i]! - ref[i]!));
+        }
+        expect(err, `seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
+        // One thread or two: bitwise identical (each row has one owner; exact resume relies on it).
+        expect(results[1]).toEqual(results[0]);
+        // Bias path (accumulate = false): out = op(A) op(B) + bias.
+        const out = ops2.alloc(M * N) as Float32Array;
+        await ops2.matmul(out, fill(ops2, a64), fill(ops2, b64), M, N, K, { transA, transB, bias: fill(ops2, bias64) });
+        let errB = 0;
+        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+          const want = ref[i * N + j]! - Math.fround(c064[i * N + j]!) + Math.fround(bias64[j]!);
+          errB = Math.max(errB, Math.abs(out[i * N + j]! - want));
+        }
+        expect(errB, `seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
+      });
+    }
+  }
+
+  it('falls back to one thread for plain (non-shared) arrays and still computes', async () => {
+    const out = new Float32Array(4);
+    await ops2.matmul(out, Float32Array.from([1, 2, 3, 4]), Float32Array.from([5, 6, 7, 8]), 2, 2, 2);
+    expect(Array.from(out)).toEqual([19, 22, 43, 50]);
+  });
+});
