@@ -28,6 +28,23 @@ export function collectGarbage(): void {
   gcFn?.();
 }
 
+/**
+ * Collect garbage and wait until the ArrayBuffer count settles: V8 frees the backing stores of dead
+ * ArrayBuffers on a background thread after a GC, so a sample taken right after gc() can still
+ * include them and drop later. Returns the settled sample.
+ */
+export async function settledSample(maxWaits = 20): Promise<MemorySample> {
+  collectGarbage();
+  let prev = sampleMemory();
+  for (let i = 0; i < maxWaits; i++) {
+    await new Promise((r) => setTimeout(r, 1));
+    const cur = sampleMemory();
+    if (cur.arrayBuffers === prev.arrayBuffers) return cur;
+    prev = cur;
+  }
+  return prev;
+}
+
 export function sampleMemory(): MemorySample {
   return { arrayBuffers: process.memoryUsage().arrayBuffers, maxRss: process.resourceUsage().maxRSS * 1024 };
 }
@@ -42,8 +59,7 @@ export interface CallMemory<T> {
 
 /** Run `fn` once and report what it allocated. */
 export async function measureAllocation<T>(fn: () => T | Promise<T>): Promise<CallMemory<T>> {
-  collectGarbage();
-  const before = sampleMemory();
+  const before = await settledSample();
   const result = await fn();
   const after = sampleMemory();
   return {

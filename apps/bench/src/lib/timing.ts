@@ -12,7 +12,7 @@ export interface TimingOptions {
   /** Stop repeating once this much time was spent timing (at least one timed call). Default Infinity. */
   maxSeconds?: number;
   /** Called before each call, untimed (e.g. to sample memory). */
-  before?: () => void;
+  before?: () => void | Promise<void>;
   /** Called after each call with its duration, untimed. */
   after?: (ms: number, index: number) => void;
 }
@@ -50,7 +50,7 @@ export async function timeIt(fn: () => unknown, opts: TimingOptions = {}): Promi
   const samplesMs: number[] = [];
   const start = nowMs();
   for (let i = 0; i < repeats; i++) {
-    opts.before?.();
+    await opts.before?.();
     const t0 = nowMs();
     await fn();
     const ms = nowMs() - t0;
