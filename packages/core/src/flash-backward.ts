@@ -131,7 +131,8 @@ export function flashBackwardKernel(
                 const ko = kBase + c * kStride;
                 let dot = 0;
                 for (let d = 0; d < D; d++) dot += q[qo + d]! * k[ko + d]!;
-                Pij[c - c0] = Math.exp(scale * dot - Lr);
+                Pij[c - c0] = scale * dot; // rounded to the precision exactly as the forward stored it
+                Pij[c - c0] = Math.exp(Pij[c - c0]! - Lr);
               }
               for (let c = lo; c < hi; c++) {
                 const p = Pij[c - c0]!;
@@ -142,8 +143,9 @@ export function flashBackwardKernel(
                 // line 15: dP_ij = dO_i V_j^T
                 let dp = 0;
                 for (let d = 0; d < D; d++) dp += dO[qo + d]! * v[vo + d]!;
+                dSij[c - c0] = dp; // stored in the precision, like D_i
                 // line 16: dS_ij = P_ij * (dP_ij - D_i)
-                dSij[c - c0] = p * (dp - Dr);
+                dSij[c - c0] = p * (dSij[c - c0]! - Dr);
               }
               // line 17: dQ_i += scale * dS_ij K_j (read-modify-write of the dQ buffer)
               for (let c = lo; c < hi; c++) {

@@ -112,7 +112,8 @@ export function flashForwardKernel(
               const ko = kBase + c * kStride;
               let dot = 0;
               for (let d = 0; d < D; d++) dot += Qi[qr + d]! * k[ko + d]!;
-              const s = (Sij[c - c0] = scale * dot);
+              Sij[c - c0] = scale * dot;
+              const s = Sij[c - c0]!; // the stored (precision-rounded) score, as P~ will use
               if (s > mBlock) mBlock = s;
             }
             // line 10: m_new = max(m_old, rowmax(S_ij)), P~_ij = exp(S_ij - m_new),
