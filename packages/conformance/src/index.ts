@@ -1,0 +1,41 @@
+export {
+  CASE_MATRICES,
+  HEAD_DIMS,
+  HUGE_LOGIT,
+  MATRIX_NAMES,
+  SEQLENS,
+  caseId,
+  casesFor,
+  featuresOf,
+  makeCase,
+  matchesFilter,
+  optionsOf,
+  type CaseFeature,
+  type CaseFilter,
+  type CaseSpec,
+  type ConformanceCase,
+  type LogitProfile,
+  type MatrixName,
+} from './cases.js';
+export { NAIVE_ERROR_FACTOR, allowedError, errorRatio, toleranceFor, withinTolerance, type Tolerance, type ToleranceMagnitudes } from './tolerance.js';
+export { naiveAttention, type NaiveBackward, type NaiveForward, type NaiveResult } from './naive.js';
+export { caseSeedOf, makeInputs, type CaseInputs } from './inputs.js';
+export { maskInfo, maxDeviation, type Deviation, type MaskInfo } from './compare.js';
+export { readConformanceEnv, type ConformanceEnv } from './env.js';
+export {
+  ConformanceError,
+  assertConformance,
+  formatCaseResult,
+  formatReport,
+  reproduceHint,
+  runCase,
+  runConformance,
+  unsupportedReason,
+  type CaseResult,
+  type CaseStatus,
+  type ConformanceReport,
+  type OutputCheck,
+  type OutputName,
+  type RunCaseOptions,
+  type RunConformanceOptions,
+} from './run.js';

@@ -1,0 +1,67 @@
+import { attentionReference64, attentionReferenceBackward64, createRng, freshSeed, randomTensor, zeros } from '@flashattn/core';
+import { describe, expect, it } from 'vitest';
+import { maxDeviation } from './compare.js';
+import { naiveAttention } from './naive.js';
+
+function setup(dtype: 'float32' | 'float16' | 'bfloat16', seed: number) {
+  const rng = createRng(seed);
+  const q = randomTensor(rng, [1, 33, 2, 32], dtype);
+  const k = randomTensor(rng, [1, 40, 1, 32], dtype);
+  const v = randomTensor(rng, [1, 40, 1, 32], dtype);
+  const dout = randomTensor(rng, [1, 33, 2, 32], dtype);
+  const opts = { causal: true };
+  const ref = attentionReference64(q, k, v, opts);
+  const g = attentionReferenceBackward64(dout, q, k, v, zeros(q.shape, dtype), new Float32Array(66), opts);
+  return { q, k, v, dout, opts, ref, g };
+}
+
+describe('naive same-precision attention', () => {
+  const seed = freshSeed();
+
+  it(`in float32 it is within a few float32 roundings of the oracle (seed ${seed})`, () => {
+    const { q, k, v, dout, opts, ref, g } = setup('float32', seed);
+    const n = naiveAttention(q, k, v, opts, 'float32', dout);
+    const u = 2 ** -24;
+    expect(maxDeviation(n.forward.out, ref.out).maxErr).toBeLessThan(64 * u * n.forward.outAbs);
+    expect(maxDeviation(n.forward.lse, ref.lse).maxErr).toBeLessThan(64 * u * n.forward.lseAbs);
+    expect(maxDeviation(n.backward!.dq, g.dq).maxErr).toBeLessThan(64 * u * n.backward!.dqAbs);
+    expect(maxDeviation(n.backward!.dk, g.dk).maxErr).toBeLessThan(64 * u * n.backward!.dkAbs);
+    expect(maxDeviation(n.backward!.dv, g.dv).maxErr).toBeLessThan(64 * u * n.backward!.dvAbs);
+  });
+
+  it(`rounding to a narrower compute dtype makes it worse, by about the unit roundoff ratio (seed ${seed})`, () => {
+    const { q, k, v, dout, opts, ref, g } = setup('float32', seed);
+    const e32 = naiveAttention(q, k, v, opts, 'float32', dout);
+    const e16 = naiveAttention(q, k, v, opts, 'float16', dout);
+    const eb16 = naiveAttention(q, k, v, opts, 'bfloat16', dout);
+    const err = (x: ArrayLike<number>, r: ArrayLike<number>) => maxDeviation(x, r).maxErr;
+    expect(err(e16.forward.out, ref.out)).toBeGreaterThan(100 * err(e32.forward.out, ref.out));
+    expect(err(eb16.forward.out, ref.out)).toBeGreaterThan(2 * err(e16.forward.out, ref.out));
+    expect(err(e16.backward!.dq, g.dq)).toBeGreaterThan(100 * err(e32.backward!.dq, g.dq));
+    // Every naive output value is representable in its compute dtype.
+    for (const x of e16.forward.out) expect(Math.fround(x)).toBe(x);
+  });
+
+  it('the |X|_abs magnitudes bound the outputs themselves', () => {
+    const { q, k, v, dout, opts, ref, g } = setup('float16', seed);
+    const n = naiveAttention(q, k, v, opts, 'float16', dout);
+    const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    expect(maxAbs(ref.out)).toBeLessThanOrEqual(n.forward.outAbs * (1 + 1e-2));
+    expect(maxAbs(g.dq)).toBeLessThanOrEqual(n.backward!.dqAbs * (1 + 1e-2));
+    expect(maxAbs(g.dk)).toBeLessThanOrEqual(n.backward!.dkAbs * (1 + 1e-2));
+    expect(maxAbs(g.dv)).toBeLessThanOrEqual(n.backward!.dvAbs * (1 + 1e-2));
+  });
+
+  it('fully masked rows give out 0, lse -Infinity and zero gradients', () => {
+    const rng = createRng(seed);
+    const q = randomTensor(rng, [1, 5, 1, 8]);
+    const k = randomTensor(rng, [1, 2, 1, 8]);
+    const v = randomTensor(rng, [1, 2, 1, 8]);
+    const n = naiveAttention(q, k, v, { causal: true }, 'float32', randomTensor(rng, [1, 5, 1, 8]));
+    // Nq = 5 > Nk = 2, causal bottom-right: rows 0..2 see no key.
+    expect(Array.from(n.forward.lse.slice(0, 3))).toEqual([-Infinity, -Infinity, -Infinity]);
+    expect(Number.isFinite(n.forward.lse[3]!)).toBe(true);
+    expect(Array.from(n.forward.out.slice(0, 24)).every((x) => x === 0)).toBe(true);
+    expect(Array.from(n.backward!.dq.slice(0, 24)).every((x) => x === 0)).toBe(true);
+  });
+});

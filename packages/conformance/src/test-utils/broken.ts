@@ -1,0 +1,61 @@
+/**
+ * Deliberately wrong backends, each wrapping a correct one, to prove the suite can fail.
+ */
+import {
+  fromFloat32,
+  toFloat32,
+  type AttentionBackend,
+  type AttentionOptions,
+  type Tensor,
+} from '@flashattn/core';
+
+type Fault = 'wrong-scale' | 'out-perturbed' | 'lse-off' | 'masked-rows-nan' | 'dv-perturbed' | 'masked-lse-zero';
+
+function perturb(t: Tensor, index: number, delta: number): Tensor {
+  const f = Float32Array.from(toFloat32(t));
+  f[index % f.length]! += delta;
+  return fromFloat32(f, t.shape, t.dtype);
+}
+
+/** `inner` with one fault injected; name `broken(<fault>)`. */
+export function brokenBackend(inner: AttentionBackend, fault: Fault): AttentionBackend {
+  return {
+    name: `broken(${fault})`,
+    capabilities: inner.capabilities,
+    async forward(q, k, v, opts?: AttentionOptions) {
+      if (fault === 'wrong-scale') {
+        // Forgets the 1/sqrt(D) default and uses 1.1x of it.
+        const scale = 1.1 / Math.sqrt(q.shape[3]!);
+        return inner.forward(q, k, v, { ...opts, softmaxScale: scale });
+      }
+      const r = await inner.forward(q, k, v, opts);
+      if (fault === 'out-perturbed') return { out: perturb(r.out, 7, 0.25), lse: r.lse };
+      if (fault === 'lse-off') return { out: r.out, lse: r.lse.map((x) => (Number.isFinite(x) ? x + 0.1 : x)) };
+      if (fault === 'masked-rows-nan' || fault === 'masked-lse-zero') {
+        // The classic bug: a row that saw no key computes 0/0 and log(0) - (-Inf) instead of 0 and -Inf.
+        const D = q.shape[3]!;
+        const out = Float32Array.from(toFloat32(r.out));
+        const lse = Float32Array.from(r.lse);
+        const [B, Nq, Hq] = q.shape as [number, number, number];
+        for (let b = 0; b < B; b++) {
+          for (let h = 0; h < Hq; h++) {
+            for (let i = 0; i < Nq; i++) {
+              const li = (b * Hq + h) * Nq + i;
+              if (lse[li] !== -Infinity) continue;
+              if (fault === 'masked-lse-zero') lse[li] = 0;
+              else out.fill(NaN, ((b * Nq + i) * Hq + h) * D, ((b * Nq + i) * Hq + h + 1) * D);
+            }
+          }
+        }
+        return { out: fromFloat32(out, q.shape, q.dtype), lse };
+      }
+      return r;
+    },
+    async backward(dout, q, k, v, out, lse, opts?: AttentionOptions) {
+      const g = await inner.backward(dout, q, k, v, out, lse, opts);
+      if (fault === 'dv-perturbed') return { ...g, dv: perturb(g.dv, 3, 0.25) };
+      return g;
+    },
+    dispose: () => inner.dispose(),
+  };
+}

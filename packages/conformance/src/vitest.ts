@@ -1,0 +1,79 @@
+/**
+ * `describeConformance`: register the conformance suite in a backend package's vitest run, one test per
+ * case (so CI counts show them), with the backend created once before and disposed after.
+ *
+ *   describeConformance('cpu-flash', () => createCpuBackend({ kind: 'flash' }), { matrix: 'ci' });
+ *   describeConformance('webgpu', createWebGpuBackend, { matrix: 'smoke', skip: noAdapter ? 'no WebGPU adapter' : undefined });
+ */
+import { freshSeed, type AttentionBackend } from '@flashattn/core';
+import { afterAll, beforeAll, describe, it } from 'vitest';
+import { casesFor, matchesFilter, type CaseFilter, type MatrixName } from './cases.js';
+import { readConformanceEnv } from './env.js';
+import { assertConformance, runCase, unsupportedReason } from './run.js';
+
+export interface DescribeConformanceOptions {
+  /** The matrix this suite runs by default ('ci' if absent). FLASHATTN_CONFORMANCE_MATRIX overrides it. */
+  matrix?: MatrixName;
+  /** Run seed; default FLASHATTN_CONFORMANCE_SEED, else a fresh one. Printed in the suite title. */
+  seed?: number;
+  /** Keep only matching cases (also FLASHATTN_CONFORMANCE_FILTER, a substring of the case id). */
+  filter?: CaseFilter;
+  /** Check the backward too (default true). */
+  backward?: boolean;
+  /** When set, every case is registered as skipped and this reason is printed. */
+  skip?: string;
+  /** Per-test timeout in ms (default 300 s, 600 s for 'full'). */
+  timeoutMs?: number;
+}
+
+export function describeConformance(
+  name: string,
+  createBackend: () => Promise<AttentionBackend> | AttentionBackend,
+  opts: DescribeConformanceOptions = {},
+): void {
+  const env = readConformanceEnv();
+  const matrix = env.matrix ?? opts.matrix ?? 'ci';
+  const seed = (opts.seed ?? env.seed ?? freshSeed()) >>> 0;
+  const cases = casesFor(matrix).filter((c) => matchesFilter(c, opts.filter) && matchesFilter(c, env.filter));
+  const timeout = opts.timeoutMs ?? (matrix === 'full' ? 600_000 : 300_000);
+  const title = `conformance ${name} [${matrix}] seed=${seed}`;
+
+  if (opts.skip !== undefined) {
+    console.warn(`${title}: all ${cases.length} cases skipped: ${opts.skip}`);
+    describe.skip(`${title} (skipped: ${opts.skip})`, () => {
+      for (const c of cases) it(c.id, () => undefined);
+    });
+    return;
+  }
+
+  describe(title, () => {
+    let backend: AttentionBackend | undefined;
+    beforeAll(async () => {
+      backend = await createBackend();
+    }, timeout);
+    afterAll(async () => {
+      await backend?.dispose();
+    }, timeout);
+
+    for (const c of cases) {
+      it(
+        c.id,
+        async (ctx) => {
+          if (!backend) throw new Error(`${title}: createBackend() did not produce a backend`);
+          const reason = unsupportedReason(backend, c);
+          if (reason !== undefined) {
+            console.warn(`${title} ${c.id}: skipped: ${reason}`);
+            ctx.skip(reason);
+          }
+          const r = await runCase(backend, c, { seed, backward: opts.backward ?? true });
+          const ratios = r.checks.map((ch) => `${ch.output} ${Number.isFinite(ch.ratio) ? ch.ratio.toFixed(2) : ch.ratio}`);
+          console.log(
+            `${r.status} ${name} ${c.id}: err/naive ${ratios.join(', ')}; fwd ${r.timeMs.forward.toFixed(1)} ms, bwd ${r.timeMs.backward.toFixed(1)} ms`,
+          );
+          assertConformance(r);
+        },
+        timeout,
+      );
+    }
+  });
+}
