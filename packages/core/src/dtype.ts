@@ -39,9 +39,23 @@ export function float32FromBits(bits: number): number {
   return f32[0]!;
 }
 
+/**
+ * float32 bits of x rounded to odd: x truncated toward zero to float32, with the lowest mantissa bit
+ * set when that dropped anything. Rounding this to a format with at least 2 fewer mantissa bits gives
+ * the same result as rounding x directly (no double rounding), for float64 x; float32 x is unchanged.
+ */
+function float32BitsRoundToOdd(x: number): number {
+  f32[0] = x;
+  let bits = u32[0]!;
+  const f = f32[0]!;
+  if (f === x || Number.isNaN(x)) return bits;
+  if (Math.abs(f) > Math.abs(x)) bits = (bits - 1) >>> 0; // one step toward zero (same sign)
+  return (bits | 1) >>> 0;
+}
+
 /** Round a number to the nearest float16, ties to even; returns the 16 raw bits. */
 export function float32ToFloat16Bits(x: number): number {
-  const bits = float32Bits(x);
+  const bits = float32BitsRoundToOdd(x);
   const sign = (bits >>> 16) & 0x8000;
   const exp = (bits >>> 23) & 0xff;
   let mant = bits & 0x7fffff;
@@ -82,7 +96,7 @@ export function float16BitsToFloat32(h: number): number {
 
 /** Round a number to the nearest bfloat16, ties to even; returns the 16 raw bits. */
 export function float32ToBFloat16Bits(x: number): number {
-  const bits = float32Bits(x);
+  const bits = float32BitsRoundToOdd(x);
   if ((bits & 0x7f800000) === 0x7f800000 && (bits & 0x7fffff) !== 0) {
     return ((bits >>> 16) | 0x40) & 0xffff; // quiet NaN
   }
