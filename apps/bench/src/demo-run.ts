@@ -85,6 +85,8 @@ export interface LargeResult {
   gflops: number;
   measuredBytes: number;
   maxRssGrowth: number;
+  /** Peak resident set of the whole process after the call, bytes (inputs, runtime and all). */
+  processMaxRss: number;
   predictedBytes: number | undefined;
   /** What the reference's S and P (float64) would need for one head, bytes. */
   referenceWouldNeed: number;
@@ -235,6 +237,7 @@ export async function runDemo(cfg: DemoConfig, progress: Progress = () => {}): P
       gflops: gflopsPerSecond(forwardFlops({ ...sizes, causal: cfg.largeCausal }), ms),
       measuredBytes: m.arrayBufferBytes,
       maxRssGrowth: m.maxRssGrowth,
+      processMaxRss: sampleMemory().maxRss,
       predictedBytes: isCpuFlash ? flashWorkingSet(sizes).allocated : undefined,
       referenceWouldNeed: 16 * n * n,
       finite,

@@ -75,6 +75,7 @@ function largeTable(rows: LargeResult[]): string {
     { header: 'measured alloc', cell: (r) => fmtBytes(r.measuredBytes) },
     { header: 'predicted alloc', cell: (r) => fmtBytes(r.predictedBytes) },
     { header: 'peak RSS growth', cell: (r) => fmtBytes(r.maxRssGrowth) },
+    { header: 'process peak RSS', cell: (r) => fmtBytes(r.processMaxRss) },
     { header: 'reference S+P would need', cell: (r) => fmtBytes(r.referenceWouldNeed) },
     { header: 'finite', cell: (r) => (r.finite ? 'yes' : 'NO'), align: 'left' },
   ];

@@ -195,7 +195,7 @@ describe('causal block counting', () => {
 
 describe('FLOPs', () => {
   it('follows the FlashAttention convention: 4 B H Nq Nk d, halved when causal, backward 2.5x', () => {
-    const p = { batch: 2, heads: 8, seqlenQ: 1024, seqlenK: 512, headDim: 64, bytesPerElement: 2 };
+    const p = { batch: 2, heads: 8, seqlenQ: 1024, seqlenK: 512, headDim: 64 };
     expect(attentionFlops(p)).toEqual({ forward: 4 * 2 * 8 * 1024 * 512 * 64, backward: 10 * 2 * 8 * 1024 * 512 * 64 });
     expect(attentionFlops({ ...p, causal: true }).forward).toBe(2 * 2 * 8 * 1024 * 512 * 64);
   });

@@ -205,7 +205,7 @@ function traffic(terms: TrafficTerm[], heads: number): HbmTraffic {
 }
 
 /** FlashAttention-convention FLOPs: forward 4 B H Nq Nk d, halved when causal; backward 2.5 x forward. */
-export function attentionFlops(p: AttentionProblem): { forward: number; backward: number } {
+export function attentionFlops(p: Omit<AttentionProblem, 'bytesPerElement'>): { forward: number; backward: number } {
   const forward = (4 * p.batch * p.heads * p.seqlenQ * p.seqlenK * p.headDim) / (p.causal ? 2 : 1);
   return { forward, backward: 2.5 * forward };
 }
@@ -299,7 +299,7 @@ export function attentionIoModel(input: IoModelInput): IoModel {
 
   // FLOPs. Standard: S = Q K^T and O = P V are 2 Nq Nk d each (4 per entry); its backward has four
   // matmuls (dV, dP, dQ, dK: 8 per entry). FA2's backward also recomputes S (10 per entry: 2.5 x).
-  const conv = attentionFlops({ batch, heads, seqlenQ: Nq, seqlenK: Nk, headDim: d, bytesPerElement: e, causal });
+  const conv = attentionFlops({ batch, heads, seqlenQ: Nq, seqlenK: Nk, headDim: d, causal });
   const visible = visiblePairs(
     { seqlenQ: Nq, seqlenK: Nk },
     { causal, softmaxScale: 1, windowLeft: -1, windowRight: causal ? 0 : -1 },

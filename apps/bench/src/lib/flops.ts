@@ -15,11 +15,11 @@ export interface FlopProblem {
 }
 
 export function forwardFlops(p: FlopProblem): number {
-  return attentionFlops({ ...p, bytesPerElement: 1 }).forward;
+  return attentionFlops(p).forward;
 }
 
 export function backwardFlops(p: FlopProblem): number {
-  return attentionFlops({ ...p, bytesPerElement: 1 }).backward;
+  return attentionFlops(p).backward;
 }
 
 /** GFLOP/s for `flops` done in `ms` milliseconds. */
