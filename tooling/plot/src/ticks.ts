@@ -46,7 +46,7 @@ export function linearScale(lo: number, hi: number, target = 6, fixedTicks?: rea
   return { min, max, log: false, ticks, frac: (v) => (v - min) / (max - min) };
 }
 
-/** log10 scale over [lo, hi] (both > 0), widened to whole decades when the span is >= 1 decade. */
+/** log10 scale over [lo, hi] (both > 0), padded a little on both sides. */
 export function logScale(lo: number, hi: number, fixedTicks?: readonly number[]): Scale {
   if (!(lo > 0) || !(hi > 0)) {
     lo = 1;
@@ -56,17 +56,11 @@ export function logScale(lo: number, hi: number, fixedTicks?: readonly number[])
     lo /= 2;
     hi *= 2;
   }
-  let l0 = Math.log10(lo);
-  let l1 = Math.log10(hi);
-  const decades = l1 - l0;
-  if (decades >= 1) {
-    l0 = Math.floor(l0 + 1e-9);
-    l1 = Math.ceil(l1 - 1e-9);
-  } else {
-    const pad = 0.05 * Math.max(decades, 0.1);
-    l0 -= pad;
-    l1 += pad;
-  }
+  const decades = Math.log10(hi) - Math.log10(lo);
+  // Pad 4% of the span (at least 0.02 decades) on each side, in log space.
+  const pad = 0.04 * Math.max(decades, 0.5);
+  const l0 = Math.log10(lo) - pad;
+  const l1 = Math.log10(hi) + pad;
   const min = 10 ** l0;
   const max = 10 ** l1;
   let ticks: number[];
@@ -82,6 +76,8 @@ export function logScale(lo: number, hi: number, fixedTicks?: readonly number[])
         if (t >= min * (1 - 1e-9) && t <= max * (1 + 1e-9)) ticks.push(t);
       }
     }
+    // A narrow range may hold fewer than two of those: use evenly spaced nice values instead.
+    if (ticks.length < 2) ticks = linearScale(lo, hi, 4).ticks.filter((t) => t >= min && t <= max && t > 0);
   }
   const dMin = Math.min(min, ...ticks);
   const dMax = Math.max(max, ...ticks);
