@@ -13,7 +13,7 @@ import { DTYPES, freshSeed } from '@flashattn/core';
 import { runDemo, type CaseResult, type DemoResult, type LargeResult, type ModelResult } from './demo-run.js';
 import { parseArgsOrExit, type ArgSchema } from './lib/args.js';
 import { canCollect } from './lib/memory.js';
-import { fmt, fmtBytes, formatTable, type Column } from './lib/table.js';
+import { fmt, fmtBytes, formatMarkdownTable, formatTable, type Column } from './lib/table.js';
 import { selectBackend } from './select-backend.js';
 
 const schema = {
@@ -32,11 +32,12 @@ const schema = {
   largeCausal: { type: 'boolean', help: 'causal mask for the --large runs' },
   json: { type: 'string', help: 'write all results as JSON to this file' },
   plot: { type: 'string', help: 'write time vs N (reference vs flash) to this .png or .svg file' },
+  markdown: { type: 'boolean', help: 'print the tables as GitHub Markdown (for BENCHMARKS.md)' },
 } as const satisfies ArgSchema;
 
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
-function caseTable(rows: CaseResult[]): string {
+function caseTable(rows: CaseResult[], md = false): string {
   const cols: Column<CaseResult>[] = [
     { header: 'N', cell: (r) => String(r.n) },
     { header: 'mask', cell: (r) => (r.causal ? 'causal' : 'full'), align: 'left' },
@@ -48,10 +49,10 @@ function caseTable(rows: CaseResult[]): string {
     { header: 'max|err| out', cell: (r) => fmt(r.maxAbsErr, 2) },
     { header: 'max|err| lse', cell: (r) => fmt(r.lseMaxAbsErr, 2) },
   ];
-  return formatTable(cols, rows);
+  return md ? formatMarkdownTable(cols, rows) : formatTable(cols, rows);
 }
 
-function modelTable(rows: ModelResult[]): string {
+function modelTable(rows: ModelResult[], md = false): string {
   const cols: Column<ModelResult>[] = [
     { header: 'N', cell: (r) => String(r.n) },
     { header: 'mask', cell: (r) => (r.causal ? 'causal' : 'full'), align: 'left' },
@@ -62,10 +63,10 @@ function modelTable(rows: ModelResult[]): string {
     { header: 'standard us', cell: (r) => `${fmt(r.standardUs)} (${r.standardBound})` },
     { header: 'flash us', cell: (r) => `${fmt(r.flashUs)} (${r.flashBound})` },
   ];
-  return formatTable(cols, rows);
+  return md ? formatMarkdownTable(cols, rows) : formatTable(cols, rows);
 }
 
-function largeTable(rows: LargeResult[]): string {
+function largeTable(rows: LargeResult[], md = false): string {
   const cols: Column<LargeResult>[] = [
     { header: 'N', cell: (r) => String(r.n) },
     { header: 'mask', cell: (r) => (r.causal ? 'causal' : 'full'), align: 'left' },
@@ -79,7 +80,7 @@ function largeTable(rows: LargeResult[]): string {
     { header: 'reference S+P would need', cell: (r) => fmtBytes(r.referenceWouldNeed) },
     { header: 'finite', cell: (r) => (r.finite ? 'yes' : 'NO'), align: 'left' },
   ];
-  return formatTable(cols, rows);
+  return md ? formatMarkdownTable(cols, rows) : formatTable(cols, rows);
 }
 
 function plotTimes(path: string, res: DemoResult, d: number): void {
@@ -148,15 +149,15 @@ async function main(): Promise<void> {
       `max|err| is against the float64 oracle. "measured alloc" = largest growth of ArrayBuffer bytes over a call ` +
       `(heap collected before it), "predicted alloc" = what the code allocates (apps/bench/src/cpu-working-set.ts).\n\n`,
   );
-  out.write(`${caseTable(res.cases)}\n`);
+  out.write(`${caseTable(res.cases, args.markdown)}\n`);
   out.write(
     `\nIO model (packages/core/src/io-model.ts), same problems on ${'H100 SXM5'}: bfloat16, M = 228 KiB shared memory per SM, ` +
       `forward HBM bytes and roofline time (3.35 TB/s, 989.5 TFLOP/s):\n\n`,
   );
-  out.write(`${modelTable(res.model)}\n`);
+  out.write(`${modelTable(res.model, args.markdown)}\n`);
   if (res.large.length > 0) {
     out.write(`\nLarge case: flash forward alone (the reference would need 16 N^2 bytes for S and P in float64):\n\n`);
-    out.write(`${largeTable(res.large)}\n`);
+    out.write(`${largeTable(res.large, args.markdown)}\n`);
   }
   out.write(`\n(${seconds.toFixed(1)} s)\n`);
 
