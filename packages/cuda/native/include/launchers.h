@@ -1,0 +1,38 @@
+// Host-side entry points of the kernels (each defined in its own .cu file under kernels/ or inst/).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "flash_params.h"
+
+namespace flash {
+
+// Forward / dK-dV kernels, one instantiation per (dtype, head dim) in inst/*.cu.
+#define FLASH_DECLARE(D)                                                                     \
+  cudaError_t run_fwd_fp16_d##D(const FwdParams& p, cudaStream_t s);                         \
+  cudaError_t run_fwd_bf16_d##D(const FwdParams& p, cudaStream_t s);                         \
+  cudaError_t run_bwd_fp16_d##D(const BwdParams& p, cudaStream_t s);                         \
+  cudaError_t run_bwd_bf16_d##D(const BwdParams& p, cudaStream_t s);
+FLASH_DECLARE(32)
+FLASH_DECLARE(64)
+FLASH_DECLARE(96)
+FLASH_DECLARE(128)
+FLASH_DECLARE(256)
+#undef FLASH_DECLARE
+
+cudaError_t launch_bwd_preprocess(int dtype, const BwdParams& p, cudaStream_t stream);
+cudaError_t launch_bwd_dq_convert(int dtype, const BwdParams& p, cudaStream_t stream);
+cudaError_t launch_bwd_gqa_reduce(int dtype, const BwdParams& p, cudaStream_t stream);
+cudaError_t launch_convert_pad(int src_dtype, int dst_dtype, const void* src, void* dst, int64_t rows, int src_cols,
+                               int dst_cols, cudaStream_t stream);
+
+// Dispatch on (dtype, head dim); head dim must be 32, 64, 96, 128 or 256 and dtype fp16 or bf16.
+cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream);
+// Whole backward: zero dQ_accum (and the semaphores), D_i, dK/dV kernel, dQ convert, GQA reduction.
+cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream);
+// Q rows per step of the dK/dV kernel (sizes the deterministic-mode semaphores: B * Hq * ceil(Nq / it)).
+int bwd_block_q(int head_dim);
+
+}  // namespace flash

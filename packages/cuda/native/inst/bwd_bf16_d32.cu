@@ -1,0 +1,4 @@
+// Instantiation: backward dK/dV/dQ kernel, bf16, head dim 32 (one per file so nvcc compiles them in parallel).
+#include "../include/launchers.h"
+#include "../kernels/flash_bwd_dkdv.cuh"
+cudaError_t flash::run_bwd_bf16_d32(const BwdParams& p, cudaStream_t s) { return launch_flash_bwd_dkdv<__nv_bfloat16, 32>(p, s); }

@@ -1,0 +1,4 @@
+// Instantiation: forward, fp16, head dim 64 (one per file so nvcc compiles them in parallel).
+#include "../include/launchers.h"
+#include "../kernels/flash_fwd.cuh"
+cudaError_t flash::run_fwd_fp16_d64(const FwdParams& p, cudaStream_t s) { return launch_flash_fwd<__half, 64>(p, s); }

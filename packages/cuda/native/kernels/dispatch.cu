@@ -1,0 +1,51 @@
+// Dispatch on (dtype, head dim) and the backward's sequence of launches.
+#include "../include/launchers.h"
+
+namespace flash {
+
+#define FLASH_CASE(D, KIND)                                                  \
+  case D:                                                                    \
+    return dtype == kFloat16 ? run_##KIND##_fp16_d##D(p, stream) : run_##KIND##_bf16_d##D(p, stream);
+
+cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream) {
+  switch (p.s.D) {
+    FLASH_CASE(32, fwd)
+    FLASH_CASE(64, fwd)
+    FLASH_CASE(96, fwd)
+    FLASH_CASE(128, fwd)
+    FLASH_CASE(256, fwd)
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) {
+  switch (p.s.D) {
+    FLASH_CASE(32, bwd)
+    FLASH_CASE(64, bwd)
+    FLASH_CASE(96, bwd)
+    FLASH_CASE(128, bwd)
+    FLASH_CASE(256, bwd)
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+#undef FLASH_CASE
+
+int bwd_block_q(int) { return 64; }
+
+cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream) {
+  const AttnShape& s = p.s;
+  cudaError_t err = cudaMemsetAsync(p.dq_accum, 0, sizeof(float) * (size_t)s.B * s.Nq * s.Hq * s.D, stream);
+  if (err == cudaSuccess && p.dq_semaphore) {
+    const size_t tr = (size_t)(s.Nq + bwd_block_q(s.D) - 1) / bwd_block_q(s.D);
+    err = cudaMemsetAsync(p.dq_semaphore, 0, sizeof(int) * (size_t)s.B * s.Hq * tr, stream);
+  }
+  if (err == cudaSuccess) err = launch_bwd_preprocess(dtype, p, stream);
+  if (err == cudaSuccess) err = run_dkdv(dtype, p, stream);
+  if (err == cudaSuccess) err = launch_bwd_dq_convert(dtype, p, stream);
+  if (err == cudaSuccess && p.dk_expanded) err = launch_bwd_gqa_reduce(dtype, p, stream);
+  return err;
+}
+
+}  // namespace flash

@@ -1,0 +1,113 @@
+/**
+ * Loading the optional addon. Built by scripts/build-native.mjs (node-gyp + nvcc) into
+ * build/Release/flashattn_cuda.node; FLASHATTN_CUDA_ADDON overrides the path (used by bundles).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** A device pointer, as the addon passes it. */
+export type DevicePtr = bigint;
+
+/** Shape and options of one attention call as the kernels take them (head dim already padded). */
+export interface NativeShape {
+  /** 1 = float16, 2 = bfloat16 (the compute dtype). */
+  dtype: number;
+  batch: number;
+  nheadsQ: number;
+  nheadsK: number;
+  seqlenQ: number;
+  seqlenK: number;
+  headDim: number;
+  softmaxScale: number;
+  windowLeft: number;
+  windowRight: number;
+}
+export interface NativeForward extends NativeShape {
+  q: DevicePtr;
+  k: DevicePtr;
+  v: DevicePtr;
+  out: DevicePtr;
+  lse: DevicePtr;
+}
+export interface NativeBackward extends NativeShape {
+  q: DevicePtr;
+  k: DevicePtr;
+  v: DevicePtr;
+  out: DevicePtr;
+  dout: DevicePtr;
+  lse: DevicePtr;
+  dq: DevicePtr;
+  dk: DevicePtr;
+  dv: DevicePtr;
+  deterministic: boolean;
+}
+
+export interface DeviceInfo {
+  name: string;
+  major: number;
+  minor: number;
+  multiProcessorCount: number;
+  totalGlobalMem: number;
+  driverVersion: number;
+  runtimeVersion: number;
+}
+
+/** The addon's functions (native/addon.cpp). Enqueueing calls are synchronous; waits return Promises. */
+export interface CudaAddon {
+  deviceCount(): number;
+  deviceInfo(device: number): DeviceInfo;
+  malloc(device: number, bytes: number): DevicePtr;
+  free(device: number, ptr: DevicePtr): void;
+  memcpy(device: number, ptr: DevicePtr, host: ArrayBufferView, toDevice: boolean): Promise<void>;
+  synchronize(device: number): Promise<void>;
+  convert(
+    device: number,
+    a: { src: DevicePtr; srcDtype: number; dst: DevicePtr; dstDtype: number; rows: number; srcCols: number; dstCols: number },
+  ): void;
+  forward(device: number, p: NativeForward): void;
+  backward(device: number, p: NativeBackward): void;
+  benchmark(device: number, fwd: NativeForward | null, bwd: NativeBackward | null, warmup: number, iters: number): Promise<number[]>;
+  memPoolPeak(device: number, reset: boolean): number;
+}
+
+export type AddonLoad = { addon: CudaAddon; path: string } | { addon: undefined; reason: string };
+
+let cached: AddonLoad | undefined;
+
+function packageRoot(): string {
+  // dist/native.js or src/native.ts -> package root
+  return join(dirname(fileURLToPath(import.meta.url)), '..');
+}
+
+/** Load the addon once; on failure say why (not built, and the build's own reason when it left one). */
+export function loadAddon(): AddonLoad {
+  if (cached) return cached;
+  const override = process.env.FLASHATTN_CUDA_ADDON;
+  const root = packageRoot();
+  const path = override ?? join(root, 'build', 'Release', 'flashattn_cuda.node');
+  if (!existsSync(path)) {
+    let reason = `the native addon was not built (${path} is missing)`;
+    const statusFile = join(root, 'build', 'native-status.json');
+    if (!override && existsSync(statusFile)) {
+      try {
+        const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { reason?: string };
+        if (status.reason) reason += `: ${status.reason}`;
+      } catch {
+        // keep the generic reason
+      }
+    } else if (!override) {
+      reason += ': run `pnpm --filter @flashattn/cuda build` with nvcc on PATH';
+    }
+    cached = { addon: undefined, reason };
+    return cached;
+  }
+  try {
+    const require = createRequire(import.meta.url);
+    cached = { addon: require(path) as CudaAddon, path };
+  } catch (e) {
+    cached = { addon: undefined, reason: `the native addon failed to load: ${(e as Error).message}` };
+  }
+  return cached;
+}
