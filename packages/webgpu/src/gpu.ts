@@ -1,0 +1,98 @@
+/**
+ * Getting a GPUDevice: navigator.gpu in browsers, the optional `webgpu` package (Dawn) in Node.
+ * Failures become BackendUnavailableError with the reason.
+ */
+import { BackendUnavailableError } from '@flashattn/core';
+
+export interface AcquireOptions {
+  /** Use this device (the caller keeps ownership: dispose() does not destroy it). */
+  device?: GPUDevice;
+  /** Use this adapter to request a device. */
+  adapter?: GPUAdapter;
+  powerPreference?: GPUPowerPreference;
+  /**
+   * Dawn-only: extra `create()` flags for Node. Default enables shader-f16 on NVIDIA Vulkan and the
+   * experimental features behind allow_unsafe_apis (only features this package uses are requested).
+   */
+  dawnFlags?: readonly string[];
+}
+
+export interface Acquired {
+  device: GPUDevice;
+  adapterInfo: GPUAdapterInfo | undefined;
+  /** True when this module created the device and must destroy it. */
+  owned: boolean;
+  /**
+   * The GPU object the device came from. Dawn-node tears its instance down when this is garbage
+   * collected (a live device then aborts the process with "Owner died"), and the process does not
+   * exit while it is referenced: hold it while the device lives, drop it after device.destroy().
+   */
+  gpu: GPU | undefined;
+}
+
+/** Features requested when present. */
+const WANTED: readonly GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+
+export const DEFAULT_DAWN_FLAGS: readonly string[] = [
+  'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
+];
+
+async function nodeGPU(flags: readonly string[]): Promise<GPU> {
+  let mod: { create: (flags: string[]) => GPU };
+  try {
+    // A variable specifier keeps bundlers from resolving the optional peer dependency.
+    const name = 'webgpu';
+    mod = (await import(/* @vite-ignore */ name)) as typeof mod;
+  } catch (cause) {
+    throw new BackendUnavailableError(
+      'webgpu',
+      "no navigator.gpu and the optional peer dependency 'webgpu' (Dawn for Node) is not installed; " +
+        'run `npm install webgpu`',
+      { cause },
+    );
+  }
+  return mod.create([...flags]);
+}
+
+/** Find navigator.gpu (browser, Deno) or create Dawn's (Node). */
+async function findGPU(flags: readonly string[]): Promise<GPU> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  if (typeof process !== 'undefined' && process.versions?.node) return nodeGPU(flags);
+  throw new BackendUnavailableError('webgpu', 'navigator.gpu is not available (WebGPU disabled or unsupported)');
+}
+
+export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired> {
+  if (opts.device) return { device: opts.device, adapterInfo: opts.device.adapterInfo, owned: false, gpu: undefined };
+  let adapter = opts.adapter ?? null;
+  let gpu: GPU | undefined;
+  if (!adapter) {
+    gpu = await findGPU(opts.dawnFlags ?? DEFAULT_DAWN_FLAGS);
+    adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
+    if (!adapter) {
+      throw new BackendUnavailableError(
+        'webgpu',
+        'requestAdapter() returned null (no GPU; in Node on a CPU-only machine install chromium and set ' +
+          'VK_DRIVER_FILES=/usr/lib/chromium/vk_swiftshader_icd.json for SwiftShader)',
+      );
+    }
+  }
+  const requiredFeatures = WANTED.filter((f) => adapter.features.has(f));
+  const lim = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: lim.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: lim.maxComputeWorkgroupSizeX,
+    maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize,
+    maxBufferSize: lim.maxBufferSize,
+    maxStorageBuffersPerShaderStage: lim.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupsPerDimension: lim.maxComputeWorkgroupsPerDimension,
+  };
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
+  } catch (cause) {
+    throw new BackendUnavailableError('webgpu', `requestDevice failed: ${String(cause)}`, { cause });
+  }
+  return { device, adapterInfo: adapter.info, owned: true, gpu };
+}

@@ -1,0 +1,14 @@
+export { createWebGPUBackend, MAX_HEAD_DIM } from './backend.js';
+export type {
+  WebGPUAttentionBackend,
+  WebGPUBackendOptions,
+  DeviceForwardResult,
+  DeviceGradients,
+} from './backend.js';
+export type { GPUTensor } from './device-tensor.js';
+export { LSE_MASKED } from './device-tensor.js';
+export { acquireDevice, DEFAULT_DAWN_FLAGS, type AcquireOptions } from './gpu.js';
+export { Runtime } from './runtime.js';
+export { chooseVariant, type Variant } from './variants.js';
+export type { Tiles } from './kernels/tiles.js';
+export { flashForwardWGSL } from './kernels/flash-forward.wgsl.js';

@@ -1,0 +1,170 @@
+/**
+ * FlashAttention-2 backward, dK/dV pass (Algorithm 2): one workgroup per (K/V block, kv head, batch)
+ * keeps dK_j, dV_j in registers and loops over the query heads of its group (GQA/MQA: the sum over
+ * the group happens here, without atomics) and over the query blocks that can see its keys.
+ * Per query block it recomputes S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
+ * dS^T = P^T * (dP^T - D) (lines 11-14) and adds dV_j += P^T dO (line 12), dK_j += dS^T Q (line 16).
+ *
+ * Here the register tile's rows are keys (BR) and its columns queries (BC).
+ * Bindings: q, dout (B, Nq, Hq, D), k, v (B, Nk, Hk, D) in storage dtype; lse, delta (B, Hq, Nq)
+ * f32; dk, dv (B, Nk, Hk, D) f32.
+ */
+import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
+import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
+import { derive, unroll, type Tiles } from './tiles.js';
+
+export function flashBackwardDkdvSharedBytes(headDim: number, tiles: Tiles): number {
+  const t = derive(tiles, headDim);
+  const chunkA = 2 * t.DK * t.SR + 2 * t.DK * t.SC; // K, V, Q, dO chunks
+  const chunkB = 2 * t.JK * t.DP; // dO and Q rows
+  return 4 * (Math.max(chunkA, chunkB) + 2 * t.BC * t.SR);
+}
+
+export function flashBackwardDkdvWGSL(headDim: number, kind: StorageKind, tiles: Tiles): string {
+  const D = headDim;
+  const t = derive(tiles, D);
+  const { BR, BC, TM, TN, DK, JK, GX, NT, DP, TD, SR, SC } = t;
+  const KOFF = 0;
+  const VOFF = DK * SR;
+  const QOFF = 2 * DK * SR;
+  const OOFF = 2 * DK * SR + DK * SC;
+  const X1 = 0; // dO rows (JK, DP)
+  const X2 = JK * DP; // Q rows (JK, DP)
+  const P1 = Math.max(2 * DK * SR + 2 * DK * SC, 2 * JK * DP); // P^T stored (BC, SR): [query][key]
+  const P2 = P1 + BC * SR; // dS^T stored (BC, SR)
+  const SM = P2 + BC * SR;
+  const arr = arrayType(kind);
+  const fill = (off: number, stride: number, n: number, buf: string, base: string, rowStride: string, limit: string, first: string) => `
+      for (var e = lid; e < ${DK * n}u; e += ${NT}u) {
+        let dd = e % ${DK}u; let i = e / ${DK}u;
+        let row = ${first} + i; let d = d0 + dd;
+        var x = 0.0;
+        if (row < ${limit} && d < D) { x = ld_${buf}(${base} + row * ${rowStride} + d); }
+        sm[${off}u + dd * ${stride}u + i] = x;
+      }`;
+  const rows = (off: number, buf: string) => `
+      for (var e = lid; e < ${JK * DP}u; e += ${NT}u) {
+        let d = e % ${DP}u; let ii = e / ${DP}u;
+        let row = i0 + ii0 + ii;
+        var x = 0.0;
+        if (row < p.Nq && d < D) { x = ld_${buf}(qBase + row * qRow + d); }
+        sm[${off}u + ii * ${DP}u + d] = x;
+      }`;
+  return `${enableFor(kind)}
+${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> q: ${arr};          // (B, Nq, Hq, D)
+@group(0) @binding(2) var<storage, read> k: ${arr};          // (B, Nk, Hk, D)
+@group(0) @binding(3) var<storage, read> v: ${arr};          // (B, Nk, Hk, D)
+@group(0) @binding(4) var<storage, read> dout: ${arr};       // (B, Nq, Hq, D)
+@group(0) @binding(5) var<storage, read> lse: array<f32>;    // (B, Hq, Nq)
+@group(0) @binding(6) var<storage, read> delta: array<f32>;  // (B, Hq, Nq)
+@group(0) @binding(7) var<storage, read_write> dk: array<f32>; // (B, Nk, Hk, D)
+@group(0) @binding(8) var<storage, read_write> dv: array<f32>; // (B, Nk, Hk, D)
+${loadFn('q', kind)}${loadFn('k', kind)}${loadFn('v', kind)}${loadFn('dout', kind)}
+const D = ${D}u;
+var<workgroup> sm: array<f32, ${SM}>;
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let hk = wg.y;
+  let b = wg.z;
+  let G = p.Hq / p.Hk;
+  let tx = lid % ${GX}u;
+  let ty = lid / ${GX}u;
+  let j0 = wg.x * ${BR}u;
+  let jLast = min(j0 + ${BR}u, p.Nk) - 1u;
+  let scale2 = p.scale * ${LOG2E};
+  let kBase = ((b * p.Nk) * p.Hk + hk) * D;
+  let qRow = p.Hq * D;
+  let kRow = p.Hk * D;
+  let shift = i32(p.Nk) - i32(p.Nq); // key position of query row i is i + shift
+
+  // Query rows that can see a key of this block: keyHi(i) > j0 and keyLo(i) <= jLast.
+  var iBegin = 0;
+  if (p.wr >= 0) { iBegin = max(0, i32(j0) - shift - p.wr); }
+  var iEnd = i32(p.Nq);
+  if (p.wl >= 0) { iEnd = min(i32(p.Nq), i32(jLast) - shift + p.wl + 1); }
+
+  var dkAcc: array<f32, ${TM * TD}>; // dK_j (TM keys x TD columns)
+  var dvAcc: array<f32, ${TM * TD}>; // dV_j
+  for (var g = 0u; g < G; g++) {
+    let h = hk * G + g;
+    let qBase = ((b * p.Nq) * p.Hq + h) * D;
+    for (var i0 = u32(iBegin); i32(i0) < iEnd; i0 += ${BC}u) {
+      var s: array<f32, ${TM * TN}>;
+${unroll(TM * TN, (e) => `    s[${e}] = 0.0; // explicit: SwiftShader keeps a loop-local var's old value\n`)}  // S^T = K Q^T
+      var dp: array<f32, ${TM * TN}>;
+${unroll(TM * TN, (e) => `    dp[${e}] = 0.0;\n`)} // dP^T = V dO^T
+      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${fill(KOFF, SR, BR, 'k', 'kBase', 'kRow', 'p.Nk', 'j0')}${fill(
+    VOFF,
+    SR,
+    BR,
+    'v',
+    'kBase',
+    'kRow',
+    'p.Nk',
+    'j0',
+  )}${fill(QOFF, SC, BC, 'q', 'qBase', 'qRow', 'p.Nq', 'i0')}${fill(OOFF, SC, BC, 'dout', 'qBase', 'qRow', 'p.Nq', 'i0')}
+        workgroupBarrier();
+        for (var dd = 0u; dd < ${DK}u; dd++) {
+${unroll(TM, (r) => `          let a${r} = sm[${KOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];
+          let u${r} = sm[${VOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
+    TN,
+    (c) => `          let b${c} = sm[${QOFF}u + dd * ${SC}u + ${c * GX}u + tx];
+          let w${c} = sm[${OOFF}u + dd * ${SC}u + ${c * GX}u + tx];\n`,
+  )}${unroll(TM, (r) =>
+    unroll(
+      TN,
+      (c) => `          s[${r * TN + c}] = fma(a${r}, b${c}, s[${r * TN + c}]);
+          dp[${r * TN + c}] = fma(u${r}, w${c}, dp[${r * TN + c}]);\n`,
+    ),
+  )}        }
+        workgroupBarrier();
+      }
+      // Algorithm 2, lines 12 and 14 (transposed): P^T, dS^T = P^T * (dP^T - D)
+${unroll(TN, (c) => {
+    let code = `      { let i = i0 + ${c * GX}u + tx;
+        let ii = min(i, p.Nq - 1u);
+        let lo = keyLo(i32(i));
+        let hi = select(lo, keyHi(i32(i)), i < p.Nq);
+        let l2 = lse[(b * p.Hq + h) * p.Nq + ii] * ${LOG2E};
+        let Dc = delta[(b * p.Hq + h) * p.Nq + ii];\n`;
+    for (let r = 0; r < TM; r++) {
+      code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
+          let vis = j >= lo && j < hi;
+          let pr = select(0.0, exp2(min(s[${r * TN + c}] * scale2 - l2, 0.0)), vis);
+          sm[${P1}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr;
+          sm[${P2}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr * (dp[${r * TN + c}] - Dc); }\n`;
+    }
+    return code + '      }\n';
+  })}      workgroupBarrier();
+      // Algorithm 2, lines 12 and 16: dV_j += P^T dO, dK_j += dS^T Q, JK query rows at a time
+      for (var ii0 = 0u; ii0 < ${BC}u; ii0 += ${JK}u) {${rows(X1, 'dout')}${rows(X2, 'q')}
+        workgroupBarrier();
+        for (var ii = 0u; ii < ${JK}u; ii++) {
+${unroll(TM, (r) => `          let pa${r} = sm[${P1}u + (ii0 + ii) * ${SR}u + ty * ${TM}u + ${r}u];
+          let pb${r} = sm[${P2}u + (ii0 + ii) * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
+    TD,
+    (c) => `          let wo${c} = sm[${X1}u + ii * ${DP}u + ${c * GX}u + tx];
+          let wq${c} = sm[${X2}u + ii * ${DP}u + ${c * GX}u + tx];\n`,
+  )}${unroll(TM, (r) =>
+    unroll(
+      TD,
+      (c) => `          dvAcc[${r * TD + c}] = fma(pa${r}, wo${c}, dvAcc[${r * TD + c}]);
+          dkAcc[${r * TD + c}] = fma(pb${r}, wq${c}, dkAcc[${r * TD + c}]);\n`,
+    ),
+  )}        }
+        workgroupBarrier();
+      }
+    }
+  }
+${unroll(TM, (r) => `  { let j = j0 + ty * ${TM}u + ${r}u;
+    if (j < p.Nk) {
+${unroll(TD, (c) => `      if (${c * GX}u + tx < D) {
+        dk[kBase + j * kRow + ${c * GX}u + tx] = dkAcc[${r * TD + c}] * p.scale;
+        dv[kBase + j * kRow + ${c * GX}u + tx] = dvAcc[${r * TD + c}];
+      }\n`)}    }
+  }
+`)}}
+`;
+}

@@ -1,0 +1,148 @@
+/**
+ * FlashAttention-2 backward, dQ pass: one workgroup per (Q block, head, batch) loops over the K/V
+ * blocks its rows can see and accumulates dQ_i in registers, so no float atomics are needed
+ * (WGSL has none). For each block it recomputes S = Q K^T and P = exp(S - lse), dP = dO V^T,
+ * dS = P * (dP - D) (Algorithm 2, lines 11-14) and adds dS K (line 15).
+ *
+ * Bindings: q, dout (B, Nq, Hq, D), k, v (B, Nk, Hk, D) in storage dtype; lse, delta (B, Hq, Nq) f32
+ * (lse in natural log, NEG for fully masked rows); dq (B, Nq, Hq, D) f32.
+ */
+import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
+import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
+import { derive, unroll, type Tiles } from './tiles.js';
+
+export function flashBackwardDqSharedBytes(headDim: number, tiles: Tiles): number {
+  const t = derive(tiles, headDim);
+  const chunkA = 2 * t.DK * t.SR + 2 * t.DK * t.SC; // Q, dO, K, V chunks
+  const chunkB = t.JK * t.DP; // K rows for dS K
+  return 4 * (Math.max(chunkA, chunkB) + t.BC * t.SR);
+}
+
+export function flashBackwardDqWGSL(headDim: number, kind: StorageKind, tiles: Tiles): string {
+  const D = headDim;
+  const t = derive(tiles, D);
+  const { BR, BC, TM, TN, DK, JK, GX, NT, DP, TD, SR, SC } = t;
+  const QOFF = 0;
+  const OOFF = DK * SR; // dO chunk
+  const KOFF = 2 * DK * SR;
+  const VOFF = 2 * DK * SR + DK * SC;
+  const K2OFF = 0;
+  const POFF = Math.max(2 * DK * SR + 2 * DK * SC, JK * DP); // dS^T (BC, SR)
+  const SM = POFF + BC * SR;
+  const arr = arrayType(kind);
+  const fill = (off: number, stride: number, n: number, buf: string, base: string, rowStride: string, limit: string, first: string) => `
+      for (var e = lid; e < ${DK * n}u; e += ${NT}u) {
+        let dd = e % ${DK}u; let i = e / ${DK}u;
+        let row = ${first} + i; let d = d0 + dd;
+        var x = 0.0;
+        if (row < ${limit} && d < D) { x = ld_${buf}(${base} + row * ${rowStride} + d); }
+        sm[${off}u + dd * ${stride}u + i] = x;
+      }`;
+  return `${enableFor(kind)}
+${PARAMS_WGSL}
+@group(0) @binding(1) var<storage, read> q: ${arr};          // (B, Nq, Hq, D)
+@group(0) @binding(2) var<storage, read> k: ${arr};          // (B, Nk, Hk, D)
+@group(0) @binding(3) var<storage, read> v: ${arr};          // (B, Nk, Hk, D)
+@group(0) @binding(4) var<storage, read> dout: ${arr};       // (B, Nq, Hq, D)
+@group(0) @binding(5) var<storage, read> lse: array<f32>;    // (B, Hq, Nq)
+@group(0) @binding(6) var<storage, read> delta: array<f32>;  // (B, Hq, Nq)
+@group(0) @binding(7) var<storage, read_write> dq: array<f32>; // (B, Nq, Hq, D)
+${loadFn('q', kind)}${loadFn('k', kind)}${loadFn('v', kind)}${loadFn('dout', kind)}
+const D = ${D}u;
+var<workgroup> sm: array<f32, ${SM}>;
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.y;
+  let b = wg.z;
+  let hk = h / (p.Hq / p.Hk);
+  let tx = lid % ${GX}u;
+  let ty = lid / ${GX}u;
+  let row0 = wg.x * ${BR}u;
+  let rowLast = min(row0 + ${BR}u, p.Nq) - 1u;
+  let scale2 = p.scale * ${LOG2E};
+  let qBase = ((b * p.Nq) * p.Hq + h) * D;
+  let kBase = ((b * p.Nk) * p.Hk + hk) * D;
+  let qRow = p.Hq * D;
+  let kRow = p.Hk * D;
+
+  var lo: array<i32, ${TM}>;
+  var hi: array<i32, ${TM}>;
+  var lse2: array<f32, ${TM}>;  // lse in log2 units
+  var Di: array<f32, ${TM}>;
+  var acc: array<f32, ${TM * TD}>; // dQ_i (TM rows x TD columns)
+${unroll(TM, (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
+    let ii = min(i, p.Nq - 1u);
+    lo[${r}] = keyLo(i32(i)); hi[${r}] = select(lo[${r}], keyHi(i32(i)), i < p.Nq);
+    lse2[${r}] = lse[(b * p.Hq + h) * p.Nq + ii] * ${LOG2E};
+    Di[${r}] = delta[(b * p.Hq + h) * p.Nq + ii]; }
+`)}
+  let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
+  let jEnd = u32(max(keyHi(i32(rowLast)), 0));
+  for (var j0 = jBegin; j0 < jEnd; j0 += ${BC}u) {
+    // Algorithm 2, lines 11 and 13: S = Q K^T and dP = dO V^T, streamed DK head-dims at a time
+    var s: array<f32, ${TM * TN}>;
+${unroll(TM * TN, (e) => `    s[${e}] = 0.0; // explicit: SwiftShader keeps a loop-local var's old value\n`)}
+    var dp: array<f32, ${TM * TN}>;
+${unroll(TM * TN, (e) => `    dp[${e}] = 0.0;\n`)}
+    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${fill(QOFF, SR, BR, 'q', 'qBase', 'qRow', 'p.Nq', 'row0')}${fill(
+    OOFF,
+    SR,
+    BR,
+    'dout',
+    'qBase',
+    'qRow',
+    'p.Nq',
+    'row0',
+  )}${fill(KOFF, SC, BC, 'k', 'kBase', 'kRow', 'p.Nk', 'j0')}${fill(VOFF, SC, BC, 'v', 'kBase', 'kRow', 'p.Nk', 'j0')}
+      workgroupBarrier();
+      for (var dd = 0u; dd < ${DK}u; dd++) {
+${unroll(TM, (r) => `        let a${r} = sm[${QOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];
+        let g${r} = sm[${OOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
+    TN,
+    (c) => `        let b${c} = sm[${KOFF}u + dd * ${SC}u + ${c * GX}u + tx];
+        let w${c} = sm[${VOFF}u + dd * ${SC}u + ${c * GX}u + tx];\n`,
+  )}${unroll(TM, (r) =>
+    unroll(
+      TN,
+      (c) => `        s[${r * TN + c}] = fma(a${r}, b${c}, s[${r * TN + c}]);
+        dp[${r * TN + c}] = fma(g${r}, w${c}, dp[${r * TN + c}]);\n`,
+    ),
+  )}      }
+      workgroupBarrier();
+    }
+    // Algorithm 2, lines 12 and 14: P = exp(S - lse), dS = P * (dP - D); stored as dS^T
+${unroll(TM, (r) =>
+    unroll(
+      TN,
+      (c) => `    { let j = i32(j0 + ${c * GX}u + tx);
+      let vis = j >= lo[${r}] && j < hi[${r}];
+      let pr = select(0.0, exp2(min(s[${r * TN + c}] * scale2 - lse2[${r}], 0.0)), vis);
+      sm[${POFF}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr * (dp[${r * TN + c}] - Di[${r}]); }\n`,
+    ),
+  )}    workgroupBarrier();
+    // Algorithm 2, line 15: dQ_i += dS K (the softmax scale is applied once at the end)
+    for (var jj0 = 0u; jj0 < ${BC}u; jj0 += ${JK}u) {
+      for (var e = lid; e < ${JK * DP}u; e += ${NT}u) {
+        let d = e % ${DP}u; let jj = e / ${DP}u;
+        let col = j0 + jj0 + jj;
+        var x = 0.0;
+        if (col < p.Nk && d < D) { x = ld_k(kBase + col * kRow + d); }
+        sm[${K2OFF}u + jj * ${DP}u + d] = x;
+      }
+      workgroupBarrier();
+      for (var jj = 0u; jj < ${JK}u; jj++) {
+${unroll(TM, (r) => `        let p${r} = sm[${POFF}u + (jj0 + jj) * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
+    TD,
+    (c) => `        let w${c} = sm[${K2OFF}u + jj * ${DP}u + ${c * GX}u + tx];\n`,
+  )}${unroll(TM, (r) => unroll(TD, (c) => `        acc[${r * TD + c}] = fma(p${r}, w${c}, acc[${r * TD + c}]);\n`))}      }
+      workgroupBarrier();
+    }
+  }
+${unroll(TM, (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
+    if (i < p.Nq) {
+${unroll(TD, (c) => `      if (${c * GX}u + tx < D) { dq[qBase + i * qRow + ${c * GX}u + tx] = acc[${r * TD + c}] * p.scale; }\n`)}    }
+  }
+`)}}
+`;
+}

@@ -1,0 +1,91 @@
+/**
+ * Kernel variants and tile sizes chosen from the device's limits. Candidates are listed fastest first;
+ * the first whose invocation count and workgroup memory fit the device wins.
+ */
+import { flashBackwardDkdvSharedBytes } from './kernels/flash-backward-dkdv.wgsl.js';
+import { flashBackwardDqSharedBytes } from './kernels/flash-backward-dq.wgsl.js';
+import { flashForwardSharedBytes } from './kernels/flash-forward.wgsl.js';
+import { derive, type Tiles } from './kernels/tiles.js';
+
+export interface DeviceLimits {
+  maxComputeWorkgroupStorageSize: number;
+  maxComputeInvocationsPerWorkgroup: number;
+  maxComputeWorkgroupSizeX: number;
+}
+
+const t = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number): Tiles => ({
+  BR,
+  BC,
+  TM,
+  TN,
+  DK,
+  JK,
+});
+
+// 64 x 64 tiles with 4 x 4 per invocation (256 invocations) fit both the H100 (48 KiB) and
+// SwiftShader (32 KiB, 256 invocations). Smaller ones are fallbacks for tighter adapters.
+const FORWARD: readonly Tiles[] = [
+  t(64, 64, 4, 4, 16, 16),
+  t(64, 64, 4, 4, 8, 8),
+  t(32, 32, 2, 2, 8, 8),
+  t(16, 16, 1, 1, 4, 4),
+  t(8, 8, 1, 1, 4, 4),
+];
+const DQ: readonly Tiles[] = [
+  t(64, 64, 4, 4, 16, 16),
+  t(64, 64, 4, 4, 8, 8),
+  t(64, 32, 4, 2, 8, 8),
+  t(32, 32, 2, 2, 4, 4),
+  t(16, 16, 1, 1, 4, 4),
+  t(8, 8, 1, 1, 4, 4),
+];
+// dK/dV holds two register tiles and two P-like tiles, so its query block is half as wide.
+const DKDV: readonly Tiles[] = [
+  t(64, 32, 4, 2, 16, 16),
+  t(64, 32, 4, 2, 8, 8),
+  t(32, 32, 2, 2, 8, 8),
+  t(32, 16, 2, 1, 4, 4),
+  t(16, 16, 1, 1, 4, 4),
+  t(8, 8, 1, 1, 4, 4),
+];
+
+// Software adapters (SwiftShader) compile large unrolled shaders slowly (64 x 64 tiles with 4 x 4 per
+// invocation: ~27 s per pipeline on 2 cores; 16 x 16 tiles with 1 x 1: ~3 s), so they get small tiles.
+const COMPACT: readonly Tiles[] = [t(16, 16, 1, 1, 16, 16), t(16, 16, 1, 1, 8, 8), t(8, 8, 1, 1, 4, 4)];
+
+function pick(
+  kernel: string,
+  list: readonly Tiles[],
+  headDim: number,
+  lim: DeviceLimits,
+  bytes: (d: number, t: Tiles) => number,
+): Tiles {
+  for (const tiles of list) {
+    const d = derive(tiles, headDim);
+    if (d.NT > lim.maxComputeInvocationsPerWorkgroup || d.NT > lim.maxComputeWorkgroupSizeX) continue;
+    if (bytes(headDim, tiles) > lim.maxComputeWorkgroupStorageSize) continue;
+    return tiles;
+  }
+  throw new Error(`no ${kernel} tile size fits this device for head dim ${headDim}`);
+}
+
+export interface Variant {
+  forward: Tiles;
+  dq: Tiles;
+  dkdv: Tiles;
+}
+
+export function chooseVariant(headDim: number, lim: DeviceLimits, compact = false): Variant {
+  if (compact) {
+    return {
+      forward: pick('forward', COMPACT, headDim, lim, flashForwardSharedBytes),
+      dq: pick('dq', COMPACT, headDim, lim, flashBackwardDqSharedBytes),
+      dkdv: pick('dkdv', COMPACT, headDim, lim, flashBackwardDkdvSharedBytes),
+    };
+  }
+  return {
+    forward: pick('forward', FORWARD, headDim, lim, flashForwardSharedBytes),
+    dq: pick('dq', DQ, headDim, lim, flashBackwardDqSharedBytes),
+    dkdv: pick('dkdv', DKDV, headDim, lim, flashBackwardDkdvSharedBytes),
+  };
+}
