@@ -112,7 +112,7 @@ function plotTimes(path: string, res: DemoResult, d: number): void {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgsOrExit(process.argv.slice(2), schema, 'pnpm demo --');
+  const args = parseArgsOrExit(process.argv.slice(2), schema, 'pnpm demo');
   const seed = args.seed ?? freshSeed();
   const cpu = `${cpus()[0]?.model.trim() ?? 'unknown CPU'} (${cpus().length} cores)`;
   log(`flashattn demo: seed ${seed}, ${cpu}, node ${process.version}${canCollect ? '' : ' (no --expose-gc: memory figures include garbage)'}`);

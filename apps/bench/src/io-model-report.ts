@@ -31,7 +31,7 @@ interface Row {
   flashUs: number;
 }
 
-const args = parseArgsOrExit(process.argv.slice(2), schema, 'pnpm --filter @flashattn/bench io-model --');
+const args = parseArgsOrExit(process.argv.slice(2), schema, 'pnpm --filter @flashattn/bench io-model');
 const dev = DEVICE_PROFILES[args.device];
 const rows: Row[] = [];
 for (const d of args.d) {

@@ -24,6 +24,7 @@ describe('parseArgs', () => {
     const a = parseArgs(['--n', '128,2048', '--d=32', '--causal', 'true', '--max-seconds', '2.5', '--large', '--json=o.json'], schema);
     expect(a).toEqual({ n: [128, 2048], d: 32, causal: 'true', json: 'o.json', maxSeconds: 2.5, large: true });
     expect(parseArgs(['--no-large'], schema).large).toBe(false);
+    expect(parseArgs(['--', '--d', '8'], schema).d).toBe(8); // pnpm passes the '--' of `pnpm demo -- --d 8`
     expect(parseArgs(['--large=false'], schema).large).toBe(false);
   });
 

@@ -127,7 +127,9 @@ export function parseArgs<const S extends ArgSchema>(argv: readonly string[], sc
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') throw new HelpRequested(usage(schema));
-    if (!arg.startsWith('--') || arg === '--') {
+    // A bare '--' (as `pnpm demo -- --n 256` passes it on) separates nothing here: skip it.
+    if (arg === '--') continue;
+    if (!arg.startsWith('--')) {
       throw new ArgsError(arg, `unexpected argument ${JSON.stringify(arg)} (flags start with --; see --help)`);
     }
     const eq = arg.indexOf('=');
