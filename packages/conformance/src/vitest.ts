@@ -7,7 +7,7 @@
  */
 import { freshSeed, type AttentionBackend } from '@flashattn/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { casesFor, matchesFilter, type CaseFilter, type MatrixName } from './cases.js';
+import { casesFor, matchesFilter, type CaseFilter, type ConformanceCase, type MatrixName } from './cases.js';
 import { readConformanceEnv } from './env.js';
 import { assertConformance, runCase, unsupportedReason } from './run.js';
 
@@ -16,6 +16,8 @@ export interface DescribeConformanceOptions {
   matrix?: MatrixName;
   /** Run seed; default FLASHATTN_CONFORMANCE_SEED, else a fresh one. Printed in the suite title. */
   seed?: number;
+  /** An explicit case list instead of a named matrix (the env matrix override does not apply then). */
+  cases?: readonly ConformanceCase[];
   /** Keep only matching cases (also FLASHATTN_CONFORMANCE_FILTER, a substring of the case id). */
   filter?: CaseFilter;
   /** Check the backward too (default true). */
@@ -32,9 +34,9 @@ export function describeConformance(
   opts: DescribeConformanceOptions = {},
 ): void {
   const env = readConformanceEnv();
-  const matrix = env.matrix ?? opts.matrix ?? 'ci';
+  const matrix = opts.cases ? 'custom' : (env.matrix ?? opts.matrix ?? 'ci');
   const seed = (opts.seed ?? env.seed ?? freshSeed()) >>> 0;
-  const cases = casesFor(matrix).filter((c) => matchesFilter(c, opts.filter) && matchesFilter(c, env.filter));
+  const cases = (opts.cases ?? casesFor(matrix as MatrixName)).filter((c) => matchesFilter(c, opts.filter) && matchesFilter(c, env.filter));
   const timeout = opts.timeoutMs ?? (matrix === 'full' ? 600_000 : 300_000);
   const title = `conformance ${name} [${matrix}] seed=${seed}`;
 
