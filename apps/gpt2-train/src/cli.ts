@@ -1,0 +1,142 @@
+/** Flags parsed against a schema; unknown flags and bad values are errors (exit code 2). */
+import { PRESETS, type PresetName } from './configs.js';
+
+type Kind = 'int' | 'float' | 'string' | 'bool' | { oneOf: readonly string[] };
+
+interface FlagSpec {
+  kind: Kind;
+  help: string;
+  min?: number;
+}
+
+export const SCHEMA = {
+  config: { kind: { oneOf: Object.keys(PRESETS) }, help: 'model preset (tiny|small|gpt2-124m); default tiny' },
+  attention: { kind: { oneOf: ['flash', 'standard'] }, help: 'flash = tiled O(N) memory; standard = materialised scores; default flash' },
+  backend: { kind: { oneOf: ['cpu'] }, help: 'ops backend (cpu; webgpu/cuda later); default cpu' },
+  steps: { kind: 'int', min: 0, help: 'optimizer steps to reach (total, counting resumed ones); default per preset' },
+  batch: { kind: 'int', min: 1, help: 'sequences per step; default per preset' },
+  seq: { kind: 'int', min: 2, help: 'tokens per sequence; default per preset' },
+  lr: { kind: 'float', min: 0, help: 'peak learning rate (cosine decay to lr/10 after warmup); default per preset' },
+  warmup: { kind: 'int', min: 0, help: 'warmup steps; default min(100, steps/10)' },
+  out: { kind: 'string', help: 'output directory (checkpoint, loss curve, log); default runs/<config>' },
+  resume: { kind: 'bool', help: 'continue from <out>/checkpoint.safetensors' },
+  seed: { kind: 'int', min: 0, help: 'seed for init and sampling; default 1337' },
+  sample: { kind: 'string', help: 'prompt for the sample printed at the end; default "The"' },
+  temperature: { kind: 'float', min: 0, help: 'sampling temperature; default 0.8' },
+  'top-k': { kind: 'int', min: 0, help: 'sample from the k most likely tokens (0 = all); default 40' },
+  'sample-tokens': { kind: 'int', min: 0, help: 'tokens to sample (0 = no sample); default 80' },
+  'eval-every': { kind: 'int', min: 0, help: 'validation loss every N steps (0 = only at the end); default 50' },
+  'val-batches': { kind: 'int', min: 1, help: 'batches per validation estimate; default 8' },
+  'ckpt-every': { kind: 'int', min: 0, help: 'checkpoint every N steps (0 = only at the end); default 100' },
+  'plot-every': { kind: 'int', min: 0, help: 'rewrite the loss-curve PNG every N steps (0 = end and SIGUSR1 only); default 0' },
+  threads: { kind: 'int', min: 1, help: 'matmul threads; default all cores' },
+  json: { kind: 'bool', help: 'print one JSON summary line at the end (for benchmarks)' },
+  help: { kind: 'bool', help: 'show this help' },
+} as const satisfies Record<string, FlagSpec>;
+
+export type Flag = keyof typeof SCHEMA;
+
+export interface Args {
+  config: PresetName;
+  attention: 'flash' | 'standard';
+  backend: 'cpu';
+  steps?: number;
+  batch?: number;
+  seq?: number;
+  lr?: number;
+  warmup?: number;
+  out?: string;
+  resume: boolean;
+  seed: number;
+  sample: string;
+  temperature: number;
+  topK: number;
+  sampleTokens: number;
+  evalEvery: number;
+  valBatches: number;
+  ckptEvery: number;
+  plotEvery: number;
+  threads?: number;
+  json: boolean;
+  help: boolean;
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export function usage(): string {
+  const lines = ['Usage: gpt2-train [flags]', ''];
+  for (const [name, s] of Object.entries(SCHEMA) as Array<[string, FlagSpec]>) {
+    const kind = typeof s.kind === 'string' ? (s.kind === 'bool' ? '' : ` <${s.kind}>`) : ` <${s.kind.oneOf.join('|')}>`;
+    lines.push(`  --${name}${kind}`.padEnd(44) + s.help);
+  }
+  return lines.join('\n');
+}
+
+export function parseArgs(argv: readonly string[]): Args {
+  const raw = new Map<Flag, string | number | boolean>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}' (flags start with --)`);
+    let name = a.slice(2);
+    let value: string | undefined;
+    const eq = name.indexOf('=');
+    if (eq >= 0) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    if (!(name in SCHEMA)) throw new UsageError(`unknown flag --${name}; known flags: ${Object.keys(SCHEMA).map((k) => '--' + k).join(' ')}`);
+    const spec: FlagSpec = SCHEMA[name as Flag];
+    if (raw.has(name as Flag)) throw new UsageError(`--${name} given twice`);
+    if (spec.kind === 'bool') {
+      if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`--${name} takes no value (or =true/=false), got '${value}'`);
+      raw.set(name as Flag, value !== 'false');
+      continue;
+    }
+    if (value === undefined) {
+      value = argv[++i];
+      if (value === undefined) throw new UsageError(`--${name} needs a value`);
+    }
+    if (typeof spec.kind === 'object') {
+      if (!spec.kind.oneOf.includes(value)) throw new UsageError(`--${name} must be one of ${spec.kind.oneOf.join('|')}, got '${value}'`);
+      raw.set(name as Flag, value);
+    } else if (spec.kind === 'string') {
+      raw.set(name as Flag, value);
+    } else {
+      const x = Number(value);
+      if (value.trim() === '' || !Number.isFinite(x) || (spec.kind === 'int' && !Number.isInteger(x))) {
+        throw new UsageError(`--${name} must be ${spec.kind === 'int' ? 'an integer' : 'a number'}, got '${value}'`);
+      }
+      if (spec.min !== undefined && x < spec.min) throw new UsageError(`--${name} must be >= ${spec.min}, got ${x}`);
+      raw.set(name as Flag, x);
+    }
+  }
+  const g = <T>(k: Flag, d: T): T => (raw.has(k) ? (raw.get(k) as T) : d);
+  const args: Args = {
+    config: g('config', 'tiny'),
+    attention: g('attention', 'flash'),
+    backend: g('backend', 'cpu'),
+    steps: g<number | undefined>('steps', undefined),
+    batch: g<number | undefined>('batch', undefined),
+    seq: g<number | undefined>('seq', undefined),
+    lr: g<number | undefined>('lr', undefined),
+    warmup: g<number | undefined>('warmup', undefined),
+    out: g<string | undefined>('out', undefined),
+    resume: g('resume', false),
+    seed: g('seed', 1337),
+    sample: g('sample', 'The'),
+    temperature: g('temperature', 0.8),
+    topK: g('top-k', 40),
+    sampleTokens: g('sample-tokens', 80),
+    evalEvery: g('eval-every', 50),
+    valBatches: g('val-batches', 8),
+    ckptEvery: g('ckpt-every', 100),
+    plotEvery: g('plot-every', 0),
+    threads: g<number | undefined>('threads', undefined),
+    json: g('json', false),
+    help: g('help', false),
+  };
+  if (args.temperature <= 0 && raw.has('temperature')) throw new UsageError(`--temperature must be > 0, got ${args.temperature}`);
+  return args;
+}

