@@ -39,10 +39,10 @@ describe('selectBackend', () => {
     const webgpu = { createWebGPUBackend: async () => fakeBackend('webgpu (nvidia hopper)') };
     const both = await selectBackend('auto', importer({ '@flashattn/cuda': cuda, '@flashattn/webgpu': webgpu }));
     expect([both.kind, both.backend.name]).toEqual(['cuda', 'cuda:0']);
-    const noCuda = { ...cuda, isCudaAvailable: () => false };
+    const noCuda = { ...cuda, isCudaAvailable: () => false, cudaUnavailableReason: () => 'nvcc not found' };
     const w = await selectBackend('auto', importer({ '@flashattn/cuda': noCuda, '@flashattn/webgpu': webgpu }));
     expect(w.kind).toBe('webgpu');
-    expect(w.notes[0]).toMatch(/cuda not used: isCudaAvailable\(\) is false/);
+    expect(w.notes[0]).toBe('cuda not used: isCudaAvailable() is false (nvcc not found)');
   });
 
   it('skips a software WebGPU adapter on auto (disposing it) but uses it when asked for', async () => {
@@ -63,7 +63,7 @@ describe('selectBackend', () => {
       },
     };
     await expect(selectBackend('webgpu', importer({ '@flashattn/webgpu': noAdapter }))).rejects.toThrow(
-      /webgpu backend is unavailable: no WebGPU adapter: requestAdapter\(\) returned null/,
+      /webgpu backend is unavailable: createWebGPUBackend\(\) failed: requestAdapter\(\) returned null/,
     );
     await expect(selectBackend('cuda', importer({}))).rejects.toBeInstanceOf(BackendUnavailableError);
     expect((await selectBackend('cpu', importer({}))).notes).toEqual(['cpu: requested with --backend cpu']);

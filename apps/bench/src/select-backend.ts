@@ -41,7 +41,10 @@ async function tryCuda(importer: Importer): Promise<Attempt> {
     return { ok: false, reason: '@flashattn/cuda has no isCudaAvailable()/createCudaBackend() export' };
   }
   try {
-    if (!(await isAvailable())) return { ok: false, reason: 'isCudaAvailable() is false (no addon build or no NVIDIA device)' };
+    if (!(await isAvailable())) {
+      const why = typeof mod.cudaUnavailableReason === 'function' ? (mod.cudaUnavailableReason as () => unknown)() : undefined;
+      return { ok: false, reason: `isCudaAvailable() is false (${typeof why === 'string' ? why : 'no addon build or no NVIDIA device'})` };
+    }
     const backend = (await create()) as AttentionBackend;
     return { ok: true, backend, note: `cuda: isCudaAvailable() is true; using ${backend.name}` };
   } catch (e) {
@@ -62,7 +65,7 @@ async function tryWebGPU(importer: Importer, allowSoftware: boolean): Promise<At
   try {
     backend = (await create()) as AttentionBackend;
   } catch (e) {
-    return { ok: false, reason: `no WebGPU adapter: ${message(e)}` };
+    return { ok: false, reason: `createWebGPUBackend() failed: ${message(e)}` };
   }
   if (!allowSoftware && SOFTWARE_ADAPTER.test(backend.name)) {
     await backend.dispose();
