@@ -29,6 +29,7 @@ import { packParams } from './kernels/params.wgsl.js';
 import { dtypeCode, storageKind, type StorageKind } from './kernels/storage.wgsl.js';
 import { Runtime } from './runtime.js';
 import { chooseVariant, type Variant } from './variants.js';
+import type { Tiles } from './kernels/tiles.js';
 
 export interface WebGPUBackendOptions extends AcquireOptions {
   /**
@@ -36,6 +37,12 @@ export interface WebGPUBackendOptions extends AcquireOptions {
    * compilation is slow. Default: on for software adapters (SwiftShader, llvmpipe), off otherwise.
    */
   compact?: boolean;
+  /** Force tile sizes (benchmarks and tuning); each must fit the device's limits. */
+  tiles?: Partial<Variant>;
+}
+
+function tileKey(t: Tiles): string {
+  return `${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}`;
 }
 
 /** Software rasterisers, where compile time dominates and the compact variant is used. */
@@ -65,6 +72,8 @@ export interface WebGPUAttentionBackend extends AttentionBackend {
   readonly runtime: Runtime;
   /** Whether float16 tensors use native f16 (shader-f16) rather than packed u32 words. */
   readonly nativeF16: boolean;
+  /** Small tiles and run-time dtype (software adapters); see WebGPUBackendOptions.compact. */
+  readonly compact: boolean;
   upload(t: Tensor): GPUTensor;
   download(t: GPUTensor): Promise<Tensor>;
   /** Give a tensor's buffer back to the pool (it must not be used afterwards). */
@@ -143,7 +152,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   const variant = (D: number): Variant => {
     let v = variants.get(D);
     if (!v) {
-      v = chooseVariant(D, device.limits, compact);
+      v = { ...chooseVariant(D, device.limits, compact), ...options.tiles };
       variants.set(D, v);
     }
     return v;
@@ -178,7 +187,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
   const recordCast = (pass: GPUComputePassEncoder, src: GPUBuffer, dst: GPUBuffer, n: number, dtype: DType): void => {
     if (dtype === 'float32') throw new Error('recordCast: float32 needs no cast');
     const target = dtype === 'bfloat16' ? 'bf16x2' : 'f16x2';
-    const pl = rt.pipeline(castWGSL(target), `cast-${target}`);
+    const pl = rt.pipeline(`cast-${target}`, () => castWGSL(target));
     const u = rt.uniform(packParams({ B: n, Nq: 0, Nk: 0, Hq: 0, Hk: 0, scale: 0, windowLeft: 0, windowRight: 0 }));
     const words = Math.ceil(n / 2);
     const groups = Math.ceil(words / CAST_WG);
@@ -221,7 +230,9 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     checkHeadDim(s.headDim);
     const kind = kindOf(q.dtype);
     const tiles = variant(s.headDim).forward;
-    const pl = rt.pipeline(flashForwardWGSL({ headDim: s.headDim, kind, tiles }), `flash-forward-d${s.headDim}-${kind}`);
+    const pl = rt.pipeline(`flash-forward-d${s.headDim}-${kind}-${tileKey(tiles)}`, () =>
+      flashForwardWGSL({ headDim: s.headDim, kind, tiles }),
+    );
     const o = outputs(q.dtype, q.shape);
     const lse = rt.acquire(s.batch * s.nheadsQ * s.seqlenQ * 4);
     const u = rt.uniform(paramsFor(s, opts, q.dtype));
@@ -271,9 +282,11 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     const kind = kindOf(q.dtype);
     const vr = variant(s.headDim);
     const D = s.headDim;
-    const plPre = rt.pipeline(flashBackwardPreprocessWGSL(D, kind), `flash-bwd-pre-d${D}-${kind}`);
-    const plDq = rt.pipeline(flashBackwardDqWGSL(D, kind, vr.dq), `flash-bwd-dq-d${D}-${kind}`);
-    const plKv = rt.pipeline(flashBackwardDkdvWGSL(D, kind, vr.dkdv), `flash-bwd-dkdv-d${D}-${kind}`);
+    const plPre = rt.pipeline(`flash-bwd-pre-d${D}-${kind}`, () => flashBackwardPreprocessWGSL(D, kind));
+    const plDq = rt.pipeline(`flash-bwd-dq-d${D}-${kind}-${tileKey(vr.dq)}`, () => flashBackwardDqWGSL(D, kind, vr.dq));
+    const plKv = rt.pipeline(`flash-bwd-dkdv-d${D}-${kind}-${tileKey(vr.dkdv)}`, () =>
+      flashBackwardDkdvWGSL(D, kind, vr.dkdv),
+    );
     const delta = rt.acquire(s.batch * s.nheadsQ * s.seqlenQ * 4); // (B, Hq, Nq)
     const dq = outputs(q.dtype, q.shape);
     const dk = outputs(k.dtype, k.shape);
@@ -335,6 +348,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     device,
     runtime: rt,
     nativeF16,
+    compact,
     upload,
     download,
     release,

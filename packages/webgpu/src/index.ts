@@ -12,3 +12,6 @@ export { Runtime } from './runtime.js';
 export { chooseVariant, type Variant } from './variants.js';
 export type { Tiles } from './kernels/tiles.js';
 export { flashForwardWGSL } from './kernels/flash-forward.wgsl.js';
+export { createStandardAttention, type StandardAttention } from './standard.js';
+export { matmulWGSL, packMatmulParams, type MatmulSpec, type MatmulParams } from './kernels/matmul.wgsl.js';
+export { isSoftwareAdapter } from './backend.js';

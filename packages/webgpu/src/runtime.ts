@@ -42,12 +42,13 @@ export class Runtime {
     }
   }
 
-  pipeline(code: string, label: string): GPUComputePipeline {
-    let pl = this.pipelines.get(code);
+  /** The pipeline for `key` (which must determine the code), compiling `code()` on first use. */
+  pipeline(key: string, code: () => string): GPUComputePipeline {
+    let pl = this.pipelines.get(key);
     if (!pl) {
-      const module = this.device.createShaderModule({ code, label });
-      pl = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
-      this.pipelines.set(code, pl);
+      const module = this.device.createShaderModule({ code: code(), label: key });
+      pl = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      this.pipelines.set(key, pl);
     }
     return pl;
   }
@@ -147,9 +148,9 @@ export class Runtime {
     } catch (e) {
       thrown = e;
     }
-    const internal = await dev.popErrorScope();
-    const validation = await dev.popErrorScope();
-    const oom = await dev.popErrorScope();
+    // Pop all three before awaiting, so overlapping submit() calls never interleave their scopes.
+    const popped = [dev.popErrorScope(), dev.popErrorScope(), dev.popErrorScope()];
+    const [internal, validation, oom] = await Promise.all(popped);
     if (oom) throw new BackendOutOfMemoryError(this.name, `out of memory: ${oom.message}`);
     if (thrown instanceof BackendExecutionError) throw thrown;
     if (validation) throw new BackendExecutionError(this.name, `validation error: ${validation.message}`);

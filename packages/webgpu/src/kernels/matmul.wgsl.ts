@@ -1,0 +1,140 @@
+/**
+ * Batched fp32 GEMM, C = alpha * A B (+ beta * C): the ceiling benchmark and the matmuls of the
+ * standard-attention baseline. A workgroup of 256 invocations computes a BM x BN tile of C, streaming
+ * BK-deep slices of A and B through workgroup memory; each invocation holds TM x TN accumulators at
+ * rows r*16 + ty and columns c*16 + tx (strided: conflict-free scalar reads of workgroup memory).
+ *
+ * Operands are strided views: A(m, k) at aOff + m * a_rs + k * a_cs, likewise B(k, n) and C(m, n).
+ * `aContig` / `bContig` say which index of the operand is contiguous in memory, so the cooperative
+ * loads walk that index across neighbouring invocations (coalesced).
+ * Batch z = wg.z splits into (z / H, z % H) with separate strides, to address (B, N, H, D) tensors.
+ */
+import { unroll } from './tiles.js';
+
+export interface MatmulSpec {
+  BM: number;
+  BN: number;
+  BK: number;
+  /** Contiguous index of A: 'k' for row-major A(m, k), 'm' for A stored transposed. */
+  aContig: 'k' | 'm';
+  /** Contiguous index of B: 'n' for row-major B(k, n), 'k' for B stored transposed (e.g. K^T). */
+  bContig: 'n' | 'k';
+}
+
+export const MATMUL_PARAMS_BYTES = 96;
+
+export interface MatmulParams {
+  /** First flattened batch index of this dispatch: global z = z0 + wg.z. */
+  z0: number;
+  /** Per operand: true = addressed by the local z alone (z * stride b), e.g. a per-chunk S buffer. */
+  local: { a: boolean; b: boolean; c: boolean };
+  M: number;
+  N: number;
+  K: number;
+  H: number;
+  a: { rs: number; cs: number; b: number; h: number };
+  b: { rs: number; cs: number; b: number; h: number };
+  c: { rs: number; cs: number; b: number; h: number };
+  alpha: number;
+  beta: number;
+}
+
+export function packMatmulParams(p: MatmulParams): ArrayBuffer {
+  const buf = new ArrayBuffer(MATMUL_PARAMS_BYTES);
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  const vals = [p.M, p.N, p.K, p.H, p.a.rs, p.a.cs, p.a.b, p.a.h, p.b.rs, p.b.cs, p.b.b, p.b.h, p.c.rs, p.c.cs, p.c.b, p.c.h];
+  vals.forEach((x, i) => (u[i] = x));
+  f[16] = p.alpha;
+  f[17] = p.beta;
+  u[18] = p.z0;
+  u[19] = (p.local.a ? 1 : 0) | (p.local.b ? 2 : 0) | (p.local.c ? 4 : 0);
+  return buf;
+}
+
+export function matmulWGSL(s: MatmulSpec): string {
+  const { BM, BN, BK } = s;
+  const G = 16; // 16 x 16 invocations
+  const NT = G * G;
+  const TM = BM / G;
+  const TN = BN / G;
+  const AS = BM + 4; // row stride of As (BK, AS): As[k][m]
+  const BS = BN + 4; // Bs[k][n]
+  const loadA =
+    s.aContig === 'k'
+      ? `let kk = e % ${BK}u; let mm = e / ${BK}u;`
+      : `let mm = e % ${BM}u; let kk = e / ${BM}u;`;
+  const loadB =
+    s.bContig === 'n'
+      ? `let nn = e % ${BN}u; let kk = e / ${BN}u;`
+      : `let kk = e % ${BK}u; let nn = e / ${BK}u;`;
+  return `
+struct MM {
+  M: u32, N: u32, K: u32, H: u32,
+  a_rs: u32, a_cs: u32, a_b: u32, a_h: u32,
+  b_rs: u32, b_cs: u32, b_b: u32, b_h: u32,
+  c_rs: u32, c_cs: u32, c_b: u32, c_h: u32,
+  alpha: f32, beta: f32,
+  z0: u32, local: u32,
+}
+fn off(z: u32, zb: u32, zh: u32, sb: u32, sh: u32, isLocal: bool) -> u32 {
+  if (isLocal) { return z * sb; }
+  return zb * sb + zh * sh;
+}
+@group(0) @binding(0) var<uniform> p: MM;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> Bm: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+var<workgroup> As: array<f32, ${BK * AS}>;
+var<workgroup> Bs: array<f32, ${BK * BS}>;
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tx = lid % ${G}u;
+  let ty = lid / ${G}u;
+  let m0 = wg.y * ${BM}u;
+  let n0 = wg.x * ${BN}u;
+  let zg = p.z0 + wg.z;
+  let zb = zg / p.H;
+  let zh = zg % p.H;
+  let aOff = off(wg.z, zb, zh, p.a_b, p.a_h, (p.local & 1u) != 0u);
+  let bOff = off(wg.z, zb, zh, p.b_b, p.b_h, (p.local & 2u) != 0u);
+  let cOff = off(wg.z, zb, zh, p.c_b, p.c_h, (p.local & 4u) != 0u);
+  var acc: array<f32, ${TM * TN}>;
+  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
+    for (var e = lid; e < ${BM * BK}u; e += ${NT}u) {
+      ${loadA}
+      let m = m0 + mm; let k = k0 + kk;
+      var x = 0.0;
+      if (m < p.M && k < p.K) { x = A[aOff + m * p.a_rs + k * p.a_cs]; }
+      As[kk * ${AS}u + mm] = x;
+    }
+    for (var e = lid; e < ${BN * BK}u; e += ${NT}u) {
+      ${loadB}
+      let n = n0 + nn; let k = k0 + kk;
+      var x = 0.0;
+      if (n < p.N && k < p.K) { x = Bm[bOff + k * p.b_rs + n * p.b_cs]; }
+      Bs[kk * ${BS}u + nn] = x;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+${unroll(TM, (r) => `      let a${r} = As[kk * ${AS}u + ${r * G}u + ty];\n`)}${unroll(TN, (c) => `      let b${c} = Bs[kk * ${BS}u + ${c * G}u + tx];\n`)}${unroll(
+    TM,
+    (r) => unroll(TN, (c) => `      acc[${r * TN + c}] = fma(a${r}, b${c}, acc[${r * TN + c}]);\n`),
+  )}    }
+    workgroupBarrier();
+  }
+${unroll(TM, (r) =>
+    unroll(
+      TN,
+      (c) => `  { let m = m0 + ${r * G}u + ty; let n = n0 + ${c * G}u + tx;
+    if (m < p.M && n < p.N) {
+      let i = cOff + m * p.c_rs + n * p.c_cs;
+      var y = p.alpha * acc[${r * TN + c}];
+      if (p.beta != 0.0) { y += p.beta * C[i]; }
+      C[i] = y;
+    } }\n`,
+    ),
+  )}}
+`;
+}
