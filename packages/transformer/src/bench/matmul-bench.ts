@@ -1,6 +1,6 @@
 /**
- * CPU matmul throughput: GFLOP/s (2*M*N*K per call) for the shapes a GPT-2 step runs, with 1 thread
- * and with all cores, against a naive triple loop on the same thread.
+ * CPU matmul throughput: GFLOP/s (2*M*N*K per call) for the shapes a GPT-2 step runs: a naive triple
+ * loop, the cache-blocked JS kernel and the wasm SIMD kernel, each on 1 thread and on all cores.
  * Run: pnpm --filter @flashattn/transformer build && pnpm --filter @flashattn/transformer bench
  */
 import { availableParallelism, cpus } from 'node:os';
@@ -35,23 +35,30 @@ const shapes: Array<[string, number, number, number]> = [
 ];
 
 const threadsAll = availableParallelism();
-const ops1 = new CpuOps({ threads: 1 });
-const opsN = new CpuOps({ threads: threadsAll });
-console.log(`CPU: ${cpus()[0]?.model} x ${threadsAll}; node ${process.version}`);
-console.log('| shape | naive 1T GFLOP/s | blocked 1T GFLOP/s | blocked ' + threadsAll + 'T GFLOP/s |');
-console.log('|---|---|---|---|');
+const variants: Array<[string, CpuOps]> = [
+  ['JS blocked 1T', new CpuOps({ threads: 1, simd: false })],
+  [`JS blocked ${threadsAll}T`, new CpuOps({ threads: threadsAll, simd: false })],
+  ['wasm SIMD 1T', new CpuOps({ threads: 1 })],
+  [`wasm SIMD ${threadsAll}T`, new CpuOps({ threads: threadsAll })],
+];
+console.log(`CPU: ${cpus()[0]?.model} x ${threadsAll}; node ${process.version}; ${new Date().toISOString().slice(0, 10)}`);
+console.log(`| shape | naive 1T | ${variants.map(([n]) => n).join(' | ')} |  (GFLOP/s)`);
+console.log(`|---|---|${variants.map(() => '---|').join('')}`);
 for (const [label, M, N, K] of shapes) {
-  const A = opsN.alloc(M * K) as Float32Array;
-  const B = opsN.alloc(K * N) as Float32Array;
-  const C = opsN.alloc(M * N) as Float32Array;
-  for (let i = 0; i < A.length; i++) A[i] = Math.sin(i);
-  for (let i = 0; i < B.length; i++) B[i] = Math.cos(i);
   const flops = 2 * M * N * K;
-  const tNaive = M * N * K <= 2048 * 512 * 128 ? await time(() => naive(C, A, B, M, N, K), 300) : NaN;
-  const t1 = await time(() => ops1.matmul(C, A, B, M, N, K));
-  const tN = await time(() => opsN.matmul(C, A, B, M, N, K));
   const g = (ms: number): string => (Number.isNaN(ms) ? '-' : (flops / ms / 1e6).toFixed(2));
-  console.log(`| ${label} | ${g(tNaive)} | ${g(t1)} | ${g(tN)} |`);
+  const cells: string[] = [];
+  let tNaive = NaN;
+  for (const [, ops] of variants) {
+    // Operands allocated by the ops under test (the SIMD kernel reads them in place from wasm memory).
+    const A = ops.alloc(M * K) as Float32Array;
+    const B = ops.alloc(K * N) as Float32Array;
+    const C = ops.alloc(M * N) as Float32Array;
+    for (let i = 0; i < A.length; i++) A[i] = Math.sin(i);
+    for (let i = 0; i < B.length; i++) B[i] = Math.cos(i);
+    if (Number.isNaN(tNaive) && M * N * K <= 2048 * 512 * 128) tNaive = await time(() => naive(C, A, B, M, N, K), 300);
+    cells.push(g(await time(() => ops.matmul(C, A, B, M, N, K))));
+  }
+  console.log(`| ${label} | ${g(tNaive)} | ${cells.join(' | ')} |`);
 }
-await ops1.dispose();
-await opsN.dispose();
+for (const [, ops] of variants) await ops.dispose();

@@ -2,11 +2,11 @@
  * The CPU matmul kernel: C[m0:m1, :] (+)= Ap[m0:m1, :] @ Bp^T, both operands packed row-major with K
  * contiguous: Ap (M, K), Bp (N, K). That makes the inner loop two unit-stride streams.
  *
- * Blocking: K in KC-long panels and N in NC-wide panels so one packed B panel (NC x KC) stays in L2
- * while every row block of A streams past it; a 4x4 register tile of C (16 locals) per inner loop,
- * 8 loads for 16 multiply-adds.
- *   KC=256, NC=64: 1.9x faster than the unblocked 4x4 loop at M=N=K=768 on this 2-core CPU
- *   (see bench/matmul-bench.ts); KC=512 and NC=128 were within 3%.
+ * Blocking: K in KC-long panels and N in NC-wide panels so one packed B panel (NC x KC floats =
+ * 64 KiB at KC=256, NC=64) stays in L2 while every row block of A streams past it; a 4x4 register
+ * tile of C (16 locals) per inner loop, 8 loads for 16 multiply-adds. 3-5x the naive i-j-k loop on
+ * this 2-core Xeon (src/bench/matmul-bench.ts, table in BENCHMARKS.md). This is the float64 path and
+ * the fallback; float32 buffers in wasm memory use the SIMD kernel (wasm/matmul-simd.wat).
  *
  * This function is serialised with Function.prototype.toString() into the worker thread, so it must
  * stay self-contained: no imports, no closures over module scope.

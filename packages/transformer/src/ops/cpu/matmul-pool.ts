@@ -7,8 +7,23 @@
  */
 import { Worker } from 'node:worker_threads';
 import { matmulKernel } from './matmul-kernel.js';
+import { simdRows, type MatmulSimdExports } from './wasm-arena.js';
 
 type F = Float32Array | Float64Array;
+
+/** A job for the SIMD kernel: byte addresses in the shared wasm memory. */
+export interface SimdJob {
+  simd: true;
+  c: number;
+  a: number;
+  b: number;
+  bias: number;
+  N: number;
+  K: number;
+  m0: number;
+  m1: number;
+  mode: number;
+}
 
 export interface MatmulJob {
   C: F;
@@ -27,9 +42,19 @@ const { parentPort } = require('node:worker_threads');
 // esbuild (vitest) may wrap functions in __name(); make that a no-op here.
 const __name = (f) => f;
 const matmulKernel = ${matmulKernel.toString()};
+const simdRows = ${simdRows.toString()};
+let simd = null;
 parentPort.on('message', (j) => {
   try {
-    matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
+    if (j.init) {
+      // No reply: the port keeps order, so every later job sees the instance.
+      simd = new WebAssembly.Instance(j.module, { env: { memory: j.memory } }).exports;
+      return;
+    } else if (j.simd) {
+      simdRows(simd, j.c, j.a, j.b, j.bias, j.N, j.K, j.m0, j.m1, j.mode);
+    } else {
+      matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
+    }
     parentPort.postMessage({ ok: true });
   } catch (e) {
     parentPort.postMessage({ ok: false, error: String(e && e.stack || e) });
@@ -40,6 +65,8 @@ parentPort.on('message', (j) => {
 export class MatmulPool {
   private readonly workers: Worker[] = [];
   private pending: Array<{ resolve: () => void; reject: (e: Error) => void } | null> = [];
+
+  private simd: MatmulSimdExports | null = null;
 
   constructor(helpers: number) {
     for (let w = 0; w < helpers; w++) {
@@ -68,8 +95,14 @@ export class MatmulPool {
     return this.workers.length + 1;
   }
 
+  /** Give every helper the SIMD module and the shared memory (ordered before any later job). */
+  initSimd(module: WebAssembly.Module, memory: WebAssembly.Memory, local: MatmulSimdExports): void {
+    this.simd = local;
+    for (const worker of this.workers) worker.postMessage({ init: true, module, memory });
+  }
+
   /** Run the row chunks: chunk 0 on this thread, chunk w+1 on helper w. */
-  async run(jobs: MatmulJob[]): Promise<void> {
+  async run(jobs: Array<MatmulJob | SimdJob>): Promise<void> {
     const waits: Promise<void>[] = [];
     for (let w = 1; w < jobs.length; w++) {
       const worker = this.workers[w - 1]!;
@@ -81,7 +114,8 @@ export class MatmulPool {
       );
     }
     const j = jobs[0]!;
-    matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
+    if ('simd' in j) simdRows(this.simd!, j.c, j.a, j.b, j.bias, j.N, j.K, j.m0, j.m1, j.mode);
+    else matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
     await Promise.all(waits);
   }
 

@@ -6,11 +6,14 @@ import { randn64 } from '../../test-utils/fd.js';
 import { CpuOps } from './cpu-ops.js';
 
 const seed = freshSeed();
-const ops1 = new CpuOps({ threads: 1 });
-const ops2 = new CpuOps({ threads: 2 });
+// Both kernels: the plain JS one (matmul-kernel.ts) and the wasm SIMD one (matmul-simd.wat).
+const kernels = {
+  js: [new CpuOps({ threads: 1, simd: false }), new CpuOps({ threads: 2, simd: false })],
+  simd: [new CpuOps({ threads: 1 }), new CpuOps({ threads: 2 })],
+};
+const all = [...kernels.js, ...kernels.simd];
 afterAll(async () => {
-  await ops1.dispose();
-  await ops2.dispose();
+  for (const o of all) await o.dispose();
 });
 
 function fill(ops: CpuOps, src: Float64Array): Float32Array {
@@ -48,37 +51,37 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
           ref[i * N + j] = s + Math.fround(c064[i * N + j]!);
           naive[i * N + j] = s32;
         }
-        const results: Float32Array[] = [];
-        for (const ops of [ops1, ops2]) {
-          const out = fill(ops, c064);
-          await ops.matmul(out, fill(ops, a64), fill(ops, b64), M, N, K, { transA, transB, accumulate: true });
-          results.push(out);
-        }
-        let err = 0;
         let naiveErr = 0;
-        for (let i = 0; i < M * N; i++) {
-          err = Math.max(err, Math.abs(results[0]![i]! - ref[i]!));
-          naiveErr = Math.max(naiveErr, Math.abs(naive[i]! - ref[i]!));
+        for (let i = 0; i < M * N; i++) naiveErr = Math.max(naiveErr, Math.abs(naive[i]! - ref[i]!));
+        for (const [name, [one, two]] of Object.entries(kernels)) {
+          const results: Float32Array[] = [];
+          for (const ops of [one!, two!]) {
+            const out = fill(ops, c064);
+            await ops.matmul(out, fill(ops, a64), fill(ops, b64), M, N, K, { transA, transB, accumulate: true });
+            results.push(out);
+          }
+          let err = 0;
+          for (let i = 0; i < M * N; i++) err = Math.max(err, Math.abs(results[0]![i]! - ref[i]!));
+          expect(err, `${name} kernel, seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
+          // One thread or two: bitwise identical (each row has one owner; exact resume relies on it).
+          expect(results[1], `${name} kernel`).toEqual(results[0]);
+          // Bias path (accumulate = false): out = op(A) op(B) + bias.
+          const out = two!.alloc(M * N) as Float32Array;
+          await two!.matmul(out, fill(two!, a64), fill(two!, b64), M, N, K, { transA, transB, bias: fill(two!, bias64) });
+          let errB = 0;
+          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+            const want = ref[i * N + j]! - Math.fround(c064[i * N + j]!) + Math.fround(bias64[j]!);
+            errB = Math.max(errB, Math.abs(out[i * N + j]! - want));
+          }
+          expect(errB, `${name} kernel, seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
         }
-        expect(err, `seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
-        // One thread or two: bitwise identical (each row has one owner; exact resume relies on it).
-        expect(results[1]).toEqual(results[0]);
-        // Bias path (accumulate = false): out = op(A) op(B) + bias.
-        const out = ops2.alloc(M * N) as Float32Array;
-        await ops2.matmul(out, fill(ops2, a64), fill(ops2, b64), M, N, K, { transA, transB, bias: fill(ops2, bias64) });
-        let errB = 0;
-        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-          const want = ref[i * N + j]! - Math.fround(c064[i * N + j]!) + Math.fround(bias64[j]!);
-          errB = Math.max(errB, Math.abs(out[i * N + j]! - want));
-        }
-        expect(errB, `seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
       });
     }
   }
 
-  it('falls back to one thread for plain (non-shared) arrays and still computes', async () => {
+  it('falls back to the JS kernel on one thread for plain (non-shared) arrays and still computes', async () => {
     const out = new Float32Array(4);
-    await ops2.matmul(out, Float32Array.from([1, 2, 3, 4]), Float32Array.from([5, 6, 7, 8]), 2, 2, 2);
+    await kernels.simd[1]!.matmul(out, Float32Array.from([1, 2, 3, 4]), Float32Array.from([5, 6, 7, 8]), 2, 2, 2);
     expect(Array.from(out)).toEqual([19, 22, 43, 50]);
   });
 });
