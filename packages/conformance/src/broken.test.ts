@@ -10,6 +10,8 @@ const byId = (pred: (c: ConformanceCase) => boolean): ConformanceCase[] => CASE_
 // Small, fast cases from the ci matrix: one per dtype, and one with fully masked rows.
 const small = byId((c) => c.seqlenQ * c.seqlenK * c.headDim * c.nheadsQ <= 129 * 129 * 64 * 2 && c.logits === 'normal');
 const masked = byId((c) => c.features.includes('fully-masked-rows') && c.seqlenQ * c.seqlenK < 200_000);
+const gqa = byId((c) => c.features.includes('gqa'));
+const causalNqGtNk = byId((c) => c.causal && c.seqlenQ > c.seqlenK && c.seqlenQ * c.seqlenK < 200_000);
 
 describe('a broken backend fails the suite', () => {
   const inner = createCpuBackend({ kind: 'reference' });
@@ -17,6 +19,8 @@ describe('a broken backend fails the suite', () => {
   it('the small cases cover every dtype and include fully masked rows', () => {
     expect(new Set(small.map((c) => c.dtype))).toEqual(new Set(['float32', 'float16', 'bfloat16']));
     expect(masked.length).toBeGreaterThan(0);
+    expect(gqa.length).toBeGreaterThan(0);
+    expect(causalNqGtNk.length).toBeGreaterThan(0);
   });
 
   it('the correct backend passes the same cases (control)', async () => {
@@ -33,6 +37,8 @@ describe('a broken backend fails the suite', () => {
     ['dv-perturbed', small, 'dv'],
     ['masked-rows-nan', masked, 'fully masked row): expected exactly 0, got NaN'],
     ['masked-lse-zero', masked, 'fully masked row'],
+    ['gqa-head-mapping', gqa, 'FAIL out'],
+    ['causal-top-left', causalNqGtNk, 'fully masked row'],
   ] as const;
 
   for (const [fault, cases, mention] of faults) {

@@ -9,7 +9,28 @@ import {
   type Tensor,
 } from '@flashattn/core';
 
-type Fault = 'wrong-scale' | 'out-perturbed' | 'lse-off' | 'masked-rows-nan' | 'dv-perturbed' | 'masked-lse-zero';
+type Fault =
+  | 'wrong-scale'
+  | 'out-perturbed'
+  | 'lse-off'
+  | 'masked-rows-nan'
+  | 'dv-perturbed'
+  | 'masked-lse-zero'
+  | 'gqa-head-mapping'
+  | 'causal-top-left';
+
+/**
+ * Reorder the heads of a (B, N, H, D) tensor: head h of the result is head from(h) of t.
+ */
+function permuteHeads(t: Tensor, from: (h: number) => number): Tensor {
+  const [B, N, H, D] = t.shape as [number, number, number, number];
+  const src = toFloat32(t);
+  const dst = new Float32Array(src.length);
+  for (let bn = 0; bn < B * N; bn++) {
+    for (let h = 0; h < H; h++) dst.set(src.subarray((bn * H + from(h)) * D, (bn * H + from(h) + 1) * D), (bn * H + h) * D);
+  }
+  return fromFloat32(dst, t.shape, t.dtype);
+}
 
 function perturb(t: Tensor, index: number, delta: number): Tensor {
   const f = Float32Array.from(toFloat32(t));
@@ -27,6 +48,29 @@ export function brokenBackend(inner: AttentionBackend, fault: Fault): AttentionB
         // Forgets the 1/sqrt(D) default and uses 1.1x of it.
         const scale = 1.1 / Math.sqrt(q.shape[3]!);
         return inner.forward(q, k, v, { ...opts, softmaxScale: scale });
+      }
+      if (fault === 'gqa-head-mapping') {
+        // Query head h reads kv head h % Hk instead of floor(h / group): run the correct backend on
+        // q with head h moved to slot pi(h) = (h % Hk) * group + floor(h / Hk), then move it back.
+        const Hq = q.shape[2]!;
+        const Hk = k.shape[2]!;
+        const g = Hq / Hk;
+        const pi = (h: number): number => (h % Hk) * g + Math.floor(h / Hk);
+        const inv = new Array<number>(Hq);
+        for (let h = 0; h < Hq; h++) inv[pi(h)] = h;
+        const r = await inner.forward(permuteHeads(q, (slot) => inv[slot]!), k, v, opts);
+        const [B, Nq] = q.shape as [number, number];
+        const lse = new Float32Array(r.lse.length);
+        for (let b = 0; b < B; b++) {
+          for (let h = 0; h < Hq; h++) lse.set(r.lse.subarray((b * Hq + pi(h)) * Nq, (b * Hq + pi(h) + 1) * Nq), (b * Hq + h) * Nq);
+        }
+        return { out: permuteHeads(r.out, pi), lse };
+      }
+      if (fault === 'causal-top-left' && opts?.causal) {
+        // Causal aligned top-left (row i sees keys j <= i) instead of bottom-right, for Nq > Nk:
+        // the bottom-right window [-1, Nq - Nk] is exactly that.
+        const shift = q.shape[1]! - k.shape[1]!;
+        return inner.forward(q, k, v, { ...opts, causal: false, windowSize: [-1, shift] });
       }
       const r = await inner.forward(q, k, v, opts);
       if (fault === 'out-perturbed') return { out: perturb(r.out, 7, 0.25), lse: r.lse };
