@@ -4,7 +4,9 @@
  * materialised reference); the float64 path (gradient checks) uses attention64.ts.
  */
 import { createCpuBackend, tensor, type AttentionBackend } from '@flashattn/core';
+import { availableParallelism } from 'node:os';
 import type { FloatArray } from '../ops/ops.js';
+import { ParallelCpuAttention } from './parallel-attention.js';
 
 export interface CausalAttention {
   readonly name: string;
@@ -56,7 +58,11 @@ function f32(x: FloatArray, shape: number[], name: string) {
   return tensor(x, shape, 'float32', name);
 }
 
-/** 'flash' -> core's tiled FlashAttention-2 CPU backend; 'standard' -> the materialised reference. */
-export function cpuAttention(kind: 'flash' | 'standard'): CausalAttention {
-  return new BackendAttention(createCpuBackend({ kind: kind === 'flash' ? 'flash' : 'reference' }));
+/**
+ * 'flash' -> core's tiled FlashAttention-2 CPU backend; 'standard' -> core's materialised reference.
+ * threads > 1 (default: all cores) splits the batch over worker threads, one backend each.
+ */
+export function cpuAttention(kind: 'flash' | 'standard', threads = availableParallelism()): CausalAttention {
+  const k = kind === 'flash' ? 'flash' : 'reference';
+  return threads > 1 ? new ParallelCpuAttention(k, threads) : new BackendAttention(createCpuBackend({ kind: k }));
 }
