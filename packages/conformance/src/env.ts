@@ -12,7 +12,13 @@ export interface ConformanceEnv {
   filter?: string;
 }
 
-export function readConformanceEnv(env: Record<string, string | undefined> = process.env): ConformanceEnv {
+/** `process.env` where there is one (Node); empty in a browser test runner without it. */
+function defaultEnv(): Record<string, string | undefined> {
+  const p = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  return p?.env ?? {};
+}
+
+export function readConformanceEnv(env: Record<string, string | undefined> = defaultEnv()): ConformanceEnv {
   const out: ConformanceEnv = {};
   const m = env.FLASHATTN_CONFORMANCE_MATRIX;
   if (m !== undefined && m !== '') {
