@@ -14,7 +14,7 @@ export interface Preset {
 }
 
 export const PRESETS = {
-  tiny: { model: { maxSeqLen: 1024, nLayer: 4, nHead: 4, nEmbd: 128 }, vocab: 2048, batch: 8, seq: 128, lr: 2e-3, steps: 500 },
+  tiny: { model: { maxSeqLen: 1024, nLayer: 4, nHead: 4, nEmbd: 128 }, vocab: 2048, batch: 8, seq: 64, lr: 3e-3, steps: 400 },
   small: { model: { maxSeqLen: 1024, nLayer: 6, nHead: 6, nEmbd: 384 }, vocab: 8192, batch: 8, seq: 256, lr: 1e-3, steps: 2000 },
   'gpt2-124m': { model: { maxSeqLen: GPT2_124M.maxSeqLen, nLayer: 12, nHead: 12, nEmbd: 768 }, vocab: 0, batch: 4, seq: 1024, lr: 6e-4, steps: 1000 },
 } satisfies Record<string, Preset>;

@@ -1,6 +1,6 @@
 // Exact resume: a run stopped after step 3 (checkpoint written as on SIGINT) and resumed to step 6
 // produces bitwise the same training losses as an uninterrupted 6-step run with the same seed.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -29,6 +29,9 @@ describe('checkpoint resume', () => {
     expect(resumed.finalValLoss).toBe(full.finalValLoss);
     // The run learned something even in 6 steps (losses are not all equal).
     expect(new Set(full.history.train.map(([, l]) => l)).size).toBe(6);
+    // The loss curve was written as a PNG.
+    const png = readFileSync(join(root, 'split', 'loss.png'));
+    expect(Array.from(png.subarray(0, 8))).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   });
 
   it('refuses to resume with a different batch shape, naming it', async () => {

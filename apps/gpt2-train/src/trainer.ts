@@ -38,6 +38,8 @@ export interface Summary {
   finalValLoss: number;
   /** Training throughput of this process's steps (excludes evaluation). */
   tokensPerSec: number;
+  /** The same without the first step of the process (JIT warm-up, first allocations). */
+  tokensPerSecSteady: number;
   /** Peak resident set size of the process (MiB). */
   peakRssMiB: number;
   history: History;
@@ -167,6 +169,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const bar = new ProgressBar(hooks.stderr ?? process.stderr);
   let trainMs = 0;
   let trainTokens = 0;
+  let firstStepMs = 0;
   let peakRss = process.memoryUsage().rss;
   const startStep = step;
   let lastLoss = history.train.length ? history.train[history.train.length - 1]![1] : NaN;
@@ -182,6 +185,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       await opt.step(model.params, model.grads, lr);
       step++;
       trainMs += performance.now() - t0;
+      if (trainTokens === 0) firstStepMs = trainMs;
       trainTokens += B * T;
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       lastLoss = loss;
@@ -228,7 +232,9 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       vocab: config.vocabSize, trainTokens: data.train.length, valTokens: data.val.length,
       unigramEntropy: base.entropy, unigramValCrossEntropy: base.valCrossEntropy,
       finalTrainLoss: lastLoss, finalValLoss: finalVal,
-      tokensPerSec: step > startStep ? trainTokens / (trainMs / 1000) : 0, peakRssMiB, history, sample, stoppedEarly,
+      tokensPerSec: step > startStep ? trainTokens / (trainMs / 1000) : 0,
+      tokensPerSecSteady: step > startStep + 1 ? (trainTokens - B * T) / ((trainMs - firstStepMs) / 1000) : 0,
+      peakRssMiB, history, sample, stoppedEarly,
     };
     if (step > startStep) say(`throughput ${Math.round(summary.tokensPerSec)} tokens/s over ${step - startStep} steps; peak RSS ${peakRssMiB.toFixed(0)} MiB`);
     return summary;
