@@ -17,6 +17,8 @@ import {
   allocFloat,
   FLASH_OPTION_KEYS,
   resolveBlockSizes,
+  rowAccumulateTile,
+  rowDotTile,
   rowKeyRanges,
   type AccumPrecision,
   type FlashAttentionOptions,
@@ -126,38 +128,25 @@ export function flashBackwardKernel(
               if (lo >= hi || Lr === -Infinity) continue; // masked here, or a row that saw no key
               const qo = qBase + row * qStride;
               const Dr = Dvec[lBase + row]!;
-              // lines 12-13: S_ij = scale * Q_i K_j^T, P_ij = exp(S_ij - L_i)
-              for (let c = lo; c < hi; c++) {
-                const ko = kBase + c * kStride;
-                let dot = 0;
-                for (let d = 0; d < D; d++) dot += q[qo + d]! * k[ko + d]!;
-                Pij[c - c0] = scale * dot; // rounded to the precision exactly as the forward stored it
-                Pij[c - c0] = Math.exp(Pij[c - c0]! - Lr);
-              }
+              // lines 12-13: S_ij = scale * Q_i K_j^T (stored in the precision exactly as the forward
+              // stored it), P_ij = exp(S_ij - L_i)
+              rowDotTile(q, qo, k, kBase, kStride, lo, hi, c0, D, scale, Pij);
+              for (let c = lo; c < hi; c++) Pij[c - c0] = Math.exp(Pij[c - c0]! - Lr);
+              // line 15: dP_ij = dO_i V_j^T (stored in the precision, like D_i)
+              rowDotTile(dO, qo, v, kBase, kStride, lo, hi, c0, D, 1, dSij);
+              // line 16: dS_ij = P_ij * (dP_ij - D_i)
+              for (let c = lo; c < hi; c++) dSij[c - c0] = Pij[c - c0]! * (dSij[c - c0]! - Dr);
+              // line 17: dQ_i += scale * dS_ij K_j (read-modify-write of the dQ buffer)
+              rowAccumulateTile(dq, qo, dSij, scale, k, kBase, kStride, lo, hi, c0, D);
+              // lines 14 and 18: dV_j += P_ij^T dO_i, dK_j += scale * dS_ij^T Q_i (one pass per key row)
               for (let c = lo; c < hi; c++) {
                 const p = Pij[c - c0]!;
-                const vo = kBase + c * kStride;
-                const jo = (c - c0) * D;
-                // line 14: dV_j += P_ij^T dO_i
-                for (let d = 0; d < D; d++) dVj[jo + d]! += p * dO[qo + d]!;
-                // line 15: dP_ij = dO_i V_j^T
-                let dp = 0;
-                for (let d = 0; d < D; d++) dp += dO[qo + d]! * v[vo + d]!;
-                dSij[c - c0] = dp; // stored in the precision, like D_i
-                // line 16: dS_ij = P_ij * (dP_ij - D_i)
-                dSij[c - c0] = p * (dSij[c - c0]! - Dr);
-              }
-              // line 17: dQ_i += scale * dS_ij K_j (read-modify-write of the dQ buffer)
-              for (let c = lo; c < hi; c++) {
-                const ds = scale * dSij[c - c0]!;
-                const ko = kBase + c * kStride;
-                for (let d = 0; d < D; d++) dq[qo + d]! += ds * k[ko + d]!;
-              }
-              // line 18: dK_j += scale * dS_ij^T Q_i
-              for (let c = lo; c < hi; c++) {
                 const ds = scale * dSij[c - c0]!;
                 const jo = (c - c0) * D;
-                for (let d = 0; d < D; d++) dKj[jo + d]! += ds * q[qo + d]!;
+                for (let d = 0; d < D; d++) {
+                  dVj[jo + d]! += p * dO[qo + d]!;
+                  dKj[jo + d]! += ds * q[qo + d]!;
+                }
               }
             }
           }

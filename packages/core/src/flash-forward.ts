@@ -11,18 +11,40 @@
  * Layout: q (B, Nq, Hq, D); k, v (B, Nk, Hk, D); out (B, Nq, Hq, D); lse (B, Hq, Nq).
  * GQA/MQA: query head h reads kv head floor(h / (Hq / Hk)).
  *
- * Block sizes (default Br = Bc = 64), measured on this repo's 2-core CI-sized x86 machine, Node 20,
- * float32, B = 1, H = 4, Nq = Nk = 2048, D = 64, non-causal, best of 3 (ms per forward):
- *     Br\Bc     32     64    128    256
- *       16    ...
- * (see the table filled in below by the measurement; reproduce with the snippet at the end of this
- * comment).
+ * Block sizes (Br, Bc); default Br = Bc = 64 (DEFAULT_BLOCK_SIZE_Q/K in flash-blocks.ts). Measured
+ * 2026-11-21 on this repo's 2-core x86 dev machine (the CI size), Node 20.20, float32, B = 1, H = 4,
+ * Nq = Nk = 1024, D = 64; CPU time (user + sys, so other processes' load counts less than in wall
+ * time), median of 5 interleaved rounds:
+ *     Br   Bc   fwd ms   fwd causal ms   bwd ms
+ *     32   32     723        377          2262
+ *     64   64     799        352          2340
+ *     64  128     721        352          2333
+ *    128  128     718        356          2254
+ *     32  128     686        361          2265
+ * A best-of-3 sweep of Br in {16..128} x Bc in {16..256} gave 625-731 ms for the forward. No size is
+ * better beyond the noise (about +-10% on that shared machine): on a CPU the "on-chip" tile is one S
+ * row (Bc) plus acc (Br x D) in L1/L2 and the cost is the dot products. Smaller Bc rescales acc more
+ * often, smaller Br re-reads K/V more often, larger blocks skip less of a causal/window mask; 64 x 64
+ * sits in the middle. What did help: four key rows per pass in rowDotTile / rowAccumulateTile,
+ * 2.2x on the forward (1389 -> 627 ms) and 1.6x on the backward (3144 -> 2002 ms), same setup.
+ * Reproduce (after `pnpm --filter @flashattn/core build`, from the repo root), as an .mjs file:
+ *   import { createRng, randomTensor, flashAttention, flashAttentionBackward } from './packages/core/dist/index.js';
+ *   const rng = createRng(7), t = () => randomTensor(rng, [1, 1024, 4, 64]);
+ *   const [q, k, v, dout] = [t(), t(), t(), t()];
+ *   const cpu = (f) => { const t0 = process.cpuUsage(); f(); const u = process.cpuUsage(t0); return (u.user + u.system) / 1e3; };
+ *   for (const [Br, Bc] of [[32, 32], [64, 64], [64, 128], [128, 128], [32, 128]]) {
+ *     const o = { blockSizeQ: Br, blockSizeK: Bc }, f = flashAttention(q, k, v, o);
+ *     console.log(Br, Bc, cpu(() => flashAttention(q, k, v, o)), cpu(() => flashAttention(q, k, v, { ...o, causal: true })),
+ *       cpu(() => flashAttentionBackward(dout, q, k, v, f.out, f.lse, o)));
+ *   }
  */
 import type { AttentionForwardResult } from './backend.js';
 import {
   allocFloat,
   FLASH_OPTION_KEYS,
   resolveBlockSizes,
+  rowAccumulateTile,
+  rowDotTile,
   rowKeyRanges,
   type AccumPrecision,
   type FlashAttentionOptions,
@@ -106,35 +128,26 @@ export function flashForwardKernel(
             const hi = Math.min(c1, rowHi[r0 + r]!);
             if (lo >= hi) continue; // masked row in this block: state unchanged
             const qr = r * D;
-            // line 9: S_ij = scale * Q_i K_j^T (this row), and its rowmax
-            let mBlock = -Infinity;
-            for (let c = lo; c < hi; c++) {
-              const ko = kBase + c * kStride;
-              let dot = 0;
-              for (let d = 0; d < D; d++) dot += Qi[qr + d]! * k[ko + d]!;
-              Sij[c - c0] = scale * dot;
-              const s = Sij[c - c0]!; // the stored (precision-rounded) score, as P~ will use
-              if (s > mBlock) mBlock = s;
-            }
+            // line 9: S_ij = scale * Q_i K_j^T (this row)
+            rowDotTile(Qi, qr, k, kBase, kStride, lo, hi, c0, D, scale, Sij);
             // line 10: m_new = max(m_old, rowmax(S_ij)), P~_ij = exp(S_ij - m_new),
             //          l_new = exp(m_old - m_new) l_old + rowsum(P~_ij)
+            // (all from the stored, precision-rounded S and P, so lse is consistent with P)
+            let mBlock = -Infinity;
+            for (let c = lo; c < hi; c++) if (Sij[c - c0]! > mBlock) mBlock = Sij[c - c0]!;
             const mOld = m_i[r]!;
             const mNew = mOld > mBlock ? mOld : mBlock;
             const alpha = Math.exp(mOld - mNew); // 0 on the first visible block (m_old = -Infinity)
             let rowsum = 0;
             for (let c = lo; c < hi; c++) {
-              const p = (Sij[c - c0] = Math.exp(Sij[c - c0]! - mNew));
-              rowsum += p;
+              Sij[c - c0] = Math.exp(Sij[c - c0]! - mNew);
+              rowsum += Sij[c - c0]!;
             }
             l_i[r] = alpha * l_i[r]! + rowsum;
             m_i[r] = mNew;
             // line 11: O~_i = diag(exp(m_old - m_new)) O~_i + P~_ij V_j
             if (alpha !== 1) for (let d = 0; d < D; d++) acc[qr + d]! *= alpha;
-            for (let c = lo; c < hi; c++) {
-              const p = Sij[c - c0]!;
-              const vo = kBase + c * kStride;
-              for (let d = 0; d < D; d++) acc[qr + d]! += p * v[vo + d]!;
-            }
+            rowAccumulateTile(acc, qr, Sij, 1, v, kBase, kStride, lo, hi, c0, D);
           }
         }
         // lines 13-16: O_i = diag(l_i)^-1 O~_i, L_i = m_i + log(l_i); write both.
