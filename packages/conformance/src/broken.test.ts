@@ -6,12 +6,20 @@ import { CASE_MATRICES, type ConformanceCase } from './cases.js';
 import { ConformanceError, assertConformance, runConformance } from './run.js';
 import { brokenBackend } from './test-utils/broken.js';
 
-const byId = (pred: (c: ConformanceCase) => boolean): ConformanceCase[] => CASE_MATRICES.ci.filter(pred);
+const byId = (pred: (c: ConformanceCase) => boolean): ConformanceCase[] =>
+  CASE_MATRICES.ci.filter(pred);
 // Small, fast cases from the ci matrix: one per dtype, and one with fully masked rows.
-const small = byId((c) => c.seqlenQ * c.seqlenK * c.headDim * c.nheadsQ <= 129 * 129 * 64 * 2 && c.logits === 'normal');
-const masked = byId((c) => c.features.includes('fully-masked-rows') && c.seqlenQ * c.seqlenK < 200_000);
+const small = byId(
+  (c) =>
+    c.seqlenQ * c.seqlenK * c.headDim * c.nheadsQ <= 129 * 129 * 64 * 2 && c.logits === 'normal',
+);
+const masked = byId(
+  (c) => c.features.includes('fully-masked-rows') && c.seqlenQ * c.seqlenK < 200_000,
+);
 const gqa = byId((c) => c.features.includes('gqa'));
-const causalNqGtNk = byId((c) => c.causal && c.seqlenQ > c.seqlenK && c.seqlenQ * c.seqlenK < 200_000);
+const causalNqGtNk = byId(
+  (c) => c.causal && c.seqlenQ > c.seqlenK && c.seqlenQ * c.seqlenK < 200_000,
+);
 
 describe('a broken backend fails the suite', () => {
   const inner = createCpuBackend({ kind: 'reference' });
@@ -60,7 +68,11 @@ describe('a broken backend fails the suite', () => {
   }
 
   it('a backend that throws is a failed case, not a crash', async () => {
-    const throwing = { ...inner, name: 'throws', forward: () => Promise.reject(new Error('device lost')) };
+    const throwing = {
+      ...inner,
+      name: 'throws',
+      forward: () => Promise.reject(new Error('device lost')),
+    };
     const report = await runConformance(throwing, { cases: small.slice(0, 1) });
     expect(report.failed).toBe(1);
     expect(report.results[0]!.message).toContain('forward threw Error: device lost');

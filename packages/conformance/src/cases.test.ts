@@ -13,8 +13,19 @@ import { caseSeedOf, makeInputs } from './inputs.js';
 import { runConformance } from './run.js';
 
 const ALL_FEATURES: CaseFeature[] = [
-  'causal', 'window', 'gqa', 'mqa', 'batch>1', 'n=1', 'n=1000', 'ragged', 'nq>nk', 'nq<nk',
-  'huge-logits', 'fully-masked-rows', 'unseen-keys',
+  'causal',
+  'window',
+  'gqa',
+  'mqa',
+  'batch>1',
+  'n=1',
+  'n=1000',
+  'ragged',
+  'nq>nk',
+  'nq<nk',
+  'huge-logits',
+  'fully-masked-rows',
+  'unseen-keys',
 ];
 
 describe('case matrices', () => {
@@ -24,10 +35,17 @@ describe('case matrices', () => {
       const features = new Set(cases.flatMap((c) => c.features));
       for (const f of ALL_FEATURES) expect(features, f).toContain(f);
       expect(new Set(cases.map((c) => c.headDim))).toEqual(new Set(HEAD_DIMS));
-      expect(new Set(cases.map((c) => c.dtype))).toEqual(new Set(['float32', 'float16', 'bfloat16']));
-      expect(new Set(cases.map((c) => c.logits))).toEqual(new Set(['normal', 'huge-spread', 'huge-pos', 'huge-neg']));
+      expect(new Set(cases.map((c) => c.dtype))).toEqual(
+        new Set(['float32', 'float16', 'bfloat16']),
+      );
+      expect(new Set(cases.map((c) => c.logits))).toEqual(
+        new Set(['normal', 'huge-spread', 'huge-pos', 'huge-neg']),
+      );
       for (const n of [1, 17, 127, 128, 129, 1000]) {
-        expect(cases.some((c) => c.seqlenQ === n || c.seqlenK === n), `seqlen ${n}`).toBe(true);
+        expect(
+          cases.some((c) => c.seqlenQ === n || c.seqlenK === n),
+          `seqlen ${n}`,
+        ).toBe(true);
       }
     });
   }
@@ -47,7 +65,9 @@ describe('case matrices', () => {
   });
 
   it('unknown matrix names are a clear error', () => {
-    expect(() => casesFor('huge' as never)).toThrow(/Unknown conformance matrix 'huge'.*full, ci, smoke/);
+    expect(() => casesFor('huge' as never)).toThrow(
+      /Unknown conformance matrix 'huge'.*full, ci, smoke/,
+    );
   });
 
   it('filters by substring, RegExp and predicate', () => {
@@ -67,7 +87,9 @@ describe('case matrices', () => {
     };
     const report = await runConformance(narrow, { matrix: 'smoke', backward: false });
     const skipped = report.results.filter((r) => r.status === 'skip');
-    expect(skipped.map((r) => r.case.dtype === 'float16' || r.case.headDim > 64)).toEqual(skipped.map(() => true));
+    expect(skipped.map((r) => r.case.dtype === 'float16' || r.case.headDim > 64)).toEqual(
+      skipped.map(() => true),
+    );
     expect(skipped.length).toBe(2);
     expect(skipped.some((r) => /does not support dtype float16/.test(r.skipReason!))).toBe(true);
     expect(skipped.some((r) => /head dims up to 64, case has 128/.test(r.skipReason!))).toBe(true);
@@ -87,9 +109,13 @@ describe('inputs', () => {
   });
 
   it('huge-pos logits sit near +1e4 in every dtype', () => {
-    for (const c of CASE_MATRICES.full.filter((x) => x.logits === 'huge-pos' && x.headDim === 256)) {
+    for (const c of CASE_MATRICES.full.filter(
+      (x) => x.logits === 'huge-pos' && x.headDim === 256,
+    )) {
       const { q, k } = makeInputs(c, 7);
-      const [qf, kf] = [q, k].map((t) => Array.from(t.dtype === 'float32' ? (t.data as Float32Array) : []));
+      const [qf, kf] = [q, k].map((t) =>
+        Array.from(t.dtype === 'float32' ? (t.data as Float32Array) : []),
+      );
       if (c.dtype === 'float32') {
         let dot = 0;
         for (let d = 0; d < c.headDim; d++) dot += qf[d]! * kf[d]!;
@@ -102,13 +128,24 @@ describe('inputs', () => {
 
 describe('environment overrides', () => {
   it('parses matrix, seed and filter strictly', () => {
-    expect(readConformanceEnv({ FLASHATTN_CONFORMANCE_MATRIX: 'full', FLASHATTN_CONFORMANCE_SEED: '123' })).toEqual({
+    expect(
+      readConformanceEnv({
+        FLASHATTN_CONFORMANCE_MATRIX: 'full',
+        FLASHATTN_CONFORMANCE_SEED: '123',
+      }),
+    ).toEqual({
       matrix: 'full',
       seed: 123,
     });
     expect(readConformanceEnv({})).toEqual({});
-    expect(() => readConformanceEnv({ FLASHATTN_CONFORMANCE_MATRIX: 'all' })).toThrow(/expected one of full, ci, smoke/);
-    expect(() => readConformanceEnv({ FLASHATTN_CONFORMANCE_SEED: '-1' })).toThrow(/unsigned 32-bit/);
-    expect(() => readConformanceEnv({ FLASHATTN_CONFORMANCE_SEED: '1e3' })).toThrow(/unsigned 32-bit/);
+    expect(() => readConformanceEnv({ FLASHATTN_CONFORMANCE_MATRIX: 'all' })).toThrow(
+      /expected one of full, ci, smoke/,
+    );
+    expect(() => readConformanceEnv({ FLASHATTN_CONFORMANCE_SEED: '-1' })).toThrow(
+      /unsigned 32-bit/,
+    );
+    expect(() => readConformanceEnv({ FLASHATTN_CONFORMANCE_SEED: '1e3' })).toThrow(
+      /unsigned 32-bit/,
+    );
   });
 });

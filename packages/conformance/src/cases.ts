@@ -181,25 +181,82 @@ function fullMatrix(): ConformanceCase[] {
  * The big ones (N = 1000) use D = 32 or 64 and one head: the float64 oracle costs O(Nq Nk D) per head.
  */
 function ciMatrix(): ConformanceCase[] {
-  const c = (s: Partial<CaseSpec> & Pick<CaseSpec, 'dtype' | 'headDim' | 'seqlenQ' | 'seqlenK'>): ConformanceCase =>
-    makeCase({ ...base, ...s });
+  const c = (
+    s: Partial<CaseSpec> & Pick<CaseSpec, 'dtype' | 'headDim' | 'seqlenQ' | 'seqlenK'>,
+  ): ConformanceCase => makeCase({ ...base, ...s });
   return [
     c({ dtype: 'float32', headDim: 32, seqlenQ: 1, seqlenK: 1, nheadsQ: 1, nheadsK: 1 }),
     c({ dtype: 'float32', headDim: 64, seqlenQ: 17, seqlenK: 17, causal: true }),
     c({ dtype: 'float16', headDim: 80, seqlenQ: 127, seqlenK: 129, nheadsQ: 4, nheadsK: 2 }),
-    c({ dtype: 'bfloat16', headDim: 96, seqlenQ: 129, seqlenK: 127, nheadsQ: 3, nheadsK: 1, causal: true }),
-    c({ dtype: 'float32', headDim: 128, seqlenQ: 128, seqlenK: 128, batch: 2, nheadsQ: 1, nheadsK: 1, windowSize: [16, 8] }),
-    c({ dtype: 'float16', headDim: 256, seqlenQ: 17, seqlenK: 128, nheadsQ: 1, nheadsK: 1, causal: true }),
+    c({
+      dtype: 'bfloat16',
+      headDim: 96,
+      seqlenQ: 129,
+      seqlenK: 127,
+      nheadsQ: 3,
+      nheadsK: 1,
+      causal: true,
+    }),
+    c({
+      dtype: 'float32',
+      headDim: 128,
+      seqlenQ: 128,
+      seqlenK: 128,
+      batch: 2,
+      nheadsQ: 1,
+      nheadsK: 1,
+      windowSize: [16, 8],
+    }),
+    c({
+      dtype: 'float16',
+      headDim: 256,
+      seqlenQ: 17,
+      seqlenK: 128,
+      nheadsQ: 1,
+      nheadsK: 1,
+      causal: true,
+    }),
     c({ dtype: 'float32', headDim: 256, seqlenQ: 129, seqlenK: 17, nheadsQ: 1, nheadsK: 1 }),
-    c({ dtype: 'float32', headDim: 32, seqlenQ: 1000, seqlenK: 1000, nheadsQ: 1, nheadsK: 1, causal: true }),
+    c({
+      dtype: 'float32',
+      headDim: 32,
+      seqlenQ: 1000,
+      seqlenK: 1000,
+      nheadsQ: 1,
+      nheadsK: 1,
+      causal: true,
+    }),
     c({ dtype: 'float16', headDim: 64, seqlenQ: 1000, seqlenK: 17, nheadsQ: 1, nheadsK: 1 }),
-    c({ dtype: 'bfloat16', headDim: 32, seqlenQ: 17, seqlenK: 1000, nheadsQ: 1, nheadsK: 1, causal: true }),
-    c({ dtype: 'float32', headDim: 64, seqlenQ: 1000, seqlenK: 1, nheadsQ: 1, nheadsK: 1, causal: true }),
+    c({
+      dtype: 'bfloat16',
+      headDim: 32,
+      seqlenQ: 17,
+      seqlenK: 1000,
+      nheadsQ: 1,
+      nheadsK: 1,
+      causal: true,
+    }),
+    c({
+      dtype: 'float32',
+      headDim: 64,
+      seqlenQ: 1000,
+      seqlenK: 1,
+      nheadsQ: 1,
+      nheadsK: 1,
+      causal: true,
+    }),
     c({ dtype: 'bfloat16', headDim: 128, seqlenQ: 1, seqlenK: 1000, nheadsQ: 2, nheadsK: 1 }),
     c({ dtype: 'float32', headDim: 64, seqlenQ: 129, seqlenK: 17, windowSize: [4, 2] }),
     c({ dtype: 'bfloat16', headDim: 64, seqlenQ: 17, seqlenK: 129, windowSize: [8, 0] }),
     c({ dtype: 'float32', headDim: 64, seqlenQ: 127, seqlenK: 127, logits: 'huge-spread' }),
-    c({ dtype: 'float16', headDim: 64, seqlenQ: 128, seqlenK: 128, causal: true, logits: 'huge-pos' }),
+    c({
+      dtype: 'float16',
+      headDim: 64,
+      seqlenQ: 128,
+      seqlenK: 128,
+      causal: true,
+      logits: 'huge-pos',
+    }),
     c({ dtype: 'float32', headDim: 32, seqlenQ: 129, seqlenK: 129, logits: 'huge-neg' }),
   ];
 }
@@ -207,8 +264,25 @@ function ciMatrix(): ConformanceCase[] {
 function smokeMatrix(): ConformanceCase[] {
   return [
     makeCase({ ...base, dtype: 'float32', headDim: 64, seqlenQ: 17, seqlenK: 17, causal: true }),
-    makeCase({ ...base, dtype: 'float16', headDim: 32, seqlenQ: 129, seqlenK: 17, nheadsQ: 2, nheadsK: 1, windowSize: [4, 2] }),
-    makeCase({ ...base, dtype: 'float32', headDim: 128, seqlenQ: 1, seqlenK: 128, nheadsQ: 1, nheadsK: 1 }),
+    makeCase({
+      ...base,
+      dtype: 'float16',
+      headDim: 32,
+      seqlenQ: 129,
+      seqlenK: 17,
+      nheadsQ: 2,
+      nheadsK: 1,
+      windowSize: [4, 2],
+    }),
+    makeCase({
+      ...base,
+      dtype: 'float32',
+      headDim: 128,
+      seqlenQ: 1,
+      seqlenK: 128,
+      nheadsQ: 1,
+      nheadsK: 1,
+    }),
   ];
 }
 
@@ -216,17 +290,20 @@ export type MatrixName = 'full' | 'ci' | 'smoke';
 export const MATRIX_NAMES: readonly MatrixName[] = ['full', 'ci', 'smoke'];
 
 /** The named case lists. Frozen: a backend package must never edit them, only filter. */
-export const CASE_MATRICES: Readonly<Record<MatrixName, readonly ConformanceCase[]>> = Object.freeze({
-  full: Object.freeze(fullMatrix()),
-  ci: Object.freeze(ciMatrix()),
-  smoke: Object.freeze(smokeMatrix()),
-});
+export const CASE_MATRICES: Readonly<Record<MatrixName, readonly ConformanceCase[]>> =
+  Object.freeze({
+    full: Object.freeze(fullMatrix()),
+    ci: Object.freeze(ciMatrix()),
+    smoke: Object.freeze(smokeMatrix()),
+  });
 
 /** The cases of a named matrix. Throws a clear error for an unknown name. */
 export function casesFor(matrix: MatrixName): readonly ConformanceCase[] {
   const cases = (CASE_MATRICES as Record<string, readonly ConformanceCase[]>)[matrix];
   if (!cases) {
-    throw new RangeError(`Unknown conformance matrix '${String(matrix)}': expected one of ${MATRIX_NAMES.join(', ')}`);
+    throw new RangeError(
+      `Unknown conformance matrix '${String(matrix)}': expected one of ${MATRIX_NAMES.join(', ')}`,
+    );
   }
   return cases;
 }

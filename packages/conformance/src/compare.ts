@@ -13,7 +13,12 @@ export interface MaskInfo {
   anyUnseenKey: boolean;
 }
 
-export function maskInfo(seqlenQ: number, seqlenK: number, headDim: number, opts: AttentionOptions): MaskInfo {
+export function maskInfo(
+  seqlenQ: number,
+  seqlenK: number,
+  headDim: number,
+  opts: AttentionOptions,
+): MaskInfo {
   const o = resolveOptions(opts, headDim);
   const maskedRows = new Uint8Array(seqlenQ);
   const seen = new Uint8Array(seqlenK);

@@ -3,4 +3,6 @@
 import { createCpuBackend } from '@flashattn/core';
 import { describeConformance } from './vitest.js';
 
-describeConformance('cpu-reference', () => createCpuBackend({ kind: 'reference' }), { matrix: 'ci' });
+describeConformance('cpu-reference', () => createCpuBackend({ kind: 'reference' }), {
+  matrix: 'ci',
+});

@@ -18,12 +18,16 @@ function defaultEnv(): Record<string, string | undefined> {
   return p?.env ?? {};
 }
 
-export function readConformanceEnv(env: Record<string, string | undefined> = defaultEnv()): ConformanceEnv {
+export function readConformanceEnv(
+  env: Record<string, string | undefined> = defaultEnv(),
+): ConformanceEnv {
   const out: ConformanceEnv = {};
   const m = env.FLASHATTN_CONFORMANCE_MATRIX;
   if (m !== undefined && m !== '') {
     if (!(MATRIX_NAMES as readonly string[]).includes(m)) {
-      throw new RangeError(`FLASHATTN_CONFORMANCE_MATRIX: expected one of ${MATRIX_NAMES.join(', ')}, got '${m}'`);
+      throw new RangeError(
+        `FLASHATTN_CONFORMANCE_MATRIX: expected one of ${MATRIX_NAMES.join(', ')}, got '${m}'`,
+      );
     }
     out.matrix = m as MatrixName;
   }
@@ -31,7 +35,9 @@ export function readConformanceEnv(env: Record<string, string | undefined> = def
   if (s !== undefined && s !== '') {
     const n = Number(s);
     if (!/^\d+$/.test(s.trim()) || !Number.isSafeInteger(n) || n > 0xffffffff) {
-      throw new RangeError(`FLASHATTN_CONFORMANCE_SEED: expected an unsigned 32-bit integer, got '${s}'`);
+      throw new RangeError(
+        `FLASHATTN_CONFORMANCE_SEED: expected an unsigned 32-bit integer, got '${s}'`,
+      );
     }
     out.seed = n;
   }

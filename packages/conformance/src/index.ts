@@ -17,8 +17,21 @@ export {
   type LogitProfile,
   type MatrixName,
 } from './cases.js';
-export { NAIVE_ERROR_FACTOR, allowedError, errorRatio, toleranceFor, withinTolerance, type Tolerance, type ToleranceMagnitudes } from './tolerance.js';
-export { naiveAttention, type NaiveBackward, type NaiveForward, type NaiveResult } from './naive.js';
+export {
+  NAIVE_ERROR_FACTOR,
+  allowedError,
+  errorRatio,
+  toleranceFor,
+  withinTolerance,
+  type Tolerance,
+  type ToleranceMagnitudes,
+} from './tolerance.js';
+export {
+  naiveAttention,
+  type NaiveBackward,
+  type NaiveForward,
+  type NaiveResult,
+} from './naive.js';
 export { caseSeedOf, makeInputs, type CaseInputs } from './inputs.js';
 export { maskInfo, maxDeviation, type Deviation, type MaskInfo } from './compare.js';
 export { readConformanceEnv, type ConformanceEnv } from './env.js';

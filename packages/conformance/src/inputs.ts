@@ -2,7 +2,13 @@
  * Fresh random inputs for a case. The inputs depend only on (run seed, case id), so a failure
  * reproduces from the seed it prints even when the run is filtered down to that one case.
  */
-import { createRng, fromFloat32, type AttentionOptions, type Rng, type Tensor } from '@flashattn/core';
+import {
+  createRng,
+  fromFloat32,
+  type AttentionOptions,
+  type Rng,
+  type Tensor,
+} from '@flashattn/core';
 import { HUGE_LOGIT, optionsOf, type ConformanceCase } from './cases.js';
 
 export interface CaseInputs {

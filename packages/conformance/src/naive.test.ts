@@ -1,4 +1,11 @@
-import { attentionReference64, attentionReferenceBackward64, createRng, freshSeed, randomTensor, zeros } from '@flashattn/core';
+import {
+  attentionReference64,
+  attentionReferenceBackward64,
+  createRng,
+  freshSeed,
+  randomTensor,
+  zeros,
+} from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
 import { maxDeviation } from './compare.js';
 import { naiveAttention } from './naive.js';
@@ -11,7 +18,15 @@ function setup(dtype: 'float32' | 'float16' | 'bfloat16', seed: number) {
   const dout = randomTensor(rng, [1, 33, 2, 32], dtype);
   const opts = { causal: true };
   const ref = attentionReference64(q, k, v, opts);
-  const g = attentionReferenceBackward64(dout, q, k, v, zeros(q.shape, dtype), new Float32Array(66), opts);
+  const g = attentionReferenceBackward64(
+    dout,
+    q,
+    k,
+    v,
+    zeros(q.shape, dtype),
+    new Float32Array(66),
+    opts,
+  );
   return { q, k, v, dout, opts, ref, g };
 }
 
@@ -45,7 +60,8 @@ describe('naive same-precision attention', () => {
   it('the |X|_abs magnitudes bound the outputs themselves', () => {
     const { q, k, v, dout, opts, ref, g } = setup('float16', seed);
     const n = naiveAttention(q, k, v, opts, 'float16', dout);
-    const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+    const maxAbs = (a: ArrayLike<number>) =>
+      Array.from(a).reduce((m, x) => Math.max(m, Math.abs(x)), 0);
     expect(maxAbs(ref.out)).toBeLessThanOrEqual(n.forward.outAbs * (1 + 1e-2));
     expect(maxAbs(g.dq)).toBeLessThanOrEqual(n.backward!.dqAbs * (1 + 1e-2));
     expect(maxAbs(g.dk)).toBeLessThanOrEqual(n.backward!.dkAbs * (1 + 1e-2));

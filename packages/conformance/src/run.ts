@@ -17,11 +17,23 @@ import {
   type ReferenceGrads64,
   type Tensor,
 } from '@flashattn/core';
-import { casesFor, matchesFilter, type CaseFilter, type ConformanceCase, type MatrixName } from './cases.js';
+import {
+  casesFor,
+  matchesFilter,
+  type CaseFilter,
+  type ConformanceCase,
+  type MatrixName,
+} from './cases.js';
 import { coords, maskInfo, maxDeviation, type MaskInfo } from './compare.js';
 import { makeInputs, type CaseInputs } from './inputs.js';
 import { naiveAttention, type NaiveResult } from './naive.js';
-import { allowedError, errorRatio, toleranceFor, withinTolerance, type Tolerance } from './tolerance.js';
+import {
+  allowedError,
+  errorRatio,
+  toleranceFor,
+  withinTolerance,
+  type Tolerance,
+} from './tolerance.js';
 
 export type OutputName = 'out' | 'lse' | 'dq' | 'dk' | 'dv';
 
@@ -104,7 +116,10 @@ export interface RunConformanceOptions extends RunCaseOptions {
 }
 
 /** Why a backend cannot run a case, from its capabilities; undefined if it can. */
-export function unsupportedReason(backend: AttentionBackend, c: ConformanceCase): string | undefined {
+export function unsupportedReason(
+  backend: AttentionBackend,
+  c: ConformanceCase,
+): string | undefined {
   const caps = backend.capabilities;
   if (!caps.dtypes.includes(c.dtype)) {
     return `${backend.name} does not support dtype ${c.dtype} (supports ${caps.dtypes.join(', ')})`;
@@ -194,7 +209,9 @@ function checkTensorMeta(
     ok = false;
   }
   if (ok && tt.data.length !== shape.reduce((a, b) => a * b, 1)) {
-    problems.push(`${name}.data.length: expected ${shape.reduce((a, b) => a * b, 1)}, got ${tt.data.length}`);
+    problems.push(
+      `${name}.data.length: expected ${shape.reduce((a, b) => a * b, 1)}, got ${tt.data.length}`,
+    );
     ok = false;
   }
   return ok;
@@ -224,10 +241,14 @@ function check(
   const worstAt = dB.at >= 0 ? coords(dB.at, shape, names) : '-';
   if (dN.nonFinite > 0) {
     // The rule would allow anything; the case does not fit the compute dtype's range.
-    problems.push(`${output}: the naive ${cdt} baseline overflowed (${dN.nonFinite} non-finite values); case out of range`);
+    problems.push(
+      `${output}: the naive ${cdt} baseline overflowed (${dN.nonFinite} non-finite values); case out of range`,
+    );
   }
   if (dB.nonFinite > 0) {
-    problems.push(`${output}: ${dB.nonFinite} non-finite value(s), first ${actual[dB.at]} at ${worstAt}`);
+    problems.push(
+      `${output}: ${dB.nonFinite} non-finite value(s), first ${actual[dB.at]} at ${worstAt}`,
+    );
   }
   return {
     output,
@@ -256,15 +277,23 @@ function checkZeroRows(
     const n = Math.floor(x / (H * D)) % N;
     if (rows[n] && data[x] !== 0) {
       if (bad < MAX_PROBLEMS_PER_CHECK) {
-        problems.push(`${name} at ${coords(x, shape, QNAMES)} (${what}): expected exactly 0, got ${data[x]}`);
+        problems.push(
+          `${name} at ${coords(x, shape, QNAMES)} (${what}): expected exactly 0, got ${data[x]}`,
+        );
       }
       bad++;
     }
   }
-  if (bad > MAX_PROBLEMS_PER_CHECK) problems.push(`${name}: ... ${bad - MAX_PROBLEMS_PER_CHECK} more nonzero (${what})`);
+  if (bad > MAX_PROBLEMS_PER_CHECK)
+    problems.push(`${name}: ... ${bad - MAX_PROBLEMS_PER_CHECK} more nonzero (${what})`);
 }
 
-function checkLseRows(lse: Float32Array, shape: readonly number[], mask: MaskInfo, problems: string[]): void {
+function checkLseRows(
+  lse: Float32Array,
+  shape: readonly number[],
+  mask: MaskInfo,
+  problems: string[],
+): void {
   const N = shape[2]!;
   let bad = 0;
   for (let x = 0; x < lse.length; x++) {
@@ -280,7 +309,8 @@ function checkLseRows(lse: Float32Array, shape: readonly number[], mask: MaskInf
       bad++;
     }
   }
-  if (bad > MAX_PROBLEMS_PER_CHECK) problems.push(`lse: ... ${bad - MAX_PROBLEMS_PER_CHECK} more wrong`);
+  if (bad > MAX_PROBLEMS_PER_CHECK)
+    problems.push(`lse: ... ${bad - MAX_PROBLEMS_PER_CHECK} more wrong`);
 }
 
 function fmt(x: number): string {
@@ -336,7 +366,10 @@ export async function runCase(
 
   const finish = (status: CaseStatus, reason?: string): CaseResult => {
     timeMs.total = performance.now() - tStart;
-    const maxRatio = checks.reduce((m, ch) => (ch.ratio > m || Number.isNaN(ch.ratio) ? ch.ratio : m), 0);
+    const maxRatio = checks.reduce(
+      (m, ch) => (ch.ratio > m || Number.isNaN(ch.ratio) ? ch.ratio : m),
+      0,
+    );
     const partial = {
       case: c,
       backend: backend.name,
@@ -392,7 +425,8 @@ export async function runCase(
   let fwdOk = false;
   if (fwd) {
     const outOk = checkTensorMeta('out', fwd.out, q.dtype, qShape, problems);
-    const lseOk = fwd.lse instanceof Float32Array && fwd.lse.length === lseShape.reduce((a, b) => a * b, 1);
+    const lseOk =
+      fwd.lse instanceof Float32Array && fwd.lse.length === lseShape.reduce((a, b) => a * b, 1);
     if (!lseOk) {
       problems.push(
         `lse: expected a Float32Array of length ${lseShape.reduce((a, b) => a * b, 1)} (B, Hq, Nq), got ${String(fwd.lse?.constructor?.name)} of length ${String(fwd.lse?.length)}`,
@@ -401,13 +435,38 @@ export async function runCase(
     if (outOk) {
       const outF = toFloat32(fwd.out);
       checks.push(
-        check('out', outF, expected.oracle.out, naive.forward.out, naive.forward.outAbs, 0, cdt, skipMaskedRow, qShape, QNAMES, problems),
+        check(
+          'out',
+          outF,
+          expected.oracle.out,
+          naive.forward.out,
+          naive.forward.outAbs,
+          0,
+          cdt,
+          skipMaskedRow,
+          qShape,
+          QNAMES,
+          problems,
+        ),
       );
-      if (mask.anyMaskedRow) checkZeroRows('out', outF, qShape, mask.maskedRows, 'fully masked row', problems);
+      if (mask.anyMaskedRow)
+        checkZeroRows('out', outF, qShape, mask.maskedRows, 'fully masked row', problems);
     }
     if (lseOk) {
       checks.push(
-        check('lse', fwd.lse, expected.oracle.lse, naive.forward.lse, naive.forward.lseAbs, 0, cdt, skipMaskedLse, lseShape, LSE_NAMES, problems),
+        check(
+          'lse',
+          fwd.lse,
+          expected.oracle.lse,
+          naive.forward.lse,
+          naive.forward.lseAbs,
+          0,
+          cdt,
+          skipMaskedLse,
+          lseShape,
+          LSE_NAMES,
+          problems,
+        ),
       );
       checkLseRows(fwd.lse, lseShape, mask, problems);
     }
@@ -429,16 +488,46 @@ export async function runCase(
     if (grads) {
       if (checkTensorMeta('dq', grads.dq, q.dtype, qShape, problems)) {
         const dq = toFloat32(grads.dq);
-        checks.push(check('dq', dq, og.dq, ng.dq, ng.dqAbs, ng.dqRecompute, cdt, skipMaskedRow, qShape, QNAMES, problems));
-        if (mask.anyMaskedRow) checkZeroRows('dq', dq, qShape, mask.maskedRows, 'fully masked row', problems);
+        checks.push(
+          check(
+            'dq',
+            dq,
+            og.dq,
+            ng.dq,
+            ng.dqAbs,
+            ng.dqRecompute,
+            cdt,
+            skipMaskedRow,
+            qShape,
+            QNAMES,
+            problems,
+          ),
+        );
+        if (mask.anyMaskedRow)
+          checkZeroRows('dq', dq, qShape, mask.maskedRows, 'fully masked row', problems);
       }
       for (const name of ['dk', 'dv'] as const) {
         if (!checkTensorMeta(name, grads[name], q.dtype, kShape, problems)) continue;
         const g = toFloat32(grads[name]);
         const abs = name === 'dk' ? ng.dkAbs : ng.dvAbs;
         const rec = name === 'dk' ? ng.dkRecompute : ng.dvRecompute;
-        checks.push(check(name, g, og[name], ng[name], abs, rec, cdt, skipUnseenKey, kShape, QNAMES, problems));
-        if (mask.anyUnseenKey) checkZeroRows(name, g, kShape, mask.unseenKeys, 'key seen by no query', problems);
+        checks.push(
+          check(
+            name,
+            g,
+            og[name],
+            ng[name],
+            abs,
+            rec,
+            cdt,
+            skipUnseenKey,
+            kShape,
+            QNAMES,
+            problems,
+          ),
+        );
+        if (mask.anyUnseenKey)
+          checkZeroRows(name, g, kShape, mask.unseenKeys, 'key seen by no query', problems);
       }
     }
   }
@@ -457,7 +546,9 @@ export async function runConformance(
 ): Promise<ConformanceReport> {
   const seed = (opts.seed ?? freshSeed()) >>> 0;
   const matrix = opts.cases ? 'custom' : (opts.matrix ?? 'ci');
-  const cases = (opts.cases ?? casesFor(opts.matrix ?? 'ci')).filter((c) => matchesFilter(c, opts.filter));
+  const cases = (opts.cases ?? casesFor(opts.matrix ?? 'ci')).filter((c) =>
+    matchesFilter(c, opts.filter),
+  );
   const t0 = performance.now();
   const results: CaseResult[] = [];
   for (const c of cases) {
@@ -482,7 +573,12 @@ export async function runConformance(
 /** A summary table: one row per case with status, max ratio and times. */
 export function formatReport(report: ConformanceReport): string {
   const rows = report.results.map((r) => {
-    const ratio = r.status === 'skip' ? '-' : Number.isFinite(r.maxRatio) ? r.maxRatio.toFixed(2) : String(r.maxRatio);
+    const ratio =
+      r.status === 'skip'
+        ? '-'
+        : Number.isFinite(r.maxRatio)
+          ? r.maxRatio.toFixed(2)
+          : String(r.maxRatio);
     return `${r.status.padEnd(4)}  ${r.case.id.padEnd(44)} ratio ${ratio.padStart(6)}  fwd ${r.timeMs.forward.toFixed(1).padStart(8)} ms  bwd ${r.timeMs.backward.toFixed(1).padStart(8)} ms`;
   });
   return [
@@ -496,7 +592,8 @@ export class ConformanceError extends Error {
   readonly failures: readonly CaseResult[];
   constructor(failures: readonly CaseResult[]) {
     super(
-      `${failures.length} conformance case(s) failed:\n` + failures.map((f) => f.message).join('\n\n'),
+      `${failures.length} conformance case(s) failed:\n` +
+        failures.map((f) => f.message).join('\n\n'),
     );
     this.name = 'ConformanceError';
     this.failures = failures;

@@ -1,6 +1,12 @@
 import { unitRoundoff } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
-import { allowedError, errorRatio, NAIVE_ERROR_FACTOR, toleranceFor, withinTolerance } from './tolerance.js';
+import {
+  allowedError,
+  errorRatio,
+  NAIVE_ERROR_FACTOR,
+  toleranceFor,
+  withinTolerance,
+} from './tolerance.js';
 
 const u32 = 2 ** -24;
 
@@ -47,7 +53,9 @@ describe('the tolerance rule: err <= 2 * err_naive + u(c) max|X| + u32 max|X|_ab
   it('rejects a bad magnitude instead of producing a meaningless floor', () => {
     expect(() => toleranceFor('float32', { output: NaN, abs: 0 })).toThrow(/'output'/);
     expect(() => toleranceFor('float32', { output: 1, abs: -1 })).toThrow(/'abs'/);
-    expect(() => toleranceFor('float32', { output: 1, abs: 1, recompute: Infinity })).toThrow(/'recompute'/);
+    expect(() => toleranceFor('float32', { output: 1, abs: 1, recompute: Infinity })).toThrow(
+      /'recompute'/,
+    );
   });
 
   it('reports the ratio err_backend / err_naive', () => {

@@ -76,7 +76,9 @@ export function toleranceFor(computeDType: DType, m: ToleranceMagnitudes): Toler
     ['recompute', recompute],
   ] as const) {
     if (!Number.isFinite(x) || x < 0) {
-      throw new RangeError(`toleranceFor: magnitude '${name}' must be a finite number >= 0, got ${x}`);
+      throw new RangeError(
+        `toleranceFor: magnitude '${name}' must be a finite number >= 0, got ${x}`,
+      );
     }
   }
   const u = unitRoundoff(computeDType);

@@ -7,7 +7,13 @@
  */
 import { freshSeed, type AttentionBackend } from '@flashattn/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
-import { casesFor, matchesFilter, type CaseFilter, type ConformanceCase, type MatrixName } from './cases.js';
+import {
+  casesFor,
+  matchesFilter,
+  type CaseFilter,
+  type ConformanceCase,
+  type MatrixName,
+} from './cases.js';
 import { readConformanceEnv } from './env.js';
 import { assertConformance, runCase, unsupportedReason } from './run.js';
 
@@ -36,7 +42,9 @@ export function describeConformance(
   const env = readConformanceEnv();
   const matrix = opts.cases ? 'custom' : (env.matrix ?? opts.matrix ?? 'ci');
   const seed = (opts.seed ?? env.seed ?? freshSeed()) >>> 0;
-  const cases = (opts.cases ?? casesFor(matrix as MatrixName)).filter((c) => matchesFilter(c, opts.filter) && matchesFilter(c, env.filter));
+  const cases = (opts.cases ?? casesFor(matrix as MatrixName)).filter(
+    (c) => matchesFilter(c, opts.filter) && matchesFilter(c, env.filter),
+  );
   const timeout = opts.timeoutMs ?? (matrix === 'full' ? 600_000 : 300_000);
   const title = `conformance ${name} [${matrix}] seed=${seed}`;
 
@@ -68,7 +76,9 @@ export function describeConformance(
             ctx.skip(reason);
           }
           const r = await runCase(backend, c, { seed, backward: opts.backward ?? true });
-          const ratios = r.checks.map((ch) => `${ch.output} ${Number.isFinite(ch.ratio) ? ch.ratio.toFixed(2) : ch.ratio}`);
+          const ratios = r.checks.map(
+            (ch) => `${ch.output} ${Number.isFinite(ch.ratio) ? ch.ratio.toFixed(2) : ch.ratio}`,
+          );
           console.log(
             `${r.status} ${name} ${c.id}: err/naive ${ratios.join(', ')}; fwd ${r.timeMs.forward.toFixed(1)} ms, bwd ${r.timeMs.backward.toFixed(1)} ms`,
           );

@@ -27,7 +27,8 @@ function permuteHeads(t: Tensor, from: (h: number) => number): Tensor {
   const src = toFloat32(t);
   const dst = new Float32Array(src.length);
   for (let bn = 0; bn < B * N; bn++) {
-    for (let h = 0; h < H; h++) dst.set(src.subarray((bn * H + from(h)) * D, (bn * H + from(h) + 1) * D), (bn * H + h) * D);
+    for (let h = 0; h < H; h++)
+      dst.set(src.subarray((bn * H + from(h)) * D, (bn * H + from(h) + 1) * D), (bn * H + h) * D);
   }
   return fromFloat32(dst, t.shape, t.dtype);
 }
@@ -58,11 +59,20 @@ export function brokenBackend(inner: AttentionBackend, fault: Fault): AttentionB
         const pi = (h: number): number => (h % Hk) * g + Math.floor(h / Hk);
         const inv = new Array<number>(Hq);
         for (let h = 0; h < Hq; h++) inv[pi(h)] = h;
-        const r = await inner.forward(permuteHeads(q, (slot) => inv[slot]!), k, v, opts);
+        const r = await inner.forward(
+          permuteHeads(q, (slot) => inv[slot]!),
+          k,
+          v,
+          opts,
+        );
         const [B, Nq] = q.shape as [number, number];
         const lse = new Float32Array(r.lse.length);
         for (let b = 0; b < B; b++) {
-          for (let h = 0; h < Hq; h++) lse.set(r.lse.subarray((b * Hq + pi(h)) * Nq, (b * Hq + pi(h) + 1) * Nq), (b * Hq + h) * Nq);
+          for (let h = 0; h < Hq; h++)
+            lse.set(
+              r.lse.subarray((b * Hq + pi(h)) * Nq, (b * Hq + pi(h) + 1) * Nq),
+              (b * Hq + h) * Nq,
+            );
         }
         return { out: permuteHeads(r.out, pi), lse };
       }
@@ -74,7 +84,8 @@ export function brokenBackend(inner: AttentionBackend, fault: Fault): AttentionB
       }
       const r = await inner.forward(q, k, v, opts);
       if (fault === 'out-perturbed') return { out: perturb(r.out, 7, 0.25), lse: r.lse };
-      if (fault === 'lse-off') return { out: r.out, lse: r.lse.map((x) => (Number.isFinite(x) ? x + 0.1 : x)) };
+      if (fault === 'lse-off')
+        return { out: r.out, lse: r.lse.map((x) => (Number.isFinite(x) ? x + 0.1 : x)) };
       if (fault === 'masked-rows-nan' || fault === 'masked-lse-zero') {
         // The classic bug: a row that saw no key computes 0/0 and log(0) - (-Inf) instead of 0 and -Inf.
         const D = q.shape[3]!;
