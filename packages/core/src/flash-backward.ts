@@ -14,16 +14,13 @@
  */
 import type { AttentionGradients } from './backend.js';
 import {
-  allocFloat,
   FLASH_OPTION_KEYS,
   resolveBlockSizes,
-  rowAccumulateTile,
-  rowDotTile,
-  rowKeyRanges,
   type AccumPrecision,
   type FlashAttentionOptions,
   type FloatArray,
 } from './flash-blocks.js';
+import { allocFloat, rowAccumulateTile, rowDotTile, rowKeyRanges } from './flash-tile.js';
 import { resolveOptions, type AttentionShape, type ResolvedOptions } from './options.js';
 import { fromFloat32, toFloat32, type Tensor } from './tensor.js';
 import { validateBackward } from './validate.js';
