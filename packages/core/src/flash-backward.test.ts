@@ -140,3 +140,42 @@ describe('flash backward against central finite differences in float64', () => {
     expect(checked).toBeGreaterThan(0);
   });
 });
+
+describe('flashAttentionBackward memory', () => {
+  it('runs a windowed backward at N = 32768, D = 64 in memory linear in N (no N x N buffer)', () => {
+    const seed = freshSeed();
+    const rng = createRng(seed);
+    const N = 32768;
+    const D = 64;
+    const opts = { windowSize: [32, 0] as [number, number] }; // compute stays ~N * 33 * D
+    const q = randomTensor(rng, [1, N, 1, D]);
+    const k = randomTensor(rng, [1, N, 1, D]);
+    const v = randomTensor(rng, [1, N, 1, D]);
+    const dout = randomTensor(rng, [1, N, 1, D]);
+    const fwd = flashAttention(q, k, v, opts);
+    const before = process.memoryUsage();
+    const g = flashAttentionBackward(dout, q, k, v, fwd.out, fwd.lse, opts);
+    const after = process.memoryUsage();
+    const growth = after.arrayBuffers - before.arrayBuffers;
+    const oneTensor = N * D * 4; // 8 MiB
+    const scoreMatrix = 4 * N * N; // 4 GiB
+    console.info(
+      `flash backward N=${N} D=${D}: arrayBuffers grew ${(growth / 2 ** 20).toFixed(1)} MiB, ` +
+        `heap ${((after.heapUsed - before.heapUsed) / 2 ** 20).toFixed(1)} MiB ` +
+        `(one (N, D) tensor = ${(oneTensor / 2 ** 20).toFixed(0)} MiB, N x N float32 = ${(scoreMatrix / 2 ** 30).toFixed(0)} GiB)`,
+    );
+    // dq, dk, dv (3 tensors) + D (N) + row ranges (2N int32) + tiles.
+    expect(growth).toBeLessThan(6 * oneTensor);
+    expect(after.heapUsed - before.heapUsed).toBeLessThan(scoreMatrix / 100);
+    // Sanity: the gradients are finite and not all zero.
+    const dq = toFloat32(g.dq);
+    let nonzero = 0;
+    let finite = 0;
+    for (const x of dq) {
+      if (Number.isFinite(x)) finite++;
+      if (x !== 0) nonzero++;
+    }
+    expect(finite).toBe(N * D);
+    expect(nonzero, `seed ${seed}`).toBeGreaterThan(N * D * 0.9);
+  });
+});
