@@ -25,6 +25,9 @@ import { flashBackwardDkdvWGSL } from './kernels/flash-backward-dkdv.wgsl.js';
 import { flashBackwardDqWGSL } from './kernels/flash-backward-dq.wgsl.js';
 import { flashBackwardPreprocessWGSL, PREPROCESS_WG } from './kernels/flash-backward-preprocess.wgsl.js';
 import { flashForwardWGSL } from './kernels/flash-forward.wgsl.js';
+import { flashForwardSgmatWGSL, SGMAT_BR, sgmatSupports } from './kernels/flash-forward-sgmat.wgsl.js';
+
+const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 import { packParams } from './kernels/params.wgsl.js';
 import { dtypeCode, storageKind, type StorageKind } from './kernels/storage.wgsl.js';
 import { Runtime } from './runtime.js';
@@ -37,8 +40,14 @@ export interface WebGPUBackendOptions extends AcquireOptions {
    * compilation is slow. Default: on for software adapters (SwiftShader, llvmpipe), off otherwise.
    */
   compact?: boolean;
-  /** Force tile sizes (benchmarks and tuning); each must fit the device's limits. */
-  tiles?: Partial<Variant>;
+  /**
+   * Run float16 forwards on tensor cores through WGSL subgroup matrices where the device offers
+   * `chromium-experimental-subgroup-matrix` with subgroup size 32 (Dawn on NVIDIA with
+   * allow_unsafe_apis). Experimental; default false.
+   */
+  subgroupMatrix?: boolean;
+  /** Force tile sizes (benchmarks and tuning), for all head dims or per head dim; each must fit the device. */
+  tiles?: Partial<Variant> | ((headDim: number) => Partial<Variant> | undefined);
 }
 
 function tileKey(t: Tiles): string {
@@ -74,6 +83,8 @@ export interface WebGPUAttentionBackend extends AttentionBackend {
   readonly nativeF16: boolean;
   /** Small tiles and run-time dtype (software adapters); see WebGPUBackendOptions.compact. */
   readonly compact: boolean;
+  /** Whether float16 forwards run on subgroup matrices (tensor cores). */
+  readonly subgroupMatrix: boolean;
   upload(t: Tensor): GPUTensor;
   download(t: GPUTensor): Promise<Tensor>;
   /** Give a tensor's buffer back to the pool (it must not be used afterwards). */
@@ -139,20 +150,30 @@ function checkSameShape(name: string, t: GPUTensor, ref: GPUTensor): void {
 
 export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): Promise<WebGPUAttentionBackend> {
   // `acquired.gpu` must stay referenced while the device lives (see Acquired.gpu); dispose() drops it.
-  let acquired: Acquired | undefined = await acquireDevice(options);
+  let acquired: Acquired | undefined = await acquireDevice(
+    options.subgroupMatrix ? { ...options, extraFeatures: [...(options.extraFeatures ?? []), SGMAT_FEATURE] } : options,
+  );
   const { device, owned } = acquired;
   const info = acquired.adapterInfo;
   const label = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') : '';
-  const name = `webgpu${label ? ` (${label})` : ''}`;
+  const name = `webgpu${options.subgroupMatrix ? '-sgmat' : ''}${label ? ` (${label})` : ''}`;
   const rt = new Runtime(device, name);
   const compact = options.compact ?? isSoftwareAdapter(info);
   const nativeF16 = device.features.has('shader-f16') && !compact;
   const variants = new Map<number, Variant>();
+  // Subgroup matrices: the kernel is written for 32-wide subgroups (one subgroup per workgroup).
+  const sgmat =
+    !!options.subgroupMatrix &&
+    nativeF16 &&
+    device.features.has(SGMAT_FEATURE as GPUFeatureName) &&
+    info?.subgroupMinSize === 32 &&
+    info?.subgroupMaxSize === 32;
 
   const variant = (D: number): Variant => {
     let v = variants.get(D);
     if (!v) {
-      v = { ...chooseVariant(D, device.limits, compact), ...options.tiles };
+      const forced = typeof options.tiles === 'function' ? options.tiles(D) : options.tiles;
+      v = { ...chooseVariant(D, device.limits, compact), ...forced };
       variants.set(D, v);
     }
     return v;
@@ -230,9 +251,13 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     checkHeadDim(s.headDim);
     const kind = kindOf(q.dtype);
     const tiles = variant(s.headDim).forward;
-    const pl = rt.pipeline(`flash-forward-d${s.headDim}-${kind}-${tileKey(tiles)}`, () =>
-      flashForwardWGSL({ headDim: s.headDim, kind, tiles }),
-    );
+    const useSgmat = sgmat && q.dtype === 'float16' && sgmatSupports(s.headDim);
+    const pl = useSgmat
+      ? rt.pipeline(`flash-forward-sgmat-d${s.headDim}`, () => flashForwardSgmatWGSL(s.headDim))
+      : rt.pipeline(`flash-forward-d${s.headDim}-${kind}-${tileKey(tiles)}`, () =>
+          flashForwardWGSL({ headDim: s.headDim, kind, tiles }),
+        );
+    const rowsPerGroup = useSgmat ? SGMAT_BR : tiles.BR;
     const o = outputs(q.dtype, q.shape);
     const lse = rt.acquire(s.batch * s.nheadsQ * s.seqlenQ * 4);
     const u = rt.uniform(paramsFor(s, opts, q.dtype));
@@ -240,7 +265,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
       await rt.submit((enc) => {
         const pass = enc.beginComputePass();
         rt.dispatch(pass, pl, [u, q.buffer, k.buffer, v.buffer, o.f32, lse], [
-          Math.ceil(s.seqlenQ / tiles.BR),
+          Math.ceil(s.seqlenQ / rowsPerGroup),
           s.nheadsQ,
           s.batch,
         ]);
@@ -349,6 +374,7 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     runtime: rt,
     nativeF16,
     compact,
+    subgroupMatrix: sgmat,
     upload,
     download,
     release,

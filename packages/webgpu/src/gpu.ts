@@ -15,6 +15,8 @@ export interface AcquireOptions {
    * experimental features behind allow_unsafe_apis (only features this package uses are requested).
    */
   dawnFlags?: readonly string[];
+  /** Further features to request when the adapter has them (e.g. chromium-experimental-subgroup-matrix). */
+  extraFeatures?: readonly string[];
 }
 
 export interface Acquired {
@@ -77,7 +79,9 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired
       );
     }
   }
-  const requiredFeatures = WANTED.filter((f) => adapter.features.has(f));
+  const requiredFeatures = [...WANTED, ...((opts.extraFeatures ?? []) as GPUFeatureName[])].filter((f) =>
+    adapter.features.has(f),
+  );
   const lim = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxComputeWorkgroupStorageSize: lim.maxComputeWorkgroupStorageSize,

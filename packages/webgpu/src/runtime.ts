@@ -83,6 +83,11 @@ export class Runtime {
     this.free.set(buf.size, list);
   }
 
+  /** Start a new peak measurement from the bytes allocated now. */
+  resetPeak(): void {
+    this.peakBytes = this.allocatedBytes;
+  }
+
   /** Destroy pooled buffers (not those in use). */
   trim(): void {
     for (const list of this.free.values()) {

@@ -1,0 +1,113 @@
+/**
+ * Conformance on a real GPU through Dawn (the H100 run in BENCHMARKS.md): the `ci` matrix plus every
+ * case of the `full` matrix with both sequence lengths <= 129 (all dtypes and head dims; the longer
+ * cases only cost float64-oracle time on the host). Bundled with esbuild for the device machine.
+ *
+ *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|sgmat|both]
+ * `sgmat` runs the float16 cases with the subgroup-matrix forward (a separate process, so a hang in
+ * the experimental path can be cut off by a timeout without losing the plain results).
+ */
+import { createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
+import {
+  casesFor,
+  formatCaseResult,
+  runConformance,
+  type ConformanceCase,
+} from '@flashattn/conformance';
+import { createWebGPUBackend, DEFAULT_DAWN_FLAGS } from '../src/index.js';
+
+async function main(): Promise<void> {
+  const [dawnPath, outPath = 'conformance.json', seedArg = '20261121', which = 'both'] =
+    process.argv.slice(2);
+  const dawn = createRequire(import.meta.url)(dawnPath ?? 'webgpu') as {
+    create: (f: string[]) => GPU;
+  };
+  const gpu = dawn.create([...DEFAULT_DAWN_FLAGS]);
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) throw new Error('no adapter');
+  const seen = new Set<string>();
+  const cases: ConformanceCase[] = [];
+  for (const c of [
+    ...casesFor('ci'),
+    ...casesFor('full').filter((c) => c.seqlenQ <= 129 && c.seqlenK <= 129),
+  ]) {
+    if (!seen.has(c.id)) cases.push(c);
+    seen.add(c.id);
+  }
+  const all: Record<string, unknown> = {};
+  if (which !== 'sgmat') {
+    const be = await createWebGPUBackend({ adapter });
+    let fails = 0;
+    const report = await runConformance(be, {
+      cases,
+      seed: Number(seedArg),
+      onCase: (r) => {
+        if (r.status !== 'pass') {
+          fails++;
+          if (fails <= 5) console.log(formatCaseResult(r));
+        }
+      },
+    });
+    const summary = {
+      backend: be.name,
+      nativeF16: be.nativeF16,
+      compact: be.compact,
+      seed: report.seed,
+      cases: cases.length,
+      passed: report.passed,
+      failed: report.failed,
+      skipped: report.skipped,
+      seconds: report.timeMs / 1000,
+      failedIds: report.results.filter((r) => r.status === 'fail').map((r) => r.case.id),
+    };
+    console.log(
+      `conformance on ${be.name}: ${report.passed}/${cases.length} passed, ${report.failed} failed, ${report.skipped} skipped (${summary.seconds.toFixed(0)} s)`,
+    );
+    be.dispose();
+    all.fp32 = summary;
+  }
+
+  // The subgroup-matrix (tensor core) forward: the float16 cases, on a fresh adapter (one device each).
+  if (which !== 'plain')
+    try {
+      const adapter2 =
+        which === 'sgmat'
+          ? adapter
+          : await gpu.requestAdapter({ powerPreference: 'high-performance' });
+      const sg = await createWebGPUBackend({ adapter: adapter2!, subgroupMatrix: true });
+      const f16 = cases.filter((c) => c.dtype === 'float16');
+      let sgFails = 0;
+      const rep = await runConformance(sg, {
+        cases: f16,
+        seed: Number(seedArg),
+        onCase: (r) => {
+          if (r.status !== 'pass' && ++sgFails <= 3) console.log(formatCaseResult(r));
+        },
+      });
+      all.sgmat = {
+        backend: sg.name,
+        active: sg.subgroupMatrix,
+        cases: f16.length,
+        passed: rep.passed,
+        failed: rep.failed,
+        skipped: rep.skipped,
+        seconds: rep.timeMs / 1000,
+        failedIds: rep.results.filter((r) => r.status === 'fail').map((r) => r.case.id),
+      };
+      console.log(
+        `conformance on ${sg.name} (subgroup matrix active: ${sg.subgroupMatrix}): ${rep.passed}/${f16.length} passed, ${rep.failed} failed`,
+      );
+      sg.dispose();
+    } catch (e) {
+      all.sgmat = { error: String(e) };
+      console.log(`subgroup-matrix conformance: ${String(e)}`);
+    }
+  writeFileSync(outPath, JSON.stringify(all, null, 1));
+  void gpu;
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
