@@ -5,7 +5,12 @@ import { AttentionInputError, FlashAttnError } from './errors.js';
 import { createRng, freshSeed, randomTensor } from './random.js';
 import { attentionReference64, attentionReferenceBackward64 } from './reference.js';
 import { toFloat32 } from './tensor.js';
-import { maxAbsError, naiveAttention, naiveAttentionBackward, toleranceFor } from './test-utils/flash-naive.js';
+import {
+  maxAbsError,
+  naiveAttention,
+  naiveAttentionBackward,
+  toleranceFor,
+} from './test-utils/flash-naive.js';
 
 describe('createCpuBackend', () => {
   it('names the backends and states their capabilities', () => {
@@ -20,41 +25,52 @@ describe('createCpuBackend', () => {
     }
   });
 
-  it.each(DTYPES)('both kinds return out, dq, dk, dv in the input dtype (%s), matching the oracle', async (dtype) => {
-    const seed = freshSeed();
-    const rng = createRng(seed);
-    const q = randomTensor(rng, [2, 33, 4, 16], dtype);
-    const k = randomTensor(rng, [2, 21, 2, 16], dtype);
-    const v = randomTensor(rng, [2, 21, 2, 16], dtype);
-    const dout = randomTensor(rng, [2, 33, 4, 16], dtype);
-    const opts = { causal: true };
-    const ref64 = attentionReference64(q, k, v, opts);
-    for (const kind of ['reference', 'flash'] as const) {
-      const be = createCpuBackend(kind === 'flash' ? { kind, blockSizeQ: 8, blockSizeK: 5 } : { kind });
-      const what = `seed ${seed} ${kind} ${dtype}`;
-      const { out, lse } = await be.forward(q, k, v, opts);
-      expect(out.dtype, what).toBe(dtype);
-      expect(out.shape, what).toEqual(q.shape);
-      expect(lse.length, what).toBe(2 * 4 * 33);
-      const naiveErr = maxAbsError(naiveAttention(q, k, v, opts).out, ref64.out);
-      expect(maxAbsError(toFloat32(out), ref64.out), what).toBeLessThanOrEqual(toleranceFor(naiveErr, ref64.out, dtype));
-      if (kind === 'reference') {
-        // The oracle's float64 values, rounded once to the dtype (via float32).
-        const o = toFloat32(out);
-        for (let i = 0; i < o.length; i++) expect(o[i], what).toBe(roundToDType(Math.fround(ref64.out[i]!), dtype));
+  it.each(DTYPES)(
+    'both kinds return out, dq, dk, dv in the input dtype (%s), matching the oracle',
+    async (dtype) => {
+      const seed = freshSeed();
+      const rng = createRng(seed);
+      const q = randomTensor(rng, [2, 33, 4, 16], dtype);
+      const k = randomTensor(rng, [2, 21, 2, 16], dtype);
+      const v = randomTensor(rng, [2, 21, 2, 16], dtype);
+      const dout = randomTensor(rng, [2, 33, 4, 16], dtype);
+      const opts = { causal: true };
+      const ref64 = attentionReference64(q, k, v, opts);
+      for (const kind of ['reference', 'flash'] as const) {
+        const be = createCpuBackend(
+          kind === 'flash' ? { kind, blockSizeQ: 8, blockSizeK: 5 } : { kind },
+        );
+        const what = `seed ${seed} ${kind} ${dtype}`;
+        const { out, lse } = await be.forward(q, k, v, opts);
+        expect(out.dtype, what).toBe(dtype);
+        expect(out.shape, what).toEqual(q.shape);
+        expect(lse.length, what).toBe(2 * 4 * 33);
+        const naiveErr = maxAbsError(naiveAttention(q, k, v, opts).out, ref64.out);
+        expect(maxAbsError(toFloat32(out), ref64.out), what).toBeLessThanOrEqual(
+          toleranceFor(naiveErr, ref64.out, dtype),
+        );
+        if (kind === 'reference') {
+          // The oracle's float64 values, rounded once to the dtype (via float32).
+          const o = toFloat32(out);
+          for (let i = 0; i < o.length; i++)
+            expect(o[i], what).toBe(roundToDType(Math.fround(ref64.out[i]!), dtype));
+        }
+        const g = await be.backward(dout, q, k, v, out, lse, opts);
+        const gref = attentionReferenceBackward64(dout, q, k, v, out, lse, opts);
+        const naive = naiveAttentionBackward(dout, q, k, v, out, lse, opts);
+        for (const name of ['dq', 'dk', 'dv'] as const) {
+          expect(g[name].dtype, `${what} ${name}`).toBe(dtype);
+          expect(g[name].shape, `${what} ${name}`).toEqual(name === 'dq' ? q.shape : k.shape);
+          const tol = toleranceFor(maxAbsError(naive[name], gref[name]), gref[name], dtype);
+          expect(
+            maxAbsError(toFloat32(g[name]), gref[name]),
+            `${what} ${name}`,
+          ).toBeLessThanOrEqual(tol);
+        }
+        await be.dispose();
       }
-      const g = await be.backward(dout, q, k, v, out, lse, opts);
-      const gref = attentionReferenceBackward64(dout, q, k, v, out, lse, opts);
-      const naive = naiveAttentionBackward(dout, q, k, v, out, lse, opts);
-      for (const name of ['dq', 'dk', 'dv'] as const) {
-        expect(g[name].dtype, `${what} ${name}`).toBe(dtype);
-        expect(g[name].shape, `${what} ${name}`).toEqual(name === 'dq' ? q.shape : k.shape);
-        const tol = toleranceFor(maxAbsError(naive[name], gref[name]), gref[name], dtype);
-        expect(maxAbsError(toFloat32(g[name]), gref[name]), `${what} ${name}`).toBeLessThanOrEqual(tol);
-      }
-      await be.dispose();
-    }
-  });
+    },
+  );
 
   it('throws a FlashAttnError from forward and backward after dispose()', async () => {
     const rng = createRng(5);
@@ -73,7 +89,9 @@ describe('createCpuBackend', () => {
     expect(() => createCpuBackend({ kind: 'gpu' } as never)).toThrow(AttentionInputError);
     expect(() => createCpuBackend({ kind: 'flash', blockSizeQ: 0 })).toThrow(/blockSizeQ/);
     expect(() => createCpuBackend({ kind: 'flash', blockSizeK: 1.5 })).toThrow(/blockSizeK/);
-    expect(() => createCpuBackend({ kind: 'reference', blockSizeK: 16 })).toThrow(AttentionInputError);
+    expect(() => createCpuBackend({ kind: 'reference', blockSizeK: 16 })).toThrow(
+      AttentionInputError,
+    );
     const rng = createRng(6);
     const q = randomTensor(rng, [1, 3, 2, 4]);
     const k = randomTensor(rng, [1, 3, 2, 4], 'float16');

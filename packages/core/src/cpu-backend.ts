@@ -4,7 +4,12 @@
  *   'flash'     (name 'cpu-flash'):     FlashAttention-2 Algorithms 1 and 2 with float32 accumulators.
  * Both return tensors in the input dtype, so they are interchangeable for callers.
  */
-import type { AttentionBackend, AttentionForwardResult, AttentionGradients, BackendCapabilities } from './backend.js';
+import type {
+  AttentionBackend,
+  AttentionForwardResult,
+  AttentionGradients,
+  BackendCapabilities,
+} from './backend.js';
 import { DTYPES, type DType } from './dtype.js';
 import { AttentionInputError, describe, FlashAttnError } from './errors.js';
 import { flashAttentionBackward } from './flash-backward.js';
@@ -30,22 +35,37 @@ const CPU_CAPABILITIES: BackendCapabilities = {
 };
 
 /** The backend's block sizes under the caller's options (which may override them per call). */
-function withBlocks(opts: AttentionOptions | undefined, blocks: { Br: number; Bc: number }): FlashAttentionOptions {
+function withBlocks(
+  opts: AttentionOptions | undefined,
+  blocks: { Br: number; Bc: number },
+): FlashAttentionOptions {
   // Not an object: hand it on unchanged so validation reports it as it came.
-  if (opts === null || (opts !== undefined && typeof opts !== 'object')) return opts as FlashAttentionOptions;
+  if (opts === null || (opts !== undefined && typeof opts !== 'object'))
+    return opts as FlashAttentionOptions;
   return { blockSizeQ: blocks.Br, blockSizeK: blocks.Bc, ...opts };
 }
 
 export function createCpuBackend(options: CpuBackendOptions = { kind: 'flash' }): AttentionBackend {
   if (options === null || typeof options !== 'object') {
-    throw new AttentionInputError('createCpuBackend options', "{ kind: 'reference' | 'flash' }", describe(options));
+    throw new AttentionInputError(
+      'createCpuBackend options',
+      "{ kind: 'reference' | 'flash' }",
+      describe(options),
+    );
   }
   const { kind } = options;
   if (kind !== 'reference' && kind !== 'flash') {
-    throw new AttentionInputError('createCpuBackend options.kind', "'reference' or 'flash'", describe(kind));
+    throw new AttentionInputError(
+      'createCpuBackend options.kind',
+      "'reference' or 'flash'",
+      describe(kind),
+    );
   }
   const name = `cpu-${kind}`;
-  if (kind === 'reference' && (options.blockSizeQ !== undefined || options.blockSizeK !== undefined)) {
+  if (
+    kind === 'reference' &&
+    (options.blockSizeQ !== undefined || options.blockSizeK !== undefined)
+  ) {
     throw new AttentionInputError(
       'createCpuBackend options.blockSizeQ/blockSizeK',
       "no block sizes for kind 'reference' (they tune kind 'flash')",
@@ -61,7 +81,12 @@ export function createCpuBackend(options: CpuBackendOptions = { kind: 'flash' })
   return {
     name,
     capabilities: CPU_CAPABILITIES,
-    async forward(q: Tensor, k: Tensor, v: Tensor, opts?: AttentionOptions): Promise<AttentionForwardResult> {
+    async forward(
+      q: Tensor,
+      k: Tensor,
+      v: Tensor,
+      opts?: AttentionOptions,
+    ): Promise<AttentionForwardResult> {
       live('forward');
       if (blocks) {
         return flashAttention(q, k, v, withBlocks(opts, blocks));

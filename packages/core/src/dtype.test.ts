@@ -86,7 +86,8 @@ describe.each(['float16', 'bfloat16'] as const)('%s conversion', (fmt) => {
     const bad: string[] = [];
     for (let b = 0; b < 0x10000; b++) {
       const x = fromBits(b);
-      if (!Number.isNaN(x) && toBits(x) !== b) bad.push(`bits ${b.toString(16)} -> ${toBits(x).toString(16)}`);
+      if (!Number.isNaN(x) && toBits(x) !== b)
+        bad.push(`bits ${b.toString(16)} -> ${toBits(x).toString(16)}`);
     }
     expect(bad).toEqual([]);
   });
@@ -96,11 +97,16 @@ describe.each(['float16', 'bfloat16'] as const)('%s conversion', (fmt) => {
     let checked = 0;
     for (let i = 0; i + 1 < values.length; i++) {
       const mid = (values[i]! + values[i + 1]!) / 2; // exact in float32 (one more bit)
-      for (const x of [mid, float32FromBits(float32Bits(mid) + 1), float32FromBits(float32Bits(mid) - 1)]) {
+      for (const x of [
+        mid,
+        float32FromBits(float32Bits(mid) + 1),
+        float32FromBits(float32Bits(mid) - 1),
+      ]) {
         if (x === 0) continue;
         for (const y of [x, -x]) {
           checked++;
-          if (toBits(y) !== oracleRound(fmt, y)) bad.push(`x = ${y}: ${toBits(y)} vs ${oracleRound(fmt, y)}`);
+          if (toBits(y) !== oracleRound(fmt, y))
+            bad.push(`x = ${y}: ${toBits(y)} vs ${oracleRound(fmt, y)}`);
         }
       }
     }
@@ -114,7 +120,8 @@ describe.each(['float16', 'bfloat16'] as const)('%s conversion', (fmt) => {
     const bad: string[] = [];
     for (let t = 0; t < 20000; t++) {
       const x = float32FromBits(Math.floor(rng.uniform() * 2 ** 32));
-      if (Number.isFinite(x) && toBits(x) !== oracleRound(fmt, x)) bad.push(`seed ${seed} x = ${x}`);
+      if (Number.isFinite(x) && toBits(x) !== oracleRound(fmt, x))
+        bad.push(`seed ${seed} x = ${x}`);
     }
     expect(bad.slice(0, 10)).toEqual([]);
   });
@@ -130,9 +137,17 @@ describe.each(['float16', 'bfloat16'] as const)('%s conversion', (fmt) => {
     expect(toBits(1e39)).toBe(inf); // beyond even float32: Infinity
     expect(toBits(-1e39)).toBe(0x8000 | inf);
     // NaN stays NaN, including NaNs whose payload sits in the low float32 bits only.
-    for (const nan of [NaN, float32FromBits(0x7f800001), float32FromBits(0xffc00000), float32FromBits(0x7fa00000)]) {
+    for (const nan of [
+      NaN,
+      float32FromBits(0x7f800001),
+      float32FromBits(0xffc00000),
+      float32FromBits(0x7fa00000),
+    ]) {
       const b = toBits(nan);
-      expect(Number.isNaN(fromBits(b)), `NaN bits ${float32Bits(nan).toString(16)} -> ${b.toString(16)}`).toBe(true);
+      expect(
+        Number.isNaN(fromBits(b)),
+        `NaN bits ${float32Bits(nan).toString(16)} -> ${b.toString(16)}`,
+      ).toBe(true);
     }
   });
 });
@@ -197,7 +212,8 @@ describe('roundToDType', () => {
         const mid = (values[i]! + values[i + 1]!) / 2;
         const y = mid + (rng.uniform() < 0.5 ? -1 : 1) * Math.max(mid, 2 ** -140) * 2 ** -40;
         for (const z of [x, y]) {
-          if (roundToDType(z, fmt) !== FROM_BITS[fmt](oracleRound(fmt, z))) bad.push(`${fmt} x = ${z}`);
+          if (roundToDType(z, fmt) !== FROM_BITS[fmt](oracleRound(fmt, z)))
+            bad.push(`${fmt} x = ${z}`);
         }
       }
     }

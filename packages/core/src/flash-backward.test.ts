@@ -9,7 +9,12 @@ import { createRng, freshSeed, randomTensor } from './random.js';
 import { attentionReferenceBackward64 } from './reference.js';
 import { tensor, toFloat32 } from './tensor.js';
 import { attentionOpts, flashCases, makeInputs } from './test-utils/flash-cases.js';
-import { maxAbsError, naiveAttentionBackward, naiveBaselineError, toleranceFor } from './test-utils/flash-naive.js';
+import {
+  maxAbsError,
+  naiveAttentionBackward,
+  naiveBaselineError,
+  toleranceFor,
+} from './test-utils/flash-naive.js';
 
 describe('flashAttentionBackward (FlashAttention-2 Algorithm 2) against the float64 oracle', () => {
   it.each(flashCases().map((c) => [c.name, c] as const))('%s', (_name, c) => {
@@ -27,7 +32,11 @@ describe('flashAttentionBackward (FlashAttention-2 Algorithm 2) against the floa
       expect(t.dtype, `${name}: ${what}`).toBe(c.dtype);
       expect(t.shape, `${name}: ${what}`).toEqual(name === 'dq' ? q.shape : k.shape);
       const err = maxAbsError(toFloat32(t), ref[name]);
-      const tol = toleranceFor(naiveBaselineError((dt) => naive(dt)[name], ref[name], c.dtype), ref[name], c.dtype);
+      const tol = toleranceFor(
+        naiveBaselineError((dt) => naive(dt)[name], ref[name], c.dtype),
+        ref[name],
+        c.dtype,
+      );
       expect(err, `${name}: ${what}`).toBeLessThanOrEqual(tol);
     }
   });
@@ -42,7 +51,11 @@ describe('flashAttentionBackward (FlashAttention-2 Algorithm 2) against the floa
     const v = randomTensor(rng, [1, Nk, H, D]);
     const dout = randomTensor(rng, [1, Nq, H, D]);
     const fwd = flashAttention(q, k, v, { causal: true, blockSizeQ: 4, blockSizeK: 2 });
-    const g = flashAttentionBackward(dout, q, k, v, fwd.out, fwd.lse, { causal: true, blockSizeQ: 4, blockSizeK: 2 });
+    const g = flashAttentionBackward(dout, q, k, v, fwd.out, fwd.lse, {
+      causal: true,
+      blockSizeQ: 4,
+      blockSizeK: 2,
+    });
     const dq = toFloat32(g.dq);
     for (let i = 0; i < Nq - Nk; i++) {
       expect(fwd.lse[i]).toBe(-Infinity);
@@ -64,8 +77,12 @@ describe('flashAttentionBackward (FlashAttention-2 Algorithm 2) against the floa
     const rng = createRng(3);
     const q = randomTensor(rng, [1, 4, 2, 8]);
     const fwd = flashAttention(q, q, q);
-    expect(() => flashAttentionBackward(q, q, q, q, fwd.out, new Float32Array(3))).toThrow(AttentionInputError);
-    expect(() => flashAttentionBackward(q, q, q, q, fwd.out, fwd.lse, { blockSizeK: 0 })).toThrow(/opts\.blockSizeK/);
+    expect(() => flashAttentionBackward(q, q, q, q, fwd.out, new Float32Array(3))).toThrow(
+      AttentionInputError,
+    );
+    expect(() => flashAttentionBackward(q, q, q, q, fwd.out, fwd.lse, { blockSizeK: 0 })).toThrow(
+      /opts\.blockSizeK/,
+    );
   });
 });
 
@@ -79,7 +96,17 @@ describe('flash backward against central finite differences in float64', () => {
     Br: number;
     Bc: number;
   }
-  const mk = (name: string, Nq: number, Nk: number, Hq: number, Hk: number, D: number, opts: AttentionOptions, Br: number, Bc: number): Case => ({
+  const mk = (
+    name: string,
+    Nq: number,
+    Nk: number,
+    Hq: number,
+    Hk: number,
+    D: number,
+    opts: AttentionOptions,
+    Br: number,
+    Bc: number,
+  ): Case => ({
     name,
     shape: { batch: 1, seqlenQ: Nq, seqlenK: Nk, nheadsQ: Hq, nheadsK: Hk, headDim: D },
     opts,
@@ -110,7 +137,19 @@ describe('flash backward against central finite differences in float64', () => {
       return f;
     };
     const fwd = flashForwardKernel(q, k, v, c.shape, o, c.Br, c.Bc, 'float64');
-    const grads = flashBackwardKernel(dout, q, k, v, fwd.out, fwd.lse, c.shape, o, c.Br, c.Bc, 'float64');
+    const grads = flashBackwardKernel(
+      dout,
+      q,
+      k,
+      v,
+      fwd.out,
+      fwd.lse,
+      c.shape,
+      o,
+      c.Br,
+      c.Bc,
+      'float64',
+    );
     expect(grads.dq).toBeInstanceOf(Float64Array);
     const h = 1e-5;
     let checked = 0;
@@ -131,9 +170,10 @@ describe('flash backward against central finite differences in float64', () => {
         x[i] = x0;
         const fd = (fp - fm) / (2 * h);
         // Central differences: truncation O(h^2) ~ 1e-10, cancellation ~ 1e-16 / h ~ 1e-11.
-        expect(Math.abs(g[i]! - fd), `seed ${seed} d${name}[${i}]: backward ${g[i]} vs fd ${fd}`).toBeLessThan(
-          1e-7 * Math.max(1, Math.abs(fd)),
-        );
+        expect(
+          Math.abs(g[i]! - fd),
+          `seed ${seed} d${name}[${i}]: backward ${g[i]} vs fd ${fd}`,
+        ).toBeLessThan(1e-7 * Math.max(1, Math.abs(fd)));
         checked++;
       }
     }

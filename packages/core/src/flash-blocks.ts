@@ -25,7 +25,10 @@ export const DEFAULT_BLOCK_SIZE_Q = 64;
 export const DEFAULT_BLOCK_SIZE_K = 64;
 
 /** Resolve and validate Br and Bc (positive integers). */
-export function resolveBlockSizes(opts: FlashAttentionOptions | undefined): { Br: number; Bc: number } {
+export function resolveBlockSizes(opts: FlashAttentionOptions | undefined): {
+  Br: number;
+  Bc: number;
+} {
   const pick = (key: 'blockSizeQ' | 'blockSizeK', fallback: number): number => {
     const x = opts?.[key];
     if (x === undefined) return fallback;
@@ -34,7 +37,10 @@ export function resolveBlockSizes(opts: FlashAttentionOptions | undefined): { Br
     }
     return x;
   };
-  return { Br: pick('blockSizeQ', DEFAULT_BLOCK_SIZE_Q), Bc: pick('blockSizeK', DEFAULT_BLOCK_SIZE_K) };
+  return {
+    Br: pick('blockSizeQ', DEFAULT_BLOCK_SIZE_Q),
+    Bc: pick('blockSizeK', DEFAULT_BLOCK_SIZE_K),
+  };
 }
 
 /**

@@ -8,7 +8,12 @@ import { createRng, freshSeed, randomTensor } from './random.js';
 import { attentionReference64 } from './reference.js';
 import { toFloat32 } from './tensor.js';
 import { attentionOpts, flashCases, makeInputs } from './test-utils/flash-cases.js';
-import { maxAbsError, naiveAttention, naiveBaselineError, toleranceFor } from './test-utils/flash-naive.js';
+import {
+  maxAbsError,
+  naiveAttention,
+  naiveBaselineError,
+  toleranceFor,
+} from './test-utils/flash-naive.js';
 
 describe('flashAttention (FlashAttention-2 Algorithm 1) against the float64 oracle', () => {
   it.each(flashCases().map((c) => [c.name, c] as const))('%s', (_name, c) => {
@@ -28,12 +33,20 @@ describe('flashAttention (FlashAttention-2 Algorithm 1) against the float64 orac
 
     const out = toFloat32(flash.out);
     const errOut = maxAbsError(out, ref.out);
-    const tolOut = toleranceFor(naiveBaselineError((dt) => naive(dt).out, ref.out, c.dtype), ref.out, c.dtype);
+    const tolOut = toleranceFor(
+      naiveBaselineError((dt) => naive(dt).out, ref.out, c.dtype),
+      ref.out,
+      c.dtype,
+    );
     expect(errOut, `out: ${what}`).toBeLessThanOrEqual(tolOut);
 
     const errLse = maxAbsError(flash.lse, ref.lse);
     // lse is stored in float32 whatever the dtype.
-    const tolLse = toleranceFor(naiveBaselineError((dt) => naive(dt).lse, ref.lse, c.dtype), ref.lse, 'float32');
+    const tolLse = toleranceFor(
+      naiveBaselineError((dt) => naive(dt).lse, ref.lse, c.dtype),
+      ref.lse,
+      'float32',
+    );
     expect(errLse, `lse: ${what}`).toBeLessThanOrEqual(tolLse);
 
     // Fully masked rows: lse exactly -Infinity and an exactly zero output row, where the oracle says so.
@@ -65,7 +78,10 @@ describe('flashAttention (FlashAttention-2 Algorithm 1) against the float64 orac
       [64, 16],
     ] as const) {
       const r = flashAttention(q, k, v, { causal: true, blockSizeQ: Br, blockSizeK: Bc });
-      expect(maxAbsError(toFloat32(r.out), toFloat32(base.out)), `seed ${seed} Br=${Br} Bc=${Bc}`).toBeLessThan(1e-5);
+      expect(
+        maxAbsError(toFloat32(r.out), toFloat32(base.out)),
+        `seed ${seed} Br=${Br} Bc=${Bc}`,
+      ).toBeLessThan(1e-5);
       expect(maxAbsError(r.lse, base.lse), `seed ${seed} Br=${Br} Bc=${Bc}`).toBeLessThan(1e-5);
     }
   });
@@ -80,7 +96,16 @@ describe('flashAttention (FlashAttention-2 Algorithm 1) against the float64 orac
     const ref = attentionReference64(q, k, v, opts);
     const shape = { batch: 1, seqlenQ: 45, seqlenK: 33, nheadsQ: 2, nheadsK: 1, headDim: 8 };
     const f64 = (t: typeof q): Float64Array => Float64Array.from(toFloat32(t));
-    const r = flashForwardKernel(f64(q), f64(k), f64(v), shape, resolveOptions(opts, 8), 8, 5, 'float64');
+    const r = flashForwardKernel(
+      f64(q),
+      f64(k),
+      f64(v),
+      shape,
+      resolveOptions(opts, 8),
+      8,
+      5,
+      'float64',
+    );
     expect(r.out).toBeInstanceOf(Float64Array);
     expect(maxAbsError(r.out, ref.out), `seed ${seed}`).toBeLessThan(1e-13);
     expect(maxAbsError(r.lse, ref.lse), `seed ${seed}`).toBeLessThan(1e-13);

@@ -179,7 +179,16 @@ export function flashAttention(
   const shape = validateForward(q, k, v, opts, FLASH_OPTION_KEYS);
   const { Br, Bc } = resolveBlockSizes(opts);
   const o = resolveOptions(opts, shape.headDim);
-  const r = flashForwardKernel(toFloat32(q), toFloat32(k), toFloat32(v), shape, o, Br, Bc, 'float32');
+  const r = flashForwardKernel(
+    toFloat32(q),
+    toFloat32(k),
+    toFloat32(v),
+    shape,
+    o,
+    Br,
+    Bc,
+    'float32',
+  );
   return {
     out: fromFloat32(r.out as Float32Array, q.shape, q.dtype),
     lse: r.lse as Float32Array,

@@ -41,7 +41,12 @@ function randomSplit(rng: Rng, n: number): [number, number][] {
   return cuts.slice(1).map((e, i) => [cuts[i]!, e]);
 }
 
-function partial(scores: Float64Array, values: Float64Array, D: number, [a, b]: [number, number]): OnlineSoftmax {
+function partial(
+  scores: Float64Array,
+  values: Float64Array,
+  D: number,
+  [a, b]: [number, number],
+): OnlineSoftmax {
   return new OnlineSoftmax(D).update(scores.subarray(a, b), values.subarray(a * D, b * D));
 }
 
@@ -59,7 +64,13 @@ function treeMerge(states: OnlineSoftmax[], D: number): OnlineSoftmax {
   return level[0]!;
 }
 
-function expectRow(got: { out: Float64Array; lse: number }, ref: { out: Float64Array; lse: Float64Array }, i: number, D: number, what: string): void {
+function expectRow(
+  got: { out: Float64Array; lse: number },
+  ref: { out: Float64Array; lse: Float64Array },
+  i: number,
+  D: number,
+  what: string,
+): void {
   const lse = ref.lse[i]!;
   if (lse === -Infinity) {
     expect(got.lse, what).toBe(-Infinity);
@@ -88,7 +99,13 @@ describe('OnlineSoftmax: any split, any merge order equals the full softmax (flo
     for (let i = 0; i < Nq; i++) {
       const s = scores[i]!;
       // One update over the whole row.
-      expectRow(new OnlineSoftmax(D).update(s, values).finalize(), ref, i, D, `seed ${seed} row ${i} whole`);
+      expectRow(
+        new OnlineSoftmax(D).update(s, values).finalize(),
+        ref,
+        i,
+        D,
+        `seed ${seed} row ${i} whole`,
+      );
       for (let trial = 0; trial < 20; trial++) {
         const split = randomSplit(rng, Nk);
         const what = `seed ${seed} row ${i} split ${JSON.stringify(split)}`;
@@ -98,13 +115,25 @@ describe('OnlineSoftmax: any split, any merge order equals the full softmax (flo
         expectRow(seq.finalize(), ref, i, D, `${what} sequential`);
         const parts = split.map((blk) => partial(s, values, D, blk));
         // Left fold in order, left fold in a shuffled order, and a tree.
-        expectRow(parts.reduce((x, y) => OnlineSoftmax.merge(x, y), new OnlineSoftmax(D)).finalize(), ref, i, D, `${what} fold`);
+        expectRow(
+          parts.reduce((x, y) => OnlineSoftmax.merge(x, y), new OnlineSoftmax(D)).finalize(),
+          ref,
+          i,
+          D,
+          `${what} fold`,
+        );
         const shuffled = [...parts];
         for (let j = shuffled.length - 1; j > 0; j--) {
           const r = rng.int(j + 1);
           [shuffled[j], shuffled[r]] = [shuffled[r]!, shuffled[j]!];
         }
-        expectRow(shuffled.reduce((x, y) => OnlineSoftmax.merge(y, x)).finalize(), ref, i, D, `${what} shuffled`);
+        expectRow(
+          shuffled.reduce((x, y) => OnlineSoftmax.merge(y, x)).finalize(),
+          ref,
+          i,
+          D,
+          `${what} shuffled`,
+        );
         expectRow(treeMerge(parts, D).finalize(), ref, i, D, `${what} tree`);
       }
     }
@@ -127,7 +156,13 @@ describe('OnlineSoftmax: any split, any merge order equals the full softmax (flo
       }
       split.push([start, n]);
       const parts = split.map((blk) => partial(scores[0]!, values, D, blk));
-      expectRow(treeMerge(parts, D).finalize(), ref, 0, D, `seed ${seed} split ${JSON.stringify(split)}`);
+      expectRow(
+        treeMerge(parts, D).finalize(),
+        ref,
+        0,
+        D,
+        `seed ${seed} split ${JSON.stringify(split)}`,
+      );
     }
   });
 
@@ -137,17 +172,30 @@ describe('OnlineSoftmax: any split, any merge order equals the full softmax (flo
     const D = 5;
     const state = (n: number, std: number): OnlineSoftmax => {
       const s = Float64Array.from({ length: n }, () => rng.normal() * std);
-      return new OnlineSoftmax(D).update(s, Float64Array.from({ length: n * D }, () => rng.normal()));
+      return new OnlineSoftmax(D).update(
+        s,
+        Float64Array.from({ length: n * D }, () => rng.normal()),
+      );
     };
     const close = (x: OnlineSoftmax, y: OnlineSoftmax): void => {
       const a = x.finalize();
       const b = y.finalize();
-      expect(Math.abs(a.lse - b.lse), `seed ${seed}`).toBeLessThan(1e-12 * Math.max(1, Math.abs(a.lse)));
-      for (let d = 0; d < D; d++) expect(Math.abs(a.out[d]! - b.out[d]!), `seed ${seed}`).toBeLessThan(1e-12);
+      expect(Math.abs(a.lse - b.lse), `seed ${seed}`).toBeLessThan(
+        1e-12 * Math.max(1, Math.abs(a.lse)),
+      );
+      for (let d = 0; d < D; d++)
+        expect(Math.abs(a.out[d]! - b.out[d]!), `seed ${seed}`).toBeLessThan(1e-12);
     };
     for (let t = 0; t < 50; t++) {
-      const [a, b, c] = [state(1 + rng.int(6), 3), state(1 + rng.int(6), 1e4), state(1 + rng.int(6), 1)];
-      close(OnlineSoftmax.merge(OnlineSoftmax.merge(a, b), c), OnlineSoftmax.merge(a, OnlineSoftmax.merge(b, c)));
+      const [a, b, c] = [
+        state(1 + rng.int(6), 3),
+        state(1 + rng.int(6), 1e4),
+        state(1 + rng.int(6), 1),
+      ];
+      close(
+        OnlineSoftmax.merge(OnlineSoftmax.merge(a, b), c),
+        OnlineSoftmax.merge(a, OnlineSoftmax.merge(b, c)),
+      );
       close(OnlineSoftmax.merge(a, b), OnlineSoftmax.merge(b, a));
       const e = new OnlineSoftmax(D);
       expect(OnlineSoftmax.merge(a, e)).toEqual(a);
@@ -177,6 +225,8 @@ describe('OnlineSoftmax: any split, any merge order equals the full softmax (flo
     expect(() => new OnlineSoftmax(0)).toThrow(AttentionInputError);
     expect(() => new OnlineSoftmax(2).update([1, 2], [1, 2, 3])).toThrow(/values\.length/);
     expect(() => new OnlineSoftmax(1).update([Number.NaN], [1])).toThrow(AttentionInputError);
-    expect(() => OnlineSoftmax.merge(new OnlineSoftmax(1), new OnlineSoftmax(2))).toThrow(AttentionInputError);
+    expect(() => OnlineSoftmax.merge(new OnlineSoftmax(1), new OnlineSoftmax(2))).toThrow(
+      AttentionInputError,
+    );
   });
 });

@@ -63,7 +63,12 @@ export class OnlineSoftmax {
     let mBlock = -Infinity;
     for (let j = 0; j < n; j++) {
       const s = scores[j]!;
-      if (Number.isNaN(s)) throw new AttentionInputError(`OnlineSoftmax.update scores[${j}]`, 'a number or -Infinity', 'NaN');
+      if (Number.isNaN(s))
+        throw new AttentionInputError(
+          `OnlineSoftmax.update scores[${j}]`,
+          'a number or -Infinity',
+          'NaN',
+        );
       if (s > mBlock) mBlock = s;
     }
     if (mBlock === -Infinity) return this; // a fully masked block leaves the state unchanged

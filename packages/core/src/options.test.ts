@@ -1,12 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { hasFullyMaskedRows, keyRange, resolveOptions, visiblePairs } from './options.js';
 
-const rows = (Nq: number, Nk: number, o: { windowLeft: number; windowRight: number }): [number, number][] =>
-  Array.from({ length: Nq }, (_, i) => keyRange(i, Nq, Nk, o));
+const rows = (
+  Nq: number,
+  Nk: number,
+  o: { windowLeft: number; windowRight: number },
+): [number, number][] => Array.from({ length: Nq }, (_, i) => keyRange(i, Nq, Nk, o));
 
 describe('resolveOptions', () => {
   it('fills defaults: non-causal, scale 1/sqrt(D), unbounded window', () => {
-    expect(resolveOptions(undefined, 64)).toEqual({ causal: false, softmaxScale: 0.125, windowLeft: -1, windowRight: -1 });
+    expect(resolveOptions(undefined, 64)).toEqual({
+      causal: false,
+      softmaxScale: 0.125,
+      windowLeft: -1,
+      windowRight: -1,
+    });
     expect(resolveOptions({ softmaxScale: 0.5, windowSize: [3, 4] }, 64)).toEqual({
       causal: false,
       softmaxScale: 0.5,
@@ -17,7 +25,10 @@ describe('resolveOptions', () => {
 
   it('causal forces the right edge of the window to 0 (flash-attn)', () => {
     expect(resolveOptions({ causal: true }, 16)).toMatchObject({ windowLeft: -1, windowRight: 0 });
-    expect(resolveOptions({ causal: true, windowSize: [5, 7] }, 16)).toMatchObject({ windowLeft: 5, windowRight: 0 });
+    expect(resolveOptions({ causal: true, windowSize: [5, 7] }, 16)).toMatchObject({
+      windowLeft: 5,
+      windowRight: 0,
+    });
   });
 });
 
@@ -74,7 +85,12 @@ describe('keyRange (the mask rule)', () => {
   });
 
   it('has bounds that never decrease with the row (the tiled kernels rely on it)', () => {
-    for (const opts of [{ causal: true }, { windowSize: [3, 2] as const }, { windowSize: [0, -1] as const }, {}]) {
+    for (const opts of [
+      { causal: true },
+      { windowSize: [3, 2] as const },
+      { windowSize: [0, -1] as const },
+      {},
+    ]) {
       for (const [Nq, Nk] of [
         [7, 3],
         [3, 7],

@@ -1,13 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import { createRng, freshSeed, randomTensor, type Rng } from './random.js';
-import { attentionReference, attentionReference64, attentionReferenceBackward, attentionReferenceBackward64 } from './reference.js';
+import {
+  attentionReference,
+  attentionReference64,
+  attentionReferenceBackward,
+  attentionReferenceBackward64,
+} from './reference.js';
 import { tensor, toFloat32, type Tensor } from './tensor.js';
 
 /** Random float32 tensor on the grid k * 2^-8 in (-2, 2), so that x +- 2^-12 is exact in float32. */
 function gridTensor(rng: Rng, shape: number[]): Tensor {
   let n = 1;
   for (const s of shape) n *= s;
-  return tensor(Float32Array.from({ length: n }, () => Math.round((rng.uniform() * 4 - 2) * 256) / 256), shape);
+  return tensor(
+    Float32Array.from({ length: n }, () => Math.round((rng.uniform() * 4 - 2) * 256) / 256),
+    shape,
+  );
 }
 
 /** Repeat each kv head `rep` times along the head axis: (B, N, Hk, D) -> (B, N, Hk * rep, D). */
@@ -18,7 +26,9 @@ function repeatHeads(t: Tensor, rep: number): Tensor {
   for (let b = 0; b < B; b++)
     for (let n = 0; n < N; n++)
       for (let h = 0; h < H * rep; h++)
-        for (let d = 0; d < D; d++) dst[((b * N + n) * H * rep + h) * D + d] = src[((b * N + n) * H + Math.floor(h / rep)) * D + d]!;
+        for (let d = 0; d < D; d++)
+          dst[((b * N + n) * H * rep + h) * D + d] =
+            src[((b * N + n) * H + Math.floor(h / rep)) * D + d]!;
   return tensor(dst, [B, N, H * rep, D]);
 }
 
@@ -76,7 +86,8 @@ describe('attentionReference (the float64 oracle)', () => {
     });
     const a = attentionReference64(q, tensor(k, [1, 6, 1, 5]), tensor(v, [1, 6, 1, 5]));
     const b = attentionReference64(q, tensor(pk, [1, 6, 1, 5]), tensor(pv, [1, 6, 1, 5]));
-    for (let i = 0; i < a.out.length; i++) expect(Math.abs(a.out[i]! - b.out[i]!), `seed ${seed}`).toBeLessThan(1e-14);
+    for (let i = 0; i < a.out.length; i++)
+      expect(Math.abs(a.out[i]! - b.out[i]!), `seed ${seed}`).toBeLessThan(1e-14);
   });
 
   it('does not overflow at logits near 1e4', () => {
@@ -103,7 +114,8 @@ describe('attentionReference (the float64 oracle)', () => {
     const out = attentionReference(q, k, v, opts);
     const ga = attentionReferenceBackward64(dout, q, k, v, out.out, out.lse, opts);
     const gb = attentionReferenceBackward64(dout, q, kr, vr, out.out, out.lse, opts);
-    for (let i = 0; i < ga.dq.length; i++) expect(Math.abs(ga.dq[i]! - gb.dq[i]!), `seed ${seed}`).toBeLessThan(1e-14);
+    for (let i = 0; i < ga.dq.length; i++)
+      expect(Math.abs(ga.dq[i]! - gb.dq[i]!), `seed ${seed}`).toBeLessThan(1e-14);
     // dk of kv head hk = sum of the repeated heads' dk.
     for (let b_ = 0; b_ < 2; b_++)
       for (let n = 0; n < 7; n++)
@@ -115,8 +127,14 @@ describe('attentionReference (the float64 oracle)', () => {
               sk += gb.dk[((b_ * 7 + n) * 6 + hk * 3 + r) * 4 + d]!;
               sv += gb.dv[((b_ * 7 + n) * 6 + hk * 3 + r) * 4 + d]!;
             }
-            expect(Math.abs(ga.dk[((b_ * 7 + n) * 2 + hk) * 4 + d]! - sk), `seed ${seed}`).toBeLessThan(1e-13);
-            expect(Math.abs(ga.dv[((b_ * 7 + n) * 2 + hk) * 4 + d]! - sv), `seed ${seed}`).toBeLessThan(1e-13);
+            expect(
+              Math.abs(ga.dk[((b_ * 7 + n) * 2 + hk) * 4 + d]! - sk),
+              `seed ${seed}`,
+            ).toBeLessThan(1e-13);
+            expect(
+              Math.abs(ga.dv[((b_ * 7 + n) * 2 + hk) * 4 + d]! - sv),
+              `seed ${seed}`,
+            ).toBeLessThan(1e-13);
           }
   });
 

@@ -52,7 +52,14 @@ describe('tensor', () => {
     const values = Float32Array.from([1, -2.5, 1 + 2 ** -11, 65520, 1e-8, 0.1]);
     const h = fromFloat32(values, [6], 'float16');
     expect(Array.from(h.data as Uint16Array)).toEqual(Array.from(values, float32ToFloat16Bits));
-    expect(Array.from(toFloat32(h))).toEqual([1, -2.5, 1, Infinity, Math.fround(2 ** -24 * Math.round(1e-8 / 2 ** -24)), Math.fround(0.0999755859375)]);
+    expect(Array.from(toFloat32(h))).toEqual([
+      1,
+      -2.5,
+      1,
+      Infinity,
+      Math.fround(2 ** -24 * Math.round(1e-8 / 2 ** -24)),
+      Math.fround(0.0999755859375),
+    ]);
     const b = fromFloat32(values, [6], 'bfloat16');
     expect(Array.from(b.data as Uint16Array)).toEqual(Array.from(values, float32ToBFloat16Bits));
     expect(toFloat32(b)[0]).toBe(1);

@@ -52,7 +52,8 @@ const DT: DType[] = ['float32', 'float16', 'bfloat16'];
 /** The matrix: every case runs in every dtype. */
 export function flashCases(): FlashCase[] {
   const base: Omit<FlashCase, 'dtype'>[] = [];
-  const add = (name: string, c: Omit<FlashCase, 'dtype' | 'name'>): void => void base.push({ name, ...c });
+  const add = (name: string, c: Omit<FlashCase, 'dtype' | 'name'>): void =>
+    void base.push({ name, ...c });
   // Square lengths around the default tile (64) and its multiples, causal and not.
   for (const N of [1, 17, 127, 128, 129]) {
     add(`N=${N}`, { B: 2, Nq: N, Nk: N, Hq: 2, Hk: 2, D: 32, opts: {} });
@@ -62,10 +63,34 @@ export function flashCases(): FlashCase[] {
   add('Nq<Nk', { B: 1, Nq: 17, Nk: 129, Hq: 2, Hk: 2, D: 64, opts: {} });
   add('Nq>Nk', { B: 1, Nq: 129, Nk: 17, Hq: 2, Hk: 2, D: 64, opts: {} });
   add('Nq<Nk causal', { B: 1, Nq: 40, Nk: 131, Hq: 2, Hk: 1, D: 32, opts: { causal: true } });
-  add('Nq>Nk causal (fully masked rows)', { B: 2, Nq: 131, Nk: 40, Hq: 2, Hk: 2, D: 32, opts: { causal: true } });
+  add('Nq>Nk causal (fully masked rows)', {
+    B: 2,
+    Nq: 131,
+    Nk: 40,
+    Hq: 2,
+    Hk: 2,
+    D: 32,
+    opts: { causal: true },
+  });
   // Sliding windows, including ones that leave rows with no key.
-  add('window [8,4]', { B: 1, Nq: 150, Nk: 150, Hq: 2, Hk: 2, D: 32, opts: { windowSize: [8, 4] } });
-  add('window [16,-1] Nq<Nk', { B: 1, Nq: 70, Nk: 200, Hq: 2, Hk: 2, D: 32, opts: { windowSize: [16, -1] } });
+  add('window [8,4]', {
+    B: 1,
+    Nq: 150,
+    Nk: 150,
+    Hq: 2,
+    Hk: 2,
+    D: 32,
+    opts: { windowSize: [8, 4] },
+  });
+  add('window [16,-1] Nq<Nk', {
+    B: 1,
+    Nq: 70,
+    Nk: 200,
+    Hq: 2,
+    Hk: 2,
+    D: 32,
+    opts: { windowSize: [16, -1] },
+  });
   add('window [3,0] Nq>Nk (fully masked rows)', {
     B: 1,
     Nq: 90,
@@ -81,10 +106,35 @@ export function flashCases(): FlashCase[] {
   add('MQA 4/1 causal', { B: 2, Nq: 50, Nk: 50, Hq: 4, Hk: 1, D: 32, opts: { causal: true } });
   // Logits near 1e4 (scores std ~ qkStd^2): a naive exp without the max shift overflows.
   add('huge logits', { B: 1, Nq: 40, Nk: 70, Hq: 2, Hk: 2, D: 64, opts: {}, qkStd: 100 });
-  add('huge logits causal', { B: 1, Nq: 70, Nk: 40, Hq: 1, Hk: 1, D: 64, opts: { causal: true }, qkStd: 100 });
+  add('huge logits causal', {
+    B: 1,
+    Nq: 70,
+    Nk: 40,
+    Hq: 1,
+    Hk: 1,
+    D: 64,
+    opts: { causal: true },
+    qkStd: 100,
+  });
   // Block sizes that do not divide N, degenerate ones, and ones larger than N.
-  add('Br=7 Bc=13', { B: 1, Nq: 100, Nk: 91, Hq: 2, Hk: 1, D: 32, opts: { blockSizeQ: 7, blockSizeK: 13 } });
-  add('Br=1 Bc=1 causal', { B: 1, Nq: 20, Nk: 25, Hq: 1, Hk: 1, D: 8, opts: { causal: true, blockSizeQ: 1, blockSizeK: 1 } });
+  add('Br=7 Bc=13', {
+    B: 1,
+    Nq: 100,
+    Nk: 91,
+    Hq: 2,
+    Hk: 1,
+    D: 32,
+    opts: { blockSizeQ: 7, blockSizeK: 13 },
+  });
+  add('Br=1 Bc=1 causal', {
+    B: 1,
+    Nq: 20,
+    Nk: 25,
+    Hq: 1,
+    Hk: 1,
+    D: 8,
+    opts: { causal: true, blockSizeQ: 1, blockSizeK: 1 },
+  });
   add('Br=128 Bc=32 window', {
     B: 1,
     Nq: 200,
@@ -94,7 +144,23 @@ export function flashCases(): FlashCase[] {
     D: 32,
     opts: { windowSize: [20, 5], blockSizeQ: 128, blockSizeK: 32 },
   });
-  add('Br=300 Bc=500 causal', { B: 1, Nq: 129, Nk: 127, Hq: 1, Hk: 1, D: 80, opts: { causal: true, blockSizeQ: 300, blockSizeK: 500 } });
-  add('softmaxScale 0.3, D=128', { B: 1, Nq: 37, Nk: 53, Hq: 2, Hk: 2, D: 128, opts: { softmaxScale: 0.3 } });
+  add('Br=300 Bc=500 causal', {
+    B: 1,
+    Nq: 129,
+    Nk: 127,
+    Hq: 1,
+    Hk: 1,
+    D: 80,
+    opts: { causal: true, blockSizeQ: 300, blockSizeK: 500 },
+  });
+  add('softmaxScale 0.3, D=128', {
+    B: 1,
+    Nq: 37,
+    Nk: 53,
+    Hq: 2,
+    Hk: 2,
+    D: 128,
+    opts: { softmaxScale: 0.3 },
+  });
   return base.flatMap((c) => DT.map((dtype) => ({ ...c, dtype, name: `${c.name} ${dtype}` })));
 }

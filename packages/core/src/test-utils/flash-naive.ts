@@ -19,7 +19,12 @@
  * dtype (FlashAttention's "upcast" reference), which is the most one can ask of any dtype kernel.
  */
 import { roundToDType, unitRoundoff, type DType } from '../dtype.js';
-import { keyRange, resolveOptions, type AttentionOptions, type AttentionShape } from '../options.js';
+import {
+  keyRange,
+  resolveOptions,
+  type AttentionOptions,
+  type AttentionShape,
+} from '../options.js';
 import { toFloat32, type Tensor } from '../tensor.js';
 
 const fr = Math.fround;
@@ -71,7 +76,9 @@ function naiveProbs(
     let m = -Infinity;
     for (let j = lo; j < hi; j++) {
       // S = scale * (Q K^T), the product stored in dtype, then scaled and stored again.
-      S[j] = rnd(rnd(dot32(qf, off(b, i, h, Nq, Hq, D), kf, off(b, j, hk, Nk, Hk, D), D)) * o.softmaxScale);
+      S[j] = rnd(
+        rnd(dot32(qf, off(b, i, h, Nq, Hq, D), kf, off(b, j, hk, Nk, Hk, D), D)) * o.softmaxScale,
+      );
       if (S[j]! > m) m = S[j]!;
     }
     let l = 0;
