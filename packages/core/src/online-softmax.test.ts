@@ -225,6 +225,7 @@ describe('OnlineSoftmax: any split, any merge order equals the full softmax (flo
     expect(() => new OnlineSoftmax(0)).toThrow(AttentionInputError);
     expect(() => new OnlineSoftmax(2).update([1, 2], [1, 2, 3])).toThrow(/values\.length/);
     expect(() => new OnlineSoftmax(1).update([Number.NaN], [1])).toThrow(AttentionInputError);
+    expect(() => new OnlineSoftmax(1).update([0, Infinity], [1, 2])).toThrow(/scores\[1\]/);
     expect(() => OnlineSoftmax.merge(new OnlineSoftmax(1), new OnlineSoftmax(2))).toThrow(
       AttentionInputError,
     );

@@ -63,12 +63,13 @@ export class OnlineSoftmax {
     let mBlock = -Infinity;
     for (let j = 0; j < n; j++) {
       const s = scores[j]!;
-      if (Number.isNaN(s))
+      if (Number.isNaN(s) || s === Infinity) {
         throw new AttentionInputError(
           `OnlineSoftmax.update scores[${j}]`,
-          'a number or -Infinity',
-          'NaN',
+          'a finite number or -Infinity (masked)',
+          s,
         );
+      }
       if (s > mBlock) mBlock = s;
     }
     if (mBlock === -Infinity) return this; // a fully masked block leaves the state unchanged
