@@ -21,7 +21,11 @@
         {
           "rule_name": "nvcc",
           "extension": "cu",
-          "inputs": ["<(RULE_INPUT_PATH)"],
+          # every header: a change to a kernel template recompiles its instantiations
+          "inputs": [
+            "<(RULE_INPUT_PATH)",
+            "<!@(node -p \"['include', 'kernels'].flatMap(d => require('fs').readdirSync('native/' + d).filter(f => /\\.(cuh|h)$/.test(f)).map(f => 'native/' + d + '/' + f)).join(' ')\")",
+          ],
           "outputs": ["<(INTERMEDIATE_DIR)/cu/<(RULE_INPUT_ROOT).o"],
           "action": [
             "<(cuda_home)/bin/nvcc", "-O3", "-std=c++17", "-Xcompiler", "-fPIC", "<@(cuda_arch)",

@@ -535,9 +535,9 @@ napi_value Benchmark(napi_env env, napi_callback_info info) {
   return queue_job(env, job, "flashattn.benchmark");
 }
 
-// memPoolPeak(dev, reset: boolean) -> bytes: peak of the stream-ordered pool's used memory (the backward's
-// workspace), reset to the current use when `reset`.
-napi_value MemPoolPeak(napi_env env, napi_callback_info info) {
+// memPoolUsage(dev, resetHigh: boolean) -> [current, high]: bytes of the stream-ordered pool in use now and
+// its high watermark since the last reset (every device buffer of this package comes from that pool).
+napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t dev;
   bool reset;
@@ -545,18 +545,23 @@ napi_value MemPoolPeak(napi_env env, napi_callback_info info) {
   CHECK_NAPI(napi_get_value_bool(env, argv[1], &reset));
   cudaMemPool_t pool;
   cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, (int)dev);
-  uint64_t value = 0;
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &value);
+  uint64_t current = 0, high = 0;
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &current);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high);
   if (err == cudaSuccess && reset) {
-    uint64_t zero = 0;
+    uint64_t zero = 0;  // resetting to zero restarts the watermark from the current use
     err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
   }
   if (err != cudaSuccess) {
     napi_throw(env, make_error(env, err, "cudaMemPool attribute"));
     return nullptr;
   }
-  napi_value out;
-  napi_create_double(env, (double)value, &out);
+  napi_value out, a, b;
+  napi_create_array_with_length(env, 2, &out);
+  napi_create_double(env, (double)current, &a);
+  napi_create_double(env, (double)high, &b);
+  napi_set_element(env, out, 0, a);
+  napi_set_element(env, out, 1, b);
   return out;
 }
 
@@ -572,7 +577,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"forward", nullptr, Forward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"backward", nullptr, Backward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"benchmark", nullptr, Benchmark, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
-      {"memPoolPeak", nullptr, MemPoolPeak, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"memPoolUsage", nullptr, MemPoolUsage, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -264,7 +264,7 @@ export class CudaBackend implements AttentionBackend {
 
   forward(q: CudaTensor, k: CudaTensor, v: CudaTensor, opts?: AttentionOptions): Promise<CudaForwardResult>;
   forward(q: Tensor, k: Tensor, v: Tensor, opts?: AttentionOptions): Promise<AttentionForwardResult>;
-  forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, opts?: AttentionOptions): Promise<AttentionForwardResult | CudaForwardResult> {
+  async forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, opts?: AttentionOptions): Promise<AttentionForwardResult | CudaForwardResult> {
     const device = isCudaTensor(q);
     const shape = device ? validateDevice([['q', q], ['k', k], ['v', v]], this.device, opts) : validateForward(q as Tensor, k as Tensor, v as Tensor, opts);
     const dp = paddedHeadDim(shape.headDim);
@@ -309,7 +309,7 @@ export class CudaBackend implements AttentionBackend {
   backward(
     dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Float32Array, opts?: AttentionOptions,
   ): Promise<AttentionGradients>;
-  backward(
+  async backward(
     dout: AnyTensor, q: AnyTensor, k: AnyTensor, v: AnyTensor, out: AnyTensor, lse: Float32Array | CudaTensor, opts?: AttentionOptions,
   ): Promise<AttentionGradients | CudaGradients> {
     const device = isCudaTensor(q);

@@ -69,7 +69,8 @@ export interface CudaAddon {
   forward(device: number, p: NativeForward): void;
   backward(device: number, p: NativeBackward): void;
   benchmark(device: number, fwd: NativeForward | null, bwd: NativeBackward | null, warmup: number, iters: number): Promise<number[]>;
-  memPoolPeak(device: number, reset: boolean): number;
+  /** [bytes in use now, high watermark since the last reset] of the device's stream-ordered pool. */
+  memPoolUsage(device: number, resetHigh: boolean): [number, number];
 }
 
 export type AddonLoad = { addon: CudaAddon; path: string } | { addon: undefined; reason: string };

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""PyTorch peer for the @flashattn/cuda benchmark: torch.nn.functional.scaled_dot_product_attention with the
+FLASH_ATTENTION and CUDNN_ATTENTION backends on the shapes of packages/cuda/bench/shapes.ts (batch x N = 16384
+tokens, hidden 2048, H = 2048 / D, plus batch-1 N = 32768), bf16 and fp16, D = 64 and 128, causal and not.
+Times are CUDA-event medians of `iters` runs after 3 warm-ups, like the addon's benchmark():
+  fwd      = forward only (no autograd graph)
+  bwd      = out.backward(dO) on a retained graph (the backward kernels alone)
+  fwd+bwd  = forward with autograd + backward
+TFLOP/s in the FlashAttention convention: fwd = 4 B H N^2 D (halved when causal), bwd = 2.5 x fwd.
+Usage: python3 cuda-sdpa-peer.py [--quick] [--iters 20] [--json out.json]
+"""
+import argparse
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+
+def shapes(quick):
+    out = []
+    for d in (64, 128):
+        for causal in (False, True):
+            ns = (2048, 8192) if quick else (512, 1024, 2048, 4096, 8192, 16384)
+            for n in ns:
+                out.append(dict(batch=16384 // n, seqlen=n, nheads=2048 // d, headDim=d, causal=causal))
+            if not quick:
+                out.append(dict(batch=1, seqlen=32768, nheads=2048 // d, headDim=d, causal=causal))
+    return out
+
+
+def median_ms(fn, iters, warmup=3):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    dev = torch.device("cuda")
+    results = []
+    backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
+    for dtype_name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
+        for s in shapes(args.quick):
+            B, N, H, D, causal = s["batch"], s["seqlen"], s["nheads"], s["headDim"], s["causal"]
+            fwd_flops = 4 * B * H * N * N * D / (2 if causal else 1)
+            bwd_flops = 2.5 * fwd_flops
+            g = torch.Generator(device=dev).manual_seed(1234)
+            # (B, H, N, D) is SDPA's layout; the addon's is (B, N, H, D): same work.
+            q, k, v, do = (torch.randn(B, H, N, D, device=dev, dtype=dtype, generator=g) for _ in range(4))
+            for name, backend in backends.items():
+                row = dict(impl=name, dtype=dtype_name, **s)
+                try:
+                    with sdpa_kernel([backend]):
+                        def fwd():
+                            with torch.no_grad():
+                                F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+                        qg, kg, vg = (t.detach().requires_grad_(True) for t in (q, k, v))
+                        out = F.scaled_dot_product_attention(qg, kg, vg, is_causal=causal)
+
+                        def bwd():
+                            qg.grad = kg.grad = vg.grad = None
+                            out.backward(do, retain_graph=True)
+
+                        def both():
+                            qg.grad = kg.grad = vg.grad = None
+                            o = F.scaled_dot_product_attention(qg, kg, vg, is_causal=causal)
+                            o.backward(do)
+
+                        f_ms = median_ms(fwd, args.iters)
+                        b_ms = median_ms(bwd, args.iters)
+                        fb_ms = median_ms(both, args.iters)
+                        del out, qg, kg, vg
+                    row.update(fwdMs=f_ms, bwdMs=b_ms, fwdbwdMs=fb_ms,
+                               fwdTflops=fwd_flops / f_ms / 1e9, bwdTflops=bwd_flops / b_ms / 1e9,
+                               fwdbwdTflops=(fwd_flops + bwd_flops) / fb_ms / 1e9)
+                    print(f"{name} {dtype_name} D={D} causal={causal} B={B} N={N} H={H}: fwd {row['fwdTflops']:.1f} "
+                          f"bwd {row['bwdTflops']:.1f} fwd+bwd {row['fwdbwdTflops']:.1f} TFLOP/s", flush=True)
+                except Exception as e:  # a backend may reject a shape; record why
+                    row.update(error=str(e).splitlines()[0][:200])
+                    print(f"{name} {dtype_name} D={D} causal={causal} N={N}: unavailable: {row['error']}", flush=True)
+                results.append(row)
+                torch.cuda.empty_cache()
+            del q, k, v, do
+    info = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, cuda=torch.version.cuda,
+                cudnn=torch.backends.cudnn.version())
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(dict(info=info, results=results), f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
