@@ -31,15 +31,21 @@ export function collectGarbage(): void {
 /**
  * Collect garbage and wait until the ArrayBuffer count settles: V8 frees the backing stores of dead
  * ArrayBuffers on a background thread after a GC, so a sample taken right after gc() can still
- * include them and drop later. Returns the settled sample.
+ * include them and drop later (seen at N = 32768: the previous run's 12 MiB of inputs were freed
+ * during the next measured call). Two collections 10 ms apart, then samples 2 ms apart until three
+ * agree. Returns the settled sample.
  */
-export async function settledSample(maxWaits = 20): Promise<MemorySample> {
+export async function settledSample(maxWaits = 25): Promise<MemorySample> {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  collectGarbage();
+  await sleep(10);
   collectGarbage();
   let prev = sampleMemory();
-  for (let i = 0; i < maxWaits; i++) {
-    await new Promise((r) => setTimeout(r, 1));
+  let same = 0;
+  for (let i = 0; i < maxWaits && same < 2; i++) {
+    await sleep(2);
     const cur = sampleMemory();
-    if (cur.arrayBuffers === prev.arrayBuffers) return cur;
+    same = cur.arrayBuffers === prev.arrayBuffers ? same + 1 : 0;
     prev = cur;
   }
   return prev;
