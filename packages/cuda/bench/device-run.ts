@@ -215,8 +215,93 @@ async function memory(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The GPU checks of src/backend.test.ts, runnable without vitest on the device machine. */
+async function selftest(): Promise<number> {
+  let failed = 0;
+  const check = (name: string, ok: boolean, detail = ''): void => {
+    if (!ok) failed++;
+    console.log(`selftest ${ok ? 'ok  ' : 'FAIL'} ${name}${detail ? ': ' + detail : ''}`);
+  };
+  const be = createCudaBackend();
+  const rng = createRng(11);
+  // device tensors: upload with conversion, forward/backward on the device, download
+  {
+    const [B, N, H, D] = [1, 200, 2, 64];
+    const q = randomTensor(rng, [B, N, H, D], 'float32');
+    const k = randomTensor(rng, [B, N, H, D], 'float32');
+    const v = randomTensor(rng, [B, N, H, D], 'float32');
+    const [qd, kd, vd] = await Promise.all([be.upload(q, 'bfloat16'), be.upload(k, 'bfloat16'), be.upload(v, 'bfloat16')]);
+    const { out, lse } = await be.forward(qd, kd, vd, { causal: true });
+    const host = toFloat32(await be.download(out, 'float32'));
+    const ref = attentionReference64(q, k, v, { causal: true });
+    let err = 0;
+    for (let i = 0; i < host.length; i++) err = Math.max(err, Math.abs(host[i]! - ref.out[i]!));
+    check('device tensors forward vs float64 oracle (bf16)', err < 0.05, `max err ${err.toExponential(2)}`);
+    const g = await be.backward(out, qd, kd, vd, out, lse, { causal: true });
+    check('device tensors backward shapes', g.dk.shape.join() === [B, N, H, D].join() && g.dq.dtype === 'bfloat16');
+    for (const t of [qd, kd, vd, out, lse, g.dq, g.dk, g.dv]) t.dispose();
+  }
+  // out of memory -> BackendOutOfMemoryError, and the backend keeps working
+  {
+    let name = '';
+    try {
+      await be.upload({ dtype: 'float16', shape: [1 << 16, 1 << 16, 8, 64], data: new Uint16Array(0) } as never);
+    } catch (e) {
+      name = (e as Error).constructor.name + ': ' + (e as Error).message.slice(0, 90);
+    }
+    check('OOM becomes BackendOutOfMemoryError', name.startsWith('BackendOutOfMemoryError'), name);
+    const q = randomTensor(rng, [1, 8, 1, 32], 'float16');
+    const r = await be.forward(q, q, q);
+    check('backend usable after OOM', r.out.shape.join() === '1,8,1,32');
+  }
+  // bad shapes -> AttentionInputError
+  {
+    const q = randomTensor(rng, [1, 8, 1, 300], 'float16');
+    let name = '';
+    await be.forward(q, q, q).catch((e: Error) => (name = e.constructor.name));
+    check('head dim 300 -> AttentionInputError', name === 'AttentionInputError', name);
+  }
+  // deterministic mode: bit-identical dQ
+  {
+    const det = createCudaBackend({ deterministic: true });
+    const [B, N, H, D] = [1, 700, 2, 64];
+    const q = randomTensor(rng, [B, N, H, D], 'bfloat16');
+    const k = randomTensor(rng, [B, N, H, D], 'bfloat16');
+    const v = randomTensor(rng, [B, N, H, D], 'bfloat16');
+    const dO = randomTensor(rng, [B, N, H, D], 'bfloat16');
+    const f = await det.forward(q, k, v);
+    const a = await det.backward(dO, q, k, v, f.out, f.lse);
+    const b = await det.backward(dO, q, k, v, f.out, f.lse);
+    let same = true;
+    for (let i = 0; i < a.dq.data.length; i++) if (a.dq.data[i] !== b.dq.data[i]) same = false;
+    check('deterministic: dQ bit-identical across runs', same);
+    await det.dispose();
+  }
+  // long call does not block the event loop
+  {
+    const [B, N, H, D] = [1, 16384, 16, 128];
+    const n = B * N * H * D;
+    const buf = be.addon.malloc(be.device, n * 2 * 4);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const t0 = performance.now();
+    const shape = { dtype: 2, batch: B, nheadsQ: H, nheadsK: H, seqlenQ: N, seqlenK: N, headDim: D, softmaxScale: 0.088, windowLeft: -1, windowRight: -1 };
+    const lse = be.addon.malloc(be.device, B * H * N * 4);
+    const p = be.addon.benchmark(be.device, { ...shape, q: buf, k: buf + BigInt(n * 2), v: buf + BigInt(n * 4), out: buf + BigInt(n * 6), lse }, null, 0, 20);
+    await p;
+    clearInterval(timer);
+    const ms = performance.now() - t0;
+    check('event loop keeps running during GPU work', ticks > ms / 10, `${ticks} timer ticks in ${ms.toFixed(0)} ms`);
+    be.addon.free(be.device, buf);
+    be.addon.free(be.device, lse);
+  }
+  await be.dispose();
+  console.log(`selftest: ${failed} failed`);
+  return failed === 0 ? 0 : 1;
+}
+
 const [mode, ...rest] = process.argv.slice(2);
-const modes: Record<string, (a: string[]) => Promise<number>> = { conformance, sanitize, bench, memory };
+const modes: Record<string, (a: string[]) => Promise<number>> = { conformance, sanitize, bench, memory, selftest: () => selftest() };
 const run = mode ? modes[mode] : undefined;
 if (!run) {
   console.error(`usage: device-run.mjs ${Object.keys(modes).join('|')} [options]`);

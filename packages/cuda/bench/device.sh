@@ -1,6 +1,8 @@
 #!/bin/bash
 # The whole H100 run of @flashattn/cuda in one device command (see BENCHMARKS.md):
-#   bash packages/cuda/bench/device.sh [quick]
+#   bash packages/cuda/bench/device.sh [full|quick|check|bench|profile]
+# full: conformance + sanitizers + selftest + ncu profile + benchmark; quick: smaller benchmark;
+# check: correctness only; bench: benchmark only; profile: Nsight Compute of one fwd and one bwd launch.
 # Needs .carry (Node) and .bundle-cuda (device-run.mjs, report.mjs, flashattn_cuda.node) carried along.
 # Writes $OUT/report.md, ours.json, peer.json, memory.json and logs.tar.gz; prints a short summary last.
 set -u
@@ -29,26 +31,18 @@ if [ "$MODE" != bench ] && [ "$MODE" != profile ]; then
   timeout 300 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 9 node $BUN/device-run.mjs sanitize --dtypes float16 > $W/racecheck.log 2>&1
   echo "racecheck rc=$?" >> $W/racecheck.log
   stamp "sanitizers done"
-fi
-# 2b. Tile-shape experiment for the backward (bf16): FLASHATTN_CUDA_BWD_VARIANT (temporary).
-if [ "$MODE" = tune ]; then
-  for v in 0 1 2 3; do
-    FLASHATTN_CUDA_BWD_VARIANT=$v timeout 60 node $BUN/device-run.mjs sanitize --dtypes bfloat16 > $W/variant-$v-check.log 2>&1
-    FLASHATTN_CUDA_BWD_VARIANT=$v timeout 100 node $BUN/device-run.mjs bench --quick --bwd-only --dtypes bfloat16 > $W/variant-$v.log 2>&1
-    echo "variant $v: $(grep -c ' ok' $W/variant-$v-check.log) ok, $(grep -c BAD $W/variant-$v-check.log) bad"; grep -h "^ours" $W/variant-$v.log | sed 's/fwd NaN //; s/ fwd+bwd NaN//'
-  done
-  stamp "variants done"
+  timeout 120 node $BUN/device-run.mjs selftest > $W/selftest.log 2>&1
 fi
 # 2c. Nsight Compute on one forward and one backward launch (D=128, N=8192, bf16).
-if [ "$MODE" = profile ]; then
+if [ "$MODE" = profile ] || [ "$MODE" = full ]; then
   timeout 200 ncu --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
     -k regex:'flash_(fwd|bwd_dkdv)_kernel' --launch-skip 3 --launch-count 2 \
     node $BUN/device-run.mjs bench --dtypes bfloat16 --only D=128,N=8192,causal=false --iters 1 > $W/ncu.log 2>&1
-  grep -E "flash_|Duration|Throughput|Pipe|Stall|Warp Cycles|Issued|Eligible|Registers|Shared Memory|Bank|Achieved|L1/TEX Hit|Mem Busy|Max Bandwidth|Executed Ipc" $W/ncu.log | head -120
+  grep -E "flash_|Duration|Throughput|Pipe|Stall|Warp Cycles|Issued|Eligible|Registers|Shared Memory|Bank|Achieved|L1/TEX Hit|Mem Busy|Max Bandwidth|Executed Ipc" $W/ncu.log > $W/ncu-summary.txt
   stamp "profile done"
 fi
 # 3. Benchmark: ours, then PyTorch SDPA flash / cuDNN on the same shapes; memory at N = 16k, 64k.
-if [ "$MODE" != check ] && [ "$MODE" != tune ] && [ "$MODE" != profile ]; then
+if [ "$MODE" != check ] && [ "$MODE" != profile ]; then
   Q=; [ "$MODE" = quick ] && Q=--quick
   timeout 200 node $BUN/device-run.mjs bench $Q --json $OUT/ours.json > $W/ours.log 2>&1
   stamp "ours bench done"
@@ -64,6 +58,9 @@ grep -h "^conformance" $W/conf-*.log
 grep -h -E "^fail|Error" $W/conf-*.log | head -20
 grep -h -E "sanitize cases done|ERROR SUMMARY|RACECHECK SUMMARY|rc=" $W/memcheck.log $W/racecheck.log 2>/dev/null
 grep -h BAD $W/memcheck.log | head
+grep -h "^selftest" $W/selftest.log 2>/dev/null
 cat $W/memory.log 2>/dev/null
-cat $OUT/report.md 2>/dev/null
+head -70 $W/ncu-summary.txt 2>/dev/null
+grep -h "^ours" $W/ours.log 2>/dev/null | head -40
+cp $W/ncu-summary.txt $OUT/ 2>/dev/null
 stamp "all done"

@@ -1,6 +1,4 @@
 // Dispatch on (dtype, head dim) and the backward's sequence of launches.
-#include <cstdlib>
-
 #include "../include/launchers.h"
 
 namespace flash {
@@ -21,15 +19,7 @@ cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream) {
   }
 }
 
-cudaError_t run_bwd_variant(int variant, const BwdParams& p, cudaStream_t s);  // TEMPORARY experiment
-
 static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) {
-  static const int variant = [] {
-    const char* v = getenv("FLASHATTN_CUDA_BWD_VARIANT");
-    return v ? atoi(v) : 0;
-  }();
-  if (variant && dtype == kBFloat16 && (p.s.D == 64 || p.s.D == 128) && !p.dq_semaphore)
-    return run_bwd_variant(variant, p, stream);
   switch (p.s.D) {
     FLASH_CASE(32, bwd)
     FLASH_CASE(64, bwd)

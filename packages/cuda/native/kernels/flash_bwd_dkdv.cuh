@@ -22,7 +22,7 @@ __device__ __forceinline__ void query_range(int n0, int Bc, const AttnShape& s, 
   i_end = s.window_left < 0 ? s.Nq : min(s.Nq, n_end - shift + s.window_left);
 }
 
-template <typename T, int D, int Bc, int Br, int CS, int STAGES, int MINB, bool DQ_FIRST = false, int DQ_CHUNK = 64>
+template <typename T, int D, int Bc, int Br, int CS, int STAGES, int MINB>
 __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel(const BwdParams p) {
   using M = MmaType<T>;
   constexpr int RW = Bc / 16;        // key row groups (warps per column split)
@@ -35,7 +35,7 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
   constexpr int RG = Br / 16;        // dQ row groups
   constexpr int CG = NW / RG;        // dQ column groups
   constexpr int DQC = D / CG;        // dQ columns per warp
-  constexpr int DQCH = DQC > DQ_CHUNK ? DQ_CHUNK : DQC;  // dQ columns per pass (bounds registers)
+  constexpr int DQCH = DQC > 64 ? 64 : DQC;  // dQ columns per pass (bounds registers)
   static_assert(NW % RG == 0 && D % CG == 0 && DQC % DQCH == 0 && DQCH % 16 == 0 && DC % 16 == 0, "tiles");
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -180,7 +180,6 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
               M::pack(dpt[n][2 * rr], dpt[n][2 * rr + 1]);
     }
 
-    auto dv_dk = [&]() {
     // Algorithm 2, line 12: dV_j += P^T dO_i; line 17: dK_j += dS^T Q_i (scale applied at the end).
 #pragma unroll
     for (int kq = 0; kq < Br / 16; ++kq) {
@@ -205,8 +204,6 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
         M::mma(acc_dk[2 * dp + 1], ads, bq[2], bq[3]);
       }
     }
-    };
-    if (!DQ_FIRST) dv_dk();
     __syncthreads();  // dS^T complete
     // Algorithm 2, line 18: dQ_i += dS K_j (unscaled; the convert kernel applies softmaxScale).
     int* sem = p.dq_semaphore ? p.dq_semaphore + ((int64_t)b * s.Hq + h) * cdiv(s.Nq, Br) + mb : nullptr;
@@ -248,7 +245,7 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
       // sm_90: one float4 atomic per n8 tile. Lanes t and t^1 swap halves so that the even lane owns 4
       // consecutive columns of row g and the odd lane 4 of row g + 8 (2 shuffles instead of a second
-      // atomic; float2 -> float4 atomics: measured with float2 vs scalar: bwd 132 -> 171 TFLOP/s, D=128 N=2k).
+      // atomic). Scalar -> float2 atomics: bwd 132 -> 171 TFLOP/s (D=128, N=2k, bf16); float2 -> float4: +0-1%.
       {
         const bool even = (t & 1) == 0;
         const int i = m0 + rg * 16 + g + (even ? 0 : 8);
@@ -281,7 +278,6 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
       __syncthreads();
       if (tid == 0) atomicAdd(sem, 1);
     }
-    if (DQ_FIRST) dv_dk();  // the dQ atomics drain while the tensor cores run dV, dK
     __syncthreads();  // done with this stage's Q/dO and with sdS before they are overwritten
   }
 
@@ -310,15 +306,18 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
 
 // Tiles per head dim: Bc keys per block, Br queries per step, CS column splits, STAGES for Q/dO.
 // MINB = blocks per SM the register allocation must allow.
+// Bc=128, Br=64, 8 warps, 1 block/SM measured best on the H100 (bf16, D=64/128, N=2k/8k): Br=32 was 13-20%
+// slower, Bc=64 with 2 blocks/SM (Br=64 or 32) 5-15% slower, computing dQ before dV/dK (so its atomics
+// drain under the dV/dK mma) 1-5% slower.
 template <int D> struct BwdTiles { static constexpr int Bc = 128, Br = 64, CS = 1, STAGES = 2, MINB = 1; };
 template <> struct BwdTiles<256> { static constexpr int Bc = 64, Br = 64, CS = 2, STAGES = 1, MINB = 1; };
 
-template <typename T, int D, int Bc, int Br, int CS, int ST, int MINB, bool DQ_FIRST = false, int DQ_CHUNK = 64>
+template <typename T, int D, int Bc, int Br, int CS, int ST, int MINB>
 cudaError_t launch_flash_bwd_dkdv_tiles(const BwdParams& p, cudaStream_t stream) {
   constexpr int NT = Bc / 16 * CS * 32;
   const size_t smem = (size_t)(2 * Bc + 2 * ST * Br) * (D + 8) * sizeof(T) + (size_t)Bc * (Br + 8) * sizeof(T) +
                       2 * ST * Br * sizeof(float);
-  auto kernel = flash_bwd_dkdv_kernel<T, D, Bc, Br, CS, ST, MINB, DQ_FIRST, DQ_CHUNK>;
+  auto kernel = flash_bwd_dkdv_kernel<T, D, Bc, Br, CS, ST, MINB>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (err != cudaSuccess) return err;
   dim3 grid((p.s.Nk + Bc - 1) / Bc, p.s.Hq, p.s.B);
