@@ -17,6 +17,10 @@ describe('CLI flags (schema)', () => {
     });
   });
 
+  it('ignores the bare -- that pnpm passes through', () => {
+    expect(parseArgs(['--', '--steps', '3'])).toMatchObject({ steps: 3 });
+  });
+
   it('has defaults', () => {
     expect(parseArgs([])).toMatchObject({ config: 'tiny', attention: 'flash', backend: 'cpu', resume: false, seed: 1337 });
   });

@@ -78,6 +78,8 @@ export function parseArgs(argv: readonly string[]): Args {
   const raw = new Map<Flag, string | number | boolean>();
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    // `pnpm start -- --steps 5` hands the separator through; it carries no meaning here.
+    if (a === '--') continue;
     if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}' (flags start with --)`);
     let name = a.slice(2);
     let value: string | undefined;

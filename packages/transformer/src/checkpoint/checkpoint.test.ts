@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 function make(seed: number): { model: GPT2; opt: AdamW } {
-  const model = new GPT2({ config, ops, attention: cpuAttention('flash'), seed });
+  const model = new GPT2({ config, ops, attention: 'flash', seed });
   const opt = new AdamW(ops, model.specs, model.numParams);
   for (let i = 0; i < model.numParams; i++) {
     opt.m[i] = Math.sin(i + seed);

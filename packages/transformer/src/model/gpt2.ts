@@ -7,7 +7,7 @@
  * Head:       lnf = LN(x_L); logits = lnf @ wte^T (tied); loss = mean cross-entropy.
  */
 import { createRng, type Rng } from '@flashattn/core';
-import type { CausalAttention } from '../attention/causal-attention.js';
+import { cpuAttention, type CausalAttention } from '../attention/causal-attention.js';
 import { validateConfig, type GPT2Config } from '../config.js';
 import type { FloatArray, Ops } from '../ops/ops.js';
 import { numParams, paramSpecs, paramViews, type ParamSpec, type ParamViews } from './params.js';
@@ -51,7 +51,11 @@ interface GradBuffers {
 export interface GPT2Options {
   config: GPT2Config;
   ops: Ops;
-  attention: CausalAttention;
+  /**
+   * 'flash' (tiled FlashAttention-2, O(N) extra memory) or 'standard' (materialised scores) on the
+   * CPU via core's backends, or any CausalAttention (e.g. new BackendAttention(someBackend)).
+   */
+  attention: 'flash' | 'standard' | CausalAttention;
   /** Seed for the GPT-2 initialisation. Default 0. */
   seed?: number;
 }
@@ -76,7 +80,7 @@ export class GPT2 {
     validateConfig(opts.config);
     this.config = { ...opts.config };
     this.ops = opts.ops;
-    this.attention = opts.attention;
+    this.attention = typeof opts.attention === 'string' ? cpuAttention(opts.attention) : opts.attention;
     this.specs = paramSpecs(this.config);
     this.numParams = numParams(this.config);
     this.params = this.ops.alloc(this.numParams);
