@@ -73,9 +73,13 @@ async function main(): Promise<void> {
   results.backend = be.name;
   results.compact = be.compact;
   try {
+    const save = () => writeFileSync(args.out, JSON.stringify(results, null, 1));
     if (sections.has('ceiling')) results.ceiling = await ceiling(be);
-    if (sections.has('flash')) results.flash = await flashSweep(be);
+    save();
     if (sections.has('n65536')) results.n65536 = await bigN(be);
+    save();
+    if (sections.has('flash')) results.flash = await flashSweep(be, (rows) => ((results.flash = { rows }), save()));
+    save();
     if (sections.has('sgmat')) {
       const adapter2 = await gpu.requestAdapter({ powerPreference: 'high-performance' });
       const sg = await createWebGPUBackend({ adapter: adapter2, subgroupMatrix: true });
@@ -110,12 +114,23 @@ async function timeGpu(be: WebGPUAttentionBackend, fn: () => Promise<void>, minM
   return (performance.now() - t0) / reps;
 }
 
+/** Normal samples generated once and reused (Box-Muller in JS costs seconds at 33M elements). */
+let pool = new Float32Array(0);
+function normals(n: number, seed: number): Float32Array {
+  const need = n + 4096;
+  if (pool.length < need) {
+    const rng = createRng(12345);
+    pool = new Float32Array(need);
+    for (let i = 0; i < need; i++) pool[i] = rng.normal();
+  }
+  const off = (seed * 997) % 4096;
+  return pool.subarray(off, off + n);
+}
+
 function randomTensor(be: WebGPUAttentionBackend, shape: number[], seed: number, dtype: DType = 'float32'): GPUTensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  const rng = createRng(seed);
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i++) x[i] = rng.normal();
-  return be.upload(fromFloat32(x, shape, dtype));
+  const x = normals(n, seed);
+  return be.upload(dtype === 'float32' ? ({ dtype, shape, data: x } as Any) : fromFloat32(x, shape, dtype));
 }
 
 /** float16 forward: subgroup-matrix (tensor core) kernel vs the fp32-math kernel on f16 storage. */
@@ -202,7 +217,12 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
   const a = rt.acquire(S * S * 4);
   const b = rt.acquire(S * S * 4);
   const c = rt.acquire(S * S * 4);
+  const consts = { M: S, N: S, K: S, a_rs: S, a_cs: 1, b_rs: S, b_cs: 1, c_rs: S, c_cs: 1 };
   const specs: MatmulSpec[] = [
+    { BM: 64, BN: 64, BK: 16, aContig: 'k', bContig: 'n', consts },
+    { BM: 64, BN: 64, BK: 8, aContig: 'k', bContig: 'n', consts },
+    { BM: 128, BN: 128, BK: 8, aContig: 'k', bContig: 'n', consts },
+    { BM: 128, BN: 64, BK: 8, aContig: 'k', bContig: 'n', consts },
     { BM: 64, BN: 64, BK: 16, aContig: 'k', bContig: 'n' },
     { BM: 64, BN: 64, BK: 8, aContig: 'k', bContig: 'n' },
     { BM: 128, BN: 128, BK: 8, aContig: 'k', bContig: 'n' },
@@ -210,8 +230,8 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
     { BM: 128, BN: 128, BK: 16, aContig: 'k', bContig: 'n' },
   ];
   const rows: Any[] = [];
-  for (const spec of args.quick ? specs.slice(0, 1) : specs) {
-    const key = `bench-matmul-${spec.BM}x${spec.BN}x${spec.BK}`;
+  for (const spec of args.quick ? specs.slice(4, 5) : specs) {
+    const key = `bench-matmul-${spec.BM}x${spec.BN}x${spec.BK}${spec.consts ? '-const' : '-strided'}`;
     try {
       const pl = rt.pipeline(key, () => matmulWGSL(spec));
       const u = rt.uniform(
@@ -251,7 +271,7 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
   return { rows, bestTflops: best?.tflops, best };
 }
 
-async function flashSweep(be: WebGPUAttentionBackend): Promise<Any> {
+async function flashSweep(be: WebGPUAttentionBackend, progress: (rows: Any[]) => void): Promise<Any> {
   const std = createStandardAttention(be);
   const Ns = args.quick ? [128, 256] : [1024, 2048, 4096, 8192, 16384];
   const tokens = args.quick ? 256 : 16384;
@@ -276,13 +296,13 @@ async function flashSweep(be: WebGPUAttentionBackend): Promise<Any> {
           const r = await be.forwardOnDevice(q, k, v, opts);
           be.release(r.out);
           be.release(r.lse);
-        });
+        }, 100, 5);
         row.bwdMs = await timeGpu(be, async () => {
           const g = await be.backwardOnDevice(dout, q, k, v, fwd.out, fwd.lse, opts);
           be.release(g.dq);
           be.release(g.dk);
           be.release(g.dv);
-        });
+        }, 100, 3);
         row.fwdTflops = tflopsPerSecond(fF, row.fwdMs);
         row.bwdTflops = tflopsPerSecond(fB, row.bwdMs);
         row.fwdBwdTflops = tflopsPerSecond(fF + fB, row.fwdMs + row.bwdMs);
@@ -293,13 +313,13 @@ async function flashSweep(be: WebGPUAttentionBackend): Promise<Any> {
               const r = await std.forwardOnDevice(q, k, v, opts);
               be.release(r.out);
               be.release(r.lse);
-            }, 150, 5);
+            }, 100, 3);
             row.stdBwdMs = await timeGpu(be, async () => {
               const g = await std.backwardOnDevice(dout, q, k, v, sf.out, sf.lse, opts);
               be.release(g.dq);
               be.release(g.dk);
               be.release(g.dv);
-            }, 150, 5);
+            }, 100, 2);
             be.release(sf.out);
             be.release(sf.lse);
             row.speedupFwd = row.stdFwdMs / row.fwdMs;
@@ -313,6 +333,7 @@ async function flashSweep(be: WebGPUAttentionBackend): Promise<Any> {
         [q, k, v, dout].forEach((t) => be.release(t));
         be.runtime.trim();
         rows.push(row);
+        progress(rows);
         console.log(
           `flash D=${D} N=${N} B=${B} H=${H}${causal ? ' causal' : ''}: fwd ${row.fwdMs.toFixed(2)} ms ${row.fwdTflops.toFixed(2)} TF, ` +
             `bwd ${row.bwdMs.toFixed(2)} ms ${row.bwdTflops.toFixed(2)} TF, fwd+bwd ${row.fwdBwdTflops.toFixed(2)} TF` +

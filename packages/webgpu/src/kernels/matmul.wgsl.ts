@@ -19,6 +19,8 @@ export interface MatmulSpec {
   aContig: 'k' | 'm';
   /** Contiguous index of B: 'n' for row-major B(k, n), 'k' for B stored transposed (e.g. K^T). */
   bContig: 'n' | 'k';
+  /** Bake sizes and strides in as constants (the ceiling benchmark), instead of reading them from p. */
+  consts?: { M: number; N: number; K: number; a_rs: number; a_cs: number; b_rs: number; b_cs: number; c_rs: number; c_cs: number };
 }
 
 export const MATMUL_PARAMS_BYTES = 96;
@@ -68,7 +70,11 @@ export function matmulWGSL(s: MatmulSpec): string {
     s.bContig === 'n'
       ? `let nn = e % ${BN}u; let kk = e / ${BN}u;`
       : `let kk = e % ${BK}u; let nn = e / ${BK}u;`;
-  return `
+  const names = ['M', 'N', 'K', 'a_rs', 'a_cs', 'b_rs', 'b_cs', 'c_rs', 'c_cs'] as const;
+  const prelude = names
+    .map((n) => (s.consts ? `  const ${n}_ = ${s.consts[n]}u;\n` : `  let ${n}_ = p.${n};\n`))
+    .join('');
+  let code = `
 struct MM {
   M: u32, N: u32, K: u32, H: u32,
   a_rs: u32, a_cs: u32, a_b: u32, a_h: u32,
@@ -90,7 +96,7 @@ var<workgroup> Bs: array<f32, ${BK * BS}>;
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let tx = lid % ${G}u;
+${prelude}  let tx = lid % ${G}u;
   let ty = lid / ${G}u;
   let m0 = wg.y * ${BM}u;
   let n0 = wg.x * ${BN}u;
@@ -137,4 +143,9 @@ ${unroll(TM, (r) =>
     ),
   )}}
 `;
+  // Use the (possibly constant) copies in the body.
+  const head = code.slice(0, code.indexOf('fn main('));
+  let body = code.slice(code.indexOf('fn main('));
+  for (const n of names) body = body.replaceAll(`p.${n}`, `${n}_`).replace(`${n}_ = ${n}_;`, `${n}_ = p.${n};`);
+  return head + body;
 }
