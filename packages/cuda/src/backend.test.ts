@@ -52,6 +52,27 @@ describe('availability (runs everywhere)', () => {
     console.log(`[@flashattn/cuda] addon compiled in ${status.seconds?.toFixed(1)} s`);
   });
 
+  it('without the addon (no nvcc at install): unavailable with the reason, typed error from createCudaBackend', () => {
+    // A fresh process whose addon path points nowhere: what a machine without nvcc sees.
+    const script = `
+      import { isCudaAvailable, cudaUnavailableReason, createCudaBackend, CudaUnavailableError } from './dist/index.js';
+      let err;
+      try { createCudaBackend(); } catch (e) { err = e; }
+      console.log(JSON.stringify({ available: isCudaAvailable(), reason: cudaUnavailableReason(),
+        typed: err instanceof CudaUnavailableError, message: err?.message }));`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: pkgRoot,
+      encoding: 'utf8',
+      env: { ...process.env, FLASHATTN_CUDA_ADDON: '/nonexistent/flashattn_cuda.node' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { available: boolean; reason: string; typed: boolean; message: string };
+    expect(out.available).toBe(false);
+    expect(out.reason).toContain('not built');
+    expect(out.typed).toBe(true);
+    expect(out.message).toContain('cuda backend is unavailable');
+  });
+
   it('maps CUDA error names to typed errors', () => {
     const mk = (name: string): Error => Object.assign(new Error(`CUDA error ${name}: text`), { cudaError: name });
     expect(mapCudaError(mk('cudaErrorInsufficientDriver'), 'cuda:0')).toBeInstanceOf(CudaUnavailableError);
