@@ -67,12 +67,12 @@ export function flashBackwardKernel(
   const kStride = Hk * D;
   const { lo: rowLo, hi: rowHi } = rowKeyRanges(Nq, Nk, o); // (Nq) each
 
-  // Algorithm 2, line 5: dQ = 0 in "HBM"; dK, dV written per block below.
+  // Algorithm 2, line 3: dQ = 0 in "HBM"; dK, dV written per block below.
   const dq = allocFloat(precision, B * Nq * Hq * D); // (B, Nq, Hq, D)
   const dk = allocFloat(precision, B * Nk * Hk * D); // (B, Nk, Hk, D)
   const dv = allocFloat(precision, B * Nk * Hk * D); // (B, Nk, Hk, D)
 
-  // line 6: D = rowsum(dO * O), (B, Hq, Nq)
+  // line 4: D = rowsum(dO * O), (B, Hq, Nq)
   const Dvec = allocFloat(precision, B * Hq * Nq);
   for (let b = 0; b < B; b++) {
     for (let n = 0; n < Nq; n++) {
@@ -95,12 +95,12 @@ export function flashBackwardKernel(
   for (let b = 0; b < B; b++) {
     for (let hk = 0; hk < Hk; hk++) {
       const kBase = (b * Nk * Hk + hk) * D; // offset of (b, 0, hk, 0)
-      // line 7: for 1 <= j <= Tc
+      // line 5: for 1 <= j <= Tc
       for (let j = 0; j < Tc; j++) {
         const c0 = j * Bc;
         const c1 = Math.min(c0 + Bc, Nk);
         const cols = c1 - c0;
-        // line 8: K_j, V_j are read in place. line 9: dK_j = 0, dV_j = 0.
+        // line 6: K_j, V_j are read in place. line 7: dK_j = 0, dV_j = 0.
         dKj.fill(0, 0, cols * D);
         dVj.fill(0, 0, cols * D);
         // Rows that can see a key of this block: rowHi > c0 and rowLo < c1 (both bounds grow with
@@ -113,11 +113,11 @@ export function flashBackwardKernel(
         for (let h = hk * group; h < (hk + 1) * group; h++) {
           const qBase = (b * Nq * Hq + h) * D; // offset of (b, 0, h, 0)
           const lBase = (b * Hq + h) * Nq;
-          // line 10: for 1 <= i <= Tr (blocks that see K_j only)
+          // line 8: for 1 <= i <= Tr (blocks that see K_j only)
           for (let i = iStart; i < iEnd; i++) {
             const r0 = i * Br;
             const rEndBlock = Math.min(r0 + Br, Nq);
-            // line 11: Q_i, O_i, dO_i, dQ_i, L_i, D_i are read in place, row by row.
+            // line 9: Q_i, O_i, dO_i, dQ_i, L_i, D_i are read in place, row by row.
             for (let row = r0; row < rEndBlock; row++) {
               const lo = Math.max(c0, rowLo[row]!);
               const hi = Math.min(c1, rowHi[row]!);
@@ -125,17 +125,17 @@ export function flashBackwardKernel(
               if (lo >= hi || Lr === -Infinity) continue; // masked here, or a row that saw no key
               const qo = qBase + row * qStride;
               const Dr = Dvec[lBase + row]!;
-              // lines 12-13: S_ij = scale * Q_i K_j^T (stored in the precision exactly as the forward
+              // lines 10-11: S_ij = scale * Q_i K_j^T (stored in the precision exactly as the forward
               // stored it), P_ij = exp(S_ij - L_i)
               rowDotTile(q, qo, k, kBase, kStride, lo, hi, c0, D, scale, Pij);
               for (let c = lo; c < hi; c++) Pij[c - c0] = Math.exp(Pij[c - c0]! - Lr);
-              // line 15: dP_ij = dO_i V_j^T (stored in the precision, like D_i)
+              // line 13: dP_ij = dO_i V_j^T (stored in the precision, like D_i)
               rowDotTile(dO, qo, v, kBase, kStride, lo, hi, c0, D, 1, dSij);
-              // line 16: dS_ij = P_ij * (dP_ij - D_i)
+              // line 14: dS_ij = P_ij * (dP_ij - D_i)
               for (let c = lo; c < hi; c++) dSij[c - c0] = Pij[c - c0]! * (dSij[c - c0]! - Dr);
-              // line 17: dQ_i += scale * dS_ij K_j (read-modify-write of the dQ buffer)
+              // line 15: dQ_i += scale * dS_ij K_j (read-modify-write of the dQ buffer)
               rowAccumulateTile(dq, qo, dSij, scale, k, kBase, kStride, lo, hi, c0, D);
-              // lines 14 and 18: dV_j += P_ij^T dO_i, dK_j += scale * dS_ij^T Q_i (one pass per key row)
+              // lines 12 and 16: dV_j += P_ij^T dO_i, dK_j += scale * dS_ij^T Q_i (one pass per key row)
               for (let c = lo; c < hi; c++) {
                 const p = Pij[c - c0]!;
                 const ds = scale * dSij[c - c0]!;
@@ -148,7 +148,7 @@ export function flashBackwardKernel(
             }
           }
         }
-        // line 20: write dK_j, dV_j
+        // line 18: write dK_j, dV_j
         for (let c = 0; c < cols; c++) {
           const ko = kBase + (c0 + c) * kStride;
           for (let d = 0; d < D; d++) {

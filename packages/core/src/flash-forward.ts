@@ -95,16 +95,16 @@ export function flashForwardKernel(
       const qBase = (b * Nq * Hq + h) * D; // offset of (b, 0, h, 0)
       const kBase = (b * Nk * Hk + hk) * D; // offset of (b, 0, hk, 0)
       const lseBase = (b * Hq + h) * Nq;
-      // Algorithm 1, line 4: for 1 <= i <= Tr
+      // Algorithm 1, line 3: for 1 <= i <= Tr
       for (let i = 0; i < Tr; i++) {
         const r0 = i * Br;
         const rows = Math.min(Br, Nq - r0);
-        // line 5: load Q_i
+        // line 4: load Q_i
         for (let r = 0; r < rows; r++) {
           const qo = qBase + (r0 + r) * qStride;
           for (let d = 0; d < D; d++) Qi[r * D + d] = q[qo + d]!;
         }
-        // line 6: O~_i = 0, l_i = 0, m_i = -Infinity
+        // line 5: O~_i = 0, l_i = 0, m_i = -Infinity
         acc.fill(0, 0, rows * D);
         l_i.fill(0, 0, rows);
         m_i.fill(-Infinity, 0, rows);
@@ -114,20 +114,20 @@ export function flashForwardKernel(
         const kHi = rowHi[r0 + rows - 1]!;
         const jStart = Math.floor(kLo / Bc);
         const jEnd = kHi > kLo ? Math.ceil(kHi / Bc) : jStart;
-        // line 7: for 1 <= j <= Tc (visible blocks only)
+        // line 6: for 1 <= j <= Tc (visible blocks only)
         for (let j = jStart; j < jEnd; j++) {
           const c0 = j * Bc;
           const c1 = Math.min(c0 + Bc, Nk);
-          // line 8: K_j, V_j are read in place (rows c0..c1 of k, v).
+          // line 7: K_j, V_j are read in place (rows c0..c1 of k, v).
           for (let r = 0; r < rows; r++) {
             // The mask: row r0 + r sees keys [lo, hi) of this block.
             const lo = Math.max(c0, rowLo[r0 + r]!);
             const hi = Math.min(c1, rowHi[r0 + r]!);
             if (lo >= hi) continue; // masked row in this block: state unchanged
             const qr = r * D;
-            // line 9: S_ij = scale * Q_i K_j^T (this row)
+            // line 8: S_ij = scale * Q_i K_j^T (this row)
             rowDotTile(Qi, qr, k, kBase, kStride, lo, hi, c0, D, scale, Sij);
-            // line 10: m_new = max(m_old, rowmax(S_ij)), P~_ij = exp(S_ij - m_new),
+            // line 9: m_new = max(m_old, rowmax(S_ij)), P~_ij = exp(S_ij - m_new),
             //          l_new = exp(m_old - m_new) l_old + rowsum(P~_ij)
             // (all from the stored, precision-rounded S and P, so lse is consistent with P)
             let mBlock = -Infinity;
@@ -142,12 +142,12 @@ export function flashForwardKernel(
             }
             l_i[r] = alpha * l_i[r]! + rowsum;
             m_i[r] = mNew;
-            // line 11: O~_i = diag(exp(m_old - m_new)) O~_i + P~_ij V_j
+            // line 10: O~_i = diag(exp(m_old - m_new)) O~_i + P~_ij V_j
             if (alpha !== 1) for (let d = 0; d < D; d++) acc[qr + d]! *= alpha;
             rowAccumulateTile(acc, qr, Sij, 1, v, kBase, kStride, lo, hi, c0, D);
           }
         }
-        // lines 13-16: O_i = diag(l_i)^-1 O~_i, L_i = m_i + log(l_i); write both.
+        // lines 12-15: O_i = diag(l_i)^-1 O~_i, L_i = m_i + log(l_i); write both.
         for (let r = 0; r < rows; r++) {
           const oo = qBase + (r0 + r) * qStride;
           const l = l_i[r]!;

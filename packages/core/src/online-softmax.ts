@@ -73,11 +73,11 @@ export class OnlineSoftmax {
       if (s > mBlock) mBlock = s;
     }
     if (mBlock === -Infinity) return this; // a fully masked block leaves the state unchanged
-    // Algorithm 1, line 10: m_new = max(m_old, rowmax(S)); l_new = exp(m_old - m_new) l_old + rowsum(P)
+    // Algorithm 1, line 9: m_new = max(m_old, rowmax(S)); l_new = exp(m_old - m_new) l_old + rowsum(P)
     const mNew = Math.max(this.m, mBlock);
     const alpha = Math.exp(this.m - mNew); // 0 when the state was empty
     const acc = this.acc;
-    // Algorithm 1, line 11: acc = diag(exp(m_old - m_new)) acc + P V
+    // Algorithm 1, line 10: acc = diag(exp(m_old - m_new)) acc + P V
     if (alpha !== 1) for (let d = 0; d < D; d++) acc[d]! *= alpha;
     let rowsum = 0;
     for (let j = 0; j < n; j++) {
