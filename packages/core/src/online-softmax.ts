@@ -7,10 +7,10 @@
  *   l   = sum_j exp(s_j - m)           running sum, relative to m
  *   acc = sum_j exp(s_j - m) v_j       running weighted sum of value rows, (D)
  *
- * Seeing a new block rescales the old state by exp(m_old - m_new) (Algorithm 1, lines 10-11). Two
+ * Seeing a new block rescales the old state by exp(m_old - m_new) (Algorithm 1, lines 9-10). Two
  * states over disjoint sets of keys combine with `merge`, which is associative and commutative, so the
  * keys may be split and grouped in any way (this is what split-K / flash-decoding relies on).
- * `finalize` gives out = acc / l and lse = m + log(l) (Algorithm 1, lines 13-14); a state that saw no
+ * `finalize` gives out = acc / l and lse = m + log(l) (Algorithm 1, lines 12-13); a state that saw no
  * visible key (every score -Infinity) gives out = 0 and lse = -Infinity, the masked-row convention.
  *
  * This module works in float64 on one row; the tiled kernels inline the same steps over Br rows.
@@ -122,7 +122,7 @@ export class OnlineSoftmax {
     return r;
   }
 
-  /** Algorithm 1, lines 13-14: out = diag(l)^-1 acc, lse = m + log(l). */
+  /** Algorithm 1, lines 12-13: out = diag(l)^-1 acc, lse = m + log(l). */
   finalize(): OnlineSoftmaxResult {
     const out = new Float64Array(this.D);
     if (this.empty) return { out, lse: -Infinity };
