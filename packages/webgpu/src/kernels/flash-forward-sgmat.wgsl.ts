@@ -14,7 +14,8 @@
  * Algorithm 1 this kernel makes two passes over the keys: pass 1 computes S = Q K^T and the exact
  * row max m_i; pass 2 recomputes S, P = exp(S - m_i) (never rescaled), accumulates O = P V in
  * result matrices and l_i = rowsum(P). Tensor-core work is 1.5x a one-pass kernel's.
- * Within a subgroup, lanes 0..15 each own one query row for the softmax steps.
+ * For the softmax steps lane pairs (2r, 2r + 1) share query row r, half of each key tile each; their
+ * partial m_i and l_i are combined once, after each pass, with subgroupShuffleXor.
  *
  * Bindings as flash-forward: q (B, Nq, Hq, D), k, v (B, Nk, Hk, D) array<f16>; o (B, Nq, Hq, D) f32;
  * lse (B, Hq, Nq) f32 (NEG for fully masked rows).
@@ -61,6 +62,7 @@ ${unroll(NB, (nb) => `    {
       ${arr}[4u * e] = x.x; ${arr}[4u * e + 1u] = x.y; ${arr}[4u * e + 2u] = x.z; ${arr}[4u * e + 3u] = x.w;
     }`;
   return `enable f16;
+enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 ${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> q: array<vec4<f16>>;  // (B, Nq, Hq, D / 4)
@@ -89,8 +91,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let kBase = ((b * p.Nk) * p.Hk + hk) * ${D}u;
   let qRow = p.Hq * ${D}u;
   let kRow = p.Hk * ${D}u;
-  let i = row0 + sg * 16u + lane;          // the query row lane (< 16) owns
-  let owner = lane < 16u;
+  let r = lane >> 1u;                       // the query row this lane shares with lane ^ 1
+  let half = lane & 1u;                     // which half of each key tile it covers
+  let i = row0 + sg * 16u + r;
   let lo = keyLo(i32(i));
   let hi = select(lo, keyHi(i32(i)), i < p.Nq);
   let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
@@ -109,13 +112,15 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();${loadTile('Ks', 'k')}
     workgroupBarrier();${computeS}
     workgroupBarrier();
-    if (owner) {
-      for (var jj = 0u; jj < ${BC}u; jj++) {
+    {
+      for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
         let j = i32(j0 + jj);
-        if (j >= lo && j < hi) { m_i = max(m_i, Ss[sg * ${M * BC}u + lane * ${BC}u + jj] * scale2); }
+        if (j >= lo && j < hi) { m_i = max(m_i, Ss[sg * ${M * BC}u + r * ${BC}u + jj] * scale2); }
       }
     }
   }
+
+  m_i = max(m_i, subgroupShuffleXor(m_i, 1u)); // both halves of the row
 
   // Pass 2: P = exp(S - m_i), l_i = rowsum(P), O = P V
   var l_i = 0.0;
@@ -124,14 +129,14 @@ ${unroll(D / M, (nb) => `  var acc${nb} = subgroup_matrix_result<f32, 16, 16>();
     workgroupBarrier();${loadTile('Ks', 'k')}${loadTile('Vs', 'v')}
     workgroupBarrier();${computeS}
     workgroupBarrier();
-    if (owner) {
-      for (var jj = 0u; jj < ${BC}u; jj++) {
+    {
+      for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
         let j = i32(j0 + jj);
         var pr = 0.0;
-        if (j >= lo && j < hi) { pr = exp2(Ss[sg * ${M * BC}u + lane * ${BC}u + jj] * scale2 - m_i); }
+        if (j >= lo && j < hi) { pr = exp2(Ss[sg * ${M * BC}u + r * ${BC}u + jj] * scale2 - m_i); }
         let ph = f16(pr);
         l_i += f32(ph);
-        Ps[sg * ${M * BC}u + lane * ${BC}u + jj] = ph;
+        Ps[sg * ${M * BC}u + r * ${BC}u + jj] = ph;
       }
     }
     workgroupBarrier();
@@ -141,15 +146,16 @@ ${unroll(D / M, (nb) => `      { let w = subgroupMatrixLoad<subgroup_matrix_righ
         acc${nb} = subgroupMatrixMultiplyAccumulate(a, w, acc${nb}); }\n`)}    }
   }
 
+  l_i += subgroupShuffleXor(l_i, 1u);
   // Epilogue: O = acc / l_i through a (16, 16) staging block per subgroup; lse = m_i + log(l_i)
   let inv = select(0.0, 1.0 / l_i, l_i > 0.0);
 ${unroll(D / M, (nb) => `  workgroupBarrier();
   subgroupMatrixStore(&Ss, sg * ${M * BC}u, acc${nb}, false, 16u);
   workgroupBarrier();
-  if (owner && i < p.Nq) {
-    for (var c = 0u; c < 16u; c++) { o[qBase + i * qRow + ${nb * M}u + c] = Ss[sg * ${M * BC}u + lane * 16u + c] * inv; }
+  if (i < p.Nq) {
+    for (var c = half * 8u; c < half * 8u + 8u; c++) { o[qBase + i * qRow + ${nb * M}u + c] = Ss[sg * ${M * BC}u + r * 16u + c] * inv; }
   }
-`)}  if (owner && i < p.Nq) {
+`)}  if (half == 0u && i < p.Nq) {
     lse[(b * p.Hq + h) * p.Nq + i] = select(${NEG}, (m_i + log2(l_i)) * ${LN2}, l_i > 0.0);
   }
 }
