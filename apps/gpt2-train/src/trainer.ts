@@ -113,7 +113,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       `train ${data.train.length.toLocaleString('en-US')} tokens (${data.docs.train} docs), val ${data.val.length.toLocaleString('en-US')} tokens (${data.docs.val} docs)`,
   );
   say(`unigram entropy of train: ${base.entropy.toFixed(3)} nats/token; unigram model on val: ${base.valCrossEntropy.toFixed(3)} nats/token`);
-  say(`batch ${B} x seq ${T} = ${B * T} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${maxLr / 10})`);
+  say(`batch ${B} x seq ${T} = ${B * T} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${+(maxLr / 10).toPrecision(3)})`);
 
   // Validation: the first valBatches windows of the val split, fixed, so estimates are comparable.
   const valLoader = new Loader(data.val, B, T);
