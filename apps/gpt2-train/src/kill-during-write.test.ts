@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'gpt2-kill-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-const child = fileURLToPath(new URL('../test-fixtures/write-then-hang.mjs', import.meta.url));
+const child = fileURLToPath(new URL('./test-utils/write-then-hang.mjs', import.meta.url));
 
 describe('atomic checkpoint writes', () => {
   it('SIGKILL during the write of checkpoint 2 leaves checkpoint 1 loadable and unchanged', async () => {
