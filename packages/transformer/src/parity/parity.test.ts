@@ -1,4 +1,4 @@
-// PyTorch parity: parity/golden.safetensors holds logits, loss and every parameter gradient of the
+// PyTorch parity: golden.safetensors (beside this file, so turbo's src/** test inputs cover it) holds logits, loss and every parameter gradient of the
 // tiny GPT-2 in parity-inputs.ts, computed in float64 by parity/torch_golden.py with PyTorch (plain
 // torch, cross-checked there against transformers.GPT2LMHeadModel) on the GPU machine, stored as
 // float32. This test rebuilds the same model here and compares.
@@ -14,7 +14,7 @@ import { paramSpecs } from '../model/params.js';
 import { CpuOps } from '../ops/cpu/cpu-ops.js';
 import { PARITY_B, PARITY_CONFIG, PARITY_T, parityInputs } from './parity-inputs.js';
 
-const goldenPath = fileURLToPath(new URL('../../parity/golden.safetensors', import.meta.url));
+const goldenPath = fileURLToPath(new URL('./golden.safetensors', import.meta.url));
 const golden = parseSafetensors(readFileSync(goldenPath), goldenPath);
 const inputs = parityInputs();
 const ops64 = new CpuOps({ precision: 'float64', threads: 1 });
