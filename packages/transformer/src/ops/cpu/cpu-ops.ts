@@ -24,7 +24,10 @@ export interface CpuOpsOptions {
   simd?: boolean;
 }
 
-/** Below this many multiply-adds a matmul runs on the calling thread (a worker round trip is ~50 us). */
+/**
+ * Below this many multiply-adds a matmul runs on the calling thread: a worker round trip measured
+ * 39 us here (2000 empty jobs, load ~2), the time the SIMD kernel needs for ~2^18 multiply-adds.
+ */
 const MIN_PARALLEL_MACS = 1 << 18;
 
 /**
