@@ -34,7 +34,7 @@ if [ "$MODE" != bench ] && [ "$MODE" != profile ]; then
   timeout 120 node $BUN/device-run.mjs selftest > $W/selftest.log 2>&1
 fi
 # 2c. Nsight Compute on one forward and one backward launch (D=128, N=8192, bf16).
-if [ "$MODE" = profile ] || [ "$MODE" = full ]; then
+if { [ "$MODE" = profile ] || [ "$MODE" = full ]; } && [ -z "${NO_NCU:-}" ]; then
   timeout 200 ncu --section SpeedOfLight --section WarpStateStats --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --section Occupancy --section LaunchStats \
     -k regex:'flash_(fwd|bwd_dkdv)_kernel' --launch-skip 3 --launch-count 2 \
     node $BUN/device-run.mjs bench --dtypes bfloat16 --only D=128,N=8192,causal=false --iters 1 > $W/ncu.log 2>&1
