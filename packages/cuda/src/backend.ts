@@ -67,11 +67,6 @@ export interface CudaGradients {
 
 type AnyTensor = Tensor | CudaTensor;
 
-/** A device buffer in the compute layout (cdt, padded D), and whether this call must free it. */
-interface Staged {
-  ptr: DevicePtr;
-  owned: boolean;
-}
 
 export class CudaBackend implements AttentionBackend {
   readonly name: string;

@@ -11,7 +11,7 @@ import type { GPUTensor } from './device-tensor.js';
 import { flashBackwardPreprocessWGSL, PREPROCESS_WG } from './kernels/flash-backward-preprocess.wgsl.js';
 import { matmulWGSL, packMatmulParams, type MatmulParams, type MatmulSpec } from './kernels/matmul.wgsl.js';
 import { packParams } from './kernels/params.wgsl.js';
-import { softmaxBackwardWGSL, SOFTMAX_BWD_WG } from './kernels/softmax-backward.wgsl.js';
+import { softmaxBackwardWGSL } from './kernels/softmax-backward.wgsl.js';
 import { softmaxWGSL } from './kernels/softmax.wgsl.js';
 
 export interface StandardAttention {

@@ -74,7 +74,7 @@ export function matmulWGSL(s: MatmulSpec): string {
   const prelude = names
     .map((n) => (s.consts ? `  const ${n}_ = ${s.consts[n]}u;\n` : `  let ${n}_ = p.${n};\n`))
     .join('');
-  let code = `
+  const code = `
 struct MM {
   M: u32, N: u32, K: u32, H: u32,
   a_rs: u32, a_cs: u32, a_b: u32, a_h: u32,
