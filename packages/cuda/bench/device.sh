@@ -3,6 +3,8 @@
 #   bash packages/cuda/bench/device.sh [full|quick|check|bench|profile]
 # full: conformance + sanitizers + selftest + ncu profile + benchmark; quick: smaller benchmark;
 # check: correctness only; bench: benchmark only; profile: Nsight Compute of one fwd and one bwd launch.
+# bwd: conformance + sanitizers with FLASHATTN_CUDA_BWD=${BWD_CHECK:-2x4}, then the quick benchmark once per
+#      backward kernel in ${BWD_VARIANTS:-16x1 2x4 2x4s} and the peer; prints bwd ratios per variant last.
 # Needs .carry (Node) and .bundle-cuda (device-run.mjs, report.mjs, flashattn_cuda.node) carried along.
 # Writes $OUT/report.md, ours.json, peer.json, memory.json and logs.tar.gz; prints a short summary last.
 set -u
@@ -13,6 +15,7 @@ export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
 OUT=${OUT:-/tmp/cuda-out}
 W=/tmp/cuda-work; rm -rf $W; mkdir -p $W $OUT
 MODE=${1:-full}
+if [ "$MODE" = bwd ]; then export FLASHATTN_CUDA_BWD=${BWD_CHECK:-2x4}; fi
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv > $W/gpu.txt 2>&1
@@ -23,6 +26,11 @@ if [ "$MODE" != bench ] && [ "$MODE" != profile ]; then
     timeout 300 node $BUN/device-run.mjs conformance --matrix full --filter " d$d " --json $W/conf-d$d.json > $W/conf-d$d.log 2>&1 &
   done
   timeout 300 node $BUN/device-run.mjs conformance --matrix smoke --deterministic > $W/conf-det.log 2>&1 &
+  if [ "$MODE" = bwd ]; then  # the other w2x4 variant on the head dims it serves
+    for d in 64 128; do
+      FLASHATTN_CUDA_BWD=2x4s timeout 300 node $BUN/device-run.mjs conformance --matrix full --filter " d$d " > $W/conf-2x4s-d$d.log 2>&1 &
+    done
+  fi
   wait
   stamp "conformance done"
   # 2. compute-sanitizer on the reduced case set.
@@ -42,7 +50,26 @@ if { [ "$MODE" = profile ] || [ "$MODE" = full ]; } && [ -z "${NO_NCU:-}" ]; the
   stamp "profile done"
 fi
 # 3. Benchmark: ours, then PyTorch SDPA flash / cuDNN on the same shapes; memory at N = 16k, 64k.
-if [ "$MODE" != check ] && [ "$MODE" != profile ]; then
+if [ "$MODE" = bwd ]; then
+  unset FLASHATTN_CUDA_BWD
+  for v in ${BWD_VARIANTS:-16x1 2x4 2x4s}; do
+    FLASHATTN_CUDA_BWD=$v timeout 150 node $BUN/device-run.mjs bench --quick --json $OUT/ours-$v.json > $W/ours-$v.log 2>&1
+    stamp "ours bench $v done"
+  done
+  PYTHONUNBUFFERED=1 timeout 200 python3 apps/bench/src/cuda-sdpa-peer.py --quick --json $OUT/peer.json > $W/peer.log 2>&1
+  stamp "peer bench done"
+  for v in ${BWD_VARIANTS:-16x1 2x4 2x4s}; do node $BUN/report.mjs $OUT/ours-$v.json $OUT/peer.json > $OUT/report-$v.md 2>&1; done
+  node -e '
+    const fs = require("fs"); const out = process.argv[1]; const vs = process.argv.slice(2);
+    const peer = JSON.parse(fs.readFileSync(out + "/peer.json")).results.filter((r) => r.impl === "flash");
+    const k = (r) => [r.dtype, r.headDim, r.causal, r.seqlen].join(" ");
+    const ours = vs.map((v) => new Map(JSON.parse(fs.readFileSync(out + "/ours-" + v + ".json")).results.map((r) => [k(r), r])));
+    console.log("bwd TFLOP/s and ratio to torch flash (fwd+bwd ratio); variants: " + vs.join(", "));
+    for (const p of peer) {
+      const cells = ours.map((m) => { const r = m.get(k(p)); return r ? r.bwdTflops.toFixed(0) + " " + (r.bwdTflops / p.bwdTflops).toFixed(2) + " (" + (r.fwdbwdTflops / p.fwdbwdTflops).toFixed(2) + ")" : "-"; });
+      console.log(k(p).padEnd(26) + " flash " + p.bwdTflops.toFixed(0) + " | " + cells.join(" | "));
+    }' $OUT ${BWD_VARIANTS:-16x1 2x4 2x4s} > $W/bwd-table.txt 2>&1
+elif [ "$MODE" != check ] && [ "$MODE" != profile ]; then
   Q=; [ "$MODE" = quick ] && Q=--quick
   timeout 200 node $BUN/device-run.mjs bench $Q --json $OUT/ours.json > $W/ours.log 2>&1
   stamp "ours bench done"
@@ -54,7 +81,7 @@ fi
 tar czf $OUT/logs.tar.gz -C $W .
 echo "==== summary"
 cat $W/gpu.txt
-grep -h "^conformance" $W/conf-*.log
+grep -H "^conformance" $W/conf-*.log | sed "s|^$W/||"
 grep -h -E "^fail|Error" $W/conf-*.log | head -20
 grep -h -E "sanitize cases done|ERROR SUMMARY|RACECHECK SUMMARY|rc=" $W/memcheck.log $W/racecheck.log 2>/dev/null
 grep -h BAD $W/memcheck.log | head
@@ -63,4 +90,5 @@ cat $W/memory.log 2>/dev/null
 head -70 $W/ncu-summary.txt 2>/dev/null
 grep -h "^ours" $W/ours.log 2>/dev/null | head -40
 cp $W/ncu-summary.txt $OUT/ 2>/dev/null
+cat $W/bwd-table.txt 2>/dev/null
 stamp "all done"

@@ -1,7 +1,12 @@
 // Dispatch on (dtype, head dim) and the backward's sequence of launches.
+#include <cstdlib>
+#include <cstring>
+
 #include "../include/launchers.h"
 
 namespace flash {
+
+constexpr int kBwdKernelDefault = 1;  // w2x4 (see bwd_kernel_choice()); H100 run 2026-11-21 in packages/cuda/README.md
 
 #define FLASH_CASE(D, KIND)                                                  \
   case D:                                                                    \
@@ -32,7 +37,18 @@ static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) 
 }
 #undef FLASH_CASE
 
-int bwd_block_q(int) { return 64; }
+int bwd_block_q(int) { return 64; }  // Br of both backward kernels
+
+int bwd_kernel_choice() {
+  static const int choice = [] {
+    const char* v = std::getenv("FLASHATTN_CUDA_BWD");
+    if (v && std::strcmp(v, "16x1") == 0) return 0;
+    if (v && std::strcmp(v, "2x4") == 0) return 1;
+    if (v && std::strcmp(v, "2x4s") == 0) return 2;
+    return kBwdKernelDefault;
+  }();
+  return choice;
+}
 
 cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream) {
   const AttnShape& s = p.s;
