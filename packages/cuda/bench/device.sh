@@ -3,8 +3,10 @@
 #   bash packages/cuda/bench/device.sh [full|quick|check|bench|profile]
 # full: conformance + sanitizers + selftest + ncu profile + benchmark; quick: smaller benchmark;
 # check: correctness only; bench: benchmark only; profile: Nsight Compute of one fwd and one bwd launch.
-# bwd: conformance + sanitizers with FLASHATTN_CUDA_BWD=${BWD_CHECK:-2x4}, then the quick benchmark once per
-#      backward kernel in ${BWD_VARIANTS:-16x1 2x4 2x4s} and the peer; prints bwd ratios per variant last.
+# bwd: conformance + sanitizers with FLASHATTN_CUDA_BWD=${BWD_CHECK:-2x4} (and conformance on D = 64, 128 with
+#      $BWD_CHECK2 if set), then the quick benchmark once per backward kernel in ${BWD_VARIANTS:-16x1 2x4 2x4s}
+#      and the peer; prints bwd ratios per variant last. BWD_FULL=1 adds the full benchmark + memory with the
+#      variant fastest at D = 64, and report.md.
 # Needs .carry (Node) and .bundle-cuda (device-run.mjs, report.mjs, flashattn_cuda.node) carried along.
 # Writes $OUT/report.md, ours.json, peer.json, memory.json and logs.tar.gz; prints a short summary last.
 set -u
@@ -26,9 +28,9 @@ if [ "$MODE" != bench ] && [ "$MODE" != profile ]; then
     timeout 300 node $BUN/device-run.mjs conformance --matrix full --filter " d$d " --json $W/conf-d$d.json > $W/conf-d$d.log 2>&1 &
   done
   timeout 300 node $BUN/device-run.mjs conformance --matrix smoke --deterministic > $W/conf-det.log 2>&1 &
-  if [ "$MODE" = bwd ]; then  # the other w2x4 variant on the head dims it serves
+  if [ "$MODE" = bwd ] && [ -n "${BWD_CHECK2:-}" ]; then  # a second kernel choice on D = 64 and 128
     for d in 64 128; do
-      FLASHATTN_CUDA_BWD=2x4s timeout 300 node $BUN/device-run.mjs conformance --matrix full --filter " d$d " > $W/conf-2x4s-d$d.log 2>&1 &
+      FLASHATTN_CUDA_BWD=$BWD_CHECK2 timeout 300 node $BUN/device-run.mjs conformance --matrix full --filter " d$d " > $W/conf-$BWD_CHECK2-d$d.log 2>&1 &
     done
   fi
   wait
@@ -69,6 +71,24 @@ if [ "$MODE" = bwd ]; then
       const cells = ours.map((m) => { const r = m.get(k(p)); return r ? r.bwdTflops.toFixed(0) + " " + (r.bwdTflops / p.bwdTflops).toFixed(2) + " (" + (r.fwdbwdTflops / p.fwdbwdTflops).toFixed(2) + ")" : "-"; });
       console.log(k(p).padEnd(26) + " flash " + p.bwdTflops.toFixed(0) + " | " + cells.join(" | "));
     }' $OUT ${BWD_VARIANTS:-16x1 2x4 2x4s} > $W/bwd-table.txt 2>&1
+  if [ -n "${BWD_FULL:-}" ]; then  # full benchmark + memory with the variant of highest mean bwd TFLOP/s at D = 64
+    BEST=$(node -e '
+      const fs = require("fs"); const out = process.argv[1]; let best = "", bv = -1;
+      for (const v of process.argv.slice(2)) {
+        if (v === "16x1") continue;
+        const rs = JSON.parse(fs.readFileSync(out + "/ours-" + v + ".json")).results.filter((r) => r.headDim === 64);
+        const m = rs.reduce((a, r) => a + r.bwdTflops, 0) / rs.length;
+        if (m > bv) { bv = m; best = v; }
+      }
+      console.log(best);' $OUT ${BWD_VARIANTS:-16x1 2x4 2x4s})
+    echo "full benchmark with FLASHATTN_CUDA_BWD=$BEST" >> $W/bwd-table.txt
+    FLASHATTN_CUDA_BWD=$BEST timeout 200 node $BUN/device-run.mjs bench --json $OUT/ours.json > $W/ours.log 2>&1
+    stamp "ours full bench done"
+    PYTHONUNBUFFERED=1 timeout 200 python3 apps/bench/src/cuda-sdpa-peer.py --json $OUT/peer-full.json > $W/peer-full.log 2>&1
+    stamp "peer full bench done"
+    FLASHATTN_CUDA_BWD=$BEST timeout 120 node $BUN/device-run.mjs memory --json $OUT/memory.json > $W/memory.log 2>&1
+    node $BUN/report.mjs $OUT/ours.json $OUT/peer-full.json $OUT/memory.json > $OUT/report.md 2>&1
+  fi
 elif [ "$MODE" != check ] && [ "$MODE" != profile ]; then
   Q=; [ "$MODE" = quick ] && Q=--quick
   timeout 200 node $BUN/device-run.mjs bench $Q --json $OUT/ours.json > $W/ours.log 2>&1

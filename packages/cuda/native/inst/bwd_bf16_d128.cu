@@ -4,8 +4,9 @@
 #include "../kernels/flash_bwd_dkdv_w2x4.cuh"
 cudaError_t flash::run_bwd_bf16_d128(const BwdParams& p, cudaStream_t s) {
   switch (bwd_kernel_choice()) {
-    case 1: return launch_flash_bwd_dkdv_w2x4<__nv_bfloat16, 128, true>(p, s);
-    case 2: return launch_flash_bwd_dkdv_w2x4<__nv_bfloat16, 128, false>(p, s);
+    case 1:
+    case 3: return launch_flash_bwd_dkdv_w2x4<__nv_bfloat16, 128, 64, true>(p, s);
+    case 2: return launch_flash_bwd_dkdv_w2x4<__nv_bfloat16, 128, 64, false>(p, s);
     default: return launch_flash_bwd_dkdv<__nv_bfloat16, 128>(p, s);
   }
 }

@@ -4,8 +4,9 @@
 #include "../kernels/flash_bwd_dkdv_w2x4.cuh"
 cudaError_t flash::run_bwd_fp16_d64(const BwdParams& p, cudaStream_t s) {
   switch (bwd_kernel_choice()) {
-    case 1: return launch_flash_bwd_dkdv_w2x4<__half, 64, true>(p, s);
-    case 2: return launch_flash_bwd_dkdv_w2x4<__half, 64, false>(p, s);
+    case 1: return launch_flash_bwd_dkdv_w2x4<__half, 64, 64, true>(p, s);
+    case 2: return launch_flash_bwd_dkdv_w2x4<__half, 64, 64, false>(p, s);
+    case 3: return launch_flash_bwd_dkdv_w2x4<__half, 64, 128, true>(p, s);
     default: return launch_flash_bwd_dkdv<__half, 64>(p, s);
   }
 }

@@ -6,7 +6,7 @@
 
 namespace flash {
 
-constexpr int kBwdKernelDefault = 1;  // w2x4 (see bwd_kernel_choice()); H100 run 2026-11-21 in packages/cuda/README.md
+constexpr int kBwdKernelDefault = 3;  // w2x4, Br = 128 at D = 64 (see bwd_kernel_choice()); H100 figures in README.md
 
 #define FLASH_CASE(D, KIND)                                                  \
   case D:                                                                    \
@@ -45,6 +45,7 @@ int bwd_kernel_choice() {
     if (v && std::strcmp(v, "16x1") == 0) return 0;
     if (v && std::strcmp(v, "2x4") == 0) return 1;
     if (v && std::strcmp(v, "2x4s") == 0) return 2;
+    if (v && std::strcmp(v, "2x4b") == 0) return 3;
     return kBwdKernelDefault;
   }();
   return choice;

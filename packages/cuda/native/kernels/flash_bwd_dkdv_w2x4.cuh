@@ -21,15 +21,20 @@ namespace flash {
 
 // OWN_REGS: take this warp's own half of P^T / dS^T from registers (true) or everything from shared memory
 // (false: 8 more ldmatrix.x4 per Q block, 32 fewer live registers during dV/dK).
-template <typename T, int D, bool OWN_REGS>
+template <typename T, int D, int Br, bool OWN_REGS>
 __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdParams p) {
   using M = MmaType<T>;
-  constexpr int Bc = 128, Br = 64, NT = 256;
+  constexpr int Bc = 128, NT = 256;
+  constexpr int QW = Br / 2;     // queries per warp in S^T / dP^T (query half hq)
+  constexpr int NQT = QW / 8;    // n8 tiles of those queries
+  constexpr int KQW = QW / 16;   // k16 steps of dV/dK that a warp holds in registers
+  constexpr int RGQ = Br / 32;   // dQ row groups of 32 queries
+  constexpr int CGQ = 8 / RGQ;   // dQ column groups
   constexpr int SD = D + 8;   // padded smem row stride of K, V, Q, dO
   constexpr int SS = Br + 8;  // padded smem row stride of P^T and dS^T (36 words: 8 rows x 4 words conflict-free)
   constexpr int DC = D / 2;   // dK/dV columns per warp
-  constexpr int DQC = D / 4;  // dQ columns per warp
-  static_assert((D == 64 || D == 128) && DQC % 16 == 0, "w2x4 layout: D = 64 or 128");
+  constexpr int DQC = D / CGQ;  // dQ columns per warp
+  static_assert((D == 64 || D == 128) && (Br == 64 || Br == 128) && DQC % 16 == 0, "w2x4 layout");
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);  // (Bc, SD)
@@ -47,7 +52,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4, mi = lane / 8, r8 = lane % 8;
   const int kr = warp % 4, hq = warp / 4;  // key group (32 keys); query half (S phase) = column half (dK/dV)
-  const int rg = warp % 2, cg = warp / 2;  // dQ: query half, column quarter
+  const int rg = warp % RGQ, cg = warp / RGQ;  // dQ: query group of 32, column group
   const int n0 = nb * Bc;
   const int rows_k = min(Bc, s.Nk - n0);
 
@@ -117,12 +122,12 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
     const float* lse_s = sLse + stage * Br;
     const float* di_s = sDi + stage * Br;
 
-    // Algorithm 2, line 9: S^T = K_j Q_i^T and line 13: dP^T = V_j dO_i^T, 32 keys x 32 queries per warp.
-    float st[2][4][4], dpt[2][4][4];
+    // Algorithm 2, line 9: S^T = K_j Q_i^T and line 13: dP^T = V_j dO_i^T, 32 keys x QW queries per warp.
+    float st[2][NQT][4], dpt[2][NQT][4];
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int n = 0; n < 4; ++n)
+      for (int n = 0; n < NQT; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) st[mt][n][e] = dpt[mt][n][e] = 0.f;
 #pragma unroll
@@ -134,10 +139,10 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
         ldmatrix_x4(av[mt], sV_a + a_off + (mt * 16 * SD + kk * 16) * 2);
       }
 #pragma unroll
-      for (int np = 0; np < 2; ++np) {
+      for (int np = 0; np < NQT / 2; ++np) {
         uint32_t bq[4], bo[4];
-        ldmatrix_x4(bq, sQ_a + bn_off + ((hq * 32 + np * 16) * SD + kk * 16) * 2);
-        ldmatrix_x4(bo, sdO_a + bn_off + ((hq * 32 + np * 16) * SD + kk * 16) * 2);
+        ldmatrix_x4(bq, sQ_a + bn_off + ((hq * QW + np * 16) * SD + kk * 16) * 2);
+        ldmatrix_x4(bo, sdO_a + bn_off + ((hq * QW + np * 16) * SD + kk * 16) * 2);
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
           M::mma(st[mt][2 * np], ak[mt], bq[0], bq[1]);
@@ -149,18 +154,18 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
     }
 
     // Algorithm 2, line 11: P^T = exp(scale * S^T - lse) with the mask; line 16: dS^T = P^T o (dP^T - D_i).
-    // Packed to 16 bit right away as A fragments: pp[mt][kq][4] covers keys mt*16.. x queries hq*32 + kq*16..
+    // Packed to 16 bit right away as A fragments: pp[mt][kq][4] covers keys mt*16.. x queries hq*QW + kq*16..
     const int m_last = min(m0 + Br, s.Nq) - 1;
     const bool need_mask = m0 + Br > s.Nq || !(key_lo(m_last, s) <= n0 && n0 + Bc <= key_hi(m0, s));
-    uint32_t pp[2][2][4], pds[2][2][4];
+    uint32_t pp[2][KQW][4], pds[2][KQW][4];
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int n = 0; n < 4; ++n) {
+      for (int n = 0; n < NQT; ++n) {
         float pv[4], ds[4];
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int qi = hq * 32 + n * 8 + 2 * t + (e % 2);  // query within the block
+          const int qi = hq * QW + n * 8 + 2 * t + (e % 2);  // query within the block
           const int kj = kr * 32 + mt * 16 + g + (e / 2) * 8;  // key within the block
           // A fully masked row has lse = -inf and no visible key: treat it as +inf so P = 0.
           const float lse = lse_s[qi] == -INFINITY ? INFINITY : lse_s[qi];
@@ -180,10 +185,10 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int n = 0; n < 4; ++n)
+      for (int n = 0; n < NQT; ++n)
 #pragma unroll
         for (int rr = 0; rr < 2; ++rr) {
-          const int off = (kr * 32 + mt * 16 + g + rr * 8) * SS + hq * 32 + n * 8 + 2 * t;
+          const int off = (kr * 32 + mt * 16 + g + rr * 8) * SS + hq * QW + n * 8 + 2 * t;
           *reinterpret_cast<uint32_t*>(sP + off) = pp[mt][n / 2][(n % 2) * 2 + rr];
           *reinterpret_cast<uint32_t*>(sdS + off) = pds[mt][n / 2][(n % 2) * 2 + rr];
         }
@@ -193,13 +198,13 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
 #pragma unroll
     for (int kq = 0; kq < Br / 16; ++kq) {
       uint32_t ap[2][4], ads[2][4];
-      if (OWN_REGS && (kq / 2) == hq) {  // own queries: from registers
+      if (OWN_REGS && (kq / KQW) == hq) {  // own queries: from registers
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            ap[mt][e] = pp[mt][kq % 2][e];
-            ads[mt][e] = pds[mt][kq % 2][e];
+            ap[mt][e] = pp[mt][kq % KQW][e];
+            ads[mt][e] = pds[mt][kq % KQW][e];
           }
       } else {  // the partner warp's queries: from shared memory
 #pragma unroll
@@ -331,12 +336,12 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
     }
 }
 
-template <typename T, int D, bool OWN_REGS>
+template <typename T, int D, int Br, bool OWN_REGS>
 cudaError_t launch_flash_bwd_dkdv_w2x4(const BwdParams& p, cudaStream_t stream) {
-  constexpr int Bc = 128, Br = 64;
+  constexpr int Bc = 128;
   const size_t smem = (size_t)(2 * Bc + 4 * Br) * (D + 8) * sizeof(T) + (size_t)2 * Bc * (Br + 8) * sizeof(T) +
                       4 * Br * sizeof(float);
-  auto kernel = flash_bwd_dkdv_w2x4_kernel<T, D, OWN_REGS>;
+  auto kernel = flash_bwd_dkdv_w2x4_kernel<T, D, Br, OWN_REGS>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (err != cudaSuccess) return err;
   dim3 grid((p.s.Nk + Bc - 1) / Bc, p.s.Hq, p.s.B);
