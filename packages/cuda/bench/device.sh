@@ -7,6 +7,10 @@
 #      $BWD_CHECK2 if set), then the quick benchmark once per backward kernel in ${BWD_VARIANTS:-16x1 2x4 2x4s}
 #      and the peer; prints bwd ratios per variant last. BWD_FULL=1 adds the full benchmark + memory with the
 #      variant fastest at D = 64, and report.md.
+# prof: Nsight Compute of one backward call (D_i, dK/dV/dQ, dQ conversion) at D = 64, N = 4096, bf16, non-causal,
+#      then the quick bf16 backward benchmark for each "VARIANT[:POOL_RELEASE]" in ${PROF_VARIANTS:-2x4b:1 2x4b 2x4r}
+#      (":1" = FLASHATTN_CUDA_POOL_RELEASE=1, the driver's pool default) and the peer; prints bwd ratios last.
+#      PROF_CHECK=<variant> first runs conformance + sanitizers (as in check) with that backward kernel.
 # Needs .carry (Node) and .bundle-cuda (device-run.mjs, report.mjs, flashattn_cuda.node) carried along.
 # Writes $OUT/report.md, ours.json, peer.json, memory.json and logs.tar.gz; prints a short summary last.
 set -u
@@ -23,7 +27,8 @@ stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv > $W/gpu.txt 2>&1
 
 # 1. Conformance, full matrix (fp32 / fp16 / bf16 x 6 head dims x 16 scenarios, fwd + bwd), one process per head dim.
-if [ "$MODE" != bench ] && [ "$MODE" != profile ]; then
+if [ "$MODE" = prof ] && [ -n "${PROF_CHECK:-}" ]; then export FLASHATTN_CUDA_BWD=$PROF_CHECK; fi
+if [ "$MODE" != bench ] && [ "$MODE" != profile ] && { [ "$MODE" != prof ] || [ -n "${PROF_CHECK:-}" ]; }; then
   for d in 32 64 80 96 128 256; do
     timeout 300 node $BUN/device-run.mjs conformance --matrix full --filter " d$d " --json $W/conf-d$d.json > $W/conf-d$d.log 2>&1 &
   done
@@ -52,7 +57,35 @@ if { [ "$MODE" = profile ] || [ "$MODE" = full ]; } && [ -z "${NO_NCU:-}" ]; the
   stamp "profile done"
 fi
 # 3. Benchmark: ours, then PyTorch SDPA flash / cuDNN on the same shapes; memory at N = 16k, 64k.
-if [ "$MODE" = bwd ]; then
+if [ "$MODE" = prof ]; then
+  unset FLASHATTN_CUDA_BWD
+  [ -z "${NO_NCU:-}" ] && timeout 240 ncu --section SpeedOfLight --section WarpStateStats --section SchedulerStats --section Occupancy --section LaunchStats \
+    --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis --metrics lts__t_sectors_op_red.sum,lts__t_sectors_op_atom.sum,regex:smsp__average_warps_issue_stalled_.*_per_issue_active.ratio,regex:sm__pipe_.*_cycles_active.avg.pct_of_peak_sustained_active \
+    -k regex:'flash_bwd' --launch-skip 3 --launch-count 3 \
+    node $BUN/device-run.mjs bench --dtypes bfloat16 --only D=64,N=4096,causal=false --iters 1 --bwd-only > $W/ncu.log 2>&1
+  grep -E "flash_|Duration|Throughput|Pipe|Stall|Warp Cycles|Issued|Eligible|Registers|Shared Memory|Bank|Achieved|Theoretical Occ|L1/TEX Hit|L2 Hit|Executed Ipc|lts__t_sectors|One or More|Eligible Warps|stalled|sm__pipe" $W/ncu.log > $W/ncu-summary.txt
+  cp $W/ncu.log $OUT/ 2>/dev/null
+  stamp "profile done"
+  for vp in ${PROF_VARIANTS:-2x4b:1 2x4b 2x4r}; do
+    v=${vp%%:*}; rel=0; [ "$vp" != "$v" ] && rel=${vp#*:}
+    tag=$v; [ "$rel" = 1 ] && tag=$v-rel
+    FLASHATTN_CUDA_POOL_RELEASE=$rel FLASHATTN_CUDA_BWD=$v timeout 150 node $BUN/device-run.mjs bench --quick --dtypes bfloat16 --json $OUT/ours-$tag.json > $W/ours-$tag.log 2>&1
+    stamp "ours bench $tag done"
+    TAGS="${TAGS:-} $tag"
+  done
+  PYTHONUNBUFFERED=1 timeout 200 python3 apps/bench/src/cuda-sdpa-peer.py --quick --json $OUT/peer.json > $W/peer.log 2>&1
+  stamp "peer bench done"
+  node -e '
+    const fs = require("fs"); const out = process.argv[1]; const vs = process.argv.slice(2);
+    const peer = JSON.parse(fs.readFileSync(out + "/peer.json")).results.filter((r) => r.impl === "flash" && r.dtype === "bfloat16");
+    const k = (r) => [r.dtype, r.headDim, r.causal, r.seqlen].join(" ");
+    const ours = vs.map((v) => new Map(JSON.parse(fs.readFileSync(out + "/ours-" + v + ".json")).results.map((r) => [k(r), r])));
+    console.log("bwd TFLOP/s and ratio to torch flash (fwd ratio); variants: " + vs.join(", "));
+    for (const p of peer) {
+      const cells = ours.map((m) => { const r = m.get(k(p)); return r ? r.bwdTflops.toFixed(0) + " " + (r.bwdTflops / p.bwdTflops).toFixed(2) + " (" + (r.fwdTflops / p.fwdTflops).toFixed(2) + ")" : "-"; });
+      console.log(k(p).padEnd(26) + " flash " + p.bwdTflops.toFixed(0) + " | " + cells.join(" | "));
+    }' $OUT $TAGS > $W/bwd-table.txt 2>&1
+elif [ "$MODE" = bwd ]; then
   unset FLASHATTN_CUDA_BWD
   for v in ${BWD_VARIANTS:-16x1 2x4 2x4s}; do
     FLASHATTN_CUDA_BWD=$v timeout 150 node $BUN/device-run.mjs bench --quick --json $OUT/ours-$v.json > $W/ours-$v.log 2>&1

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -72,6 +74,19 @@ cudaError_t device_stream(int dev, cudaStream_t* out) {
   if (it != g_streams.end()) {
     *out = it->second;
     return cudaSuccess;
+  }
+  // The default pool's release threshold is 0: every synchronize hands its free memory back, so the next
+  // cudaMallocAsync of a backward workspace (fp32 dQ_accum, 4*B*Nq*Hq*D bytes) maps fresh pages while the
+  // stream waits. Keep freed memory in the pool (as PyTorch's caching allocator does); used memory is
+  // unchanged. FLASHATTN_CUDA_POOL_RELEASE=1 restores the driver default. H100 figures in README.md.
+  const char* rel = std::getenv("FLASHATTN_CUDA_POOL_RELEASE");
+  if (!(rel && std::strcmp(rel, "1") == 0)) {
+    cudaMemPool_t pool;
+    if (cudaDeviceGetDefaultMemPool(&pool, dev) == cudaSuccess) {
+      uint64_t keep = UINT64_MAX;
+      cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    }
+    cudaGetLastError();
   }
   cudaStream_t s;
   err = cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);

@@ -35,8 +35,9 @@ cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream);
 // Q rows per step of the dK/dV kernel (sizes the deterministic-mode semaphores: B * Hq * ceil(Nq / it)).
 int bwd_block_q(int head_dim);
 // Backward kernel for D = 64 / 128: 0 = flash_bwd_dkdv (16 keys per warp), 1 = flash_bwd_dkdv_w2x4 (Br = 64),
-// 2 = w2x4 with P^T / dS^T only from shared memory, 3 = w2x4 with Br = 128 for D = 64, as 1 for D = 128 (default).
-// FLASHATTN_CUDA_BWD=16x1 | 2x4 | 2x4s | 2x4b overrides the
+// 2 = w2x4 with P^T / dS^T only from shared memory, 3 = w2x4 with Br = 128 for D = 64, as 1 for D = 128 (default),
+// 4 = 3 with the Q blocks of each key block in rotated order (ROT), 5 = 3 with the smaller loop body (COMPACT).
+// FLASHATTN_CUDA_BWD=16x1 | 2x4 | 2x4s | 2x4b | 2x4r | 2x4c overrides the
 // default (read once; for comparing the kernels on the device).
 int bwd_kernel_choice();
 

@@ -46,6 +46,8 @@ int bwd_kernel_choice() {
     if (v && std::strcmp(v, "2x4") == 0) return 1;
     if (v && std::strcmp(v, "2x4s") == 0) return 2;
     if (v && std::strcmp(v, "2x4b") == 0) return 3;
+    if (v && std::strcmp(v, "2x4r") == 0) return 4;
+    if (v && std::strcmp(v, "2x4c") == 0) return 5;
     return kBwdKernelDefault;
   }();
   return choice;

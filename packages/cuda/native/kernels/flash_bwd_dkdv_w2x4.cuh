@@ -23,7 +23,13 @@ namespace flash {
 
 // OWN_REGS: take this warp's own half of P^T / dS^T from registers (true) or everything from shared memory
 // (false: 8 more ldmatrix.x4 per Q block, 32 fewer live registers during dV/dK).
-template <typename T, int D, int Br, bool OWN_REGS>
+// ROT: key block nb walks its Q blocks starting at the (nb mod count)-th, so the thread blocks that run
+// together add into different dQ rows instead of all into the same Q block (atomic contention in L2).
+// Not in deterministic mode (its key blocks take turns per Q block in increasing order).
+// COMPACT: smaller loop body (instruction-fetch stalls, "no_instruction", were 19% of the stall cycles at D = 64 in
+// ncu): the k-loops of S^T/dP^T and dQ are not unrolled (dQ by 2), and dV/dK walks its own queries (registers,
+// unrolled) and then the partner's (shared memory, not unrolled) instead of both paths for every k16 step.
+template <typename T, int D, int Br, bool OWN_REGS, bool ROT = false, bool COMPACT = false>
 __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdParams p) {
   using M = MmaType<T>;
   constexpr int Bc = 128, NT = 256;
@@ -37,6 +43,9 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
   constexpr int DC = D / 2;   // dK/dV columns per warp
   constexpr int DQC = D / CGQ;  // dQ columns per warp
   static_assert((D == 64 || D == 128) && (Br == 64 || Br == 128) && DQC % 16 == 0, "w2x4 layout");
+  static_assert(!COMPACT || OWN_REGS, "COMPACT takes the own half from registers");
+  constexpr int UNROLL_S = COMPACT ? 1 : D / 16;    // k16 steps of S^T / dP^T unrolled
+  constexpr int UNROLL_DQ = COMPACT ? 2 : Bc / 16;  // k16 steps of dQ unrolled
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);  // (Bc, SD)
@@ -73,6 +82,10 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
   query_range(n0, Bc, s, i_min, i_end);
   const int mb_lo = i_min / Br;
   const int mb_hi = i_end > i_min ? cdiv(i_end, Br) : mb_lo;
+  // Step it of the walk over Q blocks visits q_block(it) (identity without ROT).
+  const int n_mb = mb_hi - mb_lo;
+  const int rot = ROT && !p.dq_semaphore && n_mb > 0 ? nb % n_mb : 0;
+  auto q_block = [&](int it) { return mb_lo + (it + rot < n_mb ? it + rot : it + rot - n_mb); };
 
   auto load_q_block = [&](int mb, int stage) {
     const int m0 = mb * Br, rows = min(Br, s.Nq - m0);
@@ -87,7 +100,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
   if (mb_lo < mb_hi) {
     load_tile<Bc, D, NT>(sK, gK0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gK0, tid);
     load_tile<Bc, D, NT>(sV, gV0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gV0, tid);
-    load_q_block(mb_lo, 0);
+    load_q_block(ROT ? q_block(0) : mb_lo, 0);
   }
   cp_async_commit();
 
@@ -112,13 +125,14 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
   const uint32_t ads_off = ((r8 + (mi / 2) * 8) * SS + (mi % 2) * 8) * 2;
 
   // Algorithm 2, line 7: for i = 1..Tr
-  for (int mb = mb_lo; mb < mb_hi; ++mb) {
-    const int stage = (mb - mb_lo) & 1;
+  for (int mstep = mb_lo; mstep < mb_hi; ++mstep) {
+    const int stage = (mstep - mb_lo) & 1;
+    const int mb = ROT ? q_block(mstep - mb_lo) : mstep;
     const int m0 = mb * Br;
     cp_async_wait<0>();
     // Q_i etc. visible to all; every warp is done with block i-1 (its Q/dO stage, P^T, dS^T).
     __syncthreads();
-    if (mb + 1 < mb_hi) load_q_block(mb + 1, stage ^ 1);
+    if (mstep + 1 < mb_hi) load_q_block(ROT ? q_block(mstep + 1 - mb_lo) : mstep + 1, stage ^ 1);
     cp_async_commit();
     const uint32_t sQ_a = smem_addr(sQ + stage * Br * SD), sdO_a = smem_addr(sdO + stage * Br * SD);
     const float* lse_s = sLse + stage * Br;
@@ -132,7 +146,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
       for (int n = 0; n < NQT; ++n)
 #pragma unroll
         for (int e = 0; e < 4; ++e) st[mt][n][e] = dpt[mt][n][e] = 0.f;
-#pragma unroll
+#pragma unroll UNROLL_S
     for (int kk = 0; kk < D / 16; ++kk) {
       uint32_t ak[2][4], av[2][4];
 #pragma unroll
@@ -197,36 +211,79 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
     __syncthreads();  // P^T, dS^T complete
 
     // Algorithm 2, line 12: dV_j += P^T dO_i; line 17: dK_j += dS^T Q_i (scale applied at the end).
+    if constexpr (COMPACT) {
+      // One k16 step of dV/dK: keys of this warp x queries kq*16.., columns hq*DC.. .
+      auto dkdv_step = [&](const uint32_t (&ap)[2][4], const uint32_t (&ads)[2][4], int kq) {
 #pragma unroll
-    for (int kq = 0; kq < Br / 16; ++kq) {
-      uint32_t ap[2][4], ads[2][4];
-      if (OWN_REGS && (kq / KQW) == hq) {  // own queries: from registers
+        for (int dp = 0; dp < DC / 16; ++dp) {
+          uint32_t bo[4], bq[4];
+          const uint32_t off = bt_off + (kq * 16 * SD + hq * DC + dp * 16) * 2;
+          ldmatrix_x4_trans(bo, sdO_a + off);
+          ldmatrix_x4_trans(bq, sQ_a + off);
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            M::mma(acc_dv[mt][2 * dp], ap[mt], bo[0], bo[1]);
+            M::mma(acc_dv[mt][2 * dp + 1], ap[mt], bo[2], bo[3]);
+            M::mma(acc_dk[mt][2 * dp], ads[mt], bq[0], bq[1]);
+            M::mma(acc_dk[mt][2 * dp + 1], ads[mt], bq[2], bq[3]);
+          }
+        }
+      };
+#pragma unroll
+      for (int kqo = 0; kqo < KQW; ++kqo) {  // own queries hq*QW..: P^T, dS^T from registers
+        uint32_t ap[2][4], ads[2][4];
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            ap[mt][e] = pp[mt][kq % KQW][e];
-            ads[mt][e] = pds[mt][kq % KQW][e];
+            ap[mt][e] = pp[mt][kqo][e];
+            ads[mt][e] = pds[mt][kqo][e];
           }
-      } else {  // the partner warp's queries: from shared memory
+        dkdv_step(ap, ads, hq * KQW + kqo);
+      }
+#pragma unroll 1
+      for (int kqo = 0; kqo < KQW; ++kqo) {  // the partner's queries: from shared memory
+        const int kq = (1 - hq) * KQW + kqo;
+        uint32_t ap[2][4], ads[2][4];
 #pragma unroll
         for (int mt = 0; mt < 2; ++mt) {
           ldmatrix_x4(ap[mt], sP_a + ap_off + (mt * 16 * SS + kq * 16) * 2);
           ldmatrix_x4(ads[mt], sdS_a + ap_off + (mt * 16 * SS + kq * 16) * 2);
         }
+        dkdv_step(ap, ads, kq);
       }
+    } else {
 #pragma unroll
-      for (int dp = 0; dp < DC / 16; ++dp) {
-        uint32_t bo[4], bq[4];
-        const uint32_t off = bt_off + (kq * 16 * SD + hq * DC + dp * 16) * 2;
-        ldmatrix_x4_trans(bo, sdO_a + off);
-        ldmatrix_x4_trans(bq, sQ_a + off);
+      for (int kq = 0; kq < Br / 16; ++kq) {
+        uint32_t ap[2][4], ads[2][4];
+        if (OWN_REGS && (kq / KQW) == hq) {  // own queries: from registers
 #pragma unroll
-        for (int mt = 0; mt < 2; ++mt) {
-          M::mma(acc_dv[mt][2 * dp], ap[mt], bo[0], bo[1]);
-          M::mma(acc_dv[mt][2 * dp + 1], ap[mt], bo[2], bo[3]);
-          M::mma(acc_dk[mt][2 * dp], ads[mt], bq[0], bq[1]);
-          M::mma(acc_dk[mt][2 * dp + 1], ads[mt], bq[2], bq[3]);
+          for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+              ap[mt][e] = pp[mt][kq % KQW][e];
+              ads[mt][e] = pds[mt][kq % KQW][e];
+            }
+        } else {  // the partner warp's queries: from shared memory
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            ldmatrix_x4(ap[mt], sP_a + ap_off + (mt * 16 * SS + kq * 16) * 2);
+            ldmatrix_x4(ads[mt], sdS_a + ap_off + (mt * 16 * SS + kq * 16) * 2);
+          }
+        }
+#pragma unroll
+        for (int dp = 0; dp < DC / 16; ++dp) {
+          uint32_t bo[4], bq[4];
+          const uint32_t off = bt_off + (kq * 16 * SD + hq * DC + dp * 16) * 2;
+          ldmatrix_x4_trans(bo, sdO_a + off);
+          ldmatrix_x4_trans(bq, sQ_a + off);
+#pragma unroll
+          for (int mt = 0; mt < 2; ++mt) {
+            M::mma(acc_dv[mt][2 * dp], ap[mt], bo[0], bo[1]);
+            M::mma(acc_dv[mt][2 * dp + 1], ap[mt], bo[2], bo[3]);
+            M::mma(acc_dk[mt][2 * dp], ads[mt], bq[0], bq[1]);
+            M::mma(acc_dk[mt][2 * dp + 1], ads[mt], bq[2], bq[3]);
+          }
         }
       }
     }
@@ -257,7 +314,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
       for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
         for (int n = 0; n < DQC / 8; ++n) dq[mt][n][0] = dq[mt][n][1] = dq[mt][n][2] = dq[mt][n][3] = 0.f;
-#pragma unroll
+#pragma unroll UNROLL_DQ
       for (int kk = 0; kk < Bc / 16; ++kk) {
         uint32_t a[2][4];
 #pragma unroll
@@ -338,12 +395,12 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
     }
 }
 
-template <typename T, int D, int Br, bool OWN_REGS>
+template <typename T, int D, int Br, bool OWN_REGS, bool ROT = false, bool COMPACT = false>
 cudaError_t launch_flash_bwd_dkdv_w2x4(const BwdParams& p, cudaStream_t stream) {
   constexpr int Bc = 128;
   const size_t smem = (size_t)(2 * Bc + 4 * Br) * (D + 8) * sizeof(T) + (size_t)2 * Bc * (Br + 8) * sizeof(T) +
                       4 * Br * sizeof(float);
-  auto kernel = flash_bwd_dkdv_w2x4_kernel<T, D, Br, OWN_REGS>;
+  auto kernel = flash_bwd_dkdv_w2x4_kernel<T, D, Br, OWN_REGS, ROT, COMPACT>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
   if (err != cudaSuccess) return err;
   dim3 grid((p.s.Nk + Bc - 1) / Bc, p.s.Hq, p.s.B);
