@@ -99,7 +99,9 @@ export function loadAddon(): AddonLoad {
         // keep the generic reason
       }
     } else if (!override) {
-      reason += ': run `pnpm --filter @flashattn/cuda build` with nvcc on PATH';
+      // No status file: the install script never ran (e.g. a package manager that skips install scripts).
+      reason += `: with nvcc on PATH, run \`node ${join(root, 'scripts', 'build-native.mjs')}\``;
+      reason += ' (in this monorepo: `pnpm --filter @flashattn/cuda build`)';
     }
     cached = { addon: undefined, reason };
     return cached;
