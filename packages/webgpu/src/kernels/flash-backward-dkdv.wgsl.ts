@@ -11,6 +11,7 @@
  */
 import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
 import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
+import { loadChunkTransposed, loadRows, type TileSource } from './tile-loads.wgsl.js';
 import { derive, unroll, type Tiles } from './tiles.js';
 
 export function flashBackwardDkdvSharedBytes(headDim: number, tiles: Tiles): number {
@@ -34,22 +35,11 @@ export function flashBackwardDkdvWGSL(headDim: number, kind: StorageKind, tiles:
   const P2 = P1 + BC * SR; // dS^T stored (BC, SR)
   const SM = P2 + BC * SR;
   const arr = arrayType(kind);
-  const fill = (off: number, stride: number, n: number, buf: string, base: string, rowStride: string, limit: string, first: string) => `
-      for (var e = lid; e < ${DK * n}u; e += ${NT}u) {
-        let dd = e % ${DK}u; let i = e / ${DK}u;
-        let row = ${first} + i; let d = d0 + dd;
-        var x = 0.0;
-        if (row < ${limit} && d < D) { x = ld_${buf}(${base} + row * ${rowStride} + d); }
-        sm[${off}u + dd * ${stride}u + i] = x;
-      }`;
-  const rows = (off: number, buf: string) => `
-      for (var e = lid; e < ${JK * DP}u; e += ${NT}u) {
-        let d = e % ${DP}u; let ii = e / ${DP}u;
-        let row = i0 + ii0 + ii;
-        var x = 0.0;
-        if (row < p.Nq && d < D) { x = ld_${buf}(qBase + row * qRow + d); }
-        sm[${off}u + ii * ${DP}u + d] = x;
-      }`;
+  // k, v rows of this K/V block; q, dout rows of the Q block at i0 (see tile-loads.wgsl.ts)
+  const chunk = (off: number, stride: number, n: number, src: TileSource) => loadChunkTransposed(t, off, stride, n, src);
+  const kj = (buf: string): TileSource => ({ buf, base: 'kBase', rowStride: 'kRow', limit: 'p.Nk', first: 'j0', idx: 'i', pos: 'row' });
+  const qi = (buf: string): TileSource => ({ buf, base: 'qBase', rowStride: 'qRow', limit: 'p.Nq', first: 'i0', idx: 'i', pos: 'row' });
+  const rows = (off: number, buf: string) => loadRows(t, off, { ...qi(buf), first: 'i0 + ii0', idx: 'ii' });
   return `${enableFor(kind)}
 ${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> q: ${arr};          // (B, Nq, Hq, D)
@@ -95,16 +85,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 ${unroll(TM * TN, (e) => `    s[${e}] = 0.0; // explicit: SwiftShader keeps a loop-local var's old value\n`)}  // S^T = K Q^T
       var dp: array<f32, ${TM * TN}>;
 ${unroll(TM * TN, (e) => `    dp[${e}] = 0.0;\n`)} // dP^T = V dO^T
-      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${fill(KOFF, SR, BR, 'k', 'kBase', 'kRow', 'p.Nk', 'j0')}${fill(
-    VOFF,
-    SR,
-    BR,
-    'v',
-    'kBase',
-    'kRow',
-    'p.Nk',
-    'j0',
-  )}${fill(QOFF, SC, BC, 'q', 'qBase', 'qRow', 'p.Nq', 'i0')}${fill(OOFF, SC, BC, 'dout', 'qBase', 'qRow', 'p.Nq', 'i0')}
+      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${chunk(KOFF, SR, BR, kj('k'))}${chunk(VOFF, SR, BR, kj('v'))}${chunk(
+    QOFF,
+    SC,
+    BC,
+    qi('q'),
+  )}${chunk(OOFF, SC, BC, qi('dout'))}
         workgroupBarrier();
         for (var dd = 0u; dd < ${DK}u; dd++) {
 ${unroll(TM, (r) => `          let a${r} = sm[${KOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];

@@ -9,6 +9,7 @@
  */
 import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
 import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
+import { loadChunkTransposed, loadRows, type TileSource } from './tile-loads.wgsl.js';
 import { derive, unroll, type Tiles } from './tiles.js';
 
 export function flashBackwardDqSharedBytes(headDim: number, tiles: Tiles): number {
@@ -30,14 +31,10 @@ export function flashBackwardDqWGSL(headDim: number, kind: StorageKind, tiles: T
   const POFF = Math.max(2 * DK * SR + 2 * DK * SC, JK * DP); // dS^T (BC, SR)
   const SM = POFF + BC * SR;
   const arr = arrayType(kind);
-  const fill = (off: number, stride: number, n: number, buf: string, base: string, rowStride: string, limit: string, first: string) => `
-      for (var e = lid; e < ${DK * n}u; e += ${NT}u) {
-        let dd = e % ${DK}u; let i = e / ${DK}u;
-        let row = ${first} + i; let d = d0 + dd;
-        var x = 0.0;
-        if (row < ${limit} && d < D) { x = ld_${buf}(${base} + row * ${rowStride} + d); }
-        sm[${off}u + dd * ${stride}u + i] = x;
-      }`;
+  // q, dout rows of this Q block; k, v rows of the K/V block at j0 (see tile-loads.wgsl.ts)
+  const chunk = (off: number, stride: number, n: number, src: TileSource) => loadChunkTransposed(t, off, stride, n, src);
+  const qi = (buf: string): TileSource => ({ buf, base: 'qBase', rowStride: 'qRow', limit: 'p.Nq', first: 'row0', idx: 'i', pos: 'row' });
+  const kj = (buf: string): TileSource => ({ buf, base: 'kBase', rowStride: 'kRow', limit: 'p.Nk', first: 'j0', idx: 'i', pos: 'row' });
   return `${enableFor(kind)}
 ${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> q: ${arr};          // (B, Nq, Hq, D)
@@ -85,16 +82,12 @@ ${unroll(TM, (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
 ${unroll(TM * TN, (e) => `    s[${e}] = 0.0; // explicit: SwiftShader keeps a loop-local var's old value\n`)}
     var dp: array<f32, ${TM * TN}>;
 ${unroll(TM * TN, (e) => `    dp[${e}] = 0.0;\n`)}
-    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${fill(QOFF, SR, BR, 'q', 'qBase', 'qRow', 'p.Nq', 'row0')}${fill(
-    OOFF,
-    SR,
-    BR,
-    'dout',
-    'qBase',
-    'qRow',
-    'p.Nq',
-    'row0',
-  )}${fill(KOFF, SC, BC, 'k', 'kBase', 'kRow', 'p.Nk', 'j0')}${fill(VOFF, SC, BC, 'v', 'kBase', 'kRow', 'p.Nk', 'j0')}
+    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${chunk(QOFF, SR, BR, qi('q'))}${chunk(OOFF, SR, BR, qi('dout'))}${chunk(
+    KOFF,
+    SC,
+    BC,
+    kj('k'),
+  )}${chunk(VOFF, SC, BC, kj('v'))}
       workgroupBarrier();
       for (var dd = 0u; dd < ${DK}u; dd++) {
 ${unroll(TM, (r) => `        let a${r} = sm[${QOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];
@@ -122,14 +115,7 @@ ${unroll(TM, (r) =>
     ),
   )}    workgroupBarrier();
     // Algorithm 2, line 15: dQ_i += dS K (the softmax scale is applied once at the end)
-    for (var jj0 = 0u; jj0 < ${BC}u; jj0 += ${JK}u) {
-      for (var e = lid; e < ${JK * DP}u; e += ${NT}u) {
-        let d = e % ${DP}u; let jj = e / ${DP}u;
-        let col = j0 + jj0 + jj;
-        var x = 0.0;
-        if (col < p.Nk && d < D) { x = ld_k(kBase + col * kRow + d); }
-        sm[${K2OFF}u + jj * ${DP}u + d] = x;
-      }
+    for (var jj0 = 0u; jj0 < ${BC}u; jj0 += ${JK}u) {${loadRows(t, K2OFF, { ...kj('k'), first: 'j0 + jj0', idx: 'jj', pos: 'col' })}
       workgroupBarrier();
       for (var jj = 0u; jj < ${JK}u; jj++) {
 ${unroll(TM, (r) => `        let p${r} = sm[${POFF}u + (jj0 + jj) * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(

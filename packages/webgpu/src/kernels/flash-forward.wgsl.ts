@@ -9,6 +9,7 @@
  */
 import { PARAMS_WGSL, LOG2E, LN2 } from './params.wgsl.js';
 import { arrayType, enableFor, loadFn, NEG, type StorageKind } from './storage.wgsl.js';
+import { loadChunkTransposed, loadRows } from './tile-loads.wgsl.js';
 import { derive, unroll, type Tiles } from './tiles.js';
 
 export interface FlashForwardSpec {
@@ -33,6 +34,9 @@ export function flashForwardWGSL(spec: FlashForwardSpec): string {
   const KOFF = DK * SR;
   const VOFF = 0;
   const POFF = Math.max(DK * SR + DK * SC, JK * DP); // P^T: (BC, SR)
+  // where q rows (this Q block) and k, v rows (the K/V block at j0) come from; see tile-loads.wgsl.ts
+  const qRows = { base: 'qBase', rowStride: 'qRow', limit: 'p.Nq' };
+  const kRows = { base: 'kBase', rowStride: 'kRow', limit: 'p.Nk' };
   const ROFF = POFF + BC * SR; // row-max exchange: (BR, GX)
   const SM = ROFF + BR * GX;
   const arr = arrayType(spec.kind);
@@ -83,21 +87,13 @@ ${unroll(TM, (r) => `  { let i = i32(row0 + ty * ${TM}u + ${r}u);
     // Algorithm 1, line 9: S = Q K^T (BR x BC), streamed DK head-dims at a time
     var s: array<f32, ${TM * TN}>;
 ${unroll(TM * TN, (e) => `    s[${e}] = 0.0; // explicit: SwiftShader keeps a loop-local var's old value\n`)}
-    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {
-      for (var e = lid; e < ${DK * BR}u; e += ${NT}u) {
-        let dd = e % ${DK}u; let i = e / ${DK}u;
-        let row = row0 + i; let d = d0 + dd;
-        var x = 0.0;
-        if (row < p.Nq && d < D) { x = ld_q(qBase + row * qRow + d); }
-        sm[${QOFF}u + dd * ${SR}u + i] = x;
-      }
-      for (var e = lid; e < ${DK * BC}u; e += ${NT}u) {
-        let dd = e % ${DK}u; let j = e / ${DK}u;
-        let col = j0 + j; let d = d0 + dd;
-        var x = 0.0;
-        if (col < p.Nk && d < D) { x = ld_k(kBase + col * kRow + d); }
-        sm[${KOFF}u + dd * ${SC}u + j] = x;
-      }
+    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${loadChunkTransposed(t, QOFF, SR, BR, { ...qRows, buf: 'q', first: 'row0', idx: 'i', pos: 'row' })}${loadChunkTransposed(
+    t,
+    KOFF,
+    SC,
+    BC,
+    { ...kRows, buf: 'k', first: 'j0', idx: 'j', pos: 'col' },
+  )}
       workgroupBarrier();
       for (var dd = 0u; dd < ${DK}u; dd++) {
 ${unroll(TM, (r) => `        let a${r} = sm[${QOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
@@ -135,14 +131,7 @@ ${unroll(TM, (r) => {
     return code + '    }\n';
   })}    workgroupBarrier();
     // Algorithm 1, line 10: acc += P V, streamed JK keys at a time
-    for (var jj0 = 0u; jj0 < ${BC}u; jj0 += ${JK}u) {
-      for (var e = lid; e < ${JK * DP}u; e += ${NT}u) {
-        let d = e % ${DP}u; let jj = e / ${DP}u;
-        let col = j0 + jj0 + jj;
-        var x = 0.0;
-        if (col < p.Nk && d < D) { x = ld_v(kBase + col * kRow + d); }
-        sm[${VOFF}u + jj * ${DP}u + d] = x;
-      }
+    for (var jj0 = 0u; jj0 < ${BC}u; jj0 += ${JK}u) {${loadRows(t, VOFF, { ...kRows, buf: 'v', first: 'j0 + jj0', idx: 'jj', pos: 'col' })}
       workgroupBarrier();
       for (var jj = 0u; jj < ${JK}u; jj++) {
 ${unroll(TM, (r) => `        let p${r} = sm[${POFF}u + (jj0 + jj) * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
