@@ -6,7 +6,7 @@
  * BackendOutOfMemoryError, which is the point of the comparison.
  */
 import { AttentionInputError, resolveOptions, type AttentionOptions } from '@flashattn/core';
-import type { DeviceForwardResult, DeviceGradients, WebGPUAttentionBackend } from './backend.js';
+import type { WebGPUAttentionBackend } from './backend.js';
 import type { GPUTensor } from './device-tensor.js';
 import { flashBackwardPreprocessWGSL, PREPROCESS_WG } from './kernels/flash-backward-preprocess.wgsl.js';
 import { matmulWGSL, packMatmulParams, type MatmulParams, type MatmulSpec } from './kernels/matmul.wgsl.js';
@@ -14,17 +14,8 @@ import { packParams } from './kernels/params.wgsl.js';
 import { softmaxBackwardWGSL } from './kernels/softmax-backward.wgsl.js';
 import { softmaxWGSL } from './kernels/softmax.wgsl.js';
 
-export interface StandardAttention {
-  forwardOnDevice(q: GPUTensor, k: GPUTensor, v: GPUTensor, opts?: AttentionOptions): Promise<DeviceForwardResult>;
-  backwardOnDevice(
-    dout: GPUTensor,
-    q: GPUTensor,
-    k: GPUTensor,
-    v: GPUTensor,
-    out: GPUTensor,
-    lse: GPUTensor,
-    opts?: AttentionOptions,
-  ): Promise<DeviceGradients>;
+/** Called exactly like the flash backend's device API, so a benchmark swaps one for the other. */
+export interface StandardAttention extends Pick<WebGPUAttentionBackend, 'forwardOnDevice' | 'backwardOnDevice'> {
   /** Bytes of the S / P (and dP / dS) buffers one call needs for all heads at once (unchunked). */
   materialisedBytes(q: GPUTensor, k: GPUTensor, backward: boolean): number;
 }
