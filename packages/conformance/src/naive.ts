@@ -23,7 +23,15 @@
  *   R_dq_id = scale sum_j eps_ij P_ij |dP_ij - D_i| |K_jd|,
  *   R_dk_jd = scale sum_i eps_ij P_ij |dP_ij - D_i| |Q_id|.
  * It is negligible for ordinary logits and dominant when |S| ~ 1e4, where even a perfect backend's
- * float32 lse is off by u32 * 1e4 ~ 6e-4. tolerance.ts turns |X|_abs and R_X into the absolute floor.
+ * float32 lse is off by u32 * 1e4 ~ 6e-4. The forward has the same kind of term: every backend
+ * evaluates S_ij in float32 in its own summation order (a GPU sums q.k in head-dim chunks with FMAs),
+ * so its S carries an error up to eps'_ij = u32 * |S|_abs_ij independent of the naive one, and since
+ * dO_id / dS_ij = P_ij (V_jd - O_id),
+ *   R_out_id = sum_j eps'_ij P_ij |V_jd - O_id|.
+ * It matters only on rows where two keys nearly tie at |S| ~ 1e4: there the output is hypersensitive to
+ * one rounding of S and the naive run can be right by luck (measured: the WebGPU forward on SwiftShader
+ * had err/naive up to 24 on such rows while within 0.2 R_out; CPU flash, which sums q.k in the naive's
+ * order, stays at ratio <= 1). tolerance.ts turns |X|_abs and R_X into the absolute floor.
  *
  * Layout: q, dO, O (B, Nq, Hq, D); k, v (B, Nk, Hk, D); lse (B, Hq, Nq).
  */
@@ -47,6 +55,8 @@ export interface NaiveForward {
   outAbs: number;
   /** max over rows of |lse|_abs = max_j |S|_abs_ij + log(n_i) + 1 (see lseAbs below). */
   lseAbs: number;
+  /** max over elements of R_out, the score-rounding allowance (see the file comment). */
+  outRescore: number;
 }
 
 export interface NaiveBackward {
@@ -111,6 +121,7 @@ export function naiveAttention(
   const lse = new Float32Array(B * Hq * Nq); // (B, Hq, Nq)
   let outAbs = 0;
   let lseAbs = 0;
+  let outRescore = 0;
 
   const dq = new Float32Array(B * Nq * Hq * D); // (B, Nq, Hq, D)
   const dk = new Float32Array(B * Nk * Hk * D); // (B, Nk, Hk, D), float32 group sums, rounded at the end
@@ -202,6 +213,15 @@ export function naiveAttention(
           out[qo + d] = rc(accD[d]!);
           if (accAbs[d]! > outAbs) outAbs = accAbs[d]!;
         }
+        // R_out_id = sum_j u32 |S|_abs_ij P_ij |V_jd - O_id| (accAbs is free again: reuse it)
+        accAbs.fill(0);
+        for (let j = lo; j < hi; j++) {
+          const epsP = u32 * SAbs[i * Nk + j]! * P[i * Nk + j]!;
+          if (epsP === 0) continue;
+          const vo = kOff(b, j, hk);
+          for (let d = 0; d < D; d++) accAbs[d]! += epsP * Math.abs(V[vo + d]! - accD[d]!);
+        }
+        for (let d = 0; d < D; d++) if (accAbs[d]! > outRescore) outRescore = accAbs[d]!;
       }
       if (!dO) continue;
 
@@ -294,7 +314,7 @@ export function naiveAttention(
     }
   }
 
-  const forward: NaiveForward = { out, lse, outAbs, lseAbs };
+  const forward: NaiveForward = { out, lse, outAbs, lseAbs, outRescore };
   if (!dO) return { forward };
   for (let x = 0; x < dk.length; x++) {
     dk[x] = rc(dk[x]!);

@@ -332,7 +332,9 @@ function describeCheck(ch: OutputCheck): string {
     `  ${verdict} ${ch.output.padEnd(3)} err ${fmt(ch.errBackend)} ${ch.pass ? '<=' : '>'} allowed ${fmt(ch.allowed)}` +
     ` = 2 x naive ${fmt(ch.errNaive)} + floor ${fmt(ch.tolerance.floor)}` +
     ` (rounding ${fmt(ch.tolerance.rounding)} + accumulation ${fmt(ch.tolerance.accumulation)}` +
-    (ch.tolerance.recompute > 0 ? ` + recompute ${fmt(ch.tolerance.recompute)})` : ')') +
+    (ch.tolerance.recompute > 0
+      ? ` + ${ch.output === 'out' ? 'score rounding' : 'recompute'} ${fmt(ch.tolerance.recompute)})`
+      : ')') +
     `; ratio ${Number.isFinite(ch.ratio) ? ch.ratio.toFixed(2) : ch.ratio}; worst at ${ch.worstAt}`
   );
 }
@@ -441,7 +443,7 @@ export async function runCase(
           expected.oracle.out,
           naive.forward.out,
           naive.forward.outAbs,
-          0,
+          naive.forward.outRescore,
           cdt,
           skipMaskedRow,
           qShape,

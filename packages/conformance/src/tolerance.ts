@@ -23,7 +23,9 @@
  *    that sees one key has P = 1, so naive dS = P * (dP - rowsum(P * dP)) cancels to exactly 0, while
  *    FlashAttention's D = rowsum(dO * O) sums in another order and leaves an ulp; one u suffices
  *    because the 2x term already carries the accumulation growth;
- *  - term 3, R_X (gradients only; 0 for out and lse), is the first-order effect of Algorithm 2
+ *  - term 3, R_X (0 for lse), is for out the first-order effect of S being evaluated in float32 in
+ *    another summation order than the naive's, R_out = sum_j u32 |S|_abs_ij P_ij |V_jd - O_id|
+ *    (it only matters on near-tied rows at |S| ~ 1e4); for the gradients it is the effect of Algorithm 2
  *    recomputing P = exp(S - L) from a float32 lse L and a float32 re-evaluation of S instead of
  *    keeping P: |P_bwd / P - 1| <= u32 * (|S|_abs + |L|) (naive.ts spells out R_dq, R_dk, R_dv).
  *    It is ~10 u32 relative for ordinary logits and is what lets a correct backend pass when
@@ -48,7 +50,7 @@ export interface ToleranceMagnitudes {
   output: number;
   /** max |X|_abs (naiveAttention computes it). */
   abs: number;
-  /** max R_X, the P-recompute allowance of a gradient (0, the default, for out and lse). */
+  /** max R_X: the score-rounding allowance of out, the P-recompute allowance of a gradient (0, the default, for lse). */
   recompute?: number;
 }
 
