@@ -17,6 +17,11 @@ import {
   createStandardAttention,
   createWebGPUBackend,
   DEFAULT_DAWN_FLAGS,
+  flashForwardSgmatWGSL,
+  packParams,
+  sgmatRows,
+  type SgmatSpec,
+  matmulV4WGSL,
   matmulWGSL,
   packMatmulParams,
   type GPUTensor,
@@ -33,11 +38,14 @@ const args = parseArgsOrExit(
     out: { type: 'string', default: 'webgpu-bench.json', help: 'JSON output file' },
     quick: { type: 'boolean', default: false, help: 'small sizes (a dry run on a software adapter)' },
     sections: { type: 'string', default: 'tiles,ceiling,flash,n65536,sgmat', help: 'comma-separated sections to run' },
+    fwdOnly: { type: 'boolean', default: false, help: 'flash section: forward only (no backward, no standard baseline)' },
   },
   'webgpu-bench',
 );
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+/** Subgroup-matrix forward: Q tiles per workgroup per head dim, set by the sgmat section's sweep. */
+const sgmatQT: Record<number, number | undefined> = {};
 const sections = new Set(args.sections.split(','));
 
 async function main(): Promise<void> {
@@ -63,8 +71,18 @@ async function main(): Promise<void> {
   const best: Record<number, Tiles> = {};
   if (sections.has('tiles')) {
     results.tiles = await tileSweep(gpu);
+    // Best per head dim: the highest sum of TFLOP/s over the swept N (N = 1k and 4k weigh equally).
     for (const D of [64, 128]) {
-      const top = results.tiles.filter((r: Any) => r.D === D && r.tflops).sort((a: Any, b: Any) => b.tflops - a.tflops)[0];
+      const score = new Map<string, { tiles: Tiles; sum: number; n: number }>();
+      for (const r of results.tiles.filter((x: Any) => x.D === D)) {
+        const key = JSON.stringify(r.tiles);
+        const e = score.get(key) ?? { tiles: r.tiles, sum: 0, n: 0 };
+        e.sum += r.tflops ?? 0;
+        e.n += r.tflops ? 1 : 0;
+        score.set(key, e);
+      }
+      const full = [...score.values()].filter((e) => e.n === (args.quick ? 1 : 2));
+      const top = full.sort((a, b) => b.sum - a.sum)[0];
       if (top) best[D] = top.tiles;
     }
     results.bestTiles = best;
@@ -82,7 +100,7 @@ async function main(): Promise<void> {
     save();
     if (sections.has('sgmat')) {
       const adapter2 = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      const sg = await createWebGPUBackend({ adapter: adapter2, subgroupMatrix: true });
+      const sg = await createWebGPUBackend({ adapter: adapter2, subgroupMatrix: true, sgmatQT: (D) => sgmatQT[D] });
       try {
         results.sgmat = await sgmatSweep(be, sg);
       } catch (e) {
@@ -99,10 +117,23 @@ async function main(): Promise<void> {
   void gpu; // keep Dawn's instance alive until here (see @flashattn/webgpu gpu.ts)
 }
 
-/** Wall time per call (ms) of `fn` (which enqueues GPU work), after a warmup, until the queue drains. */
-async function timeGpu(be: WebGPUAttentionBackend, fn: () => Promise<void>, minMs = 150, maxReps = 20): Promise<number> {
-  await fn();
-  await be.runtime.idle();
+/**
+ * Wall time per call (ms) of `fn` (which enqueues GPU work) until the queue drains. Warm-up runs for
+ * at least `warmMs` (one call at least), so the GPU's clocks have ramped up after the host-side setup
+ * between configurations (short calls measured after one warm-up call read up to 2x slow at N = 1k).
+ */
+async function timeGpu(
+  be: WebGPUAttentionBackend,
+  fn: () => Promise<void>,
+  minMs = 250,
+  maxReps = 50,
+  warmMs = 150,
+): Promise<number> {
+  const w0 = performance.now();
+  do {
+    await fn();
+    await be.runtime.idle();
+  } while (performance.now() - w0 < warmMs);
   let reps = 0;
   const t0 = performance.now();
   while (reps < maxReps) {
@@ -133,18 +164,80 @@ function randomTensor(be: WebGPUAttentionBackend, shape: number[], seed: number,
   return be.upload(dtype === 'float32' ? ({ dtype, shape, data: x } as Any) : fromFloat32(x, shape, dtype));
 }
 
-/** float16 forward: subgroup-matrix (tensor core) kernel vs the fp32-math kernel on f16 storage. */
+/** Time one subgroup-matrix kernel (possibly an ablation with wrong results) dispatched directly. */
+async function timeSgmatKernel(sg: WebGPUAttentionBackend, spec: SgmatSpec, N: number): Promise<number> {
+  const D = spec.headDim;
+  const H = 2048 / D;
+  const B = Math.max(1, 16384 / N);
+  const shape = [B, N, H, D];
+  const rt = sg.runtime;
+  const [q, k, v] = [1, 2, 3].map((s) => randomTensor(sg, shape, s, 'float16'));
+  const o = rt.acquire(B * N * H * D * 4);
+  const lse = rt.acquire(B * H * N * 4);
+  const u = rt.uniform(
+    packParams({ B, Nq: N, Nk: N, Hq: H, Hk: H, scale: 1 / Math.sqrt(D), windowLeft: -1, windowRight: -1 }),
+  );
+  const pl = rt.pipeline(`bench-sgmat-d${D}-qt${spec.QT}-${spec.ablate ?? 'full'}`, () => flashForwardSgmatWGSL(spec));
+  const ms = await timeGpu(sg, () =>
+    rt.submit((enc: Any) => {
+      const pass = enc.beginComputePass();
+      rt.dispatch(pass, pl, [u, q!.buffer, k!.buffer, v!.buffer, o, lse], [Math.ceil(N / sgmatRows(spec)), H, B]);
+      pass.end();
+    }),
+  );
+  u.destroy();
+  [q, k, v].forEach((t) => sg.release(t!));
+  rt.release(o);
+  rt.release(lse);
+  rt.trim();
+  return ms;
+}
+
+/**
+ * float16 forward: subgroup-matrix (tensor core) kernel vs the fp32-math kernel on f16 storage.
+ * First a sweep of Q tiles per workgroup (QT) and ablations (what each part costs) at N = 4096; the
+ * best QT per head dim is then used for the N sweep.
+ */
 async function sgmatSweep(plain: WebGPUAttentionBackend, sg: WebGPUAttentionBackend): Promise<Any> {
   console.log(`subgroup matrix active: ${sg.subgroupMatrix} (${sg.name})`);
+  const out: Any = { active: sg.subgroupMatrix, qtSweep: [], ablations: [], rows: [] };
+  if (!sg.subgroupMatrix) return out;
+  const Nt = args.quick ? 128 : 4096;
+  for (const D of [64, 128]) {
+    const flops = forwardFlops({ batch: Math.max(1, 16384 / Nt), heads: 2048 / D, seqlenQ: Nt, seqlenK: Nt, headDim: D });
+    let best: { QT: number; tflops: number } | undefined;
+    for (const QT of D === 64 ? [1, 2, 4] : [1, 2, 3]) {
+      try {
+        const ms = await timeSgmatKernel(sg, { headDim: D, QT }, Nt);
+        const tflops = tflopsPerSecond(flops, ms);
+        out.qtSweep.push({ D, N: Nt, QT, ms, tflops });
+        console.log(`sgmat D=${D} N=${Nt} QT=${QT}: ${ms.toFixed(2)} ms ${tflops.toFixed(2)} TF`);
+        if (!best || tflops > best.tflops) best = { QT, tflops };
+      } catch (e) {
+        out.qtSweep.push({ D, N: Nt, QT, error: String(e) });
+        console.log(`sgmat D=${D} QT=${QT}: ${String(e)}`);
+      }
+    }
+    sgmatQT[D] = best?.QT;
+    for (const ablate of ['mma', 'softmax', 'loads'] as const) {
+      try {
+        const ms = await timeSgmatKernel(sg, { headDim: D, QT: best?.QT ?? 1, ablate }, Nt);
+        out.ablations.push({ D, N: Nt, QT: best?.QT ?? 1, ablate, ms });
+        console.log(`sgmat D=${D} N=${Nt} QT=${best?.QT} without ${ablate}: ${ms.toFixed(2)} ms`);
+      } catch (e) {
+        out.ablations.push({ D, ablate, error: String(e) });
+      }
+    }
+  }
+  out.bestQT = { ...sgmatQT };
   const Ns = args.quick ? [128] : [1024, 4096, 16384];
   const tokens = args.quick ? 128 : 16384;
-  const rows: Any[] = [];
   for (const D of [64, 128]) {
     const H = args.quick ? 2 : 2048 / D;
     for (const N of Ns) {
       const B = Math.max(1, tokens / N);
       const shape = [B, N, H, D];
-      const row: Any = { D, N, B, H };
+      const row: Any = { D, N, B, H, QT: sgmatQT[D] };
       const flops = forwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D });
       for (const [name, be] of [
         ['sgmat', sg],
@@ -160,31 +253,42 @@ async function sgmatSweep(plain: WebGPUAttentionBackend, sg: WebGPUAttentionBack
         [q, k, v].forEach((t) => be.release(t!));
         be.runtime.trim();
       }
-      rows.push(row);
+      out.rows.push(row);
       console.log(`f16 fwd D=${D} N=${N}: subgroup-matrix ${row.sgmatTflops.toFixed(2)} TF, fp32-math ${row.fp32mathTflops.toFixed(2)} TF`);
     }
   }
-  return { active: sg.subgroupMatrix, rows };
+  return out;
 }
 
-const tile = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number): Tiles => ({ BR, BC, TM, TN, DK, JK });
+const tile = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number, more: Partial<Tiles> = {}): Tiles => ({
+  BR,
+  BC,
+  TM,
+  TN,
+  DK,
+  JK,
+  ...more,
+});
+const V4 = { V4: true };
+const V4QR = { V4: true, QR: true };
 
 async function tileSweep(gpu: Any): Promise<Any[]> {
+  // The scalar kernel's best (run 1, 2026-11-21) and vec4-kernel candidates (flash-forward-v4.wgsl.ts).
   const candidates: Tiles[] = [
-    tile(64, 64, 4, 4, 16, 16),
-    tile(64, 64, 4, 4, 32, 32),
-    tile(64, 64, 4, 4, 8, 8),
-    tile(128, 64, 8, 4, 8, 8),
-    tile(64, 128, 4, 8, 8, 8),
-    tile(128, 64, 8, 4, 16, 16),
+    tile(128, 64, 8, 4, 8, 8), // scalar kernel, the earlier default
+    tile(128, 64, 8, 4, 16, 16, V4),
+    tile(128, 64, 8, 4, 16, 8, V4),
+    tile(128, 64, 4, 4, 16, 16, V4), // 512 invocations, half the registers each
+    tile(64, 64, 8, 4, 16, 16, V4), // 128 invocations
+    tile(64, 64, 8, 4, 16, 16, V4QR), // 128 invocations, Q resident (D = 64 only)
   ];
   const rows: Any[] = [];
   for (const t of candidates) {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     const be = await createWebGPUBackend({ adapter, tiles: { forward: t } });
     try {
-      for (const D of [64, 128]) {
-        const N = args.quick ? 128 : 4096;
+      for (const [D, N] of args.quick ? [[64, 128], [128, 128]] : [[64, 1024], [64, 4096], [128, 1024], [128, 4096]]) {
+        if (D === undefined || N === undefined) continue;
         const H = args.quick ? 2 : 2048 / D;
         const B = args.quick ? 1 : 16384 / N;
         const shape = [B, N, H, D];
@@ -199,7 +303,7 @@ async function tileSweep(gpu: Any): Promise<Any[]> {
           rows.push({ D, N, tiles: t, ms, tflops: tf });
           console.log(`tiles ${JSON.stringify(t)} D=${D} N=${N}: ${ms.toFixed(2)} ms ${tf.toFixed(2)} TF`);
         } catch (e) {
-          rows.push({ D, tiles: t, error: String(e) });
+          rows.push({ D, N, tiles: t, error: String(e) });
           console.log(`tiles ${JSON.stringify(t)} D=${D}: ${String(e)}`);
         }
         [q, k, v].forEach((x) => be.release(x!));
@@ -230,6 +334,45 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
     { BM: 128, BN: 128, BK: 16, aContig: 'k', bContig: 'n' },
   ];
   const rows: Any[] = [];
+  // Random A, B (uniform in [-1, 1)) so that the vec4 kernels' results can be spot-checked.
+  let seed = 12345;
+  const lcg = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 31) - 1;
+  const ha = Float32Array.from({ length: S * S }, lcg);
+  const hb = Float32Array.from({ length: S * S }, lcg);
+  rt.upload(a, ha);
+  rt.upload(b, hb);
+  for (const G of [1, 2] as const) {
+    for (const BK of [8, 16]) {
+      const key = `bench-matmul-v4-${64 * G}x${64 * G}x${BK}`;
+      try {
+        const pl = rt.pipeline(key, () => matmulV4WGSL({ G, BK, M: S, N: S, K: S }));
+        const ms = await timeGpu(be, () =>
+          rt.submit((enc: Any) => {
+            const pass = enc.beginComputePass();
+            rt.dispatch(pass, pl, [a, b, c], [S / (64 * G), S / (64 * G), 1]);
+            pass.end();
+          }),
+        );
+        // spot check 64 entries against a float64 dot product (bound: K * 2^-24 * sum|a b| <= S^2 2^-24)
+        const got = new Float32Array(await rt.read(c, S * S * 4));
+        let worst = 0;
+        for (let t = 0; t < 64; t++) {
+          const i = (t * 977) % S;
+          const j = (t * 1543 + 7) % S;
+          let ref = 0;
+          for (let kk = 0; kk < S; kk++) ref += ha[i * S + kk]! * hb[kk * S + j]!;
+          worst = Math.max(worst, Math.abs(got[i * S + j]! - ref));
+        }
+        const tf = tflopsPerSecond(2 * S * S * S, ms);
+        const ok = worst <= S * S * 2 ** -24;
+        rows.push({ kernel: 'v4', G, BK, size: S, ms, tflops: ok ? tf : undefined, maxErr: worst, checked: ok });
+        console.log(`matmul ${key} ${S}^3: ${ms.toFixed(3)} ms, ${tf.toFixed(2)} TFLOP/s, spot-check max err ${worst.toExponential(2)}${ok ? '' : ' FAILED'}`);
+      } catch (e) {
+        rows.push({ kernel: 'v4', G, BK, error: String(e) });
+        console.log(`matmul ${key}: ${String(e)}`);
+      }
+    }
+  }
   for (const spec of args.quick ? specs.slice(4, 5) : specs) {
     const key = `bench-matmul-${spec.BM}x${spec.BN}x${spec.BK}${spec.consts ? '-const' : '-strided'}`;
     try {
@@ -296,7 +439,18 @@ async function flashSweep(be: WebGPUAttentionBackend, progress: (rows: Any[]) =>
           const r = await be.forwardOnDevice(q, k, v, opts);
           be.release(r.out);
           be.release(r.lse);
-        }, 100, 5);
+        });
+        row.fwdTflops = tflopsPerSecond(fF, row.fwdMs);
+        if (args.fwdOnly) {
+          be.release(fwd.out);
+          be.release(fwd.lse);
+          [q, k, v, dout].forEach((t) => be.release(t));
+          be.runtime.trim();
+          rows.push(row);
+          progress(rows);
+          console.log(`flash D=${D} N=${N} B=${B} H=${H}${causal ? ' causal' : ''}: fwd ${row.fwdMs.toFixed(2)} ms ${row.fwdTflops.toFixed(2)} TF`);
+          continue;
+        }
         row.bwdMs = await timeGpu(be, async () => {
           const g = await be.backwardOnDevice(dout, q, k, v, fwd.out, fwd.lse, opts);
           be.release(g.dq);

@@ -3,7 +3,7 @@
  * case of the `full` matrix with both sequence lengths <= 129 (all dtypes and head dims; the longer
  * cases only cost float64-oracle time on the host). Bundled with esbuild for the device machine.
  *
- *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both]
+ *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both] [forward tiles JSON]
  * `ci` runs the ci matrix only (no subgroup-matrix part).
  * `sgmat` runs the float16 cases with the subgroup-matrix forward (a separate process, so a hang in
  * the experimental path can be cut off by a timeout without losing the plain results).
@@ -16,11 +16,13 @@ import {
   runConformance,
   type ConformanceCase,
 } from '@flashattn/conformance';
-import { createWebGPUBackend, DEFAULT_DAWN_FLAGS } from '../src/index.js';
+import { createWebGPUBackend, DEFAULT_DAWN_FLAGS, type Tiles } from '../src/index.js';
 
 async function main(): Promise<void> {
-  const [dawnPath, outPath = 'conformance.json', seedArg = '20261121', which = 'both'] =
+  const [dawnPath, outPath = 'conformance.json', seedArg = '20261121', which = 'both', tilesArg] =
     process.argv.slice(2);
+  // Force the forward's tiles (a candidate of the bench's sweep), e.g. '{"BR":64,...,"V4":true}'.
+  const forward = tilesArg ? (JSON.parse(tilesArg) as Tiles) : undefined;
   const dawn = createRequire(import.meta.url)(dawnPath ?? 'webgpu') as {
     create: (f: string[]) => GPU;
   };
@@ -36,7 +38,7 @@ async function main(): Promise<void> {
   }
   const all: Record<string, unknown> = {};
   if (which !== 'sgmat') {
-    const be = await createWebGPUBackend({ adapter });
+    const be = await createWebGPUBackend({ adapter, ...(forward ? { tiles: { forward } } : {}) });
     let fails = 0;
     const report = await runConformance(be, {
       cases,
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
     });
     const summary = {
       backend: be.name,
+      forwardTiles: { 64: be.variant(64).forward, 128: be.variant(128).forward },
       nativeF16: be.nativeF16,
       compact: be.compact,
       seed: report.seed,
@@ -86,6 +89,7 @@ async function main(): Promise<void> {
       });
       all.sgmat = {
         backend: sg.name,
+        note: 'QT (16-row Q tiles per workgroup) from chooseSgmatQT',
         active: sg.subgroupMatrix,
         cases: f16.length,
         passed: rep.passed,

@@ -25,13 +25,14 @@ import { flashBackwardDkdvWGSL } from './kernels/flash-backward-dkdv.wgsl.js';
 import { flashBackwardDqWGSL } from './kernels/flash-backward-dq.wgsl.js';
 import { flashBackwardPreprocessWGSL, PREPROCESS_WG } from './kernels/flash-backward-preprocess.wgsl.js';
 import { flashForwardWGSL } from './kernels/flash-forward.wgsl.js';
-import { flashForwardSgmatWGSL, SGMAT_BR, sgmatSupports } from './kernels/flash-forward-sgmat.wgsl.js';
+import { flashForwardV4WGSL } from './kernels/flash-forward-v4.wgsl.js';
+import { flashForwardSgmatWGSL, sgmatRows, sgmatSupports } from './kernels/flash-forward-sgmat.wgsl.js';
 
 const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 import { packParams } from './kernels/params.wgsl.js';
 import { dtypeCode, storageKind, type StorageKind } from './kernels/storage.wgsl.js';
 import { Runtime } from './runtime.js';
-import { chooseVariant, type Variant } from './variants.js';
+import { chooseSgmatQT, chooseVariant, type Variant } from './variants.js';
 import type { Tiles } from './kernels/tiles.js';
 
 export interface WebGPUBackendOptions extends AcquireOptions {
@@ -46,12 +47,14 @@ export interface WebGPUBackendOptions extends AcquireOptions {
    * allow_unsafe_apis). Experimental; default false.
    */
   subgroupMatrix?: boolean;
+  /** Subgroup-matrix forward: 16-row Q tiles per workgroup, per head dim (benchmarks and tuning). */
+  sgmatQT?: (headDim: number) => number | undefined;
   /** Force tile sizes (benchmarks and tuning), for all head dims or per head dim; each must fit the device. */
   tiles?: Partial<Variant> | ((headDim: number) => Partial<Variant> | undefined);
 }
 
 function tileKey(t: Tiles): string {
-  return `${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}`;
+  return `${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.V4 ? '-v4' : ''}${t.QR ? '-qr' : ''}`;
 }
 
 /** Software rasterisers, where compile time dominates and the compact variant is used. */
@@ -252,12 +255,15 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     const kind = kindOf(q.dtype);
     const tiles = variant(s.headDim).forward;
     const useSgmat = sgmat && q.dtype === 'float16' && sgmatSupports(s.headDim);
+    const sgSpec = { headDim: s.headDim, QT: options.sgmatQT?.(s.headDim) ?? chooseSgmatQT(s.headDim, device.limits) };
     const pl = useSgmat
-      ? rt.pipeline(`flash-forward-sgmat-d${s.headDim}`, () => flashForwardSgmatWGSL(s.headDim))
+      ? rt.pipeline(`flash-forward-sgmat-d${s.headDim}-qt${sgSpec.QT}`, () => flashForwardSgmatWGSL(sgSpec))
       : rt.pipeline(`flash-forward-d${s.headDim}-${kind}-${tileKey(tiles)}`, () =>
-          flashForwardWGSL({ headDim: s.headDim, kind, tiles }),
+          tiles.V4
+            ? flashForwardV4WGSL({ headDim: s.headDim, kind, tiles })
+            : flashForwardWGSL({ headDim: s.headDim, kind, tiles }),
         );
-    const rowsPerGroup = useSgmat ? SGMAT_BR : tiles.BR;
+    const rowsPerGroup = useSgmat ? sgmatRows(sgSpec) : tiles.BR;
     const o = outputs(q.dtype, q.shape);
     const lse = rt.acquire(s.batch * s.nheadsQ * s.seqlenQ * 4);
     const u = rt.uniform(paramsFor(s, opts, q.dtype));

@@ -5,6 +5,8 @@
 import { flashBackwardDkdvSharedBytes } from './kernels/flash-backward-dkdv.wgsl.js';
 import { flashBackwardDqSharedBytes } from './kernels/flash-backward-dq.wgsl.js';
 import { flashForwardSharedBytes } from './kernels/flash-forward.wgsl.js';
+import { deriveV4, flashForwardV4SharedBytes } from './kernels/flash-forward-v4.wgsl.js';
+import { sgmatSharedBytes } from './kernels/flash-forward-sgmat.wgsl.js';
 import { derive, type Tiles } from './kernels/tiles.js';
 
 export interface DeviceLimits {
@@ -13,20 +15,26 @@ export interface DeviceLimits {
   maxComputeWorkgroupSizeX: number;
 }
 
-const t = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number): Tiles => ({
+const t = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number, more: Partial<Tiles> = {}): Tiles => ({
   BR,
   BC,
   TM,
   TN,
   DK,
   JK,
+  ...more,
 });
+const v4 = { V4: true };
 
 // Forward on the H100 (Dawn/Vulkan, fp32, N = 4096, 2026-11-21): 128 x 64 tiles with 8 x 4 per
 // invocation, DK = JK = 8: 11.2 / 11.5 TFLOP/s at D = 64 / 128, against 8.5 / 8.3 for 64 x 64 (4 x 4,
 // DK 16), 8.9 / 8.6 with DK 32 and 8.9 / 9.8 for 64 x 128 (4 x 8). It needs 47.3 KiB of workgroup
 // memory; 64 x 64 (4 x 4) fits SwiftShader (32 KiB, 256 invocations). Smaller ones are fallbacks.
+// The vec4 kernel (flash-forward-v4.wgsl.ts) comes first; it is used only where its head-dim padding
+// (DP a multiple of 4 * GX) wastes at most 1/8 of the work (D = 64, 128, 256 with GX = 16).
 const FORWARD: readonly Tiles[] = [
+  t(128, 64, 8, 4, 16, 16, v4),
+  t(128, 64, 8, 4, 8, 8, v4),
   t(128, 64, 8, 4, 8, 8),
   t(64, 64, 4, 4, 16, 16),
   t(64, 64, 4, 4, 8, 8),
@@ -64,9 +72,11 @@ function pick(
   bytes: (d: number, t: Tiles) => number,
 ): Tiles {
   for (const tiles of list) {
-    const d = derive(tiles, headDim);
+    const d = tiles.V4 ? deriveV4(tiles, headDim) : derive(tiles, headDim);
     if (d.NT > lim.maxComputeInvocationsPerWorkgroup || d.NT > lim.maxComputeWorkgroupSizeX) continue;
-    if (bytes(headDim, tiles) > lim.maxComputeWorkgroupStorageSize) continue;
+    if (tiles.V4 && d.DP * 8 > headDim * 9) continue;
+    const need = tiles.V4 ? flashForwardV4SharedBytes(headDim, tiles) : bytes(headDim, tiles);
+    if (need > lim.maxComputeWorkgroupStorageSize) continue;
     return tiles;
   }
   throw new Error(`no ${kernel} tile size fits this device for head dim ${headDim}`);
@@ -91,4 +101,18 @@ export function chooseVariant(headDim: number, lim: DeviceLimits, compact = fals
     dq: pick('dq', DQ, headDim, lim, flashBackwardDqSharedBytes),
     dkdv: pick('dkdv', DKDV, headDim, lim, flashBackwardDkdvSharedBytes),
   };
+}
+
+// Subgroup-matrix forward: 16-row Q tiles per workgroup (its one subgroup reuses each staged K/V tile
+// for all of them), largest first; the first that fits the workgroup memory wins.
+const SGMAT_QT: Readonly<Record<number, readonly number[]>> = {
+  64: [2, 1],
+  128: [2, 1],
+};
+
+export function chooseSgmatQT(headDim: number, lim: DeviceLimits): number {
+  for (const QT of SGMAT_QT[headDim] ?? [2, 1]) {
+    if (sgmatSharedBytes({ headDim, QT }) <= lim.maxComputeWorkgroupStorageSize) return QT;
+  }
+  return 1;
 }

@@ -4,18 +4,27 @@
  * float16 storage, f32 accumulation; P is rounded to f16 before P V (as a float16 naive
  * implementation rounds it).
  *
- * One workgroup = one subgroup of 32 invocations per (16-row Q block, head, batch): Tint demands that
- * subgroup-matrix offsets be workgroup-uniform, so several subgroups cannot address their own slices
- * of shared arrays (the subgroup index is not uniform; diagnostic filters and subgroupBroadcastFirst
- * do not lift the rule). Needs subgroup size 32 (NVIDIA). Q (16, D) stays in workgroup memory; K and V
- * tiles of BC = 32 keys stream through it (23 KiB at D = 128, so several workgroups share an SM).
+ * One workgroup = one subgroup of 32 invocations per (QT x 16-row Q block, head, batch): Tint demands
+ * that subgroup-matrix offsets be workgroup-uniform, so several subgroups cannot address their own
+ * slices of shared arrays (the subgroup index is not uniform; diagnostic filters and
+ * subgroupBroadcastFirst do not lift the rule). Instead the one subgroup owns QT 16-row Q tiles and
+ * reuses each K/V tile it stages for all of them (loops over the Q tiles are unrolled in the
+ * generator, so every offset stays a constant or a uniform expression). Needs subgroup size 32.
  *
  * Subgroup-matrix results cannot be rescaled row by row, so instead of the online rescale of
- * Algorithm 1 this kernel makes two passes over the keys: pass 1 computes S = Q K^T and the exact
- * row max m_i; pass 2 recomputes S, P = exp(S - m_i) (never rescaled), accumulates O = P V in
- * result matrices and l_i = rowsum(P). Tensor-core work is 1.5x a one-pass kernel's.
- * For the softmax steps lane pairs (2r, 2r + 1) share query row r, half of each key tile each; their
- * partial m_i and l_i are combined once, after each pass, with subgroupShuffleXor.
+ * Algorithm 1 this kernel makes two passes over the keys: pass 1 computes S = Q K^T and the row max
+ * m_i; pass 2 recomputes S, P = exp(S - m_i) (never rescaled), accumulates O = P V in result matrices
+ * and l_i = rowsum(P). Tensor-core work is 1.5x a one-pass kernel's.
+ * For the softmax steps lane pairs (2r, 2r + 1) share query row r of each Q tile, half of each key
+ * tile each; their partial m_i and l_i are combined once, after each pass, with subgroupShuffleXor.
+ *
+ * lse in exact f32: the tensor cores sum q.k in another order and rounding than f32 FMAs (a few ulps
+ * of |S|), and the backward recomputes S with f32 FMAs: P_bwd = exp(S_f32 - lse). With lse built
+ * on the tensor-core max, the row's dominant key gets P_bwd = exp(S_f32 - S_tc) / l instead of 1 / l,
+ * which at |S| ~ 1e4 is off by ~3e-3 and shows in dQ, dK (the f16 huge-spread case failed on it).
+ * So pass 1 also tracks the argmax key j* of each row and the epilogue recomputes S_ij* as an f32
+ * dot product in the backward's summation order: lse = S_f32(i, j*) + log(l_i), which gives the
+ * dominant key the same P in the backward as in the forward (1 / l_i), as with the f32-math forward.
  *
  * Bindings as flash-forward: q (B, Nq, Hq, D), k, v (B, Nk, Hk, D) array<f16>; o (B, Nq, Hq, D) f32;
  * lse (B, Hq, Nq) f32 (NEG for fully masked rows).
@@ -24,43 +33,91 @@ import { LN2, LOG2E, PARAMS_WGSL } from './params.wgsl.js';
 import { NEG } from './storage.wgsl.js';
 import { unroll } from './tiles.js';
 
-export const SGMAT_BR = 16;
 const BC = 32;
-const NSG = 1;
 const M = 16;
+
+export interface SgmatSpec {
+  headDim: number;
+  /** 16-row Q tiles per workgroup (the one subgroup reuses each staged K/V tile for all of them). */
+  QT: number;
+  /**
+   * Benchmarks only (results are wrong): leave out one part of the work to see what it costs.
+   * 'mma': no subgroup-matrix multiplies; 'softmax': no exp / row max work; 'loads': K/V tiles are not
+   * re-staged after the first.
+   */
+  ablate?: 'mma' | 'softmax' | 'loads';
+}
 
 /** Head dims this kernel handles: multiples of 16 up to 128 (workgroup memory). */
 export function sgmatSupports(headDim: number): boolean {
   return headDim % 16 === 0 && headDim <= 128;
 }
 
-export function flashForwardSgmatWGSL(headDim: number): string {
-  const D = headDim;
-  const BR = SGMAT_BR;
-  const NT = NSG * 32;
+/** Query rows per workgroup. */
+export function sgmatRows(spec: SgmatSpec): number {
+  return 16 * spec.QT;
+}
+
+/** Workgroup memory (bytes). */
+export function sgmatSharedBytes(spec: SgmatSpec): number {
+  const D = spec.headDim;
+  return 2 * (16 * spec.QT * D + 2 * BC * D) + 4 * spec.QT * M * BC + 2 * spec.QT * M * BC;
+}
+
+export function flashForwardSgmatWGSL(spec: SgmatSpec): string {
+  const D = spec.headDim;
+  const QT = spec.QT;
+  const BR = 16 * QT;
+  const NT = 32;
   const D4 = D / 4;
   const KB = D / M; // k-blocks over the head dim
   const NB = BC / M; // 16-key blocks per tile
-  const computeS = `
-    // S (16, BC) for this subgroup = Q rows (16, D) . K tile^T (D, BC)
+  const noMma = spec.ablate === 'mma';
+  const noSoftmax = spec.ablate === 'softmax';
+  const noLoads = spec.ablate === 'loads';
+  const computeS = (qt: number) => `
+    // S (16, BC) of Q tile ${qt} = Q rows (16, D) . K tile^T (D, BC)
 ${unroll(NB, (nb) => `    {
       var s = subgroup_matrix_result<f32, 16, 16>();
-      for (var kb = 0u; kb < ${KB}u; kb++) {
-        let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, (sg * 16u) * ${D}u + kb * 16u, false, ${D}u);
+${
+  noMma
+    ? ''
+    : `      for (var kb = 0u; kb < ${KB}u; kb++) {
+        let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, ${qt * M * D}u + kb * 16u, false, ${D}u);
         let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${nb * M * D}u + kb * 16u, true, ${D}u);
         s = subgroupMatrixMultiplyAccumulate(a, b, s);
       }
-      subgroupMatrixStore(&Ss, sg * ${M * BC}u + ${nb * M}u, s, false, ${BC}u);
+`
+}      subgroupMatrixStore(&Ss, ${qt * M * BC + nb * M}u, s, false, ${BC}u);
     }
 `)}`;
-  // Tiles are read 4 halves (8 bytes) at a time: D and the row strides are multiples of 4.
-  const loadTile = (arr: string, buf: string) => `
-    for (var e = lid; e < ${BC * D4}u; e += ${NT}u) {
-      let jj = e / ${D4}u; let d4 = e % ${D4}u; let col = j0 + jj;
-      var x = vec4<f16>();
-      if (col < p.Nk) { x = ${buf}[(kBase + col * kRow) / 4u + d4]; }
-      ${arr}[4u * e] = x.x; ${arr}[4u * e + 1u] = x.y; ${arr}[4u * e + 2u] = x.z; ${arr}[4u * e + 3u] = x.w;
-    }`;
+  // Tiles are read 4 halves (8 bytes) at a time: D and the row strides are multiples of 4. Every load
+  // of a tile is issued before the first store (the generator unrolls the lane loop): with one
+  // subgroup per workgroup nothing else hides a load's latency, and a loop that stores after each
+  // load waits for memory once per iteration (ablation, H100, D = 64, N = 4096: staging K and V was
+  // 60% of the kernel's time with the rolled loop). Keys past Nk load the last key instead (no branch
+  // around the load): their S is masked and their P is 0, and a real key's V is finite (0 * V = 0).
+  const per = (BC * D4) / NT; // vec4<f16> per lane per tile (BC * D / 4 is a multiple of 32)
+  const loadTiles = (pairs: readonly (readonly [string, string])[]) => {
+    let code = '\n    {';
+    for (const [arr, buf] of pairs) {
+      for (let t = 0; t < per; t++) {
+        code += `
+      let ${arr}e${t} = lid + ${t * NT}u;
+      let ${arr}x${t} = ${buf}[(kBase + min(j0 + ${arr}e${t} / ${D4}u, p.Nk - 1u) * kRow) / 4u + ${arr}e${t} % ${D4}u];`;
+      }
+    }
+    for (const [arr] of pairs) {
+      for (let t = 0; t < per; t++) {
+        code += `
+      ${arr}[4u * ${arr}e${t}] = ${arr}x${t}.x; ${arr}[4u * ${arr}e${t} + 1u] = ${arr}x${t}.y; ${arr}[4u * ${arr}e${t} + 2u] = ${arr}x${t}.z; ${arr}[4u * ${arr}e${t} + 3u] = ${arr}x${t}.w;`;
+      }
+    }
+    return code + '\n    }';
+  };
+  const loadTile = (arr: string, buf: string) => loadTiles([[arr, buf]]);
+  const stage = (what: string) => (noLoads ? `\n    if (j0 == jBegin) {${what}\n    }` : what);
+  const row = (qt: number) => `(${qt * M}u + r)`; // row of the Q block a lane handles in Q tile qt
   return `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -71,11 +128,11 @@ ${PARAMS_WGSL}
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;   // (B, Nq, Hq, D)
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>; // (B, Hq, Nq)
 
-var<workgroup> Qs: array<f16, ${BR * D}>;       // (BR, D)
-var<workgroup> Ks: array<f16, ${BC * D}>;       // (BC, D)
-var<workgroup> Vs: array<f16, ${BC * D}>;       // (BC, D)
-var<workgroup> Ss: array<f32, ${NSG * M * BC}>; // per subgroup (16, BC) S; (16, 16) O staging at the end
-var<workgroup> Ps: array<f16, ${NSG * M * BC}>; // per subgroup (16, BC) P
+var<workgroup> Qs: array<f16, ${BR * D}>;        // (BR, D): QT tiles of (16, D)
+var<workgroup> Ks: array<f16, ${BC * D}>;        // (BC, D)
+var<workgroup> Vs: array<f16, ${BC * D}>;        // (BC, D)
+var<workgroup> Ss: array<f32, ${QT * M * BC}>;  // per Q tile (16, BC) S; (16, 16) O staging at the end
+var<workgroup> Ps: array<f16, ${QT * M * BC}>;  // per Q tile (16, BC) P
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -83,7 +140,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let h = wg.y;
   let b = wg.z;
   let hk = h / (p.Hq / p.Hk);
-  let sg = 0u;
   let row0 = wg.x * ${BR}u;
   let rowLast = min(row0 + ${BR}u, p.Nq) - 1u;
   let scale2 = p.scale * ${LOG2E};
@@ -91,73 +147,118 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let kBase = ((b * p.Nk) * p.Hk + hk) * ${D}u;
   let qRow = p.Hq * ${D}u;
   let kRow = p.Hk * ${D}u;
-  let r = lane >> 1u;                       // the query row this lane shares with lane ^ 1
+  let r = lane >> 1u;                       // the row of each Q tile this lane shares with lane ^ 1
   let half = lane & 1u;                     // which half of each key tile it covers
-  let i = row0 + sg * 16u + r;
-  let lo = keyLo(i32(i));
-  let hi = select(lo, keyHi(i32(i)), i < p.Nq);
-  let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
+  var lo: array<i32, ${QT}>;
+  var hi: array<i32, ${QT}>;
+  var m_i: array<f32, ${QT}>;
+  var jmax: array<i32, ${QT}>;              // argmax key of the row (tensor-core S), -1 while none
+  var l_i: array<f32, ${QT}>;
+${unroll(QT, (qt) => `  { let i = i32(row0 + ${row(qt)});
+    lo[${qt}] = keyLo(i); hi[${qt}] = select(lo[${qt}], keyHi(i), i < i32(p.Nq));
+    m_i[${qt}] = ${NEG}; jmax[${qt}] = -1; l_i[${qt}] = 0.0; }
+`)}  let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
   let jEnd = u32(max(keyHi(i32(rowLast)), 0));
 
   for (var e = lid; e < ${BR * D4}u; e += ${NT}u) {
-    let r = e / ${D4}u; let d4 = e % ${D4}u; let row = row0 + r;
+    let rr = e / ${D4}u; let d4 = e % ${D4}u; let qrow = row0 + rr;
     var x = vec4<f16>();
-    if (row < p.Nq) { x = q[(qBase + row * qRow) / 4u + d4]; }
+    if (qrow < p.Nq) { x = q[(qBase + qrow * qRow) / 4u + d4]; }
     Qs[4u * e] = x.x; Qs[4u * e + 1u] = x.y; Qs[4u * e + 2u] = x.z; Qs[4u * e + 3u] = x.w;
   }
 
-  // Pass 1: m_i = max_j S_ij over the visible keys
-  var m_i = ${NEG};
+  // Pass 1: m_i = max_j S_ij over the visible keys, and its key j*
   for (var j0 = jBegin; j0 < jEnd; j0 += ${BC}u) {
-    workgroupBarrier();${loadTile('Ks', 'k')}
-    workgroupBarrier();${computeS}
+    workgroupBarrier();${stage(loadTile('Ks', 'k'))}
+    workgroupBarrier();${unroll(QT, computeS)}
     workgroupBarrier();
-    {
-      for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
-        let j = i32(j0 + jj);
-        if (j >= lo && j < hi) { m_i = max(m_i, Ss[sg * ${M * BC}u + r * ${BC}u + jj] * scale2); }
-      }
+${
+  noSoftmax
+    ? ''
+    : unroll(
+        QT,
+        (qt) => `    for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
+      let j = i32(j0 + jj);
+      let x = Ss[${qt * M * BC}u + r * ${BC}u + jj] * scale2;
+      if (j >= lo[${qt}] && j < hi[${qt}] && x > m_i[${qt}]) { m_i[${qt}] = x; jmax[${qt}] = j; }
     }
-  }
+`,
+      )
+  }  }
 
-  m_i = max(m_i, subgroupShuffleXor(m_i, 1u)); // both halves of the row
-
+  // both halves of each row: the larger max and its key
+${unroll(
+    QT,
+    (qt) => `  { let mo = subgroupShuffleXor(m_i[${qt}], 1u); let jo = subgroupShuffleXor(jmax[${qt}], 1u);
+    if (mo > m_i[${qt}] || (mo == m_i[${qt}] && jo > jmax[${qt}])) { m_i[${qt}] = mo; jmax[${qt}] = jo; } }
+`,
+  )}
   // Pass 2: P = exp(S - m_i), l_i = rowsum(P), O = P V
-  var l_i = 0.0;
-${unroll(D / M, (nb) => `  var acc${nb} = subgroup_matrix_result<f32, 16, 16>();\n`)}
+${unroll(QT, (qt) => unroll(D / M, (nb) => `  var acc${qt}_${nb} = subgroup_matrix_result<f32, 16, 16>();\n`))}
   for (var j0 = jBegin; j0 < jEnd; j0 += ${BC}u) {
-    workgroupBarrier();${loadTile('Ks', 'k')}${loadTile('Vs', 'v')}
-    workgroupBarrier();${computeS}
+    workgroupBarrier();${stage(loadTiles([['Ks', 'k'], ['Vs', 'v']]))}
+    workgroupBarrier();${unroll(QT, computeS)}
     workgroupBarrier();
-    {
-      for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
-        let j = i32(j0 + jj);
-        var pr = 0.0;
-        if (j >= lo && j < hi) { pr = exp2(Ss[sg * ${M * BC}u + r * ${BC}u + jj] * scale2 - m_i); }
-        let ph = f16(pr);
-        l_i += f32(ph);
-        Ps[sg * ${M * BC}u + r * ${BC}u + jj] = ph;
-      }
+${unroll(
+    QT,
+    (qt) => `    for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
+      let j = i32(j0 + jj);
+      var pr = 0.0;
+      ${noSoftmax ? `pr = Ss[${qt * M * BC}u + r * ${BC}u + jj];` : `if (j >= lo[${qt}] && j < hi[${qt}]) { pr = exp2(Ss[${qt * M * BC}u + r * ${BC}u + jj] * scale2 - m_i[${qt}]); }`}
+      let ph = f16(pr);
+      l_i[${qt}] += f32(ph);
+      Ps[${qt * M * BC}u + r * ${BC}u + jj] = ph;
     }
-    workgroupBarrier();
-    for (var kb = 0u; kb < ${NB}u; kb++) {
-      let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, sg * ${M * BC}u + kb * 16u, false, ${BC}u);
+`,
+  )}    workgroupBarrier();
+${
+  noMma
+    ? ''
+    : unroll(
+        QT,
+        (qt) => `    for (var kb = 0u; kb < ${NB}u; kb++) {
+      let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, ${qt * M * BC}u + kb * 16u, false, ${BC}u);
 ${unroll(D / M, (nb) => `      { let w = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, kb * ${M * D}u + ${nb * M}u, false, ${D}u);
-        acc${nb} = subgroupMatrixMultiplyAccumulate(a, w, acc${nb}); }\n`)}    }
-  }
+        acc${qt}_${nb} = subgroupMatrixMultiplyAccumulate(a, w, acc${qt}_${nb}); }\n`)}    }
+`,
+      )
+  }  }
 
-  l_i += subgroupShuffleXor(l_i, 1u);
-  // Epilogue: O = acc / l_i through a (16, 16) staging block per subgroup; lse = m_i + log(l_i)
-  let inv = select(0.0, 1.0 / l_i, l_i > 0.0);
-${unroll(D / M, (nb) => `  workgroupBarrier();
-  subgroupMatrixStore(&Ss, sg * ${M * BC}u, acc${nb}, false, 16u);
-  workgroupBarrier();
-  if (i < p.Nq) {
-    for (var c = half * 8u; c < half * 8u + 8u; c++) { o[qBase + i * qRow + ${nb * M}u + c] = Ss[sg * ${M * BC}u + r * 16u + c] * inv; }
+  // Epilogue, per Q tile: O = acc / l_i through a (16, 16) staging block; lse = S_f32(i, j*) + log(l_i)
+${unroll(QT, (qt) => {
+    const i = `row0 + ${row(qt)}`;
+    return `  {
+    let i = ${i};
+    var l = l_i[${qt}];
+    l += subgroupShuffleXor(l, 1u);
+    let inv = select(0.0, 1.0 / l, l > 0.0);
+${unroll(D / M, (nb) => `    workgroupBarrier();
+    subgroupMatrixStore(&Ss, 0u, acc${qt}_${nb}, false, 16u);
+    workgroupBarrier();
+    if (i < p.Nq) {
+      for (var c = half * 8u; c < half * 8u + 8u; c++) { o[qBase + i * qRow + ${nb * M}u + c] = Ss[r * 16u + c] * inv; }
+    }
+`)}    // exact f32 score of the argmax key, summed like the backward kernels sum q.k (one FMA per head
+    // dim, d = 0, 1, ..., D - 1, from 0), so that their P of this key is exp2(0) = 1 / l after dividing
+    var m2 = m_i[${qt}];
+    let js = jmax[${qt}];
+    if (js >= 0) {
+      var dot = 0.0;
+      for (var d4 = 0u; d4 < ${D4}u; d4++) {
+        let kv = vec4<f32>(k[(kBase + u32(js) * kRow) / 4u + d4]);
+        let qo = ${qt * M * D}u + r * ${D}u + 4u * d4;
+        dot = fma(f32(Qs[qo]), kv.x, dot);
+        dot = fma(f32(Qs[qo + 1u]), kv.y, dot);
+        dot = fma(f32(Qs[qo + 2u]), kv.z, dot);
+        dot = fma(f32(Qs[qo + 3u]), kv.w, dot);
+      }
+      m2 = dot * scale2;
+    }
+    if (half == 0u && i < p.Nq) {
+      lse[(b * p.Hq + h) * p.Nq + i] = select(${NEG}, (m2 + log2(l)) * ${LN2}, l > 0.0);
+    }
   }
-`)}  if (half == 0u && i < p.Nq) {
-    lse[(b * p.Hq + h) * p.Nq + i] = select(${NEG}, (m_i + log2(l_i)) * ${LN2}, l_i > 0.0);
-  }
-}
+`;
+  })}}
 `;
 }

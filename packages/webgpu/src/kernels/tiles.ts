@@ -18,6 +18,10 @@ export interface Tiles {
   DK: number;
   /** Row chunk of the P V product. */
   JK: number;
+  /** Forward only: use the vec4 kernel (flash-forward-v4.wgsl.ts; TM, TN multiples of 4). */
+  V4?: boolean;
+  /** Forward vec4 kernel only: keep the whole Q block resident in workgroup memory. */
+  QR?: boolean;
 }
 
 export interface Derived extends Tiles {
