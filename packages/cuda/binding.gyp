@@ -3,7 +3,7 @@
 {
   "variables": {
     "cuda_home%": "<!(node -p \"process.env.FLASHATTN_CUDA_HOME || '/usr/local/cuda'\")",
-    "cuda_arch%": "<!(node -p \"process.env.FLASHATTN_CUDA_ARCH || '-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90'\")",
+    "cuda_arch%": "<!(node -p \"process.env.FLASHATTN_CUDA_ARCH || '-gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a'\")",
   },
   "targets": [
     {

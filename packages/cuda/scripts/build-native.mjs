@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Build the CUDA addon with node-gyp + nvcc when nvcc exists; otherwise skip (the addon is optional:
 // isCudaAvailable() then reports why). FLASHATTN_CUDA_SKIP_BUILD=1 skips on purpose.
-// FLASHATTN_CUDA_ARCH overrides the nvcc -gencode flags (default: sm_80 and sm_90).
+// FLASHATTN_CUDA_ARCH overrides the nvcc -gencode flags (default: sm_80 and sm_90a; sm_90a code runs on
+// compute capability 9.0 only and adds wgmma, which the Hopper backward uses).
 // --optional (the package's install script): a failed compile only warns, so installing never fails;
 // `pnpm build` runs without it, so a broken kernel still fails the build where nvcc exists.
 import { execFileSync, spawnSync } from 'node:child_process';

@@ -5,7 +5,8 @@
 cudaError_t flash::run_bwd_fp16_d128(const BwdParams& p, cudaStream_t s) {
   switch (bwd_kernel_choice()) {
     case 1:
-    case 3: return launch_flash_bwd_dkdv_w2x4<__half, 128, 64, true>(p, s);
+    case 3:
+    case 6: return launch_flash_bwd_dkdv_w2x4<__half, 128, 64, true>(p, s);
     case 2: return launch_flash_bwd_dkdv_w2x4<__half, 128, 64, false>(p, s);
     case 4: return launch_flash_bwd_dkdv_w2x4<__half, 128, 64, true, true>(p, s);
     case 5: return launch_flash_bwd_dkdv_w2x4<__half, 128, 64, true, false, true>(p, s);

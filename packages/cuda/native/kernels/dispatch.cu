@@ -6,7 +6,9 @@
 
 namespace flash {
 
-constexpr int kBwdKernelDefault = 3;  // w2x4, Br = 128 at D = 64 (see bwd_kernel_choice()); H100 figures in README.md
+// wgmma (sm_90a) where the device and the binary have it, else w2x4 with Br = 128 at D = 64 (see
+// bwd_kernel_choice()); H100 figures in README.md.
+constexpr int kBwdKernelDefault = 6;
 
 #define FLASH_CASE(D, KIND)                                                  \
   case D:                                                                    \
@@ -25,6 +27,8 @@ cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream) {
 }
 
 static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) {
+  if ((p.s.D == 64 || p.s.D == 128) && bwd_kernel_choice() == 6 && bwd_wgmma_available())
+    return run_bwd_wgmma(dtype, p, stream);
   switch (p.s.D) {
     FLASH_CASE(32, bwd)
     FLASH_CASE(64, bwd)
@@ -48,6 +52,7 @@ int bwd_kernel_choice() {
     if (v && std::strcmp(v, "2x4b") == 0) return 3;
     if (v && std::strcmp(v, "2x4r") == 0) return 4;
     if (v && std::strcmp(v, "2x4c") == 0) return 5;
+    if (v && std::strcmp(v, "wgmma") == 0) return 6;
     return kBwdKernelDefault;
   }();
   return choice;
