@@ -2,7 +2,6 @@
 // holds sm_90a code for the current device. The default build targets sm_80 and sm_90a (binding.gyp); a build
 // without sm_90a compiles the kernel as a stub and bwd_wgmma_available() then answers false.
 #include <atomic>
-#include <cstdlib>
 
 #include "../include/launchers.h"
 #include "../kernels/flash_bwd_dkdv_wgmma.cuh"
@@ -39,41 +38,23 @@ bool bwd_wgmma_available() {
   return st == 1;
 }
 
-// MODE bits (flash_bwd_dkdv_wgmma.cuh): 2 = dQ atomics deferred behind the next Q block's S^T / dP^T,
-// 4 = dK's A operand from shared memory, 16 = Br = 64 at D = 64 (mode 6 implies it there).
-// FLASHATTN_CUDA_WGMMA_MODE=<bits> picks one for comparing them on the device (bench/device-modes.sh).
-static int wgmma_mode() {
-  static const int v = [] {
-    const char* e = std::getenv("FLASHATTN_CUDA_WGMMA_MODE");
-    return e ? std::atoi(e) : 4;
-  }();
-  return v;
-}
-
-template <typename T>
-static cudaError_t run_mode(int D, int mode, const BwdParams& p, cudaStream_t s) {
-  if (D == 64) {
-    switch (mode) {
-      case 0: return launch_flash_bwd_dkdv_wgmma<T, 64, 128, 0>(p, s);
-      case 6: return launch_flash_bwd_dkdv_wgmma<T, 64, 64, 6>(p, s);
-      case 16: return launch_flash_bwd_dkdv_wgmma<T, 64, 64, 0>(p, s);
-      case 20: return launch_flash_bwd_dkdv_wgmma<T, 64, 64, 4>(p, s);
-      default: return launch_flash_bwd_dkdv_wgmma<T, 64, 128, 4>(p, s);
-    }
-  }
-  if (D == 128) {
-    switch (mode) {
-      case 0: return launch_flash_bwd_dkdv_wgmma<T, 128, 64, 0>(p, s);
-      case 6: return launch_flash_bwd_dkdv_wgmma<T, 128, 64, 6>(p, s);
-      default: return launch_flash_bwd_dkdv_wgmma<T, 128, 64, 4>(p, s);
-    }
-  }
-  return cudaErrorInvalidValue;
-}
-
+// Modes (flash_bwd_dkdv_wgmma.cuh, MODE bits 2 = DEFER, 4 = DK_SMEM), H100 bf16 bwd / torch flash at N = 2k / 8k
+// non-causal (2026-11-21, `MODES="0 4 6 16 20" bash bench/device-modes.sh`; README tuning log):
+//   D = 64:  Br = 128 mode 0: 0.85 / 0.76, mode 4: 0.81 / 0.73 (both spill); Br = 64 mode 0: 0.89 / 0.81,
+//            mode 4: 0.90 / 0.81, mode 6: 0.95 / 0.85  -> Br = 64, mode 6
+//   D = 128: Br = 64 mode 0: 0.98 / 0.93, mode 4: 0.98 / 0.94, mode 6: 0.94 / 0.91 (136 B of spills)  -> mode 4
 cudaError_t run_bwd_wgmma(int dtype, const BwdParams& p, cudaStream_t s) {
-  return dtype == kFloat16 ? run_mode<__half>(p.s.D, wgmma_mode(), p, s)
-                           : run_mode<__nv_bfloat16>(p.s.D, wgmma_mode(), p, s);
+  const bool f16 = dtype == kFloat16;
+  switch (p.s.D) {
+    case 64:
+      return f16 ? launch_flash_bwd_dkdv_wgmma<__half, 64, 64, 6>(p, s)
+                 : launch_flash_bwd_dkdv_wgmma<__nv_bfloat16, 64, 64, 6>(p, s);
+    case 128:
+      return f16 ? launch_flash_bwd_dkdv_wgmma<__half, 128, 64, 4>(p, s)
+                 : launch_flash_bwd_dkdv_wgmma<__nv_bfloat16, 128, 64, 4>(p, s);
+    default:
+      return cudaErrorInvalidValue;
+  }
 }
 
 }  // namespace flash
