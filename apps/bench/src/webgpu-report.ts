@@ -29,7 +29,12 @@ const ceiling = r.ceiling.bestTflops as number;
 const rows: Any[] = r.flash.rows;
 const lines: string[] = [];
 
-lines.push(`Ceiling (best fp32 WGSL matmul, 4096^3): **${f(ceiling)} TFLOP/s** (${r.ceiling.best.BM}x${r.ceiling.best.BN} tile, BK ${r.ceiling.best.BK}, ${r.ceiling.best.consts ? 'sizes baked in' : 'strided'}).`);
+const b = r.ceiling.best;
+const how =
+  b.kernel === 'v4'
+    ? `vec4 kernel, ${64 * b.G}x${64 * b.G} tile, ${4 * b.G}x${4 * b.G} per invocation, BK ${b.BK}, sizes baked in`
+    : `${b.BM}x${b.BN} tile, BK ${b.BK}, ${b.consts ? 'sizes baked in' : 'strided'}`;
+lines.push(`Ceiling (best fp32 WGSL matmul, 4096^3): **${f(ceiling)} TFLOP/s** (${how}).`);
 lines.push('');
 lines.push('| D | N | causal | fwd ms | fwd TFLOP/s | % of ceiling | bwd TFLOP/s | fwd+bwd TFLOP/s | standard fwd ms | speedup fwd | speedup fwd+bwd |');
 lines.push('|---|---|---|---|---|---|---|---|---|---|---|');

@@ -32,6 +32,16 @@ const v4 = { V4: true };
 // memory; 64 x 64 (4 x 4) fits SwiftShader (32 KiB, 256 invocations). Smaller ones are fallbacks.
 // The vec4 kernel (flash-forward-v4.wgsl.ts) comes first; it is used only where its head-dim padding
 // (DP a multiple of 4 * GX) wastes at most 1/8 of the work (D = 64, 128, 256 with GX = 16).
+// H100, fp32, non-causal, TFLOP/s at N = 1k / 4k, D = 64 | D = 128 (h100-v4-tune2-2026-11-21.json,
+// staging with all loads issued before the stores):
+//   v4 128 x 64, 8 x 4, DK = JK = 16    21.0 / 23.6 | 21.7 / 21.8   <- default
+//   v4 128 x 64, 8 x 4, DK 16, JK 8     18.6 / 21.3 | 19.3 / 19.5
+//   v4 128 x 64, 4 x 4 (512 inv.)       19.0 / 21.0 | 19.5 / 19.9
+//   v4 64 x 64, 8 x 4 (128 inv.)        15.0 / 17.0 | 16.2 / 18.0
+//   v4 64 x 64, 8 x 4, Q resident       14.5 / 16.2 | (does not fit)
+//   scalar 128 x 64, 8 x 4, DK = JK = 8  9.7 / 11.1 | 10.7 / 11.5   (the earlier default)
+// and before the staging change (tune1): v4 128 x 64 DK = JK = 8 15.7 / 18.1 | 16.2 / 16.7,
+// 128 x 32 12.3 / 14.0 | 12.3 / 12.6, 64 x 128 (4 x 8) 12.3 / 13.6 | 14.0 / 15.3.
 const FORWARD: readonly Tiles[] = [
   t(128, 64, 8, 4, 16, 16, v4),
   t(128, 64, 8, 4, 8, 8, v4),
@@ -104,14 +114,17 @@ export function chooseVariant(headDim: number, lim: DeviceLimits, compact = fals
 }
 
 // Subgroup-matrix forward: 16-row Q tiles per workgroup (its one subgroup reuses each staged K/V tile
-// for all of them), largest first; the first that fits the workgroup memory wins.
+// for all of them); the first that fits the workgroup memory wins. H100, f16, N = 4096
+// (h100-v4-tune2-2026-11-21.json): D = 64: QT 1 / 2 / 4 = 9.3 / 7.7 / 4.2 TFLOP/s; D = 128:
+// QT 1 / 2 / 3 = 10.2 / 5.8 / 5.4. More Q tiles per subgroup cost more than the K/V staging they save
+// once that staging overlaps its loads (and the accumulators of QT tiles crowd the registers).
 const SGMAT_QT: Readonly<Record<number, readonly number[]>> = {
-  64: [2, 1],
-  128: [2, 1],
+  64: [1],
+  128: [1],
 };
 
 export function chooseSgmatQT(headDim: number, lim: DeviceLimits): number {
-  for (const QT of SGMAT_QT[headDim] ?? [2, 1]) {
+  for (const QT of SGMAT_QT[headDim] ?? [1]) {
     if (sgmatSharedBytes({ headDim, QT }) <= lim.maxComputeWorkgroupStorageSize) return QT;
   }
   return 1;

@@ -135,12 +135,16 @@ var<workgroup> Ss: array<f32, ${QT * M * BC}>;  // per Q tile (16, BC) S; (16, 1
 var<workgroup> Ps: array<f16, ${QT * M * BC}>;  // per Q tile (16, BC) P
 
 @compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
   let lane = lid; // the workgroup is one subgroup
   let h = wg.y;
   let b = wg.z;
   let hk = h / (p.Hq / p.Hk);
-  let row0 = wg.x * ${BR}u;
+  let row0 = (nwg.x - 1u - wg.x) * ${BR}u; // Q blocks in reverse: causal blocks with most keys first
   let rowLast = min(row0 + ${BR}u, p.Nq) - 1u;
   let scale2 = p.scale * ${LOG2E};
   let qBase = ((b * p.Nq) * p.Hq + h) * ${D}u;

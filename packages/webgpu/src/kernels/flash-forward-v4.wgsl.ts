@@ -178,13 +178,19 @@ const D = ${D}u;
 var<workgroup> sm: array<vec4<f32>, ${WORDS / 4}>;
 
 @compute @workgroup_size(${NT})
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(
+  @builtin(workgroup_id) wg: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
   let h = wg.y;
   let b = wg.z;
   let hk = h / (p.Hq / p.Hk);
   let tx = lid % ${GX}u;
   let ty = lid / ${GX}u;
-  let row0 = wg.x * ${BR}u;
+  // Q blocks in reverse: with a causal mask the last blocks see the most keys, and they start first
+  // (workgroups are launched in order of wg.x), so the short ones fill the tail.
+  let row0 = (nwg.x - 1u - wg.x) * ${BR}u;
   let rowLast = min(row0 + ${BR}u, p.Nq) - 1u;
   let scale2 = p.scale * ${LOG2E};
   let qBase = ((b * p.Nq) * p.Hq + h) * D;      // q[b, 0, h, 0]
