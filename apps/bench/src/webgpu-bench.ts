@@ -44,8 +44,8 @@ const args = parseArgsOrExit(
 );
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
-/** Subgroup-matrix forward: Q tiles per workgroup per head dim, set by the sgmat section's sweep. */
-const sgmatQT: Record<number, number | undefined> = {};
+/** Subgroup-matrix forward: its shape per head dim, set by the sgmat section's sweep. */
+const sgmatBest: Record<number, Omit<SgmatSpec, 'headDim'> | undefined> = {};
 const sections = new Set(args.sections.split(','));
 
 async function main(): Promise<void> {
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     save();
     if (sections.has('sgmat')) {
       const adapter2 = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      const sg = await createWebGPUBackend({ adapter: adapter2, subgroupMatrix: true, sgmatQT: (D) => sgmatQT[D] });
+      const sg = await createWebGPUBackend({ adapter: adapter2, subgroupMatrix: true, sgmatSpec: (D) => sgmatBest[D] });
       try {
         results.sgmat = await sgmatSweep(be, sg);
       } catch (e) {
@@ -177,7 +177,8 @@ async function timeSgmatKernel(sg: WebGPUAttentionBackend, spec: SgmatSpec, N: n
   const u = rt.uniform(
     packParams({ B, Nq: N, Nk: N, Hq: H, Hk: H, scale: 1 / Math.sqrt(D), windowLeft: -1, windowRight: -1 }),
   );
-  const pl = rt.pipeline(`bench-sgmat-d${D}-qt${spec.QT}-${spec.ablate ?? 'full'}`, () => flashForwardSgmatWGSL(spec));
+  const key = `bench-sgmat-d${D}-qt${spec.QT}-bc${spec.BC ?? 32}${spec.QREG ? '-qreg' : ''}-${spec.ablate ?? 'full'}`;
+  const pl = rt.pipeline(key, () => flashForwardSgmatWGSL(spec));
   const ms = await timeGpu(sg, () =>
     rt.submit((enc: Any) => {
       const pass = enc.beginComputePass();
@@ -205,31 +206,39 @@ async function sgmatSweep(plain: WebGPUAttentionBackend, sg: WebGPUAttentionBack
   const Nt = args.quick ? 128 : 4096;
   for (const D of [64, 128]) {
     const flops = forwardFlops({ batch: Math.max(1, 16384 / Nt), heads: 2048 / D, seqlenQ: Nt, seqlenK: Nt, headDim: D });
-    let best: { QT: number; tflops: number } | undefined;
-    for (const QT of D === 64 ? [1, 2, 4] : [1, 2, 3]) {
+    let best: { spec: Omit<SgmatSpec, 'headDim'>; tflops: number } | undefined;
+    const specs: Omit<SgmatSpec, 'headDim'>[] = [
+      { QT: 1 },
+      { QT: 1, QREG: true },
+      { QT: 1, BC: 64 },
+      { QT: 1, BC: 64, QREG: true },
+      { QT: 2, QREG: true },
+    ];
+    for (const spec of specs) {
       try {
-        const ms = await timeSgmatKernel(sg, { headDim: D, QT }, Nt);
+        const ms = await timeSgmatKernel(sg, { ...spec, headDim: D }, Nt);
         const tflops = tflopsPerSecond(flops, ms);
-        out.qtSweep.push({ D, N: Nt, QT, ms, tflops });
-        console.log(`sgmat D=${D} N=${Nt} QT=${QT}: ${ms.toFixed(2)} ms ${tflops.toFixed(2)} TF`);
-        if (!best || tflops > best.tflops) best = { QT, tflops };
+        out.qtSweep.push({ D, N: Nt, ...spec, ms, tflops });
+        console.log(`sgmat D=${D} N=${Nt} ${JSON.stringify(spec)}: ${ms.toFixed(2)} ms ${tflops.toFixed(2)} TF`);
+        if (!best || tflops > best.tflops) best = { spec, tflops };
       } catch (e) {
-        out.qtSweep.push({ D, N: Nt, QT, error: String(e) });
-        console.log(`sgmat D=${D} QT=${QT}: ${String(e)}`);
+        out.qtSweep.push({ D, N: Nt, ...spec, error: String(e) });
+        console.log(`sgmat D=${D} ${JSON.stringify(spec)}: ${String(e)}`);
       }
     }
-    sgmatQT[D] = best?.QT;
+    sgmatBest[D] = best?.spec;
     for (const ablate of ['mma', 'softmax', 'loads'] as const) {
       try {
-        const ms = await timeSgmatKernel(sg, { headDim: D, QT: best?.QT ?? 1, ablate }, Nt);
-        out.ablations.push({ D, N: Nt, QT: best?.QT ?? 1, ablate, ms });
-        console.log(`sgmat D=${D} N=${Nt} QT=${best?.QT} without ${ablate}: ${ms.toFixed(2)} ms`);
+        const spec = { ...(best?.spec ?? { QT: 1 }), headDim: D, ablate };
+        const ms = await timeSgmatKernel(sg, spec, Nt);
+        out.ablations.push({ D, N: Nt, ...spec, ms });
+        console.log(`sgmat D=${D} N=${Nt} ${JSON.stringify(best?.spec)} without ${ablate}: ${ms.toFixed(2)} ms`);
       } catch (e) {
         out.ablations.push({ D, ablate, error: String(e) });
       }
     }
   }
-  out.bestQT = { ...sgmatQT };
+  out.best = { ...sgmatBest };
   const Ns = args.quick ? [128] : [1024, 4096, 16384];
   const tokens = args.quick ? 128 : 16384;
   for (const D of [64, 128]) {
@@ -237,7 +246,7 @@ async function sgmatSweep(plain: WebGPUAttentionBackend, sg: WebGPUAttentionBack
     for (const N of Ns) {
       const B = Math.max(1, tokens / N);
       const shape = [B, N, H, D];
-      const row: Any = { D, N, B, H, QT: sgmatQT[D] };
+      const row: Any = { D, N, B, H, spec: sgmatBest[D] };
       const flops = forwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D });
       for (const [name, be] of [
         ['sgmat', sg],

@@ -3,7 +3,9 @@
  * case of the `full` matrix with both sequence lengths <= 129 (all dtypes and head dims; the longer
  * cases only cost float64-oracle time on the host). Bundled with esbuild for the device machine.
  *
- *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both] [forward tiles JSON]
+ *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both] [override JSON]
+ * The override forces the forward's tiles (plain, ci) or the subgroup-matrix kernel's shape (sgmat),
+ * e.g. '{"BR":128,"BC":64,"TM":8,"TN":4,"DK":16,"JK":16,"V4":true}' or '{"QT":1,"QREG":true}'.
  * `ci` runs the ci matrix only (no subgroup-matrix part).
  * `sgmat` runs the float16 cases with the subgroup-matrix forward (a separate process, so a hang in
  * the experimental path can be cut off by a timeout without losing the plain results).
@@ -21,8 +23,9 @@ import { createWebGPUBackend, DEFAULT_DAWN_FLAGS, type Tiles } from '../src/inde
 async function main(): Promise<void> {
   const [dawnPath, outPath = 'conformance.json', seedArg = '20261121', which = 'both', tilesArg] =
     process.argv.slice(2);
-  // Force the forward's tiles (a candidate of the bench's sweep), e.g. '{"BR":64,...,"V4":true}'.
-  const forward = tilesArg ? (JSON.parse(tilesArg) as Tiles) : undefined;
+  const override = tilesArg ? (JSON.parse(tilesArg) as Record<string, unknown>) : undefined;
+  const forward = override && which !== 'sgmat' ? (override as unknown as Tiles) : undefined;
+  const sgmatSpec = override && which === 'sgmat' ? override : undefined;
   const dawn = createRequire(import.meta.url)(dawnPath ?? 'webgpu') as {
     create: (f: string[]) => GPU;
   };
@@ -77,7 +80,11 @@ async function main(): Promise<void> {
         which === 'sgmat'
           ? adapter
           : await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      const sg = await createWebGPUBackend({ adapter: adapter2!, subgroupMatrix: true });
+      const sg = await createWebGPUBackend({
+        adapter: adapter2!,
+        subgroupMatrix: true,
+        ...(sgmatSpec ? { sgmatSpec: () => sgmatSpec } : {}),
+      });
       const f16 = cases.filter((c) => c.dtype === 'float16');
       let sgFails = 0;
       const rep = await runConformance(sg, {
@@ -89,7 +96,7 @@ async function main(): Promise<void> {
       });
       all.sgmat = {
         backend: sg.name,
-        note: 'QT (16-row Q tiles per workgroup) from chooseSgmatQT',
+        spec: sgmatSpec ?? 'default (chooseSgmat)',
         active: sg.subgroupMatrix,
         cases: f16.length,
         passed: rep.passed,

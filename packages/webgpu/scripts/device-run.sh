@@ -15,6 +15,10 @@ dn=./dawn.node
 # conformance: ci + full cases with Nq, Nk <= 129, all dtypes (default tiles), and the f16 cases on sgmat
 timeout 150 node device-conformance.mjs $dn "$out/conformance.json" "$seed" plain 2>&1 | tail -8
 timeout 90 node device-conformance.mjs $dn "$out/conformance-sgmat.json" "$seed" sgmat 2>&1 | tail -6
+# further subgroup-matrix shapes the sgmat sweep may pick (JSON, space-separated)
+for t in ${SGMAT_EXTRA:-}; do
+  timeout 90 node device-conformance.mjs $dn "$out/conformance-sgmat-$(echo "$t" | tr -dc 'A-Za-z0-9' | head -c 40).json" "$seed" sgmat "$t" 2>&1 | tail -2
+done
 for t in ${EXTRA_TILES:-}; do
   timeout 200 node device-conformance.mjs $dn "$out/conformance-$(echo "$t" | tr -dc 'A-Za-z0-9' | head -c 40).json" "$seed" plain "$t" 2>&1 | tail -3
 done

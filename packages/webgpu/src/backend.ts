@@ -26,13 +26,13 @@ import { flashBackwardDqWGSL } from './kernels/flash-backward-dq.wgsl.js';
 import { flashBackwardPreprocessWGSL, PREPROCESS_WG } from './kernels/flash-backward-preprocess.wgsl.js';
 import { flashForwardWGSL } from './kernels/flash-forward.wgsl.js';
 import { flashForwardV4WGSL } from './kernels/flash-forward-v4.wgsl.js';
-import { flashForwardSgmatWGSL, sgmatRows, sgmatSupports } from './kernels/flash-forward-sgmat.wgsl.js';
+import { flashForwardSgmatWGSL, sgmatRows, sgmatSupports, type SgmatSpec } from './kernels/flash-forward-sgmat.wgsl.js';
 
 const SGMAT_FEATURE = 'chromium-experimental-subgroup-matrix';
 import { packParams } from './kernels/params.wgsl.js';
 import { dtypeCode, storageKind, type StorageKind } from './kernels/storage.wgsl.js';
 import { Runtime } from './runtime.js';
-import { chooseSgmatQT, chooseVariant, type Variant } from './variants.js';
+import { chooseSgmat, chooseVariant, type Variant } from './variants.js';
 import type { Tiles } from './kernels/tiles.js';
 
 export interface WebGPUBackendOptions extends AcquireOptions {
@@ -47,8 +47,8 @@ export interface WebGPUBackendOptions extends AcquireOptions {
    * allow_unsafe_apis). Experimental; default false.
    */
   subgroupMatrix?: boolean;
-  /** Subgroup-matrix forward: 16-row Q tiles per workgroup, per head dim (benchmarks and tuning). */
-  sgmatQT?: (headDim: number) => number | undefined;
+  /** Subgroup-matrix forward: force its shape per head dim (benchmarks and tuning). */
+  sgmatSpec?: (headDim: number) => Partial<Omit<SgmatSpec, 'headDim' | 'ablate'>> | undefined;
   /** Force tile sizes (benchmarks and tuning), for all head dims or per head dim; each must fit the device. */
   tiles?: Partial<Variant> | ((headDim: number) => Partial<Variant> | undefined);
 }
@@ -255,9 +255,11 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     const kind = kindOf(q.dtype);
     const tiles = variant(s.headDim).forward;
     const useSgmat = sgmat && q.dtype === 'float16' && sgmatSupports(s.headDim);
-    const sgSpec = { headDim: s.headDim, QT: options.sgmatQT?.(s.headDim) ?? chooseSgmatQT(s.headDim, device.limits) };
+    const sgSpec: SgmatSpec = { ...chooseSgmat(s.headDim, device.limits), ...options.sgmatSpec?.(s.headDim), headDim: s.headDim };
     const pl = useSgmat
-      ? rt.pipeline(`flash-forward-sgmat-d${s.headDim}-qt${sgSpec.QT}`, () => flashForwardSgmatWGSL(sgSpec))
+      ? rt.pipeline(`flash-forward-sgmat-d${s.headDim}-qt${sgSpec.QT}-bc${sgSpec.BC ?? 32}${sgSpec.QREG ? '-qreg' : ''}`, () =>
+          flashForwardSgmatWGSL(sgSpec),
+        )
       : rt.pipeline(`flash-forward-d${s.headDim}-${kind}-${tileKey(tiles)}`, () =>
           tiles.V4
             ? flashForwardV4WGSL({ headDim: s.headDim, kind, tiles })

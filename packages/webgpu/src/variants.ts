@@ -6,7 +6,7 @@ import { flashBackwardDkdvSharedBytes } from './kernels/flash-backward-dkdv.wgsl
 import { flashBackwardDqSharedBytes } from './kernels/flash-backward-dq.wgsl.js';
 import { flashForwardSharedBytes } from './kernels/flash-forward.wgsl.js';
 import { deriveV4, flashForwardV4SharedBytes } from './kernels/flash-forward-v4.wgsl.js';
-import { sgmatSharedBytes } from './kernels/flash-forward-sgmat.wgsl.js';
+import { sgmatSharedBytes, type SgmatSpec } from './kernels/flash-forward-sgmat.wgsl.js';
 import { derive, type Tiles } from './kernels/tiles.js';
 
 export interface DeviceLimits {
@@ -118,14 +118,15 @@ export function chooseVariant(headDim: number, lim: DeviceLimits, compact = fals
 // (h100-v4-tune2-2026-11-21.json): D = 64: QT 1 / 2 / 4 = 9.3 / 7.7 / 4.2 TFLOP/s; D = 128:
 // QT 1 / 2 / 3 = 10.2 / 5.8 / 5.4. More Q tiles per subgroup cost more than the K/V staging they save
 // once that staging overlaps its loads (and the accumulators of QT tiles crowd the registers).
-const SGMAT_QT: Readonly<Record<number, readonly number[]>> = {
-  64: [1],
-  128: [1],
+const SGMAT: Readonly<Record<number, readonly Omit<SgmatSpec, 'headDim'>[]>> = {
+  64: [{ QT: 1 }],
+  128: [{ QT: 1 }],
 };
 
-export function chooseSgmatQT(headDim: number, lim: DeviceLimits): number {
-  for (const QT of SGMAT_QT[headDim] ?? [1]) {
-    if (sgmatSharedBytes({ headDim, QT }) <= lim.maxComputeWorkgroupStorageSize) return QT;
+/** The subgroup-matrix forward's shape for a head dim: the first candidate that fits. */
+export function chooseSgmat(headDim: number, lim: DeviceLimits): Omit<SgmatSpec, 'headDim'> {
+  for (const c of SGMAT[headDim] ?? [{ QT: 1 }]) {
+    if (sgmatSharedBytes({ ...c, headDim }) <= lim.maxComputeWorkgroupStorageSize) return c;
   }
-  return 1;
+  return { QT: 1 };
 }

@@ -33,13 +33,16 @@ import { LN2, LOG2E, PARAMS_WGSL } from './params.wgsl.js';
 import { NEG } from './storage.wgsl.js';
 import { unroll } from './tiles.js';
 
-const BC = 32;
 const M = 16;
 
 export interface SgmatSpec {
   headDim: number;
   /** 16-row Q tiles per workgroup (the one subgroup reuses each staged K/V tile for all of them). */
   QT: number;
+  /** Keys per staged K/V tile (32 or 64; default 32). */
+  BC?: number;
+  /** Hold Q's left matrices in registers for the whole kernel instead of reloading them per tile. */
+  QREG?: boolean;
   /**
    * Benchmarks only (results are wrong): leave out one part of the work to see what it costs.
    * 'mma': no subgroup-matrix multiplies; 'softmax': no exp / row max work; 'loads': K/V tiles are not
@@ -61,12 +64,15 @@ export function sgmatRows(spec: SgmatSpec): number {
 /** Workgroup memory (bytes). */
 export function sgmatSharedBytes(spec: SgmatSpec): number {
   const D = spec.headDim;
+  const BC = spec.BC ?? 32;
   return 2 * (16 * spec.QT * D + 2 * BC * D) + 4 * spec.QT * M * BC + 2 * spec.QT * M * BC;
 }
 
 export function flashForwardSgmatWGSL(spec: SgmatSpec): string {
   const D = spec.headDim;
   const QT = spec.QT;
+  const BC = spec.BC ?? 32;
+  const QREG = !!spec.QREG;
   const BR = 16 * QT;
   const NT = 32;
   const D4 = D / 4;
@@ -75,6 +81,8 @@ export function flashForwardSgmatWGSL(spec: SgmatSpec): string {
   const noMma = spec.ablate === 'mma';
   const noSoftmax = spec.ablate === 'softmax';
   const noLoads = spec.ablate === 'loads';
+  const qLeft = (qt: number, kb: number) =>
+    QREG ? `qa${qt}_${kb}` : `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, ${qt * M * D + kb * 16}u, false, ${D}u)`;
   const computeS = (qt: number) => `
     // S (16, BC) of Q tile ${qt} = Q rows (16, D) . K tile^T (D, BC)
 ${unroll(NB, (nb) => `    {
@@ -82,12 +90,12 @@ ${unroll(NB, (nb) => `    {
 ${
   noMma
     ? ''
-    : `      for (var kb = 0u; kb < ${KB}u; kb++) {
-        let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, ${qt * M * D}u + kb * 16u, false, ${D}u);
-        let b = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${nb * M * D}u + kb * 16u, true, ${D}u);
-        s = subgroupMatrixMultiplyAccumulate(a, b, s);
-      }
-`
+    : unroll(
+        KB,
+        (kb) => `      s = subgroupMatrixMultiplyAccumulate(${qLeft(qt, kb)},
+        subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Ks, ${nb * M * D + kb * 16}u, true, ${D}u), s);
+`,
+      )
 }      subgroupMatrixStore(&Ss, ${qt * M * BC + nb * M}u, s, false, ${BC}u);
     }
 `)}`;
@@ -99,21 +107,25 @@ ${
   // around the load): their S is masked and their P is 0, and a real key's V is finite (0 * V = 0).
   const per = (BC * D4) / NT; // vec4<f16> per lane per tile (BC * D / 4 is a multiple of 32)
   const loadTiles = (pairs: readonly (readonly [string, string])[]) => {
-    let code = '\n    {';
-    for (const [arr, buf] of pairs) {
-      for (let t = 0; t < per; t++) {
+    const items: [string, string, number][] = [];
+    for (const [arr, buf] of pairs) for (let t = 0; t < per; t++) items.push([arr, buf, t]);
+    let code = '';
+    // at most 16 loads in flight per lane (32 registers of f16 pairs)
+    for (let g = 0; g < items.length; g += 16) {
+      const group = items.slice(g, g + 16);
+      code += '\n    {';
+      for (const [arr, buf, t] of group) {
         code += `
       let ${arr}e${t} = lid + ${t * NT}u;
       let ${arr}x${t} = ${buf}[(kBase + min(j0 + ${arr}e${t} / ${D4}u, p.Nk - 1u) * kRow) / 4u + ${arr}e${t} % ${D4}u];`;
       }
-    }
-    for (const [arr] of pairs) {
-      for (let t = 0; t < per; t++) {
+      for (const [arr, , t] of group) {
         code += `
       ${arr}[4u * ${arr}e${t}] = ${arr}x${t}.x; ${arr}[4u * ${arr}e${t} + 1u] = ${arr}x${t}.y; ${arr}[4u * ${arr}e${t} + 2u] = ${arr}x${t}.z; ${arr}[4u * ${arr}e${t} + 3u] = ${arr}x${t}.w;`;
       }
+      code += '\n    }';
     }
-    return code + '\n    }';
+    return code;
   };
   const loadTile = (arr: string, buf: string) => loadTiles([[arr, buf]]);
   const stage = (what: string) => (noLoads ? `\n    if (j0 == jBegin) {${what}\n    }` : what);
@@ -171,6 +183,13 @@ ${unroll(QT, (qt) => `  { let i = i32(row0 + ${row(qt)});
     Qs[4u * e] = x.x; Qs[4u * e + 1u] = x.y; Qs[4u * e + 2u] = x.z; Qs[4u * e + 3u] = x.w;
   }
 
+${
+  QREG
+    ? `  workgroupBarrier();
+  // Q's left matrices, held for the whole kernel
+${unroll(QT, (qt) => unroll(KB, (kb) => `  let qa${qt}_${kb} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, ${qt * M * D + kb * 16}u, false, ${D}u);\n`))}`
+    : ''
+}
   // Pass 1: m_i = max_j S_ij over the visible keys, and its key j*
   for (var j0 = jBegin; j0 < jEnd; j0 += ${BC}u) {
     workgroupBarrier();${stage(loadTile('Ks', 'k'))}
