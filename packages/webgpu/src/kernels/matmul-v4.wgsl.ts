@@ -25,6 +25,9 @@ export function matmulV4WGSL(s: MatmulV4Spec): string {
   const AS = BM + 4; // As (BK, AS) words: A^T
   const BS = BM; // Bs (BK, BS) words
   const T = 4 * G; // rows (and columns) per invocation
+  if (M % BM !== 0 || N % BM !== 0 || K % BK !== 0 || BK % 4 !== 0) {
+    throw new Error(`matmulV4WGSL: M, N must be multiples of ${BM} and K of BK = ${BK} (a multiple of 4); got ${M}, ${N}, ${K}`);
+  }
   return `
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;   // (M, K / 4)
 @group(0) @binding(1) var<storage, read> Bm: array<vec4<f32>>;  // (K, N / 4)
