@@ -1,0 +1,49 @@
+/**
+ * Which kernel and tiles each head dim gets (the data-driven lists in variants.ts): the vec4 forward
+ * where it pads the head dim by at most 1/8 and fits the device, the scalar forward otherwise, small
+ * tiles on software adapters; the subgroup-matrix shape that fits.
+ */
+import { describe, expect, it } from 'vitest';
+import { deriveV4, flashForwardV4SharedBytes } from './kernels/flash-forward-v4.wgsl.js';
+import { sgmatSharedBytes } from './kernels/flash-forward-sgmat.wgsl.js';
+import { chooseSgmat, chooseVariant } from './variants.js';
+
+// The H100 through Dawn/Vulkan, and SwiftShader.
+const H100 = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+const SWIFT = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256 };
+
+describe('chooseVariant', () => {
+  it('gives D = 64 and 128 the measured vec4 default (128 x 64, 8 x 4, DK = JK = 16)', () => {
+    for (const D of [64, 128]) {
+      expect(chooseVariant(D, H100).forward).toEqual({ BR: 128, BC: 64, TM: 8, TN: 4, DK: 16, JK: 16, V4: true });
+    }
+  });
+  it('falls back to smaller vec4 chunks at D = 256 (the 16-wide chunks need 49 KiB)', () => {
+    const f = chooseVariant(256, H100).forward;
+    expect(f.V4).toBe(true);
+    expect(f.DK).toBe(8);
+    expect(flashForwardV4SharedBytes(256, f)).toBeLessThanOrEqual(H100.maxComputeWorkgroupStorageSize);
+  });
+  it('keeps the scalar forward where the vec4 layout would pad the head dim by more than 1/8', () => {
+    for (const D of [32, 80, 96]) {
+      const f = chooseVariant(D, H100).forward;
+      expect(f.V4, `D = ${D}`).toBeFalsy();
+      expect(deriveV4({ ...f, BR: 128, BC: 64, TM: 8, TN: 4, DK: 16, JK: 16, V4: true }, D).DP).toBeGreaterThan((D * 9) / 8);
+    }
+  });
+  it('gives software adapters the compact scalar tiles', () => {
+    const v = chooseVariant(64, SWIFT, true);
+    expect(v.forward.V4).toBeFalsy();
+    expect(v.forward.BR).toBe(16);
+  });
+});
+
+describe('chooseSgmat', () => {
+  it('picks one Q tile with Q in registers, which fits the workgroup memory', () => {
+    for (const D of [64, 128]) {
+      const s = chooseSgmat(D, H100);
+      expect(s).toEqual({ QT: 1, QREG: true });
+      expect(sgmatSharedBytes({ ...s, headDim: D })).toBeLessThanOrEqual(H100.maxComputeWorkgroupStorageSize);
+    }
+  });
+});
