@@ -117,4 +117,14 @@ __device__ __forceinline__ int key_hi(int i, const AttnShape& s) {
   return s.window_right < 0 ? s.Nk : min(s.Nk, i + s.Nk - s.Nq + s.window_right + 1);
 }
 
+// A Q block whose rows see no key at all (windows, Nk = 0 ranges): out = 0, lse = -inf for its rows_q rows.
+template <int D, int NT, typename T>
+__device__ __forceinline__ void write_fully_masked_rows(T* gO, int64_t q_rs, float* gLse, int rows_q, int tid) {
+  for (int idx = tid; idx < rows_q * (D / 8); idx += NT) {
+    const int r = idx / (D / 8), c = idx % (D / 8);
+    *reinterpret_cast<uint4*>(gO + r * q_rs + c * 8) = make_uint4(0, 0, 0, 0);
+  }
+  for (int r = tid; r < rows_q; r += NT) gLse[r] = -INFINITY;
+}
+
 }  // namespace flash

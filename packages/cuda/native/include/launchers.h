@@ -37,13 +37,18 @@ int bwd_block_q(int head_dim);
 // Backward kernel for D = 64 / 128: 0 = flash_bwd_dkdv (16 keys per warp), 1 = flash_bwd_dkdv_w2x4 (Br = 64),
 // 2 = w2x4 with P^T / dS^T only from shared memory, 3 = w2x4 with Br = 128 for D = 64, as 1 for D = 128,
 // 4 = 3 with the Q blocks of each key block in rotated order (ROT), 5 = 3 with the smaller loop body (COMPACT),
-// 6 = flash_bwd_dkdv_wgmma where bwd_wgmma_available(), else 3 (default).
+// 6 = flash_bwd_dkdv_wgmma where wgmma_available(), else 3 (default).
 // FLASHATTN_CUDA_BWD=16x1 | 2x4 | 2x4s | 2x4b | 2x4r | 2x4c | wgmma overrides the
 // default (read once; for comparing the kernels on the device).
 int bwd_kernel_choice();
-// True when the current device is compute capability 9.0 and this binary holds the sm_90a code of the wgmma
-// backward (checked once per device with a probe kernel).
-bool bwd_wgmma_available();
+// True when the current device is compute capability 9.0 and this binary holds sm_90a code (the wgmma kernels;
+// checked once per device with a probe kernel).
+bool wgmma_available();
+// The wgmma (sm_90a) forward, D = 64 or 128 (inst/fwd_wgmma_sm90a.cu).
+cudaError_t run_fwd_wgmma(int dtype, const FwdParams& p, cudaStream_t stream);
+// Forward kernel for D = 64 / 128: 0 = flash_fwd (mma.sync, default), 2 / 3 = flash_fwd_wgmma with Bc = 64 / 128
+// where wgmma_available(). FLASHATTN_CUDA_FWD=mma | wgmma64 | wgmma128 (= wgmma).
+int fwd_kernel_choice();
 // The wgmma (sm_90a) dK/dV/dQ kernel, D = 64 or 128 (inst/bwd_wgmma_sm90a.cu).
 cudaError_t run_bwd_wgmma(int dtype, const BwdParams& p, cudaStream_t stream);
 

@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 
+#include "flash_common.cuh"
 #include "wgmma_ops.cuh"
 
 namespace flash {
@@ -58,6 +59,23 @@ template <int R>
 __device__ __forceinline__ void pin(float (&d)[R]) {
 #pragma unroll
   for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+
+// Copy rows [0, valid_rows) of a (ROWS, D) tile (global row stride g_stride) into the core-matrix tiled layout
+// at s_addr; rows >= valid_rows are zero-filled. Eight consecutive threads fill one 128-byte core matrix (one
+// 16-byte chunk of eight rows), so the shared-memory writes are conflict-free.
+template <int ROWS, int D, int NT, typename T>
+__device__ __forceinline__ void load_tile_cm(uint32_t s_addr, const T* g, int64_t g_stride, int valid_rows,
+                                             const T* fallback, int tid) {
+  constexpr int CH = D / 8, TOTAL = ROWS * CH;
+  static_assert(TOTAL % NT == 0 && ROWS % 8 == 0, "tile");
+#pragma unroll
+  for (int i = 0; i < TOTAL / NT; ++i) {
+    const int idx = tid + i * NT;
+    const int r = (idx / (8 * CH)) * 8 + idx % 8, c = (idx / 8) % CH;
+    const bool ok = r < valid_rows;
+    cp_async16(s_addr + ((r / 8) * CH + c) * 128 + (r % 8) * 16, ok ? g + r * g_stride + c * 8 : fallback, ok);
+  }
 }
 
 template <typename T, int N>

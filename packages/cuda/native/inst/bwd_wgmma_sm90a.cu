@@ -1,6 +1,6 @@
 // Instantiations of the wgmma (sm_90a) backward, D = 64 and 128, fp16 / bf16, and the check that this binary
 // holds sm_90a code for the current device. The default build targets sm_80 and sm_90a (binding.gyp); a build
-// without sm_90a compiles the kernel as a stub and bwd_wgmma_available() then answers false.
+// without sm_90a compiles the kernel as a stub and wgmma_available() then answers false.
 #include <atomic>
 
 #include "../include/launchers.h"
@@ -18,7 +18,7 @@ __global__ void wgmma_probe_kernel() {
 #endif
 }
 
-bool bwd_wgmma_available() {
+bool wgmma_available() {
   static std::atomic<int> state[64];  // per device: 0 unknown, 1 available, 2 not
   int dev = 0;
   if (cudaGetDevice(&dev) != cudaSuccess || dev < 0 || dev >= 64) return false;

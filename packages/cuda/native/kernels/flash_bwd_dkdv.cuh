@@ -22,6 +22,38 @@ __device__ __forceinline__ void query_range(int n0, int Bc, const AttnShape& s, 
   i_end = s.window_left < 0 ? s.Nq : min(s.Nq, n_end - shift + s.window_left);
 }
 
+// Deterministic mode (dq_semaphore set): the key blocks that reach Q block mb add into dQ_mb one after another,
+// in increasing nb. The first of them is the smallest nb' whose query range reaches Q block mb; block nb waits
+// until the semaphore counts nb - nb' finished blocks. Every thread of the block calls both functions.
+// (A block only waits for blocks of lower index, which the hardware dispatches first.)
+__device__ __forceinline__ int* dq_turn_semaphore(const BwdParams& p, int b, int h, int mb, int Br) {
+  return p.dq_semaphore ? p.dq_semaphore + ((int64_t)b * p.s.Hq + h) * cdiv(p.s.Nq, Br) + mb : nullptr;
+}
+__device__ __forceinline__ void dq_wait_turn(int* sem, const AttnShape& s, int nb, int mb, int Bc, int Br) {
+  if (!sem) return;
+  if (threadIdx.x == 0) {
+    int lo = 0, hi = nb;
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      int a, e;
+      query_range(mid * Bc, Bc, s, a, e);
+      const bool reaches = e > a && cdiv(e, Br) > mb;
+      if (reaches) hi = mid; else lo = mid + 1;
+    }
+    const int turn = nb - lo;
+    while (atomicAdd(sem, 0) != turn) __nanosleep(64);
+    __threadfence();
+  }
+  __syncthreads();
+}
+// After this block's dQ_mb atomics: make them visible, then hand the turn on.
+__device__ __forceinline__ void dq_pass_turn(int* sem) {
+  if (!sem) return;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) atomicAdd(sem, 1);
+}
+
 template <typename T, int D, int Bc, int Br, int CS, int STAGES, int MINB>
 __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel(const BwdParams p) {
   using M = MmaType<T>;
@@ -206,25 +238,8 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
     }
     __syncthreads();  // dS^T complete
     // Algorithm 2, line 18: dQ_i += dS K_j (unscaled; the convert kernel applies softmaxScale).
-    int* sem = p.dq_semaphore ? p.dq_semaphore + ((int64_t)b * s.Hq + h) * cdiv(s.Nq, Br) + mb : nullptr;
-    if (sem) {
-      // Deterministic mode: key blocks add into dQ_i one after another, in increasing order. The first key
-      // block that touches this Q block is the smallest nb' whose query range reaches past m0.
-      if (tid == 0) {
-        int lo = 0, hi = nb;
-        while (lo < hi) {
-          const int mid = (lo + hi) / 2;
-          int a, e;
-          query_range(mid * Bc, Bc, s, a, e);
-          const bool reaches = e > a && cdiv(e, Br) > mb;
-          if (reaches) hi = mid; else lo = mid + 1;
-        }
-        const int turn = nb - lo;
-        while (atomicAdd(sem, 0) != turn) __nanosleep(64);
-        __threadfence();
-      }
-      __syncthreads();
-    }
+    int* sem = dq_turn_semaphore(p, b, h, mb, Br);
+    dq_wait_turn(sem, s, nb, mb, Bc, Br);
 #pragma unroll
     for (int c0 = 0; c0 < DQC; c0 += DQCH) {
       float dq[DQCH / 8][4];
@@ -273,11 +288,7 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
       }
 #endif
     }
-    if (sem) {
-      __threadfence();
-      __syncthreads();
-      if (tid == 0) atomicAdd(sem, 1);
-    }
+    dq_pass_turn(sem);
     __syncthreads();  // done with this stage's Q/dO and with sdS before they are overwritten
   }
 

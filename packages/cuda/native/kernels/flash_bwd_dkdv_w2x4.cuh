@@ -289,25 +289,8 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
     }
 
     // Algorithm 2, line 18: dQ_i += dS K_j (unscaled; the convert kernel applies softmaxScale).
-    int* sem = p.dq_semaphore ? p.dq_semaphore + ((int64_t)b * s.Hq + h) * cdiv(s.Nq, Br) + mb : nullptr;
-    if (sem) {
-      // Deterministic mode: key blocks add into dQ_i one after another, in increasing order (as in
-      // flash_bwd_dkdv.cuh; same Bc and Br, so the same semaphores).
-      if (tid == 0) {
-        int lo = 0, hi = nb;
-        while (lo < hi) {
-          const int mid = (lo + hi) / 2;
-          int a, e;
-          query_range(mid * Bc, Bc, s, a, e);
-          const bool reaches = e > a && cdiv(e, Br) > mb;
-          if (reaches) hi = mid; else lo = mid + 1;
-        }
-        const int turn = nb - lo;
-        while (atomicAdd(sem, 0) != turn) __nanosleep(64);
-        __threadfence();
-      }
-      __syncthreads();
-    }
+    int* sem = dq_turn_semaphore(p, b, h, mb, Br);
+    dq_wait_turn(sem, s, nb, mb, Bc, Br);
     {
       float dq[2][DQC / 8][4];  // queries rg*32 + mt*16.. x columns cg*DQC..
 #pragma unroll
@@ -362,11 +345,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_w2x4_kernel(const BwdPa
 #endif
       }
     }
-    if (sem) {
-      __threadfence();
-      __syncthreads();
-      if (tid == 0) atomicAdd(sem, 1);
-    }
+    dq_pass_turn(sem);
     // No barrier here: the next iteration's first barrier orders these reads before the next writes.
   }
 

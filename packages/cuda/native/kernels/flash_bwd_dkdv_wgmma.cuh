@@ -25,23 +25,6 @@ __device__ __forceinline__ void red_add_v4(float* dst, float4 v) {
                : "memory");
 }
 
-// Copy rows [0, valid_rows) of a (ROWS, D) tile (global row stride g_stride) into the core-matrix tiled layout
-// at s_addr; rows >= valid_rows are zero-filled. Eight consecutive threads fill one 128-byte core matrix (one
-// 16-byte chunk of eight rows), so the shared-memory writes are conflict-free.
-template <int ROWS, int D, int NT, typename T>
-__device__ __forceinline__ void load_tile_cm(uint32_t s_addr, const T* g, int64_t g_stride, int valid_rows,
-                                             const T* fallback, int tid) {
-  constexpr int CH = D / 8, TOTAL = ROWS * CH;
-  static_assert(TOTAL % NT == 0 && ROWS % 8 == 0, "tile");
-#pragma unroll
-  for (int i = 0; i < TOTAL / NT; ++i) {
-    const int idx = tid + i * NT;
-    const int r = (idx / (8 * CH)) * 8 + idx % 8, c = (idx / 8) % CH;
-    const bool ok = r < valid_rows;
-    cp_async16(s_addr + ((r / 8) * CH + c) * 128 + (r % 8) * 16, ok ? g + r * g_stride + c * 8 : fallback, ok);
-  }
-}
-
 template <typename T, int D, int Br, int MODE>
 __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -95,8 +78,8 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
 
   auto load_q_block = [&](int mb, int stage) {
     const int m0 = mb * Br, rows = min(Br, s.Nq - m0);
-    load_tile_cm<Br, D, NT>(sQ_a + stage * Br * D * 2, gQ + (int64_t)m0 * q_rs, q_rs, rows, gQ0, tid);
-    load_tile_cm<Br, D, NT>(sdO_a + stage * Br * D * 2, gdO + (int64_t)m0 * q_rs, q_rs, rows, gdO0, tid);
+    wgmma::load_tile_cm<Br, D, NT>(sQ_a + stage * Br * D * 2, gQ + (int64_t)m0 * q_rs, q_rs, rows, gQ0, tid);
+    wgmma::load_tile_cm<Br, D, NT>(sdO_a + stage * Br * D * 2, gdO + (int64_t)m0 * q_rs, q_rs, rows, gdO0, tid);
     for (int r = tid; r < Br; r += NT) {
       cp_async4(smem_addr(sLse + stage * Br + r), r < rows ? gLse + m0 + r : p.lse, r < rows);
       cp_async4(smem_addr(sDi + stage * Br + r), r < rows ? gDi + m0 + r : p.d_rowsum, r < rows);
@@ -104,8 +87,8 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
   };
   // Algorithm 2, line 6: load K_j, V_j; and the first Q_i, dO_i, lse_i, D_i.
   if (mb_lo < mb_hi) {
-    load_tile_cm<Bc, D, NT>(sK_a, gK0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gK0, tid);
-    load_tile_cm<Bc, D, NT>(sV_a, gV0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gV0, tid);
+    wgmma::load_tile_cm<Bc, D, NT>(sK_a, gK0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gK0, tid);
+    wgmma::load_tile_cm<Bc, D, NT>(sV_a, gV0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gV0, tid);
     load_q_block(mb_lo, 0);
   }
   cp_async_commit();
@@ -119,25 +102,8 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
   float dq[QN / 2];  // queries q0 + 16*wl.. x columns c0.. (wgmma accumulator layout)
   // Adds dq into dQ_accum rows of Q block mb (unscaled; the convert kernel applies softmaxScale).
   auto flush_dq = [&](int mb) {
-    int* sem = p.dq_semaphore ? p.dq_semaphore + ((int64_t)b * s.Hq + h) * cdiv(s.Nq, Br) + mb : nullptr;
-    if (sem) {
-      // Deterministic mode: key blocks add into dQ_i one after another, in increasing order (as in
-      // flash_bwd_dkdv_w2x4.cuh).
-      if (tid == 0) {
-        int lo = 0, hi = nb;
-        while (lo < hi) {
-          const int mid = (lo + hi) / 2;
-          int a, e;
-          query_range(mid * Bc, Bc, s, a, e);
-          const bool reaches = e > a && cdiv(e, Br) > mb;
-          if (reaches) hi = mid; else lo = mid + 1;
-        }
-        const int turn = nb - lo;
-        while (atomicAdd(sem, 0) != turn) __nanosleep(64);
-        __threadfence();
-      }
-      __syncthreads();
-    }
+    int* sem = dq_turn_semaphore(p, b, h, mb, Br);
+    dq_wait_turn(sem, s, nb, mb, Bc, Br);
     // One float4 atomic per n8 tile: lanes t, t^1 swap halves (see flash_bwd_dkdv.cuh).
     const bool even = (t & 1) == 0;
     const int i = mb * Br + q0 + wl * 16 + g + (even ? 0 : 8);
@@ -150,11 +116,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
                               : make_float4(r0, r1, dq[4 * n + 2], dq[4 * n + 3]);
       if (i < s.Nq) red_add_v4(dst + n * 8, val);
     }
-    if (sem) {
-      __threadfence();
-      __syncthreads();
-      if (tid == 0) atomicAdd(sem, 1);
-    }
+    dq_pass_turn(sem);
   };
 
   // Algorithm 2, line 7: for i = 1..Tr
@@ -319,7 +281,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
     }
   }
 #else
-  __trap();  // built without sm_90a: bwd_wgmma_available() reports false and this kernel is never launched
+  __trap();  // built without sm_90a: wgmma_available() reports false and this kernel is never launched
 #endif
 }
 

@@ -51,11 +51,7 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FwdParams p) {
   const int nb_hi = k_hi > k_lo ? (k_hi + Bc - 1) / Bc : nb_lo;
 
   if (nb_lo >= nb_hi) {  // every row fully masked: out = 0, lse = -inf
-    for (int idx = tid; idx < rows_q * (D / 8); idx += NT) {
-      const int r = idx / (D / 8), c = idx % (D / 8);
-      *reinterpret_cast<uint4*>(gO + r * q_rs + c * 8) = make_uint4(0, 0, 0, 0);
-    }
-    for (int r = tid; r < rows_q; r += NT) gLse[r] = -INFINITY;
+    write_fully_masked_rows<D, NT>(gO, q_rs, gLse, rows_q, tid);
     return;
   }
 
