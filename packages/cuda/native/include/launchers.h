@@ -44,11 +44,6 @@ int bwd_kernel_choice();
 // True when the current device is compute capability 9.0 and this binary holds sm_90a code (the wgmma kernels;
 // checked once per device with a probe kernel).
 bool wgmma_available();
-// The wgmma (sm_90a) forward, D = 64 or 128 (inst/fwd_wgmma_sm90a.cu).
-cudaError_t run_fwd_wgmma(int dtype, const FwdParams& p, cudaStream_t stream);
-// Forward kernel for D = 64 / 128: 0 = flash_fwd (mma.sync, default), 2 / 3 = flash_fwd_wgmma with Bc = 64 / 128
-// where wgmma_available(). FLASHATTN_CUDA_FWD=mma | wgmma64 | wgmma128 (= wgmma).
-int fwd_kernel_choice();
 // The wgmma (sm_90a) dK/dV/dQ kernel, D = 64 or 128 (inst/bwd_wgmma_sm90a.cu).
 cudaError_t run_bwd_wgmma(int dtype, const BwdParams& p, cudaStream_t stream);
 

@@ -14,20 +14,7 @@ constexpr int kBwdKernelDefault = 6;
   case D:                                                                    \
     return dtype == kFloat16 ? run_##KIND##_fp16_d##D(p, stream) : run_##KIND##_bf16_d##D(p, stream);
 
-int fwd_kernel_choice() {
-  static const int choice = [] {
-    const char* v = std::getenv("FLASHATTN_CUDA_FWD");
-    if (v && std::strcmp(v, "mma") == 0) return 0;
-    if (v && std::strcmp(v, "wgmma64") == 0) return 2;
-    if (v && std::strcmp(v, "wgmma128") == 0 || v && std::strcmp(v, "wgmma") == 0) return 3;
-    return 0;  // mma.sync: the wgmma forward measured slower (README tuning log)
-  }();
-  return choice;
-}
-
 cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream) {
-  if ((p.s.D == 64 || p.s.D == 128) && fwd_kernel_choice() != 0 && wgmma_available())
-    return run_fwd_wgmma(dtype, p, stream);
   switch (p.s.D) {
     FLASH_CASE(32, fwd)
     FLASH_CASE(64, fwd)
