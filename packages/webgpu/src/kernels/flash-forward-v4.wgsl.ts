@@ -27,7 +27,7 @@
  */
 import { LN2, LOG2E, PARAMS_WGSL } from './params.wgsl.js';
 import { arrayType, enableFor, loadFn, NEG, type StorageKind } from './storage.wgsl.js';
-import { unroll, type Tiles } from './tiles.js';
+import { gcd, unroll, type Tiles } from './tiles.js';
 
 export interface V4Derived extends Tiles {
   GX: number;
@@ -47,10 +47,6 @@ export interface V4Derived extends Tiles {
   POFF: number;
   /** Total words. */
   WORDS: number;
-}
-
-function gcd(a: number, b: number): number {
-  return b === 0 ? a : gcd(b, a % b);
 }
 
 /** Shapes of the vec4 kernel; throws when the tiles do not suit it (TM, TN not multiples of 4). */

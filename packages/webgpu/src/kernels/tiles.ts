@@ -37,7 +37,8 @@ export interface Derived extends Tiles {
   SC: number;
 }
 
-function gcd(a: number, b: number): number {
+/** Greatest common divisor (tile arithmetic). */
+export function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
 
