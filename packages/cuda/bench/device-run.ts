@@ -295,6 +295,18 @@ async function selftest(): Promise<number> {
     be.addon.free(be.device, buf);
     be.addon.free(be.device, lse);
   }
+  // dispose() returns the pool's cached memory: a 1 GiB buffer freed, the backend disposed -> reserved drops
+  {
+    const tmp = createCudaBackend();
+    const big = tmp.addon.malloc(tmp.device, 1 << 30);
+    tmp.addon.free(tmp.device, big);
+    await tmp.synchronize();
+    const [, , before] = tmp.addon.memPoolUsage(tmp.device, false);
+    await tmp.dispose();
+    const [, , after] = tmp.addon.memPoolUsage(tmp.device, false);
+    check('dispose() returns the pool\'s cached memory', before - after >= 1 << 30,
+      `reserved ${(before / 2 ** 20).toFixed(0)} -> ${(after / 2 ** 20).toFixed(0)} MiB`);
+  }
   await be.dispose();
   console.log(`selftest: ${failed} failed`);
   return failed === 0 ? 0 : 1;

@@ -550,8 +550,9 @@ napi_value Benchmark(napi_env env, napi_callback_info info) {
   return queue_job(env, job, "flashattn.benchmark");
 }
 
-// memPoolUsage(dev, resetHigh: boolean) -> [current, high]: bytes of the stream-ordered pool in use now and
-// its high watermark since the last reset (every device buffer of this package comes from that pool).
+// memPoolUsage(dev, resetHigh: boolean) -> [current, high, reserved]: bytes of the stream-ordered pool in use
+// now, its high watermark since the last reset, and the bytes it holds from the driver (in use or cached for
+// reuse; every device buffer of this package comes from that pool).
 napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t dev;
@@ -560,9 +561,10 @@ napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
   CHECK_NAPI(napi_get_value_bool(env, argv[1], &reset));
   cudaMemPool_t pool;
   cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, (int)dev);
-  uint64_t current = 0, high = 0;
+  uint64_t current = 0, high = 0, reserved = 0;
   if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &current);
   if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
   if (err == cudaSuccess && reset) {
     uint64_t zero = 0;  // resetting to zero restarts the watermark from the current use
     err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
@@ -571,13 +573,28 @@ napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
     napi_throw(env, make_error(env, err, "cudaMemPool attribute"));
     return nullptr;
   }
-  napi_value out, a, b;
-  napi_create_array_with_length(env, 2, &out);
+  napi_value out, a, b, c;
+  napi_create_array_with_length(env, 3, &out);
   napi_create_double(env, (double)current, &a);
   napi_create_double(env, (double)high, &b);
+  napi_create_double(env, (double)reserved, &c);
   napi_set_element(env, out, 0, a);
   napi_set_element(env, out, 1, b);
+  napi_set_element(env, out, 2, c);
   return out;
+}
+
+// trimMemPool(dev): hand the pool's cached free memory back to the driver (the pool keeps freed memory for
+// reuse, see SetDevice's release threshold). Memory in use is not touched. Call after a synchronize.
+napi_value TrimMemPool(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t dev;
+  if (!get_args(env, info, 1, argv) || !get_i64(env, argv[0], &dev, "device")) return nullptr;
+  cudaMemPool_t pool;
+  cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, (int)dev);
+  if (err == cudaSuccess) err = cudaMemPoolTrimTo(pool, 0);
+  if (err != cudaSuccess) napi_throw(env, make_error(env, err, "cudaMemPoolTrimTo"));
+  return nullptr;
 }
 
 napi_value Init(napi_env env, napi_value exports) {
@@ -593,6 +610,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"backward", nullptr, Backward, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"benchmark", nullptr, Benchmark, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"memPoolUsage", nullptr, MemPoolUsage, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"trimMemPool", nullptr, TrimMemPool, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -375,11 +375,17 @@ export class CudaBackend implements AttentionBackend {
     return this.#run(() => this.#addon.synchronize(this.device));
   }
 
+  /**
+   * Waits for the device's work, then hands the memory pool's cached free blocks back to the driver (the pool
+   * keeps freed memory between calls, which made the backward 1-6% faster; README tuning log). Memory of live
+   * CudaTensors, or in use by another backend on the same device, stays.
+   */
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     await this.#queue.run(async () => {
       try {
         await this.#addon.synchronize(this.device);
+        this.#addon.trimMemPool(this.device);
       } catch {
         // a sticky device error; nothing left to release here
       }

@@ -69,8 +69,10 @@ export interface CudaAddon {
   forward(device: number, p: NativeForward): void;
   backward(device: number, p: NativeBackward): void;
   benchmark(device: number, fwd: NativeForward | null, bwd: NativeBackward | null, warmup: number, iters: number): Promise<number[]>;
-  /** [bytes in use now, high watermark since the last reset] of the device's stream-ordered pool. */
-  memPoolUsage(device: number, resetHigh: boolean): [number, number];
+  /** [bytes in use now, high watermark since the last reset, bytes held from the driver] of the device's pool. */
+  memPoolUsage(device: number, resetHigh: boolean): [number, number, number];
+  /** Returns the pool's cached free memory to the driver (memory in use stays). */
+  trimMemPool(device: number): void;
 }
 
 export type AddonLoad = { addon: CudaAddon; path: string } | { addon: undefined; reason: string };
