@@ -6,7 +6,9 @@
  *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both] [override JSON]
  * The override forces the forward's tiles (plain, ci) or the subgroup-matrix kernel's shape (sgmat),
  * e.g. '{"BR":128,"BC":64,"TM":8,"TN":4,"DK":16,"JK":16,"V4":true}' or '{"QT":1,"QREG":true}'.
- * `ci` runs the ci matrix only (no subgroup-matrix part).
+ * `ci` runs the ci matrix only (no subgroup-matrix part); `full` the whole full matrix (288 cases, default
+ * tiles, no subgroup-matrix part). CONF_FILTER=<substring of the case id> keeps only matching cases
+ * (device-run.sh fullmatrix runs one process per head dim, " d64 " etc., in parallel).
  * `sgmat` runs the float16 cases with the subgroup-matrix forward (a separate process, so a hang in
  * the experimental path can be cut off by a timeout without losing the plain results).
  */
@@ -34,9 +36,11 @@ async function main(): Promise<void> {
   if (!adapter) throw new Error('no adapter');
   const seen = new Set<string>();
   const cases: ConformanceCase[] = [];
-  const extra = which === 'ci' ? [] : casesFor('full').filter((c) => c.seqlenQ <= 129 && c.seqlenK <= 129);
-  for (const c of [...casesFor('ci'), ...extra]) {
-    if (!seen.has(c.id)) cases.push(c);
+  const extra =
+    which === 'ci' ? [] : casesFor('full').filter((c) => which === 'full' || (c.seqlenQ <= 129 && c.seqlenK <= 129));
+  const filter = process.env.CONF_FILTER;
+  for (const c of [...(which === 'full' ? [] : casesFor('ci')), ...extra]) {
+    if (!seen.has(c.id) && (!filter || c.id.includes(filter))) cases.push(c);
     seen.add(c.id);
   }
   const all: Record<string, unknown> = {};
