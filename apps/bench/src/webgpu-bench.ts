@@ -37,7 +37,11 @@ const args = parseArgsOrExit(
     dawn: { type: 'string', default: '', help: 'path to dawn.node (default: the webgpu package)' },
     out: { type: 'string', default: 'webgpu-bench.json', help: 'JSON output file' },
     quick: { type: 'boolean', default: false, help: 'small sizes (a dry run on a software adapter)' },
-    sections: { type: 'string', default: 'tiles,ceiling,flash,n65536,sgmat', help: 'comma-separated sections to run' },
+    sections: {
+      type: 'string',
+      default: 'tiles,bwdtiles,ceiling,flash,n65536,sgmat',
+      help: 'comma-separated sections to run (tiles, bwdtiles, ceiling, flash, n65536, sgmat)',
+    },
     fwdOnly: { type: 'boolean', default: false, help: 'flash section: forward only (no backward, no standard baseline)' },
   },
   'webgpu-bench',
@@ -87,7 +91,18 @@ async function main(): Promise<void> {
     }
     results.bestTiles = best;
   }
-  const be = await createWebGPUBackend({ adapter, tiles: (D) => (best[D] ? { forward: best[D] } : undefined) });
+  // Backward tile candidates at N = 1k and 4k; the flash sweep then uses the best per head dim.
+  let bwdBest: Record<number, { dq?: Tiles; dkdv?: Tiles }> = {};
+  if (sections.has('bwdtiles')) {
+    results.bwdTiles = await bwdTileSweep(gpu);
+    bwdBest = bestBwd(results.bwdTiles);
+    results.bestBwdTiles = bwdBest;
+    writeFileSync(args.out, JSON.stringify(results, null, 1));
+  }
+  const be = await createWebGPUBackend({
+    adapter,
+    tiles: (D) => ({ ...(best[D] ? { forward: best[D] } : {}), ...(bwdBest[D] ?? {}) }),
+  });
   results.backend = be.name;
   results.compact = be.compact;
   try {
@@ -280,6 +295,91 @@ const tile = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: nu
 });
 const V4 = { V4: true };
 const V4QR = { V4: true, QR: true };
+
+/**
+ * Backward tile candidates (flash-backward-dq-v4.wgsl.ts, flash-backward-dkdv-v4.wgsl.ts): each dQ
+ * candidate with the default dK/dV tiles and each dK/dV candidate with the default dQ tiles, plus the
+ * previous scalar pair, timed as whole backward calls (preprocess + dK/dV + dQ) at N = 1k and 4k.
+ */
+interface BwdCandidate {
+  label: string;
+  /** Which pass this candidate varies ('dq', 'dkdv'), 'default' or 'scalar' (the earlier kernels). */
+  varies: 'dq' | 'dkdv' | 'default' | 'scalar';
+  tiles: { dq?: Tiles; dkdv?: Tiles };
+}
+const BWD_CANDIDATES: BwdCandidate[] = [
+  { label: 'scalar (earlier default)', varies: 'scalar', tiles: { dq: tile(64, 64, 4, 4, 16, 16), dkdv: tile(64, 32, 4, 2, 16, 16) } },
+  { label: 'default', varies: 'default', tiles: {} },
+  { label: 'dq v4 64x64 4x4 DK16 JK16', varies: 'dq', tiles: { dq: tile(64, 64, 4, 4, 16, 16, V4) } },
+  { label: 'dq v4 128x64 4x4 DK8 JK16 (512 inv.)', varies: 'dq', tiles: { dq: tile(128, 64, 4, 4, 8, 16, V4) } },
+  { label: 'dq v4 64x64 8x4 DK16 JK16 (128 inv.)', varies: 'dq', tiles: { dq: tile(64, 64, 8, 4, 16, 16, V4) } },
+  { label: 'dkdv v4 32x64 4x4 DK16 JK16 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4) } },
+  { label: 'dkdv v4 128x32 8x4 DK8 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(128, 32, 8, 4, 8, 8, V4) } },
+  { label: 'dkdv v4 64x64 4x4 DK8 JK8', varies: 'dkdv', tiles: { dkdv: tile(64, 64, 4, 4, 8, 8, V4) } },
+];
+
+async function bwdTileSweep(gpu: Any): Promise<Any[]> {
+  const rows: Any[] = [];
+  for (const cand of BWD_CANDIDATES) {
+    const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    const be = await createWebGPUBackend({ adapter, tiles: { ...cand.tiles } });
+    try {
+      for (const [D, N] of args.quick ? [[64, 128], [128, 128]] : [[64, 1024], [64, 4096], [128, 1024], [128, 4096]]) {
+        if (D === undefined || N === undefined) continue;
+        const H = args.quick ? 2 : 2048 / D;
+        const B = args.quick ? 1 : 16384 / N;
+        const shape = [B, N, H, D];
+        const [q, k, v, dout] = [1, 2, 3, 4].map((s) => randomTensor(be, shape, s));
+        const used = { dq: be.variant(D).dq, dkdv: be.variant(D).dkdv };
+        try {
+          const fwd = await be.forwardOnDevice(q!, k!, v!, {});
+          const ms = await timeGpu(be, async () => {
+            const g = await be.backwardOnDevice(dout!, q!, k!, v!, fwd.out, fwd.lse, {});
+            be.release(g.dq);
+            be.release(g.dk);
+            be.release(g.dv);
+          }, 250, 5);
+          be.release(fwd.out);
+          be.release(fwd.lse);
+          const tf = tflopsPerSecond(backwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D }), ms);
+          rows.push({ D, N, label: cand.label, varies: cand.varies, tiles: used, ms, tflops: tf });
+          console.log(`bwd tiles ${cand.label} D=${D} N=${N}: ${ms.toFixed(2)} ms ${tf.toFixed(2)} TF`);
+        } catch (e) {
+          rows.push({ D, N, label: cand.label, varies: cand.varies, tiles: used, error: String(e) });
+          console.log(`bwd tiles ${cand.label} D=${D} N=${N}: ${String(e)}`);
+        }
+        [q, k, v, dout].forEach((x) => be.release(x!));
+        be.runtime.trim();
+      }
+    } finally {
+      be.dispose();
+    }
+  }
+  return rows;
+}
+
+/** Per head dim, the dQ and dK/dV tiles of the best-scoring (sum of TFLOP/s over N) candidates. */
+function bestBwd(rows: Any[]): Record<number, { dq?: Tiles; dkdv?: Tiles }> {
+  const out: Record<number, { dq?: Tiles; dkdv?: Tiles }> = {};
+  for (const D of [64, 128]) {
+    const score = (label: string) => {
+      const r = rows.filter((x) => x.D === D && x.label === label);
+      return r.length > 0 && r.every((x) => x.tflops) ? r.reduce((a, x) => a + x.tflops, 0) : -1;
+    };
+    const def = rows.find((x) => x.D === D && x.varies === 'default');
+    if (!def) continue;
+    const pickFor = (pass: 'dq' | 'dkdv'): Tiles => {
+      let best = { s: score('default'), t: def.tiles[pass] as Tiles };
+      for (const c of BWD_CANDIDATES.filter((x) => x.varies === pass)) {
+        const s = score(c.label);
+        if (s > best.s) best = { s, t: c.tiles[pass]! };
+      }
+      return best.t;
+    };
+    out[D] = { dq: pickFor('dq'), dkdv: pickFor('dkdv') };
+  }
+  return out;
+}
 
 async function tileSweep(gpu: Any): Promise<Any[]> {
   // The scalar kernel's best (run 1, 2026-11-21) and vec4-kernel candidates (flash-forward-v4.wgsl.ts).

@@ -5,7 +5,8 @@
  *
  *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both] [override JSON]
  * The override forces the forward's tiles (plain, ci) or the subgroup-matrix kernel's shape (sgmat),
- * e.g. '{"BR":128,"BC":64,"TM":8,"TN":4,"DK":16,"JK":16,"V4":true}' or '{"QT":1,"QREG":true}'.
+ * e.g. '{"BR":128,"BC":64,"TM":8,"TN":4,"DK":16,"JK":16,"V4":true}' or '{"QT":1,"QREG":true}';
+ * '{"bwd":{"64":{"dq":{...},"dkdv":{...}}}}' forces the backward tiles per head dim instead.
  * `ci` runs the ci matrix only (no subgroup-matrix part); `full` the whole full matrix (288 cases, default
  * tiles, no subgroup-matrix part). CONF_FILTER=<substring of the case id> keeps only matching cases
  * (device-run.sh fullmatrix runs one process per head dim, " d64 " etc., in parallel).
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
   const [dawnPath, outPath = 'conformance.json', seedArg = '20261121', which = 'both', tilesArg] =
     process.argv.slice(2);
   const override = tilesArg ? (JSON.parse(tilesArg) as Record<string, unknown>) : undefined;
-  const forward = override && which !== 'sgmat' ? (override as unknown as Tiles) : undefined;
+  const bwd = override && 'bwd' in override ? (override.bwd as Record<string, { dq?: Tiles; dkdv?: Tiles }>) : undefined;
+  const forward = override && !bwd && which !== 'sgmat' ? (override as unknown as Tiles) : undefined;
   const sgmatSpec = override && which === 'sgmat' ? override : undefined;
   const dawn = createRequire(import.meta.url)(dawnPath ?? 'webgpu') as {
     create: (f: string[]) => GPU;
@@ -45,7 +47,11 @@ async function main(): Promise<void> {
   }
   const all: Record<string, unknown> = {};
   if (which !== 'sgmat') {
-    const be = await createWebGPUBackend({ adapter, ...(forward ? { tiles: { forward } } : {}) });
+    const be = await createWebGPUBackend({
+      adapter,
+      ...(forward ? { tiles: { forward } } : {}),
+      ...(bwd ? { tiles: (D: number) => bwd[String(D)] } : {}),
+    });
     let fails = 0;
     const report = await runConformance(be, {
       cases,
@@ -60,6 +66,9 @@ async function main(): Promise<void> {
     const summary = {
       backend: be.name,
       forwardTiles: { 64: be.variant(64).forward, 128: be.variant(128).forward },
+      backwardTiles: Object.fromEntries(
+        [32, 64, 80, 96, 128, 256].map((D) => [D, { dq: be.variant(D).dq, dkdv: be.variant(D).dkdv }]),
+      ),
       nativeF16: be.nativeF16,
       compact: be.compact,
       seed: report.seed,

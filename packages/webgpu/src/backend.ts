@@ -23,6 +23,8 @@ import { acquireDevice, type AcquireOptions, type Acquired } from './gpu.js';
 import { CAST_WG, castWGSL } from './kernels/cast.wgsl.js';
 import { flashBackwardDkdvWGSL } from './kernels/flash-backward-dkdv.wgsl.js';
 import { flashBackwardDqWGSL } from './kernels/flash-backward-dq.wgsl.js';
+import { flashBackwardDkdvV4WGSL } from './kernels/flash-backward-dkdv-v4.wgsl.js';
+import { flashBackwardDqV4WGSL } from './kernels/flash-backward-dq-v4.wgsl.js';
 import { flashBackwardPreprocessWGSL, PREPROCESS_WG } from './kernels/flash-backward-preprocess.wgsl.js';
 import { flashForwardWGSL } from './kernels/flash-forward.wgsl.js';
 import { flashForwardV4WGSL } from './kernels/flash-forward-v4.wgsl.js';
@@ -316,9 +318,11 @@ export async function createWebGPUBackend(options: WebGPUBackendOptions = {}): P
     const vr = variant(s.headDim);
     const D = s.headDim;
     const plPre = rt.pipeline(`flash-bwd-pre-d${D}-${kind}`, () => flashBackwardPreprocessWGSL(D, kind));
-    const plDq = rt.pipeline(`flash-bwd-dq-d${D}-${kind}-${tileKey(vr.dq)}`, () => flashBackwardDqWGSL(D, kind, vr.dq));
+    const plDq = rt.pipeline(`flash-bwd-dq-d${D}-${kind}-${tileKey(vr.dq)}`, () =>
+      vr.dq.V4 ? flashBackwardDqV4WGSL(D, kind, vr.dq) : flashBackwardDqWGSL(D, kind, vr.dq),
+    );
     const plKv = rt.pipeline(`flash-bwd-dkdv-d${D}-${kind}-${tileKey(vr.dkdv)}`, () =>
-      flashBackwardDkdvWGSL(D, kind, vr.dkdv),
+      vr.dkdv.V4 ? flashBackwardDkdvV4WGSL(D, kind, vr.dkdv) : flashBackwardDkdvWGSL(D, kind, vr.dkdv),
     );
     const delta = rt.acquire(s.batch * s.nheadsQ * s.seqlenQ * 4); // (B, Hq, Nq)
     const dq = outputs(q.dtype, q.shape);

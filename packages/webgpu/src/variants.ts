@@ -3,7 +3,10 @@
  * the first whose invocation count and workgroup memory fit the device wins.
  */
 import { flashBackwardDkdvSharedBytes } from './kernels/flash-backward-dkdv.wgsl.js';
+import { flashBackwardDkdvV4SharedBytes } from './kernels/flash-backward-dkdv-v4.wgsl.js';
 import { flashBackwardDqSharedBytes } from './kernels/flash-backward-dq.wgsl.js';
+import { flashBackwardDqV4SharedBytes } from './kernels/flash-backward-dq-v4.wgsl.js';
+import { deriveBwdV4 } from './kernels/stage-v4.wgsl.js';
 import { flashForwardSharedBytes } from './kernels/flash-forward.wgsl.js';
 import { deriveV4, flashForwardV4SharedBytes } from './kernels/flash-forward-v4.wgsl.js';
 import { sgmatSharedBytes, type SgmatSpec } from './kernels/flash-forward-sgmat.wgsl.js';
@@ -52,7 +55,13 @@ const FORWARD: readonly Tiles[] = [
   t(16, 16, 1, 1, 4, 4),
   t(8, 8, 1, 1, 4, 4),
 ];
+// Backward, vec4 kernels first (flash-backward-dq-v4.wgsl.ts, flash-backward-dkdv-v4.wgsl.ts; same
+// 1/8 padding rule as the forward). Register budget: the dQ pass holds S, dP (TM x TN each) and dQ_i
+// (TM x TD), the dK/dV pass S, dP and two TM x TD accumulators.
 const DQ: readonly Tiles[] = [
+  t(128, 64, 8, 4, 8, 16, v4),
+  t(64, 64, 4, 4, 16, 16, v4),
+  t(64, 64, 4, 4, 8, 8, v4),
   t(64, 64, 4, 4, 16, 16),
   t(64, 64, 4, 4, 8, 8),
   t(64, 32, 4, 2, 8, 8),
@@ -62,6 +71,8 @@ const DQ: readonly Tiles[] = [
 ];
 // dK/dV holds two register tiles and two P-like tiles, so its query block is half as wide.
 const DKDV: readonly Tiles[] = [
+  t(64, 64, 4, 4, 8, 16, v4),
+  t(64, 64, 4, 4, 8, 8, v4),
   t(64, 32, 4, 2, 16, 16),
   t(64, 32, 4, 2, 8, 8),
   t(32, 32, 2, 2, 8, 8),
@@ -74,18 +85,25 @@ const DKDV: readonly Tiles[] = [
 // invocation: ~27 s per pipeline on 2 cores; 16 x 16 tiles with 1 x 1: ~3 s), so they get small tiles.
 const COMPACT: readonly Tiles[] = [t(16, 16, 1, 1, 16, 16), t(16, 16, 1, 1, 8, 8), t(8, 8, 1, 1, 4, 4)];
 
-function pick(
-  kernel: string,
-  list: readonly Tiles[],
-  headDim: number,
-  lim: DeviceLimits,
-  bytes: (d: number, t: Tiles) => number,
-): Tiles {
+/** How one kernel sizes its tiles: the scalar kernel and, for `V4` tiles, its vec4 sibling. */
+interface Sizing {
+  bytes: (d: number, t: Tiles) => number;
+  v4: { derive: (t: Tiles, d: number) => { NT: number; DP: number }; bytes: (d: number, t: Tiles) => number };
+}
+
+const FORWARD_SIZING: Sizing = { bytes: flashForwardSharedBytes, v4: { derive: deriveV4, bytes: flashForwardV4SharedBytes } };
+const DQ_SIZING: Sizing = { bytes: flashBackwardDqSharedBytes, v4: { derive: deriveBwdV4, bytes: flashBackwardDqV4SharedBytes } };
+const DKDV_SIZING: Sizing = {
+  bytes: flashBackwardDkdvSharedBytes,
+  v4: { derive: deriveBwdV4, bytes: flashBackwardDkdvV4SharedBytes },
+};
+
+function pick(kernel: string, list: readonly Tiles[], headDim: number, lim: DeviceLimits, sizing: Sizing): Tiles {
   for (const tiles of list) {
-    const d = tiles.V4 ? deriveV4(tiles, headDim) : derive(tiles, headDim);
+    const d = tiles.V4 ? sizing.v4.derive(tiles, headDim) : derive(tiles, headDim);
     if (d.NT > lim.maxComputeInvocationsPerWorkgroup || d.NT > lim.maxComputeWorkgroupSizeX) continue;
     if (tiles.V4 && d.DP * 8 > headDim * 9) continue;
-    const need = tiles.V4 ? flashForwardV4SharedBytes(headDim, tiles) : bytes(headDim, tiles);
+    const need = tiles.V4 ? sizing.v4.bytes(headDim, tiles) : sizing.bytes(headDim, tiles);
     if (need > lim.maxComputeWorkgroupStorageSize) continue;
     return tiles;
   }
@@ -101,15 +119,15 @@ export interface Variant {
 export function chooseVariant(headDim: number, lim: DeviceLimits, compact = false): Variant {
   if (compact) {
     return {
-      forward: pick('forward', COMPACT, headDim, lim, flashForwardSharedBytes),
-      dq: pick('dq', COMPACT, headDim, lim, flashBackwardDqSharedBytes),
-      dkdv: pick('dkdv', COMPACT, headDim, lim, flashBackwardDkdvSharedBytes),
+      forward: pick('forward', COMPACT, headDim, lim, FORWARD_SIZING),
+      dq: pick('dq', COMPACT, headDim, lim, DQ_SIZING),
+      dkdv: pick('dkdv', COMPACT, headDim, lim, DKDV_SIZING),
     };
   }
   return {
-    forward: pick('forward', FORWARD, headDim, lim, flashForwardSharedBytes),
-    dq: pick('dq', DQ, headDim, lim, flashBackwardDqSharedBytes),
-    dkdv: pick('dkdv', DKDV, headDim, lim, flashBackwardDkdvSharedBytes),
+    forward: pick('forward', FORWARD, headDim, lim, FORWARD_SIZING),
+    dq: pick('dq', DQ, headDim, lim, DQ_SIZING),
+    dkdv: pick('dkdv', DKDV, headDim, lim, DKDV_SIZING),
   };
 }
 
