@@ -316,6 +316,7 @@ const BWD_CANDIDATES: BwdCandidate[] = [
   { label: 'dkdv v4 32x64 4x4 DK16 JK16 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4) } },
   { label: 'dkdv v4 128x32 8x4 DK8 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(128, 32, 8, 4, 8, 8, V4) } },
   { label: 'dkdv v4 64x64 4x4 DK8 JK8', varies: 'dkdv', tiles: { dkdv: tile(64, 64, 4, 4, 8, 8, V4) } },
+  { label: 'dkdv v4 32x64 4x4 DK16 JK16, K/V resident (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4QR) } },
 ];
 
 async function bwdTileSweep(gpu: Any): Promise<Any[]> {

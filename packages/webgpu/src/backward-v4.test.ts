@@ -45,6 +45,13 @@ describeConformance('webgpu backward-v4 (small tiles)', () => createWebGPUBacken
   skip,
 });
 
+// dK/dV with K^T, V^T resident (`QR`): the cases up to head dim 64 (its blocks grow with the head dim).
+const DKDV_KR: Tiles = { ...DKDV, QR: true };
+describeConformance('webgpu backward-v4 (small tiles, K/V resident)', () => createWebGPUBackend({ tiles: { dq: DQ, dkdv: DKDV_KR } }), {
+  cases: casesFor('ci').filter((c) => c.headDim <= 64),
+  skip,
+});
+
 describe('deriveBwdV4', () => {
   it('pads the head dim to whole vec4 groups per invocation and DK chunks', () => {
     const d = deriveBwdV4({ BR: 64, BC: 64, TM: 4, TN: 4, DK: 8, JK: 8, V4: true }, 80);

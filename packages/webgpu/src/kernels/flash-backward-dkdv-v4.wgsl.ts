@@ -13,6 +13,9 @@
  * kernel (12 per 16 at its 4 x 2), here 2 (TM + TN) / 4 vec4s (4 per 32 at 4 x 4); dV += P^T dO and
  * dK += dS^T Q likewise 2 (TM + TD) scalars -> 2 (TM + TD) / 4 vec4s.
  *
+ * Option `KR` (tiles.QR reused: "resident"): the whole K^T and V^T blocks (DP, SR) stay in workgroup
+ * memory, loaded once, instead of being re-staged for every query block (fits at D = 64 with BR = 32).
+ *
  * Bindings: q, dout (B, Nq, Hq, D), k, v (B, Nk, Hk, D) in storage dtype; lse, delta (B, Hq, Nq)
  * f32; dk, dv (B, Nk, Hk, D) f32.
  */
@@ -37,15 +40,18 @@ interface DkdvV4Layout {
 
 function layout(t: BwdV4Derived): DkdvV4Layout {
   const { DK, SR, SC, JK, DP, BC } = t;
-  const P1 = Math.max(2 * DK * SR + 2 * DK * SC, 2 * JK * DP);
+  // K^T, V^T: a DK chunk each in region A, or the whole (DP, SR) blocks before it when resident
+  const kv = t.QR ? DP * SR : DK * SR;
+  const A = t.QR ? 2 * kv : 0; // region A: the chunks that change per query block, then the rows
+  const P1 = A + Math.max((t.QR ? 0 : 2 * kv) + 2 * DK * SC, 2 * JK * DP);
   const P2 = P1 + BC * SR;
   return {
     KOFF: 0,
-    VOFF: DK * SR,
-    QOFF: 2 * DK * SR,
-    OOFF: 2 * DK * SR + DK * SC,
-    X1: 0,
-    X2: JK * DP,
+    VOFF: kv,
+    QOFF: 2 * kv,
+    OOFF: 2 * kv + DK * SC,
+    X1: A,
+    X2: A + JK * DP,
     P1,
     P2,
     WORDS: P2 + BC * SR,
@@ -68,6 +74,8 @@ export function flashBackwardDkdvV4WGSL(headDim: number, kind: StorageKind, tile
   const ks = (buf: string): Src => ({ buf, base: 'kBase', rowStride: 'kRow', limit: 'p.Nk', first: 'j0' });
   const qs = (buf: string, first = 'i0'): Src => ({ buf, base: 'qBase', rowStride: 'qRow', limit: 'p.Nq', first });
   const sIdx = (r: number, c: number) => r * TN + c;
+  const KR = !!t.QR;
+  const kvRow = KR ? 'd0 + dd' : 'dd'; // row of K^T / V^T that head dim d0 + dd lives in
   return `${enableFor(kind)}
 ${PARAMS_WGSL}
 @group(0) @binding(1) var<storage, read> q: ${arr};          // (B, Nq, Hq, D)
@@ -80,7 +88,7 @@ ${PARAMS_WGSL}
 @group(0) @binding(8) var<storage, read_write> dv: array<f32>; // (B, Nk, Hk, D)
 ${loadFn('q', kind)}${loadFn('k', kind)}${loadFn('v', kind)}${loadFn('dout', kind)}
 const D = ${D}u;
-// Workgroup memory in words (read as vec4): K^T (DK, SR) at ${KOFF}, V^T (DK, SR) at ${VOFF},
+// Workgroup memory in words (read as vec4): K^T (${KR ? 'DP' : 'DK'}, SR) at ${KOFF}, V^T at ${VOFF},
 // Q^T (DK, SC) at ${QOFF}, dO^T (DK, SC) at ${OOFF} during S^T and dP^T; dO rows (JK, DP) at ${X1} and
 // Q rows at ${X2} during dV, dK; P^T (BC, SR) at ${P1}, dS^T (BC, SR) at ${P2}.
 var<workgroup> sm: array<vec4<f32>, ${WORDS / 4}>;
@@ -108,7 +116,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
 
   var dkAcc: array<f32, ${TM * TD}>; // dK_j (TM keys x TD columns: head dim c*GX + tx)
   var dvAcc: array<f32, ${TM * TD}>; // dV_j
-${unroll(TM * TD, (e) => `  dkAcc[${e}] = 0.0; dvAcc[${e}] = 0.0;\n`)}  for (var g = 0u; g < G; g++) {
+${unroll(TM * TD, (e) => `  dkAcc[${e}] = 0.0; dvAcc[${e}] = 0.0;\n`)}${
+    KR
+      ? `  // K^T and V^T of this block, once (resident): every head dim of the BR keys
+  ${stage(t, [rowsT(t, D, ks('k'), BR, KOFF, SR, DP, '0u'), rowsT(t, D, ks('v'), BR, VOFF, SR, DP, '0u')])}
+`
+      : ''
+  }  for (var g = 0u; g < G; g++) {
     let h = hk * G + g;
     let qBase = ((b * p.Nq) * p.Hq + h) * D;  // q[b, 0, h, 0]
     for (var i0 = u32(iBegin); i32(i0) < iEnd; i0 += ${BC}u) {
@@ -116,15 +130,14 @@ ${unroll(TM * TD, (e) => `  dkAcc[${e}] = 0.0; dvAcc[${e}] = 0.0;\n`)}  for (var
       var s: array<f32, ${TM * TN}>;
       var dp: array<f32, ${TM * TN}>;
 ${unroll(TM * TN, (e) => `      s[${e}] = 0.0; dp[${e}] = 0.0;\n`)}      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${stage(t, [
-    rowsT(t, D, ks('k'), BR, KOFF, SR),
-    rowsT(t, D, ks('v'), BR, VOFF, SR),
+    ...(KR ? [] : [rowsT(t, D, ks('k'), BR, KOFF, SR), rowsT(t, D, ks('v'), BR, VOFF, SR)]),
     colsT(t, D, qs('q'), QOFF, SC),
     colsT(t, D, qs('dout'), OOFF, SC),
   ])}
         workgroupBarrier();
         for (var dd = 0u; dd < ${DK}u; dd++) {
-${unroll(M4, (m) => `          let a${m} = sm[(${KOFF}u + dd * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
-          let u${m} = sm[(${VOFF}u + dd * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`)}${unroll(
+${unroll(M4, (m) => `          let a${m} = sm[(${KOFF}u + (${kvRow}) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
+          let u${m} = sm[(${VOFF}u + (${kvRow}) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`)}${unroll(
     N4,
     (n) => `          let b${n} = sm[(${QOFF}u + dd * ${SC}u + tx * ${TN}u) / 4u + ${n}u];
           let w${n} = sm[(${OOFF}u + dd * ${SC}u + tx * ${TN}u) / 4u + ${n}u];\n`,

@@ -60,14 +60,25 @@ function elem(t: BwdV4Derived, headDim: number, s: Src, row: string, d: string):
   return t.DP !== headDim ? `select(0.0, ld_${s.buf}(${at} + min(${d}, D - 1u)), ${d} < D)` : `ld_${s.buf}(${at} + ${d})`;
 }
 
-/** rowsT: `n` rows from s.first, head dims [d0, d0 + DK), at word offset `off`, row stride `stride`. */
-export function rowsT(t: BwdV4Derived, headDim: number, s: Src, n: number, off: number, stride: number): Stager {
-  const { DK } = t;
+/**
+ * rowsT: `n` rows from s.first, head dims [dBase, dBase + nd) (default: the chunk [d0, d0 + DK)), at
+ * word offset `off`, row stride `stride`; word (dd * stride + i) holds head dim dBase + dd of row i.
+ */
+export function rowsT(
+  t: BwdV4Derived,
+  headDim: number,
+  s: Src,
+  n: number,
+  off: number,
+  stride: number,
+  nd = t.DK,
+  dBase = 'd0',
+): Stager {
   return {
-    count: (DK * n) / 4,
-    load: (e, x) => `let ${x}d = d0 + ${e} % ${DK}u; let ${x}r = ${s.first} + (${e} / ${DK}u) * 4u;
+    count: (nd * n) / 4,
+    load: (e, x) => `let ${x}d = ${dBase} + ${e} % ${nd}u; let ${x}r = ${s.first} + (${e} / ${nd}u) * 4u;
         let ${x} = vec4<f32>(${[0, 1, 2, 3].map((c) => elem(t, headDim, s, `${x}r + ${c}u`, `${x}d`)).join(', ')});`,
-    store: (e, x) => `sm[(${off}u + (${e} % ${DK}u) * ${stride}u) / 4u + ${e} / ${DK}u] = ${x};`,
+    store: (e, x) => `sm[(${off}u + (${e} % ${nd}u) * ${stride}u) / 4u + ${e} / ${nd}u] = ${x};`,
   };
 }
 
