@@ -310,13 +310,16 @@ interface BwdCandidate {
 const BWD_CANDIDATES: BwdCandidate[] = [
   { label: 'scalar (earlier default)', varies: 'scalar', tiles: { dq: tile(64, 64, 4, 4, 16, 16), dkdv: tile(64, 32, 4, 2, 16, 16) } },
   { label: 'default', varies: 'default', tiles: {} },
+  // run 1 (h100-bwd-v4-run1-2026-11-21.json) tried dQ 64x64 4x4 DK16, 128x64 4x4 and 64x64 8x4, dK/dV
+  // 32x64 4x4 DK16 (resident K/V too), 128x32 8x4 and 64x64 4x4 DK8 JK8/16 (table in variants.ts)
+  { label: 'dq v4 128x64 8x4 DK8 JK16', varies: 'dq', tiles: { dq: tile(128, 64, 8, 4, 8, 16, V4) } },
   { label: 'dq v4 64x64 4x4 DK16 JK16', varies: 'dq', tiles: { dq: tile(64, 64, 4, 4, 16, 16, V4) } },
-  { label: 'dq v4 128x64 4x4 DK8 JK16 (512 inv.)', varies: 'dq', tiles: { dq: tile(128, 64, 4, 4, 8, 16, V4) } },
-  { label: 'dq v4 64x64 8x4 DK16 JK16 (128 inv.)', varies: 'dq', tiles: { dq: tile(64, 64, 8, 4, 16, 16, V4) } },
-  { label: 'dkdv v4 32x64 4x4 DK16 JK16 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4) } },
-  { label: 'dkdv v4 128x32 8x4 DK8 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(128, 32, 8, 4, 8, 8, V4) } },
+  { label: 'dq v4 64x128 4x8 DK8 JK16', varies: 'dq', tiles: { dq: tile(64, 128, 4, 8, 8, 16, V4) } },
+  { label: 'dq v4 128x64 8x4 DK8 JK8', varies: 'dq', tiles: { dq: tile(128, 64, 8, 4, 8, 8, V4) } },
   { label: 'dkdv v4 64x64 4x4 DK8 JK8', varies: 'dkdv', tiles: { dkdv: tile(64, 64, 4, 4, 8, 8, V4) } },
-  { label: 'dkdv v4 32x64 4x4 DK16 JK16, K/V resident (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4QR) } },
+  { label: 'dkdv v4 32x64 4x4 DK16 JK16 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4) } },
+  { label: 'dkdv v4 32x128 4x8 DK8 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 128, 4, 8, 8, 8, V4) } },
+  { label: 'dkdv v4 32x64 4x4 DK16 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 8, V4) } },
 ];
 
 async function bwdTileSweep(gpu: Any): Promise<Any[]> {

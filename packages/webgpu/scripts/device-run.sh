@@ -28,7 +28,7 @@ if [ "$mode" = fullmatrix ]; then
   exit 0
 fi
 if [ "$mode" = bwd ]; then  # at most 8 files come back from $OUT: logs go into one tarball
-  res="$out"; out=/tmp/res; mkdir -p "$out"
+  res="$out"; out=$(mktemp -d /tmp/webgpu-bwd.XXXXXX)
   fullmatrix -full
   timeout 400 node webgpu-bench.mjs --dawn $dn --out "$out/bench.json" --sections bwdtiles,flash 2>&1 | grep -v '^ - \|^$' > "$out/bench.log"
   grep -a '^bwd tiles' "$out/bench.log"

@@ -6,6 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { deriveV4, flashForwardV4SharedBytes } from './kernels/flash-forward-v4.wgsl.js';
 import { sgmatSharedBytes } from './kernels/flash-forward-sgmat.wgsl.js';
+import { flashBackwardDkdvV4SharedBytes } from './kernels/flash-backward-dkdv-v4.wgsl.js';
+import { flashBackwardDqV4SharedBytes } from './kernels/flash-backward-dq-v4.wgsl.js';
 import { chooseSgmat, chooseVariant } from './variants.js';
 
 // The H100 through Dawn/Vulkan, and SwiftShader.
@@ -35,6 +37,43 @@ describe('chooseVariant', () => {
     const v = chooseVariant(64, SWIFT, true);
     expect(v.forward.V4).toBeFalsy();
     expect(v.forward.BR).toBe(16);
+  });
+});
+
+describe('chooseVariant, backward', () => {
+  it('gives D = 64 and 128 the vec4 dQ and dK/dV kernels, within the workgroup memory', () => {
+    for (const D of [64, 128]) {
+      const v = chooseVariant(D, H100);
+      expect(v.dq.V4, `dq D = ${D}`).toBe(true);
+      expect(v.dkdv.V4, `dkdv D = ${D}`).toBe(true);
+      expect(flashBackwardDqV4SharedBytes(D, v.dq)).toBeLessThanOrEqual(H100.maxComputeWorkgroupStorageSize);
+      expect(flashBackwardDkdvV4SharedBytes(D, v.dkdv)).toBeLessThanOrEqual(H100.maxComputeWorkgroupStorageSize);
+    }
+  });
+  it('keeps the scalar backward where the vec4 layout would pad the head dim by more than 1/8', () => {
+    for (const D of [32, 80, 96]) {
+      const v = chooseVariant(D, H100);
+      expect(v.dq.V4, `dq D = ${D}`).toBeFalsy();
+      expect(v.dkdv.V4, `dkdv D = ${D}`).toBeFalsy();
+    }
+  });
+  it('gives D = 64 and 128 the measured backward defaults', () => {
+    const v64 = chooseVariant(64, H100);
+    expect(v64.dq).toEqual({ BR: 64, BC: 64, TM: 4, TN: 4, DK: 16, JK: 16, V4: true });
+    expect(v64.dkdv).toEqual({ BR: 64, BC: 64, TM: 4, TN: 4, DK: 8, JK: 8, V4: true });
+    const v128 = chooseVariant(128, H100);
+    expect(v128.dq).toEqual({ BR: 128, BC: 64, TM: 8, TN: 4, DK: 8, JK: 16, V4: true });
+    expect(v128.dkdv).toEqual({ BR: 32, BC: 64, TM: 4, TN: 4, DK: 16, JK: 16, V4: true });
+  });
+  it('gives D = 256 a 32-key vec4 dK/dV block with 8-wide chunks (the larger ones exceed 48 KiB)', () => {
+    const v = chooseVariant(256, H100);
+    expect(v.dkdv).toEqual({ BR: 32, BC: 64, TM: 4, TN: 4, DK: 8, JK: 8, V4: true });
+    expect(flashBackwardDkdvV4SharedBytes(256, v.dkdv)).toBeLessThanOrEqual(H100.maxComputeWorkgroupStorageSize);
+  });
+  it('gives software adapters the compact scalar tiles', () => {
+    const v = chooseVariant(64, SWIFT, true);
+    expect(v.dq.V4).toBeFalsy();
+    expect(v.dkdv.V4).toBeFalsy();
   });
 });
 

@@ -57,10 +57,24 @@ const FORWARD: readonly Tiles[] = [
 ];
 // Backward, vec4 kernels first (flash-backward-dq-v4.wgsl.ts, flash-backward-dkdv-v4.wgsl.ts; same
 // 1/8 padding rule as the forward). Register budget: the dQ pass holds S, dP (TM x TN each) and dQ_i
-// (TM x TD), the dK/dV pass S, dP and two TM x TD accumulators.
+// (TM x TD), the dK/dV pass S, dP and two TM x TD accumulators. H100, fp32, non-causal, whole backward
+// call TFLOP/s at N = 1k / 4k, D = 64 | D = 128, one pass varied with the other at its run-1 default
+// (h100-bwd-v4-run1-2026-11-21.json):
+//   dQ   v4 64 x 64, 4 x 4, DK = JK = 16          14.5 / 15.7 | 12.9 / 12.8   <- D = 64
+//   dQ   v4 128 x 64, 8 x 4, DK 8, JK 16          13.9 / 14.3 | 13.0 / 13.3   <- D = 128
+//   dQ   v4 128 x 64, 4 x 4 (512 inv.), DK 8      14.2 / 15.0 | 12.6 / 13.0
+//   dQ   v4 64 x 64, 8 x 4 (128 inv.), DK 16      13.4 / 14.2 | 12.1 / 11.9
+//   dKdV v4 64 x 64, 4 x 4, DK = JK = 8           14.0 / 14.7 | 13.0 / 13.3   <- D = 64
+//   dKdV v4 64 x 64, 4 x 4, DK 8, JK 16           13.9 / 14.3 |  (no fit)
+//   dKdV v4 32 x 64, 4 x 4 (128 inv.), DK = JK = 16  11.8 / 13.8 | 13.6 / 14.2   <- D = 128
+//   dKdV v4 32 x 64, 4 x 4, K^T V^T resident      12.6 / 13.1 |  (no fit)
+//   dKdV v4 128 x 32, 8 x 4 (128 inv.), DK = JK = 8  12.4 / 12.8 |  9.3 /  9.3
+//   scalar pair (the earlier default)             5.8 /  6.5 |  5.8 /  6.3
+// Model: the scalar dK/dV kernel read 12 scalars of workgroup memory per 16 FMAs in S^T, dP^T (its
+// 4 x 2 tile), the vec4 one 4 vec4s per 32; the dQ kernel 16 per 32 -> 4 vec4s per 32.
 const DQ: readonly Tiles[] = [
-  t(128, 64, 8, 4, 8, 16, v4),
   t(64, 64, 4, 4, 16, 16, v4),
+  t(128, 64, 8, 4, 8, 16, v4),
   t(64, 64, 4, 4, 8, 8, v4),
   t(64, 64, 4, 4, 16, 16),
   t(64, 64, 4, 4, 8, 8),
@@ -71,8 +85,9 @@ const DQ: readonly Tiles[] = [
 ];
 // dK/dV holds two register tiles and two P-like tiles, so its query block is half as wide.
 const DKDV: readonly Tiles[] = [
-  t(64, 64, 4, 4, 8, 16, v4),
   t(64, 64, 4, 4, 8, 8, v4),
+  t(32, 64, 4, 4, 16, 16, v4),
+  t(32, 64, 4, 4, 8, 8, v4),
   t(64, 32, 4, 2, 16, 16),
   t(64, 32, 4, 2, 8, 8),
   t(32, 32, 2, 2, 8, 8),
@@ -80,6 +95,9 @@ const DKDV: readonly Tiles[] = [
   t(16, 16, 1, 1, 4, 4),
   t(8, 8, 1, 1, 4, 4),
 ];
+// Head dims whose measured best differs from the general order: tried first.
+const DQ_FIRST: Readonly<Record<number, readonly Tiles[]>> = { 128: [t(128, 64, 8, 4, 8, 16, v4)] };
+const DKDV_FIRST: Readonly<Record<number, readonly Tiles[]>> = { 128: [t(32, 64, 4, 4, 16, 16, v4)] };
 
 // Software adapters (SwiftShader) compile large unrolled shaders slowly (64 x 64 tiles with 4 x 4 per
 // invocation: ~27 s per pipeline on 2 cores; 16 x 16 tiles with 1 x 1: ~3 s), so they get small tiles.
@@ -126,8 +144,8 @@ export function chooseVariant(headDim: number, lim: DeviceLimits, compact = fals
   }
   return {
     forward: pick('forward', FORWARD, headDim, lim, FORWARD_SIZING),
-    dq: pick('dq', DQ, headDim, lim, DQ_SIZING),
-    dkdv: pick('dkdv', DKDV, headDim, lim, DKDV_SIZING),
+    dq: pick('dq', [...(DQ_FIRST[headDim] ?? []), ...DQ], headDim, lim, DQ_SIZING),
+    dkdv: pick('dkdv', [...(DKDV_FIRST[headDim] ?? []), ...DKDV], headDim, lim, DKDV_SIZING),
   };
 }
 
