@@ -4,6 +4,9 @@
  *
  *   node dist/webgpu-report.js --bench ../../packages/webgpu/bench-results/h100-bench-2026-11-21.json \
  *     --sgmat ../../packages/webgpu/bench-results/h100-sgmat-2026-11-21.json --figure ../../packages/webgpu/bench-results/h100-flash
+ *
+ * --ceiling takes the ceiling and N = 65536 sections from another JSON (a run that timed only the flash
+ * sweep); --previous adds the backward and forward+backward TFLOP/s of an earlier run as columns.
  */
 import { readFileSync } from 'node:fs';
 import { lineChart, saveChart } from '@flashattn/plot';
@@ -15,6 +18,8 @@ const args = parseArgsOrExit(
     bench: { type: 'string', help: 'webgpu-bench JSON (sections ceiling, flash, n65536)' },
     sgmat: { type: 'string', help: 'webgpu-bench JSON of the sgmat section' },
     figure: { type: 'string', help: 'figure path without extension (.png and .svg are written)' },
+    ceiling: { type: 'string', help: 'webgpu-bench JSON to take the ceiling and n65536 sections from' },
+    previous: { type: 'string', help: 'earlier webgpu-bench JSON: its bwd and fwd+bwd TFLOP/s become columns' },
   },
   'webgpu-report',
 );
@@ -25,7 +30,14 @@ const gb = (b: number): string => `${(b / 1e9).toFixed(2)} GB`;
 
 if (!args.bench) throw new Error('--bench is required');
 const r: Any = JSON.parse(readFileSync(args.bench, 'utf8'));
+if (args.ceiling) {
+  const c: Any = JSON.parse(readFileSync(args.ceiling, 'utf8'));
+  r.ceiling = r.ceiling ?? c.ceiling;
+  r.n65536 = r.n65536 ?? c.n65536;
+}
 const ceiling = r.ceiling.bestTflops as number;
+const prevRows: Any[] = args.previous ? JSON.parse(readFileSync(args.previous, 'utf8')).flash.rows : [];
+const prev = (x: Any): Any => prevRows.find((p) => p.D === x.D && p.N === x.N && !!p.causal === !!x.causal);
 const rows: Any[] = r.flash.rows;
 const lines: string[] = [];
 
@@ -36,11 +48,15 @@ const how =
     : `${b.BM}x${b.BN} tile, BK ${b.BK}, ${b.consts ? 'sizes baked in' : 'strided'}`;
 lines.push(`Ceiling (best fp32 WGSL matmul, 4096^3): **${f(ceiling)} TFLOP/s** (${how}).`);
 lines.push('');
-lines.push('| D | N | causal | fwd ms | fwd TFLOP/s | % of ceiling | bwd TFLOP/s | fwd+bwd TFLOP/s | standard fwd ms | speedup fwd | speedup fwd+bwd |');
-lines.push('|---|---|---|---|---|---|---|---|---|---|---|');
+const before = prevRows.length > 0;
+lines.push(
+  `| D | N | causal | fwd ms | fwd TFLOP/s | % of ceiling | bwd TFLOP/s |${before ? ' bwd before |' : ''} fwd+bwd TFLOP/s |${before ? ' fwd+bwd before |' : ''} standard fwd ms | speedup fwd | speedup fwd+bwd |`,
+);
+lines.push(`|---|---|---|---|---|---|---|${before ? '---|---|' : ''}---|---|---|---|`);
 for (const x of rows) {
+  const p = prev(x);
   lines.push(
-    `| ${x.D} | ${x.N} | ${x.causal ? 'yes' : 'no'} | ${f(x.fwdMs, 1)} | ${f(x.fwdTflops)} | ${f((100 * x.fwdTflops) / ceiling, 0)}% | ${f(x.bwdTflops)} | ${f(x.fwdBwdTflops)} | ${f(x.stdFwdMs, 1)} | ${x.speedupFwd ? `${f(x.speedupFwd)}x` : '-'} | ${x.speedupFwdBwd ? `${f(x.speedupFwdBwd)}x` : '-'} |`,
+    `| ${x.D} | ${x.N} | ${x.causal ? 'yes' : 'no'} | ${f(x.fwdMs, 1)} | ${f(x.fwdTflops)} | ${f((100 * x.fwdTflops) / ceiling, 0)}% | ${f(x.bwdTflops)} |${before ? ` ${f(p?.bwdTflops)} |` : ''} ${f(x.fwdBwdTflops)} |${before ? ` ${f(p?.fwdBwdTflops)} |` : ''} ${f(x.stdFwdMs, 1)} | ${x.speedupFwd ? `${f(x.speedupFwd)}x` : '-'} | ${x.speedupFwdBwd ? `${f(x.speedupFwdBwd)}x` : '-'} |`,
   );
 }
 const n = r.n65536;
