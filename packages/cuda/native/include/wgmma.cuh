@@ -43,6 +43,24 @@ __device__ __forceinline__ uint64_t desc_mn_major(uint32_t smem_addr) {
   return desc(smem_addr, (C / 8) * 128, 128);
 }
 
+// A descriptor split in its two 32-bit words, for one tile: at(off) is the descriptor of the core matrix at byte
+// offset off (a compile-time constant at every call site) - one integer add per wgmma instead of rebuilding the
+// whole descriptor (the start-address field cannot carry into LBO: shared memory is < 256 KB).
+struct DescBase {
+  uint32_t lo, hi;
+  __device__ __forceinline__ uint64_t at(uint32_t off) const { return ((uint64_t)hi << 32) | (lo + (off >> 4)); }
+};
+template <int C>
+__device__ __forceinline__ DescBase base_k_major(uint32_t smem_addr) {
+  const uint64_t d = desc_k_major<C>(smem_addr);
+  return {(uint32_t)d, (uint32_t)(d >> 32)};
+}
+template <int C>
+__device__ __forceinline__ DescBase base_mn_major(uint32_t smem_addr) {
+  const uint64_t d = desc_mn_major<C>(smem_addr);
+  return {(uint32_t)d, (uint32_t)(d >> 32)};
+}
+
 // Orders register writes by ordinary instructions before the wgmma that read them (accumulators, A).
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -87,6 +105,10 @@ struct Mma;
     template <int TA, int TB>                                                                             \
     static __device__ __forceinline__ void ss(float (&d)[N / 2], uint64_t da, uint64_t db, int scale_d) { \
       ss_##TY##_n##N<TA, TB>(d, da, db, scale_d);                                                         \
+    }                                                                                                     \
+    template <int TA, int TB>                                                                             \
+    static __device__ __forceinline__ void ss0(float (&d)[N / 2], uint64_t da, uint64_t db) {              \
+      ss0_##TY##_n##N<TA, TB>(d, da, db);                                                                 \
     }                                                                                                     \
     template <int TB>                                                                                     \
     static __device__ __forceinline__ void rs(float (&d)[N / 2], const uint32_t (&a)[4], uint64_t db,     \

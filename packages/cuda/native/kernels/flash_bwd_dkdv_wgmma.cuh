@@ -140,21 +140,35 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
     const float* di_s = sDi + stage * Br;
 
     // Algorithm 2, line 9: S^T = K_j Q_i^T; line 13: dP^T = V_j dO_i^T (two commit groups).
-    // Zeroed here rather than with scale-d = 0: wgmma's accumulators are read-write asm operands, so
-    // otherwise they would stay live (64-128 registers) across the whole loop.
+    // Descriptor bases of this Q block's operands (this warpgroup's keys / dQ rows and columns folded in);
+    // every wgmma below adds a compile-time offset to one of them.
+    const wgmma::DescBase kK = wgmma::base_k_major<D>(sK_i + wgmma::cm_offset<D>(wg * 64, 0));
+    const wgmma::DescBase kV = wgmma::base_k_major<D>(sV_i + wgmma::cm_offset<D>(wg * 64, 0));
+    const wgmma::DescBase kQ = wgmma::base_k_major<D>(sQ_s), kdO = wgmma::base_k_major<D>(sdO_s);
+    const wgmma::DescBase mQ = wgmma::base_mn_major<D>(sQ_s), mdO = wgmma::base_mn_major<D>(sdO_s);
+    const wgmma::DescBase kdS = wgmma::base_k_major<Br>(sdS_s + wgmma::cm_offset<Br>(wg * 64, 0));
+    const wgmma::DescBase mdS = wgmma::base_mn_major<Br>(sdS_s + wgmma::cm_offset<Br>(0, q0));
+    const wgmma::DescBase mK = wgmma::base_mn_major<D>(sK_i + wgmma::cm_offset<D>(0, c0));
+    // The first k-step of each product overwrites its accumulator (ss0), so none is zeroed or live before -
+    // except with DEFER: while dQ_{i-1}'s wgmma is in flight, ptxas answers write-only first steps by
+    // serializing every wgmma (C7515; D = 64 bwd 10-13% slower on the H100), so there they are zeroed.
     float st[NS], dpt[NS];  // S^T -> P^T (in place), dP^T -> dS^T: keys x queries of this warpgroup
+    if constexpr (DEFER) {
 #pragma unroll
-    for (int i = 0; i < NS; ++i) st[i] = dpt[i] = 0.f;
+      for (int i = 0; i < NS; ++i) st[i] = dpt[i] = 0.f;
+    }
     wgmma::fence();
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      MmaS::template ss<0, 0>(st, wgmma::desc_k_major<D>(sK_i + wgmma::cm_offset<D>(wg * 64, kk * 16)),
-                              wgmma::desc_k_major<D>(sQ_s + wgmma::cm_offset<D>(0, kk * 16)), 1);
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint64_t da = kK.at(wgmma::cm_offset<D>(0, kk * 16)), db = kQ.at(wgmma::cm_offset<D>(0, kk * 16));
+      if (kk == 0 && !DEFER) MmaS::template ss0<0, 0>(st, da, db); else MmaS::template ss<0, 0>(st, da, db, 1);
+    }
     wgmma::commit();
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
-      MmaS::template ss<0, 0>(dpt, wgmma::desc_k_major<D>(sV_i + wgmma::cm_offset<D>(wg * 64, kk * 16)),
-                              wgmma::desc_k_major<D>(sdO_s + wgmma::cm_offset<D>(0, kk * 16)), 1);
+    for (int kk = 0; kk < D / 16; ++kk) {
+      const uint64_t da = kV.at(wgmma::cm_offset<D>(0, kk * 16)), db = kdO.at(wgmma::cm_offset<D>(0, kk * 16));
+      if (kk == 0 && !DEFER) MmaS::template ss0<0, 0>(dpt, da, db); else MmaS::template ss<0, 0>(dpt, da, db, 1);
+    }
     wgmma::commit();
     if (DEFER && mb > mb_lo) {  // dQ_{i-1} is the oldest group: done once at most S^T, dP^T are pending
       wgmma::wait<2>();
@@ -210,32 +224,35 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
     wgmma::fence();
 #pragma unroll
     for (int kq = 0; kq < Br / 16; ++kq)
-      MmaKV::template rs<1>(acc_dv, pfr[kq], wgmma::desc_mn_major<D>(sdO_s + wgmma::cm_offset<D>(kq * 16, 0)), 1);
+      MmaKV::template rs<1>(acc_dv, pfr[kq], mdO.at(wgmma::cm_offset<D>(kq * 16, 0)), 1);
     if constexpr (!DK_SMEM) {
 #pragma unroll
       for (int kq = 0; kq < Br / 16; ++kq)
-        MmaKV::template rs<1>(acc_dk, dsfr[kq], wgmma::desc_mn_major<D>(sQ_s + wgmma::cm_offset<D>(kq * 16, 0)), 1);
+        MmaKV::template rs<1>(acc_dk, dsfr[kq], mQ.at(wgmma::cm_offset<D>(kq * 16, 0)), 1);
     }
     wgmma::commit();
     wgmma::fence_proxy_async();
     __syncthreads();  // dS^T complete (both warpgroups)
 
     // Algorithm 2, line 17 with DK_SMEM: dK_j += dS^T Q_i, dS^T (this warpgroup's keys) read by wgmma itself.
+    if constexpr (DEFER) {  // as st / dpt above
 #pragma unroll
-    for (int i = 0; i < QN / 2; ++i) dq[i] = 0.f;
+      for (int i = 0; i < QN / 2; ++i) dq[i] = 0.f;
+    }
     wgmma::fence();
     if constexpr (DK_SMEM) {
 #pragma unroll
       for (int kq = 0; kq < Br / 16; ++kq)
-        MmaKV::template ss<0, 1>(acc_dk, wgmma::desc_k_major<Br>(sdS_s + wgmma::cm_offset<Br>(wg * 64, kq * 16)),
-                                 wgmma::desc_mn_major<D>(sQ_s + wgmma::cm_offset<D>(kq * 16, 0)), 1);
+        MmaKV::template ss<0, 1>(acc_dk, kdS.at(wgmma::cm_offset<Br>(0, kq * 16)),
+                                 mQ.at(wgmma::cm_offset<D>(kq * 16, 0)), 1);
       wgmma::commit();
     }
     // Algorithm 2, line 18: dQ_i += dS K_j.
 #pragma unroll
-    for (int kk = 0; kk < Bc / 16; ++kk)
-      MmaQ::template ss<1, 1>(dq, wgmma::desc_mn_major<Br>(sdS_s + wgmma::cm_offset<Br>(kk * 16, q0)),
-                              wgmma::desc_mn_major<D>(sK_i + wgmma::cm_offset<D>(kk * 16, c0)), 1);
+    for (int kk = 0; kk < Bc / 16; ++kk) {
+      const uint64_t da = mdS.at(wgmma::cm_offset<Br>(kk * 16, 0)), db = mK.at(wgmma::cm_offset<D>(kk * 16, 0));
+      if (kk == 0 && !DEFER) MmaQ::template ss0<1, 1>(dq, da, db); else MmaQ::template ss<1, 1>(dq, da, db, 1);
+    }
     wgmma::commit();
     // dV / dK done (their registers and this Q / dO stage are free); without DEFER also dQ, flushed now.
     if (DEFER) wgmma::wait<1>(); else wgmma::wait<0>();
