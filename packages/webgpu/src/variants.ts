@@ -70,6 +70,11 @@ const FORWARD: readonly Tiles[] = [
 //   dKdV v4 32 x 64, 4 x 4, K^T V^T resident      12.6 / 13.1 |  (no fit)
 //   dKdV v4 128 x 32, 8 x 4 (128 inv.), DK = JK = 8  12.4 / 12.8 |  9.3 /  9.3
 //   scalar pair (the earlier default)             5.8 /  6.5 |  5.8 /  6.3
+// and with these defaults (run 2, h100-bwd-v4-2026-11-21.json): defaults 14.7 / 15.8 | 13.6 / 14.1;
+//   dQ   v4 64 x 128, 4 x 8, DK 8, JK 16          13.7 / 14.5 | 12.5 / 13.0
+//   dQ   v4 128 x 64, 8 x 4, DK = JK = 8          14.0 / 14.4 | 12.2 / 13.7
+//   dKdV v4 32 x 128, 4 x 8, DK = JK = 8          11.2 / 13.9 |  9.7 / 11.8
+//   dKdV v4 32 x 64, 4 x 4, DK 16, JK 8           14.2 / 15.1 | 12.6 / 12.8
 // Model: the scalar dK/dV kernel read 12 scalars of workgroup memory per 16 FMAs in S^T, dP^T (its
 // 4 x 2 tile), the vec4 one 4 vec4s per 32; the dQ kernel 16 per 32 -> 4 vec4s per 32.
 const DQ: readonly Tiles[] = [
