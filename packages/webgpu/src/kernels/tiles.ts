@@ -18,9 +18,15 @@ export interface Tiles {
   DK: number;
   /** Row chunk of the P V product. */
   JK: number;
-  /** Forward only: use the vec4 kernel (flash-forward-v4.wgsl.ts; TM, TN multiples of 4). */
+  /**
+   * Use the vec4 kernel of this pass (flash-forward-v4, flash-backward-dq-v4 or flash-backward-dkdv-v4
+   * .wgsl.ts; TM, TN multiples of 4).
+   */
   V4?: boolean;
-  /** Forward vec4 kernel only: keep the whole Q block resident in workgroup memory. */
+  /**
+   * vec4 kernels only: keep a block resident in workgroup memory for the whole kernel - the Q block in the
+   * forward, K^T and V^T in the dK/dV pass.
+   */
   QR?: boolean;
 }
 
