@@ -21,7 +21,16 @@
  */
 import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
 import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
-import { colsT, deriveBwdV4, rowsP, rowsT, stage, type BwdV4Derived, type Src } from './stage-v4.wgsl.js';
+import {
+  colsT,
+  deriveBwdV4,
+  dualOuterV4,
+  rowsP,
+  rowsT,
+  stage,
+  type BwdV4Derived,
+  type Src,
+} from './stage-v4.wgsl.js';
 import { unroll, type Tiles } from './tiles.js';
 
 interface DkdvV4Layout {
@@ -68,11 +77,22 @@ export function flashBackwardDkdvV4WGSL(headDim: number, kind: StorageKind, tile
   const { BR, BC, TM, TN, DK, JK, GX, NT, DP, TD, SR, SC } = t;
   const { KOFF, VOFF, QOFF, OOFF, X1, X2, P1, P2, WORDS } = layout(t);
   const M4 = TM / 4;
-  const N4 = TN / 4;
   const D4 = TD / 4;
   const arr = arrayType(kind);
-  const ks = (buf: string): Src => ({ buf, base: 'kBase', rowStride: 'kRow', limit: 'p.Nk', first: 'j0' });
-  const qs = (buf: string, first = 'i0'): Src => ({ buf, base: 'qBase', rowStride: 'qRow', limit: 'p.Nq', first });
+  const ks = (buf: string): Src => ({
+    buf,
+    base: 'kBase',
+    rowStride: 'kRow',
+    limit: 'p.Nk',
+    first: 'j0',
+  });
+  const qs = (buf: string, first = 'i0'): Src => ({
+    buf,
+    base: 'qBase',
+    rowStride: 'qRow',
+    limit: 'p.Nq',
+    first,
+  });
   const sIdx = (r: number, c: number) => r * TN + c;
   const KR = !!t.QR;
   const kvRow = KR ? 'd0 + dd' : 'dd'; // row of K^T / V^T that head dim d0 + dd lives in
@@ -129,66 +149,62 @@ ${unroll(TM * TD, (e) => `  dkAcc[${e}] = 0.0; dvAcc[${e}] = 0.0;\n`)}${
       // Algorithm 2, lines 11 and 13 (transposed): S^T = K Q^T, dP^T = V dO^T, DK head dims at a time
       var s: array<f32, ${TM * TN}>;
       var dp: array<f32, ${TM * TN}>;
-${unroll(TM * TN, (e) => `      s[${e}] = 0.0; dp[${e}] = 0.0;\n`)}      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${stage(t, [
-    ...(KR ? [] : [rowsT(t, D, ks('k'), BR, KOFF, SR), rowsT(t, D, ks('v'), BR, VOFF, SR)]),
-    colsT(t, D, qs('q'), QOFF, SC),
-    colsT(t, D, qs('dout'), OOFF, SC),
-  ])}
+${unroll(TM * TN, (e) => `      s[${e}] = 0.0; dp[${e}] = 0.0;\n`)}      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${stage(
+    t,
+    [
+      ...(KR ? [] : [rowsT(t, D, ks('k'), BR, KOFF, SR), rowsT(t, D, ks('v'), BR, VOFF, SR)]),
+      colsT(t, D, qs('q'), QOFF, SC),
+      colsT(t, D, qs('dout'), OOFF, SC),
+    ],
+  )}
         workgroupBarrier();
-        for (var dd = 0u; dd < ${DK}u; dd++) {
-${unroll(M4, (m) => `          let a${m} = sm[(${KOFF}u + (${kvRow}) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
-          let u${m} = sm[(${VOFF}u + (${kvRow}) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`)}${unroll(
-    N4,
-    (n) => `          let b${n} = sm[(${QOFF}u + dd * ${SC}u + tx * ${TN}u) / 4u + ${n}u];
-          let w${n} = sm[(${OOFF}u + dd * ${SC}u + tx * ${TN}u) / 4u + ${n}u];\n`,
-  )}${unroll(TM, (r) =>
-    unroll(
-      TN,
-      (c) => `          s[${sIdx(r, c)}] = fma(a${r >> 2}[${r & 3}], b${c >> 2}[${c & 3}], s[${sIdx(r, c)}]);
-          dp[${sIdx(r, c)}] = fma(u${r >> 2}[${r & 3}], w${c >> 2}[${c & 3}], dp[${sIdx(r, c)}]);\n`,
-    ),
-  )}        }
-        workgroupBarrier();
+${dualOuterV4(t, { off: KOFF, stride: SR }, { off: VOFF, stride: SR }, { off: QOFF, stride: SC }, { off: OOFF, stride: SC }, `(${kvRow})`, '        ')}        workgroupBarrier();
       }
       // Algorithm 2, lines 12 and 14 (transposed): P^T, dS^T = P^T * (dP^T - D), stored as vec4s
       // over this invocation's keys: P^T in s, dS^T in dp.
 ${unroll(TN, (c) => {
-    let code = `      { let i = i0 + ${c * GX}u + tx;
+  let code = `      { let i = i0 + ${c * GX}u + tx;
         let ii = min(i, p.Nq - 1u);
         let lo = keyLo(i32(i));
         let hi = select(lo, keyHi(i32(i)), i < p.Nq);
         let l2 = lse[(b * p.Hq + h) * p.Nq + ii] * ${LOG2E};
         let Dc = delta[(b * p.Hq + h) * p.Nq + ii];\n`;
-    for (let r = 0; r < TM; r++) {
-      code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
+  for (let r = 0; r < TM; r++) {
+    code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
           let vis = j >= lo && j < hi;
           let pr = select(0.0, exp2(min(s[${sIdx(r, c)}] * scale2 - l2, 0.0)), vis);
           s[${sIdx(r, c)}] = pr;
           dp[${sIdx(r, c)}] = pr * (dp[${sIdx(r, c)}] - Dc); }\n`;
-    }
-    for (let m = 0; m < M4; m++) {
-      const v4 = (a: string) => `vec4<f32>(${[0, 1, 2, 3].map((e) => `${a}[${sIdx(m * 4 + e, c)}]`).join(', ')})`;
-      code += `        sm[(${P1}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = ${v4('s')};
+  }
+  for (let m = 0; m < M4; m++) {
+    const v4 = (a: string) =>
+      `vec4<f32>(${[0, 1, 2, 3].map((e) => `${a}[${sIdx(m * 4 + e, c)}]`).join(', ')})`;
+    code += `        sm[(${P1}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = ${v4('s')};
         sm[(${P2}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = ${v4('dp')};\n`;
-    }
-    return code + '      }\n';
-  })}      workgroupBarrier();
+  }
+  return code + '      }\n';
+})}      workgroupBarrier();
       // Algorithm 2, lines 12 and 16: dV_j += P^T dO, dK_j += dS^T Q, JK query rows at a time
       for (var ii0 = 0u; ii0 < ${BC}u; ii0 += ${JK}u) {${stage(t, [
-    rowsP(t, D, qs('dout', 'i0 + ii0'), X1),
-    rowsP(t, D, qs('q', 'i0 + ii0'), X2),
-  ])}
+        rowsP(t, D, qs('dout', 'i0 + ii0'), X1),
+        rowsP(t, D, qs('q', 'i0 + ii0'), X2),
+      ])}
         workgroupBarrier();
         for (var ii = 0u; ii < ${JK}u; ii++) {
-${unroll(M4, (m) => `          let pa${m} = sm[(${P1}u + (ii0 + ii) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
-          let pb${m} = sm[(${P2}u + (ii0 + ii) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`)}${unroll(
+${unroll(
+  M4,
+  (m) => `          let pa${m} = sm[(${P1}u + (ii0 + ii) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
+          let pb${m} = sm[(${P2}u + (ii0 + ii) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`,
+)}${unroll(
     D4,
     (c) => `          let wo${c} = sm[(${X1}u + ii * ${DP}u + tx * ${TD}u) / 4u + ${c}u];
           let wq${c} = sm[(${X2}u + ii * ${DP}u + tx * ${TD}u) / 4u + ${c}u];\n`,
   )}${unroll(TM, (r) =>
     unroll(
       TD,
-      (c) => `          dvAcc[${r * TD + c}] = fma(pa${r >> 2}[${r & 3}], wo${c >> 2}[${c & 3}], dvAcc[${r * TD + c}]);
+      (
+        c,
+      ) => `          dvAcc[${r * TD + c}] = fma(pa${r >> 2}[${r & 3}], wo${c >> 2}[${c & 3}], dvAcc[${r * TD + c}]);
           dkAcc[${r * TD + c}] = fma(pb${r >> 2}[${r & 3}], wq${c >> 2}[${c & 3}], dkAcc[${r * TD + c}]);\n`,
     ),
   )}        }
@@ -196,13 +212,19 @@ ${unroll(M4, (m) => `          let pa${m} = sm[(${P1}u + (ii0 + ii) * ${SR}u + t
       }
     }
   }
-${unroll(TM, (r) => `  { let j = j0 + ty * ${TM}u + ${r}u;
+${unroll(
+  TM,
+  (r) => `  { let j = j0 + ty * ${TM}u + ${r}u;
     if (j < p.Nk) {
-${unroll(TD, (c) => `      if (${c * GX}u + tx < D) {
+${unroll(
+  TD,
+  (c) => `      if (${c * GX}u + tx < D) {
         dk[kBase + j * kRow + ${c * GX}u + tx] = dkAcc[${r * TD + c}] * p.scale;
         dv[kBase + j * kRow + ${c * GX}u + tx] = dvAcc[${r * TD + c}];
-      }\n`)}    }
+      }\n`,
+)}    }
   }
-`)}}
+`,
+)}}
 `;
 }

@@ -16,7 +16,16 @@
  */
 import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
 import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
-import { colsT, deriveBwdV4, rowsP, rowsT, stage, type BwdV4Derived, type Src } from './stage-v4.wgsl.js';
+import {
+  colsT,
+  deriveBwdV4,
+  dualOuterV4,
+  rowsP,
+  rowsT,
+  stage,
+  type BwdV4Derived,
+  type Src,
+} from './stage-v4.wgsl.js';
 import { unroll, type Tiles } from './tiles.js';
 
 interface DqV4Layout {
@@ -34,7 +43,15 @@ interface DqV4Layout {
 function layout(t: BwdV4Derived): DqV4Layout {
   const { DK, SR, SC, JK, DP, BC } = t;
   const POFF = Math.max(2 * DK * SR + 2 * DK * SC, JK * DP);
-  return { QOFF: 0, OOFF: DK * SR, KOFF: 2 * DK * SR, VOFF: 2 * DK * SR + DK * SC, K2OFF: 0, POFF, WORDS: POFF + BC * SR };
+  return {
+    QOFF: 0,
+    OOFF: DK * SR,
+    KOFF: 2 * DK * SR,
+    VOFF: 2 * DK * SR + DK * SC,
+    K2OFF: 0,
+    POFF,
+    WORDS: POFF + BC * SR,
+  };
 }
 
 export function flashBackwardDqV4SharedBytes(headDim: number, tiles: Tiles): number {
@@ -47,11 +64,22 @@ export function flashBackwardDqV4WGSL(headDim: number, kind: StorageKind, tiles:
   const { BR, BC, TM, TN, DK, JK, GX, NT, DP, TD, SR, SC } = t;
   const { QOFF, OOFF, KOFF, VOFF, K2OFF, POFF, WORDS } = layout(t);
   const M4 = TM / 4;
-  const N4 = TN / 4;
   const D4 = TD / 4;
   const arr = arrayType(kind);
-  const qs = (buf: string): Src => ({ buf, base: 'qBase', rowStride: 'qRow', limit: 'p.Nq', first: 'row0' });
-  const ks = (buf: string, first = 'j0'): Src => ({ buf, base: 'kBase', rowStride: 'kRow', limit: 'p.Nk', first });
+  const qs = (buf: string): Src => ({
+    buf,
+    base: 'qBase',
+    rowStride: 'qRow',
+    limit: 'p.Nq',
+    first: 'row0',
+  });
+  const ks = (buf: string, first = 'j0'): Src => ({
+    buf,
+    base: 'kBase',
+    rowStride: 'kRow',
+    limit: 'p.Nk',
+    first,
+  });
   const sIdx = (r: number, c: number) => r * TN + c;
   return `${enableFor(kind)}
 ${PARAMS_WGSL}
@@ -94,59 +122,54 @@ fn main(
   var lse2: array<f32, ${TM}>;  // lse in log2 units
   var Di: array<f32, ${TM}>;    // D_i = rowsum(dO_i * O_i)
   var acc: array<f32, ${TM * TD}>; // dQ_i (TM rows x TD columns: head dim c*GX + tx)
-${unroll(TM, (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
+${unroll(
+  TM,
+  (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
     let ii = min(i, p.Nq - 1u);
     lo[${r}] = keyLo(i32(i)); hi[${r}] = select(lo[${r}], keyHi(i32(i)), i < p.Nq);
     lse2[${r}] = lse[(b * p.Hq + h) * p.Nq + ii] * ${LOG2E};
     Di[${r}] = delta[(b * p.Hq + h) * p.Nq + ii]; }
-`)}${unroll(TM * TD, (e) => `  acc[${e}] = 0.0;\n`)}
+`,
+)}${unroll(TM * TD, (e) => `  acc[${e}] = 0.0;\n`)}
   let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
   let jEnd = u32(max(keyHi(i32(rowLast)), 0));
   for (var j0 = jBegin; j0 < jEnd; j0 += ${BC}u) {
     // Algorithm 2, lines 11 and 13: S = Q K^T and dP = dO V^T, streamed DK head dims at a time
     var s: array<f32, ${TM * TN}>;
     var dp: array<f32, ${TM * TN}>;
-${unroll(TM * TN, (e) => `    s[${e}] = 0.0; dp[${e}] = 0.0;\n`)}    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${stage(t, [
-    rowsT(t, D, qs('q'), BR, QOFF, SR),
-    rowsT(t, D, qs('dout'), BR, OOFF, SR),
-    colsT(t, D, ks('k'), KOFF, SC),
-    colsT(t, D, ks('v'), VOFF, SC),
-  ])}
+${unroll(TM * TN, (e) => `    s[${e}] = 0.0; dp[${e}] = 0.0;\n`)}    for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${stage(
+    t,
+    [
+      rowsT(t, D, qs('q'), BR, QOFF, SR),
+      rowsT(t, D, qs('dout'), BR, OOFF, SR),
+      colsT(t, D, ks('k'), KOFF, SC),
+      colsT(t, D, ks('v'), VOFF, SC),
+    ],
+  )}
       workgroupBarrier();
-      for (var dd = 0u; dd < ${DK}u; dd++) {
-${unroll(M4, (m) => `        let a${m} = sm[(${QOFF}u + dd * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
-        let g${m} = sm[(${OOFF}u + dd * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`)}${unroll(
-    N4,
-    (n) => `        let b${n} = sm[(${KOFF}u + dd * ${SC}u + tx * ${TN}u) / 4u + ${n}u];
-        let w${n} = sm[(${VOFF}u + dd * ${SC}u + tx * ${TN}u) / 4u + ${n}u];\n`,
-  )}${unroll(TM, (r) =>
-    unroll(
-      TN,
-      (c) => `        s[${sIdx(r, c)}] = fma(a${r >> 2}[${r & 3}], b${c >> 2}[${c & 3}], s[${sIdx(r, c)}]);
-        dp[${sIdx(r, c)}] = fma(g${r >> 2}[${r & 3}], w${c >> 2}[${c & 3}], dp[${sIdx(r, c)}]);\n`,
-    ),
-  )}      }
-      workgroupBarrier();
+${dualOuterV4(t, { off: QOFF, stride: SR }, { off: OOFF, stride: SR }, { off: KOFF, stride: SC }, { off: VOFF, stride: SC }, 'dd', '      ')}      workgroupBarrier();
     }
     // Algorithm 2, lines 12 and 14: P = exp(S - lse), dS = P * (dP - D), kept in s
 ${unroll(TM, (r) =>
-    unroll(
-      TN,
-      (c) => `    { let j = i32(j0 + ${c * GX}u + tx);
+  unroll(
+    TN,
+    (c) => `    { let j = i32(j0 + ${c * GX}u + tx);
       let vis = j >= lo[${r}] && j < hi[${r}];
       let pr = select(0.0, exp2(min(s[${sIdx(r, c)}] * scale2 - lse2[${r}], 0.0)), vis);
       s[${sIdx(r, c)}] = pr * (dp[${sIdx(r, c)}] - Di[${r}]); }\n`,
-    ),
-  )}    // dS^T (BC, SR): key c*GX + tx, rows ty*TM .. +TM-1 as vec4s
+  ),
+)}    // dS^T (BC, SR): key c*GX + tx, rows ty*TM .. +TM-1 as vec4s
 ${unroll(TN, (c) =>
-    unroll(
-      M4,
-      (m) =>
-        `    sm[(${POFF}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = vec4<f32>(${[0, 1, 2, 3]
-          .map((e) => `s[${sIdx(m * 4 + e, c)}]`)
-          .join(', ')});\n`,
-    ),
-  )}    workgroupBarrier();
+  unroll(
+    M4,
+    (m) =>
+      `    sm[(${POFF}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = vec4<f32>(${[
+        0, 1, 2, 3,
+      ]
+        .map((e) => `s[${sIdx(m * 4 + e, c)}]`)
+        .join(', ')});\n`,
+  ),
+)}    workgroupBarrier();
     // Algorithm 2, line 15: dQ_i += dS K, JK keys at a time (the softmax scale is applied at the end)
     for (var jj0 = 0u; jj0 < ${BC}u; jj0 += ${JK}u) {${stage(t, [rowsP(t, D, ks('k', 'j0 + jj0'), K2OFF)])}
       workgroupBarrier();
@@ -155,15 +178,22 @@ ${unroll(M4, (m) => `        let p${m} = sm[(${POFF}u + (jj0 + jj) * ${SR}u + ty
     D4,
     (c) => `        let w${c} = sm[(${K2OFF}u + jj * ${DP}u + tx * ${TD}u) / 4u + ${c}u];\n`,
   )}${unroll(TM, (r) =>
-    unroll(TD, (c) => `        acc[${r * TD + c}] = fma(p${r >> 2}[${r & 3}], w${c >> 2}[${c & 3}], acc[${r * TD + c}]);\n`),
+    unroll(
+      TD,
+      (c) =>
+        `        acc[${r * TD + c}] = fma(p${r >> 2}[${r & 3}], w${c >> 2}[${c & 3}], acc[${r * TD + c}]);\n`,
+    ),
   )}      }
       workgroupBarrier();
     }
   }
-${unroll(TM, (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
+${unroll(
+  TM,
+  (r) => `  { let i = row0 + ty * ${TM}u + ${r}u;
     if (i < p.Nq) {
 ${unroll(TD, (c) => `      if (${c * GX}u + tx < D) { dq[qBase + i * qRow + ${c * GX}u + tx] = acc[${r * TD + c}] * p.scale; }\n`)}    }
   }
-`)}}
+`,
+)}}
 `;
 }

@@ -12,7 +12,7 @@
  * head dims read 0. The kernels need `lid`, `D`, `d0` (chunks) and `ld_<buf>` in scope.
  */
 import type { Tiles } from './tiles.js';
-import { gcd } from './tiles.js';
+import { gcd, unroll } from './tiles.js';
 
 export interface BwdV4Derived extends Tiles {
   GX: number;
@@ -30,8 +30,16 @@ export interface BwdV4Derived extends Tiles {
 export function deriveBwdV4(t: Tiles, headDim: number): BwdV4Derived {
   const GX = t.BC / t.TN;
   const GY = t.BR / t.TM;
-  if (!Number.isInteger(GX) || !Number.isInteger(GY) || t.TM % 4 !== 0 || t.TN % 4 !== 0 || GX % 4 !== 0) {
-    throw new Error(`tiles ${JSON.stringify(t)} do not suit the vec4 backward (TM, TN, GX multiples of 4)`);
+  if (
+    !Number.isInteger(GX) ||
+    !Number.isInteger(GY) ||
+    t.TM % 4 !== 0 ||
+    t.TN % 4 !== 0 ||
+    GX % 4 !== 0
+  ) {
+    throw new Error(
+      `tiles ${JSON.stringify(t)} do not suit the vec4 backward (TM, TN, GX multiples of 4)`,
+    );
   }
   const unit = (4 * GX * t.DK) / gcd(4 * GX, t.DK);
   const DP = Math.ceil(headDim / unit) * unit;
@@ -57,7 +65,9 @@ export interface Stager {
 
 function elem(t: BwdV4Derived, headDim: number, s: Src, row: string, d: string): string {
   const at = `${s.base} + min(${row}, ${s.limit} - 1u) * ${s.rowStride}`;
-  return t.DP !== headDim ? `select(0.0, ld_${s.buf}(${at} + min(${d}, D - 1u)), ${d} < D)` : `ld_${s.buf}(${at} + ${d})`;
+  return t.DP !== headDim
+    ? `select(0.0, ld_${s.buf}(${at} + min(${d}, D - 1u)), ${d} < D)`
+    : `ld_${s.buf}(${at} + ${d})`;
 }
 
 /**
@@ -76,14 +86,23 @@ export function rowsT(
 ): Stager {
   return {
     count: (nd * n) / 4,
-    load: (e, x) => `let ${x}d = ${dBase} + ${e} % ${nd}u; let ${x}r = ${s.first} + (${e} / ${nd}u) * 4u;
+    load: (
+      e,
+      x,
+    ) => `let ${x}d = ${dBase} + ${e} % ${nd}u; let ${x}r = ${s.first} + (${e} / ${nd}u) * 4u;
         let ${x} = vec4<f32>(${[0, 1, 2, 3].map((c) => elem(t, headDim, s, `${x}r + ${c}u`, `${x}d`)).join(', ')});`,
     store: (e, x) => `sm[(${off}u + (${e} % ${nd}u) * ${stride}u) / 4u + ${e} / ${nd}u] = ${x};`,
   };
 }
 
 /** colsT: `n` = TN * GX rows from s.first, head dims [d0, d0 + DK), permuted as above. */
-export function colsT(t: BwdV4Derived, headDim: number, s: Src, off: number, stride: number): Stager {
+export function colsT(
+  t: BwdV4Derived,
+  headDim: number,
+  s: Src,
+  off: number,
+  stride: number,
+): Stager {
   const { DK, GX } = t;
   const N4 = t.TN / 4;
   return {
@@ -104,7 +123,8 @@ export function rowsP(t: BwdV4Derived, headDim: number, s: Src, off: number): St
     load: (e, x) => `let ${x}q = ${e} % ${DP / 4}u; let ${x}c = ${s.first} + ${e} / ${DP / 4}u;
         let ${x}d = ((${x}q % ${D4}u) * 4u) * ${GX}u + ${x}q / ${D4}u;
         let ${x} = vec4<f32>(${[0, 1, 2, 3].map((c) => elem(t, headDim, s, `${x}c`, `${x}d + ${c * GX}u`)).join(', ')});`,
-    store: (e, x) => `sm[(${off}u + (${e} / ${DP / 4}u) * ${DP}u) / 4u + ${e} % ${DP / 4}u] = ${x};`,
+    store: (e, x) =>
+      `sm[(${off}u + (${e} / ${DP / 4}u) * ${DP}u) / 4u + ${e} % ${DP / 4}u] = ${x};`,
   };
 }
 
@@ -139,4 +159,55 @@ export function stage(t: BwdV4Derived, list: readonly Stager[]): string {
   return `
       {${loads}${stores}
       }`;
+}
+
+/** One operand of dualOuterV4: a transposed tile in workgroup memory (word offset, row stride in words). */
+export interface OuterOperand {
+  off: number;
+  stride: number;
+}
+
+/**
+ * The inner loop of both vec4 backward passes: two register-tile products over one dd loop,
+ * s[r, c] += A[dd, r] * B[dd, c] and dp[r, c] += G[dd, r] * W[dd, c] for this invocation's TM x TN entries
+ * (rows ty * TM.., columns tx * TN..), every workgroup-memory read a vec4 (A, G over the rows, B, W over the
+ * columns): 4 vec4 reads per 2 * TM * TN FMAs. `aRow` is the WGSL row index of A and G for step dd (a
+ * running K/V row in the dK/dV pass), `indent` the loop's indentation.
+ */
+export function dualOuterV4(
+  t: { TM: number; TN: number; DK: number },
+  a: OuterOperand,
+  g: OuterOperand,
+  b: OuterOperand,
+  w: OuterOperand,
+  aRow: string,
+  indent: string,
+): string {
+  const { TM, TN, DK } = t;
+  const sIdx = (r: number, c: number): number => r * TN + c;
+  const i = indent;
+  const rowRead = (o: OuterOperand, m: number) =>
+    `sm[(${o.off}u + ${aRow} * ${o.stride}u + ty * ${TM}u) / 4u + ${m}u]`;
+  const colRead = (o: OuterOperand, n: number) =>
+    `sm[(${o.off}u + dd * ${o.stride}u + tx * ${TN}u) / 4u + ${n}u]`;
+  return (
+    `${i}for (var dd = 0u; dd < ${DK}u; dd++) {\n` +
+    unroll(
+      TM / 4,
+      (m) => `${i}  let a${m} = ${rowRead(a, m)};\n${i}  let g${m} = ${rowRead(g, m)};\n`,
+    ) +
+    unroll(
+      TN / 4,
+      (n) => `${i}  let b${n} = ${colRead(b, n)};\n${i}  let w${n} = ${colRead(w, n)};\n`,
+    ) +
+    unroll(TM, (r) =>
+      unroll(
+        TN,
+        (c) =>
+          `${i}  s[${sIdx(r, c)}] = fma(a${r >> 2}[${r & 3}], b${c >> 2}[${c & 3}], s[${sIdx(r, c)}]);\n` +
+          `${i}  dp[${sIdx(r, c)}] = fma(g${r >> 2}[${r & 3}], w${c >> 2}[${c & 3}], dp[${sIdx(r, c)}]);\n`,
+      ),
+    ) +
+    `${i}}\n`
+  );
 }
