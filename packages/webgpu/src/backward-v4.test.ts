@@ -16,20 +16,11 @@ import { flashBackwardDkdvV4WGSL } from './kernels/flash-backward-dkdv-v4.wgsl.j
 import { flashBackwardDqV4WGSL } from './kernels/flash-backward-dq-v4.wgsl.js';
 import { deriveBwdV4, stage, type Stager } from './kernels/stage-v4.wgsl.js';
 import type { Tiles } from './kernels/tiles.js';
-import { defaultToSwiftShader, webgpuRequired } from './test-utils/env.js';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
 
 defaultToSwiftShader();
 
-async function probe(): Promise<string | undefined> {
-  try {
-    const be = await createWebGPUBackend();
-    be.dispose();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-const unavailable = await probe();
+const unavailable = await probeAdapter();
 const skip = unavailable !== undefined && !webgpuRequired() ? `no WebGPU adapter: ${unavailable}` : undefined;
 
 // DQ: GX = 4, 32 invocations; its K^T / V^T chunks (DK * BC / 4 = 16 vec4s) and its K rows at

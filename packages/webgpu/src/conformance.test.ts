@@ -6,22 +6,11 @@
 import { describeConformance } from '@flashattn/conformance/vitest';
 import { describe, expect, it } from 'vitest';
 import { createWebGPUBackend } from './index.js';
-import { defaultToSwiftShader, webgpuRequired } from './test-utils/env.js';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
 
 defaultToSwiftShader();
 
-/** Undefined when an adapter and device can be had, else why not. */
-async function probe(): Promise<string | undefined> {
-  try {
-    const be = await createWebGPUBackend();
-    be.dispose();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-
-const unavailable = await probe();
+const unavailable = await probeAdapter();
 const required = webgpuRequired();
 
 if (unavailable !== undefined && required) {

@@ -12,20 +12,11 @@ import { describe, expect, it } from 'vitest';
 import { createWebGPUBackend } from './index.js';
 import { deriveV4, flashForwardV4WGSL } from './kernels/flash-forward-v4.wgsl.js';
 import type { Tiles } from './kernels/tiles.js';
-import { defaultToSwiftShader, webgpuRequired } from './test-utils/env.js';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
 
 defaultToSwiftShader();
 
-async function probe(): Promise<string | undefined> {
-  try {
-    const be = await createWebGPUBackend();
-    be.dispose();
-    return undefined;
-  } catch (e) {
-    return e instanceof Error ? e.message : String(e);
-  }
-}
-const unavailable = await probe();
+const unavailable = await probeAdapter();
 const skip = unavailable !== undefined && !webgpuRequired() ? `no WebGPU adapter: ${unavailable}` : undefined;
 
 // STREAM has 64 invocations and 32 vec4s in a K^T chunk: the S-phase staging takes the rolled

@@ -9,29 +9,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { createWebGPUBackend } from './index.js';
-import { defaultToSwiftShader, webgpuRequired } from './test-utils/env.js';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
 
 defaultToSwiftShader();
 
-// The adapter probe runs while the file is collected, outside any test timeout: bound it, so that a stalled
-// adapter request (seen once on a loaded 2-core machine) fails this file instead of hanging the run.
-const PROBE_MS = 120_000;
-let unavailable: string | undefined;
-let timer: ReturnType<typeof setTimeout> | undefined;
-try {
-  const be = await Promise.race([
-    createWebGPUBackend(),
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`adapter probe did not finish in ${PROBE_MS / 1000} s`)), PROBE_MS);
-    }),
-  ]);
-  be.dispose();
-} catch (e) {
-  unavailable = e instanceof Error ? e.message : String(e);
-} finally {
-  clearTimeout(timer);
-}
+const unavailable = await probeAdapter();
 const skip = unavailable !== undefined && !webgpuRequired();
 if (skip) console.warn(`process-exit test skipped: no WebGPU adapter: ${unavailable}`);
 

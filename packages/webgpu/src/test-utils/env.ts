@@ -3,12 +3,17 @@
  * for when a missing adapter is a failure (CI or FLASHATTN_REQUIRE_WEBGPU=1) rather than a skip.
  */
 import { existsSync } from 'node:fs';
+import { createWebGPUBackend } from '../index.js';
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 /** Point Dawn's Vulkan loader at SwiftShader unless the caller chose a driver. Call before creating a backend. */
 export function defaultToSwiftShader(): void {
-  if (!process.env.VK_DRIVER_FILES && !process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER_ICD)) {
+  if (
+    !process.env.VK_DRIVER_FILES &&
+    !process.env.VK_ICD_FILENAMES &&
+    existsSync(SWIFTSHADER_ICD)
+  ) {
     process.env.VK_DRIVER_FILES = SWIFTSHADER_ICD;
   }
 }
@@ -16,4 +21,32 @@ export function defaultToSwiftShader(): void {
 /** True when the tests must run (and fail without an adapter) instead of skipping. */
 export function webgpuRequired(): boolean {
   return !!process.env.CI || process.env.FLASHATTN_REQUIRE_WEBGPU === '1';
+}
+
+const PROBE_MS = 120_000;
+
+/**
+ * Undefined when an adapter and device can be had, else why not. Test files call it while they are
+ * collected, outside any test timeout, so it is bounded: a stalled adapter request (seen once on a loaded
+ * 2-core machine) becomes a reason instead of a hung run.
+ */
+export async function probeAdapter(): Promise<string | undefined> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    const be = await Promise.race([
+      createWebGPUBackend(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`adapter probe did not finish in ${PROBE_MS / 1000} s`)),
+          PROBE_MS,
+        );
+      }),
+    ]);
+    be.dispose();
+    return undefined;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  } finally {
+    clearTimeout(timer);
+  }
 }
