@@ -57,6 +57,13 @@ export interface NaiveForward {
   lseAbs: number;
   /** max over elements of R_out, the score-rounding allowance (see the file comment). */
   outRescore: number;
+  /**
+   * R_lse, the lse's score-reordering allowance: gamma_D * max_ij |S|_abs_ij. A backend sums each score's
+   * D products in another order than the naive loop; |fl(sum) - sum| <= gamma_D * sum |a_k| for any order,
+   * and lse = logsumexp(S) moves by at most max_j |error of S_ij|. The 2x naive term does not carry it when
+   * the naive sum is exact by luck (a row that sees one key: lse = S_i0).
+   */
+  lseRescore: number;
 }
 
 export interface NaiveBackward {
@@ -122,6 +129,7 @@ export function naiveAttention(
   let outAbs = 0;
   let lseAbs = 0;
   let outRescore = 0;
+  let sAbsAll = 0; // max_ij |S|_abs_ij
 
   const dq = new Float32Array(B * Nq * Hq * D); // (B, Nq, Hq, D)
   const dk = new Float32Array(B * Nk * Hk * D); // (B, Nk, Hk, D), float32 group sums, rounded at the end
@@ -198,6 +206,7 @@ export function naiveAttention(
         // error u in l moves log(l) by u, i.e. one u of magnitude 1.
         const rowLseAbs = sAbsMax + Math.log(hi - lo) + 1;
         if (rowLseAbs > lseAbs) lseAbs = rowLseAbs;
+        if (sAbsMax > sAbsAll) sAbsAll = sAbsMax;
 
         accD.fill(0);
         accAbs.fill(0);
@@ -314,7 +323,8 @@ export function naiveAttention(
     }
   }
 
-  const forward: NaiveForward = { out, lse, outAbs, lseAbs, outRescore };
+  const gammaD = (D * u32) / (1 - D * u32);
+  const forward: NaiveForward = { out, lse, outAbs, lseAbs, outRescore, lseRescore: gammaD * sAbsAll };
   if (!dO) return { forward };
   for (let x = 0; x < dk.length; x++) {
     dk[x] = rc(dk[x]!);

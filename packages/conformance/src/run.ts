@@ -333,7 +333,7 @@ function describeCheck(ch: OutputCheck): string {
     ` = 2 x naive ${fmt(ch.errNaive)} + floor ${fmt(ch.tolerance.floor)}` +
     ` (rounding ${fmt(ch.tolerance.rounding)} + accumulation ${fmt(ch.tolerance.accumulation)}` +
     (ch.tolerance.recompute > 0
-      ? ` + ${ch.output === 'out' ? 'score rounding' : 'recompute'} ${fmt(ch.tolerance.recompute)})`
+      ? ` + ${ch.output === 'out' ? 'score rounding' : ch.output === 'lse' ? 'score order' : 'recompute'} ${fmt(ch.tolerance.recompute)})`
       : ')') +
     `; ratio ${Number.isFinite(ch.ratio) ? ch.ratio.toFixed(2) : ch.ratio}; worst at ${ch.worstAt}`
   );
@@ -462,7 +462,7 @@ export async function runCase(
           expected.oracle.lse,
           naive.forward.lse,
           naive.forward.lseAbs,
-          0,
+          naive.forward.lseRescore,
           cdt,
           skipMaskedLse,
           lseShape,

@@ -23,7 +23,12 @@
  *    that sees one key has P = 1, so naive dS = P * (dP - rowsum(P * dP)) cancels to exactly 0, while
  *    FlashAttention's D = rowsum(dO * O) sums in another order and leaves an ulp; one u suffices
  *    because the 2x term already carries the accumulation growth;
- *  - term 3, R_X (0 for lse), is for out the first-order effect of S being evaluated in float32 in
+ *  - term 3, R_X, is for lse gamma_D * max |S|_abs: the score dot products summed in another order than
+ *    the naive's (|fl(sum a_k) - sum a_k| <= gamma_n sum |a_k| for any order, and lse = logsumexp(S)
+ *    moves by at most the largest score error). Needed where the naive sum is exact by luck: a row that
+ *    sees one key has lse = S_i0, and a random CI seed failed the vec4 WebGPU forward on `f32 d32 q1 k1`
+ *    at 1.5 u32 * |S|_abs against a one-u floor while the naive lse was off by 0.06 u. For out it is
+ *    the first-order effect of S being evaluated in float32 in
  *    another summation order than the naive's, R_out = sum_j u32 |S|_abs_ij P_ij |V_jd - O_id|
  *    (it only matters on near-tied rows at |S| ~ 1e4); for the gradients it is the effect of Algorithm 2
  *    recomputing P = exp(S - L) from a float32 lse L and a float32 re-evaluation of S instead of
@@ -50,7 +55,7 @@ export interface ToleranceMagnitudes {
   output: number;
   /** max |X|_abs (naiveAttention computes it). */
   abs: number;
-  /** max R_X: the score-rounding allowance of out, the P-recompute allowance of a gradient (0, the default, for lse). */
+  /** max R_X: the score-reordering allowance of lse and out, the P-recompute allowance of a gradient (default 0). */
   recompute?: number;
 }
 
