@@ -12,6 +12,7 @@ import {
   maxAbsError,
   naiveAttention,
   naiveBaselineError,
+  scoreRoundingAllowance,
   toleranceFor,
 } from './test-utils/flash-naive.js';
 
@@ -33,11 +34,10 @@ describe('flashAttention (FlashAttention-2 Algorithm 1) against the float64 orac
 
     const out = toFloat32(flash.out);
     const errOut = maxAbsError(out, ref.out);
-    const tolOut = toleranceFor(
-      naiveBaselineError((dt) => naive(dt).out, ref.out, c.dtype),
-      ref.out,
-      c.dtype,
-    );
+    // float32 only: for float16 / bfloat16 the score-rounding term is negligible next to the naive error.
+    const tolOut =
+      toleranceFor(naiveBaselineError((dt) => naive(dt).out, ref.out, c.dtype), ref.out, c.dtype) +
+      (c.dtype === 'float32' ? scoreRoundingAllowance(q, k, v, ref.out, attentionOpts(c.opts)) : 0);
     expect(errOut, `out: ${what}`).toBeLessThanOrEqual(tolOut);
 
     const errLse = maxAbsError(flash.lse, ref.lse);

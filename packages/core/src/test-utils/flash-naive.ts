@@ -4,7 +4,7 @@
  *
  * Tolerance rule (FlashAttention's own tests, STYLE.md): on the same inputs,
  *     maxErr(fast vs float64 oracle) <= 2 * maxErr(naive same-dtype vs oracle) + floor,
- *     floor = 4 * u(dtype) * max(1, max|oracle|)
+ *     floor = 4 * u(dtype) * max(1, max|oracle|)   (+ R_out for a float32 out, scoreRoundingAllowance)
  * where u is the dtype's unit roundoff: the floor is a few roundings of the largest value, which is
  * what rounding the result to the dtype alone may cost; it only matters when the naive error happens
  * to be ~0 (e.g. N = 1, where out = v exactly).
@@ -213,6 +213,67 @@ export function naiveAttentionBackward(
     }
   }
   return { dq, dk: dk32.map(rndOut), dv: dv32.map(rndOut) };
+}
+
+/**
+ * R_out, the score-rounding allowance of out (the conformance suite's term of the same name; see
+ * packages/conformance/README.md): every implementation evaluates S = scale q.k in float32 in its own
+ * summation order, an error up to u32 |S|_abs_ij independent of the naive one, whose first-order effect on
+ * O_id is sum_j u32 |S|_abs_ij P_ij |V_jd - O_id|. Returns its max over all (b, i, h, d), from float64
+ * S, P and the oracle's O. It matters for float32 at logits ~1e4, on rows where two keys nearly tie and
+ * the naive run is right by luck (seed 3009674859 failed 'huge logits float32' at 2.8x the one-term floor).
+ */
+export function scoreRoundingAllowance(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  oracleOut: ArrayLike<number>,
+  opts?: AttentionOptions,
+): number {
+  const s = shapeOf(q, k);
+  const { batch: B, seqlenQ: Nq, seqlenK: Nk, nheadsQ: Hq, nheadsK: Hk, headDim: D } = s;
+  const o = resolveOptions(opts, D);
+  const u32 = unitRoundoff('float32');
+  const qf = toFloat32(q);
+  const kf = toFloat32(k);
+  const vf = toFloat32(v);
+  const S = new Float64Array(Nk); // one row of S and |S|_abs
+  const SAbs = new Float64Array(Nk);
+  let worst = 0;
+  for (let b = 0; b < B; b++) {
+    for (let h = 0; h < Hq; h++) {
+      const hk = Math.floor(h / (Hq / Hk));
+      for (let i = 0; i < Nq; i++) {
+        const [lo, hi] = keyRange(i, Nq, Nk, o);
+        if (lo >= hi) continue;
+        const qo = off(b, i, h, Nq, Hq, D);
+        let m = -Infinity;
+        for (let j = lo; j < hi; j++) {
+          const ko = off(b, j, hk, Nk, Hk, D);
+          let dot = 0;
+          let dotAbs = 0;
+          for (let d = 0; d < D; d++) {
+            dot += qf[qo + d]! * kf[ko + d]!;
+            dotAbs += Math.abs(qf[qo + d]! * kf[ko + d]!);
+          }
+          S[j] = o.softmaxScale * dot;
+          SAbs[j] = o.softmaxScale * dotAbs;
+          if (S[j]! > m) m = S[j]!;
+        }
+        let l = 0;
+        for (let j = lo; j < hi; j++) l += Math.exp(S[j]! - m);
+        for (let d = 0; d < D; d++) {
+          const od = oracleOut[qo + d]!;
+          let r = 0;
+          for (let j = lo; j < hi; j++) {
+            r += SAbs[j]! * (Math.exp(S[j]! - m) / l) * Math.abs(vf[off(b, j, hk, Nk, Hk, D) + d]! - od);
+          }
+          if (u32 * r > worst) worst = u32 * r;
+        }
+      }
+    }
+  }
+  return worst;
 }
 
 /**
