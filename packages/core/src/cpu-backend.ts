@@ -9,7 +9,7 @@ import type {
   AttentionForwardResult,
   AttentionGradients,
   BackendCapabilities,
-} from './backend.js';
+} from './contracts/attention-backend.js';
 import { DTYPES, type DType } from './dtype.js';
 import { AttentionInputError, describe, FlashAttnError } from './errors.js';
 import { flashAttentionBackward } from './flash-backward.js';

@@ -11,10 +11,10 @@ export class FlashAttnError extends Error {
 }
 
 /**
- * Bad input to an attention call. `argument` names the offending argument (`q`, `k.shape[2]`,
- * `opts.softmaxScale`, ...), `expected` and `actual` say what was wanted and what came.
+ * Bad input to a public entry point. `argument` names the offending argument (`q`, `k.shape[2]`,
+ * `opts.softmaxScale`, `matmul a.length`, ...), `expected` and `actual` say what was wanted and what came.
  */
-export class AttentionInputError extends FlashAttnError {
+export class InputError extends FlashAttnError {
   readonly argument: string;
   readonly expected: string;
   readonly actual: string;
@@ -22,13 +22,20 @@ export class AttentionInputError extends FlashAttnError {
   constructor(argument: string, expected: string, actual: unknown, detail?: string) {
     const actualText = describe(actual);
     super(
-      `Invalid ${argument}: expected ${expected}, got ${actualText}` + (detail ? ` (${detail})` : ''),
+      `Invalid ${argument}: expected ${expected}, got ${actualText}` +
+        (detail ? ` (${detail})` : ''),
     );
     this.argument = argument;
     this.expected = expected;
     this.actual = actualText;
   }
 }
+
+/** Bad input to an attention call (host `AttentionBackend` or device `DeviceAttention`). */
+export class AttentionInputError extends InputError {}
+
+/** Bad input to one of the model's ops (`Ops<Buf>`): a wrong length, dtype, view range or size. */
+export class OpsInputError extends InputError {}
 
 /** A backend that cannot run here (no adapter, no driver, package not installed). */
 export class BackendUnavailableError extends FlashAttnError {
@@ -63,7 +70,9 @@ export function describe(value: unknown): string {
     return String(value);
   }
   if (Array.isArray(value)) {
-    return value.length <= 8 ? `[${value.map(describe).join(', ')}]` : `array of length ${value.length}`;
+    return value.length <= 8
+      ? `[${value.map(describe).join(', ')}]`
+      : `array of length ${value.length}`;
   }
   if (ArrayBuffer.isView(value)) {
     return `${value.constructor.name} of length ${(value as unknown as { length: number }).length}`;

@@ -12,7 +12,7 @@
  *
  * Layout: dout, q, out, dq (B, Nq, Hq, D); k, v, dk, dv (B, Nk, Hk, D); lse (B, Hq, Nq).
  */
-import type { AttentionGradients } from './backend.js';
+import type { AttentionGradients } from './contracts/attention-backend.js';
 import {
   FLASH_OPTION_KEYS,
   resolveBlockSizes,

@@ -38,7 +38,7 @@
  *       cpu(() => flashAttentionBackward(dout, q, k, v, f.out, f.lse, o)));
  *   }
  */
-import type { AttentionForwardResult } from './backend.js';
+import type { AttentionForwardResult } from './contracts/attention-backend.js';
 import {
   FLASH_OPTION_KEYS,
   resolveBlockSizes,

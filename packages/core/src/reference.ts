@@ -4,7 +4,7 @@
  *
  * Layout: q (B, Nq, Hq, D); k, v (B, Nk, Hk, D); query head h reads kv head floor(h / (Hq / Hk)).
  */
-import type { AttentionForwardResult, AttentionGradients } from './backend.js';
+import type { AttentionForwardResult, AttentionGradients } from './contracts/attention-backend.js';
 import { keyRange, resolveOptions, type AttentionOptions, type AttentionShape } from './options.js';
 import { fromFloat32, toFloat32, type Tensor } from './tensor.js';
 import { validateBackward, validateForward } from './validate.js';

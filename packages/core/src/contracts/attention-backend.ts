@@ -2,9 +2,9 @@
  * The contract every backend (CPU, WebGPU, CUDA) implements. Shapes and semantics are those of
  * `attentionReference` / `attentionReferenceBackward`; the conformance suite checks them.
  */
-import type { DType } from './dtype.js';
-import type { AttentionOptions } from './options.js';
-import type { Tensor } from './tensor.js';
+import type { DType } from '../dtype.js';
+import type { AttentionOptions } from '../options.js';
+import type { Tensor } from '../tensor.js';
 
 export interface AttentionForwardResult {
   /** (B, Nq, Hq, D), same dtype as q. */
@@ -39,7 +39,12 @@ export interface AttentionBackend {
   readonly name: string;
   readonly capabilities: BackendCapabilities;
   /** out = softmax(scale * Q K^T + mask) V per head; FlashAttention-2 Algorithm 1 semantics. */
-  forward(q: Tensor, k: Tensor, v: Tensor, opts?: AttentionOptions): Promise<AttentionForwardResult>;
+  forward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    opts?: AttentionOptions,
+  ): Promise<AttentionForwardResult>;
   /** Gradients of sum(out * dout) w.r.t. q, k, v given the forward's out and lse; Algorithm 2 semantics. */
   backward(
     dout: Tensor,

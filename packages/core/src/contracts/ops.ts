@@ -1,0 +1,203 @@
+/**
+ * The ops a GPT-2 training step needs (llm.c's list), over an opaque device buffer handle `Buf`.
+ * A backend (CPU, WebGPU, CUDA, the float64 reference) implements them over its own memory; the model
+ * allocates, views, uploads and downloads through them and never touches elements itself.
+ *
+ * Buffers:
+ *   - `alloc(n, dtype)` gives a zeroed buffer of n elements; `view(buf, offset, length)` a window into
+ *     one (elements, no copy; a view of a view is relative to the view). A view is a `Buf` like any
+ *     other and every op takes views.
+ *   - dtypes: float32, float16 and bfloat16 (activations and compute copies), float64 (checks), int32
+ *     (tokens, targets). A backend lists what it supports in `dtypes`; mixed precision is fp32 master
+ *     parameters and optimizer state plus 16-bit compute copies made with `copy` (which casts).
+ *   - host data moves only through `upload` and `download` (and the scalars of `sum`/`sumSquares`).
+ *
+ * Every op may be asynchronous (GPU backends queue work and resolve when it is queued or done); the
+ * model awaits each call, in order. Sizes are checked before anything runs: a bad length, dtype or view
+ * throws `OpsInputError` naming the argument; running out of device memory throws
+ * `BackendOutOfMemoryError` and the backend stays usable.
+ *
+ * Layouts (row-major): matrices (rows, cols); GPT-2 linear weights (in, out) as Hugging Face's Conv1D.
+ */
+import type { DeviceAttention } from './device-attention.js';
+
+/** Element types of device buffers. */
+export type BufferDType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int32';
+
+/** Host arrays that `upload` takes and `download` returns: 16-bit floats as raw bits in a Uint16Array. */
+export type HostArray = Float32Array | Float64Array | Int32Array | Uint16Array;
+
+/** The host array type `download` returns for a dtype. */
+export type HostArrayOf<D extends BufferDType> = D extends 'float32'
+  ? Float32Array
+  : D extends 'float64'
+    ? Float64Array
+    : D extends 'int32'
+      ? Int32Array
+      : Uint16Array;
+
+export interface MatmulOptions<Buf> {
+  /** A is stored (K, M) and used transposed. Default false: A is (M, K). */
+  transA?: boolean;
+  /** B is stored (N, K) and used transposed. Default false: B is (K, N). */
+  transB?: boolean;
+  /** out += op(A) op(B) instead of out = op(A) op(B). Default false. */
+  accumulate?: boolean;
+  /** (N,) added to every row of out. Not allowed with accumulate. */
+  bias?: Buf;
+}
+
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count for bias correction. */
+  t: number;
+}
+
+export interface Ops<Buf> extends DeviceAttention<Buf> {
+  /** e.g. 'cpu (float32, 2 threads, wasm simd)', 'cuda:0 (H100, bf16)'. */
+  readonly name: string;
+  /** Buffer dtypes this backend allocates and computes in. */
+  readonly dtypes: readonly BufferDType[];
+  /**
+   * The precision a dtype is multiplied and accumulated in here (like `BackendCapabilities.computeDType`):
+   * the ops conformance suite sets its tolerance from it.
+   */
+  computeDType(dtype: BufferDType): BufferDType;
+
+  // ---- memory ----
+  /** A zeroed buffer of n elements. */
+  alloc(n: number, dtype: BufferDType): Buf;
+  /** Elements [offset, offset + length) of buf, sharing its memory. */
+  view(buf: Buf, offset: number, length: number): Buf;
+  /** Length in elements. */
+  lengthOf(buf: Buf): number;
+  dtypeOf(buf: Buf): BufferDType;
+  /** buf = 0. */
+  zero(buf: Buf): void | Promise<void>;
+  /** buf = data (same length; float32/float64 data is cast to buf's float dtype, int32 needs an int32 buf). */
+  upload(buf: Buf, data: HostArray): void | Promise<void>;
+  /** A host copy of buf (a new array; HostArrayOf<dtypeOf(buf)>). */
+  download(buf: Buf): Promise<HostArray>;
+  /** dst = src, casting between float dtypes (fp32 master -> bf16 compute copy). Same length. */
+  copy(dst: Buf, src: Buf): void | Promise<void>;
+  /** Return buf's memory (not a view's). Using it afterwards is an error. */
+  free(buf: Buf): void;
+
+  // ---- the model's ops ----
+  /** out (M, N) (+)= op(A) (M, K) @ op(B) (K, N) [+ bias (N)]. */
+  matmul(
+    out: Buf,
+    a: Buf,
+    b: Buf,
+    M: number,
+    N: number,
+    K: number,
+    opts?: MatmulOptions<Buf>,
+  ): void | Promise<void>;
+  /** dbias (N) += column sums of dout (M, N). */
+  biasBackward(dbias: Buf, dout: Buf, M: number, N: number): void | Promise<void>;
+
+  /** out (B*T, C) = wte[tokens] + wpe[t]; tokens (B, T) int32 in [0, V). */
+  embeddingForward(
+    out: Buf,
+    tokens: Buf,
+    wte: Buf,
+    wpe: Buf,
+    B: number,
+    T: number,
+    C: number,
+  ): void | Promise<void>;
+  /** dwte[tokens] += dout, dwpe[t] += dout (summed over the batch). */
+  embeddingBackward(
+    dwte: Buf,
+    dwpe: Buf,
+    dout: Buf,
+    tokens: Buf,
+    B: number,
+    T: number,
+    C: number,
+  ): void | Promise<void>;
+
+  /** out (N, C) = (inp - mean) * rstd * w + b; writes mean (N) and rstd (N) (float32) for the backward. */
+  layernormForward(
+    out: Buf,
+    mean: Buf,
+    rstd: Buf,
+    inp: Buf,
+    w: Buf,
+    b: Buf,
+    N: number,
+    C: number,
+  ): void | Promise<void>;
+  /** dinp (N, C), dw (C), db (C) += the gradients of layernorm given dout (N, C). */
+  layernormBackward(
+    dinp: Buf,
+    dw: Buf,
+    db: Buf,
+    dout: Buf,
+    inp: Buf,
+    w: Buf,
+    mean: Buf,
+    rstd: Buf,
+    N: number,
+    C: number,
+  ): void | Promise<void>;
+
+  /** out = GELU_tanh(inp), n elements (may alias). */
+  geluForward(out: Buf, inp: Buf, n: number): void | Promise<void>;
+  /** dinp = GELU_tanh'(inp) * dout, n elements (overwrites dinp; may alias dout). */
+  geluBackward(dinp: Buf, inp: Buf, dout: Buf, n: number): void | Promise<void>;
+
+  /** out = a + b, n elements (the residual connection; may alias a or b). */
+  add(out: Buf, a: Buf, b: Buf, n: number): void | Promise<void>;
+
+  /**
+   * Fused softmax cross-entropy over logits (N, V) with int32 targets (N): losses (N, float32 or the
+   * logits' float dtype) = -log softmax(logits)[target], and when dlogits is given,
+   * dlogits = (softmax(logits) - onehot(target)) * dlossScale (may alias logits). Targets < 0 are
+   * ignored (loss 0, gradient 0); targets >= V are an error the backend may report late (device side).
+   */
+  softmaxCrossEntropy(
+    losses: Buf,
+    dlogits: Buf | null,
+    logits: Buf,
+    targets: Buf,
+    N: number,
+    V: number,
+    dlossScale: number,
+  ): void | Promise<void>;
+
+  /** sum of x's elements, to the host (the loss). Synchronises. */
+  sum(x: Buf): Promise<number>;
+  /** sum of squares of x's elements, to the host (the global gradient norm). Synchronises. */
+  sumSquares(x: Buf): Promise<number>;
+  /** x *= s. */
+  scale(x: Buf, s: number): void | Promise<void>;
+
+  /**
+   * One AdamW step (bias-corrected, decoupled weight decay) over equally long params, grads, m, v:
+   *   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p)
+   * params, m and v are float32 (or float64); grads may be 16-bit.
+   */
+  adamw(params: Buf, grads: Buf, m: Buf, v: Buf, h: AdamWStep): void | Promise<void>;
+
+  /** Release the backend's resources (threads, device memory). Later calls throw. */
+  dispose(): void | Promise<void>;
+}
+
+/** Bytes per element of a buffer dtype. */
+export function bufferDTypeBytes(dtype: BufferDType): 2 | 4 | 8 {
+  return dtype === 'float64' ? 8 : dtype === 'float16' || dtype === 'bfloat16' ? 2 : 4;
+}
+
+export const BUFFER_DTYPES: readonly BufferDType[] = [
+  'float32',
+  'float16',
+  'bfloat16',
+  'float64',
+  'int32',
+];
