@@ -16,6 +16,7 @@
  */
 import { AttentionInputError } from '../errors.js';
 import type { AttentionOptions } from '../options.js';
+import type { BackendCapabilities } from './attention-backend.js';
 
 /** (B, N, H, D) strides in elements: batch, sequence row, head, and 1 for the head dim. */
 export type Strides4 = readonly [sB: number, sN: number, sH: number, sD: 1];
@@ -52,6 +53,8 @@ export interface DeviceAttentionBackwardArgs<Buf> {
 
 /** FlashAttention-2 forward (Algorithm 1) and backward (Algorithm 2) over device buffers. */
 export interface DeviceAttention<Buf> {
+  /** Storage dtypes, head dims and compute precision of the attention kernels (conformance reads it). */
+  readonly attentionCapabilities: BackendCapabilities;
   attentionForward(
     args: DeviceAttentionForwardArgs<Buf>,
     opts?: AttentionOptions,

@@ -57,18 +57,13 @@ export interface AdamWStep {
   t: number;
 }
 
-export interface Ops<Buf> extends DeviceAttention<Buf> {
-  /** e.g. 'cpu (float32, 2 threads, wasm simd)', 'cuda:0 (H100, bf16)'. */
-  readonly name: string;
-  /** Buffer dtypes this backend allocates and computes in. */
+/**
+ * Device memory: what every device backend offers, whether or not it has the model's ops yet (the
+ * attention-only backends implement `DeviceMemory<Buf> & DeviceAttention<Buf>`).
+ */
+export interface DeviceMemory<Buf> {
+  /** Buffer dtypes this backend allocates. */
   readonly dtypes: readonly BufferDType[];
-  /**
-   * The precision a dtype is multiplied and accumulated in here (like `BackendCapabilities.computeDType`):
-   * the ops conformance suite sets its tolerance from it.
-   */
-  computeDType(dtype: BufferDType): BufferDType;
-
-  // ---- memory ----
   /** A zeroed buffer of n elements. */
   alloc(n: number, dtype: BufferDType): Buf;
   /** Elements [offset, offset + length) of buf, sharing its memory. */
@@ -86,6 +81,16 @@ export interface Ops<Buf> extends DeviceAttention<Buf> {
   copy(dst: Buf, src: Buf): void | Promise<void>;
   /** Return buf's memory (not a view's). Using it afterwards is an error. */
   free(buf: Buf): void;
+}
+
+export interface Ops<Buf> extends DeviceMemory<Buf>, DeviceAttention<Buf> {
+  /** e.g. 'cpu (float32, 2 threads, wasm simd)', 'cuda:0 (H100, bf16)'. */
+  readonly name: string;
+  /**
+   * The precision a dtype is multiplied and accumulated in here (like `BackendCapabilities.computeDType`):
+   * the ops conformance suite sets its tolerance from it.
+   */
+  computeDType(dtype: BufferDType): BufferDType;
 
   // ---- the model's ops ----
   /** out (M, N) (+)= op(A) (M, K) @ op(B) (K, N) [+ bias (N)]. */
