@@ -52,3 +52,10 @@ export {
   type RunCaseOptions,
   type RunConformanceOptions,
 } from './run.js';
+export {
+  DEVICE_LAYOUTS,
+  deviceAttentionBackend,
+  type AttentionDevice,
+  type DeviceAttentionBackendOptions,
+  type DeviceLayout,
+} from './device-attention.js';

@@ -14,6 +14,12 @@ import {
   type ConformanceCase,
   type MatrixName,
 } from './cases.js';
+import {
+  DEVICE_LAYOUTS,
+  deviceAttentionBackend,
+  type AttentionDevice,
+  type DeviceLayout,
+} from './device-attention.js';
 import { readConformanceEnv } from './env.js';
 import { assertConformance, runCase, unsupportedReason } from './run.js';
 
@@ -85,6 +91,44 @@ export function describeConformance(
           assertConformance(r);
         },
         timeout,
+      );
+    }
+  });
+}
+
+export interface DescribeDeviceAttentionConformanceOptions extends DescribeConformanceOptions {
+  /** Layouts to run (default all three: contiguous, padded, packed). */
+  layouts?: readonly DeviceLayout[];
+  /** Dispose the device after the last layout (default true; calls `dispose()` if it has one). */
+  disposeDevice?: boolean;
+}
+
+/**
+ * The attention conformance suite on a device backend (`DeviceMemory<Buf> & DeviceAttention<Buf>`),
+ * once per layout: contiguous buffers, padded strides at non-zero offsets, and q, k, v / dq, dk, dv
+ * packed in one (B, N, 3, H, D) buffer (see device-attention.ts). The device is created once.
+ *
+ *   describeDeviceAttentionConformance('cuda', () => createCudaOps(), { matrix: 'ci', skip: noGpu });
+ */
+export function describeDeviceAttentionConformance<Buf>(
+  name: string,
+  createDevice: () =>
+    | Promise<AttentionDevice<Buf> & { dispose?(): void | Promise<void> }>
+    | (AttentionDevice<Buf> & { dispose?(): void | Promise<void> }),
+  opts: DescribeDeviceAttentionConformanceOptions = {},
+): void {
+  const { layouts = DEVICE_LAYOUTS, disposeDevice = true, ...rest } = opts;
+  let device: Promise<AttentionDevice<Buf> & { dispose?(): void | Promise<void> }> | undefined;
+  const get = () => (device ??= Promise.resolve(createDevice()));
+  describe(`device attention ${name}`, () => {
+    afterAll(async () => {
+      if (device && disposeDevice) await (await device).dispose?.();
+    });
+    for (const layout of layouts) {
+      describeConformance(
+        `${name} [${layout}]`,
+        async () => deviceAttentionBackend(await get(), { layout, name: `${name} [${layout}]` }),
+        rest,
       );
     }
   });

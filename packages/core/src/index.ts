@@ -16,3 +16,4 @@ export * from './flash-backward.js';
 export * from './cpu-backend.js';
 export * from './io-model.js';
 export * from './device-profiles.js';
+export * from './ops-reference/index.js';
