@@ -10,25 +10,61 @@ interface FlagSpec {
 }
 
 export const SCHEMA = {
-  config: { kind: { oneOf: Object.keys(PRESETS) }, help: 'model preset (tiny|small|gpt2-124m); default tiny' },
-  attention: { kind: { oneOf: ['flash', 'standard'] }, help: 'flash = tiled O(N) memory; standard = materialised scores; default flash' },
-  backend: { kind: { oneOf: ['cpu'] }, help: 'ops backend (cpu; webgpu/cuda later); default cpu' },
-  steps: { kind: 'int', min: 0, help: 'optimizer steps to reach (total, counting resumed ones); default per preset' },
+  config: {
+    kind: { oneOf: Object.keys(PRESETS) },
+    help: 'model preset (tiny|small|gpt2-124m); default tiny',
+  },
+  attention: {
+    kind: { oneOf: ['flash', 'standard'] },
+    help: 'flash = tiled O(N) memory; standard = materialised scores; default flash',
+  },
+  backend: {
+    kind: 'string',
+    help: "ops backend: 'auto' or an installed backend with device ops (cpu today); default cpu",
+  },
+  steps: {
+    kind: 'int',
+    min: 0,
+    help: 'optimizer steps to reach (total, counting resumed ones); default per preset',
+  },
   batch: { kind: 'int', min: 1, help: 'sequences per step; default per preset' },
   seq: { kind: 'int', min: 2, help: 'tokens per sequence; default per preset' },
-  lr: { kind: 'float', min: 0, help: 'peak learning rate (cosine decay to lr/10 after warmup); default per preset' },
+  lr: {
+    kind: 'float',
+    min: 0,
+    help: 'peak learning rate (cosine decay to lr/10 after warmup); default per preset',
+  },
   warmup: { kind: 'int', min: 0, help: 'warmup steps; default min(100, steps/10)' },
-  out: { kind: 'string', help: 'output directory (checkpoint, loss curve, log); default runs/<config>' },
+  out: {
+    kind: 'string',
+    help: 'output directory (checkpoint, loss curve, log); default runs/<config>',
+  },
   resume: { kind: 'bool', help: 'continue from <out>/checkpoint.safetensors' },
   seed: { kind: 'int', min: 0, help: 'seed for init and sampling; default 1337' },
   sample: { kind: 'string', help: 'prompt for the sample printed at the end; default "The"' },
   temperature: { kind: 'float', min: 0, help: 'sampling temperature; default 0.8' },
-  'top-k': { kind: 'int', min: 0, help: 'sample from the k most likely tokens (0 = all); default 40' },
+  'top-k': {
+    kind: 'int',
+    min: 0,
+    help: 'sample from the k most likely tokens (0 = all); default 40',
+  },
   'sample-tokens': { kind: 'int', min: 0, help: 'tokens to sample (0 = no sample); default 80' },
-  'eval-every': { kind: 'int', min: 0, help: 'validation loss every N steps (0 = only at the end); default 50' },
+  'eval-every': {
+    kind: 'int',
+    min: 0,
+    help: 'validation loss every N steps (0 = only at the end); default 50',
+  },
   'val-batches': { kind: 'int', min: 1, help: 'batches per validation estimate; default 8' },
-  'ckpt-every': { kind: 'int', min: 0, help: 'checkpoint every N steps (0 = only at the end); default 100' },
-  'plot-every': { kind: 'int', min: 0, help: 'rewrite the loss-curve PNG every N steps (0 = end and SIGUSR1 only); default 0' },
+  'ckpt-every': {
+    kind: 'int',
+    min: 0,
+    help: 'checkpoint every N steps (0 = only at the end); default 100',
+  },
+  'plot-every': {
+    kind: 'int',
+    min: 0,
+    help: 'rewrite the loss-curve PNG every N steps (0 = end and SIGUSR1 only); default 0',
+  },
   threads: { kind: 'int', min: 1, help: 'matmul threads; default all cores' },
   json: { kind: 'bool', help: 'print one JSON summary line at the end (for benchmarks)' },
   help: { kind: 'bool', help: 'show this help' },
@@ -39,7 +75,7 @@ export type Flag = keyof typeof SCHEMA;
 export interface Args {
   config: PresetName;
   attention: 'flash' | 'standard';
-  backend: 'cpu';
+  backend: string;
   steps?: number;
   batch?: number;
   seq?: number;
@@ -68,7 +104,12 @@ export class UsageError extends Error {
 export function usage(): string {
   const lines = ['Usage: gpt2-train [flags]', ''];
   for (const [name, s] of Object.entries(SCHEMA) as Array<[string, FlagSpec]>) {
-    const kind = typeof s.kind === 'string' ? (s.kind === 'bool' ? '' : ` <${s.kind}>`) : ` <${s.kind.oneOf.join('|')}>`;
+    const kind =
+      typeof s.kind === 'string'
+        ? s.kind === 'bool'
+          ? ''
+          : ` <${s.kind}>`
+        : ` <${s.kind.oneOf.join('|')}>`;
     lines.push(`  --${name}${kind}`.padEnd(44) + s.help);
   }
   return lines.join('\n');
@@ -80,7 +121,8 @@ export function parseArgs(argv: readonly string[]): Args {
     const a = argv[i]!;
     // `pnpm start -- --steps 5` hands the separator through; it carries no meaning here.
     if (a === '--') continue;
-    if (!a.startsWith('--')) throw new UsageError(`unexpected argument '${a}' (flags start with --)`);
+    if (!a.startsWith('--'))
+      throw new UsageError(`unexpected argument '${a}' (flags start with --)`);
     let name = a.slice(2);
     let value: string | undefined;
     const eq = name.indexOf('=');
@@ -88,11 +130,17 @@ export function parseArgs(argv: readonly string[]): Args {
       value = name.slice(eq + 1);
       name = name.slice(0, eq);
     }
-    if (!(name in SCHEMA)) throw new UsageError(`unknown flag --${name}; known flags: ${Object.keys(SCHEMA).map((k) => '--' + k).join(' ')}`);
+    if (!(name in SCHEMA))
+      throw new UsageError(
+        `unknown flag --${name}; known flags: ${Object.keys(SCHEMA)
+          .map((k) => '--' + k)
+          .join(' ')}`,
+      );
     const spec: FlagSpec = SCHEMA[name as Flag];
     if (raw.has(name as Flag)) throw new UsageError(`--${name} given twice`);
     if (spec.kind === 'bool') {
-      if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`--${name} takes no value (or =true/=false), got '${value}'`);
+      if (value !== undefined && value !== 'true' && value !== 'false')
+        throw new UsageError(`--${name} takes no value (or =true/=false), got '${value}'`);
       raw.set(name as Flag, value !== 'false');
       continue;
     }
@@ -101,16 +149,26 @@ export function parseArgs(argv: readonly string[]): Args {
       if (value === undefined) throw new UsageError(`--${name} needs a value`);
     }
     if (typeof spec.kind === 'object') {
-      if (!spec.kind.oneOf.includes(value)) throw new UsageError(`--${name} must be one of ${spec.kind.oneOf.join('|')}, got '${value}'`);
+      if (!spec.kind.oneOf.includes(value))
+        throw new UsageError(
+          `--${name} must be one of ${spec.kind.oneOf.join('|')}, got '${value}'`,
+        );
       raw.set(name as Flag, value);
     } else if (spec.kind === 'string') {
       raw.set(name as Flag, value);
     } else {
       const x = Number(value);
-      if (value.trim() === '' || !Number.isFinite(x) || (spec.kind === 'int' && !Number.isInteger(x))) {
-        throw new UsageError(`--${name} must be ${spec.kind === 'int' ? 'an integer' : 'a number'}, got '${value}'`);
+      if (
+        value.trim() === '' ||
+        !Number.isFinite(x) ||
+        (spec.kind === 'int' && !Number.isInteger(x))
+      ) {
+        throw new UsageError(
+          `--${name} must be ${spec.kind === 'int' ? 'an integer' : 'a number'}, got '${value}'`,
+        );
       }
-      if (spec.min !== undefined && x < spec.min) throw new UsageError(`--${name} must be >= ${spec.min}, got ${x}`);
+      if (spec.min !== undefined && x < spec.min)
+        throw new UsageError(`--${name} must be >= ${spec.min}, got ${x}`);
       raw.set(name as Flag, x);
     }
   }
@@ -139,6 +197,7 @@ export function parseArgs(argv: readonly string[]): Args {
     json: g('json', false),
     help: g('help', false),
   };
-  if (args.temperature <= 0 && raw.has('temperature')) throw new UsageError(`--temperature must be > 0, got ${args.temperature}`);
+  if (args.temperature <= 0 && raw.has('temperature'))
+    throw new UsageError(`--temperature must be > 0, got ${args.temperature}`);
   return args;
 }

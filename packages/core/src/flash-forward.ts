@@ -45,6 +45,8 @@ import {
   type AccumPrecision,
   type FlashAttentionOptions,
   type FloatArray,
+  type KernelLayout,
+  contiguousLayout,
 } from './flash-blocks.js';
 import { allocFloat, rowAccumulateTile, rowDotTile, rowKeyRanges } from './flash-tile.js';
 import { resolveOptions, type AttentionShape, type ResolvedOptions } from './options.js';
@@ -58,9 +60,27 @@ export interface FlashForwardRaw {
 }
 
 /**
+ * Where the forward reads and writes, for callers with strided operands (the device attention
+ * contract: q, k, v inside a packed (B, T, 3, H, D) buffer). Absent: contiguous inputs, fresh outputs.
+ */
+export interface ForwardKernelIO {
+  q: KernelLayout;
+  k: KernelLayout;
+  v: KernelLayout;
+  /** Written in place: rows of out (B, Nq, Hq, D) under `outLayout`, lse (B, Hq, Nq) contiguous. */
+  out: FloatArray;
+  outLayout: KernelLayout;
+  lse: FloatArray;
+  /** Only the (b, h) pairs with b * Hq + h in [bhLo, bhHi) (a thread's share). Default all. */
+  bhLo?: number;
+  bhHi?: number;
+}
+
+/**
  * Algorithm 1 on already-decoded inputs. `precision` picks the buffers' type (see AccumPrecision);
  * 'float64' with Float64Array inputs is the exact-arithmetic twin used by the gradient checks.
- * Inputs are assumed validated (shape matches the arrays).
+ * Inputs are assumed validated (shape matches the arrays). With `io` the operands are strided and
+ * the results are written into the caller's arrays (only the (b, h) pairs asked for).
  */
 export function flashForwardKernel(
   q: FloatArray, // (B, Nq, Hq, D)
@@ -71,16 +91,21 @@ export function flashForwardKernel(
   Br: number,
   Bc: number,
   precision: AccumPrecision,
+  io?: ForwardKernelIO,
 ): FlashForwardRaw {
   const { batch: B, seqlenQ: Nq, seqlenK: Nk, nheadsQ: Hq, nheadsK: Hk, headDim: D } = shape;
   const group = Hq / Hk;
   const scale = o.softmaxScale;
-  const qStride = Hq * D; // distance between consecutive seqlen rows of q / out
-  const kStride = Hk * D; // ... of k / v
+  const qL = io?.q ?? contiguousLayout(Nq, Hq, D);
+  const kL = io?.k ?? contiguousLayout(Nk, Hk, D);
+  const vL = io?.v ?? kL;
+  const oL = io?.outLayout ?? contiguousLayout(Nq, Hq, D);
   const { lo: rowLo, hi: rowHi } = rowKeyRanges(Nq, Nk, o); // (Nq) each
 
-  const out = allocFloat(precision, B * Nq * Hq * D); // (B, Nq, Hq, D)
-  const lse = allocFloat(precision, B * Hq * Nq); // (B, Hq, Nq)
+  const out = io?.out ?? allocFloat(precision, B * Nq * Hq * D); // (B, Nq, Hq, D) under oL
+  const lse = io?.lse ?? allocFloat(precision, B * Hq * Nq); // (B, Hq, Nq)
+  const bhLo = io?.bhLo ?? 0;
+  const bhHi = io?.bhHi ?? B * Hq;
   // "On-chip" buffers of one tile:
   const Qi = allocFloat(precision, Br * D); // (Br, D)
   const acc = allocFloat(precision, Br * D); // (Br, D): O~_i, the unnormalised output
@@ -89,77 +114,80 @@ export function flashForwardKernel(
   const Sij = allocFloat(precision, Bc); // (Bc): one row of S_ij, then of P~_ij
 
   const Tr = Math.ceil(Nq / Br);
-  for (let b = 0; b < B; b++) {
-    for (let h = 0; h < Hq; h++) {
-      const hk = Math.floor(h / group);
-      const qBase = (b * Nq * Hq + h) * D; // offset of (b, 0, h, 0)
-      const kBase = (b * Nk * Hk + hk) * D; // offset of (b, 0, hk, 0)
-      const lseBase = (b * Hq + h) * Nq;
-      // Algorithm 1, line 3: for 1 <= i <= Tr
-      for (let i = 0; i < Tr; i++) {
-        const r0 = i * Br;
-        const rows = Math.min(Br, Nq - r0);
-        // line 4: load Q_i
+  for (let bh = bhLo; bh < bhHi; bh++) {
+    const b = Math.floor(bh / Hq);
+    const h = bh - b * Hq;
+    const hk = Math.floor(h / group);
+    const qBase = qL.offset + b * qL.sB + h * qL.sH; // offset of q (b, 0, h, 0)
+    const kBase = kL.offset + b * kL.sB + hk * kL.sH; // offset of k (b, 0, hk, 0)
+    const vBase = vL.offset + b * vL.sB + hk * vL.sH; // offset of v (b, 0, hk, 0)
+    const oBase = oL.offset + b * oL.sB + h * oL.sH; // offset of out (b, 0, h, 0)
+    const lseBase = (b * Hq + h) * Nq;
+    // Algorithm 1, line 3: for 1 <= i <= Tr
+    for (let i = 0; i < Tr; i++) {
+      const r0 = i * Br;
+      const rows = Math.min(Br, Nq - r0);
+      // line 4: load Q_i
+      for (let r = 0; r < rows; r++) {
+        const qo = qBase + (r0 + r) * qL.sN;
+        for (let d = 0; d < D; d++) Qi[r * D + d] = q[qo + d]!;
+      }
+      // line 5: O~_i = 0, l_i = 0, m_i = -Infinity
+      acc.fill(0, 0, rows * D);
+      l_i.fill(0, 0, rows);
+      m_i.fill(-Infinity, 0, rows);
+      // Keys any row of Q_i can see: [rowLo[r0], rowHi[last]) since both bounds grow with the row.
+      // Only the K/V blocks overlapping it are visited (FA2 skips fully masked blocks).
+      const kLo = rowLo[r0]!;
+      const kHi = rowHi[r0 + rows - 1]!;
+      const jStart = Math.floor(kLo / Bc);
+      const jEnd = kHi > kLo ? Math.ceil(kHi / Bc) : jStart;
+      // line 6: for 1 <= j <= Tc (visible blocks only)
+      for (let j = jStart; j < jEnd; j++) {
+        const c0 = j * Bc;
+        const c1 = Math.min(c0 + Bc, Nk);
+        // line 7: K_j, V_j are read in place (rows c0..c1 of k, v).
         for (let r = 0; r < rows; r++) {
-          const qo = qBase + (r0 + r) * qStride;
-          for (let d = 0; d < D; d++) Qi[r * D + d] = q[qo + d]!;
-        }
-        // line 5: O~_i = 0, l_i = 0, m_i = -Infinity
-        acc.fill(0, 0, rows * D);
-        l_i.fill(0, 0, rows);
-        m_i.fill(-Infinity, 0, rows);
-        // Keys any row of Q_i can see: [rowLo[r0], rowHi[last]) since both bounds grow with the row.
-        // Only the K/V blocks overlapping it are visited (FA2 skips fully masked blocks).
-        const kLo = rowLo[r0]!;
-        const kHi = rowHi[r0 + rows - 1]!;
-        const jStart = Math.floor(kLo / Bc);
-        const jEnd = kHi > kLo ? Math.ceil(kHi / Bc) : jStart;
-        // line 6: for 1 <= j <= Tc (visible blocks only)
-        for (let j = jStart; j < jEnd; j++) {
-          const c0 = j * Bc;
-          const c1 = Math.min(c0 + Bc, Nk);
-          // line 7: K_j, V_j are read in place (rows c0..c1 of k, v).
-          for (let r = 0; r < rows; r++) {
-            // The mask: row r0 + r sees keys [lo, hi) of this block.
-            const lo = Math.max(c0, rowLo[r0 + r]!);
-            const hi = Math.min(c1, rowHi[r0 + r]!);
-            if (lo >= hi) continue; // masked row in this block: state unchanged
-            const qr = r * D;
-            // line 8: S_ij = scale * Q_i K_j^T (this row)
-            rowDotTile(Qi, qr, k, kBase, kStride, lo, hi, c0, D, scale, Sij);
-            // line 9: m_new = max(m_old, rowmax(S_ij)), P~_ij = exp(S_ij - m_new),
-            //          l_new = exp(m_old - m_new) l_old + rowsum(P~_ij)
-            // (all from the stored, precision-rounded S and P, so lse is consistent with P)
-            let mBlock = -Infinity;
-            for (let c = lo; c < hi; c++) if (Sij[c - c0]! > mBlock) mBlock = Sij[c - c0]!;
-            const mOld = m_i[r]!;
-            const mNew = mOld > mBlock ? mOld : mBlock;
-            const alpha = Math.exp(mOld - mNew); // 0 on the first visible block (m_old = -Infinity)
-            let rowsum = 0;
-            for (let c = lo; c < hi; c++) {
-              Sij[c - c0] = Math.exp(Sij[c - c0]! - mNew);
-              rowsum += Sij[c - c0]!;
-            }
-            l_i[r] = alpha * l_i[r]! + rowsum;
-            m_i[r] = mNew;
-            // line 10: O~_i = diag(exp(m_old - m_new)) O~_i + P~_ij V_j
-            if (alpha !== 1) for (let d = 0; d < D; d++) acc[qr + d]! *= alpha;
-            rowAccumulateTile(acc, qr, Sij, 1, v, kBase, kStride, lo, hi, c0, D);
+          // The mask: row r0 + r sees keys [lo, hi) of this block.
+          const lo = Math.max(c0, rowLo[r0 + r]!);
+          const hi = Math.min(c1, rowHi[r0 + r]!);
+          if (lo >= hi) continue; // masked row in this block: state unchanged
+          const qr = r * D;
+          // line 8: S_ij = scale * Q_i K_j^T (this row)
+          rowDotTile(Qi, qr, k, kBase, kL.sN, lo, hi, c0, D, scale, Sij);
+          // line 9: m_new = max(m_old, rowmax(S_ij)), P~_ij = exp(S_ij - m_new),
+          //          l_new = exp(m_old - m_new) l_old + rowsum(P~_ij)
+          // (all from the stored, precision-rounded S and P, so lse is consistent with P)
+          let mBlock = -Infinity;
+          for (let c = lo; c < hi; c++) if (Sij[c - c0]! > mBlock) mBlock = Sij[c - c0]!;
+          const mOld = m_i[r]!;
+          const mNew = mOld > mBlock ? mOld : mBlock;
+          const alpha = Math.exp(mOld - mNew); // 0 on the first visible block (m_old = -Infinity)
+          let rowsum = 0;
+          for (let c = lo; c < hi; c++) {
+            Sij[c - c0] = Math.exp(Sij[c - c0]! - mNew);
+            rowsum += Sij[c - c0]!;
           }
+          l_i[r] = alpha * l_i[r]! + rowsum;
+          m_i[r] = mNew;
+          // line 10: O~_i = diag(exp(m_old - m_new)) O~_i + P~_ij V_j
+          if (alpha !== 1) for (let d = 0; d < D; d++) acc[qr + d]! *= alpha;
+          rowAccumulateTile(acc, qr, Sij, 1, v, vBase, vL.sN, lo, hi, c0, D);
         }
-        // lines 12-15: O_i = diag(l_i)^-1 O~_i, L_i = m_i + log(l_i); write both.
-        for (let r = 0; r < rows; r++) {
-          const oo = qBase + (r0 + r) * qStride;
-          const l = l_i[r]!;
-          if (l === 0) {
-            // The row saw no key: out stays 0 (fresh buffer) and lse = -Infinity.
-            lse[lseBase + r0 + r] = -Infinity;
-            continue;
-          }
-          const inv = 1 / l;
-          for (let d = 0; d < D; d++) out[oo + d] = acc[r * D + d]! * inv;
-          lse[lseBase + r0 + r] = m_i[r]! + Math.log(l);
+      }
+      // lines 12-15: O_i = diag(l_i)^-1 O~_i, L_i = m_i + log(l_i); write both.
+      for (let r = 0; r < rows; r++) {
+        const oo = oBase + (r0 + r) * oL.sN;
+        const l = l_i[r]!;
+        if (l === 0) {
+          // The row saw no key: out = 0 and lse = -Infinity.
+          lse[lseBase + r0 + r] = -Infinity;
+          if (io) out.fill(0, oo, oo + D);
+          continue;
         }
+        const inv = 1 / l;
+        for (let d = 0; d < D; d++) out[oo + d] = acc[r * D + d]! * inv;
+        lse[lseBase + r0 + r] = m_i[r]! + Math.log(l);
       }
     }
   }

@@ -1,12 +1,8 @@
 export * from './config.js';
-export * from './ops/ops.js';
-export { CpuOps, type CpuOpsOptions } from './ops/cpu/cpu-ops.js';
-export * from './attention/causal-attention.js';
-export { Attention64 } from './attention/attention64.js';
-export { ParallelCpuAttention } from './attention/parallel-attention.js';
 export * from './model/params.js';
-export { GPT2, type GPT2Options, splitQkv, mergeQkv } from './model/gpt2.js';
+export { GPT2, type GPT2Options } from './model/gpt2.js';
 export * from './model/generate.js';
+export * from './model/sampling.js';
 export * from './train/adamw.js';
 export * from './train/schedule.js';
 export * from './train/clip.js';

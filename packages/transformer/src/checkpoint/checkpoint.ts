@@ -9,7 +9,12 @@ import type { GPT2Config } from '../config.js';
 import type { GPT2 } from '../model/gpt2.js';
 import type { AdamW } from '../train/adamw.js';
 import { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.js';
-import { CheckpointError, encodeSafetensors, parseSafetensors, type SafeData } from './safetensors.js';
+import {
+  CheckpointError,
+  encodeSafetensors,
+  parseSafetensors,
+  type SafeData,
+} from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'flashattn-gpt2/1';
 
@@ -38,13 +43,30 @@ function toF32(x: SafeData): Float32Array {
   return x instanceof Float32Array ? x : Float32Array.from(x as ArrayLike<number>);
 }
 
-export function encodeCheckpoint(model: GPT2, opt: AdamW | null, state: TrainState): Uint8Array {
+/** The checkpoint's bytes: parameters (and moments) are downloaded from the model's device. */
+export async function encodeCheckpoint<Buf>(
+  model: GPT2<Buf>,
+  opt: AdamW<Buf> | null,
+  state: TrainState,
+): Promise<Uint8Array> {
   const tensors = new Map<string, { shape: number[]; data: SafeData }>();
-  const view = (buf: ArrayLike<number> & { subarray(a: number, b: number): SafeData }, o: number, n: number): SafeData => toF32(buf.subarray(o, o + n));
-  for (const s of model.specs) tensors.set(s.name, { shape: s.shape, data: view(model.params as Float32Array, s.offset, s.size) });
+  const view = (buf: Float32Array | Float64Array, o: number, n: number): SafeData =>
+    toF32(buf.subarray(o, o + n));
+  const params = await model.getParams();
+  for (const s of model.specs)
+    tensors.set(s.name, { shape: s.shape, data: view(params, s.offset, s.size) });
   if (opt) {
-    for (const s of model.specs) tensors.set(`optimizer.exp_avg.${s.name}`, { shape: s.shape, data: view(opt.m as Float32Array, s.offset, s.size) });
-    for (const s of model.specs) tensors.set(`optimizer.exp_avg_sq.${s.name}`, { shape: s.shape, data: view(opt.v as Float32Array, s.offset, s.size) });
+    const { m, v } = await opt.getState();
+    for (const s of model.specs)
+      tensors.set(`optimizer.exp_avg.${s.name}`, {
+        shape: s.shape,
+        data: view(m, s.offset, s.size),
+      });
+    for (const s of model.specs)
+      tensors.set(`optimizer.exp_avg_sq.${s.name}`, {
+        shape: s.shape,
+        data: view(v, s.offset, s.size),
+      });
   }
   const metadata: Record<string, string> = {
     format: CHECKPOINT_FORMAT,
@@ -60,8 +82,14 @@ export function encodeCheckpoint(model: GPT2, opt: AdamW | null, state: TrainSta
 }
 
 /** Write a checkpoint atomically (temp file, fsync, rename, fsync directory). */
-export function saveCheckpoint(path: string, model: GPT2, opt: AdamW | null, state: TrainState, io?: AtomicWriteOptions): void {
-  writeFileAtomic(path, encodeCheckpoint(model, opt, state), io);
+export async function saveCheckpoint<Buf>(
+  path: string,
+  model: GPT2<Buf>,
+  opt: AdamW<Buf> | null,
+  state: TrainState,
+  io?: AtomicWriteOptions,
+): Promise<void> {
+  writeFileAtomic(path, await encodeCheckpoint(model, opt, state), io);
 }
 
 export interface LoadOptions {
@@ -74,7 +102,12 @@ export interface LoadOptions {
  * optimizer are untouched. Files without our metadata (e.g. Hugging Face GPT-2 weights) load as
  * weights only, checked against the model's names and shapes.
  */
-export function loadCheckpoint(path: string, model: GPT2, opt: AdamW | null = null, o: LoadOptions = {}): TrainState {
+export async function loadCheckpoint<Buf>(
+  path: string,
+  model: GPT2<Buf>,
+  opt: AdamW<Buf> | null = null,
+  o: LoadOptions = {},
+): Promise<TrainState> {
   let buf: Uint8Array;
   try {
     buf = readFileSync(path);
@@ -84,7 +117,13 @@ export function loadCheckpoint(path: string, model: GPT2, opt: AdamW | null = nu
   return loadCheckpointBytes(buf, path, model, opt, o);
 }
 
-export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, opt: AdamW | null = null, o: LoadOptions = {}): TrainState {
+export async function loadCheckpointBytes<Buf>(
+  buf: Uint8Array,
+  path: string,
+  model: GPT2<Buf>,
+  opt: AdamW<Buf> | null = null,
+  o: LoadOptions = {},
+): Promise<TrainState> {
   const fail = (msg: string): never => {
     throw new CheckpointError(path, msg);
   };
@@ -92,7 +131,8 @@ export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, 
   // Ours say format 'flashattn-gpt2/<version>'; Hugging Face files say 'pt' (weights only).
   const ours = metadata['format']?.startsWith('flashattn-') ?? false;
   if (ours) {
-    if (metadata['format'] !== CHECKPOINT_FORMAT) fail(`format ${metadata['format']}, expected ${CHECKPOINT_FORMAT}`);
+    if (metadata['format'] !== CHECKPOINT_FORMAT)
+      fail(`format ${metadata['format']}, expected ${CHECKPOINT_FORMAT}`);
     let cfg: GPT2Config;
     try {
       cfg = JSON.parse(metadata['config'] ?? '') as GPT2Config;
@@ -104,7 +144,8 @@ export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, 
       .map((k) => `${k}: checkpoint ${cfg[k]} vs model ${model.config[k]}`);
     if (diffs.length) fail(`config mismatch (${diffs.join('; ')})`);
     const sum = checksum(tensors);
-    if (sum !== metadata['checksum']) fail(`checksum ${sum} != recorded ${metadata['checksum']}: the tensor data is corrupted`);
+    if (sum !== metadata['checksum'])
+      fail(`checksum ${sum} != recorded ${metadata['checksum']}: the tensor data is corrupted`);
   }
   // Every model tensor present with its exact shape.
   const expect = (name: string, shape: number[]): Float32Array | Float64Array => {
@@ -117,17 +158,22 @@ export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, 
   };
   const weights = model.specs.map((s) => expect(s.name, s.shape));
   const hasOpt = metadata['optimizer'] !== undefined && metadata['optimizer'] !== 'none';
-  if (o.requireOptimizer && !hasOpt) fail('no optimizer state (saved without one); cannot resume exactly');
+  if (o.requireOptimizer && !hasOpt)
+    fail('no optimizer state (saved without one); cannot resume exactly');
   let moments: Array<[Float32Array | Float64Array, Float32Array | Float64Array]> | null = null;
   let optT = 0;
   if (opt && hasOpt) {
-    moments = model.specs.map((s) => [expect(`optimizer.exp_avg.${s.name}`, s.shape), expect(`optimizer.exp_avg_sq.${s.name}`, s.shape)]);
+    moments = model.specs.map((s) => [
+      expect(`optimizer.exp_avg.${s.name}`, s.shape),
+      expect(`optimizer.exp_avg_sq.${s.name}`, s.shape),
+    ]);
     try {
       optT = (JSON.parse(metadata['optimizer']!) as { t: number }).t;
     } catch {
       fail('metadata.optimizer is not JSON');
     }
-    if (!Number.isInteger(optT) || optT < 0) fail(`optimizer step ${optT} is not a non-negative integer`);
+    if (!Number.isInteger(optT) || optT < 0)
+      fail(`optimizer step ${optT} is not a non-negative integer`);
   }
   const int = (k: string, def: number): number => {
     const v = metadata[k];
@@ -140,16 +186,23 @@ export function loadCheckpointBytes(buf: Uint8Array, path: string, model: GPT2, 
     step: int('step', 0),
     dataPosition: int('data_position', 0),
     rngState: int('rng_state', 0),
-    extra: Object.fromEntries(Object.entries(metadata).filter(([k]) => k.startsWith('extra.')).map(([k, v]) => [k.slice(6), v])),
+    extra: Object.fromEntries(
+      Object.entries(metadata)
+        .filter(([k]) => k.startsWith('extra.'))
+        .map(([k, v]) => [k.slice(6), v]),
+    ),
   };
-  // Validated: now commit.
-  model.specs.forEach((s, i) => model.params.set(weights[i]!, s.offset));
-  if (opt && moments) {
-    model.specs.forEach((s, i) => {
-      opt.m.set(moments![i]![0], s.offset);
-      opt.v.set(moments![i]![1], s.offset);
-    });
-    opt.t = optT;
-  }
+  // Validated: now commit (assembled on the host, then one upload per buffer).
+  const flat = (parts: ArrayLike<number>[]): Float32Array | Float64Array => {
+    const out =
+      model.paramDType === 'float64'
+        ? new Float64Array(model.numParams)
+        : new Float32Array(model.numParams);
+    model.specs.forEach((s, i) => out.set(parts[i]!, s.offset));
+    return out;
+  };
+  await model.setParams(flat(weights));
+  if (opt && moments)
+    await opt.setState(flat(moments.map((x) => x[0])), flat(moments.map((x) => x[1])), optT);
   return state;
 }

@@ -1,166 +1,252 @@
 /**
  * GPT-2 with an explicit forward and backward for every layer (llm.c's train_gpt2.c structure, no
- * autograd). Shapes: B batch, T sequence, C = nEmbd, H = nHead, D = C / H, V = vocabSize, L = nLayer.
+ * autograd), written against core's `Ops<Buf>` only: every buffer is the backend's (CPU arrays, GPU
+ * buffers, the float64 reference's opaque objects), and the model allocates, views, uploads and
+ * downloads through the ops without touching an element itself.
+ * Shapes: B batch, T sequence, C = nEmbd, H = nHead, D = C / H, V = vocabSize, L = nLayer.
  *
- * Per block:  ln1 = LN(x); qkv = ln1 @ Wqkv + b; atty = attention(q, k, v); x2 = x + atty @ Wo + b;
- *             ln2 = LN(x2); fch = ln2 @ Wfc + b; x3 = x2 + GELU(fch) @ Wproj + b.
+ * Per block:  ln1 = LN(x); qkv = ln1 @ Wqkv + b (B, T, 3, H, D); atty = attention(q, k, v) read in place
+ *             from qkv; x2 = x + atty @ Wo + b; ln2 = LN(x2); fch = ln2 @ Wfc + b;
+ *             x3 = x2 + GELU(fch) @ Wproj + b.
  * Head:       lnf = LN(x_L); logits = lnf @ wte^T (tied); loss = mean cross-entropy.
+ *
+ * Precision: parameters (the optimizer's masters) are kept in `paramDType`; activations, gradients and a
+ * compute copy of the parameters in `computeDType`. When the two differ (fp32 masters, bf16 compute, as
+ * llm.c and PyTorch autocast do) the compute copy is refreshed from the masters by `syncParams()`
+ * (the trainer calls it after every optimizer step).
  */
-import { createRng, type Rng } from '@flashattn/core';
-import { cpuAttention, type CausalAttention } from '../attention/causal-attention.js';
+import {
+  contiguousView,
+  createRng,
+  OpsInputError,
+  packedQkvViews,
+  type AttentionOptions,
+  type BufferDType,
+  type Ops,
+  type Rng,
+} from '@flashattn/core';
 import { validateConfig, type GPT2Config } from '../config.js';
-import type { FloatArray, Ops } from '../ops/ops.js';
-import { numParams, paramSpecs, paramViews, type ParamSpec, type ParamViews } from './params.js';
+import { checkIds } from './inputs.js';
+import {
+  initialParams,
+  numParams,
+  paramSpecs,
+  paramViews,
+  type ParamSpec,
+  type ParamViews,
+} from './params.js';
+
+type FloatDType = Exclude<BufferDType, 'int32'>;
 
 /** Activations saved by the forward for the backward, one set per block. */
-interface LayerActs {
-  ln1: FloatArray; ln1Mean: FloatArray; ln1Rstd: FloatArray; // (BT, C), (BT), (BT)
-  q: FloatArray; k: FloatArray; v: FloatArray; // (B, T, H, D) each
-  atty: FloatArray; // (B, T, H, D) = (BT, C)
-  lse: FloatArray; // (B, H, T)
-  res2: FloatArray; // (BT, C): x + attention branch
-  ln2: FloatArray; ln2Mean: FloatArray; ln2Rstd: FloatArray;
-  fch: FloatArray; fchGelu: FloatArray; // (BT, 4C)
-  res3: FloatArray; // (BT, C): block output
+interface LayerActs<Buf> {
+  ln1: Buf;
+  ln1Mean: Buf;
+  ln1Rstd: Buf; // (BT, C), (BT), (BT)
+  qkv: Buf; // (B, T, 3, H, D): q, k, v read in place by the attention
+  atty: Buf; // (B, T, H, D) = (BT, C)
+  lse: Buf; // (B, H, T)
+  res2: Buf; // (BT, C): x + attention branch
+  ln2: Buf;
+  ln2Mean: Buf;
+  ln2Rstd: Buf;
+  fch: Buf;
+  fchGelu: Buf; // (BT, 4C)
+  res3: Buf; // (BT, C): block output
 }
 
-/** Backing buffers, sized for the largest B*T seen (cap tokens); views per call. */
-interface Buffers {
-  cap: number;
-  encoded: FloatArray; // (BT, C)
-  layers: Array<Omit<LayerActs, 'lse'>>;
-  lse: FloatArray[]; // per block (B, H, T), as returned by the attention
-  qkv: FloatArray; // (BT, 3C) scratch
-  proj: FloatArray; // (BT, C) scratch for c_proj outputs
-  lnf: FloatArray; lnfMean: FloatArray; lnfRstd: FloatArray;
-  logits: FloatArray; // (BT, V)
-  losses: FloatArray; // (BT)
+/** Views of one call's size (BT tokens) into the buffers, which are sized for the largest BT seen. */
+interface Acts<Buf> {
+  tokens: Buf;
+  targets: Buf; // (BT) int32
+  encoded: Buf; // (BT, C)
+  layers: LayerActs<Buf>[];
+  proj: Buf; // (BT, C) scratch for c_proj outputs
+  lnf: Buf;
+  lnfMean: Buf;
+  lnfRstd: Buf;
+  logits: Buf; // (BT, V)
+  losses: Buf; // (BT)
 }
 
-interface GradBuffers {
-  cap: number;
-  dlogits: FloatArray; // (BT, V)
-  dres: FloatArray; // (BT, C) gradient of the residual stream
-  dln: FloatArray; // (BT, C)
-  datty: FloatArray; // (BT, C)
-  dq: FloatArray; dk: FloatArray; dv: FloatArray; // (B, T, H, D)
-  dqkv: FloatArray; // (BT, 3C)
-  dfchGelu: FloatArray; dfch: FloatArray; // (BT, 4C)
+interface Grads<Buf> {
+  dlogits: Buf; // (BT, V)
+  dres: Buf; // (BT, C) gradient of the residual stream
+  dln: Buf; // (BT, C)
+  datty: Buf; // (BT, C)
+  dqkv: Buf; // (B, T, 3, H, D): dq, dk, dv written in place by the attention backward
+  dfch: Buf; // (BT, 4C): d GELU(fch), then d fch in place
 }
 
-export interface GPT2Options {
+export interface GPT2Options<Buf> {
   config: GPT2Config;
-  ops: Ops;
-  /**
-   * 'flash' (tiled FlashAttention-2, O(N) extra memory) or 'standard' (materialised scores) on the
-   * CPU via core's backends, or any CausalAttention (e.g. new BackendAttention(someBackend)).
-   */
-  attention: 'flash' | 'standard' | CausalAttention;
+  ops: Ops<Buf>;
+  /** Master parameters' dtype. Default 'float32' ('float64' for gradient checks). */
+  paramDType?: 'float32' | 'float64';
+  /** Activations, gradients and the parameters' compute copy. Default paramDType. */
+  computeDType?: FloatDType;
   /** Seed for the GPT-2 initialisation. Default 0. */
   seed?: number;
 }
 
-export class GPT2 {
+export class GPT2<Buf = unknown> {
   readonly config: GPT2Config;
-  readonly ops: Ops;
-  readonly attention: CausalAttention;
+  readonly ops: Ops<Buf>;
   readonly specs: ParamSpec[];
   readonly numParams: number;
-  /** Every parameter, flat, HF order (see params.ts). */
-  readonly params: FloatArray;
-  /** Gradients, same layout as params. */
-  readonly grads: FloatArray;
-  private readonly P: ParamViews;
-  private readonly G: ParamViews;
-  private acts: Buffers | null = null;
-  private gbufs: GradBuffers | null = null;
-  private last: { tokens: Int32Array; targets: Int32Array; B: number; T: number } | null = null;
+  readonly paramDType: 'float32' | 'float64';
+  readonly computeDType: FloatDType;
+  /** Every parameter, flat, HF order (see params.ts): the masters the optimizer updates. */
+  readonly params: Buf;
+  /** Gradients, same layout as params, in computeDType. */
+  readonly grads: Buf;
+  /** The parameters the forward reads: params itself, or its computeDType copy. */
+  readonly computeParams: Buf;
+  private readonly P: ParamViews<Buf>;
+  private readonly G: ParamViews<Buf>;
+  private cap = 0;
+  private buffers: { acts: Acts<Buf>; grads: Grads<Buf> | null } | null = null;
+  private last: { B: number; T: number; acts: Acts<Buf>; grad: boolean } | null = null;
 
-  constructor(opts: GPT2Options) {
+  constructor(opts: GPT2Options<Buf>) {
     validateConfig(opts.config);
     this.config = { ...opts.config };
     this.ops = opts.ops;
-    this.attention = typeof opts.attention === 'string' ? cpuAttention(opts.attention) : opts.attention;
+    this.paramDType = opts.paramDType ?? 'float32';
+    this.computeDType = opts.computeDType ?? this.paramDType;
+    for (const [name, dt] of [
+      ['paramDType', this.paramDType],
+      ['computeDType', this.computeDType],
+    ] as const) {
+      if (!this.ops.dtypes.includes(dt)) {
+        throw new OpsInputError(
+          `GPT2 options.${name}`,
+          `a dtype of ${this.ops.name}: ${this.ops.dtypes.join(', ')}`,
+          dt,
+        );
+      }
+    }
     this.specs = paramSpecs(this.config);
     this.numParams = numParams(this.config);
-    this.params = this.ops.alloc(this.numParams);
-    this.grads = this.ops.alloc(this.numParams);
-    this.P = paramViews(this.config, this.params);
-    this.G = paramViews(this.config, this.grads);
-    this.init(createRng(opts.seed ?? 0));
+    this.params = this.ops.alloc(this.numParams, this.paramDType);
+    this.computeParams =
+      this.computeDType === this.paramDType
+        ? this.params
+        : this.ops.alloc(this.numParams, this.computeDType);
+    this.grads = this.ops.alloc(this.numParams, this.computeDType);
+    this.P = paramViews(this.config, this.ops, this.computeParams);
+    this.G = paramViews(this.config, this.ops, this.grads);
+    this.initialised = this.init(createRng(opts.seed ?? 0));
   }
+
+  /** Resolves when the initial weights are on the device (every public method awaits it). */
+  private initialised: Promise<void>;
 
   /** GPT-2 init: N(0, 0.02) for weights and embeddings, 0.02/sqrt(2L) for residual projections, LN = (1, 0). */
-  init(rng: Rng): void {
-    const residualStd = 0.02 / Math.sqrt(2 * this.config.nLayer);
-    for (const s of this.specs) {
-      const view = this.params.subarray(s.offset, s.offset + s.size);
-      if (s.init === 'ones') view.fill(1);
-      else if (s.init === 'zeros') view.fill(0);
-      else {
-        const std = s.init === 'residual' ? residualStd : 0.02;
-        for (let i = 0; i < view.length; i++) view[i] = rng.normal() * std;
-      }
-    }
+  async init(rng: Rng): Promise<void> {
+    await this.setParams(initialParams(this.config, this.specs, rng));
   }
 
-  /** Logits (B, T, V) of the last forward. */
-  get logits(): FloatArray {
-    if (!this.acts || !this.last) throw new Error('GPT2.logits: run forward first');
-    return this.acts.logits.subarray(0, this.last.B * this.last.T * this.config.vocabSize);
+  /** Upload master parameters from the host (flat, HF order) and refresh the compute copy. */
+  async setParams(values: Float32Array | Float64Array): Promise<void> {
+    if (values.length !== this.numParams) {
+      throw new OpsInputError(
+        'GPT2.setParams values.length',
+        String(this.numParams),
+        values.length,
+      );
+    }
+    await this.ops.upload(this.params, values);
+    await this.syncParams();
   }
 
-  zeroGrad(): void {
-    this.grads.fill(0);
+  /** The master parameters on the host (flat, HF order). */
+  async getParams(): Promise<Float32Array | Float64Array> {
+    await this.initialised;
+    return (await this.ops.download(this.params)) as Float32Array | Float64Array;
   }
 
-  private checkInputs(tokens: Int32Array, targets: Int32Array | null, B: number, T: number): void {
-    const { vocabSize: V, maxSeqLen } = this.config;
-    if (!Number.isInteger(B) || B < 1) throw new RangeError(`GPT2.forward: B must be a positive integer, got ${B}`);
-    if (!Number.isInteger(T) || T < 1 || T > maxSeqLen) {
-      throw new RangeError(`GPT2.forward: T must be an integer in [1, ${maxSeqLen}], got ${T}`);
-    }
-    if (tokens.length !== B * T) throw new RangeError(`GPT2.forward: tokens.length ${tokens.length} != B*T = ${B * T}`);
-    for (let i = 0; i < tokens.length; i++) {
-      if (!(tokens[i]! >= 0 && tokens[i]! < V)) throw new RangeError(`GPT2.forward: token ${tokens[i]} at ${i} outside [0, ${V})`);
-    }
-    if (targets) {
-      if (targets.length !== B * T) throw new RangeError(`GPT2.forward: targets.length ${targets.length} != B*T = ${B * T}`);
-      for (let i = 0; i < targets.length; i++) {
-        if (targets[i]! >= V) throw new RangeError(`GPT2.forward: target ${targets[i]} at ${i} >= vocabSize ${V}`);
-      }
-    }
+  /** The gradients on the host (flat, HF order). */
+  async getGrads(): Promise<Float32Array | Float64Array> {
+    return (await this.ops.download(this.grads)) as Float32Array | Float64Array;
   }
 
-  private ensureActs(BT: number): Buffers {
-    if (this.acts && this.acts.cap >= BT) return this.acts;
-    const { nEmbd: C, nLayer: L, vocabSize: V } = this.config;
-    const a = (n: number): FloatArray => this.ops.alloc(n);
-    const layers = [];
-    for (let l = 0; l < L; l++) {
-      layers.push({
-        ln1: a(BT * C), ln1Mean: a(BT), ln1Rstd: a(BT),
-        q: a(BT * C), k: a(BT * C), v: a(BT * C), atty: a(BT * C),
-        res2: a(BT * C), ln2: a(BT * C), ln2Mean: a(BT), ln2Rstd: a(BT),
-        fch: a(BT * 4 * C), fchGelu: a(BT * 4 * C), res3: a(BT * C),
-      });
+  /** computeParams = params (cast), after the optimizer changed the masters. No-op without a copy. */
+  async syncParams(): Promise<void> {
+    if (this.computeParams !== this.params) await this.ops.copy(this.computeParams, this.params);
+  }
+
+  async zeroGrad(): Promise<void> {
+    await this.initialised;
+    await this.ops.zero(this.grads);
+  }
+
+  /** Logits (B*T, V) of the last forward, on the device. */
+  get logits(): Buf {
+    if (!this.last) throw new OpsInputError('GPT2.logits', 'a forward() first', 'no forward yet');
+    return this.last.acts.logits;
+  }
+
+  /** One row (V) of the last forward's logits, on the host: batch b, position t. */
+  async logitsAt(b: number, t: number): Promise<Float32Array | Float64Array> {
+    const last = this.last;
+    if (!last) throw new OpsInputError('GPT2.logitsAt', 'a forward() first', 'no forward yet');
+    if (!Number.isInteger(b) || b < 0 || b >= last.B)
+      throw new OpsInputError('GPT2.logitsAt b', `an integer in [0, ${last.B})`, b);
+    if (!Number.isInteger(t) || t < 0 || t >= last.T)
+      throw new OpsInputError('GPT2.logitsAt t', `an integer in [0, ${last.T})`, t);
+    const V = this.config.vocabSize;
+    const row = this.ops.view(last.acts.logits, (b * last.T + t) * V, V);
+    return (await this.ops.download(row)) as Float32Array | Float64Array;
+  }
+
+  /** Buffers for BT tokens: grown (never shrunk) to the largest BT seen, viewed to BT each call. */
+  private views(BT: number, grad: boolean): { acts: Acts<Buf>; grads: Grads<Buf> | null } {
+    const ops = this.ops;
+    const w = widths(this.config);
+    // Per-row statistics (mean, rstd, lse, losses) stay float32, or float64 for the gradient checks.
+    const stat: BufferDType = this.computeDType === 'float64' ? 'float64' : 'float32';
+    const kind = (k: Kind): BufferDType =>
+      k === 'int' ? 'int32' : k === 'stat' ? stat : this.computeDType;
+    const alloc = <K extends string>(
+      spec: Record<K, [number, Kind]>,
+      rows: number,
+    ): Record<K, Buf> =>
+      Object.fromEntries(
+        Object.entries<[number, Kind]>(spec).map(([key, [n, k]]) => [
+          key,
+          ops.alloc(rows * n, kind(k)),
+        ]),
+      ) as Record<K, Buf>;
+    const view = <K extends string>(
+      spec: Record<K, [number, Kind]>,
+      bufs: Record<K, Buf>,
+    ): Record<K, Buf> =>
+      Object.fromEntries(
+        Object.entries<[number, Kind]>(spec).map(([key, [n]]) => [
+          key,
+          ops.view(bufs[key as K], 0, BT * n),
+        ]),
+      ) as Record<K, Buf>;
+    let held = this.buffers;
+    if (!held || this.cap < BT) {
+      if (held) this.releaseActivations();
+      held = {
+        acts: {
+          ...alloc(w.acts, BT),
+          layers: Array.from({ length: this.config.nLayer }, () => alloc(w.layer, BT)),
+        },
+        grads: null,
+      };
+      this.buffers = held;
+      this.cap = BT;
     }
-    this.acts = {
-      cap: BT, encoded: a(BT * C), layers, lse: [], qkv: a(BT * 3 * C), proj: a(BT * C),
-      lnf: a(BT * C), lnfMean: a(BT), lnfRstd: a(BT), logits: a(BT * V), losses: a(BT),
+    if (grad && !held.grads) held.grads = alloc(w.grads, this.cap);
+    const acts: Acts<Buf> = {
+      ...view(w.acts, held.acts),
+      layers: held.acts.layers.map((l) => view(w.layer, l)),
     };
-    return this.acts;
-  }
-
-  private ensureGrads(BT: number): GradBuffers {
-    if (this.gbufs && this.gbufs.cap >= BT) return this.gbufs;
-    const { nEmbd: C, vocabSize: V } = this.config;
-    const a = (n: number): FloatArray => this.ops.alloc(n);
-    this.gbufs = {
-      cap: BT, dlogits: a(BT * V), dres: a(BT * C), dln: a(BT * C), datty: a(BT * C),
-      dq: a(BT * C), dk: a(BT * C), dv: a(BT * C), dqkv: a(BT * 3 * C), dfchGelu: a(BT * 4 * C), dfch: a(BT * 4 * C),
-    };
-    return this.gbufs;
+    return { acts, grads: held.grads && view(w.grads, held.grads) };
   }
 
   /**
@@ -168,159 +254,242 @@ export class GPT2 {
    * the non-ignored targets and, when `grad` is true, keeps what backward() needs; without targets
    * returns NaN and leaves the logits in `this.logits`.
    */
-  async forward(tokens: Int32Array, targets: Int32Array | null, B: number, T: number, grad = false): Promise<number> {
-    this.checkInputs(tokens, targets, B, T);
-    const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V } = this.config;
-    const D = C / H;
+  async forward(
+    tokens: Int32Array,
+    targets: Int32Array | null,
+    B: number,
+    T: number,
+    grad = false,
+  ): Promise<number> {
+    await this.initialised;
+    const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V, maxSeqLen } = this.config;
+    if (!Number.isInteger(B) || B < 1)
+      throw new OpsInputError('GPT2.forward B', 'a positive integer', B);
+    if (!Number.isInteger(T) || T < 1 || T > maxSeqLen) {
+      throw new OpsInputError(
+        'GPT2.forward T',
+        `an integer in [1, ${maxSeqLen}] (the model's positions)`,
+        T,
+      );
+    }
     const BT = B * T;
+    checkIds('tokens', tokens, BT, V, false);
+    const count = targets ? checkIds('targets', targets, BT, V, true) : 0;
+    if (grad && !targets)
+      throw new OpsInputError('GPT2.forward targets', 'targets when grad is true', null);
+    const D = C / H;
     const ops = this.ops;
-    const A = this.ensureActs(BT);
+    const { acts: A, grads: Gb } = this.views(BT, grad);
     const P = this.P;
-    const n = (x: FloatArray, k: number): FloatArray => x.subarray(0, BT * k);
     this.last = null;
+    const causal: AttentionOptions = { causal: true };
 
-    await ops.embeddingForward(n(A.encoded, C), tokens, P.wte, P.wpe, B, T, C);
-    let x = n(A.encoded, C); // (BT, C) residual stream
-    A.lse = [];
+    await ops.upload(A.tokens, tokens);
+    await ops.embeddingForward(A.encoded, A.tokens, P.wte, P.wpe, B, T, C);
+    let x = A.encoded; // (BT, C) residual stream
     for (let l = 0; l < L; l++) {
       const w = P.layers[l]!;
       const s = A.layers[l]!;
-      const ln1 = n(s.ln1, C);
-      await ops.layernormForward(ln1, s.ln1Mean, s.ln1Rstd, x, w.ln1w, w.ln1b, BT, C);
-      const qkv = n(A.qkv, 3 * C);
-      await ops.matmul(qkv, ln1, w.qkvw, BT, 3 * C, C, { bias: w.qkvb });
-      const q = n(s.q, C);
-      const k = n(s.k, C);
-      const v = n(s.v, C);
-      splitQkv(qkv, q, k, v, BT, C); // (BT, 3C) -> 3 x (B, T, H, D)
-      const atty = n(s.atty, C);
-      A.lse.push(await this.attention.forward(q, k, v, atty, B, T, H, D));
-      const proj = n(A.proj, C);
-      await ops.matmul(proj, atty, w.attprojw, BT, C, C, { bias: w.attprojb });
-      const res2 = n(s.res2, C);
-      await ops.add(res2, x, proj, BT * C);
-      const ln2 = n(s.ln2, C);
-      await ops.layernormForward(ln2, s.ln2Mean, s.ln2Rstd, res2, w.ln2w, w.ln2b, BT, C);
-      const fch = n(s.fch, 4 * C);
-      await ops.matmul(fch, ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb });
-      const fchGelu = n(s.fchGelu, 4 * C);
-      await ops.geluForward(fchGelu, fch, BT * 4 * C);
-      await ops.matmul(proj, fchGelu, w.fcprojw, BT, C, 4 * C, { bias: w.fcprojb });
-      const res3 = n(s.res3, C);
-      await ops.add(res3, res2, proj, BT * C);
-      x = res3;
+      await ops.layernormForward(s.ln1, s.ln1Mean, s.ln1Rstd, x, w.ln1w, w.ln1b, BT, C);
+      await ops.matmul(s.qkv, s.ln1, w.qkvw, BT, 3 * C, C, { bias: w.qkvb });
+      const { q, k, v } = packedQkvViews(s.qkv, B, T, H, D);
+      await ops.attentionForward(
+        { q, k, v, out: contiguousView(s.atty, [B, T, H, D]), lse: s.lse },
+        causal,
+      );
+      await ops.matmul(A.proj, s.atty, w.attprojw, BT, C, C, { bias: w.attprojb });
+      await ops.add(s.res2, x, A.proj, BT * C);
+      await ops.layernormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C);
+      await ops.matmul(s.fch, s.ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb });
+      await ops.geluForward(s.fchGelu, s.fch, BT * 4 * C);
+      await ops.matmul(A.proj, s.fchGelu, w.fcprojw, BT, C, 4 * C, { bias: w.fcprojb });
+      await ops.add(s.res3, s.res2, A.proj, BT * C);
+      x = s.res3;
     }
-    const lnf = n(A.lnf, C);
-    await ops.layernormForward(lnf, A.lnfMean, A.lnfRstd, x, P.lnfw, P.lnfb, BT, C);
-    const logits = n(A.logits, V);
-    await ops.matmul(logits, lnf, P.wte, BT, V, C, { transB: true }); // tied head: lnf @ wte^T
+    await ops.layernormForward(A.lnf, A.lnfMean, A.lnfRstd, x, P.lnfw, P.lnfb, BT, C);
+    await ops.matmul(A.logits, A.lnf, P.wte, BT, V, C, { transB: true }); // tied head: lnf @ wte^T
     let loss = NaN;
     if (targets) {
-      let count = 0;
-      for (let i = 0; i < BT; i++) if (targets[i]! >= 0) count++;
+      await ops.upload(A.targets, targets);
       const scale = count > 0 ? 1 / count : 0;
-      const dlogits = grad ? n(this.ensureGrads(BT).dlogits, V) : null;
-      const total = await ops.softmaxCrossEntropy(n(A.losses, 1), dlogits, logits, targets, BT, V, scale);
-      loss = count > 0 ? total / count : 0;
+      await ops.softmaxCrossEntropy(
+        A.losses,
+        grad ? Gb!.dlogits : null,
+        A.logits,
+        A.targets,
+        BT,
+        V,
+        scale,
+      );
+      loss = count > 0 ? (await ops.sum(A.losses)) / count : 0;
     }
-    this.last = { tokens, targets: targets ?? new Int32Array(0), B, T };
-    this.gradReady = grad && targets !== null;
+    this.last = { B, T, acts: A, grad };
     return loss;
   }
 
-  private gradReady = false;
-
   /** Accumulate d(mean loss)/d(params) into this.grads for the last forward(..., grad = true). */
   async backward(): Promise<void> {
-    if (!this.gradReady || !this.last || !this.acts) {
-      throw new Error('GPT2.backward: call forward(tokens, targets, B, T, true) first');
-    }
-    this.gradReady = false;
-    const { tokens, B, T } = this.last;
+    const last = this.last;
+    if (!last?.grad)
+      throw new OpsInputError(
+        'GPT2.backward',
+        'forward(tokens, targets, B, T, true) first',
+        'none',
+      );
+    last.grad = false;
+    const { B, T, acts: A } = last;
     const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V } = this.config;
     const D = C / H;
     const BT = B * T;
     const ops = this.ops;
-    const A = this.acts;
-    const Gb = this.ensureGrads(BT);
+    const Gb = this.views(BT, true).grads!;
     const P = this.P;
     const G = this.G;
-    const n = (x: FloatArray, k: number): FloatArray => x.subarray(0, BT * k);
+    const causal: AttentionOptions = { causal: true };
 
-    const dlogits = n(Gb.dlogits, V);
-    const lnf = n(A.lnf, C);
-    const dln = n(Gb.dln, C);
     // Head: logits = lnf @ wte^T  ->  dlnf = dlogits @ wte,  dwte += dlogits^T @ lnf
-    await ops.matmul(dln, dlogits, P.wte, BT, C, V);
-    await ops.matmul(G.wte, dlogits, lnf, V, C, BT, { transA: true, accumulate: true });
-    const dres = n(Gb.dres, C);
-    dres.fill(0);
-    const xL = L > 0 ? n(A.layers[L - 1]!.res3, C) : n(A.encoded, C);
-    await ops.layernormBackward(dres, G.lnfw, G.lnfb, dln, xL, P.lnfw, A.lnfMean, A.lnfRstd, BT, C);
+    await ops.matmul(Gb.dln, Gb.dlogits, P.wte, BT, C, V);
+    await ops.matmul(G.wte, Gb.dlogits, A.lnf, V, C, BT, { transA: true, accumulate: true });
+    await ops.zero(Gb.dres);
+    const xL = L > 0 ? A.layers[L - 1]!.res3 : A.encoded;
+    await ops.layernormBackward(
+      Gb.dres,
+      G.lnfw,
+      G.lnfb,
+      Gb.dln,
+      xL,
+      P.lnfw,
+      A.lnfMean,
+      A.lnfRstd,
+      BT,
+      C,
+    );
 
     for (let l = L - 1; l >= 0; l--) {
       const w = P.layers[l]!;
       const g = G.layers[l]!;
       const s = A.layers[l]!;
-      const x = l > 0 ? n(A.layers[l - 1]!.res3, C) : n(A.encoded, C); // block input
+      const x = l > 0 ? A.layers[l - 1]!.res3 : A.encoded; // block input
       // res3 = res2 + fcproj: dfcproj = dres (dres then also carries d res2)
-      const fchGelu = n(s.fchGelu, 4 * C);
-      await ops.matmul(g.fcprojw, fchGelu, dres, 4 * C, C, BT, { transA: true, accumulate: true });
-      await ops.biasBackward(g.fcprojb, dres, BT, C);
-      const dfchGelu = n(Gb.dfchGelu, 4 * C);
-      await ops.matmul(dfchGelu, dres, w.fcprojw, BT, 4 * C, C, { transB: true });
-      const dfch = n(Gb.dfch, 4 * C);
-      dfch.fill(0);
-      await ops.geluBackward(dfch, n(s.fch, 4 * C), dfchGelu, BT * 4 * C);
-      const ln2 = n(s.ln2, C);
-      await ops.matmul(g.fcw, ln2, dfch, C, 4 * C, BT, { transA: true, accumulate: true });
-      await ops.biasBackward(g.fcb, dfch, BT, 4 * C);
-      await ops.matmul(dln, dfch, w.fcw, BT, C, 4 * C, { transB: true });
-      await ops.layernormBackward(dres, g.ln2w, g.ln2b, dln, n(s.res2, C), w.ln2w, s.ln2Mean, s.ln2Rstd, BT, C);
+      await ops.matmul(g.fcprojw, s.fchGelu, Gb.dres, 4 * C, C, BT, {
+        transA: true,
+        accumulate: true,
+      });
+      await ops.biasBackward(g.fcprojb, Gb.dres, BT, C);
+      await ops.matmul(Gb.dfch, Gb.dres, w.fcprojw, BT, 4 * C, C, { transB: true });
+      await ops.geluBackward(Gb.dfch, s.fch, Gb.dfch, BT * 4 * C); // in place: d GELU(fch) -> d fch
+      await ops.matmul(g.fcw, s.ln2, Gb.dfch, C, 4 * C, BT, { transA: true, accumulate: true });
+      await ops.biasBackward(g.fcb, Gb.dfch, BT, 4 * C);
+      await ops.matmul(Gb.dln, Gb.dfch, w.fcw, BT, C, 4 * C, { transB: true });
+      await ops.layernormBackward(
+        Gb.dres,
+        g.ln2w,
+        g.ln2b,
+        Gb.dln,
+        s.res2,
+        w.ln2w,
+        s.ln2Mean,
+        s.ln2Rstd,
+        BT,
+        C,
+      );
       // res2 = x + attproj: dattproj = dres (dres then carries d x)
-      const atty = n(s.atty, C);
-      await ops.matmul(g.attprojw, atty, dres, C, C, BT, { transA: true, accumulate: true });
-      await ops.biasBackward(g.attprojb, dres, BT, C);
-      const datty = n(Gb.datty, C);
-      await ops.matmul(datty, dres, w.attprojw, BT, C, C, { transB: true });
-      const dq = n(Gb.dq, C);
-      const dk = n(Gb.dk, C);
-      const dv = n(Gb.dv, C);
-      await this.attention.backward(datty, n(s.q, C), n(s.k, C), n(s.v, C), atty, A.lse[l]!, dq, dk, dv, B, T, H, D);
-      const dqkv = n(Gb.dqkv, 3 * C);
-      mergeQkv(dqkv, dq, dk, dv, BT, C);
-      const ln1 = n(s.ln1, C);
-      await ops.matmul(g.qkvw, ln1, dqkv, C, 3 * C, BT, { transA: true, accumulate: true });
-      await ops.biasBackward(g.qkvb, dqkv, BT, 3 * C);
-      await ops.matmul(dln, dqkv, w.qkvw, BT, C, 3 * C, { transB: true });
-      await ops.layernormBackward(dres, g.ln1w, g.ln1b, dln, x, w.ln1w, s.ln1Mean, s.ln1Rstd, BT, C);
+      await ops.matmul(g.attprojw, s.atty, Gb.dres, C, C, BT, { transA: true, accumulate: true });
+      await ops.biasBackward(g.attprojb, Gb.dres, BT, C);
+      await ops.matmul(Gb.datty, Gb.dres, w.attprojw, BT, C, C, { transB: true });
+      // Attention reads q, k, v in place from qkv and writes dq, dk, dv in place into dqkv.
+      const { q, k, v } = packedQkvViews(s.qkv, B, T, H, D);
+      const d = packedQkvViews(Gb.dqkv, B, T, H, D);
+      const shape = [B, T, H, D] as const;
+      await ops.attentionBackward(
+        {
+          dout: contiguousView(Gb.datty, shape),
+          q,
+          k,
+          v,
+          out: contiguousView(s.atty, shape),
+          lse: s.lse,
+          dq: d.q,
+          dk: d.k,
+          dv: d.v,
+        },
+        causal,
+      );
+      await ops.matmul(g.qkvw, s.ln1, Gb.dqkv, C, 3 * C, BT, { transA: true, accumulate: true });
+      await ops.biasBackward(g.qkvb, Gb.dqkv, BT, 3 * C);
+      await ops.matmul(Gb.dln, Gb.dqkv, w.qkvw, BT, C, 3 * C, { transB: true });
+      await ops.layernormBackward(
+        Gb.dres,
+        g.ln1w,
+        g.ln1b,
+        Gb.dln,
+        x,
+        w.ln1w,
+        s.ln1Mean,
+        s.ln1Rstd,
+        BT,
+        C,
+      );
     }
-    await ops.embeddingBackward(G.wte, G.wpe, dres, tokens, B, T, C);
+    await ops.embeddingBackward(G.wte, G.wpe, Gb.dres, A.tokens, B, T, C);
+  }
+
+  /** Return the activation buffers to the backend (the parameters stay). */
+  releaseActivations(): void {
+    if (!this.buffers) return;
+    freeAll(this.ops, this.buffers.acts);
+    if (this.buffers.grads) freeAll(this.ops, this.buffers.grads);
+    this.buffers = null;
+    this.cap = 0;
+    this.last = null;
   }
 }
 
-/** qkv (BT, 3C) -> q, k, v each (BT, C) = (B, T, H, D). */
-export function splitQkv(qkv: FloatArray, q: FloatArray, k: FloatArray, v: FloatArray, BT: number, C: number): void {
-  for (let i = 0; i < BT; i++) {
-    const o = i * 3 * C;
-    const d = i * C;
-    for (let c = 0; c < C; c++) {
-      q[d + c] = qkv[o + c]!;
-      k[d + c] = qkv[o + C + c]!;
-      v[d + c] = qkv[o + 2 * C + c]!;
-    }
-  }
+type Kind = 'compute' | 'stat' | 'int';
+
+/** Per-token width and kind of every activation and gradient buffer (a buffer holds rows x width). */
+function widths(c: GPT2Config) {
+  const { nEmbd: C, nHead: H, vocabSize: V } = c;
+  const layer: Record<keyof LayerActs<unknown>, [number, Kind]> = {
+    ln1: [C, 'compute'],
+    ln1Mean: [1, 'stat'],
+    ln1Rstd: [1, 'stat'],
+    qkv: [3 * C, 'compute'],
+    atty: [C, 'compute'],
+    lse: [H, 'stat'],
+    res2: [C, 'compute'],
+    ln2: [C, 'compute'],
+    ln2Mean: [1, 'stat'],
+    ln2Rstd: [1, 'stat'],
+    fch: [4 * C, 'compute'],
+    fchGelu: [4 * C, 'compute'],
+    res3: [C, 'compute'],
+  };
+  const acts: Record<Exclude<keyof Acts<unknown>, 'layers'>, [number, Kind]> = {
+    tokens: [1, 'int'],
+    targets: [1, 'int'],
+    encoded: [C, 'compute'],
+    proj: [C, 'compute'],
+    lnf: [C, 'compute'],
+    lnfMean: [1, 'stat'],
+    lnfRstd: [1, 'stat'],
+    logits: [V, 'compute'],
+    losses: [1, 'stat'],
+  };
+  const grads: Record<keyof Grads<unknown>, [number, Kind]> = {
+    dlogits: [V, 'compute'],
+    dres: [C, 'compute'],
+    dln: [C, 'compute'],
+    datty: [C, 'compute'],
+    dqkv: [3 * C, 'compute'],
+    dfch: [4 * C, 'compute'],
+  };
+  return { layer, acts, grads };
 }
 
-/** The backward of splitQkv. */
-export function mergeQkv(dqkv: FloatArray, dq: FloatArray, dk: FloatArray, dv: FloatArray, BT: number, C: number): void {
-  for (let i = 0; i < BT; i++) {
-    const o = i * 3 * C;
-    const d = i * C;
-    for (let c = 0; c < C; c++) {
-      dqkv[o + c] = dq[d + c]!;
-      dqkv[o + C + c] = dk[d + c]!;
-      dqkv[o + 2 * C + c] = dv[d + c]!;
-    }
+function freeAll(ops: Ops<unknown>, r: object): void {
+  for (const [key, val] of Object.entries(r)) {
+    if (key === 'layers') (val as object[]).forEach((l) => freeAll(ops, l));
+    else ops.free(val);
   }
 }

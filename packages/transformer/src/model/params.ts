@@ -4,7 +4,7 @@
  * Linear weights use HF's Conv1D layout (in, out): y = x @ W + b.
  */
 import type { GPT2Config } from '../config.js';
-import type { FloatArray } from '../ops/ops.js';
+import type { Ops, Rng } from '@flashattn/core';
 
 export interface ParamSpec {
   /** Hugging Face GPT-2 name, e.g. 'h.0.attn.c_attn.weight'. */
@@ -55,38 +55,77 @@ export function numParams(c: GPT2Config): number {
   return last.offset + last.size;
 }
 
+/**
+ * The GPT-2 initialisation as host values (flat, HF order): N(0, 0.02) for weights and embeddings,
+ * 0.02 / sqrt(2 L) for the residual projections, LayerNorm weights 1 and biases 0. Drawn in spec order
+ * from rng, so a seed gives the same model on every backend.
+ */
+export function initialParams(c: GPT2Config, specs: readonly ParamSpec[], rng: Rng): Float64Array {
+  const residualStd = 0.02 / Math.sqrt(2 * c.nLayer);
+  const last = specs[specs.length - 1]!;
+  const out = new Float64Array(last.offset + last.size);
+  for (const s of specs) {
+    if (s.init === 'ones') out.fill(1, s.offset, s.offset + s.size);
+    else if (s.init === 'normal' || s.init === 'residual') {
+      const std = s.init === 'residual' ? residualStd : 0.02;
+      for (let i = s.offset; i < s.offset + s.size; i++) out[i] = rng.normal() * std;
+    }
+  }
+  return out;
+}
+
 /** Views into the flat buffer for one block's tensors. */
-export interface LayerParams {
-  ln1w: FloatArray; ln1b: FloatArray;
-  qkvw: FloatArray; qkvb: FloatArray; // (C, 3C), (3C)
-  attprojw: FloatArray; attprojb: FloatArray; // (C, C), (C)
-  ln2w: FloatArray; ln2b: FloatArray;
-  fcw: FloatArray; fcb: FloatArray; // (C, 4C), (4C)
-  fcprojw: FloatArray; fcprojb: FloatArray; // (4C, C), (C)
+export interface LayerParams<Buf> {
+  ln1w: Buf;
+  ln1b: Buf;
+  qkvw: Buf;
+  qkvb: Buf; // (C, 3C), (3C)
+  attprojw: Buf;
+  attprojb: Buf; // (C, C), (C)
+  ln2w: Buf;
+  ln2b: Buf;
+  fcw: Buf;
+  fcb: Buf; // (C, 4C), (4C)
+  fcprojw: Buf;
+  fcprojb: Buf; // (4C, C), (C)
 }
 
-export interface ParamViews {
-  wte: FloatArray; // (V, C)
-  wpe: FloatArray; // (maxT, C)
-  layers: LayerParams[];
-  lnfw: FloatArray; lnfb: FloatArray; // (C)
+export interface ParamViews<Buf> {
+  wte: Buf; // (V, C)
+  wpe: Buf; // (maxT, C)
+  layers: LayerParams<Buf>[];
+  lnfw: Buf;
+  lnfb: Buf; // (C)
 }
 
-export function paramViews(c: GPT2Config, flat: FloatArray): ParamViews {
-  const byName = new Map<string, FloatArray>();
-  for (const s of paramSpecs(c)) byName.set(s.name, flat.subarray(s.offset, s.offset + s.size));
-  const g = (n: string): FloatArray => byName.get(n)!;
-  const layers: LayerParams[] = [];
+/** Views (no copies) into the flat parameter (or gradient) buffer, by tensor. */
+export function paramViews<Buf>(c: GPT2Config, ops: Ops<Buf>, flat: Buf): ParamViews<Buf> {
+  const byName = new Map<string, Buf>();
+  for (const s of paramSpecs(c)) byName.set(s.name, ops.view(flat, s.offset, s.size));
+  const g = (n: string): Buf => byName.get(n)!;
+  const layers: LayerParams<Buf>[] = [];
   for (let l = 0; l < c.nLayer; l++) {
     const p = `h.${l}.`;
     layers.push({
-      ln1w: g(p + 'ln_1.weight'), ln1b: g(p + 'ln_1.bias'),
-      qkvw: g(p + 'attn.c_attn.weight'), qkvb: g(p + 'attn.c_attn.bias'),
-      attprojw: g(p + 'attn.c_proj.weight'), attprojb: g(p + 'attn.c_proj.bias'),
-      ln2w: g(p + 'ln_2.weight'), ln2b: g(p + 'ln_2.bias'),
-      fcw: g(p + 'mlp.c_fc.weight'), fcb: g(p + 'mlp.c_fc.bias'),
-      fcprojw: g(p + 'mlp.c_proj.weight'), fcprojb: g(p + 'mlp.c_proj.bias'),
+      ln1w: g(p + 'ln_1.weight'),
+      ln1b: g(p + 'ln_1.bias'),
+      qkvw: g(p + 'attn.c_attn.weight'),
+      qkvb: g(p + 'attn.c_attn.bias'),
+      attprojw: g(p + 'attn.c_proj.weight'),
+      attprojb: g(p + 'attn.c_proj.bias'),
+      ln2w: g(p + 'ln_2.weight'),
+      ln2b: g(p + 'ln_2.bias'),
+      fcw: g(p + 'mlp.c_fc.weight'),
+      fcb: g(p + 'mlp.c_fc.bias'),
+      fcprojw: g(p + 'mlp.c_proj.weight'),
+      fcprojb: g(p + 'mlp.c_proj.bias'),
     });
   }
-  return { wte: g('wte.weight'), wpe: g('wpe.weight'), layers, lnfw: g('ln_f.weight'), lnfb: g('ln_f.bias') };
+  return {
+    wte: g('wte.weight'),
+    wpe: g('wpe.weight'),
+    layers,
+    lnfw: g('ln_f.weight'),
+    lnfb: g('ln_f.bias'),
+  };
 }

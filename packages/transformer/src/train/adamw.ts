@@ -1,9 +1,11 @@
 /**
  * AdamW over a model's flat parameters with weight decay on matrices only (embeddings and linear
- * weights; not biases or LayerNorm), as nanoGPT and llm.c configure it.
+ * weights; not biases or LayerNorm), as nanoGPT and llm.c configure it. The moments m and v live on the
+ * ops' device in the masters' dtype; each step is one `ops.adamw` per run of neighbouring tensors that
+ * share a decay flag.
  */
+import type { Ops } from '@flashattn/core';
 import type { ParamSpec } from '../model/params.js';
-import type { FloatArray, Ops } from '../ops/ops.js';
 
 export interface AdamWConfig {
   beta1: number;
@@ -14,21 +16,24 @@ export interface AdamWConfig {
 
 export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 
-export class AdamW {
-  readonly m: FloatArray;
-  readonly v: FloatArray;
+export class AdamW<Buf = unknown> {
+  /** First moments, same layout as the parameters. */
+  readonly m: Buf;
+  /** Second moments. */
+  readonly v: Buf;
   /** Steps taken (the bias-correction t of the next step is t + 1). */
   t = 0;
   private readonly ranges: Array<{ lo: number; hi: number; decay: boolean }>;
 
   constructor(
-    private readonly ops: Ops,
+    private readonly ops: Ops<Buf>,
     specs: readonly ParamSpec[],
     n: number,
     readonly config: AdamWConfig = ADAMW_DEFAULTS,
+    dtype: 'float32' | 'float64' = 'float32',
   ) {
-    this.m = ops.alloc(n);
-    this.v = ops.alloc(n);
+    this.m = ops.alloc(n, dtype);
+    this.v = ops.alloc(n, dtype);
     // Merge neighbouring tensors with the same decay flag into one range.
     this.ranges = [];
     for (const s of specs) {
@@ -38,13 +43,39 @@ export class AdamW {
     }
   }
 
-  async step(params: FloatArray, grads: FloatArray, lr: number): Promise<void> {
+  async step(params: Buf, grads: Buf, lr: number): Promise<void> {
     this.t++;
     const { beta1, beta2, eps, weightDecay } = this.config;
+    const ops = this.ops;
     for (const r of this.ranges) {
-      await this.ops.adamw(params, grads, this.m, this.v, r.lo, r.hi, {
-        lr, beta1, beta2, eps, weightDecay: r.decay ? weightDecay : 0, t: this.t,
+      const n = r.hi - r.lo;
+      const at = (b: Buf): Buf => ops.view(b, r.lo, n);
+      await ops.adamw(at(params), at(grads), at(this.m), at(this.v), {
+        lr,
+        beta1,
+        beta2,
+        eps,
+        weightDecay: r.decay ? weightDecay : 0,
+        t: this.t,
       });
     }
+  }
+
+  /** The moments on the host (for checkpoints). */
+  async getState(): Promise<{ m: Float32Array | Float64Array; v: Float32Array | Float64Array }> {
+    const m = (await this.ops.download(this.m)) as Float32Array | Float64Array;
+    const v = (await this.ops.download(this.v)) as Float32Array | Float64Array;
+    return { m, v };
+  }
+
+  /** Restore the moments and step count (from a checkpoint). */
+  async setState(
+    m: Float32Array | Float64Array,
+    v: Float32Array | Float64Array,
+    t: number,
+  ): Promise<void> {
+    await this.ops.upload(this.m, m);
+    await this.ops.upload(this.v, v);
+    this.t = t;
   }
 }

@@ -1,7 +1,11 @@
 /** Global gradient-norm clipping: scale every gradient by min(1, maxNorm / ||g||_2). Returns ||g||_2 before clipping. */
-import type { FloatArray, Ops } from '../ops/ops.js';
+import type { Ops } from '@flashattn/core';
 
-export async function clipGradNorm(ops: Ops, grads: FloatArray, maxNorm: number): Promise<number> {
+export async function clipGradNorm<Buf>(
+  ops: Ops<Buf>,
+  grads: Buf,
+  maxNorm: number,
+): Promise<number> {
   const norm = Math.sqrt(await ops.sumSquares(grads));
   if (Number.isFinite(norm) && norm > maxNorm) await ops.scale(grads, maxNorm / (norm + 1e-6));
   return norm;

@@ -1,12 +1,12 @@
 // AdamW, the LR schedule and clipping against formulas written out independently here.
 import { afterAll, describe, expect, it } from 'vitest';
-import { CpuOps } from '../ops/cpu/cpu-ops.js';
+import { CpuOps } from '@flashattn/cpu';
 import type { ParamSpec } from '../model/params.js';
 import { AdamW } from './adamw.js';
 import { clipGradNorm } from './clip.js';
 import { learningRate } from './schedule.js';
 
-const ops = new CpuOps({ precision: 'float64', threads: 1 });
+const ops = new CpuOps({ threads: 1 });
 afterAll(() => ops.dispose());
 
 describe('AdamW', () => {
@@ -16,15 +16,18 @@ describe('AdamW', () => {
       { name: 'b', shape: [1], offset: 2, size: 1, decay: false, init: 'zeros' },
     ];
     const cfg = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
-    const opt = new AdamW(ops, specs, 3, cfg);
-    const p = ops.alloc(3);
+    const opt = new AdamW(ops, specs, 3, cfg, 'float64');
+    const p = ops.alloc(3, 'float64');
     p.set([1, -2, 0.5]);
-    const grads = [[0.1, 0.2, -0.3], [-0.05, 0.4, 0.1]];
+    const grads = [
+      [0.1, 0.2, -0.3],
+      [-0.05, 0.4, 0.1],
+    ];
     const want = [1, -2, 0.5];
     const m = [0, 0, 0];
     const v = [0, 0, 0];
     for (let t = 1; t <= 2; t++) {
-      const g = ops.alloc(3);
+      const g = ops.alloc(3, 'float64');
       g.set(grads[t - 1]!);
       await opt.step(p, g, 0.01);
       for (let i = 0; i < 3; i++) {
@@ -55,7 +58,7 @@ describe('cosine schedule with warmup', () => {
 
 describe('global gradient-norm clipping', () => {
   it('scales to maxNorm when above, leaves alone when below', async () => {
-    const g = ops.alloc(2);
+    const g = ops.alloc(2, 'float64');
     g.set([3, 4]);
     expect(await clipGradNorm(ops, g, 1)).toBeCloseTo(5, 14);
     expect(Math.hypot(g[0]!, g[1]!)).toBeCloseTo(1, 5);

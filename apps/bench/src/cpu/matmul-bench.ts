@@ -1,12 +1,19 @@
 /**
  * CPU matmul throughput: GFLOP/s (2*M*N*K per call) for the shapes a GPT-2 step runs: a naive triple
  * loop, the cache-blocked JS kernel and the wasm SIMD kernel, each on 1 thread and on all cores.
- * Run: pnpm --filter @flashattn/transformer build && pnpm --filter @flashattn/transformer bench
+ * Run (repo root): npx -y pnpm@10.34.8 --filter @flashattn/bench... build && node apps/bench/dist/cpu/matmul-bench.js
  */
 import { availableParallelism, cpus } from 'node:os';
-import { CpuOps } from '../ops/cpu/cpu-ops.js';
+import { CpuOps } from '@flashattn/cpu';
 
-function naive(C: Float32Array, A: Float32Array, B: Float32Array, M: number, N: number, K: number): void {
+function naive(
+  C: Float32Array,
+  A: Float32Array,
+  B: Float32Array,
+  M: number,
+  N: number,
+  K: number,
+): void {
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
       let s = 0;
@@ -41,7 +48,9 @@ const variants: Array<[string, CpuOps]> = [
   ['wasm SIMD 1T', new CpuOps({ threads: 1 })],
   [`wasm SIMD ${threadsAll}T`, new CpuOps({ threads: threadsAll })],
 ];
-console.log(`CPU: ${cpus()[0]?.model} x ${threadsAll}; node ${process.version}; ${new Date().toISOString().slice(0, 10)}`);
+console.log(
+  `CPU: ${cpus()[0]?.model} x ${threadsAll}; node ${process.version}; ${new Date().toISOString().slice(0, 10)}`,
+);
 console.log(`| shape | naive 1T | ${variants.map(([n]) => n).join(' | ')} |  (GFLOP/s)`);
 console.log(`|---|---|${variants.map(() => '---|').join('')}`);
 for (const [label, M, N, K] of shapes) {
@@ -51,12 +60,13 @@ for (const [label, M, N, K] of shapes) {
   let tNaive = NaN;
   for (const [, ops] of variants) {
     // Operands allocated by the ops under test (the SIMD kernel reads them in place from wasm memory).
-    const A = ops.alloc(M * K) as Float32Array;
-    const B = ops.alloc(K * N) as Float32Array;
-    const C = ops.alloc(M * N) as Float32Array;
+    const A = ops.alloc(M * K, 'float32') as Float32Array;
+    const B = ops.alloc(K * N, 'float32') as Float32Array;
+    const C = ops.alloc(M * N, 'float32') as Float32Array;
     for (let i = 0; i < A.length; i++) A[i] = Math.sin(i);
     for (let i = 0; i < B.length; i++) B[i] = Math.cos(i);
-    if (Number.isNaN(tNaive) && M * N * K <= 2048 * 512 * 128) tNaive = await time(() => naive(C, A, B, M, N, K), 300);
+    if (Number.isNaN(tNaive) && M * N * K <= 2048 * 512 * 128)
+      tNaive = await time(() => naive(C, A, B, M, N, K), 300);
     cells.push(g(await time(() => ops.matmul(C, A, B, M, N, K))));
   }
   console.log(`| ${label} | ${g(tNaive)} | ${cells.join(' | ')} |`);

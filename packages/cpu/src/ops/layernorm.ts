@@ -1,5 +1,5 @@
 /** LayerNorm over the last dim, eps = 1e-5 (GPT-2's). llm.c layernorm_forward / layernorm_backward. */
-import type { FloatArray } from '../ops.js';
+import type { FloatArray } from '@flashattn/core';
 
 export const LN_EPS = 1e-5;
 

@@ -1,8 +1,7 @@
 // The blocked, threaded matmul against a float64 triple loop, with the tolerance rule: its error must
 // be <= 2x that of a naive float32 loop (rounding after every multiply-add) + a 1e-6 floor.
-import { freshSeed } from '@flashattn/core';
+import { createRng, freshSeed } from '@flashattn/core';
 import { afterAll, describe, expect, it } from 'vitest';
-import { randn64 } from '../../test-utils/fd.js';
 import { CpuOps } from './cpu-ops.js';
 
 const seed = freshSeed();
@@ -16,18 +15,33 @@ afterAll(async () => {
   for (const o of all) await o.dispose();
 });
 
+function randn64(n: number, s: number): Float64Array {
+  const rng = createRng(s);
+  return Float64Array.from({ length: n }, () => rng.normal());
+}
+
 function fill(ops: CpuOps, src: Float64Array): Float32Array {
-  const a = ops.alloc(src.length) as Float32Array;
+  const a = ops.alloc(src.length, 'float32') as Float32Array;
   for (let i = 0; i < src.length; i++) a[i] = src[i]!;
   return a;
 }
 
 // Shapes: tiny, not multiples of the 4x4 tile, K longer than the 256 panel, N wider than the 64 panel.
-const shapes: Array<[number, number, number]> = [[1, 1, 1], [5, 7, 3], [67, 130, 301], [128, 96, 513]];
+const shapes: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [5, 7, 3],
+  [67, 130, 301],
+  [128, 96, 513],
+];
 
 describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
   for (const [M, N, K] of shapes) {
-    for (const [transA, transB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+    for (const [transA, transB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       it(`M=${M} N=${N} K=${K} transA=${transA} transB=${transB}, bias and accumulate`, async () => {
         const a64 = randn64(M * K, seed + M);
         const b64 = randn64(K * N, seed + N);
@@ -39,25 +53,31 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
         const naive = new Float32Array(M * N);
         const a32 = Float32Array.from(a64);
         const b32 = Float32Array.from(b64);
-        for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-          let s = 0;
-          let s32 = Math.fround(c064[i * N + j]!);
-          for (let k = 0; k < K; k++) {
-            s += Math.fround(A(i, k)) * Math.fround(Bv(k, j));
-            const av = transA ? a32[k * M + i]! : a32[i * K + k]!;
-            const bv = transB ? b32[j * K + k]! : b32[k * N + j]!;
-            s32 = Math.fround(s32 + Math.fround(av * bv));
+        for (let i = 0; i < M; i++)
+          for (let j = 0; j < N; j++) {
+            let s = 0;
+            let s32 = Math.fround(c064[i * N + j]!);
+            for (let k = 0; k < K; k++) {
+              s += Math.fround(A(i, k)) * Math.fround(Bv(k, j));
+              const av = transA ? a32[k * M + i]! : a32[i * K + k]!;
+              const bv = transB ? b32[j * K + k]! : b32[k * N + j]!;
+              s32 = Math.fround(s32 + Math.fround(av * bv));
+            }
+            ref[i * N + j] = s + Math.fround(c064[i * N + j]!);
+            naive[i * N + j] = s32;
           }
-          ref[i * N + j] = s + Math.fround(c064[i * N + j]!);
-          naive[i * N + j] = s32;
-        }
         let naiveErr = 0;
-        for (let i = 0; i < M * N; i++) naiveErr = Math.max(naiveErr, Math.abs(naive[i]! - ref[i]!));
+        for (let i = 0; i < M * N; i++)
+          naiveErr = Math.max(naiveErr, Math.abs(naive[i]! - ref[i]!));
         for (const [name, [one, two]] of Object.entries(kernels)) {
           const results: Float32Array[] = [];
           for (const ops of [one!, two!]) {
             const out = fill(ops, c064);
-            await ops.matmul(out, fill(ops, a64), fill(ops, b64), M, N, K, { transA, transB, accumulate: true });
+            await ops.matmul(out, fill(ops, a64), fill(ops, b64), M, N, K, {
+              transA,
+              transB,
+              accumulate: true,
+            });
             results.push(out);
           }
           let err = 0;
@@ -66,13 +86,19 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
           // One thread or two: bitwise identical (each row has one owner; exact resume relies on it).
           expect(results[1], `${name} kernel`).toEqual(results[0]);
           // Bias path (accumulate = false): out = op(A) op(B) + bias.
-          const out = two!.alloc(M * N) as Float32Array;
-          await two!.matmul(out, fill(two!, a64), fill(two!, b64), M, N, K, { transA, transB, bias: fill(two!, bias64) });
+          const out = two!.alloc(M * N, 'float32') as Float32Array;
+          await two!.matmul(out, fill(two!, a64), fill(two!, b64), M, N, K, {
+            transA,
+            transB,
+            bias: fill(two!, bias64),
+          });
           let errB = 0;
-          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
-            const want = ref[i * N + j]! - Math.fround(c064[i * N + j]!) + Math.fround(bias64[j]!);
-            errB = Math.max(errB, Math.abs(out[i * N + j]! - want));
-          }
+          for (let i = 0; i < M; i++)
+            for (let j = 0; j < N; j++) {
+              const want =
+                ref[i * N + j]! - Math.fround(c064[i * N + j]!) + Math.fround(bias64[j]!);
+              errB = Math.max(errB, Math.abs(out[i * N + j]! - want));
+            }
           expect(errB, `${name} kernel, seed ${seed}`).toBeLessThanOrEqual(2 * naiveErr + 1e-6);
         }
       });
@@ -81,7 +107,14 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
 
   it('falls back to the JS kernel on one thread for plain (non-shared) arrays and still computes', async () => {
     const out = new Float32Array(4);
-    await kernels.simd[1]!.matmul(out, Float32Array.from([1, 2, 3, 4]), Float32Array.from([5, 6, 7, 8]), 2, 2, 2);
+    await kernels.simd[1]!.matmul(
+      out,
+      Float32Array.from([1, 2, 3, 4]),
+      Float32Array.from([5, 6, 7, 8]),
+      2,
+      2,
+      2,
+    );
     expect(Array.from(out)).toEqual([19, 22, 43, 50]);
   });
 });

@@ -3,7 +3,7 @@
  * normaliser, and the gradient (p - onehot) * scale written in place, so probabilities (N, V) are never
  * stored separately from the logits.
  */
-import type { FloatArray } from '../ops.js';
+import type { FloatArray } from '@flashattn/core';
 
 export function softmaxCrossEntropy(
   losses: FloatArray, // (N)

@@ -1,12 +1,12 @@
-// Finite-difference checks (float64) of every layer's backward: each layer's output is contracted
-// with a fixed random R, loss = sum(out * R), so d loss / d out = R.
-import { freshSeed } from '@flashattn/core';
+// Finite-difference checks (float64) of the backward of every op the model uses, through the CPU ops on
+// float64 buffers: each op's output is contracted with a fixed random R, loss = sum(out * R), so
+// d loss / d out = R. Attention runs on views into packed (B, T, 3, H, D) buffers, as in the model.
+import { contiguousView, freshSeed, packedQkvViews } from '@flashattn/core';
+import { CpuOps } from '@flashattn/cpu';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Attention64 } from '../../attention/attention64.js';
-import { dot, finiteDiff, FD_TOL, randn64 } from '../../test-utils/fd.js';
-import { CpuOps } from './cpu-ops.js';
+import { dot, finiteDiff, FD_TOL, randn64 } from '../test-utils/fd.js';
 
-const ops = new CpuOps({ precision: 'float64', threads: 1 });
+const ops = new CpuOps({ threads: 1 });
 afterAll(() => ops.dispose());
 const seed = freshSeed();
 const msg = `seed ${seed}`;
@@ -30,19 +30,24 @@ describe(`layer gradients vs finite differences (float64, ${msg})`, () => {
         const opB = (k: number, j: number): number => (transB ? b[j * K + k]! : b[k * N + j]!);
         const da = new Float64Array(M * K);
         const db = new Float64Array(K * N);
-        for (let i = 0; i < M; i++) for (let k = 0; k < K; k++) {
-          let s = 0;
-          for (let j = 0; j < N; j++) s += R[i * N + j]! * opB(k, j);
-          da[transA ? k * M + i : i * K + k] = s;
-        }
-        for (let k = 0; k < K; k++) for (let j = 0; j < N; j++) {
-          let s = 0;
-          for (let i = 0; i < M; i++) s += opA(i, k) * R[i * N + j]!;
-          db[transB ? j * K + k : k * N + j] = s;
-        }
+        for (let i = 0; i < M; i++)
+          for (let k = 0; k < K; k++) {
+            let s = 0;
+            for (let j = 0; j < N; j++) s += R[i * N + j]! * opB(k, j);
+            da[transA ? k * M + i : i * K + k] = s;
+          }
+        for (let k = 0; k < K; k++)
+          for (let j = 0; j < N; j++) {
+            let s = 0;
+            for (let i = 0; i < M; i++) s += opA(i, k) * R[i * N + j]!;
+            db[transB ? j * K + k : k * N + j] = s;
+          }
         const dbias = new Float64Array(N);
         await ops.biasBackward(dbias, R, M, N);
-        expect((await finiteDiff(a, loss, da)).maxErr, `${msg} transA=${transA} transB=${transB}`).toBeLessThan(FD_TOL);
+        expect(
+          (await finiteDiff(a, loss, da)).maxErr,
+          `${msg} transA=${transA} transB=${transB}`,
+        ).toBeLessThan(FD_TOL);
         expect((await finiteDiff(b, loss, db)).maxErr, msg).toBeLessThan(FD_TOL);
         expect((await finiteDiff(bias, loss, dbias)).maxErr, msg).toBeLessThan(FD_TOL);
       }
@@ -67,7 +72,11 @@ describe(`layer gradients vs finite differences (float64, ${msg})`, () => {
     const dw = new Float64Array(C);
     const db = new Float64Array(C);
     ops.layernormBackward(dx, dw, db, R, x, w, mean, rstd, N, C);
-    for (const [p, g] of [[x, dx], [w, dw], [b, db]] as const) {
+    for (const [p, g] of [
+      [x, dx],
+      [w, dw],
+      [b, db],
+    ] as const) {
       expect((await finiteDiff(p, loss, g)).maxErr, msg).toBeLessThan(FD_TOL);
     }
   });
@@ -91,7 +100,10 @@ describe(`layer gradients vs finite differences (float64, ${msg})`, () => {
     const logits = randn64(N * V, seed + 11, 3);
     const targets = Int32Array.from([3, 0, -1, 10, 7]);
     const losses = new Float64Array(N);
-    const loss = (): number => ops.softmaxCrossEntropy(losses, null, logits, targets, N, V, 0) / 4;
+    const loss = async (): Promise<number> => {
+      ops.softmaxCrossEntropy(losses, null, logits, targets, N, V, 0);
+      return (await ops.sum(losses)) / 4;
+    };
     const dlogits = new Float64Array(N * V);
     ops.softmaxCrossEntropy(losses, dlogits, logits, targets, N, V, 1 / 4);
     expect((await finiteDiff(logits, loss, dlogits)).maxErr, msg).toBeLessThan(FD_TOL);
@@ -122,26 +134,42 @@ describe(`layer gradients vs finite differences (float64, ${msg})`, () => {
     expect((await finiteDiff(wpe, loss, dwpe)).maxErr, msg).toBeLessThan(FD_TOL);
   });
 
-  it('causal attention (float64 path)', async () => {
-    const [B, T, H, D] = [1, 5, 2, 3];
+  it('causal attention (float64), q, k, v read from and dq, dk, dv written into packed buffers', async () => {
+    const [B, T, H, D] = [2, 5, 2, 3];
     const n = B * T * H * D;
-    const q = randn64(n, seed + 15);
-    const k = randn64(n, seed + 16);
-    const v = randn64(n, seed + 17);
+    const qkv = randn64(3 * n, seed + 15); // (B, T, 3, H, D)
     const R = randn64(n, seed + 18);
-    const att = new Attention64();
+    const { q, k, v } = packedQkvViews(qkv, B, T, H, D);
     const out = new Float64Array(n);
+    const lse = new Float64Array(B * H * T);
+    const forward = (): Promise<void> =>
+      ops.attentionForward(
+        { q, k, v, out: contiguousView(out, [B, T, H, D]), lse },
+        { causal: true },
+      );
     const loss = async (): Promise<number> => {
-      await att.forward(q, k, v, out, B, T, H, D);
+      await forward();
       return dot(out, R);
     };
-    const lse = await att.forward(q, k, v, out, B, T, H, D);
-    const dq = new Float64Array(n);
-    const dk = new Float64Array(n);
-    const dv = new Float64Array(n);
-    await att.backward(R, q, k, v, out, lse, dq, dk, dv, B, T, H, D);
-    for (const [p, g] of [[q, dq], [k, dk], [v, dv]] as const) {
-      expect((await finiteDiff(p, loss, g)).maxErr, msg).toBeLessThan(FD_TOL);
-    }
+    await forward();
+    const dqkv = new Float64Array(3 * n).fill(NaN); // every element must be written (overwrite, not accumulate)
+    const d = packedQkvViews(dqkv, B, T, H, D);
+    const shape = [B, T, H, D] as const;
+    await ops.attentionBackward(
+      {
+        dout: contiguousView(R, shape),
+        q,
+        k,
+        v,
+        out: contiguousView(out, shape),
+        lse,
+        dq: d.q,
+        dk: d.k,
+        dv: d.v,
+      },
+      { causal: true },
+    );
+    expect(dqkv.every(Number.isFinite)).toBe(true);
+    expect((await finiteDiff(qkv, loss, dqkv)).maxErr, msg).toBeLessThan(FD_TOL);
   });
 });

@@ -1,5 +1,5 @@
 /** Token + position embedding (llm.c encoder_forward / encoder_backward). */
-import type { FloatArray } from '../ops.js';
+import type { FloatArray } from '@flashattn/core';
 
 export function embeddingForward(
   out: FloatArray, // (B, T, C)

@@ -1,5 +1,5 @@
 /** AdamW (Loshchilov & Hutter), bias-corrected, weight decay decoupled from the gradient. */
-import type { AdamWStep, FloatArray } from '../ops.js';
+import type { AdamWStep, FloatArray } from '@flashattn/core';
 
 export function adamwUpdate(
   params: FloatArray,

@@ -1,0 +1,660 @@
+/**
+ * The CPU implementation of core's `Ops<Buf>`: buffers are host typed arrays (buffers.ts), the matmul is
+ * cache-blocked (wasm SIMD for float32) over worker threads, attention is FlashAttention-2 over strided
+ * views on worker threads (attention/cpu-attention.ts), the rest single-threaded loops (they are O(N C)
+ * against the matmuls' O(N C^2)). float64 buffers run the same algorithms in float64: the gradient
+ * checks' exact twin.
+ */
+import { availableParallelism } from 'node:os';
+import {
+  BackendOutOfMemoryError,
+  OpsInputError,
+  describe,
+  type AdamWStep,
+  type AttentionOptions,
+  type BackendCapabilities,
+  type BufferDType,
+  type DeviceAttentionBackwardArgs,
+  type DeviceAttentionForwardArgs,
+  type FloatArray,
+  type HostArray,
+  type MatmulOptions,
+  type Ops,
+} from '@flashattn/core';
+import { CpuAttention, type CpuAttentionKind } from '../attention/cpu-attention.js';
+import { adamwUpdate } from './adamw.js';
+import {
+  CPU_DTYPES,
+  checkUpload,
+  cpuDTypeOf,
+  floatAny,
+  floatBuf,
+  intBuf,
+  sameDType,
+  size,
+  type CpuBuffer,
+  type CpuFloatBuffer,
+} from './buffers.js';
+import { embeddingBackward, embeddingForward } from './embedding.js';
+import { geluBackward, geluForward } from './gelu.js';
+import { layernormBackward, layernormForward } from './layernorm.js';
+import { matmulKernel, transposeInto } from './matmul-kernel.js';
+import { MatmulPool, type MatmulJob, type SimdJob } from './matmul-pool.js';
+import { simdRows, WasmArena } from './wasm-arena.js';
+import { softmaxCrossEntropy } from './softmax-xent.js';
+
+export interface CpuOpsOptions {
+  /** Threads for matmul and attention, including the calling one. Default: available cores. */
+  threads?: number;
+  /**
+   * Keep float32 buffers in a shared WebAssembly memory and multiply them with the 128-bit SIMD kernel
+   * (wasm/matmul-simd.wat). Default true; false = the plain JS kernel (matmul-kernel.ts).
+   */
+  simd?: boolean;
+  /** 'flash' (default): FlashAttention-2 in place; 'standard': the materialised baseline (cpu-attention.ts). */
+  attention?: CpuAttentionKind;
+}
+
+/**
+ * Below this many multiply-adds a matmul runs on the calling thread: a worker round trip measured
+ * 39 us here (2000 empty jobs, load ~2), the time the SIMD kernel needs for ~2^18 multiply-adds.
+ */
+const MIN_PARALLEL_MACS = 1 << 18;
+
+/**
+ * dst (rows, Kp) = src as (rows, K) [trans = false: src is (rows, K)] or src^T [trans = true: src is
+ * (K, rows)], zero-padded in columns K..Kp.
+ */
+function packRows(
+  dst: Float32Array,
+  src: FloatArray,
+  rows: number,
+  K: number,
+  Kp: number,
+  trans: boolean,
+): void {
+  if (!trans) {
+    for (let r = 0; r < rows; r++) {
+      dst.set(src.subarray(r * K, r * K + K), r * Kp);
+      for (let k = K; k < Kp; k++) dst[r * Kp + k] = 0;
+    }
+    return;
+  }
+  const TB = 32;
+  for (let k0 = 0; k0 < K; k0 += TB) {
+    const k1 = Math.min(K, k0 + TB);
+    for (let r0 = 0; r0 < rows; r0 += TB) {
+      const r1 = Math.min(rows, r0 + TB);
+      for (let k = k0; k < k1; k++)
+        for (let r = r0; r < r1; r++) dst[r * Kp + k] = src[k * rows + r]!;
+    }
+  }
+  for (let r = 0; r < rows; r++) for (let k = K; k < Kp; k++) dst[r * Kp + k] = 0;
+}
+
+function isShared(x: ArrayBufferView | null | undefined): boolean {
+  return x == null || x.buffer instanceof SharedArrayBuffer;
+}
+
+export class CpuOps implements Ops<CpuBuffer> {
+  readonly name: string;
+  readonly dtypes = CPU_DTYPES;
+  private readonly pool: MatmulPool | null;
+  private readonly attention: CpuAttention;
+  private packA: FloatArray;
+  private packB: FloatArray;
+  private busy = false;
+  private disposed = false;
+  private readonly arena: WasmArena | null;
+  private simdA: Float32Array | null = null;
+  private simdB: Float32Array | null = null;
+
+  constructor(opts: CpuOpsOptions = {}) {
+    const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
+    this.pool = threads > 1 ? new MatmulPool(threads - 1) : null;
+    this.arena = (opts.simd ?? true) ? new WasmArena() : null;
+    if (this.arena && this.pool)
+      this.pool.initSimd(this.arena.module, this.arena.memory, this.arena.exports);
+    this.attention = new CpuAttention(threads, opts.attention ?? 'flash');
+    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${this.arena ? ', wasm simd' : ''}, ${this.attention.kind} attention)`;
+    this.packA = new Float32Array(0);
+    this.packB = new Float32Array(0);
+  }
+
+  get threads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  get attentionCapabilities(): BackendCapabilities {
+    return this.attention.capabilities;
+  }
+
+  computeDType(dtype: BufferDType): BufferDType {
+    return dtype;
+  }
+
+  // ---- memory ----
+
+  alloc(n: number, dtype: BufferDType): CpuBuffer {
+    this.live();
+    size('alloc', 'n', n);
+    if (!CPU_DTYPES.includes(dtype)) {
+      throw new OpsInputError(
+        'alloc dtype',
+        `one of ${CPU_DTYPES.join(', ')} (the CPU backend)`,
+        describe(dtype),
+      );
+    }
+    if (dtype === 'float32') {
+      const inArena = this.arena?.allocF32(n);
+      if (inArena) return inArena;
+    }
+    const bytes = dtype === 'float64' ? 8 : 4;
+    let sab: SharedArrayBuffer;
+    try {
+      sab = new SharedArrayBuffer(n * bytes);
+    } catch (e) {
+      throw new BackendOutOfMemoryError(
+        'cpu',
+        `cannot allocate ${n} ${dtype} elements (${n * bytes} bytes)`,
+        { cause: e },
+      );
+    }
+    return dtype === 'float32'
+      ? new Float32Array(sab)
+      : dtype === 'float64'
+        ? new Float64Array(sab)
+        : new Int32Array(sab);
+  }
+
+  view(buf: CpuBuffer, offset: number, length: number): CpuBuffer {
+    this.bufferOf('view', 'buf', buf);
+    size('view', 'offset', offset);
+    size('view', 'length', length);
+    if (offset + length > buf.length) {
+      throw new OpsInputError(
+        'view range',
+        `offset + length <= ${buf.length} (the buffer's length)`,
+        offset + length,
+      );
+    }
+    return buf.subarray(offset, offset + length);
+  }
+
+  lengthOf(buf: CpuBuffer): number {
+    return this.bufferOf('lengthOf', 'buf', buf).length;
+  }
+
+  dtypeOf(buf: CpuBuffer): BufferDType {
+    return cpuDTypeOf(this.bufferOf('dtypeOf', 'buf', buf))!;
+  }
+
+  zero(buf: CpuBuffer): void {
+    this.bufferOf('zero', 'buf', buf).fill(0);
+  }
+
+  upload(buf: CpuBuffer, data: HostArray): void {
+    checkUpload(this.bufferOf('upload', 'buf', buf), data);
+    buf.set(data as ArrayLike<number>);
+  }
+
+  async download(buf: CpuBuffer): Promise<HostArray> {
+    // slice() copies into a new, unshared ArrayBuffer: the caller's array never aliases device memory.
+    return this.bufferOf('download', 'buf', buf).slice();
+  }
+
+  copy(dst: CpuBuffer, src: CpuBuffer): void {
+    const d = this.bufferOf('copy', 'dst', dst);
+    const s = this.bufferOf('copy', 'src', src);
+    if (d instanceof Int32Array !== s instanceof Int32Array) {
+      throw new OpsInputError(
+        'copy src.dtype',
+        `${cpuDTypeOf(d)} or another float dtype like dst`,
+        cpuDTypeOf(s),
+      );
+    }
+    if (s.length !== d.length)
+      throw new OpsInputError('copy src.length', String(d.length), s.length);
+    d.set(s);
+  }
+
+  free(buf: CpuBuffer): void {
+    // Garbage collected (SharedArrayBuffer) or owned by the wasm arena, which lives as long as the ops.
+    this.bufferOf('free', 'buf', buf);
+  }
+
+  private bufferOf(op: string, name: string, buf: unknown): CpuBuffer {
+    this.live();
+    if (cpuDTypeOf(buf) === null)
+      throw new OpsInputError(`${op} ${name}`, 'a CPU buffer (from alloc or view)', describe(buf));
+    return buf as CpuBuffer;
+  }
+
+  private live(): void {
+    if (this.disposed) throw new OpsInputError('ops', 'a live CpuOps', 'one after dispose()');
+  }
+
+  private scratch(which: 'A' | 'B', n: number, like: CpuFloatBuffer): FloatArray {
+    const cur = which === 'A' ? this.packA : this.packB;
+    if (cur.length >= n && cur.constructor === like.constructor) return cur;
+    const len = cur.constructor === like.constructor ? Math.max(n, Math.ceil(cur.length * 1.5)) : n;
+    const next = this.alloc(len, cpuDTypeOf(like)!) as FloatArray;
+    if (which === 'A') this.packA = next;
+    else this.packB = next;
+    return next;
+  }
+
+  // ---- the model's ops ----
+
+  async matmul(
+    out: CpuBuffer,
+    a: CpuBuffer,
+    b: CpuBuffer,
+    M: number,
+    N: number,
+    K: number,
+    opts: MatmulOptions<CpuBuffer> = {},
+  ): Promise<void> {
+    this.live();
+    for (const [n, x] of [
+      ['M', M],
+      ['N', N],
+      ['K', K],
+    ] as const)
+      size('matmul', n, x);
+    const o = floatBuf('matmul', 'out', out, M * N);
+    const A = floatBuf('matmul', 'a', a, M * K);
+    const Bm = floatBuf('matmul', 'b', b, K * N);
+    sameDType('matmul', 'a', A, o, 'out');
+    sameDType('matmul', 'b', Bm, o, 'out');
+    const bias = opts.bias === undefined ? null : floatBuf('matmul', 'opts.bias', opts.bias, N);
+    if (bias) sameDType('matmul', 'opts.bias', bias, o, 'out');
+    if (bias && opts.accumulate) {
+      throw new OpsInputError('matmul opts', 'bias or accumulate, not both', 'both');
+    }
+    if (this.busy)
+      throw new Error('CpuOps.matmul: overlapping calls share pack buffers; await each call');
+    this.busy = true;
+    try {
+      if (this.arena && this.arena.ptr(o) >= 0 && (bias === null || this.arena.ptr(bias) >= 0)) {
+        await this.matmulSimd(this.arena, o as Float32Array, A, Bm, M, N, K, opts);
+        return;
+      }
+      // Pack to the kernel's layout: Ap (M, K) and Bp (N, K), K contiguous.
+      let Ap: FloatArray = A;
+      if (opts.transA) {
+        Ap = this.scratch('A', M * K, o);
+        transposeInto(Ap, A, K, M);
+      }
+      let Bp: FloatArray = Bm;
+      if (!opts.transB) {
+        Bp = this.scratch('B', N * K, o);
+        transposeInto(Bp, Bm, K, N);
+      }
+      const accumulate = opts.accumulate ?? false;
+      const threads = this.pool?.threads ?? 1;
+      const parallel =
+        this.pool !== null &&
+        M * N * K >= MIN_PARALLEL_MACS &&
+        M >= 8 * threads &&
+        isShared(o) &&
+        isShared(Ap) &&
+        isShared(Bp) &&
+        isShared(bias);
+      if (!parallel) {
+        matmulKernel(o, Ap, Bp, bias, 0, M, N, K, accumulate);
+        return;
+      }
+      // Split rows in multiples of 4 (the register tile height).
+      const jobs: MatmulJob[] = [];
+      const per = Math.ceil(M / threads / 4) * 4;
+      for (let t = 0, m0 = 0; t < threads && m0 < M; t++, m0 += per) {
+        jobs.push({ C: o, Ap, Bp, bias, m0, m1: Math.min(M, m0 + per), N, K, accumulate });
+      }
+      await this.pool!.run(jobs);
+    } finally {
+      this.busy = false;
+    }
+  }
+  /** Scratch in the arena (grown by 1.5x so repeated growth stays bounded). */
+  private simdScratch(which: 'A' | 'B', n: number): Float32Array {
+    const cur = which === 'A' ? this.simdA : this.simdB;
+    if (cur && cur.length >= n) return cur;
+    const next = this.arena!.allocF32(Math.max(n, Math.ceil((cur?.length ?? 0) * 1.5)));
+    if (!next)
+      throw new Error(`CpuOps: wasm memory exhausted (${this.arena!.bytesUsed} bytes in use)`);
+    if (which === 'A') this.simdA = next;
+    else this.simdB = next;
+    return next;
+  }
+
+  /**
+   * SIMD path: operands packed (when not already) to X (rows, Kp) with Kp = K rounded up to 4 and
+   * zero padding, so the kernel's 4-lane loop needs no tail.
+   */
+  private async matmulSimd(
+    arena: WasmArena,
+    out: Float32Array,
+    a: FloatArray,
+    b: FloatArray,
+    M: number,
+    N: number,
+    K: number,
+    opts: MatmulOptions<CpuBuffer>,
+  ): Promise<void> {
+    const Kp = Math.ceil(K / 4) * 4;
+    const direct = (x: FloatArray, trans: boolean): boolean =>
+      !trans && Kp === K && arena.ptr(x) >= 0;
+    let aPtr: number;
+    if (direct(a, opts.transA ?? false)) aPtr = arena.ptr(a);
+    else {
+      const s = this.simdScratch('A', M * Kp);
+      packRows(s, a, M, K, Kp, opts.transA ?? false);
+      aPtr = s.byteOffset;
+    }
+    let bPtr: number;
+    if (direct(b, !(opts.transB ?? false))) bPtr = arena.ptr(b);
+    else {
+      const s = this.simdScratch('B', N * Kp);
+      packRows(s, b, N, K, Kp, !(opts.transB ?? false));
+      bPtr = s.byteOffset;
+    }
+    const mode = opts.accumulate ? 2 : opts.bias ? 1 : 0;
+    const biasPtr = opts.bias ? arena.ptr(opts.bias as Float32Array) : 0;
+    const cPtr = out.byteOffset;
+    const threads = this.pool?.threads ?? 1;
+    if (this.pool === null || M * N * K < MIN_PARALLEL_MACS || M < 8 * threads) {
+      simdRows(arena.exports, cPtr, aPtr, bPtr, biasPtr, N, Kp, 0, M, mode);
+      return;
+    }
+    const jobs: SimdJob[] = [];
+    const per = Math.ceil(M / threads / 4) * 4;
+    for (let t = 0, m0 = 0; t < threads && m0 < M; t++, m0 += per) {
+      jobs.push({
+        simd: true,
+        c: cPtr,
+        a: aPtr,
+        b: bPtr,
+        bias: biasPtr,
+        N,
+        K: Kp,
+        m0,
+        m1: Math.min(M, m0 + per),
+        mode,
+      });
+    }
+    await this.pool.run(jobs);
+  }
+
+  biasBackward(dbias: CpuBuffer, dout: CpuBuffer, M: number, N: number): void {
+    this.live();
+    size('biasBackward', 'M', M);
+    size('biasBackward', 'N', N);
+    const db = floatBuf('biasBackward', 'dbias', dbias, N);
+    const g = floatBuf('biasBackward', 'dout', dout, M * N);
+    for (let i = 0; i < M; i++) {
+      const o = i * N;
+      for (let j = 0; j < N; j++) db[j] += g[o + j]!;
+    }
+  }
+
+  embeddingForward(
+    out: CpuBuffer,
+    tokens: CpuBuffer,
+    wte: CpuBuffer,
+    wpe: CpuBuffer,
+    B: number,
+    T: number,
+    C: number,
+  ): void {
+    this.live();
+    for (const [n, x] of [
+      ['B', B],
+      ['T', T],
+      ['C', C],
+    ] as const)
+      size('embeddingForward', n, x);
+    const o = floatBuf('embeddingForward', 'out', out, B * T * C);
+    const tok = this.tokens(
+      'embeddingForward',
+      tokens,
+      B * T,
+      floatAny('embeddingForward', 'wte', wte),
+      C,
+    );
+    const e = floatAny('embeddingForward', 'wte', wte);
+    const p = floatAny('embeddingForward', 'wpe', wpe);
+    if (p.length < T * C)
+      throw new OpsInputError('embeddingForward wpe.length', `>= T * C = ${T * C}`, p.length);
+    embeddingForward(o, tok, e, p, B, T, C);
+  }
+
+  embeddingBackward(
+    dwte: CpuBuffer,
+    dwpe: CpuBuffer,
+    dout: CpuBuffer,
+    tokens: CpuBuffer,
+    B: number,
+    T: number,
+    C: number,
+  ): void {
+    this.live();
+    for (const [n, x] of [
+      ['B', B],
+      ['T', T],
+      ['C', C],
+    ] as const)
+      size('embeddingBackward', n, x);
+    const g = floatBuf('embeddingBackward', 'dout', dout, B * T * C);
+    const tok = this.tokens(
+      'embeddingBackward',
+      tokens,
+      B * T,
+      floatAny('embeddingBackward', 'dwte', dwte),
+      C,
+    );
+    const de = floatAny('embeddingBackward', 'dwte', dwte);
+    const dp = floatAny('embeddingBackward', 'dwpe', dwpe);
+    if (dp.length < T * C)
+      throw new OpsInputError('embeddingBackward dwpe.length', `>= T * C = ${T * C}`, dp.length);
+    embeddingBackward(de, dp, g, tok, B, T, C);
+  }
+
+  /** tokens (n) int32, each in [0, V) where V = table.length / C. */
+  private tokens(
+    op: string,
+    tokens: CpuBuffer,
+    n: number,
+    table: CpuBuffer,
+    C: number,
+  ): Int32Array {
+    const tok = intBuf(op, 'tokens', tokens, n);
+    if (C > 0 && table.length % C !== 0) {
+      throw new OpsInputError(`${op} wte.length`, `a multiple of C = ${C} (V rows)`, table.length);
+    }
+    const V = C > 0 ? table.length / C : 0;
+    for (let i = 0; i < n; i++) {
+      const t = tok[i]!;
+      if (!(t >= 0 && t < V))
+        throw new OpsInputError(`${op} tokens[${i}]`, `a token id in [0, ${V})`, t);
+    }
+    return tok;
+  }
+
+  layernormForward(
+    out: CpuBuffer,
+    mean: CpuBuffer,
+    rstd: CpuBuffer,
+    inp: CpuBuffer,
+    w: CpuBuffer,
+    b: CpuBuffer,
+    N: number,
+    C: number,
+  ): void {
+    this.live();
+    size('layernormForward', 'N', N);
+    size('layernormForward', 'C', C);
+    layernormForward(
+      floatBuf('layernormForward', 'out', out, N * C),
+      floatBuf('layernormForward', 'mean', mean, N),
+      floatBuf('layernormForward', 'rstd', rstd, N),
+      floatBuf('layernormForward', 'inp', inp, N * C),
+      floatBuf('layernormForward', 'w', w, C),
+      floatBuf('layernormForward', 'b', b, C),
+      N,
+      C,
+    );
+  }
+
+  layernormBackward(
+    dinp: CpuBuffer,
+    dw: CpuBuffer,
+    db: CpuBuffer,
+    dout: CpuBuffer,
+    inp: CpuBuffer,
+    w: CpuBuffer,
+    mean: CpuBuffer,
+    rstd: CpuBuffer,
+    N: number,
+    C: number,
+  ): void {
+    this.live();
+    size('layernormBackward', 'N', N);
+    size('layernormBackward', 'C', C);
+    layernormBackward(
+      floatBuf('layernormBackward', 'dinp', dinp, N * C),
+      floatBuf('layernormBackward', 'dw', dw, C),
+      floatBuf('layernormBackward', 'db', db, C),
+      floatBuf('layernormBackward', 'dout', dout, N * C),
+      floatBuf('layernormBackward', 'inp', inp, N * C),
+      floatBuf('layernormBackward', 'w', w, C),
+      floatBuf('layernormBackward', 'mean', mean, N),
+      floatBuf('layernormBackward', 'rstd', rstd, N),
+      N,
+      C,
+    );
+  }
+
+  geluForward(out: CpuBuffer, inp: CpuBuffer, n: number): void {
+    this.live();
+    size('geluForward', 'n', n);
+    geluForward(floatBuf('geluForward', 'out', out, n), floatBuf('geluForward', 'inp', inp, n), n);
+  }
+
+  geluBackward(dinp: CpuBuffer, inp: CpuBuffer, dout: CpuBuffer, n: number): void {
+    this.live();
+    size('geluBackward', 'n', n);
+    geluBackward(
+      floatBuf('geluBackward', 'dinp', dinp, n),
+      floatBuf('geluBackward', 'inp', inp, n),
+      floatBuf('geluBackward', 'dout', dout, n),
+      n,
+    );
+  }
+
+  add(out: CpuBuffer, a: CpuBuffer, b: CpuBuffer, n: number): void {
+    this.live();
+    size('add', 'n', n);
+    const o = floatBuf('add', 'out', out, n);
+    const x = floatBuf('add', 'a', a, n);
+    const y = floatBuf('add', 'b', b, n);
+    for (let i = 0; i < n; i++) o[i] = x[i]! + y[i]!;
+  }
+
+  softmaxCrossEntropy(
+    losses: CpuBuffer,
+    dlogits: CpuBuffer | null,
+    logits: CpuBuffer,
+    targets: CpuBuffer,
+    N: number,
+    V: number,
+    dlossScale: number,
+  ): void {
+    this.live();
+    size('softmaxCrossEntropy', 'N', N);
+    size('softmaxCrossEntropy', 'V', V);
+    if (!Number.isFinite(dlossScale))
+      throw new OpsInputError('softmaxCrossEntropy dlossScale', 'a finite number', dlossScale);
+    const l = floatBuf('softmaxCrossEntropy', 'losses', losses, N);
+    const x = floatBuf('softmaxCrossEntropy', 'logits', logits, N * V);
+    const d = dlogits === null ? null : floatBuf('softmaxCrossEntropy', 'dlogits', dlogits, N * V);
+    const t = intBuf('softmaxCrossEntropy', 'targets', targets, N);
+    for (let i = 0; i < N; i++) {
+      if (t[i]! >= V)
+        throw new OpsInputError(
+          `softmaxCrossEntropy targets[${i}]`,
+          `< V = ${V} (or < 0 to ignore)`,
+          t[i],
+        );
+    }
+    softmaxCrossEntropy(l, d, x, t, N, V, dlossScale);
+  }
+
+  async sum(x: CpuBuffer): Promise<number> {
+    const a = this.bufferOf('sum', 'x', x);
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i]!;
+    return s;
+  }
+
+  async sumSquares(x: CpuBuffer): Promise<number> {
+    const a = this.bufferOf('sumSquares', 'x', x);
+    let s = 0;
+    for (let i = 0; i < a.length; i++) s += a[i]! * a[i]!;
+    return s;
+  }
+
+  scale(x: CpuBuffer, s: number): void {
+    this.live();
+    const a = floatAny('scale', 'x', x);
+    if (!Number.isFinite(s)) throw new OpsInputError('scale s', 'a finite number', s);
+    for (let i = 0; i < a.length; i++) a[i] *= s;
+  }
+
+  adamw(params: CpuBuffer, grads: CpuBuffer, m: CpuBuffer, v: CpuBuffer, h: AdamWStep): void {
+    this.live();
+    const n = this.bufferOf('adamw', 'params', params).length;
+    const p = floatBuf('adamw', 'params', params, n);
+    const hp = h as unknown as Record<string, unknown>;
+    for (const key of ['lr', 'beta1', 'beta2', 'eps', 'weightDecay', 't']) {
+      if (typeof hp[key] !== 'number' || !Number.isFinite(hp[key]))
+        throw new OpsInputError(`adamw h.${key}`, 'a finite number', describe(hp[key]));
+    }
+    if (!Number.isInteger(h.t) || h.t < 1)
+      throw new OpsInputError('adamw h.t', 'an integer >= 1 (1-based step)', h.t);
+    adamwUpdate(
+      p,
+      floatBuf('adamw', 'grads', grads, n),
+      floatBuf('adamw', 'm', m, n),
+      floatBuf('adamw', 'v', v, n),
+      0,
+      n,
+      h,
+    );
+  }
+
+  // ---- attention ----
+
+  attentionForward(
+    args: DeviceAttentionForwardArgs<CpuBuffer>,
+    opts?: AttentionOptions,
+  ): Promise<void> {
+    this.live();
+    return this.attention.forward(args, opts);
+  }
+
+  attentionBackward(
+    args: DeviceAttentionBackwardArgs<CpuBuffer>,
+    opts?: AttentionOptions,
+  ): Promise<void> {
+    this.live();
+    return this.attention.backward(args, opts);
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.pool?.dispose();
+    await this.attention.dispose();
+  }
+}
