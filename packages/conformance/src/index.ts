@@ -25,15 +25,15 @@ export {
   withinTolerance,
   type Tolerance,
   type ToleranceMagnitudes,
-} from './tolerance.js';
+} from '@flashattn/core/testing';
 export {
   naiveAttention,
   type NaiveBackward,
   type NaiveForward,
   type NaiveResult,
-} from './naive.js';
+} from '@flashattn/core/testing';
 export { caseSeedOf, makeInputs, type CaseInputs } from './inputs.js';
-export { maskInfo, maxDeviation, type Deviation, type MaskInfo } from './compare.js';
+export { maskInfo, maxDeviation, type Deviation, type MaskInfo } from '@flashattn/core/testing';
 export { readConformanceEnv, type ConformanceEnv } from './env.js';
 export {
   ConformanceError,

@@ -1,6 +1,7 @@
 /**
  * runConformance(backend, opts): run a case matrix against a backend, compare forward (out, lse) and
- * backward (dq, dk, dv) with the float64 oracle under the tolerance rule (tolerance.ts), and return a
+ * backward (dq, dk, dv) with the float64 oracle under the tolerance rule (core's testing/tolerance.ts,
+ * exported from `@flashattn/core/testing`), and return a
  * structured report. A failing case never throws; assertConformance turns failures into an Error.
  */
 import {
@@ -24,16 +25,20 @@ import {
   type ConformanceCase,
   type MatrixName,
 } from './cases.js';
-import { coords, maskInfo, maxDeviation, type MaskInfo } from './compare.js';
-import { makeInputs, type CaseInputs } from './inputs.js';
-import { naiveAttention, type NaiveResult } from './naive.js';
 import {
   allowedError,
+  coords,
   errorRatio,
+  maskInfo,
+  maxDeviation,
+  naiveAttention,
   toleranceFor,
   withinTolerance,
+  type MaskInfo,
+  type NaiveResult,
   type Tolerance,
-} from './tolerance.js';
+} from '@flashattn/core/testing';
+import { makeInputs, type CaseInputs } from './inputs.js';
 
 export type OutputName = 'out' | 'lse' | 'dq' | 'dk' | 'dv';
 

@@ -1,7 +1,9 @@
 /**
- * The tolerance rule (FlashAttention's own test rule, with a derived absolute floor).
+ * The tolerance rule (FlashAttention's own test rule, with a derived absolute floor): the ONE rule
+ * every check in this repo uses, for attention (host and device backends, core's CPU flash tests)
+ * and for the model's ops (the ops conformance suite). Exported from `@flashattn/core/testing`.
  *
- * For each output X in {out, lse, dq, dk, dv} of one case:
+ * For each output X of a case (attention: out, lse, dq, dk, dv; ops: each op's outputs):
  *
  *   err_backend = max_e |X_backend(e) - X_oracle(e)|
  *   err_naive   = max_e |X_naive(e)   - X_oracle(e)|
@@ -12,7 +14,9 @@
  *  - X_oracle is core's float64 reference (attentionReference64 / attentionReferenceBackward64);
  *  - X_naive is standard attention with inputs and every intermediate rounded to the backend's compute
  *    dtype c = backend.capabilities.computeDType(case dtype) and float32 accumulation (naive.ts);
- *  - u(c) is the unit roundoff of c (2^-24, 2^-11, 2^-8 for float32, float16, bfloat16), u32 = 2^-24;
+ *  - u(c) is the unit roundoff of c (2^-24, 2^-11, 2^-8 for float32, float16, bfloat16; 2^-53 for
+ *    float64, which only the ops have), u32 = 2^-24; for c = float64 the accumulation is float64 too and
+ *    u32 in term 2 becomes u64 = 2^-53 (`accumulationDType`);
  *  - term 1, u(c) * max |X_oracle|, is one rounding of the result to the compute dtype: what every
  *    backend pays at least once (FlashAttention's hopper tests add the same kind of atol,
  *    2 * (ref + 0.3 - 0.3 - ref), with a constant we do not need);
@@ -32,7 +36,7 @@
  *    another summation order than the naive's, R_out = sum_j u32 |S|_abs_ij P_ij |V_jd - O_id|
  *    (it only matters on near-tied rows at |S| ~ 1e4); for the gradients it is the effect of Algorithm 2
  *    recomputing P = exp(S - L) from a float32 lse L and a float32 re-evaluation of S instead of
- *    keeping P: |P_bwd / P - 1| <= u32 * (|S|_abs + |L|) (naive.ts spells out R_dq, R_dk, R_dv).
+ *    keeping P: |P_bwd / P - 1| <= u32 * (|S|_abs + |L|) (naive-attention.ts spells out R_dq, R_dk, R_dv).
  *    It is ~10 u32 relative for ordinary logits and is what lets a correct backend pass when
  *    |S| ~ 1e4, where the float32 lse alone is off by u32 * 1e4 ~ 6e-4 while a naive
  *    implementation keeps P exact;
@@ -44,7 +48,23 @@
  * `(out - out_ref).abs().max() <= 2 * (out_pt - out_ref).abs().max()`. The factor 2 allows for the
  * different summation order. No constant here was tuned on a backend.
  */
-import { unitRoundoff, type DType } from '@flashattn/core';
+import { unitRoundoff as storageUnitRoundoff, type DType } from '../dtype.js';
+
+/** A compute dtype the rule knows: the attention dtypes and float64 (the ops' float64 buffers). */
+export type ComputeDType = DType | 'float64';
+
+/** Unit roundoff of a compute dtype: 2^-24, 2^-11, 2^-8, and 2^-53 for float64. */
+export function unitRoundoffOf(c: ComputeDType): number {
+  return c === 'float64' ? 2 ** -53 : storageUnitRoundoff(c);
+}
+
+/**
+ * The dtype a naive implementation in compute dtype c accumulates in: float32 (what GPUs and PyTorch's
+ * math paths do for float32, float16, bfloat16), float64 for float64.
+ */
+export function accumulationDType(c: ComputeDType): 'float32' | 'float64' {
+  return c === 'float64' ? 'float64' : 'float32';
+}
 
 /** FlashAttention's factor on the naive error. */
 export const NAIVE_ERROR_FACTOR = 2;
@@ -61,12 +81,12 @@ export interface ToleranceMagnitudes {
 
 export interface Tolerance {
   /** The compute dtype c. */
-  readonly computeDType: DType;
+  readonly computeDType: ComputeDType;
   /** u(c). */
   readonly unitRoundoff: number;
   /** 2. */
   readonly factor: number;
-  /** The three floor terms: u(c) * output, u32 * abs, recompute. */
+  /** The three floor terms: u(c) * output, u_acc * abs (u_acc = u32, or u64 for float64), recompute. */
   readonly rounding: number;
   readonly accumulation: number;
   readonly recompute: number;
@@ -75,7 +95,7 @@ export interface Tolerance {
 }
 
 /** The tolerance of one output: factor 2 on the naive error plus the derived floor. */
-export function toleranceFor(computeDType: DType, m: ToleranceMagnitudes): Tolerance {
+export function toleranceFor(computeDType: ComputeDType, m: ToleranceMagnitudes): Tolerance {
   const recompute = m.recompute ?? 0;
   for (const [name, x] of [
     ['output', m.output],
@@ -88,9 +108,9 @@ export function toleranceFor(computeDType: DType, m: ToleranceMagnitudes): Toler
       );
     }
   }
-  const u = unitRoundoff(computeDType);
+  const u = unitRoundoffOf(computeDType);
   const rounding = u * m.output;
-  const accumulation = unitRoundoff('float32') * m.abs;
+  const accumulation = unitRoundoffOf(accumulationDType(computeDType)) * m.abs;
   return {
     computeDType,
     unitRoundoff: u,

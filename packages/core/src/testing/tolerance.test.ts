@@ -1,4 +1,4 @@
-import { unitRoundoff } from '@flashattn/core';
+import { unitRoundoff } from '../dtype.js';
 import { describe, expect, it } from 'vitest';
 import {
   allowedError,

@@ -1,7 +1,8 @@
 /**
- * Error measurement and the exact checks for masked rows / unseen keys.
+ * Error measurement under the tolerance rule (max |actual - oracle| with NaN/Inf counted as infinite),
+ * and which rows / keys the mask empties (they get exact checks instead).
  */
-import { keyRange, resolveOptions, type AttentionOptions } from '@flashattn/core';
+import { keyRange, resolveOptions, type AttentionOptions } from '../options.js';
 
 /** Which query rows see no key and which keys no query sees (the mask depends on i and j only). */
 export interface MaskInfo {

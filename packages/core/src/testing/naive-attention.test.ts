@@ -1,14 +1,9 @@
-import {
-  attentionReference64,
-  attentionReferenceBackward64,
-  createRng,
-  freshSeed,
-  randomTensor,
-  zeros,
-} from '@flashattn/core';
+import { createRng, freshSeed, randomTensor } from '../random.js';
+import { attentionReference64, attentionReferenceBackward64 } from '../reference.js';
+import { zeros } from '../tensor.js';
 import { describe, expect, it } from 'vitest';
 import { maxDeviation } from './compare.js';
-import { naiveAttention } from './naive.js';
+import { naiveAttention } from './naive-attention.js';
 
 function setup(dtype: 'float32' | 'float16' | 'bfloat16', seed: number) {
   const rng = createRng(seed);

@@ -1,5 +1,5 @@
 /**
- * The naive baseline of the tolerance rule: standard attention (materialise S and P) in a given
+ * The naive attention baseline of the tolerance rule (tolerance.ts), the one copy in the repo: standard attention (materialise S and P) in a given
  * compute dtype, the way PyTorch's math SDPA runs in that dtype:
  *   - inputs q, k, v, dO rounded to the compute dtype c;
  *   - every matmul accumulates in float32 (each multiply-add rounded to float32, as an FMA would),
@@ -35,16 +35,9 @@
  *
  * Layout: q, dO, O (B, Nq, Hq, D); k, v (B, Nk, Hk, D); lse (B, Hq, Nq).
  */
-import {
-  keyRange,
-  resolveOptions,
-  roundToDType,
-  toFloat32,
-  unitRoundoff,
-  type AttentionOptions,
-  type DType,
-  type Tensor,
-} from '@flashattn/core';
+import { roundToDType, unitRoundoff, type DType } from '../dtype.js';
+import { keyRange, resolveOptions, type AttentionOptions } from '../options.js';
+import { toFloat32, type Tensor } from '../tensor.js';
 
 export interface NaiveForward {
   /** (B, Nq, Hq, D), values representable in the compute dtype. */
@@ -324,7 +317,14 @@ export function naiveAttention(
   }
 
   const gammaD = (D * u32) / (1 - D * u32);
-  const forward: NaiveForward = { out, lse, outAbs, lseAbs, outRescore, lseRescore: gammaD * sAbsAll };
+  const forward: NaiveForward = {
+    out,
+    lse,
+    outAbs,
+    lseAbs,
+    outRescore,
+    lseRescore: gammaD * sAbsAll,
+  };
   if (!dO) return { forward };
   for (let x = 0; x < dk.length; x++) {
     dk[x] = rc(dk[x]!);
