@@ -5,7 +5,6 @@ import { flashAttention, flashForwardKernel } from './flash-forward.js';
 import { flashAttentionBackward } from './flash-backward.js';
 import { resolveOptions, type AttentionOptions, type AttentionShape } from './options.js';
 import { createRng, freshSeed, randomTensor } from './random.js';
-import { attentionReferenceBackward64 } from './reference.js';
 import { tensor, toFloat32 } from './tensor.js';
 import { attentionRuleChecks } from './test-utils/attention-rule.js';
 import { attentionOpts, flashCases, makeInputs } from './test-utils/flash-cases.js';
