@@ -26,7 +26,7 @@ const schema = {
   warmup: { type: 'int', default: 1, min: 0, help: 'untimed flash calls before timing (CPU: first case only; GPU: every case)' },
   dtype: { type: 'enum', values: DTYPES, default: 'float32', help: 'storage dtype of q, k, v' },
   seed: { type: 'int', min: 0, help: 'seed for the random inputs (default: fresh, printed)' },
-  backend: { type: 'enum', values: ['auto', 'cpu', 'webgpu', 'cuda'], default: 'auto', help: 'flash backend' },
+  backend: { type: 'string', default: 'auto', help: "flash backend: 'auto' or an installed backend's name (cpu, webgpu, cuda)" },
   large: { type: 'boolean', help: 'also run the flash forward alone at --large-n (reference skipped: it needs 16 N^2 bytes)' },
   largeN: { type: 'intList', default: [32768], min: 1, help: 'sequence lengths for --large' },
   largeCausal: { type: 'boolean', help: 'causal mask for the --large runs' },

@@ -1,8 +1,13 @@
-import { BackendUnavailableError, type AttentionBackend } from '@flashattn/core';
+import {
+  BackendUnavailableError,
+  registerBackend,
+  type AttentionBackend,
+  type BackendProvider,
+} from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
-import { selectBackend, type Importer } from './select-backend.js';
+import { selectBackend } from './select-backend.js';
 
-const fakeBackend = (name: string, disposed: string[] = []): AttentionBackend =>
+const fakeBackend = (name: string): AttentionBackend =>
   ({
     name,
     capabilities: { dtypes: ['float32'], maxHeadDim: 256, computeDType: (d: string) => d },
@@ -12,60 +17,61 @@ const fakeBackend = (name: string, disposed: string[] = []): AttentionBackend =>
     backward: async () => {
       throw new Error('not used');
     },
-    dispose: () => void disposed.push(name),
+    dispose: () => undefined,
   }) as unknown as AttentionBackend;
 
-const importer =
-  (mods: Record<string, unknown>): Importer =>
-  async (name) => {
-    if (name in mods) return mods[name];
-    throw new Error(`Cannot find package '${name}'`);
-  };
+/** A provider for the tests (registered under a name no real package uses). */
+const fake = (
+  name: string,
+  priority: number,
+  probe: BackendProvider['probe'],
+): BackendProvider => ({
+  name,
+  priority,
+  probe,
+  createAttention: async () => fakeBackend(`${name}:0`),
+});
 
 describe('selectBackend', () => {
-  it('falls back to the CPU and says why each GPU backend was not used', async () => {
-    const s = await selectBackend('auto', importer({}));
-    expect(s.kind).toBe('cpu');
-    expect(s.backend.name).toBe('cpu-flash');
-    expect(s.notes).toEqual([
-      "cuda not used: @flashattn/cuda did not import (Cannot find package '@flashattn/cuda')",
-      "webgpu not used: @flashattn/webgpu did not import (Cannot find package '@flashattn/webgpu')",
-      'cpu: no GPU backend available',
-    ]);
-  });
-
-  it('prefers CUDA when it is available, then a hardware WebGPU adapter', async () => {
-    const cuda = { isCudaAvailable: () => true, createCudaBackend: () => fakeBackend('cuda:0') };
-    const webgpu = { createWebGPUBackend: async () => fakeBackend('webgpu (nvidia hopper)') };
-    const both = await selectBackend('auto', importer({ '@flashattn/cuda': cuda, '@flashattn/webgpu': webgpu }));
-    expect([both.kind, both.backend.name]).toEqual(['cuda', 'cuda:0']);
-    const noCuda = { ...cuda, isCudaAvailable: () => false, cudaUnavailableReason: () => 'nvcc not found' };
-    const w = await selectBackend('auto', importer({ '@flashattn/cuda': noCuda, '@flashattn/webgpu': webgpu }));
-    expect(w.kind).toBe('webgpu');
-    expect(w.notes[0]).toBe('cuda not used: isCudaAvailable() is false (nvcc not found)');
-  });
-
-  it('skips a software WebGPU adapter on auto (disposing it) but uses it when asked for', async () => {
-    const disposed: string[] = [];
-    const webgpu = { createWebGPUBackend: async () => fakeBackend('webgpu (google swiftshader)', disposed) };
-    const auto = await selectBackend('auto', importer({ '@flashattn/webgpu': webgpu }));
-    expect(auto.kind).toBe('cpu');
-    expect(auto.notes[1]).toMatch(/only a software adapter \(webgpu \(google swiftshader\)\)/);
-    expect(disposed).toEqual(['webgpu (google swiftshader)']);
-    const forced = await selectBackend('webgpu', importer({ '@flashattn/webgpu': webgpu }));
-    expect(forced.kind).toBe('webgpu');
-  });
-
-  it('throws BackendUnavailableError with the reason when a named GPU backend cannot start', async () => {
-    const noAdapter = {
-      createWebGPUBackend: async () => {
-        throw new Error('requestAdapter() returned null');
-      },
-    };
-    await expect(selectBackend('webgpu', importer({ '@flashattn/webgpu': noAdapter }))).rejects.toThrow(
-      /webgpu backend is unavailable: createWebGPUBackend\(\) failed: requestAdapter\(\) returned null/,
+  it('discovers the installed CPU provider and uses it on auto when nothing better is available', async () => {
+    registerBackend(
+      fake('test-gpu-absent', 1000, async () => ({ available: false, reason: 'no test device' })),
     );
-    await expect(selectBackend('cuda', importer({}))).rejects.toBeInstanceOf(BackendUnavailableError);
-    expect((await selectBackend('cpu', importer({}))).notes).toEqual(['cpu: requested with --backend cpu']);
+    const s = await selectBackend('auto');
+    expect(s.notes[0]).toBe('test-gpu-absent: not used (no test device)');
+    // Whatever real GPU backends are installed here, each is listed with its reason, and the CPU is there.
+    expect(s.notes.some((n) => /^cpu: /.test(n))).toBe(true);
+    expect(['cpu', 'webgpu', 'cuda']).toContain(s.kind);
+    await s.backend.dispose();
+  });
+
+  it('a backend may decline auto and still run when named (the software-adapter rule)', async () => {
+    const probe: BackendProvider['probe'] = async (ctx) =>
+      ctx?.requested
+        ? { available: true, detail: 'software adapter' }
+        : { available: false, reason: 'only a software adapter' };
+    registerBackend(fake('test-soft', 999, probe));
+    registerBackend(
+      fake('test-gpu-absent', 1000, async () => ({ available: false, reason: 'no test device' })),
+    );
+    const auto = await selectBackend('auto', { discover: false });
+    expect(auto.notes).toContain('test-soft: not used (only a software adapter)');
+    expect(auto.kind).not.toBe('test-soft');
+    const named = await selectBackend('test-soft', { discover: false });
+    expect([named.kind, named.backend.name]).toEqual(['test-soft', 'test-soft:0']);
+    expect(named.notes).toEqual(['test-soft: using test-soft:0 (software adapter)']);
+    registerBackend(fake('test-soft', -1000, probe)); // out of the way of later tests
+  });
+
+  it('throws BackendUnavailableError naming the reasons when a named backend cannot start', async () => {
+    registerBackend(
+      fake('test-gpu-absent', 1000, async () => ({ available: false, reason: 'no test device' })),
+    );
+    await expect(selectBackend('test-gpu-absent', { discover: false })).rejects.toThrow(
+      /test-gpu-absent backend is unavailable: test-gpu-absent: no test device/,
+    );
+    await expect(selectBackend('no-such-backend', { discover: false })).rejects.toBeInstanceOf(
+      BackendUnavailableError,
+    );
   });
 });

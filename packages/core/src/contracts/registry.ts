@@ -12,6 +12,15 @@ import type { AttentionBackend } from './attention-backend.js';
 import type { Ops } from './ops.js';
 import { BackendUnavailableError, FlashAttnError } from '../errors.js';
 
+export interface ProbeContext {
+  /**
+   * True when the user named this backend, false when 'auto' is choosing. A backend may decline 'auto'
+   * where it would be slower than a lower-priority one (a software WebGPU adapter vs the CPU) and still
+   * run when asked for by name.
+   */
+  requested: boolean;
+}
+
 export type ProbeResult =
   { available: true; detail?: string } | { available: false; reason: string };
 
@@ -21,7 +30,7 @@ export interface BackendProvider {
   /** Higher is preferred by 'auto' (cpu 0, webgpu 10, cuda 20). */
   readonly priority: number;
   /** Whether the backend can run here, and if not, why, in one sentence naming what is missing. */
-  probe(): Promise<ProbeResult>;
+  probe(context?: ProbeContext): Promise<ProbeResult>;
   /** Host-tensor attention (the `AttentionBackend` contract). */
   createAttention(options?: Record<string, unknown>): Promise<AttentionBackend>;
   /** Device-resident model ops; absent where the backend has none yet. */
@@ -106,7 +115,7 @@ export async function resolveBackend<T = AttentionBackend>(
     }
     let probe: ProbeResult;
     try {
-      probe = await p.probe();
+      probe = await p.probe({ requested: choice !== 'auto' });
     } catch (e) {
       probe = { available: false, reason: `probe failed: ${(e as Error).message}` };
     }
