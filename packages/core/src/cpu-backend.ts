@@ -11,7 +11,12 @@ import type {
   BackendCapabilities,
 } from './contracts/attention-backend.js';
 import { DTYPES, type DType } from './dtype.js';
-import { AttentionInputError, describe, FlashAttnError } from './errors.js';
+import {
+  AttentionInputError,
+  BackendOutOfMemoryError,
+  describe,
+  FlashAttnError,
+} from './errors.js';
 import { flashAttentionBackward } from './flash-backward.js';
 import { resolveBlockSizes, type FlashAttentionOptions } from './flash-blocks.js';
 import { flashAttention } from './flash-forward.js';
@@ -77,6 +82,29 @@ export function createCpuBackend(options: CpuBackendOptions = { kind: 'flash' })
   const live = (call: string): void => {
     if (disposed) throw new FlashAttnError(`${name}: ${call} called after dispose()`);
   };
+  /**
+   * The engine's failure to allocate a typed array (a problem too large for host memory, e.g. the
+   * reference's (Nq, Nk) score matrix) becomes BackendOutOfMemoryError; the backend stays usable.
+   */
+  const guard = <T>(call: string, run: () => T): T => {
+    try {
+      return run();
+    } catch (e) {
+      if (
+        e instanceof RangeError &&
+        /array (buffer )?(length|allocation)|Array buffer allocation failed|Invalid typed array length/i.test(
+          e.message,
+        )
+      ) {
+        throw new BackendOutOfMemoryError(
+          name,
+          `${call}: the problem does not fit in host memory (${e.message})`,
+          { cause: e },
+        );
+      }
+      throw e;
+    }
+  };
 
   return {
     name,
@@ -88,11 +116,11 @@ export function createCpuBackend(options: CpuBackendOptions = { kind: 'flash' })
       opts?: AttentionOptions,
     ): Promise<AttentionForwardResult> {
       live('forward');
-      if (blocks) {
-        return flashAttention(q, k, v, withBlocks(opts, blocks));
-      }
-      const r = attentionReference(q, k, v, opts);
-      return { out: fromFloat32(r.out.data as Float32Array, q.shape, q.dtype), lse: r.lse };
+      return guard('forward', () => {
+        if (blocks) return flashAttention(q, k, v, withBlocks(opts, blocks));
+        const r = attentionReference(q, k, v, opts);
+        return { out: fromFloat32(r.out.data as Float32Array, q.shape, q.dtype), lse: r.lse };
+      });
     },
     async backward(
       dout: Tensor,
@@ -104,15 +132,16 @@ export function createCpuBackend(options: CpuBackendOptions = { kind: 'flash' })
       opts?: AttentionOptions,
     ): Promise<AttentionGradients> {
       live('backward');
-      if (blocks) {
-        return flashAttentionBackward(dout, q, k, v, out, lse, withBlocks(opts, blocks));
-      }
-      const g = attentionReferenceBackward(dout, q, k, v, out, lse, opts);
-      return {
-        dq: fromFloat32(g.dq.data as Float32Array, q.shape, q.dtype),
-        dk: fromFloat32(g.dk.data as Float32Array, k.shape, k.dtype),
-        dv: fromFloat32(g.dv.data as Float32Array, v.shape, v.dtype),
-      };
+      return guard('backward', () => {
+        if (blocks)
+          return flashAttentionBackward(dout, q, k, v, out, lse, withBlocks(opts, blocks));
+        const g = attentionReferenceBackward(dout, q, k, v, out, lse, opts);
+        return {
+          dq: fromFloat32(g.dq.data as Float32Array, q.shape, q.dtype),
+          dk: fromFloat32(g.dk.data as Float32Array, k.shape, k.dtype),
+          dv: fromFloat32(g.dv.data as Float32Array, v.shape, v.dtype),
+        };
+      });
     },
     dispose(): void {
       disposed = true;

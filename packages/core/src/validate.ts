@@ -5,7 +5,7 @@
 import { DTYPES } from './dtype.js';
 import { AttentionInputError, describe } from './errors.js';
 import type { AttentionOptions, AttentionShape } from './options.js';
-import { checkData, type Tensor } from './tensor.js';
+import { checkData, toFloat32, type Tensor } from './tensor.js';
 
 const AXES = ['batch', 'seqlen', 'nheads', 'headdim'] as const;
 
@@ -17,7 +17,8 @@ function checkTensor(name: string, t: unknown): asserts t is Tensor {
   if (!DTYPES.includes(dtype as never)) {
     throw new AttentionInputError(`${name}.dtype`, `one of ${DTYPES.join(', ')}`, dtype);
   }
-  if (!Array.isArray(shape)) throw new AttentionInputError(`${name}.shape`, 'an array', describe(shape));
+  if (!Array.isArray(shape))
+    throw new AttentionInputError(`${name}.shape`, 'an array', describe(shape));
   if (shape.length !== 4) {
     throw new AttentionInputError(
       `${name}.shape`,
@@ -27,13 +28,23 @@ function checkTensor(name: string, t: unknown): asserts t is Tensor {
   }
   shape.forEach((s, axis) => {
     if (!Number.isInteger(s) || s < 1) {
-      throw new AttentionInputError(`${name}.shape[${axis}] (${AXES[axis]})`, 'a positive integer', s);
+      throw new AttentionInputError(
+        `${name}.shape[${axis}] (${AXES[axis]})`,
+        'a positive integer',
+        s,
+      );
     }
   });
   checkData(name, data, shape, dtype!);
 }
 
-function checkSame(name: string, axis: number, actual: number, refName: string, expected: number): void {
+function checkSame(
+  name: string,
+  axis: number,
+  actual: number,
+  refName: string,
+  expected: number,
+): void {
   if (actual !== expected) {
     throw new AttentionInputError(
       `${name}.shape[${axis}] (${AXES[axis]})`,
@@ -61,7 +72,11 @@ export function validateOptions(
   const known = new Set(['causal', 'softmaxScale', 'windowSize', ...extraKeys]);
   for (const key of Object.keys(opts)) {
     if (!known.has(key)) {
-      throw new AttentionInputError(`opts.${key}`, `one of the options ${[...known].join(', ')}`, 'an unknown option');
+      throw new AttentionInputError(
+        `opts.${key}`,
+        `one of the options ${[...known].join(', ')}`,
+        'an unknown option',
+      );
     }
   }
   if (opts.causal !== undefined && typeof opts.causal !== 'boolean') {
@@ -151,7 +166,11 @@ export function validateBackward(
     for (let axis = 0; axis < 4; axis++) checkSame(name, axis, t.shape[axis]!, 'q', q.shape[axis]!);
   }
   if (!(lse instanceof Float32Array)) {
-    throw new AttentionInputError('lse', 'a Float32Array of shape (batch, nheads, seqlen_q)', describe(lse));
+    throw new AttentionInputError(
+      'lse',
+      'a Float32Array of shape (batch, nheads, seqlen_q)',
+      describe(lse),
+    );
   }
   const want = shape.batch * shape.nheadsQ * shape.seqlenQ;
   if (lse.length !== want) {
@@ -162,4 +181,19 @@ export function validateBackward(
     );
   }
   return shape;
+}
+
+/**
+ * The NaN/Infinity contract: like flash-attn, attention does not inspect values, so a NaN or Infinity
+ * in q, k or v propagates to every output row that sees it (and to the gradients), and nothing else
+ * fails. Call this first to reject such inputs instead: it throws AttentionInputError naming the tensor
+ * and the first offending element.
+ */
+export function checkFinite(t: Tensor, name = 'tensor'): void {
+  const f = toFloat32(t);
+  for (let i = 0; i < f.length; i++) {
+    if (!Number.isFinite(f[i]!)) {
+      throw new AttentionInputError(`${name}.data[${i}]`, 'a finite value (checkFinite)', f[i]!);
+    }
+  }
 }
