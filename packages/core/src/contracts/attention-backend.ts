@@ -9,7 +9,10 @@ import type { Tensor } from '../tensor.js';
 export interface AttentionForwardResult {
   /** (B, Nq, Hq, D), same dtype as q. */
   out: Tensor;
-  /** Log-sum-exp of each scaled score row: (B, Hq, Nq). -Infinity for a fully masked row. */
+  /**
+   * Log-sum-exp of each scaled score row, a flat Float32Array laid out (B, Hq, Nq) row-major: the lse of
+   * query row i of head h in batch b is lse[(b * Hq + h) * Nq + i]. -Infinity for a fully masked row.
+   */
   lse: Float32Array;
 }
 
