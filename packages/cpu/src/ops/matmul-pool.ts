@@ -71,11 +71,11 @@ export class MatmulPool {
   constructor(helpers: number) {
     for (let w = 0; w < helpers; w++) {
       const worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.unref();
       const idx = w;
       worker.on('message', (msg: { ok: boolean; error?: string }) => {
         const p = this.pending[idx];
         this.pending[idx] = null;
+        worker.unref();
         if (!p) return;
         if (msg.ok) p.resolve();
         else p.reject(new Error(`matmul worker ${idx} failed: ${msg.error}`));
@@ -83,8 +83,12 @@ export class MatmulPool {
       worker.on('error', (e) => {
         const p = this.pending[idx];
         this.pending[idx] = null;
+        worker.unref();
         p?.reject(e instanceof Error ? e : new Error(String(e)));
       });
+      // After the listeners: adding a 'message' listener refs the worker again, and an idle pool must
+      // never keep a finished program alive (a program that forgets ops.dispose() still exits).
+      worker.unref();
       this.workers.push(worker);
       this.pending.push(null);
     }
@@ -109,6 +113,7 @@ export class MatmulPool {
       waits.push(
         new Promise<void>((resolve, reject) => {
           this.pending[w - 1] = { resolve, reject };
+          worker.ref(); // a job in flight keeps the program alive; the reply unrefs it again
           worker.postMessage(jobs[w]);
         }),
       );
