@@ -17,3 +17,4 @@ export * from './cpu-backend.js';
 export * from './io-model.js';
 export * from './device-profiles.js';
 export * from './ops-reference/index.js';
+export * from './inference.js';
