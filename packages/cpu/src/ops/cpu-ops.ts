@@ -22,6 +22,7 @@ import {
   type Ops,
 } from '@flashattn/core';
 import { CpuAttention, type CpuAttentionKind } from '../attention/cpu-attention.js';
+import { flashSimdModule, type FlashSimdExports } from '../attention/flash-simd.js';
 import { adamwUpdate } from './adamw.js';
 import {
   CPU_DTYPES,
@@ -39,7 +40,7 @@ import { embeddingBackward, embeddingForward } from './embedding.js';
 import { geluBackward, geluForward } from './gelu.js';
 import { layernormBackward, layernormForward } from './layernorm.js';
 import { matmulKernel, transposeInto } from './matmul-kernel.js';
-import { MatmulPool, type MatmulJob, type SimdJob } from './matmul-pool.js';
+import { ThreadPool, type MatmulJob, type SimdJob } from './thread-pool.js';
 import { simdRows, WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
 
@@ -99,7 +100,7 @@ function isShared(x: ArrayBufferView | null | undefined): boolean {
 export class CpuOps implements Ops<CpuBuffer> {
   readonly name: string;
   readonly dtypes = CPU_DTYPES;
-  private readonly pool: MatmulPool | null;
+  private readonly pool: ThreadPool | null;
   private readonly attention: CpuAttention;
   private packA: FloatArray;
   private packB: FloatArray;
@@ -111,12 +112,26 @@ export class CpuOps implements Ops<CpuBuffer> {
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
-    this.pool = threads > 1 ? new MatmulPool(threads - 1) : null;
+    this.pool = threads > 1 ? new ThreadPool(threads - 1) : null;
     this.arena = (opts.simd ?? true) ? new WasmArena() : null;
-    if (this.arena && this.pool)
-      this.pool.initSimd(this.arena.module, this.arena.memory, this.arena.exports);
-    this.attention = new CpuAttention(threads, opts.attention ?? 'flash');
-    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${this.arena ? ', wasm simd' : ''}, ${this.attention.kind} attention)`;
+    let flash: { exports: FlashSimdExports; fma: boolean } | null = null;
+    if (this.arena) {
+      const { module, fma } = flashSimdModule();
+      const inst = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } });
+      flash = { exports: inst.exports as unknown as FlashSimdExports, fma };
+      this.pool?.initWasm(
+        this.arena.memory,
+        { module: this.arena.module, local: this.arena.exports },
+        { module, local: flash.exports },
+      );
+    }
+    this.attention = new CpuAttention(
+      this.pool,
+      this.arena && flash ? { arena: this.arena, exports: flash.exports } : null,
+      opts.attention ?? 'flash',
+    );
+    const simd = flash ? `, wasm simd${flash.fma ? ' + relaxed fma' : ''}` : '';
+    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${simd}, ${this.attention.kind} attention)`;
     this.packA = new Float32Array(0);
     this.packB = new Float32Array(0);
   }
@@ -407,26 +422,16 @@ export class CpuOps implements Ops<CpuBuffer> {
     T: number,
     C: number,
   ): void {
-    this.live();
-    for (const [n, x] of [
-      ['B', B],
-      ['T', T],
-      ['C', C],
-    ] as const)
-      size('embeddingForward', n, x);
-    const o = floatBuf('embeddingForward', 'out', out, B * T * C);
-    const tok = this.tokens(
-      'embeddingForward',
-      tokens,
-      B * T,
-      floatAny('embeddingForward', 'wte', wte),
+    const e = this.embeddingArgs('embeddingForward', ['wte', wte], ['wpe', wpe], tokens, B, T, C);
+    embeddingForward(
+      floatBuf('embeddingForward', 'out', out, B * T * C),
+      e.tok,
+      e.table,
+      e.pos,
+      B,
+      T,
       C,
     );
-    const e = floatAny('embeddingForward', 'wte', wte);
-    const p = floatAny('embeddingForward', 'wpe', wpe);
-    if (p.length < T * C)
-      throw new OpsInputError('embeddingForward wpe.length', `>= T * C = ${T * C}`, p.length);
-    embeddingForward(o, tok, e, p, B, T, C);
   }
 
   embeddingBackward(
@@ -438,26 +443,45 @@ export class CpuOps implements Ops<CpuBuffer> {
     T: number,
     C: number,
   ): void {
-    this.live();
-    for (const [n, x] of [
-      ['B', B],
-      ['T', T],
-      ['C', C],
-    ] as const)
-      size('embeddingBackward', n, x);
-    const g = floatBuf('embeddingBackward', 'dout', dout, B * T * C);
-    const tok = this.tokens(
+    const e = this.embeddingArgs(
       'embeddingBackward',
+      ['dwte', dwte],
+      ['dwpe', dwpe],
       tokens,
-      B * T,
-      floatAny('embeddingBackward', 'dwte', dwte),
+      B,
+      T,
       C,
     );
-    const de = floatAny('embeddingBackward', 'dwte', dwte);
-    const dp = floatAny('embeddingBackward', 'dwpe', dwpe);
-    if (dp.length < T * C)
-      throw new OpsInputError('embeddingBackward dwpe.length', `>= T * C = ${T * C}`, dp.length);
-    embeddingBackward(de, dp, g, tok, B, T, C);
+    embeddingBackward(
+      e.table,
+      e.pos,
+      floatBuf('embeddingBackward', 'dout', dout, B * T * C),
+      e.tok,
+      B,
+      T,
+      C,
+    );
+  }
+
+  /** The checked arguments of both embedding ops: sizes, the (V, C) token and (>= T, C) position tables, tokens. */
+  private embeddingArgs(
+    op: string,
+    [tableName, table]: [string, CpuBuffer],
+    [posName, pos]: [string, CpuBuffer],
+    tokens: CpuBuffer,
+    B: number,
+    T: number,
+    C: number,
+  ): { tok: Int32Array; table: CpuFloatBuffer; pos: CpuFloatBuffer } {
+    this.live();
+    size(op, 'B', B);
+    size(op, 'T', T);
+    size(op, 'C', C);
+    const t = floatAny(op, tableName, table);
+    const p = floatAny(op, posName, pos);
+    if (p.length < T * C)
+      throw new OpsInputError(`${op} ${posName}.length`, `>= T * C = ${T * C}`, p.length);
+    return { tok: this.tokens(op, tokens, B * T, t, C), table: t, pos: p };
   }
 
   /** tokens (n) int32, each in [0, V) where V = table.length / C. */
