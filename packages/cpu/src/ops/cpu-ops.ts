@@ -22,7 +22,6 @@ import {
   type Ops,
 } from '@flashattn/core';
 import { CpuAttention, type CpuAttentionKind } from '../attention/cpu-attention.js';
-import { flashSimdModule, type FlashSimdExports } from '../attention/flash-simd.js';
 import { adamwUpdate } from './adamw.js';
 import {
   CPU_DTYPES,
@@ -40,7 +39,7 @@ import { embeddingBackward, embeddingForward } from './embedding.js';
 import { geluBackward, geluForward } from './gelu.js';
 import { layernormBackward, layernormForward } from './layernorm.js';
 import { matmulKernel, transposeInto } from './matmul-kernel.js';
-import { ThreadPool, type MatmulJob, type SimdJob } from './thread-pool.js';
+import { MatmulPool, type MatmulJob, type SimdJob } from './matmul-pool.js';
 import { simdRows, WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
 
@@ -100,7 +99,7 @@ function isShared(x: ArrayBufferView | null | undefined): boolean {
 export class CpuOps implements Ops<CpuBuffer> {
   readonly name: string;
   readonly dtypes = CPU_DTYPES;
-  private readonly pool: ThreadPool | null;
+  private readonly pool: MatmulPool | null;
   private readonly attention: CpuAttention;
   private packA: FloatArray;
   private packB: FloatArray;
@@ -112,26 +111,12 @@ export class CpuOps implements Ops<CpuBuffer> {
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
-    this.pool = threads > 1 ? new ThreadPool(threads - 1) : null;
+    this.pool = threads > 1 ? new MatmulPool(threads - 1) : null;
     this.arena = (opts.simd ?? true) ? new WasmArena() : null;
-    let flash: { exports: FlashSimdExports; fma: boolean } | null = null;
-    if (this.arena) {
-      const { module, fma } = flashSimdModule();
-      const inst = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } });
-      flash = { exports: inst.exports as unknown as FlashSimdExports, fma };
-      this.pool?.initWasm(
-        this.arena.memory,
-        { module: this.arena.module, local: this.arena.exports },
-        { module, local: flash.exports },
-      );
-    }
-    this.attention = new CpuAttention(
-      this.pool,
-      this.arena && flash ? { arena: this.arena, exports: flash.exports } : null,
-      opts.attention ?? 'flash',
-    );
-    const simd = flash ? `, wasm simd${flash.fma ? ' + relaxed fma' : ''}` : '';
-    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${simd}, ${this.attention.kind} attention)`;
+    if (this.arena && this.pool)
+      this.pool.initSimd(this.arena.module, this.arena.memory, this.arena.exports);
+    this.attention = new CpuAttention(threads, opts.attention ?? 'flash');
+    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${this.arena ? ', wasm simd' : ''}, ${this.attention.kind} attention)`;
     this.packA = new Float32Array(0);
     this.packB = new Float32Array(0);
   }
