@@ -40,6 +40,10 @@ export const SCHEMA = {
     help: 'output directory (checkpoint, loss curve, log); default runs/<config>',
   },
   resume: { kind: 'bool', help: 'continue from <out>/checkpoint.safetensors' },
+  overwrite: {
+    kind: 'bool',
+    help: 'start a new run even if <out> already holds a checkpoint (it is replaced)',
+  },
   seed: { kind: 'int', min: 0, help: 'seed for init and sampling; default 1337' },
   sample: { kind: 'string', help: 'prompt for the sample printed at the end; default "The"' },
   temperature: { kind: 'float', min: 0, help: 'sampling temperature; default 0.8' },
@@ -83,6 +87,7 @@ export interface Args {
   warmup?: number;
   out?: string;
   resume: boolean;
+  overwrite: boolean;
   seed: number;
   sample: string;
   temperature: number;
@@ -184,6 +189,7 @@ export function parseArgs(argv: readonly string[]): Args {
     warmup: g<number | undefined>('warmup', undefined),
     out: g<string | undefined>('out', undefined),
     resume: g('resume', false),
+    overwrite: g('overwrite', false),
     seed: g('seed', 1337),
     sample: g('sample', 'The'),
     temperature: g('temperature', 0.8),
@@ -199,5 +205,9 @@ export function parseArgs(argv: readonly string[]): Args {
   };
   if (args.temperature <= 0 && raw.has('temperature'))
     throw new UsageError(`--temperature must be > 0, got ${args.temperature}`);
+  if (args.resume && args.overwrite)
+    throw new UsageError(
+      '--resume and --overwrite exclude each other (continue a run, or replace it)',
+    );
   return args;
 }

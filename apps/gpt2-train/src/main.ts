@@ -18,8 +18,22 @@ async function main(): Promise<number> {
     process.stdout.write(usage() + '\n');
     return 0;
   }
-  const summary = await runTraining(args, { signals: true });
-  if (args.json) process.stdout.write(JSON.stringify({ ...summary, history: undefined, sample: undefined }) + '\n');
+  let summary;
+  try {
+    summary = await runTraining(args, { signals: true });
+  } catch (e) {
+    // A flag value that only the run can judge (--seq past the model, --steps below the checkpoint, an
+    // existing checkpoint without --resume/--overwrite): the same status 2 and usage as a parse error.
+    if (e instanceof UsageError) {
+      process.stderr.write(`gpt2-train: ${e.message}\n\n${usage()}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (args.json)
+    process.stdout.write(
+      JSON.stringify({ ...summary, history: undefined, sample: undefined }) + '\n',
+    );
   return summary.stoppedEarly ? 130 : 0;
 }
 

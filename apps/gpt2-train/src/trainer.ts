@@ -2,8 +2,8 @@
  * The training run behind the CLI: data, model, AdamW with cosine schedule and clipping, periodic
  * validation, checkpoints (atomic; exact resume), the loss-curve plot and a text sample.
  */
-import { mkdirSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng, resolveBackend, type Ops } from '@flashattn/core';
 import { discoverBackends } from '@flashattn/core/node';
@@ -18,7 +18,7 @@ import {
   saveCheckpoint,
   type GPT2Config,
 } from '@flashattn/transformer';
-import type { Args } from './cli.js';
+import { UsageError, type Args } from './cli.js';
 import { PRESETS } from './configs.js';
 import { Loader, loadDataset, unigramBaselines, type Dataset } from './dataset.js';
 import { ProgressBar } from './progress.js';
@@ -77,18 +77,28 @@ function dataset(vocab: number): Dataset {
 export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Summary> {
   const stdout = hooks.stdout ?? process.stdout;
   const preset = PRESETS[args.config];
-  const B = args.batch ?? preset.batch;
-  const T = args.seq ?? preset.seq;
-  const steps = args.steps ?? preset.steps;
+  let B = args.batch ?? preset.batch;
+  let T = args.seq ?? preset.seq;
+  let steps = args.steps ?? preset.steps;
   const maxLr = args.lr ?? preset.lr;
-  const warmup = args.warmup ?? Math.min(100, Math.floor(steps / 10));
+  let warmup = args.warmup ?? Math.min(100, Math.floor(steps / 10));
   if (T > preset.model.maxSeqLen)
-    throw new RangeError(
-      `--seq ${T} exceeds the ${args.config} model's ${preset.model.maxSeqLen} positions`,
+    throw new UsageError(
+      `--seq ${T} exceeds the ${args.config} model's ${preset.model.maxSeqLen} positions (pass --seq <= ${preset.model.maxSeqLen})`,
     );
-  const out = args.out ?? join('runs', args.config);
-  mkdirSync(out, { recursive: true });
+  // Paths on the command line are the user's: resolve them against the directory the command was run
+  // from (INIT_CWD when a package manager started us in the app's folder), and print the real ones.
+  const out = resolve(process.env.INIT_CWD ?? process.cwd(), args.out ?? join('runs', args.config));
   const ckptPath = join(out, 'checkpoint.safetensors');
+  if (!args.resume && !args.overwrite && existsSync(ckptPath))
+    throw new UsageError(
+      `${ckptPath} already exists: pass --resume to continue that run, --overwrite to replace it, or another --out`,
+    );
+  if (args.resume && !existsSync(ckptPath))
+    throw new UsageError(
+      `--resume: no checkpoint at ${ckptPath} (run without --resume first, or pass its --out)`,
+    );
+  mkdirSync(out, { recursive: true });
   const say = (s: string): void => void stdout.write(s + '\n');
 
   const data = dataset(preset.vocab);
@@ -109,8 +119,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const model = new GPT2({ config, ops, seed: args.seed });
   const opt = new AdamW(ops, model.specs, model.numParams);
   const rng = createRng(args.seed ^ 0x9e3779b9);
-  const loader = new Loader(data.train, B, T);
   let step = 0;
+  let dataPosition = 0;
   let history: History = { train: [], val: [] };
 
   if (args.resume) {
@@ -122,17 +132,30 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       lr?: number;
       warmup?: number;
     };
+    // Unset --batch / --seq come from the checkpoint; set ones must match it.
+    if (args.batch === undefined && saved.batch !== undefined) B = saved.batch;
+    if (args.seq === undefined && saved.seq !== undefined) T = saved.seq;
     if (saved.batch !== B || saved.seq !== T) {
-      throw new Error(
+      throw new UsageError(
         `--resume: checkpoint was trained with --batch ${saved.batch} --seq ${saved.seq}; got --batch ${B} --seq ${T} (the data order would differ)`,
       );
     }
     step = st.step;
-    loader.pos = st.dataPosition;
+    // The run's schedule comes from the checkpoint unless the command line sets it again: a resumed run
+    // keeps the warmup it started with (recomputing it from a new --steps would change the learning rates).
+    if (args.steps === undefined && saved.steps !== undefined) steps = saved.steps;
+    if (args.warmup === undefined && saved.warmup !== undefined) warmup = saved.warmup;
+    if (steps < step)
+      throw new UsageError(
+        `--steps ${steps} is below the checkpoint's step ${step}: --steps counts all steps, resumed ones included (pass --steps > ${step} to train further)`,
+      );
+    dataPosition = st.dataPosition;
     rng.setState(st.rngState);
     history = JSON.parse(st.extra?.['history'] ?? '{"train":[],"val":[]}') as History;
-    say(`resumed ${ckptPath} at step ${step} (data position ${loader.pos})`);
+    say(`resumed ${ckptPath} at step ${step} (data position ${dataPosition})`);
   }
+  const loader = new Loader(data.train, B, T);
+  loader.pos = dataPosition;
 
   const base = unigramBaselines(data.train, data.val, config.vocabSize);
   say(
@@ -278,8 +301,15 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     }
     await save();
     writePlot();
+    // Only losses that were measured: no "NaN" for a run with no step yet or stopped before an evaluation.
+    const losses = [
+      Number.isFinite(lastLoss) ? `train loss ${lastLoss.toFixed(4)}` : 'no training step run',
+      Number.isFinite(finalVal)
+        ? `val loss ${finalVal.toFixed(4)} nats/token`
+        : 'no validation loss yet',
+    ];
     say(
-      `${stoppedEarly ? 'stopped' : 'done'} at step ${step}: train loss ${lastLoss.toFixed(4)}, val loss ${finalVal.toFixed(4)} nats/token (unigram entropy ${base.entropy.toFixed(3)}, unigram on val ${base.valCrossEntropy.toFixed(3)})`,
+      `${stoppedEarly ? 'stopped' : 'done'} at step ${step}: ${losses.join(', ')} (unigram entropy ${base.entropy.toFixed(3)}, unigram on val ${base.valCrossEntropy.toFixed(3)})`,
     );
     say(`checkpoint ${ckptPath}; loss curve ${plotPath}`);
     let sample = '';
