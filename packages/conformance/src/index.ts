@@ -59,3 +59,26 @@ export {
   type DeviceAttentionBackendOptions,
   type DeviceLayout,
 } from './device-attention.js';
+export {
+  OPS_CASES,
+  OPS_MATRIX_NAMES,
+  opsCasesFor,
+  type OpsCase,
+  type OpsMatrixName,
+} from './ops/cases.js';
+export { OP_NAMES, type OpName, type OpProblem } from './ops/problems.js';
+export { FLOAT_BUFFER_DTYPES, type ComputeDTypeLike } from './ops/dtypes.js';
+export {
+  OpsConformanceError,
+  assertOpsConformance,
+  formatOpsReport,
+  opsFloatDTypes,
+  runOpsCase,
+  runOpsConformance,
+  runOpsInputChecks,
+  type OpsCaseResult,
+  type OpsCaseStatus,
+  type OpsConformanceReport,
+  type OpsOutputCheck,
+  type RunOpsConformanceOptions,
+} from './ops/run.js';

@@ -5,7 +5,7 @@
  *   describeConformance('cpu-flash', () => createCpuBackend({ kind: 'flash' }), { matrix: 'ci' });
  *   describeConformance('webgpu', createWebGpuBackend, { matrix: 'smoke', skip: noAdapter ? 'no WebGPU adapter' : undefined });
  */
-import { freshSeed, type AttentionBackend } from '@flashattn/core';
+import { freshSeed, type AttentionBackend, type Ops } from '@flashattn/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import {
   casesFor,
@@ -21,6 +21,9 @@ import {
   type DeviceLayout,
 } from './device-attention.js';
 import { readConformanceEnv } from './env.js';
+import { opsCasesFor, type OpsCase, type OpsMatrixName } from './ops/cases.js';
+import { FLOAT_BUFFER_DTYPES } from './ops/dtypes.js';
+import { OPS_DTYPE_TAG, assertOpsConformance, runOpsCase, runOpsInputChecks } from './ops/run.js';
 import { assertConformance, runCase, unsupportedReason } from './run.js';
 
 export interface DescribeConformanceOptions {
@@ -129,6 +132,76 @@ export function describeDeviceAttentionConformance<Buf>(
         `${name} [${layout}]`,
         async () => deviceAttentionBackend(await get(), { layout, name: `${name} [${layout}]` }),
         rest,
+      );
+    }
+  });
+}
+
+export interface DescribeOpsConformanceOptions {
+  /** 'ci' (default) or 'full'; FLASHATTN_CONFORMANCE_MATRIX=full selects 'full'. */
+  matrix?: OpsMatrixName;
+  /** Run seed; default FLASHATTN_CONFORMANCE_SEED, else a fresh one. */
+  seed?: number;
+  /** Substring of `<case id> <dtype tag>` (also FLASHATTN_CONFORMANCE_FILTER). */
+  filter?: string;
+  /** When set, every case is registered as skipped with this reason. */
+  skip?: string;
+  /** Per-test timeout in ms (default 120 s). */
+  timeoutMs?: number;
+}
+
+/**
+ * The ops conformance suite (ops/run.ts) as vitest tests: one per (case, float dtype) plus the
+ * bad-input checks per dtype. Dtypes the backend does not list are skipped with the reason.
+ *
+ *   describeOpsConformance('cpu', () => new CpuOps(), { matrix: 'ci' });
+ */
+export function describeOpsConformance<Buf>(
+  name: string,
+  createOps: () => Promise<Ops<Buf>> | Ops<Buf>,
+  opts: DescribeOpsConformanceOptions = {},
+): void {
+  const env = readConformanceEnv();
+  const matrix: OpsMatrixName = env.matrix === 'full' ? 'full' : (opts.matrix ?? 'ci');
+  const seed = (opts.seed ?? env.seed ?? freshSeed()) >>> 0;
+  const timeout = opts.timeoutMs ?? 120_000;
+  const keep = (id: string): boolean =>
+    (opts.filter === undefined || id.includes(opts.filter)) &&
+    (env.filter === undefined || id.includes(env.filter));
+  const title = `ops conformance ${name} [${matrix}] seed=${seed}`;
+  const ids: { id: string; dt: (typeof FLOAT_BUFFER_DTYPES)[number]; c?: OpsCase }[] = [];
+  for (const dt of FLOAT_BUFFER_DTYPES) {
+    for (const c of opsCasesFor(matrix)) ids.push({ id: `${c.id} ${OPS_DTYPE_TAG[dt]}`, dt, c });
+    ids.push({ id: `input-checks ${OPS_DTYPE_TAG[dt]}`, dt });
+  }
+  const tests = ids.filter((t) => keep(t.id));
+  if (opts.skip !== undefined) {
+    console.warn(`${title}: all ${tests.length} cases skipped: ${opts.skip}`);
+    describe.skip(`${title} (skipped: ${opts.skip})`, () => {
+      for (const t of tests) it(t.id, () => undefined);
+    });
+    return;
+  }
+  describe(title, () => {
+    let ops: Ops<Buf> | undefined;
+    beforeAll(async () => {
+      ops = await createOps();
+    }, timeout);
+    afterAll(async () => {
+      await ops?.dispose();
+    }, timeout);
+    for (const t of tests) {
+      it(
+        t.id,
+        async (ctx) => {
+          if (!ops) throw new Error(`${title}: createOps() did not produce ops`);
+          if (!ops.dtypes.includes(t.dt)) ctx.skip(`${ops.name} has no ${t.dt} buffers`);
+          const r = t.c
+            ? await runOpsCase(ops, t.c, t.dt, { seed })
+            : await runOpsInputChecks(ops, t.dt, seed);
+          assertOpsConformance(r);
+        },
+        timeout,
       );
     }
   });
