@@ -82,3 +82,22 @@ export {
   type OpsOutputCheck,
   type RunOpsConformanceOptions,
 } from './ops/run.js';
+export {
+  COMBINE_SCENARIOS,
+  KV_CACHE_SCENARIOS,
+  runCombineScenario,
+  runKvCacheRejections,
+  runKvCacheScenario,
+  type CombineScenario,
+  type InferenceCheck,
+  type InferenceResult,
+  type KvCacheDevice,
+  type KvCacheScenario,
+} from './kv-cache.js';
+export {
+  VARLEN_SCENARIOS,
+  runVarlenRejections,
+  runVarlenScenario,
+  type VarlenDevice,
+  type VarlenScenario,
+} from './varlen.js';

@@ -206,3 +206,7 @@ export function describeOpsConformance<Buf>(
     }
   });
 }
+export {
+  describeInferenceConformance,
+  type DescribeInferenceConformanceOptions,
+} from './inference-vitest.js';
