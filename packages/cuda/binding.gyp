@@ -9,7 +9,7 @@
     {
       "target_name": "flashattn_cuda",
       "sources": [
-        "native/addon.cpp",
+        "<!@(node -p \"require('fs').readdirSync('native/addon').filter(f => f.endsWith('.cpp')).map(f => 'native/addon/' + f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/kernels').filter(f => f.endsWith('.cu')).map(f => 'native/kernels/' + f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/inst').filter(f => f.endsWith('.cu')).map(f => 'native/inst/' + f).join(' ')\")",
       ],

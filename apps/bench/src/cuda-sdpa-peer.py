@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch peer for the @flashattn/cuda benchmark: torch.nn.functional.scaled_dot_product_attention with the
-FLASH_ATTENTION and CUDNN_ATTENTION backends on the shapes of packages/cuda/bench/shapes.ts (batch x N = 16384
+FLASH_ATTENTION and CUDNN_ATTENTION backends on the shapes of apps/bench/src/cuda/shapes.ts (batch x N = 16384
 tokens, hidden 2048, H = 2048 / D, plus batch-1 N = 32768), bf16 and fp16, D = 64 and 128, causal and not.
 Times are CUDA-event medians of `iters` runs after 3 warm-ups, like the addon's benchmark():
   fwd      = forward only (no autograd graph)
   bwd      = out.backward(dO) on a retained graph (the backward kernels alone)
   fwd+bwd  = forward with autograd + backward
 TFLOP/s in the FlashAttention convention: fwd = 4 B H N^2 D (halved when causal), bwd = 2.5 x fwd.
-Usage: python3 cuda-sdpa-peer.py [--quick] [--iters 20] [--json out.json]
+Usage: python3 cuda-sdpa-peer.py [--quick] [--seqlens 4096,...] [--dtypes bfloat16,float16] [--impls flash,cudnn]
+                                 [--iters 20] [--json out.json]
 """
 import argparse
 import json
@@ -18,14 +19,14 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
-def shapes(quick):
+def shapes(quick, seqlens=None):
     out = []
     for d in (64, 128):
         for causal in (False, True):
-            ns = (2048, 8192) if quick else (512, 1024, 2048, 4096, 8192, 16384)
+            ns = seqlens or ((2048, 8192) if quick else (512, 1024, 2048, 4096, 8192, 16384))
             for n in ns:
                 out.append(dict(batch=16384 // n, seqlen=n, nheads=2048 // d, headDim=d, causal=causal))
-            if not quick:
+            if not quick and not seqlens:
                 out.append(dict(batch=1, seqlen=32768, nheads=2048 // d, headDim=d, causal=causal))
     return out
 
@@ -51,12 +52,18 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--json")
+    ap.add_argument("--seqlens", help="comma-separated N (batch = 16384 / N); default: the benchmark's")
+    ap.add_argument("--dtypes", default="bfloat16,float16")
+    ap.add_argument("--impls", default="flash,cudnn")
     args = ap.parse_args()
+    seqlens = [int(n) for n in args.seqlens.split(",")] if args.seqlens else None
     dev = torch.device("cuda")
     results = []
     backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
-    for dtype_name, dtype in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
-        for s in shapes(args.quick):
+    backends = {k: v for k, v in backends.items() if k in args.impls.split(",")}
+    dtypes = (("bfloat16", torch.bfloat16), ("float16", torch.float16))
+    for dtype_name, dtype in (d for d in dtypes if d[0] in args.dtypes.split(",")):
+        for s in shapes(args.quick, seqlens):
             B, N, H, D, causal = s["batch"], s["seqlen"], s["nheads"], s["headDim"], s["causal"]
             fwd_flops = 4 * B * H * N * N * D / (2 if causal else 1)
             bwd_flops = 2.5 * fwd_flops

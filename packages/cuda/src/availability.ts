@@ -18,7 +18,10 @@ export function cudaStatus(): CudaStatus {
     for (let d = 0; d < n; d++) devices.push(load.addon.deviceInfo(d));
     const usable = devices.some((d) => d.major >= 8);
     if (!usable) {
-      return { available: false, reason: `no device of compute capability >= 8.0 (found ${devices.map((d) => `${d.name} ${d.major}.${d.minor}`).join(', ')})` };
+      return {
+        available: false,
+        reason: `no device of compute capability >= 8.0 (found ${devices.map((d) => `${d.name} ${d.major}.${d.minor}`).join(', ')})`,
+      };
     }
     return { available: true, deviceCount: n, devices };
   } catch (e) {

@@ -11,6 +11,7 @@ import {
   freshSeed,
   randomTensor,
   toFloat32,
+  type Tensor,
 } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
 import { createCudaBackend, paddedHeadDim } from './backend.js';
@@ -30,27 +31,35 @@ describe('availability (runs everywhere)', () => {
     if (!s.available) expect(s.reason.length).toBeGreaterThan(10);
   });
 
-  it.skipIf(!reason)('createCudaBackend throws a typed CudaUnavailableError saying what is missing', () => {
-    let caught: unknown;
-    try {
-      createCudaBackend();
-    } catch (e) {
-      caught = e;
-    }
-    expect(caught).toBeInstanceOf(CudaUnavailableError);
-    expect(caught).toBeInstanceOf(BackendUnavailableError);
-    expect((caught as CudaUnavailableError).backend).toBe('cuda');
-    expect((caught as CudaUnavailableError).reason).toBe(reason);
-  });
+  it.skipIf(!reason)(
+    'createCudaBackend throws a typed CudaUnavailableError saying what is missing',
+    () => {
+      let caught: unknown;
+      try {
+        createCudaBackend();
+      } catch (e) {
+        caught = e;
+      }
+      expect(caught).toBeInstanceOf(CudaUnavailableError);
+      expect(caught).toBeInstanceOf(BackendUnavailableError);
+      expect((caught as CudaUnavailableError).backend).toBe('cuda');
+      expect((caught as CudaUnavailableError).reason).toBe(reason);
+    },
+  );
 
-  it.skipIf(!hasNvcc)('with nvcc present the build compiled the addon (CI compiles the kernels)', () => {
-    const status = JSON.parse(readFileSync(join(pkgRoot, 'build', 'native-status.json'), 'utf8')) as { built: boolean; seconds?: number };
-    expect(status.built).toBe(true);
-    expect(existsSync(join(pkgRoot, 'build', 'Release', 'flashattn_cuda.node'))).toBe(true);
-    const load = loadAddon();
-    expect(load.addon).toBeDefined();
-    console.log(`[@flashattn/cuda] addon compiled in ${status.seconds?.toFixed(1)} s`);
-  });
+  it.skipIf(!hasNvcc)(
+    'with nvcc present the build compiled the addon (CI compiles the kernels)',
+    () => {
+      const status = JSON.parse(
+        readFileSync(join(pkgRoot, 'build', 'native-status.json'), 'utf8'),
+      ) as { built: boolean; seconds?: number };
+      expect(status.built).toBe(true);
+      expect(existsSync(join(pkgRoot, 'build', 'Release', 'flashattn_cuda.node'))).toBe(true);
+      const load = loadAddon();
+      expect(load.addon).toBeDefined();
+      console.log(`[@flashattn/cuda] addon compiled in ${status.seconds?.toFixed(1)} s`);
+    },
+  );
 
   it('without the addon (no nvcc at install): unavailable with the reason, typed error from createCudaBackend', () => {
     // A fresh process whose addon path points nowhere: what a machine without nvcc sees.
@@ -66,7 +75,12 @@ describe('availability (runs everywhere)', () => {
       env: { ...process.env, FLASHATTN_CUDA_ADDON: '/nonexistent/flashattn_cuda.node' },
     });
     expect(r.status, r.stderr).toBe(0);
-    const out = JSON.parse(r.stdout) as { available: boolean; reason: string; typed: boolean; message: string };
+    const out = JSON.parse(r.stdout) as {
+      available: boolean;
+      reason: string;
+      typed: boolean;
+      message: string;
+    };
     expect(out.available).toBe(false);
     expect(out.reason).toContain('not built');
     expect(out.typed).toBe(true);
@@ -74,15 +88,22 @@ describe('availability (runs everywhere)', () => {
   });
 
   it('maps CUDA error names to typed errors', () => {
-    const mk = (name: string): Error => Object.assign(new Error(`CUDA error ${name}: text`), { cudaError: name });
-    expect(mapCudaError(mk('cudaErrorInsufficientDriver'), 'cuda:0')).toBeInstanceOf(CudaUnavailableError);
-    expect(mapCudaError(mk('cudaErrorMemoryAllocation'), 'cuda:0')).toBeInstanceOf(BackendOutOfMemoryError);
+    const mk = (name: string): Error =>
+      Object.assign(new Error(`CUDA error ${name}: text`), { cudaError: name });
+    expect(mapCudaError(mk('cudaErrorInsufficientDriver'), 'cuda:0')).toBeInstanceOf(
+      CudaUnavailableError,
+    );
+    expect(mapCudaError(mk('cudaErrorMemoryAllocation'), 'cuda:0')).toBeInstanceOf(
+      BackendOutOfMemoryError,
+    );
     const other = mapCudaError(mk('cudaErrorIllegalAddress'), 'cuda:0');
     expect(other.message).toContain('cudaErrorIllegalAddress');
   });
 
   it('pads head dims up to the compiled kernels and rejects > 256', () => {
-    expect([1, 32, 33, 64, 80, 96, 100, 128, 129, 256].map(paddedHeadDim)).toEqual([32, 32, 64, 64, 96, 96, 128, 128, 256, 256]);
+    expect([1, 32, 33, 64, 80, 96, 100, 128, 129, 256].map(paddedHeadDim)).toEqual([
+      32, 32, 64, 64, 96, 96, 128, 128, 256, 256,
+    ]);
     expect(() => paddedHeadDim(257)).toThrow(AttentionInputError);
   });
 });
@@ -96,7 +117,11 @@ describe.skipIf(!!reason)('on the GPU', () => {
     const q = randomTensor(rng, [B, N, H, D], 'float32');
     const k = randomTensor(rng, [B, N, H, D], 'float32');
     const v = randomTensor(rng, [B, N, H, D], 'float32');
-    const [qd, kd, vd] = await Promise.all([be.upload(q, 'bfloat16'), be.upload(k, 'bfloat16'), be.upload(v, 'bfloat16')]);
+    const [qd, kd, vd] = await Promise.all([
+      be.upload(q, 'bfloat16'),
+      be.upload(k, 'bfloat16'),
+      be.upload(v, 'bfloat16'),
+    ]);
     const { out, lse } = await be.forward(qd, kd, vd, { causal: true });
     expect(out.dtype).toBe('bfloat16');
     expect(lse.shape).toEqual([B, H, N]);
@@ -115,11 +140,17 @@ describe.skipIf(!!reason)('on the GPU', () => {
   it('out of memory becomes BackendOutOfMemoryError and the backend keeps working', async () => {
     const be = createCudaBackend();
     const q = randomTensor(createRng(1), [1, 8, 1, 32], 'float16');
+    // A (1, 2^26, 64, 128) float16 tensor is 1 TiB: its device allocation fails before any copy.
+    const huge = {
+      dtype: 'float16',
+      shape: [1, 2 ** 26, 64, 128],
+      data: new Uint16Array(0),
+    } as unknown as Tensor;
     let caught: unknown;
     try {
-      be.addon.malloc(be.device, 2 ** 46);
+      (await be.upload(huge)).dispose();
     } catch (e) {
-      caught = mapCudaError(e, be.name);
+      caught = e;
     }
     expect(caught).toBeInstanceOf(BackendOutOfMemoryError);
     expect((caught as Error).message).toContain('cudaErrorMemoryAllocation');

@@ -30,7 +30,15 @@ import {
 } from '@flashattn/core';
 import { CudaTensor, isCudaTensor } from './device-tensor.js';
 import { CudaUnavailableError, mapCudaError } from './errors.js';
-import { loadAddon, type CudaAddon, type DeviceInfo, type DevicePtr, type NativeShape } from './native.js';
+import {
+  convertRows,
+  loadAddon,
+  memcpyHost,
+  type CudaAddon,
+  type DeviceInfo,
+  type DevicePtr,
+  type NativeShape,
+} from './native.js';
 import { deviceQueue, type SerialQueue } from './queue.js';
 
 export interface CudaBackendOptions {
@@ -48,7 +56,8 @@ export const MAX_HEAD_DIM = 256;
 
 export function paddedHeadDim(d: number): number {
   const p = KERNEL_HEAD_DIMS.find((k) => k >= d);
-  if (p === undefined) throw new AttentionInputError('q.shape[3] (headdim)', `at most ${MAX_HEAD_DIM}`, d);
+  if (p === undefined)
+    throw new AttentionInputError('q.shape[3] (headdim)', `at most ${MAX_HEAD_DIM}`, d);
   return p;
 }
 
@@ -66,7 +75,6 @@ export interface CudaGradients {
 }
 
 type AnyTensor = Tensor | CudaTensor;
-
 
 export class CudaBackend implements AttentionBackend {
   readonly name: string;
@@ -93,11 +101,6 @@ export class CudaBackend implements AttentionBackend {
       maxHeadDim: MAX_HEAD_DIM,
       computeDType: (dtype: DType): DType => (dtype === 'float32' ? f32 : dtype),
     };
-  }
-
-  /** The addon (for benchmarks and tests in this package). */
-  get addon(): CudaAddon {
-    return this.#addon;
   }
 
   #computeDType(dtype: DType): 'float16' | 'bfloat16' {
@@ -139,7 +142,7 @@ export class CudaBackend implements AttentionBackend {
       const raw = this.#malloc(numel(shape) * bytesPerElement(t.dtype));
       if (dtype === t.dtype) {
         try {
-          await this.#addon.memcpy(this.device, raw, t.data, true);
+          await memcpyHost(this.#addon, this.device, raw, t.data, true);
         } catch (e) {
           this.#free([raw]);
           throw e;
@@ -148,10 +151,16 @@ export class CudaBackend implements AttentionBackend {
       }
       let dst: DevicePtr | undefined;
       try {
-        await this.#addon.memcpy(this.device, raw, t.data, true);
+        await memcpyHost(this.#addon, this.device, raw, t.data, true);
         dst = this.#malloc(numel(shape) * bytesPerElement(dtype));
-        this.#addon.convert(this.device, {
-          src: raw, srcDtype: DTYPE_ID[t.dtype], dst, dstDtype: DTYPE_ID[dtype], rows, srcCols: cols, dstCols: cols,
+        convertRows(this.#addon, this.device, {
+          src: raw,
+          srcDtype: DTYPE_ID[t.dtype],
+          dst,
+          dstDtype: DTYPE_ID[dtype],
+          rows,
+          srcCols: cols,
+          dstCols: cols,
         });
       } catch (e) {
         if (dst !== undefined) this.#free([dst]);
@@ -168,20 +177,30 @@ export class CudaBackend implements AttentionBackend {
     return this.#run(() => this.#download(t.ptr, t.dtype, t.shape, dtype));
   }
 
-  async #download(ptr: DevicePtr, srcDtype: DType, shape: readonly number[], dtype: DType): Promise<Tensor> {
+  async #download(
+    ptr: DevicePtr,
+    srcDtype: DType,
+    shape: readonly number[],
+    dtype: DType,
+  ): Promise<Tensor> {
     const n = numel(shape);
     const data = dtype === 'float32' ? new Float32Array(n) : new Uint16Array(n);
     if (srcDtype === dtype) {
-      await this.#addon.memcpy(this.device, ptr, data, false);
+      await memcpyHost(this.#addon, this.device, ptr, data, false);
     } else {
       const cols = shape[shape.length - 1] ?? 1;
       const tmp = this.#malloc(n * bytesPerElement(dtype));
       try {
-        this.#addon.convert(this.device, {
-          src: ptr, srcDtype: DTYPE_ID[srcDtype], dst: tmp, dstDtype: DTYPE_ID[dtype],
-          rows: cols === 0 ? 0 : n / cols, srcCols: cols, dstCols: cols,
+        convertRows(this.#addon, this.device, {
+          src: ptr,
+          srcDtype: DTYPE_ID[srcDtype],
+          dst: tmp,
+          dstDtype: DTYPE_ID[dtype],
+          rows: cols === 0 ? 0 : n / cols,
+          srcCols: cols,
+          dstCols: cols,
         });
-        await this.#addon.memcpy(this.device, tmp, data, false);
+        await memcpyHost(this.#addon, this.device, tmp, data, false);
       } finally {
         this.#free([tmp]);
       }
@@ -199,19 +218,31 @@ export class CudaBackend implements AttentionBackend {
       if (t.dtype === cdt && d === dp) return t.ptr;
       const dst = this.#malloc(rows * dp * bytesPerElement(cdt));
       owned.push(dst);
-      this.#addon.convert(this.device, {
-        src: t.ptr, srcDtype: DTYPE_ID[t.dtype], dst, dstDtype: DTYPE_ID[cdt], rows, srcCols: d, dstCols: dp,
+      convertRows(this.#addon, this.device, {
+        src: t.ptr,
+        srcDtype: DTYPE_ID[t.dtype],
+        dst,
+        dstDtype: DTYPE_ID[cdt],
+        rows,
+        srcCols: d,
+        dstCols: dp,
       });
       return dst;
     }
     const raw = this.#malloc(numel(shape) * bytesPerElement(t.dtype));
     owned.push(raw);
-    await this.#addon.memcpy(this.device, raw, t.data, true);
+    await memcpyHost(this.#addon, this.device, raw, t.data, true);
     if (t.dtype === cdt && d === dp) return raw;
     const dst = this.#malloc(rows * dp * bytesPerElement(cdt));
     owned.push(dst);
-    this.#addon.convert(this.device, {
-      src: raw, srcDtype: DTYPE_ID[t.dtype], dst, dstDtype: DTYPE_ID[cdt], rows, srcCols: d, dstCols: dp,
+    convertRows(this.#addon, this.device, {
+      src: raw,
+      srcDtype: DTYPE_ID[t.dtype],
+      dst,
+      dstDtype: DTYPE_ID[cdt],
+      rows,
+      srcCols: d,
+      dstCols: dp,
     });
     return dst;
   }
@@ -231,8 +262,14 @@ export class CudaBackend implements AttentionBackend {
     let final = ptr;
     if (cdt !== dtype || d !== dp) {
       final = this.#malloc(rows * d * bytesPerElement(dtype));
-      this.#addon.convert(this.device, {
-        src: ptr, srcDtype: DTYPE_ID[cdt], dst: final, dstDtype: DTYPE_ID[dtype], rows, srcCols: dp, dstCols: d,
+      convertRows(this.#addon, this.device, {
+        src: ptr,
+        srcDtype: DTYPE_ID[cdt],
+        dst: final,
+        dstDtype: DTYPE_ID[dtype],
+        rows,
+        srcCols: dp,
+        dstCols: d,
       });
       owned.push(ptr);
     }
@@ -243,25 +280,66 @@ export class CudaBackend implements AttentionBackend {
     return new CudaTensor(this.#addon, this.device, final, dtype, shape);
   }
 
-  #nativeShape(shape: AttentionShape, cdt: DType, dp: number, opts: AttentionOptions | undefined): NativeShape {
+  #nativeShape(
+    shape: AttentionShape,
+    cdt: DType,
+    dp: number,
+    opts: AttentionOptions | undefined,
+  ): NativeShape {
     if (shape.batch > 65535 || shape.nheadsQ > 65535) {
-      throw new AttentionInputError('q.shape', 'batch and nheads at most 65535 (CUDA grid limits)', `[${shape.batch}, ${shape.nheadsQ}]`);
+      throw new AttentionInputError(
+        'q.shape',
+        'batch and nheads at most 65535 (CUDA grid limits)',
+        `[${shape.batch}, ${shape.nheadsQ}]`,
+      );
     }
     const o = resolveOptions(opts, shape.headDim);
     return {
-      dtype: DTYPE_ID[cdt], batch: shape.batch, nheadsQ: shape.nheadsQ, nheadsK: shape.nheadsK,
-      seqlenQ: shape.seqlenQ, seqlenK: shape.seqlenK, headDim: dp, softmaxScale: o.softmaxScale,
-      windowLeft: o.windowLeft, windowRight: o.windowRight,
+      dtype: DTYPE_ID[cdt],
+      batch: shape.batch,
+      nheadsQ: shape.nheadsQ,
+      nheadsK: shape.nheadsK,
+      seqlenQ: shape.seqlenQ,
+      seqlenK: shape.seqlenK,
+      headDim: dp,
+      softmaxScale: o.softmaxScale,
+      windowLeft: o.windowLeft,
+      windowRight: o.windowRight,
     };
   }
 
   // ---- AttentionBackend -------------------------------------------------------------------------------
 
-  forward(q: CudaTensor, k: CudaTensor, v: CudaTensor, opts?: AttentionOptions): Promise<CudaForwardResult>;
-  forward(q: Tensor, k: Tensor, v: Tensor, opts?: AttentionOptions): Promise<AttentionForwardResult>;
-  async forward(q: AnyTensor, k: AnyTensor, v: AnyTensor, opts?: AttentionOptions): Promise<AttentionForwardResult | CudaForwardResult> {
+  forward(
+    q: CudaTensor,
+    k: CudaTensor,
+    v: CudaTensor,
+    opts?: AttentionOptions,
+  ): Promise<CudaForwardResult>;
+  forward(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    opts?: AttentionOptions,
+  ): Promise<AttentionForwardResult>;
+  async forward(
+    q: AnyTensor,
+    k: AnyTensor,
+    v: AnyTensor,
+    opts?: AttentionOptions,
+  ): Promise<AttentionForwardResult | CudaForwardResult> {
     const device = isCudaTensor(q);
-    const shape = device ? validateDevice([['q', q], ['k', k], ['v', v]], this.device, opts) : validateForward(q as Tensor, k as Tensor, v as Tensor, opts);
+    const shape = device
+      ? validateDevice(
+          [
+            ['q', q],
+            ['k', k],
+            ['v', v],
+          ],
+          this.device,
+          opts,
+        )
+      : validateForward(q as Tensor, k as Tensor, v as Tensor, opts);
     const dp = paddedHeadDim(shape.headDim);
     const cdt = this.#computeDType(q.dtype);
     const ns = this.#nativeShape(shape, cdt, dp, opts);
@@ -284,11 +362,11 @@ export class CudaBackend implements AttentionBackend {
         if (device) {
           const lse = new CudaTensor(this.#addon, this.device, lsePtr, 'float32', lseShape);
           lsePtr = undefined;
-          await this.#addon.synchronize(this.device);  // surface kernel faults here, not in a later call
+          await this.#addon.synchronize(this.device); // surface kernel faults here, not in a later call
           return { out: out as CudaTensor, lse };
         }
         const lse = new Float32Array(numel(lseShape));
-        await this.#addon.memcpy(this.device, lsePtr, lse, false);
+        await memcpyHost(this.#addon, this.device, lsePtr, lse, false);
         return { out: out as Tensor, lse };
       } finally {
         if (outPtr !== undefined) owned.push(outPtr);
@@ -299,24 +377,64 @@ export class CudaBackend implements AttentionBackend {
   }
 
   backward(
-    dout: CudaTensor, q: CudaTensor, k: CudaTensor, v: CudaTensor, out: CudaTensor, lse: CudaTensor, opts?: AttentionOptions,
+    dout: CudaTensor,
+    q: CudaTensor,
+    k: CudaTensor,
+    v: CudaTensor,
+    out: CudaTensor,
+    lse: CudaTensor,
+    opts?: AttentionOptions,
   ): Promise<CudaGradients>;
   backward(
-    dout: Tensor, q: Tensor, k: Tensor, v: Tensor, out: Tensor, lse: Float32Array, opts?: AttentionOptions,
+    dout: Tensor,
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    out: Tensor,
+    lse: Float32Array,
+    opts?: AttentionOptions,
   ): Promise<AttentionGradients>;
   async backward(
-    dout: AnyTensor, q: AnyTensor, k: AnyTensor, v: AnyTensor, out: AnyTensor, lse: Float32Array | CudaTensor, opts?: AttentionOptions,
+    dout: AnyTensor,
+    q: AnyTensor,
+    k: AnyTensor,
+    v: AnyTensor,
+    out: AnyTensor,
+    lse: Float32Array | CudaTensor,
+    opts?: AttentionOptions,
   ): Promise<AttentionGradients | CudaGradients> {
     const device = isCudaTensor(q);
     let shape: AttentionShape;
     if (device) {
-      shape = validateDevice([['q', q], ['k', k], ['v', v], ['dout', dout], ['out', out]], this.device, opts);
+      shape = validateDevice(
+        [
+          ['q', q],
+          ['k', k],
+          ['v', v],
+          ['dout', dout],
+          ['out', out],
+        ],
+        this.device,
+        opts,
+      );
       const want = [shape.batch, shape.nheadsQ, shape.seqlenQ];
       if (!isCudaTensor(lse) || lse.dtype !== 'float32' || lse.shape.join() !== want.join()) {
-        throw new AttentionInputError('lse', `a float32 CudaTensor of shape [${want.join(', ')}]`, isCudaTensor(lse) ? `${lse.dtype} [${lse.shape.join(', ')}]` : lse);
+        throw new AttentionInputError(
+          'lse',
+          `a float32 CudaTensor of shape [${want.join(', ')}]`,
+          isCudaTensor(lse) ? `${lse.dtype} [${lse.shape.join(', ')}]` : lse,
+        );
       }
     } else {
-      shape = validateBackward(dout as Tensor, q as Tensor, k as Tensor, v as Tensor, out as Tensor, lse as Float32Array, opts);
+      shape = validateBackward(
+        dout as Tensor,
+        q as Tensor,
+        k as Tensor,
+        v as Tensor,
+        out as Tensor,
+        lse as Float32Array,
+        opts,
+      );
     }
     const dp = paddedHeadDim(shape.headDim);
     const cdt = this.#computeDType(q.dtype);
@@ -336,14 +454,24 @@ export class CudaBackend implements AttentionBackend {
         } else {
           lp = this.#malloc(lse.length * 4);
           owned.push(lp);
-          await this.#addon.memcpy(this.device, lp, lse, true);
+          await memcpyHost(this.#addon, this.device, lp, lse, true);
         }
         const qBytes = shape.batch * shape.seqlenQ * shape.nheadsQ * dp * 2;
         const kBytes = shape.batch * shape.seqlenK * shape.nheadsK * dp * 2;
         grads.push(this.#malloc(qBytes), this.#malloc(kBytes), this.#malloc(kBytes));
         const [dq, dk, dv] = grads as [DevicePtr, DevicePtr, DevicePtr];
         this.#addon.backward(this.device, {
-          ...ns, q: qp, k: kp, v: vp, out: op, dout: dop, lse: lp, dq, dk, dv, deterministic: this.deterministic,
+          ...ns,
+          q: qp,
+          k: kp,
+          v: vp,
+          out: op,
+          dout: dop,
+          lse: lp,
+          dq,
+          dk,
+          dv,
+          deterministic: this.deterministic,
         });
         const qShape = [shape.batch, shape.seqlenQ, shape.nheadsQ, shape.headDim];
         const kShape = [shape.batch, shape.seqlenK, shape.nheadsK, shape.headDim];
@@ -401,53 +529,114 @@ function validateDevice(
   opts: AttentionOptions | undefined,
 ): AttentionShape {
   for (const [name, t] of named) {
-    if (!isCudaTensor(t)) throw new AttentionInputError(name, 'a CudaTensor (all inputs on the device, or none)', t);
-    if (t.disposed) throw new AttentionInputError(name, 'a live CudaTensor', 'a disposed CudaTensor');
-    if (t.device !== device) throw new AttentionInputError(`${name}.device`, `device ${device}`, t.device);
+    if (!isCudaTensor(t))
+      throw new AttentionInputError(name, 'a CudaTensor (all inputs on the device, or none)', t);
+    if (t.disposed)
+      throw new AttentionInputError(name, 'a live CudaTensor', 'a disposed CudaTensor');
+    if (t.device !== device)
+      throw new AttentionInputError(`${name}.device`, `device ${device}`, t.device);
   }
   const axes = ['batch', 'seqlen', 'nheads', 'headdim'];
-  const [[, q], [, k], [, v]] = named as [[string, CudaTensor], [string, CudaTensor], [string, CudaTensor]];
+  const [[, q], [, k], [, v]] = named as [
+    [string, CudaTensor],
+    [string, CudaTensor],
+    [string, CudaTensor],
+  ];
   for (const [name, t] of named) {
     if (t.shape.length !== 4) {
-      throw new AttentionInputError(`${name}.shape`, 'rank 4 (batch, seqlen, nheads, headdim)', `rank ${t.shape.length}`);
+      throw new AttentionInputError(
+        `${name}.shape`,
+        'rank 4 (batch, seqlen, nheads, headdim)',
+        `rank ${t.shape.length}`,
+      );
     }
     t.shape.forEach((x, axis) => {
-      if (!Number.isInteger(x) || x < 1) throw new AttentionInputError(`${name}.shape[${axis}] (${axes[axis]})`, 'a positive integer', x);
+      if (!Number.isInteger(x) || x < 1)
+        throw new AttentionInputError(
+          `${name}.shape[${axis}] (${axes[axis]})`,
+          'a positive integer',
+          x,
+        );
     });
-    if (t.dtype !== q.dtype) throw new AttentionInputError(`${name}.dtype`, `${q.dtype} to match q.dtype`, t.dtype);
+    if (t.dtype !== q.dtype)
+      throw new AttentionInputError(`${name}.dtype`, `${q.dtype} to match q.dtype`, t.dtype);
   }
-  const same = (name: string, t: CudaTensor, axis: number, refName: string, ref: CudaTensor): void => {
+  const same = (
+    name: string,
+    t: CudaTensor,
+    axis: number,
+    refName: string,
+    ref: CudaTensor,
+  ): void => {
     if (t.shape[axis] !== ref.shape[axis]) {
-      throw new AttentionInputError(`${name}.shape[${axis}] (${axes[axis]})`, `${ref.shape[axis]} to match ${refName}.shape[${axis}]`, t.shape[axis]);
+      throw new AttentionInputError(
+        `${name}.shape[${axis}] (${axes[axis]})`,
+        `${ref.shape[axis]} to match ${refName}.shape[${axis}]`,
+        t.shape[axis],
+      );
     }
   };
   same('k', k, 0, 'q', q);
   same('k', k, 3, 'q', q);
   for (let axis = 0; axis < 4; axis++) same('v', v, axis, 'k', k);
   if (q.shape[2]! % k.shape[2]! !== 0) {
-    throw new AttentionInputError('k.shape[2] (nheads)', `a divisor of q's nheads ${q.shape[2]} (GQA/MQA needs nheads_q % nheads_k === 0)`, k.shape[2]);
+    throw new AttentionInputError(
+      'k.shape[2] (nheads)',
+      `a divisor of q's nheads ${q.shape[2]} (GQA/MQA needs nheads_q % nheads_k === 0)`,
+      k.shape[2],
+    );
   }
   validateOptions(opts);
   const shape: AttentionShape = {
-    batch: q.shape[0]!, seqlenQ: q.shape[1]!, seqlenK: k.shape[1]!, nheadsQ: q.shape[2]!, nheadsK: k.shape[2]!, headDim: q.shape[3]!,
+    batch: q.shape[0]!,
+    seqlenQ: q.shape[1]!,
+    seqlenK: k.shape[1]!,
+    nheadsQ: q.shape[2]!,
+    nheadsK: k.shape[2]!,
+    headDim: q.shape[3]!,
   };
   for (const name of ['dout', 'out']) {
     const t = named.find(([n]) => n === name)?.[1];
     if (!t) continue;
-    if (t.dtype !== named[0]![1].dtype) throw new AttentionInputError(`${name}.dtype`, `${named[0]![1].dtype} to match q.dtype`, t.dtype);
+    if (t.dtype !== named[0]![1].dtype)
+      throw new AttentionInputError(
+        `${name}.dtype`,
+        `${named[0]![1].dtype} to match q.dtype`,
+        t.dtype,
+      );
     if (t.shape.join() !== named[0]![1].shape.join()) {
-      throw new AttentionInputError(`${name}.shape`, `[${named[0]![1].shape.join(', ')}] to match q`, `[${t.shape.join(', ')}]`);
+      throw new AttentionInputError(
+        `${name}.shape`,
+        `[${named[0]![1].shape.join(', ')}] to match q`,
+        `[${t.shape.join(', ')}]`,
+      );
     }
   }
   return shape;
 }
 
-/** Create the CUDA backend. Throws CudaUnavailableError when the addon, driver or a usable GPU is missing. */
-export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
+/** The checked options and the opened device shared by `createCudaBackend` and `createCudaDevice`. */
+export function openCudaDevice(opts: CudaBackendOptions): {
+  addon: CudaAddon;
+  device: number;
+  info: DeviceInfo;
+} {
   const device = opts.device ?? 0;
-  if (!Number.isInteger(device) || device < 0) throw new AttentionInputError('opts.device', 'a non-negative integer', device);
-  if (opts.float32ComputeDType !== undefined && opts.float32ComputeDType !== 'bfloat16' && opts.float32ComputeDType !== 'float16') {
-    throw new AttentionInputError('opts.float32ComputeDType', "'bfloat16' or 'float16'", opts.float32ComputeDType);
+  if (!Number.isInteger(device) || device < 0)
+    throw new AttentionInputError('opts.device', 'a non-negative integer', device);
+  if (
+    opts.float32ComputeDType !== undefined &&
+    opts.float32ComputeDType !== 'bfloat16' &&
+    opts.float32ComputeDType !== 'float16'
+  ) {
+    throw new AttentionInputError(
+      'opts.float32ComputeDType',
+      "'bfloat16' or 'float16'",
+      opts.float32ComputeDType,
+    );
+  }
+  if (opts.deterministic !== undefined && typeof opts.deterministic !== 'boolean') {
+    throw new AttentionInputError('opts.deterministic', 'a boolean', opts.deterministic);
   }
   const load = loadAddon();
   if (!load.addon) throw new CudaUnavailableError(load.reason);
@@ -456,15 +645,27 @@ export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
   try {
     count = load.addon.deviceCount();
     if (device >= count) {
-      throw new CudaUnavailableError(count === 0 ? 'no CUDA device found' : `device ${device} requested, ${count} present`);
+      throw new CudaUnavailableError(
+        count === 0 ? 'no CUDA device found' : `device ${device} requested, ${count} present`,
+      );
     }
     info = load.addon.deviceInfo(device);
   } catch (e) {
     const mapped = mapCudaError(e, 'cuda');
-    throw mapped instanceof CudaUnavailableError ? mapped : new CudaUnavailableError(mapped.message, { cause: e });
+    throw mapped instanceof CudaUnavailableError
+      ? mapped
+      : new CudaUnavailableError(mapped.message, { cause: e });
   }
   if (info.major < 8) {
-    throw new CudaUnavailableError(`${info.name} has compute capability ${info.major}.${info.minor}; the kernels need >= 8.0 (mma.sync bf16, cp.async)`);
+    throw new CudaUnavailableError(
+      `${info.name} has compute capability ${info.major}.${info.minor}; the kernels need >= 8.0 (mma.sync bf16, cp.async)`,
+    );
   }
-  return new CudaBackend(load.addon, device, info, opts);
+  return { addon: load.addon, device, info };
+}
+
+/** Create the CUDA backend. Throws CudaUnavailableError when the addon, driver or a usable GPU is missing. */
+export function createCudaBackend(opts: CudaBackendOptions = {}): CudaBackend {
+  const { addon, device, info } = openCudaDevice(opts);
+  return new CudaBackend(addon, device, info, opts);
 }

@@ -6,7 +6,10 @@ import { createCudaBackend } from './backend.js';
 import { cudaUnavailableReason } from './availability.js';
 
 const reason = cudaUnavailableReason();
-describeConformance('cuda', () => createCudaBackend(), { matrix: 'ci', skip: reason ? `CUDA unavailable: ${reason}` : undefined });
+describeConformance('cuda', () => createCudaBackend(), {
+  matrix: 'ci',
+  skip: reason ? `CUDA unavailable: ${reason}` : undefined,
+});
 describeConformance('cuda-deterministic', () => createCudaBackend({ deterministic: true }), {
   matrix: 'smoke',
   skip: reason ? `CUDA unavailable: ${reason}` : undefined,

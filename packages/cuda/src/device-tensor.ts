@@ -27,7 +27,13 @@ export class CudaTensor {
   #ptr: DevicePtr | undefined;
 
   /** Wraps a buffer the caller owns no longer (the tensor frees it). */
-  constructor(addon: CudaAddon, device: number, ptr: DevicePtr, dtype: DType, shape: readonly number[]) {
+  constructor(
+    addon: CudaAddon,
+    device: number,
+    ptr: DevicePtr,
+    dtype: DType,
+    shape: readonly number[],
+  ) {
     this.#addon = addon;
     this.device = device;
     this.#ptr = ptr;

@@ -1,8 +1,16 @@
-export { createCudaBackend, CudaBackend, KERNEL_HEAD_DIMS, MAX_HEAD_DIM, paddedHeadDim } from './backend.js';
+export {
+  createCudaBackend,
+  CudaBackend,
+  KERNEL_HEAD_DIMS,
+  MAX_HEAD_DIM,
+  paddedHeadDim,
+} from './backend.js';
 export type { CudaBackendOptions, CudaForwardResult, CudaGradients } from './backend.js';
+export { createCudaDevice, CudaDevice } from './device.js';
+export type { CudaDeviceOptions } from './device.js';
+export { CudaBuffer } from './cuda-buffer.js';
 export { CudaTensor, isCudaTensor } from './device-tensor.js';
 export { CudaUnavailableError, mapCudaError } from './errors.js';
 export { cudaStatus, cudaUnavailableReason, isCudaAvailable } from './availability.js';
 export type { CudaStatus } from './availability.js';
-export { loadAddon } from './native.js';
-export type { CudaAddon, DeviceInfo, NativeBackward, NativeForward, NativeShape } from './native.js';
+export type { DeviceInfo } from './native.js';

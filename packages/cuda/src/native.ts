@@ -1,6 +1,8 @@
 /**
- * Loading the optional addon. Built by scripts/build-native.mjs (node-gyp + nvcc) into
- * build/Release/flashattn_cuda.node; FLASHATTN_CUDA_ADDON overrides the path (used by bundles).
+ * The raw addon (`@flashattn/cuda/native`): loading it, and the types of its functions. Built by
+ * scripts/build-native.mjs (node-gyp + nvcc) into build/Release/flashattn_cuda.node; FLASHATTN_CUDA_ADDON
+ * overrides the path (used by bundles). Applications use `createCudaBackend` / `createCudaDevice` from the main
+ * entry; this subpath is for benchmarks and tests that drive the kernels directly.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -24,12 +26,23 @@ export interface NativeShape {
   windowLeft: number;
   windowRight: number;
 }
+/**
+ * [batch, row, head] strides in elements of a (B, N, H, D) operand (head-dim stride 1). Each must be a multiple
+ * of 8 and each pointer 16-byte aligned (the kernels move 16 bytes per row chunk); absent = contiguous.
+ */
+export type NativeStrides = readonly [number, number, number];
+
+/** Pointers to element (0, 0, 0, 0) of each operand. lse is a contiguous (B, Hq, Nq) float32 buffer. */
 export interface NativeForward extends NativeShape {
   q: DevicePtr;
   k: DevicePtr;
   v: DevicePtr;
   out: DevicePtr;
   lse: DevicePtr;
+  qStrides?: NativeStrides;
+  kStrides?: NativeStrides;
+  vStrides?: NativeStrides;
+  outStrides?: NativeStrides;
 }
 export interface NativeBackward extends NativeShape {
   q: DevicePtr;
@@ -42,6 +55,29 @@ export interface NativeBackward extends NativeShape {
   dk: DevicePtr;
   dv: DevicePtr;
   deterministic: boolean;
+  qStrides?: NativeStrides;
+  kStrides?: NativeStrides;
+  vStrides?: NativeStrides;
+  outStrides?: NativeStrides;
+  doutStrides?: NativeStrides;
+  dqStrides?: NativeStrides;
+  dkStrides?: NativeStrides;
+  dvStrides?: NativeStrides;
+}
+
+/** dst (B, N, H, dstCols) = src (B, N, H, srcCols) between strided views, cast; columns past srcCols are 0. */
+export interface NativeConvert {
+  src: DevicePtr;
+  /** 0 = float32, 1 = float16, 2 = bfloat16 */
+  srcDtype: number;
+  srcStrides: NativeStrides;
+  dst: DevicePtr;
+  dstDtype: number;
+  dstStrides: NativeStrides;
+  /** [B, N, H] */
+  shape: readonly [number, number, number];
+  srcCols: number;
+  dstCols: number;
 }
 
 export interface DeviceInfo {
@@ -59,16 +95,32 @@ export interface CudaAddon {
   deviceCount(): number;
   deviceInfo(device: number): DeviceInfo;
   malloc(device: number, bytes: number): DevicePtr;
+  /** Stream-ordered: work already enqueued that uses ptr still sees it. */
   free(device: number, ptr: DevicePtr): void;
-  memcpy(device: number, ptr: DevicePtr, host: ArrayBufferView, toDevice: boolean): Promise<void>;
-  synchronize(device: number): Promise<void>;
-  convert(
+  /** Host <-> device copy of exactly `bytes` (the host array's byteLength must equal it, or a TypeError). */
+  memcpy(
     device: number,
-    a: { src: DevicePtr; srcDtype: number; dst: DevicePtr; dstDtype: number; rows: number; srcCols: number; dstCols: number },
-  ): void;
+    ptr: DevicePtr,
+    bytes: number,
+    host: ArrayBufferView,
+    toDevice: boolean,
+  ): Promise<void>;
+  /** Enqueued device-to-device copy. */
+  copyDevice(device: number, dst: DevicePtr, src: DevicePtr, bytes: number): void;
+  /** Enqueued: bytes [ptr, ptr + bytes) = 0. */
+  memset(device: number, ptr: DevicePtr, bytes: number): void;
+  synchronize(device: number): Promise<void>;
+  /** Enqueued strided cast (kernels/strided_convert.cu). */
+  convert(device: number, a: NativeConvert): void;
   forward(device: number, p: NativeForward): void;
   backward(device: number, p: NativeBackward): void;
-  benchmark(device: number, fwd: NativeForward | null, bwd: NativeBackward | null, warmup: number, iters: number): Promise<number[]>;
+  benchmark(
+    device: number,
+    fwd: NativeForward | null,
+    bwd: NativeBackward | null,
+    warmup: number,
+    iters: number,
+  ): Promise<number[]>;
   /** [bytes in use now, high watermark since the last reset, bytes held from the driver] of the device's pool. */
   memPoolUsage(device: number, resetHigh: boolean): [number, number, number];
   /** Returns the pool's cached free memory to the driver (memory in use stays). */
@@ -112,7 +164,48 @@ export function loadAddon(): AddonLoad {
     const require = createRequire(import.meta.url);
     cached = { addon: require(path) as CudaAddon, path };
   } catch (e) {
-    cached = { addon: undefined, reason: `the native addon failed to load: ${(e as Error).message}` };
+    cached = {
+      addon: undefined,
+      reason: `the native addon failed to load: ${(e as Error).message}`,
+    };
   }
   return cached;
+}
+
+/** Copy a whole host array to or from the device range starting at ptr (its byteLength bytes). */
+export function memcpyHost(
+  addon: CudaAddon,
+  device: number,
+  ptr: DevicePtr,
+  host: ArrayBufferView,
+  toDevice: boolean,
+): Promise<void> {
+  return addon.memcpy(device, ptr, host.byteLength, host, toDevice);
+}
+
+/** Contiguous (rows, srcCols) -> (rows, dstCols) cast with zero padding / truncation of columns. */
+export function convertRows(
+  addon: CudaAddon,
+  device: number,
+  a: {
+    src: DevicePtr;
+    srcDtype: number;
+    dst: DevicePtr;
+    dstDtype: number;
+    rows: number;
+    srcCols: number;
+    dstCols: number;
+  },
+): void {
+  addon.convert(device, {
+    src: a.src,
+    srcDtype: a.srcDtype,
+    srcStrides: [0, a.srcCols, 0],
+    dst: a.dst,
+    dstDtype: a.dstDtype,
+    dstStrides: [0, a.dstCols, 0],
+    shape: [1, a.rows, 1],
+    srcCols: a.srcCols,
+    dstCols: a.dstCols,
+  });
 }

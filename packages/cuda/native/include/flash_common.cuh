@@ -119,10 +119,10 @@ __device__ __forceinline__ int key_hi(int i, const AttnShape& s) {
 
 // A Q block whose rows see no key at all (windows, Nk = 0 ranges): out = 0, lse = -inf for its rows_q rows.
 template <int D, int NT, typename T>
-__device__ __forceinline__ void write_fully_masked_rows(T* gO, int64_t q_rs, float* gLse, int rows_q, int tid) {
+__device__ __forceinline__ void write_fully_masked_rows(T* gO, int64_t o_rs, float* gLse, int rows_q, int tid) {
   for (int idx = tid; idx < rows_q * (D / 8); idx += NT) {
     const int r = idx / (D / 8), c = idx % (D / 8);
-    *reinterpret_cast<uint4*>(gO + r * q_rs + c * 8) = make_uint4(0, 0, 0, 0);
+    *reinterpret_cast<uint4*>(gO + r * o_rs + c * 8) = make_uint4(0, 0, 0, 0);
   }
   for (int r = tid; r < rows_q; r += NT) gLse[r] = -INFINITY;
 }

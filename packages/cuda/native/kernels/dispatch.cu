@@ -1,14 +1,7 @@
 // Dispatch on (dtype, head dim) and the backward's sequence of launches.
-#include <cstdlib>
-#include <cstring>
-
 #include "../include/launchers.h"
 
 namespace flash {
-
-// wgmma (sm_90a) where the device and the binary have it, else w2x4 with Br = 128 at D = 64 (see
-// bwd_kernel_choice()); H100 figures in README.md.
-constexpr int kBwdKernelDefault = 6;
 
 #define FLASH_CASE(D, KIND)                                                  \
   case D:                                                                    \
@@ -27,7 +20,9 @@ cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream) {
 }
 
 static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) {
-  if ((p.s.D == 64 || p.s.D == 128) && bwd_kernel_choice() == 6 && wgmma_available())
+  // D = 64 / 128: wgmma (sm_90a) where the device and the binary have it (H100 bwd +7-12% over the mma.sync
+  // kernel, README.md tuning log), else flash_bwd_dkdv_sm80.
+  if ((p.s.D == 64 || p.s.D == 128) && wgmma_available())
     return run_bwd_wgmma(dtype, p, stream);
   switch (p.s.D) {
     FLASH_CASE(32, bwd)
@@ -41,22 +36,9 @@ static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) 
 }
 #undef FLASH_CASE
 
-int bwd_block_q(int) { return 64; }  // Br of both backward kernels
-
-int bwd_kernel_choice() {
-  static const int choice = [] {
-    const char* v = std::getenv("FLASHATTN_CUDA_BWD");
-    if (v && std::strcmp(v, "16x1") == 0) return 0;
-    if (v && std::strcmp(v, "2x4") == 0) return 1;
-    if (v && std::strcmp(v, "2x4s") == 0) return 2;
-    if (v && std::strcmp(v, "2x4b") == 0) return 3;
-    if (v && std::strcmp(v, "2x4r") == 0) return 4;
-    if (v && std::strcmp(v, "2x4c") == 0) return 5;
-    if (v && std::strcmp(v, "wgmma") == 0) return 6;
-    return kBwdKernelDefault;
-  }();
-  return choice;
-}
+// The smallest Br of the backward kernels (64; flash_bwd_dkdv_sm80 takes 128 at D = 64): sizes the
+// deterministic-mode semaphores, B * Hq * ceil(Nq / 64), enough for every kernel.
+int bwd_block_q(int) { return 64; }
 
 cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream) {
   const AttnShape& s = p.s;

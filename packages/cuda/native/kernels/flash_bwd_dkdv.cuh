@@ -8,51 +8,10 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "../include/block_info.cuh"
 #include "../include/flash_common.cuh"
 
 namespace flash {
-
-__device__ __forceinline__ int cdiv(int a, int b) { return (a + b - 1) / b; }
-
-// Query rows that see some key of [n0, n0 + Bc): [i_min, i_end) (empty when i_end <= i_min).
-__device__ __forceinline__ void query_range(int n0, int Bc, const AttnShape& s, int& i_min, int& i_end) {
-  const int shift = s.Nk - s.Nq;
-  const int n_end = min(n0 + Bc, s.Nk);
-  i_min = s.window_right < 0 ? 0 : max(0, n0 - shift - s.window_right);
-  i_end = s.window_left < 0 ? s.Nq : min(s.Nq, n_end - shift + s.window_left);
-}
-
-// Deterministic mode (dq_semaphore set): the key blocks that reach Q block mb add into dQ_mb one after another,
-// in increasing nb. The first of them is the smallest nb' whose query range reaches Q block mb; block nb waits
-// until the semaphore counts nb - nb' finished blocks. Every thread of the block calls both functions.
-// (A block only waits for blocks of lower index, which the hardware dispatches first.)
-__device__ __forceinline__ int* dq_turn_semaphore(const BwdParams& p, int b, int h, int mb, int Br) {
-  return p.dq_semaphore ? p.dq_semaphore + ((int64_t)b * p.s.Hq + h) * cdiv(p.s.Nq, Br) + mb : nullptr;
-}
-__device__ __forceinline__ void dq_wait_turn(int* sem, const AttnShape& s, int nb, int mb, int Bc, int Br) {
-  if (!sem) return;
-  if (threadIdx.x == 0) {
-    int lo = 0, hi = nb;
-    while (lo < hi) {
-      const int mid = (lo + hi) / 2;
-      int a, e;
-      query_range(mid * Bc, Bc, s, a, e);
-      const bool reaches = e > a && cdiv(e, Br) > mb;
-      if (reaches) hi = mid; else lo = mid + 1;
-    }
-    const int turn = nb - lo;
-    while (atomicAdd(sem, 0) != turn) __nanosleep(64);
-    __threadfence();
-  }
-  __syncthreads();
-}
-// After this block's dQ_mb atomics: make them visible, then hand the turn on.
-__device__ __forceinline__ void dq_pass_turn(int* sem) {
-  if (!sem) return;
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) atomicAdd(sem, 1);
-}
 
 template <typename T, int D, int Bc, int Br, int CS, int STAGES, int MINB>
 __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel(const BwdParams p) {
@@ -81,38 +40,35 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
 
   const AttnShape& s = p.s;
   const int nb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (s.Hq / s.Hk);
+  const BlockInfo bi(s, b, h);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4, mi = lane / 8, r8 = lane % 8;
   const int kr = warp % RW, cs = warp / RW;  // key row group, column split
   const int n0 = nb * Bc;
   const int rows_k = min(Bc, s.Nk - n0);
 
-  const int64_t q_rs = (int64_t)s.Hq * D, k_rs = (int64_t)s.Hk * D;
-  const T* gQ0 = reinterpret_cast<const T*>(p.q);
-  const T* gdO0 = reinterpret_cast<const T*>(p.dout);
-  const T* gK0 = reinterpret_cast<const T*>(p.k);
-  const T* gV0 = reinterpret_cast<const T*>(p.v);
-  const T* gQ = gQ0 + (int64_t)b * s.Nq * q_rs + (int64_t)h * D;     // (Nq, D)
-  const T* gdO = gdO0 + (int64_t)b * s.Nq * q_rs + (int64_t)h * D;   // (Nq, D)
-  const float* gLse = p.lse + ((int64_t)b * s.Hq + h) * s.Nq;        // (Nq,)
-  const float* gDi = p.d_rowsum + ((int64_t)b * s.Hq + h) * s.Nq;    // (Nq,)
-  float* gdQacc = p.dq_accum + (int64_t)b * s.Nq * q_rs + (int64_t)h * D;  // (Nq, D) fp32
+  const int64_t q_rs = p.q_row_stride, do_rs = p.do_row_stride, k_rs = p.k_row_stride, v_rs = p.v_row_stride;
+  const int64_t dqa_rs = (int64_t)s.Hq * D;                // dq_accum row stride (contiguous)
+  const T* gQ = bi.q<T>(p);                               // (Nq, D) rows of stride q_rs
+  const T* gdO = bi.dout<T>(p);                           // (Nq, D) rows of stride do_rs
+  const T* gK = bi.k<T>(p) + (int64_t)n0 * k_rs;          // (rows_k, D) rows of stride k_rs
+  const T* gV = bi.v<T>(p) + (int64_t)n0 * v_rs;          // (rows_k, D) rows of stride v_rs
+  const float* gLse = p.lse + bi.row_stat(s);             // (Nq,)
+  const float* gDi = p.d_rowsum + bi.row_stat(s);         // (Nq,)
+  float* gdQacc = bi.dq_accum(p);                         // (Nq, D) fp32, rows of stride dqa_rs
 
-  int i_min, i_end;
-  query_range(n0, Bc, s, i_min, i_end);
-  const int mb_lo = i_min / Br;
-  const int mb_hi = i_end > i_min ? cdiv(i_end, Br) : mb_lo;
+  int mb_lo, mb_hi;
+  BlockInfo::query_blocks(s, n0, Bc, Br, mb_lo, mb_hi);
 
   // Algorithm 2, line 6: load K_j, V_j; and the first Q_i, dO_i, lse_i, D_i.
   if (mb_lo < mb_hi) {
-    load_tile<Bc, D, NT>(sK, gK0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gK0, tid);
-    load_tile<Bc, D, NT>(sV, gV0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gV0, tid);
+    load_tile<Bc, D, NT>(sK, gK, k_rs, rows_k, gK, tid);
+    load_tile<Bc, D, NT>(sV, gV, v_rs, rows_k, gV, tid);
   }
   auto load_q_block = [&](int mb, int stage) {
     const int m0 = mb * Br, rows = min(Br, s.Nq - m0);
-    load_tile<Br, D, NT>(sQ + stage * Br * SD, gQ + (int64_t)m0 * q_rs, q_rs, rows, gQ0, tid);
-    load_tile<Br, D, NT>(sdO + stage * Br * SD, gdO + (int64_t)m0 * q_rs, q_rs, rows, gdO0, tid);
+    load_tile<Br, D, NT>(sQ + stage * Br * SD, gQ + (int64_t)m0 * q_rs, q_rs, rows, gQ, tid);
+    load_tile<Br, D, NT>(sdO + stage * Br * SD, gdO + (int64_t)m0 * do_rs, do_rs, rows, gdO, tid);
     for (int r = tid; r < Br; r += NT) {
       cp_async4(smem_addr(sLse + stage * Br + r), r < rows ? gLse + m0 + r : p.lse, r < rows);
       cp_async4(smem_addr(sDi + stage * Br + r), r < rows ? gDi + m0 + r : p.d_rowsum, r < rows);
@@ -264,7 +220,7 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
       {
         const bool even = (t & 1) == 0;
         const int i = m0 + rg * 16 + g + (even ? 0 : 8);
-        float* dst = gdQacc + (int64_t)i * q_rs + cg * DQC + c0 + 2 * (t & ~1);
+        float* dst = gdQacc + (int64_t)i * dqa_rs + cg * DQC + c0 + 2 * (t & ~1);
 #pragma unroll
         for (int n = 0; n < DQCH / 8; ++n) {
           const float s0 = even ? dq[n][2] : dq[n][0], s1 = even ? dq[n][3] : dq[n][1];
@@ -278,7 +234,7 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
       for (int rr = 0; rr < 2; ++rr) {
         const int i = m0 + rg * 16 + g + rr * 8;
         if (i < s.Nq) {
-          float* dst = gdQacc + (int64_t)i * q_rs + cg * DQC + c0 + 2 * t;
+          float* dst = gdQacc + (int64_t)i * dqa_rs + cg * DQC + c0 + 2 * t;
 #pragma unroll
           for (int n = 0; n < DQCH / 8; ++n) {
             atomicAdd(dst + n * 8, dq[n][2 * rr]);
@@ -293,6 +249,8 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
   }
 
   // Algorithm 2, line 20: write dK_j (times softmaxScale) and dV_j. GQA/MQA: fp32 per query head, summed later.
+  T* gdK = bi.dk<T>(p);  // (Nk, D) rows of stride dk_row_stride
+  T* gdV = bi.dv<T>(p);
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int j = n0 + kr * 16 + g + rr * 8;
@@ -303,13 +261,12 @@ __global__ void __launch_bounds__(Bc / 16 * CS * 32, MINB) flash_bwd_dkdv_kernel
       const float dk0 = acc_dk[n][2 * rr] * s.scale, dk1 = acc_dk[n][2 * rr + 1] * s.scale;
       const float dv0 = acc_dv[n][2 * rr], dv1 = acc_dv[n][2 * rr + 1];
       if (p.dk_expanded) {
-        const int64_t off = (((int64_t)b * s.Nk + j) * s.Hq + h) * D + d;
+        const int64_t off = bi.expanded_offset(s, j) + d;
         *reinterpret_cast<float2*>(p.dk_expanded + off) = make_float2(dk0, dk1);
         *reinterpret_cast<float2*>(p.dv_expanded + off) = make_float2(dv0, dv1);
       } else {
-        const int64_t off = (((int64_t)b * s.Nk + j) * s.Hk + hk) * D + d;
-        *reinterpret_cast<uint32_t*>(reinterpret_cast<T*>(p.dk) + off) = M::pack(dk0, dk1);
-        *reinterpret_cast<uint32_t*>(reinterpret_cast<T*>(p.dv) + off) = M::pack(dv0, dv1);
+        *reinterpret_cast<uint32_t*>(gdK + j * p.dk_row_stride + d) = M::pack(dk0, dk1);
+        *reinterpret_cast<uint32_t*>(gdV + j * p.dv_row_stride + d) = M::pack(dv0, dv1);
       }
     }
   }

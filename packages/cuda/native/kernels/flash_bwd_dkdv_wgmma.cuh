@@ -7,15 +7,15 @@
 //   dK_j += dS^T Q_i    already laid out as wgmma's A fragment, so P never goes through shared memory)
 //   dQ_i += dS K_j     (dS read transposed from the dS^T tile both warpgroups wrote; Br = 128: warpgroup wg
 //                       takes queries wg*64..; Br = 64: all queries, columns wg*D/2..)
-// Against flash_bwd_dkdv_w2x4.cuh (mma.sync): no ldmatrix (wgmma reads B, and A of S^T / dP^T / dQ, from
+// Against flash_bwd_dkdv_sm80.cuh (mma.sync): no ldmatrix (wgmma reads B, and A of S^T / dP^T / dQ, from
 // shared memory itself), P^T is not staged in shared memory, and the MMAs run asynchronously to the softmax.
 // Shared memory is "core-matrix tiled" (see ../include/wgmma.cuh), no swizzle.
 #pragma once
 #include <cuda_runtime.h>
 
+#include "../include/block_info.cuh"
 #include "../include/flash_common.cuh"
 #include "../include/wgmma.cuh"
-#include "flash_bwd_dkdv.cuh"
 
 namespace flash {
 
@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
 
   const AttnShape& s = p.s;
   const int nb = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (s.Hq / s.Hk);
+  const BlockInfo bi(s, b, h);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int wg = warp / 4, wl = warp % 4, g = lane / 4, t = lane % 4;
   const int n0 = nb * Bc;
@@ -60,26 +60,23 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
   const int q0 = Br == 128 ? wg * 64 : 0;  // dQ: first query row of this warpgroup
   const int c0 = Br == 128 ? 0 : wg * QN;  // dQ: first column of this warpgroup
 
-  const int64_t q_rs = (int64_t)s.Hq * D, k_rs = (int64_t)s.Hk * D;
-  const T* gQ0 = reinterpret_cast<const T*>(p.q);
-  const T* gdO0 = reinterpret_cast<const T*>(p.dout);
-  const T* gK0 = reinterpret_cast<const T*>(p.k);
-  const T* gV0 = reinterpret_cast<const T*>(p.v);
-  const T* gQ = gQ0 + (int64_t)b * s.Nq * q_rs + (int64_t)h * D;          // (Nq, D)
-  const T* gdO = gdO0 + (int64_t)b * s.Nq * q_rs + (int64_t)h * D;        // (Nq, D)
-  const float* gLse = p.lse + ((int64_t)b * s.Hq + h) * s.Nq;             // (Nq,)
-  const float* gDi = p.d_rowsum + ((int64_t)b * s.Hq + h) * s.Nq;         // (Nq,)
-  float* gdQacc = p.dq_accum + (int64_t)b * s.Nq * q_rs + (int64_t)h * D;  // (Nq, D) fp32
+  const int64_t q_rs = p.q_row_stride, do_rs = p.do_row_stride, k_rs = p.k_row_stride, v_rs = p.v_row_stride;
+  const int64_t dqa_rs = (int64_t)s.Hq * D;                // dq_accum row stride (contiguous)
+  const T* gQ = bi.q<T>(p);                               // (Nq, D) rows of stride q_rs
+  const T* gdO = bi.dout<T>(p);                           // (Nq, D) rows of stride do_rs
+  const T* gK = bi.k<T>(p) + (int64_t)n0 * k_rs;          // (rows_k, D) rows of stride k_rs
+  const T* gV = bi.v<T>(p) + (int64_t)n0 * v_rs;          // (rows_k, D) rows of stride v_rs
+  const float* gLse = p.lse + bi.row_stat(s);             // (Nq,)
+  const float* gDi = p.d_rowsum + bi.row_stat(s);         // (Nq,)
+  float* gdQacc = bi.dq_accum(p);                         // (Nq, D) fp32, rows of stride dqa_rs
 
-  int i_min, i_end;
-  query_range(n0, Bc, s, i_min, i_end);
-  const int mb_lo = i_min / Br;
-  const int mb_hi = i_end > i_min ? cdiv(i_end, Br) : mb_lo;
+  int mb_lo, mb_hi;
+  BlockInfo::query_blocks(s, n0, Bc, Br, mb_lo, mb_hi);
 
   auto load_q_block = [&](int mb, int stage) {
     const int m0 = mb * Br, rows = min(Br, s.Nq - m0);
-    wgmma::load_tile_cm<Br, D, NT>(sQ_a + stage * Br * D * 2, gQ + (int64_t)m0 * q_rs, q_rs, rows, gQ0, tid);
-    wgmma::load_tile_cm<Br, D, NT>(sdO_a + stage * Br * D * 2, gdO + (int64_t)m0 * q_rs, q_rs, rows, gdO0, tid);
+    wgmma::load_tile_cm<Br, D, NT>(sQ_a + stage * Br * D * 2, gQ + (int64_t)m0 * q_rs, q_rs, rows, gQ, tid);
+    wgmma::load_tile_cm<Br, D, NT>(sdO_a + stage * Br * D * 2, gdO + (int64_t)m0 * do_rs, do_rs, rows, gdO, tid);
     for (int r = tid; r < Br; r += NT) {
       cp_async4(smem_addr(sLse + stage * Br + r), r < rows ? gLse + m0 + r : p.lse, r < rows);
       cp_async4(smem_addr(sDi + stage * Br + r), r < rows ? gDi + m0 + r : p.d_rowsum, r < rows);
@@ -87,8 +84,8 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
   };
   // Algorithm 2, line 6: load K_j, V_j; and the first Q_i, dO_i, lse_i, D_i.
   if (mb_lo < mb_hi) {
-    wgmma::load_tile_cm<Bc, D, NT>(sK_a, gK0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gK0, tid);
-    wgmma::load_tile_cm<Bc, D, NT>(sV_a, gV0 + ((int64_t)b * s.Nk + n0) * k_rs + (int64_t)hk * D, k_rs, rows_k, gV0, tid);
+    wgmma::load_tile_cm<Bc, D, NT>(sK_a, gK, k_rs, rows_k, gK, tid);
+    wgmma::load_tile_cm<Bc, D, NT>(sV_a, gV, v_rs, rows_k, gV, tid);
     load_q_block(mb_lo, 0);
   }
   cp_async_commit();
@@ -107,7 +104,7 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
     // One float4 atomic per n8 tile: lanes t, t^1 swap halves (see flash_bwd_dkdv.cuh).
     const bool even = (t & 1) == 0;
     const int i = mb * Br + q0 + wl * 16 + g + (even ? 0 : 8);
-    float* dst = gdQacc + (int64_t)i * q_rs + c0 + 2 * (t & ~1);
+    float* dst = gdQacc + (int64_t)i * dqa_rs + c0 + 2 * (t & ~1);
 #pragma unroll
     for (int n = 0; n < QN / 8; ++n) {
       const float s0 = even ? dq[4 * n + 2] : dq[4 * n], s1 = even ? dq[4 * n + 3] : dq[4 * n + 1];
@@ -277,6 +274,8 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
   }
 
   // Algorithm 2, line 20: write dK_j (times softmaxScale) and dV_j. GQA/MQA: fp32 per query head, summed later.
+  T* gdK = bi.dk<T>(p);  // (Nk, D) rows of stride dk_row_stride
+  T* gdV = bi.dv<T>(p);
 #pragma unroll
   for (int rr = 0; rr < 2; ++rr) {
     const int j = n0 + key0 + rr * 8;
@@ -287,13 +286,12 @@ __global__ void __launch_bounds__(256, 1) flash_bwd_dkdv_wgmma_kernel(const BwdP
       const float dk0 = acc_dk[4 * n + 2 * rr] * s.scale, dk1 = acc_dk[4 * n + 2 * rr + 1] * s.scale;
       const float dv0 = acc_dv[4 * n + 2 * rr], dv1 = acc_dv[4 * n + 2 * rr + 1];
       if (p.dk_expanded) {
-        const int64_t off = (((int64_t)b * s.Nk + j) * s.Hq + h) * D + d;
+        const int64_t off = bi.expanded_offset(s, j) + d;
         *reinterpret_cast<float2*>(p.dk_expanded + off) = make_float2(dk0, dk1);
         *reinterpret_cast<float2*>(p.dv_expanded + off) = make_float2(dv0, dv1);
       } else {
-        const int64_t off = (((int64_t)b * s.Nk + j) * s.Hk + hk) * D + d;
-        *reinterpret_cast<uint32_t*>(reinterpret_cast<T*>(p.dk) + off) = M::pack(dk0, dk1);
-        *reinterpret_cast<uint32_t*>(reinterpret_cast<T*>(p.dv) + off) = M::pack(dv0, dv1);
+        *reinterpret_cast<uint32_t*>(gdK + j * p.dk_row_stride + d) = M::pack(dk0, dk1);
+        *reinterpret_cast<uint32_t*>(gdV + j * p.dv_row_stride + d) = M::pack(dv0, dv1);
       }
     }
   }

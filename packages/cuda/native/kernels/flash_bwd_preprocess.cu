@@ -1,7 +1,7 @@
 // Algorithm 2, line 4 (FlashAttention-2 form): D_i = rowsum(dO_i o O_i).
 // Vector form: 16-byte loads, a group of G lanes per row (G = D / 8 rounded up to a power of two), 32 / G rows per
-// warp. H100, D = 64, N = 4096, bf16 (ncu, clocks locked): the scalar form (one warp per row, 2-byte loads) took
-// 159 us at 0.87 TB/s, 1.8% of the backward; README.md, tuning log. The scalar form stays for unaligned pointers.
+// warp; O and dO are strided views (flash_params.h). H100, D = 64, N = 4096, bf16 (ncu, clocks locked): the scalar form (one warp per row, 2-byte loads) took
+// 159 us at 0.87 TB/s, 1.8% of the backward; README.md, tuning log. The scalar form stays for unaligned views.
 #include <cstdint>
 #include <cstring>
 
@@ -18,12 +18,18 @@ __device__ __forceinline__ float2 unpack2(uint32_t w) {
   return make_float2(MmaType<T>::to_float(v[0]), MmaType<T>::to_float(v[1]));
 }
 
-// The row in (B, Nq, Hq) order -> its D_i, stored (B, Hq, Nq).
-__device__ __forceinline__ void store_rowsum(const BwdParams& p, int64_t row, float acc) {
-  const AttnShape& s = p.s;
-  const int64_t hq = row % s.Hq, i = (row / s.Hq) % s.Nq, b = row / ((int64_t)s.Hq * s.Nq);
-  p.d_rowsum[(b * s.Hq + hq) * s.Nq + i] = acc;
-}
+// Row `row` in (B, Nq, Hq) order: its (b, i, h), the element offsets of its O and dO rows (strided views), and
+// its D_i slot in the contiguous (B, Hq, Nq) d_rowsum.
+struct PreprocessRow {
+  int64_t o, dout, di;
+  __device__ __forceinline__ PreprocessRow(const BwdParams& p, int64_t row) {
+    const AttnShape& s = p.s;
+    const int64_t h = row % s.Hq, i = (row / s.Hq) % s.Nq, b = row / ((int64_t)s.Hq * s.Nq);
+    o = b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
+    dout = b * p.do_batch_stride + i * p.do_row_stride + h * p.do_head_stride;
+    di = (b * s.Hq + h) * s.Nq + i;
+  }
+};
 
 template <typename T>
 __global__ void flash_bwd_preprocess_kernel(const BwdParams p) {
@@ -32,13 +38,14 @@ __global__ void flash_bwd_preprocess_kernel(const BwdParams p) {
   const int64_t row = (int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
-  const T* o = reinterpret_cast<const T*>(p.o) + row * s.D;     // (D,)
-  const T* dO = reinterpret_cast<const T*>(p.dout) + row * s.D;  // (D,)
+  const PreprocessRow r(p, row);
+  const T* o = reinterpret_cast<const T*>(p.o) + r.o;        // (D,)
+  const T* dO = reinterpret_cast<const T*>(p.dout) + r.dout;  // (D,)
   float acc = 0.f;
   for (int d = lane; d < s.D; d += 32) acc += MmaType<T>::to_float(o[d]) * MmaType<T>::to_float(dO[d]);
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffff, acc, off);
-  if (lane == 0) store_rowsum(p, row, acc);
+  if (lane == 0) p.d_rowsum[r.di] = acc;
 }
 
 // G lanes per row, each lane 8 elements (one uint4) per step; needs D % 8 == 0 and 16-byte aligned O, dO.
@@ -49,9 +56,10 @@ __global__ void flash_bwd_preprocess_vec_kernel(const BwdParams p) {
   const int lane = threadIdx.x % 32, sub = lane % G;
   const int64_t row = ((int64_t)blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32) * (32 / G) + lane / G;
   float acc = 0.f;
+  const PreprocessRow r(p, row < rows ? row : 0);
   if (row < rows) {
-    const uint4* o = reinterpret_cast<const uint4*>(reinterpret_cast<const T*>(p.o) + row * s.D);     // (D/8,)
-    const uint4* dO = reinterpret_cast<const uint4*>(reinterpret_cast<const T*>(p.dout) + row * s.D);  // (D/8,)
+    const uint4* o = reinterpret_cast<const uint4*>(reinterpret_cast<const T*>(p.o) + r.o);        // (D/8,)
+    const uint4* dO = reinterpret_cast<const uint4*>(reinterpret_cast<const T*>(p.dout) + r.dout);  // (D/8,)
     for (int c = sub; c < s.D / 8; c += G) {
       const uint4 a = __ldg(o + c), b = __ldg(dO + c);
       const uint32_t aw[4] = {a.x, a.y, a.z, a.w}, bw[4] = {b.x, b.y, b.z, b.w};
@@ -65,7 +73,7 @@ __global__ void flash_bwd_preprocess_vec_kernel(const BwdParams p) {
   }
 #pragma unroll
   for (int off = G / 2; off > 0; off /= 2) acc += __shfl_xor_sync(0xffffffff, acc, off);
-  if (row < rows && sub == 0) store_rowsum(p, row, acc);
+  if (row < rows && sub == 0) p.d_rowsum[r.di] = acc;
 }
 
 template <typename T>
@@ -73,7 +81,9 @@ static cudaError_t launch_preprocess(const BwdParams& p, cudaStream_t stream) {
   const int64_t rows = (int64_t)p.s.B * p.s.Nq * p.s.Hq;
   const int D = p.s.D;
   const bool vec = D % 8 == 0 && D <= 256 && reinterpret_cast<uintptr_t>(p.o) % 16 == 0 &&
-                   reinterpret_cast<uintptr_t>(p.dout) % 16 == 0;
+                   reinterpret_cast<uintptr_t>(p.dout) % 16 == 0 && p.o_batch_stride % 8 == 0 &&
+                   p.o_row_stride % 8 == 0 && p.o_head_stride % 8 == 0 && p.do_batch_stride % 8 == 0 &&
+                   p.do_row_stride % 8 == 0 && p.do_head_stride % 8 == 0;
   if (!vec) {
     flash_bwd_preprocess_kernel<T><<<(unsigned)((rows + 7) / 8), 256, 0, stream>>>(p);
     return cudaGetLastError();

@@ -6,6 +6,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include "../include/block_info.cuh"
 #include "../include/flash_common.cuh"
 
 namespace flash {
@@ -27,37 +28,32 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FwdParams p) {
 
   const AttnShape& s = p.s;
   const int mb = gridDim.x - 1 - blockIdx.x;  // longest (causal) blocks first
-  const int h = blockIdx.y, b = blockIdx.z;
-  const int hk = h / (s.Hq / s.Hk);           // GQA / MQA: shared K/V head
+  const BlockInfo bi(s, blockIdx.z, blockIdx.y);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;       // mma fragment row group / column pair
   const int m0 = mb * Br;
   const int rows_q = min(Br, s.Nq - m0);
   const int m_last = m0 + rows_q - 1;
 
-  const int64_t q_rs = (int64_t)s.Hq * D, k_rs = (int64_t)s.Hk * D;
-  const T* gQ0 = reinterpret_cast<const T*>(p.q);
-  const T* gK0 = reinterpret_cast<const T*>(p.k);
-  const T* gV0 = reinterpret_cast<const T*>(p.v);
-  const T* gQ = gQ0 + ((int64_t)b * s.Nq + m0) * q_rs + (int64_t)h * D;       // (Br, D) rows of stride q_rs
-  const T* gK = gK0 + (int64_t)b * s.Nk * k_rs + (int64_t)hk * D;              // (Nk, D)
-  const T* gV = gV0 + (int64_t)b * s.Nk * k_rs + (int64_t)hk * D;              // (Nk, D)
-  T* gO = reinterpret_cast<T*>(p.o) + ((int64_t)b * s.Nq + m0) * q_rs + (int64_t)h * D;
-  float* gLse = p.lse + ((int64_t)b * s.Hq + h) * s.Nq + m0;                   // (Br,)
+  const int64_t q_rs = p.q_row_stride, k_rs = p.k_row_stride, v_rs = p.v_row_stride, o_rs = p.o_row_stride;
+  const T* gQ = bi.q<T>(p) + (int64_t)m0 * q_rs;  // (Br, D) rows of stride q_rs
+  const T* gK = bi.k<T>(p);                       // (Nk, D) rows of stride k_rs
+  const T* gV = bi.v<T>(p);                       // (Nk, D) rows of stride v_rs
+  T* gO = bi.o<T>(p) + (int64_t)m0 * o_rs;        // (Br, D) rows of stride o_rs
+  float* gLse = p.lse + bi.row_stat(s) + m0;      // (Br,)
 
-  // Key blocks this Q block can see: [k_lo, k_hi) covers every row's keyRange.
-  const int k_lo = key_lo(m0, s), k_hi = key_hi(m_last, s);
-  const int nb_lo = k_lo / Bc;
-  const int nb_hi = k_hi > k_lo ? (k_hi + Bc - 1) / Bc : nb_lo;
+  // Key blocks this Q block can see: [nb_lo, nb_hi) covers every row's keyRange.
+  int nb_lo, nb_hi;
+  BlockInfo::key_blocks(s, m0, m_last, Bc, nb_lo, nb_hi);
 
   if (nb_lo >= nb_hi) {  // every row fully masked: out = 0, lse = -inf
-    write_fully_masked_rows<D, NT>(gO, q_rs, gLse, rows_q, tid);
+    write_fully_masked_rows<D, NT>(gO, o_rs, gLse, rows_q, tid);
     return;
   }
 
   // Algorithm 1, line 4: load Q_i; then K of the first key block.
-  load_tile<Br, D, NT>(sQ, gQ, q_rs, rows_q, gQ0, tid);
-  load_tile<Bc, D, NT>(sK, gK + (int64_t)nb_lo * Bc * k_rs, k_rs, s.Nk - nb_lo * Bc, gK0, tid);
+  load_tile<Br, D, NT>(sQ, gQ, q_rs, rows_q, gQ, tid);
+  load_tile<Bc, D, NT>(sK, gK + (int64_t)nb_lo * Bc * k_rs, k_rs, s.Nk - nb_lo * Bc, gK, tid);
   cp_async_commit();
 
   float acc[MT][NO][4];  // O_i accumulator: (16 * MT rows of this warp, D)
@@ -86,7 +82,7 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FwdParams p) {
     const int n0 = nb * Bc;
     cp_async_wait<0>();  // K_j landed
     __syncthreads();     // ... for every warp, and every warp is done with V_{j-1}
-    load_tile<Bc, D, NT>(sV, gV + (int64_t)n0 * k_rs, k_rs, s.Nk - n0, gV0, tid);
+    load_tile<Bc, D, NT>(sV, gV + (int64_t)n0 * v_rs, v_rs, s.Nk - n0, gV, tid);
     cp_async_commit();
 
     // Algorithm 1, line 8: S_ij = Q_i K_j^T  (16 * MT x Bc per warp)
@@ -165,7 +161,7 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FwdParams p) {
     cp_async_wait<0>();  // V_j landed
     __syncthreads();     // ... for every warp, and every warp is done reading K_j
     if (nb + 1 < nb_hi) {
-      load_tile<Bc, D, NT>(sK, gK + (int64_t)(n0 + Bc) * k_rs, k_rs, s.Nk - n0 - Bc, gK0, tid);
+      load_tile<Bc, D, NT>(sK, gK + (int64_t)(n0 + Bc) * k_rs, k_rs, s.Nk - n0 - Bc, gK, tid);
       cp_async_commit();
     }
 
@@ -217,7 +213,7 @@ __global__ void __launch_bounds__(128) flash_fwd_kernel(const FwdParams p) {
   __syncthreads();
   for (int idx = tid; idx < rows_q * (D / 8); idx += NT) {
     const int r = idx / (D / 8), c = idx % (D / 8);
-    *reinterpret_cast<uint4*>(gO + r * q_rs + c * 8) = *reinterpret_cast<const uint4*>(sQ + r * SD + c * 8);
+    *reinterpret_cast<uint4*>(gO + r * o_rs + c * 8) = *reinterpret_cast<const uint4*>(sQ + r * SD + c * 8);
   }
 }
 

@@ -1,3 +1,8 @@
+// RETIRED VARIANTS (dev/cuda harness only, never compiled into the addon): the mma.sync backward with FA2's
+// per-GEMM warp layouts as it stood with every experiment switch (OWN_REGS, ROT, COMPACT, Br) before the
+// production kernel (native/kernels/flash_bwd_dkdv_sm80.cuh) kept only the winner. It reads contiguous
+// (B, N, H, D) operands (no strides). bwd_dkdv_variants.cu checks and times each against the production kernels.
+//
 // FlashAttention-2 backward (Algorithm 2 of Dao, 2023), FA2's per-GEMM warp layouts, for D = 64 and 128.
 // One thread block per (K/V block of Bc = 128 keys, query head, batch), 8 warps, walks the Q blocks of Br rows
 // (64 or 128) that see its keys. Compared with flash_bwd_dkdv.cuh (each warp 16 keys x all Br queries), every
@@ -16,8 +21,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include "../include/flash_common.cuh"
-#include "flash_bwd_dkdv.cuh"
+#include "../../native/include/block_info.cuh"
+#include "../../native/include/flash_common.cuh"
 
 namespace flash {
 

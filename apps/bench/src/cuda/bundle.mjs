@@ -6,9 +6,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const outDir = process.argv[2] ?? join(here, '..', '..', '..', '.bundle-cuda');
+const outDir = process.argv[2] ?? join(here, '..', '..', '..', '..', '.bundle-cuda');
 // vitest -> vite -> rolldown (pnpm keeps it out of the root node_modules)
-const fromVitest = createRequire(realpathSync(join(here, '..', '..', '..', 'node_modules', 'vitest', 'package.json')));
+const fromVitest = createRequire(realpathSync(join(here, '..', '..', '..', '..', 'node_modules', 'vitest', 'package.json')));
 const fromVite = createRequire(realpathSync(fromVitest.resolve('vite/package.json')));
 const { build } = await import(pathToFileURL(fromVite.resolve('rolldown')).href);
 for (const name of ['device-run', 'report']) {

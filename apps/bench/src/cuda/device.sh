@@ -1,0 +1,104 @@
+#!/bin/bash
+# The GPU run of @flashattn/cuda in one device command (see BENCHMARKS.md, CUDA section):
+#   bash apps/bench/src/cuda/device.sh [strided|full|check|bench]
+# check:   conformance (host AttentionBackend, full matrix; createCudaDevice()'s strided DeviceAttention on the
+#          layouts contiguous and packed8 with the full matrix, padded8 and conformance's padded, packed with ci),
+#          the deterministic smoke run, compute-sanitizer memcheck (host sanitize cases and sanitize-device: small
+#          strided fwd + bwd), selftest.
+# strided: check, then bf16 D = 64 / 128, N = 4096 (B = 4, H = 2048 / D), causal and not: ours contiguous, ours
+#          with q, k, v read from a packed (B, T, 3, H, D) buffer and dq, dk, dv written into one, and PyTorch
+#          SDPA flash in the same command; prints the ratios last.
+# full:    check + racecheck + the full benchmark (bf16 / fp16, N = 512..32768) + memory, report.md.
+# bench:   the full benchmark only.
+# Needs .carry (Node) and .bundle-cuda (device-run.mjs, report.mjs, flashattn_cuda.node) carried along.
+# Writes $OUT/*.json, report.md, logs.tar.gz; prints a short summary last.
+set -u
+cd "$(dirname "$0")/../../../.."
+source .carry/setup.sh >/dev/null 2>&1
+BUN=$PWD/.bundle-cuda
+export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
+OUT=${OUT:-/tmp/cuda-out}
+W=/tmp/cuda-work; rm -rf $W; mkdir -p $W $OUT
+# At most 8 files come back from $OUT: the logs travel as one tarball, refreshed after every stage (so a run cut
+# off by the time limit still returns what it did).
+snap() { tar czf $OUT/logs.tar.gz -C $W . 2>/dev/null; }
+MODE=${1:-strided}
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv > $W/gpu.txt 2>&1
+
+strided_bench() {
+  timeout 120 node $BUN/device-run.mjs bench --seqlens 4096 --dtypes bfloat16 --layouts contiguous,packed --json $OUT/ours.json > $W/ours.log 2>&1
+  stamp "ours bench done"
+  PYTHONUNBUFFERED=1 timeout 120 python3 apps/bench/src/cuda-sdpa-peer.py --seqlens 4096 --dtypes bfloat16 --impls flash --json $OUT/peer.json > $W/peer.log 2>&1
+  stamp "peer bench done"
+  node -e '
+    const fs = require("fs"); const out = process.argv[1];
+    const peer = JSON.parse(fs.readFileSync(out + "/peer.json")).results.filter((r) => r.impl === "flash");
+    const ours = JSON.parse(fs.readFileSync(out + "/ours.json")).results;
+    const k = (r) => [r.dtype, "D=" + r.headDim, "causal=" + r.causal, "N=" + r.seqlen].join(" ");
+    console.log("TFLOP/s (ratio to torch flash): fwd | bwd | fwd+bwd");
+    for (const p of peer) {
+      const cells = ["contiguous", "packed"].map((l) => {
+        const r = ours.find((o) => o.layout === l && k(o) === k(p));
+        return r ? l + " " + ["fwd", "bwd", "fwdbwd"].map((x) => r[x + "Tflops"].toFixed(0) + " (" + (r[x + "Tflops"] / p[x + "Tflops"]).toFixed(2) + ")").join(" | ") : l + " -";
+      });
+      console.log(k(p).padEnd(34) + "flash " + p.fwdTflops.toFixed(0) + " | " + p.bwdTflops.toFixed(0) + " | " + p.fwdbwdTflops.toFixed(0) + "\n    " + cells.join("\n    "));
+    }' $OUT > $OUT/strided-table.txt 2>&1
+}
+
+if [ "$MODE" != bench ]; then
+  # 1. Conformance: one process per (backend, head dim), at most 16 at a time (16 cores).
+  {
+    for d in 32 64 80 96 128 256; do
+      echo "host full $d"
+      for l in contiguous packed8; do echo "$l full $d"; done
+    done
+    for l in padded8 padded packed; do echo "$l ci -"; done
+  } > $W/conf-jobs.txt
+  run_conf() {  # backend matrix headdim
+    local dev=(); [ "$1" != host ] && dev=(--device "$1")
+    local filt=(); [ "$3" != - ] && filt=(--filter " d$3 ")
+    timeout ${CONF_TIMEOUT:-270} node $BUN/device-run.mjs conformance --matrix "$2" "${filt[@]}" "${dev[@]}" \
+      --json $W/conf-$1-$2-$3.json > $W/conf-$1-$2-$3.log 2>&1
+    echo "rc=$?" >> $W/conf-$1-$2-$3.log
+  }
+  export -f run_conf; export BUN W
+  xargs -P 16 -L 1 bash -c 'run_conf $0 $1 $2' < $W/conf-jobs.txt
+  timeout 60 node $BUN/device-run.mjs conformance --matrix smoke --deterministic > $W/conf-det.log 2>&1
+  timeout 60 node $BUN/device-run.mjs conformance --matrix smoke --deterministic --device packed8 > $W/conf-det-packed8.log 2>&1
+  stamp "conformance done"
+  [ "$MODE" = strided ] && strided_bench
+  # 2. compute-sanitizer memcheck: the host case set and the small strided device cases.
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs sanitize-device > $W/memcheck-device.log 2>&1
+  echo "memcheck-device rc=$?" >> $W/memcheck-device.log
+  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs sanitize > $W/memcheck.log 2>&1
+  echo "memcheck rc=$?" >> $W/memcheck.log
+  if [ "$MODE" = full ]; then
+    timeout 300 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 9 node $BUN/device-run.mjs sanitize --dtypes float16 > $W/racecheck.log 2>&1
+    echo "racecheck rc=$?" >> $W/racecheck.log
+  fi
+  stamp "sanitizers done"
+  timeout 60 node $BUN/device-run.mjs selftest > $W/selftest.log 2>&1
+  stamp "selftest done"
+fi
+
+if [ "$MODE" = full ] || [ "$MODE" = bench ]; then
+  timeout 200 node $BUN/device-run.mjs bench --layouts contiguous --json $OUT/ours.json > $W/ours.log 2>&1
+  stamp "ours bench done"
+  PYTHONUNBUFFERED=1 timeout 300 python3 apps/bench/src/cuda-sdpa-peer.py --json $OUT/peer.json > $W/peer.log 2>&1
+  stamp "peer bench done"
+  timeout 120 node $BUN/device-run.mjs memory --json $OUT/memory.json > $W/memory.log 2>&1
+  node $BUN/report.mjs $OUT/ours.json $OUT/peer.json $OUT/memory.json > $OUT/report.md 2>&1
+fi
+echo "==== summary"
+cat $W/gpu.txt
+grep -H "^conformance" $W/conf-*.log | sed "s|^$W/||"
+grep -h -E "^fail|Error|rc=[^0]" $W/conf-*.log | head -20
+grep -h -E "cases done|ERROR SUMMARY|RACECHECK SUMMARY|rc=" $W/memcheck*.log $W/racecheck.log 2>/dev/null
+grep -h -E "BAD|failed" $W/memcheck*.log | head
+grep -h "^selftest" $W/selftest.log 2>/dev/null
+cat $W/memory.log 2>/dev/null
+grep -h "^ours" $W/ours.log 2>/dev/null | head -40
+cat $OUT/strided-table.txt 2>/dev/null
+stamp "all done"

@@ -1,0 +1,13 @@
+#!/bin/bash
+# Build the dev/cuda harness (not part of the addon build): bash dev/cuda/build.sh [out-dir]
+# FLASHATTN_CUDA_ARCH overrides the -gencode flags (default sm_80 and sm_90a, as the addon).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/build}
+mkdir -p "$out"
+arch=${FLASHATTN_CUDA_ARCH:--gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90a,code=sm_90a}
+native=$here/../../native
+# shellcheck disable=SC2086
+nvcc -O3 -std=c++17 $arch -o "$out/bwd_dkdv_variants" "$here/bwd_dkdv_variants.cu" \
+  "$native/kernels/flash_bwd_preprocess.cu" "$native/kernels/flash_bwd_dq_convert.cu" "$native/inst/bwd_wgmma_sm90a.cu"
+echo "built $out/bwd_dkdv_variants"

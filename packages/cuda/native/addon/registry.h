@@ -1,0 +1,19 @@
+// Each entry-point file adds its functions to the module's exports table (addon.cpp calls every add_*), so a new
+// group of entry points (the model's ops) is a new file, not a longer addon.cpp.
+#pragma once
+#include <node_api.h>
+
+#include <vector>
+
+namespace addon {
+
+using Exports = std::vector<napi_property_descriptor>;
+
+inline void add_function(Exports& e, const char* name, napi_callback fn) {
+  e.push_back({name, nullptr, fn, nullptr, nullptr, nullptr, napi_enumerable, nullptr});
+}
+
+void add_memory_functions(Exports& e);     // memory.cpp: devices, buffers, copies, casts, the memory pool
+void add_attention_functions(Exports& e);  // attention.cpp: forward, backward, benchmark
+
+}  // namespace addon
