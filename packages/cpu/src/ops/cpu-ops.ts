@@ -21,7 +21,18 @@ import {
   type MatmulOptions,
   type Ops,
 } from '@flashattn/core';
+import type {
+  AttentionCombineArgs,
+  DeviceKvCacheAttention,
+  DeviceVarlenAttention,
+  KvCacheAttentionArgs,
+  KvCacheCapabilities,
+  KvCacheOptions,
+  VarlenBackwardArgs,
+  VarlenForwardArgs,
+} from '@flashattn/core';
 import { CpuAttention, type CpuAttentionKind } from '../attention/cpu-attention.js';
+import { CpuInferenceAttention } from '../attention/kv-cache.js';
 import { adamwUpdate } from './adamw.js';
 import {
   CPU_DTYPES,
@@ -96,7 +107,9 @@ function isShared(x: ArrayBufferView | null | undefined): boolean {
   return x == null || x.buffer instanceof SharedArrayBuffer;
 }
 
-export class CpuOps implements Ops<CpuBuffer> {
+export class CpuOps
+  implements Ops<CpuBuffer>, DeviceKvCacheAttention<CpuBuffer>, DeviceVarlenAttention<CpuBuffer>
+{
   readonly name: string;
   readonly dtypes = CPU_DTYPES;
   private readonly pool: MatmulPool | null;
@@ -660,10 +673,48 @@ export class CpuOps implements Ops<CpuBuffer> {
     return this.attention.backward(args, opts);
   }
 
+  // ---- inference attention (attention/kv-cache.ts: KV cache, split-KV, combine, varlen) ----
+
+  private inferenceImpl: CpuInferenceAttention | null = null;
+  private get inference(): CpuInferenceAttention {
+    this.live();
+    return (this.inferenceImpl ??= new CpuInferenceAttention(this.threads));
+  }
+
+  get kvCacheCapabilities(): KvCacheCapabilities {
+    return this.inference.capabilities;
+  }
+
+  attentionWithKvCache(
+    args: KvCacheAttentionArgs<CpuBuffer>,
+    opts?: KvCacheOptions,
+  ): Promise<void> {
+    return this.inference.withKvCache(args, opts);
+  }
+
+  attentionCombine(args: AttentionCombineArgs<CpuBuffer>): Promise<void> {
+    return this.inference.combine(args);
+  }
+
+  varlenAttentionForward(
+    args: VarlenForwardArgs<CpuBuffer>,
+    opts?: AttentionOptions,
+  ): Promise<void> {
+    return this.inference.varlenForward(args, opts);
+  }
+
+  varlenAttentionBackward(
+    args: VarlenBackwardArgs<CpuBuffer>,
+    opts?: AttentionOptions,
+  ): Promise<void> {
+    return this.inference.varlenBackward(args, opts);
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
     await this.pool?.dispose();
     await this.attention.dispose();
+    await this.inferenceImpl?.dispose();
   }
 }
