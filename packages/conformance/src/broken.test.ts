@@ -4,6 +4,7 @@ import { createCpuBackend, freshSeed } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
 import { CASE_MATRICES, type ConformanceCase } from './cases.js';
 import { ConformanceError, assertConformance, runConformance } from './run.js';
+import { runNonFiniteCase, runNonFiniteChecks } from './nonfinite.js';
 import { brokenBackend } from './test-utils/broken.js';
 
 const byId = (pred: (c: ConformanceCase) => boolean): ConformanceCase[] =>
@@ -66,6 +67,24 @@ describe('a broken backend fails the suite', () => {
       expect(() => assertConformance(report)).toThrow(`seed=${seed}`);
     });
   }
+
+  for (const fault of ['nan-zeroed', 'nan-leaks'] as const) {
+    it(`${fault} fails the NaN propagation scenarios, naming seed and case`, async () => {
+      const seed = freshSeed();
+      const r = await runNonFiniteCase(brokenBackend(inner, fault), 'nan-key', 'float32', seed);
+      expect(r.status, r.message).toBe('fail');
+      expect(r.message).toContain(`seed=${seed}`);
+      expect(r.message).toContain(
+        fault === 'nan-zeroed' ? 'expected NaN' : 'expected a finite number',
+      );
+    });
+  }
+
+  it('the correct backend passes every NaN/Infinity scenario in every dtype (control)', async () => {
+    const seed = freshSeed();
+    for (const r of await runNonFiniteChecks(inner, { seed }))
+      expect(r.status, r.message).toBe('pass');
+  });
 
   it('a backend that throws is a failed case, not a crash', async () => {
     const throwing = {

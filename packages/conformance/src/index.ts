@@ -83,6 +83,14 @@ export {
   type RunOpsConformanceOptions,
 } from './ops/run.js';
 export {
+  NON_FINITE_SCENARIOS,
+  nonFiniteId,
+  runNonFiniteCase,
+  runNonFiniteChecks,
+  type NonFiniteResult,
+  type NonFiniteScenario,
+} from './nonfinite.js';
+export {
   COMBINE_SCENARIOS,
   KV_CACHE_SCENARIOS,
   runCombineScenario,

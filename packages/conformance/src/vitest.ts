@@ -5,7 +5,7 @@
  *   describeConformance('cpu-flash', () => createCpuBackend({ kind: 'flash' }), { matrix: 'ci' });
  *   describeConformance('webgpu', createWebGpuBackend, { matrix: 'smoke', skip: noAdapter ? 'no WebGPU adapter' : undefined });
  */
-import { freshSeed, type AttentionBackend, type Ops } from '@flashattn/core';
+import { DTYPES, freshSeed, type AttentionBackend, type Ops } from '@flashattn/core';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import {
   casesFor,
@@ -21,6 +21,7 @@ import {
   type DeviceLayout,
 } from './device-attention.js';
 import { readConformanceEnv } from './env.js';
+import { NON_FINITE_SCENARIOS, nonFiniteId, runNonFiniteCase } from './nonfinite.js';
 import { opsCasesFor, type OpsCase, type OpsMatrixName } from './ops/cases.js';
 import { FLOAT_BUFFER_DTYPES } from './ops/dtypes.js';
 import { OPS_DTYPE_TAG, assertOpsConformance, runOpsCase, runOpsInputChecks } from './ops/run.js';
@@ -41,6 +42,11 @@ export interface DescribeConformanceOptions {
   skip?: string;
   /** Per-test timeout in ms (default 300 s, 600 s for 'full'). */
   timeoutMs?: number;
+  /**
+   * Also run the NaN/Infinity propagation scenarios (nonfinite.ts) in every dtype, as tests named
+   * `nonfinite <scenario> <dtype>` (default true; skipped with explicit `cases`).
+   */
+  nonFinite?: boolean;
 }
 
 export function describeConformance(
@@ -57,10 +63,24 @@ export function describeConformance(
   const timeout = opts.timeoutMs ?? (matrix === 'full' ? 600_000 : 300_000);
   const title = `conformance ${name} [${matrix}] seed=${seed}`;
 
+  const strFilter = typeof opts.filter === 'string' ? opts.filter : undefined;
+  const nonFinite =
+    (opts.nonFinite ?? true) &&
+    !opts.cases &&
+    (opts.filter === undefined || strFilter !== undefined)
+      ? DTYPES.flatMap((dt) =>
+          NON_FINITE_SCENARIOS.map((sc) => ({ dt, sc, id: nonFiniteId(sc, dt) })),
+        ).filter(
+          (x) =>
+            (strFilter === undefined || x.id.includes(strFilter)) &&
+            (env.filter === undefined || x.id.includes(env.filter)),
+        )
+      : [];
   if (opts.skip !== undefined) {
-    console.warn(`${title}: all ${cases.length} cases skipped: ${opts.skip}`);
+    console.warn(`${title}: all ${cases.length + nonFinite.length} cases skipped: ${opts.skip}`);
     describe.skip(`${title} (skipped: ${opts.skip})`, () => {
       for (const c of cases) it(c.id, () => undefined);
+      for (const x of nonFinite) it(x.id, () => undefined);
     });
     return;
   }
@@ -92,6 +112,20 @@ export function describeConformance(
             `${r.status} ${name} ${c.id}: err/naive ${ratios.join(', ')}; fwd ${r.timeMs.forward.toFixed(1)} ms, bwd ${r.timeMs.backward.toFixed(1)} ms`,
           );
           assertConformance(r);
+        },
+        timeout,
+      );
+    }
+    for (const x of nonFinite) {
+      it(
+        x.id,
+        async (ctx) => {
+          if (!backend) throw new Error(`${title}: createBackend() did not produce a backend`);
+          if (!backend.capabilities.dtypes.includes(x.dt)) {
+            ctx.skip(`${backend.name} does not support dtype ${x.dt}`);
+          }
+          const r = await runNonFiniteCase(backend, x.sc, x.dt, seed);
+          if (r.status === 'fail') throw new Error(r.message);
         },
         timeout,
       );

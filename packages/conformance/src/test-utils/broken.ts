@@ -17,7 +17,9 @@ type Fault =
   | 'dv-perturbed'
   | 'masked-lse-zero'
   | 'gqa-head-mapping'
-  | 'causal-top-left';
+  | 'causal-top-left'
+  | 'nan-zeroed'
+  | 'nan-leaks';
 
 /**
  * Reorder the heads of a (B, N, H, D) tensor: head h of the result is head from(h) of t.
@@ -83,6 +85,17 @@ export function brokenBackend(inner: AttentionBackend, fault: Fault): AttentionB
         return inner.forward(q, k, v, { ...opts, causal: false, windowSize: [-1, shift] });
       }
       const r = await inner.forward(q, k, v, opts);
+      if (fault === 'nan-zeroed' || fault === 'nan-leaks') {
+        // nan-zeroed: NaN scrubbed to 0 (a nan_to_num or fmax in the epilogue); nan-leaks: a NaN key
+        // reaches every row (a mask added as a -inf bias, -inf + NaN = NaN, instead of a select).
+        const out = Float32Array.from(toFloat32(r.out));
+        const any = out.some((x) => Number.isNaN(x));
+        for (let i = 0; i < out.length; i++) {
+          if (fault === 'nan-zeroed' && Number.isNaN(out[i]!)) out[i] = 0;
+          if (fault === 'nan-leaks' && any) out[i] = NaN;
+        }
+        return { out: fromFloat32(out, q.shape, q.dtype), lse: r.lse };
+      }
       if (fault === 'out-perturbed') return { out: perturb(r.out, 7, 0.25), lse: r.lse };
       if (fault === 'lse-off')
         return { out: r.out, lse: r.lse.map((x) => (Number.isFinite(x) ? x + 0.1 : x)) };
