@@ -4,5 +4,7 @@ export {
   CpuAttention,
   CPU_ATTENTION_CAPABILITIES,
   type CpuAttentionKind,
+  type CpuAttentionPath,
+  type CpuAttentionSimd,
 } from './attention/cpu-attention.js';
 export { provider } from './provider.js';

@@ -1,17 +1,19 @@
 /**
- * FlashAttention-2 on the CPU over strided views (core's DeviceAttention contract for CpuOps): core's
- * Algorithm 1 and 2 kernels read q, k, v in place (e.g. from the packed (B, T, 3, H, D) qkv buffer) and
- * write out, lse, dq, dk, dv in place, with no split or merge copies.
+ * FlashAttention-2 on the CPU over strided views (core's DeviceAttention contract for CpuOps): q, k, v
+ * are read in place (e.g. from the packed (B, T, 3, H, D) qkv buffer) and out, lse, dq, dk, dv written
+ * in place, with no split or merge copies.
  *
- * Threads: the forward splits the (batch, query head) pairs and the backward the (batch, kv head)
- * groups between this thread and worker threads; every pair is computed by one thread with the same
- * algorithm, so results do not depend on the split (exact resume relies on this). Buffers that are not
- * in shared memory run on this thread only. float32 buffers run the float32 kernels, float64 buffers
- * the same algorithm in float64 (the gradient checks' exact twin).
+ * Two paths, same semantics:
+ *   - wasm SIMD (flash-simd.ts): float32 buffers that all live in the ops' wasm memory. Work units of
+ *     (batch, head, query block) in the forward and (batch, kv head, key block) + (batch, head, query
+ *     block) in the backward, shared by every thread of the pool, so B = 1 uses every core.
+ *   - scalar: core's Algorithm 1 and 2 kernels (the reference and fallback): float64 buffers (the
+ *     gradient checks' exact twin), buffers outside the wasm memory, or CpuOps({ simd: false }). The
+ *     forward splits the (batch, query head) pairs and the backward the (batch, kv head) groups over
+ *     the pool's threads.
+ * Every unit or pair is computed whole by one thread, so results do not depend on the thread count
+ * (exact resume relies on this). Buffers that are not in shared memory run on this thread only.
  */
-import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import {
   AttentionInputError,
   checkStridedView,
@@ -23,6 +25,7 @@ import {
   deviceAttentionShape,
   flashBackwardKernel,
   flashForwardKernel,
+  keyRange,
   resolveOptions,
   tensor,
   validateOptions,
@@ -37,6 +40,15 @@ import {
   type StridedView,
 } from '@flashattn/core';
 import type { CpuBuffer, CpuFloatBuffer } from '../ops/buffers.js';
+import type { ThreadPool } from '../ops/thread-pool.js';
+import type { WasmArena } from '../ops/wasm-arena.js';
+import {
+  flashScratchFloats,
+  flashUnits,
+  type ByteLayout,
+  type FlashJob,
+  type FlashSimdExports,
+} from './flash-simd.js';
 
 export const CPU_ATTENTION_CAPABILITIES: BackendCapabilities = {
   dtypes: ['float32'],
@@ -101,28 +113,6 @@ function runJob(j: Job): void {
       a.io,
     );
   }
-}
-
-const workerSource = (coreUrl: string): string => `
-const { parentPort } = require('node:worker_threads');
-const corePromise = import(${JSON.stringify(coreUrl)});
-parentPort.on('message', async (j) => {
-  try {
-    const c = await corePromise;
-    const a = j.args;
-    const precision = a.q instanceof Float64Array ? 'float64' : 'float32';
-    const o = c.resolveOptions(a.opts, a.shape.headDim);
-    if (j.op === 'forward') c.flashForwardKernel(a.q, a.k, a.v, a.shape, o, c.DEFAULT_BLOCK_SIZE_Q, c.DEFAULT_BLOCK_SIZE_K, precision, a.io);
-    else c.flashBackwardKernel(a.dO, a.q, a.k, a.v, a.O, a.L, a.shape, o, c.DEFAULT_BLOCK_SIZE_Q, c.DEFAULT_BLOCK_SIZE_K, precision, a.io);
-    parentPort.postMessage({ ok: true });
-  } catch (e) {
-    parentPort.postMessage({ ok: false, error: String((e && e.stack) || e) });
-  }
-});
-`;
-
-function coreUrl(): string {
-  return pathToFileURL(createRequire(import.meta.url).resolve('@flashattn/core')).href;
 }
 
 const shared = (x: ArrayBufferView): boolean => x.buffer instanceof SharedArrayBuffer;
@@ -251,58 +241,204 @@ function scatter(buf: CpuFloatBuffer, v: StridedView<CpuBuffer>, src: Float32Arr
  */
 export type CpuAttentionKind = 'flash' | 'standard';
 
+/** The wasm SIMD kernels and the memory they run on (CpuOps passes its arena's). */
+export interface CpuAttentionSimd {
+  arena: WasmArena;
+  exports: FlashSimdExports;
+}
+
+/** Tile sizes of the SIMD path (see flash-simd.ts). */
+const SIMD_BR = 64;
+const SIMD_BC = 64;
+
+/** The path a call took: wasm SIMD tiles, core's scalar kernels, or the materialised baseline. */
+export type CpuAttentionPath = 'simd' | 'scalar' | 'standard';
+
 export class CpuAttention {
   readonly capabilities = CPU_ATTENTION_CAPABILITIES;
-  private readonly workers: Worker[] = [];
+  /** The path of the last forward or backward call (tests and benchmarks check it). */
+  lastPath: CpuAttentionPath | null = null;
+  /** Arena scratch of the SIMD path: counter, masks, packs and per-thread tiles (grown, never freed). */
+  private region: Float32Array | null = null;
 
+  /**
+   * `pool`: the ops' thread pool (null: this thread only). `simd`: the wasm kernels and memory (null:
+   * core's scalar kernels only).
+   */
   constructor(
-    threads: number,
+    private readonly pool: ThreadPool | null,
+    private readonly simd: CpuAttentionSimd | null,
     readonly kind: CpuAttentionKind = 'flash',
-  ) {
-    const src = threads > 1 ? workerSource(coreUrl()) : '';
-    for (let i = 1; i < threads; i++) {
-      const w = new Worker(src, { eval: true });
-      w.unref(); // an idle pool never keeps a finished program alive
-      this.workers.push(w);
-    }
+  ) {}
+
+  private get threads(): number {
+    return this.pool?.threads ?? 1;
   }
 
   /** [lo, hi) shares of n units over this thread and the workers (one share when memory is not shared). */
   private split(n: number, bufs: ArrayBufferView[]): Array<[number, number]> {
-    const parts = bufs.every(shared) ? Math.min(n, this.workers.length + 1) : 1;
+    const parts = bufs.every(shared) ? Math.min(n, this.threads) : 1;
     const per = Math.ceil(n / Math.max(parts, 1));
     const out: Array<[number, number]> = [];
     for (let lo = 0; lo < n; lo += per) out.push([lo, Math.min(n, lo + per)]);
     return out;
   }
 
-  private post(w: Worker, job: Job): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const onMsg = (m: { ok: boolean; error?: string }): void => {
-        w.off('error', onErr);
-        if (m.ok) resolve();
-        else reject(new Error(`attention worker: ${m.error}`));
-      };
-      const onErr = (e: Error): void => {
-        w.off('message', onMsg);
-        reject(e);
-      };
-      w.once('message', onMsg);
-      w.once('error', onErr);
-      w.postMessage(job);
-    });
-  }
-
-  /** Run shares 1.. on the workers and share 0 here; the workers' promises are awaited even if ours throws. */
+  /** Scalar path: share 0 here, shares 1.. on the pool's helpers. */
   private async fanOut(
     shares: Array<[number, number]>,
     make: (lo: number, hi: number) => Job,
   ): Promise<void> {
-    const waits = shares.slice(1).map(([lo, hi], i) => this.post(this.workers[i]!, make(lo, hi)));
-    try {
+    const here = (): void => {
       if (shares.length > 0) runJob(make(shares[0]![0], shares[0]![1]));
-    } finally {
-      await Promise.all(waits);
+    };
+    if (this.pool === null || shares.length <= 1) {
+      here();
+      return;
+    }
+    const jobs = shares.slice(1).map(([lo, hi]) => {
+      const j = make(lo, hi);
+      return { core: j.op, args: j.args };
+    });
+    await this.pool.fanOut(jobs, here);
+  }
+
+  // ---- the wasm SIMD path ----
+
+  /** Byte layout of a view whose buffer is in the arena, or null. */
+  private byteLayout(v: StridedView<CpuBuffer>): ByteLayout | null {
+    const at = this.simd!.arena.ptr(v.buffer as Float32Array);
+    if (at < 0) return null;
+    return { at: at + v.offset * 4, sB: v.strides[0], sN: v.strides[1], sH: v.strides[2] };
+  }
+
+  /** A region of at least `bytes` bytes in the arena, or null when the memory cannot grow. */
+  private scratch(bytes: number): number | null {
+    const floats = Math.ceil(bytes / 4);
+    if (this.region === null || this.region.length < floats) {
+      const next = this.simd!.arena.allocF32(
+        Math.max(floats, Math.ceil((this.region?.length ?? 0) * 1.5)),
+      );
+      if (next === null) return null;
+      this.region = next;
+    }
+    return this.region.byteOffset;
+  }
+
+  /**
+   * The common part of a SIMD job: sizes, masks, and the scratch layout; null when the call cannot take
+   * the SIMD path (a buffer outside the wasm memory, an empty dimension, no memory left).
+   */
+  private simdJob(
+    s: { B: number; Nq: number; Nk: number; Hq: number; Hk: number; D: number },
+    views: {
+      q: StridedView<CpuBuffer>;
+      k: StridedView<CpuBuffer>;
+      v: StridedView<CpuBuffer>;
+      out: StridedView<CpuBuffer>;
+    },
+    lse: CpuFloatBuffer,
+    opts: AttentionOptions | undefined,
+    packs: Array<'kt' | 'vp' | 'kp' | 'vt' | 'qp' | 'qt' | 'dop' | 'dot' | 'Lp' | 'Dvec'>,
+  ): FlashJob | null {
+    if (this.simd === null || this.kind !== 'flash' || !(lse instanceof Float32Array)) return null;
+    const { B, Nq, Nk, Hq, Hk, D } = s;
+    if (B * Nq * Nk * Hq * D === 0) return null;
+    const lseAt = this.simd.arena.ptr(lse);
+    const q = this.byteLayout(views.q);
+    const k = this.byteLayout(views.k);
+    const v = this.byteLayout(views.v);
+    const out = this.byteLayout(views.out);
+    if (lseAt < 0 || !q || !k || !v || !out) return null;
+    const Br = SIMD_BR;
+    const Bc = SIMD_BC;
+    const Dp = Math.ceil(D / 4) * 4;
+    const NqPad = Math.ceil(Nq / Br) * Br;
+    const NkPad = Math.ceil(Nk / Bc) * Bc;
+    const r16 = (n: number): number => Math.ceil(n / 16) * 16;
+    const sizes: Record<string, number> = {
+      kt: B * Hk * NkPad * Dp,
+      vp: B * Hk * NkPad * Dp,
+      kp: B * Hk * NkPad * Dp,
+      vt: B * Hk * NkPad * Dp,
+      qp: B * Hq * NqPad * Dp,
+      qt: B * Hq * NqPad * Dp,
+      dop: B * Hq * NqPad * Dp,
+      dot: B * Hq * NqPad * Dp,
+      Lp: B * Hq * NqPad,
+      Dvec: B * Hq * NqPad,
+    };
+    const scratchBytes = r16(flashScratchFloats(Br, Bc, Dp) * 4);
+    let bytes = 16 + 2 * r16(NqPad * 4) + this.threads * scratchBytes;
+    for (const p of packs) bytes += r16(sizes[p]! * 4);
+    const base = this.scratch(bytes);
+    if (base === null) return null;
+    let at = base;
+    const take = (n: number): number => {
+      const here = at;
+      at += r16(n);
+      return here;
+    };
+    const ctr = take(16);
+    const loAt = take(NqPad * 4);
+    const hiAt = take(NqPad * 4);
+    const where: Record<string, number> = {};
+    for (const p of packs) where[p] = take(sizes[p]! * 4);
+    const scratch = take(this.threads * scratchBytes);
+    // The mask: visible keys [lo, hi) of each query row (core's keyRange), padding rows see none.
+    const f = new Int32Array(this.simd.arena.memory.buffer);
+    const o = resolveOptions(opts, D);
+    for (let i = 0; i < NqPad; i++) {
+      const [l, h] = i < Nq ? keyRange(i, Nq, Nk, o) : [0, 0];
+      f[loAt / 4 + i] = l;
+      f[hiAt / 4 + i] = h;
+    }
+    return {
+      pass: 'fwd',
+      ctr,
+      units: 0,
+      B,
+      Nq,
+      Nk,
+      Hq,
+      Hk,
+      D,
+      Dp,
+      Br,
+      Bc,
+      NqPad,
+      NkPad,
+      scale: o.softmaxScale,
+      lo: loAt,
+      hi: hiAt,
+      q,
+      k,
+      v,
+      out,
+      lse: lseAt,
+      kt: where['kt'] ?? 0,
+      vp: where['vp'] ?? 0,
+      kp: where['kp'] ?? 0,
+      vt: where['vt'] ?? 0,
+      qp: where['qp'] ?? 0,
+      qt: where['qt'] ?? 0,
+      dop: where['dop'] ?? 0,
+      dot: where['dot'] ?? 0,
+      Lp: where['Lp'] ?? 0,
+      Dvec: where['Dvec'] ?? 0,
+      scratch,
+      scratchBytes,
+    };
+  }
+
+  /** Run the phases one after the other, each over every thread (units from a zeroed counter). */
+  private async runPhases(job: FlashJob, phases: Array<[FlashJob['pass'], number]>): Promise<void> {
+    const i32 = new Int32Array(this.simd!.arena.memory.buffer);
+    for (const [pass, units] of phases) {
+      const j = { ...job, pass, units };
+      Atomics.store(i32, job.ctr / 4, 0);
+      if (this.pool === null) flashUnits(this.simd!.exports, this.simd!.arena.memory, j, 0);
+      else await this.pool.runFlash(j);
     }
   }
 
@@ -314,11 +450,23 @@ export class CpuAttention {
     if (this.kind === 'standard') {
       const t = (v: StridedView<CpuBuffer>, name: string) =>
         tensor(gather(this.f32(v.buffer), v), v.shape, 'float32', name);
+      this.lastPath = 'standard';
       const r = attentionReference(t(a.q, 'q'), t(a.k, 'k'), t(a.v, 'v'), opts);
       scatter(out, a.out, r.out.data as Float32Array);
       lse.set(r.lse);
       return;
     }
+    const job = this.simdJob(s, { q: a.q, k: a.k, v: a.v, out: a.out }, lse, opts, ['kt', 'vp']);
+    if (job) {
+      this.lastPath = 'simd';
+      const Tr = job.NqPad / job.Br;
+      await this.runPhases(job, [
+        ['fwd-pack', s.B * s.Hk],
+        ['fwd', s.B * s.Hq * Tr],
+      ]);
+      return;
+    }
+    this.lastPath = 'scalar';
     const shares = this.split(s.B * s.Hq, [bufs.q, bufs.k, bufs.v, out, lse]);
     await this.fanOut(shares, (bhLo, bhHi) => ({
       op: 'forward',
@@ -362,6 +510,7 @@ export class CpuAttention {
     if (this.kind === 'standard') {
       const t = (v: StridedView<CpuBuffer>, name: string) =>
         tensor(gather(this.f32(v.buffer), v), v.shape, 'float32', name);
+      this.lastPath = 'standard';
       const g = attentionReferenceBackward(
         t(a.dout, 'dout'),
         t(a.q, 'q'),
@@ -376,6 +525,31 @@ export class CpuAttention {
       scatter(dv, a.dv, g.dv.data as Float32Array);
       return;
     }
+    const job = this.simdJob(s, { q: a.q, k: a.k, v: a.v, out: a.out }, L, opts, [
+      'kt',
+      'vp',
+      'kp',
+      'vt',
+      'qp',
+      'qt',
+      'dop',
+      'dot',
+      'Lp',
+      'Dvec',
+    ]);
+    const grads = job && [a.dout, a.dq, a.dk, a.dv].map((x) => this.byteLayout(x));
+    if (job && grads && grads.every((x) => x !== null)) {
+      this.lastPath = 'simd';
+      const [dout, dqL, dkL, dvL] = grads as ByteLayout[];
+      const Tr = job.NqPad / job.Br;
+      const Tc = job.NkPad / job.Bc;
+      await this.runPhases({ ...job, dout, dq: dqL, dk: dkL, dv: dvL }, [
+        ['bwd-pack', s.B * s.Hq + s.B * s.Hk],
+        ['bwd', s.B * s.Hk * Tc + s.B * s.Hq * Tr],
+      ]);
+      return;
+    }
+    this.lastPath = 'scalar';
     const shares = this.split(s.B * s.Hk, [dO, bufs.q, bufs.k, bufs.v, O, L, dq, dk, dv]);
     await this.fanOut(shares, (bhkLo, bhkHi) => ({
       op: 'backward',
@@ -416,7 +590,8 @@ export class CpuAttention {
     return b;
   }
 
+  /** Nothing to release: the pool and the arena belong to the ops. */
   async dispose(): Promise<void> {
-    await Promise.all(this.workers.splice(0).map((w) => w.terminate()));
+    this.region = null;
   }
 }

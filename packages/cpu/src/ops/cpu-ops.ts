@@ -31,7 +31,12 @@ import type {
   VarlenBackwardArgs,
   VarlenForwardArgs,
 } from '@flashattn/core';
-import { CpuAttention, type CpuAttentionKind } from '../attention/cpu-attention.js';
+import {
+  CpuAttention,
+  type CpuAttentionKind,
+  type CpuAttentionPath,
+} from '../attention/cpu-attention.js';
+import { flashSimdModule, type FlashSimdExports } from '../attention/flash-simd.js';
 import { CpuInferenceAttention } from '../attention/kv-cache.js';
 import { adamwUpdate } from './adamw.js';
 import {
@@ -50,7 +55,7 @@ import { embeddingBackward, embeddingForward } from './embedding.js';
 import { geluBackward, geluForward } from './gelu.js';
 import { layernormBackward, layernormForward } from './layernorm.js';
 import { matmulKernel, transposeInto } from './matmul-kernel.js';
-import { MatmulPool, type MatmulJob, type SimdJob } from './matmul-pool.js';
+import { ThreadPool, type MatmulJob, type SimdJob } from './thread-pool.js';
 import { simdRows, WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
 
@@ -59,9 +64,15 @@ export interface CpuOpsOptions {
   threads?: number;
   /**
    * Keep float32 buffers in a shared WebAssembly memory and multiply them with the 128-bit SIMD kernel
-   * (wasm/matmul-simd.wat). Default true; false = the plain JS kernel (matmul-kernel.ts).
+   * (wasm/matmul-simd.wat) and run attention with the wasm SIMD tiles (attention/flash-simd.ts).
+   * Default true; false = the plain JS matmul (matmul-kernel.ts) and core's scalar attention kernels.
    */
   simd?: boolean;
+  /**
+   * Attention's multiply-adds: fused (relaxed-SIMD f32x4.relaxed_madd) where the runtime has relaxed
+   * SIMD (default), or false for plain f32x4.mul + f32x4.add everywhere.
+   */
+  fma?: boolean;
   /** 'flash' (default): FlashAttention-2 in place; 'standard': the materialised baseline (cpu-attention.ts). */
   attention?: CpuAttentionKind;
 }
@@ -112,7 +123,7 @@ export class CpuOps
 {
   readonly name: string;
   readonly dtypes = CPU_DTYPES;
-  private readonly pool: MatmulPool | null;
+  private readonly pool: ThreadPool | null;
   private readonly attention: CpuAttention;
   private packA: FloatArray;
   private packB: FloatArray;
@@ -124,18 +135,37 @@ export class CpuOps
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
-    this.pool = threads > 1 ? new MatmulPool(threads - 1) : null;
+    this.pool = threads > 1 ? new ThreadPool(threads - 1) : null;
     this.arena = (opts.simd ?? true) ? new WasmArena() : null;
-    if (this.arena && this.pool)
-      this.pool.initSimd(this.arena.module, this.arena.memory, this.arena.exports);
-    this.attention = new CpuAttention(threads, opts.attention ?? 'flash');
-    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${this.arena ? ', wasm simd' : ''}, ${this.attention.kind} attention)`;
+    let flash: { exports: FlashSimdExports; fma: boolean } | null = null;
+    if (this.arena) {
+      const { module, fma } = flashSimdModule(opts.fma);
+      const inst = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } });
+      flash = { exports: inst.exports as unknown as FlashSimdExports, fma };
+      this.pool?.initWasm(
+        this.arena.memory,
+        { module: this.arena.module, local: this.arena.exports },
+        { module, local: flash.exports },
+      );
+    }
+    this.attention = new CpuAttention(
+      this.pool,
+      this.arena && flash ? { arena: this.arena, exports: flash.exports } : null,
+      opts.attention ?? 'flash',
+    );
+    const simd = flash ? `, wasm simd${flash.fma ? ' + relaxed fma' : ''}` : '';
+    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${simd}, ${this.attention.kind} attention)`;
     this.packA = new Float32Array(0);
     this.packB = new Float32Array(0);
   }
 
   get threads(): number {
     return this.pool?.threads ?? 1;
+  }
+
+  /** Which attention path the last call took: 'simd' (wasm tiles), 'scalar' (core's kernels), 'standard'. */
+  get attentionPath(): CpuAttentionPath | null {
+    return this.attention.lastPath;
   }
 
   get attentionCapabilities(): BackendCapabilities {

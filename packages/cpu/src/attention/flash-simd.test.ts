@@ -1,0 +1,123 @@
+// The wasm SIMD attention (flash-simd.ts): bitwise identical results for 1, 2 and 3 threads on fresh
+// random inputs (exact resume depends on it), in both kernel variants; the SIMD path is the one taken;
+// and the plain-SIMD variant against the float64 oracle through the conformance suite (the default
+// variant, FMA where the runtime has relaxed SIMD, runs it in ops/cpu-ops.conformance.test.ts).
+import {
+  contiguousView,
+  createRng,
+  freshSeed,
+  packedQkvViews,
+  type AttentionOptions,
+  type StridedView,
+} from '@flashattn/core';
+import { describeDeviceAttentionConformance } from '@flashattn/conformance/vitest';
+import { describe, expect, it } from 'vitest';
+import type { CpuBuffer } from '../ops/buffers.js';
+import { CpuOps } from '../ops/cpu-ops.js';
+import { hasRelaxedSimd } from './flash-simd.js';
+
+const seed = freshSeed();
+
+interface Case {
+  name: string;
+  B: number;
+  Nq: number;
+  Nk: number;
+  Hq: number;
+  Hk: number;
+  D: number;
+  opts: AttentionOptions;
+}
+
+// Lengths off the 64-row tiles, Nq != Nk, GQA, D not a multiple of 4, causal and a window.
+const CASES: Case[] = [
+  { name: 'packed causal', B: 2, Nq: 130, Nk: 130, Hq: 3, Hk: 3, D: 20, opts: { causal: true } },
+  { name: 'gqa', B: 1, Nq: 70, Nk: 200, Hq: 4, Hk: 2, D: 18, opts: {} },
+  { name: 'window', B: 1, Nq: 150, Nk: 97, Hq: 2, Hk: 1, D: 32, opts: { windowSize: [20, 5] } },
+];
+
+/** out, lse, dq, dk, dv of one case on one CpuOps, every input from `seed`. */
+async function run(ops: CpuOps, c: Case, s: number): Promise<Float32Array[]> {
+  const rng = createRng(s);
+  const rand = (n: number): Float32Array => {
+    const a = ops.alloc(n, 'float32') as Float32Array;
+    for (let i = 0; i < n; i++) a[i] = rng.normal();
+    return a;
+  };
+  const { B, Nq, Nk, Hq, Hk, D } = c;
+  let q: StridedView<CpuBuffer>, k: StridedView<CpuBuffer>, v: StridedView<CpuBuffer>;
+  let dq: StridedView<CpuBuffer>, dk: StridedView<CpuBuffer>, dv: StridedView<CpuBuffer>;
+  let grads: Float32Array[];
+  if (Nq === Nk && Hq === Hk) {
+    // q, k, v read from, and dq, dk, dv written into, packed (B, N, 3, H, D) buffers
+    ({ q, k, v } = packedQkvViews(rand(B * Nq * 3 * Hq * D), B, Nq, Hq, D));
+    const g = ops.alloc(B * Nq * 3 * Hq * D, 'float32') as Float32Array;
+    ({ q: dq, k: dk, v: dv } = packedQkvViews(g, B, Nq, Hq, D));
+    grads = [g];
+  } else {
+    q = contiguousView(rand(B * Nq * Hq * D), [B, Nq, Hq, D]);
+    k = contiguousView(rand(B * Nk * Hk * D), [B, Nk, Hk, D]);
+    v = contiguousView(rand(B * Nk * Hk * D), [B, Nk, Hk, D]);
+    const g = [B * Nq * Hq * D, B * Nk * Hk * D, B * Nk * Hk * D].map(
+      (n) => ops.alloc(n, 'float32') as Float32Array,
+    );
+    dq = contiguousView(g[0]!, [B, Nq, Hq, D]);
+    dk = contiguousView(g[1]!, [B, Nk, Hk, D]);
+    dv = contiguousView(g[2]!, [B, Nk, Hk, D]);
+    grads = g;
+  }
+  const outBuf = ops.alloc(B * Nq * Hq * D, 'float32') as Float32Array;
+  const out = contiguousView(outBuf, [B, Nq, Hq, D]);
+  const lse = ops.alloc(B * Hq * Nq, 'float32') as Float32Array;
+  await ops.attentionForward({ q, k, v, out, lse }, c.opts);
+  expect(ops.attentionPath).toBe('simd');
+  const dout = contiguousView(rand(B * Nq * Hq * D), [B, Nq, Hq, D]);
+  await ops.attentionBackward({ dout, q, k, v, out, lse, dq, dk, dv }, c.opts);
+  expect(ops.attentionPath).toBe('simd');
+  return [outBuf, lse, ...grads].map((x) => x.slice());
+}
+
+const variants: Array<{ name: string; fma: boolean }> = [{ name: 'plain simd', fma: false }];
+if (hasRelaxedSimd()) variants.push({ name: 'relaxed fma', fma: true });
+else console.warn('flash-simd.test: no relaxed SIMD in this runtime; the FMA variant is not run');
+
+describe(`wasm SIMD attention: results independent of the thread count (seed ${seed})`, () => {
+  for (const variant of variants) {
+    for (const c of CASES) {
+      it(`${variant.name}, ${c.name}`, async () => {
+        const results: Float32Array[][] = [];
+        for (const threads of [1, 2, 3]) {
+          const ops = new CpuOps({ threads, fma: variant.fma });
+          try {
+            expect(ops.name).toContain(variant.fma ? 'relaxed fma' : 'wasm simd');
+            results.push(await run(ops, c, seed));
+          } finally {
+            await ops.dispose();
+          }
+        }
+        const [one, ...rest] = results;
+        for (const r of rest) {
+          r.forEach((x, i) => {
+            const same = x.every((y, j) => Object.is(y, one![i]![j]));
+            expect(same, `output ${i} differs from 1 thread`).toBe(true);
+          });
+        }
+        // Not a degenerate all-zero run: the outputs hold finite, non-zero values.
+        expect(one![0]!.some((x) => x !== 0 && Number.isFinite(x))).toBe(true);
+      }, 60_000);
+    }
+  }
+});
+
+// The plain variant against the float64 oracle, one layout (packed: q, k, v read from the qkv buffer).
+describeDeviceAttentionConformance(
+  'cpu ops, plain wasm simd, 2 threads',
+  () => new CpuOps({ threads: 2, fma: false }),
+  {
+    matrix: 'ci',
+    layouts: ['packed'],
+    ...(hasRelaxedSimd()
+      ? {}
+      : { skip: 'no relaxed SIMD here: the default variant is this one (cpu-ops.conformance)' }),
+  },
+);
