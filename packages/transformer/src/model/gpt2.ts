@@ -18,15 +18,18 @@
 import {
   contiguousView,
   createRng,
+  hasKvCacheAttention,
   OpsInputError,
   packedQkvViews,
   type AttentionOptions,
   type BufferDType,
+  type DeviceKvCacheAttention,
   type Ops,
   type Rng,
 } from '@flashattn/core';
 import { validateConfig, type GPT2Config } from '../config.js';
 import { checkIds } from './inputs.js';
+import { GPT2KVCache } from './kv-cache.js';
 import {
   initialParams,
   numParams,
@@ -432,6 +435,121 @@ export class GPT2<Buf = unknown> {
       );
     }
     await ops.embeddingBackward(G.wte, G.wpe, Gb.dres, A.tokens, B, T, C);
+  }
+
+  /**
+   * A KV cache for B sequences of up to `capacity` positions (default and at most maxSeqLen), for
+   * forwardCached. Needs a backend that implements core's KV-cache contract.
+   */
+  createCache(B: number, capacity = this.config.maxSeqLen): GPT2KVCache<Buf> {
+    this.kvAttention('GPT2.createCache');
+    const { nLayer, nHead, nEmbd, maxSeqLen } = this.config;
+    if (!Number.isInteger(B) || B < 1)
+      throw new OpsInputError('GPT2.createCache B', 'a positive integer', B);
+    if (!Number.isInteger(capacity) || capacity < 1 || capacity > maxSeqLen)
+      throw new OpsInputError(
+        'GPT2.createCache capacity',
+        `an integer in [1, ${maxSeqLen}]`,
+        capacity,
+      );
+    return new GPT2KVCache(this.ops, B, capacity, nLayer, nHead, nEmbd / nHead, this.computeDType);
+  }
+
+  /**
+   * Inference forward of T new tokens per sequence, tokens (B, T), at positions cache.length ..
+   * cache.length + T - 1: each block's attention appends the new keys and values to the cache in place
+   * and attends to every cached position (causal, aligned to the end: prefill is T = prompt length,
+   * decoding T = 1). Leaves the logits (B*T, V) of the new tokens in `this.logits` / `logitsAt` and
+   * advances cache.length by T. The training forward/backward are separate and unchanged.
+   */
+  async forwardCached(
+    tokens: Int32Array,
+    B: number,
+    T: number,
+    cache: GPT2KVCache<Buf>,
+  ): Promise<void> {
+    await this.initialised;
+    const attn = this.kvAttention('GPT2.forwardCached');
+    const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V } = this.config;
+    if (B !== cache.B)
+      throw new OpsInputError('GPT2.forwardCached B', `${cache.B} (the cache's batch)`, B);
+    const pos = cache.length;
+    if (!Number.isInteger(T) || T < 1 || pos + T > cache.capacity) {
+      throw new OpsInputError(
+        'GPT2.forwardCached T',
+        `an integer in [1, ${cache.capacity - pos}] (cache capacity ${cache.capacity}, ${pos} held)`,
+        T,
+      );
+    }
+    const BT = B * T;
+    checkIds('tokens', tokens, BT, V, false);
+    const D = C / H;
+    const ops = this.ops;
+    const { acts: A } = this.views(BT, false);
+    const P = this.P;
+    this.last = null;
+    const cacheSeqlens = new Int32Array(B).fill(pos);
+    await ops.upload(A.tokens, tokens);
+    // positions pos .. pos + T - 1: the wpe rows from pos on
+    await ops.embeddingForward(
+      A.encoded,
+      A.tokens,
+      P.wte,
+      ops.view(P.wpe, pos * C, T * C),
+      B,
+      T,
+      C,
+    );
+    let x = A.encoded; // (BT, C) residual stream
+    for (let l = 0; l < L; l++) {
+      const w = P.layers[l]!;
+      const s = A.layers[l]!;
+      await ops.layernormForward(s.ln1, s.ln1Mean, s.ln1Rstd, x, w.ln1w, w.ln1b, BT, C);
+      await ops.matmul(s.qkv, s.ln1, w.qkvw, BT, 3 * C, C, { bias: w.qkvb });
+      const { q, k, v } = packedQkvViews(s.qkv, B, T, H, D); // new q, k_new, v_new read in place
+      const cacheShape = [B, cache.capacity, H, D] as const;
+      await attn.attentionWithKvCache(
+        {
+          q,
+          kCache: contiguousView(cache.k[l]!, cacheShape),
+          vCache: contiguousView(cache.v[l]!, cacheShape),
+          cacheSeqlens,
+          kNew: k,
+          vNew: v,
+          out: contiguousView(s.atty, [B, T, H, D]),
+        },
+        { causal: true },
+      );
+      await ops.matmul(A.proj, s.atty, w.attprojw, BT, C, C, { bias: w.attprojb });
+      await ops.add(s.res2, x, A.proj, BT * C);
+      await ops.layernormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C);
+      await ops.matmul(s.fch, s.ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb });
+      await ops.geluForward(s.fchGelu, s.fch, BT * 4 * C);
+      await ops.matmul(A.proj, s.fchGelu, w.fcprojw, BT, C, 4 * C, { bias: w.fcprojb });
+      await ops.add(s.res3, s.res2, A.proj, BT * C);
+      x = s.res3;
+    }
+    await ops.layernormForward(A.lnf, A.lnfMean, A.lnfRstd, x, P.lnfw, P.lnfb, BT, C);
+    await ops.matmul(A.logits, A.lnf, P.wte, BT, V, C, { transB: true });
+    cache.length = pos + T;
+    this.last = { B, T, acts: A, grad: false };
+  }
+
+  /** True when the backend implements core's KV-cache contract (generate() then uses a cache). */
+  get supportsKvCache(): boolean {
+    return hasKvCacheAttention(this.ops);
+  }
+
+  private kvAttention(op: string): DeviceKvCacheAttention<Buf> {
+    const ops = this.ops;
+    if (!hasKvCacheAttention(ops)) {
+      throw new OpsInputError(
+        op,
+        `a backend with KV-cache attention (core's DeviceKvCacheAttention)`,
+        ops.name,
+      );
+    }
+    return ops as unknown as DeviceKvCacheAttention<Buf>;
   }
 
   /** Return the activation buffers to the backend (the parameters stay). */
