@@ -129,7 +129,9 @@ export async function loadCheckpointBytes<Buf>(
   };
   const { metadata, tensors } = parseSafetensors(buf, path);
   // Ours say format 'flashattn-gpt2/<version>'; Hugging Face files say 'pt' (weights only).
-  const ours = metadata['format']?.startsWith('flashattn-') ?? false;
+  // A recorded checksum marks the file as ours too: a corrupted format field must not turn verification off.
+  const ours =
+    (metadata['format']?.startsWith('flashattn-') ?? false) || metadata['checksum'] !== undefined;
   if (ours) {
     if (metadata['format'] !== CHECKPOINT_FORMAT)
       fail(`format ${metadata['format']}, expected ${CHECKPOINT_FORMAT}`);
