@@ -1,20 +1,31 @@
 /**
- * NaN / Infinity propagation (core's device-attention contract: NaN or Infinity in q, k or v
- * propagates to out and the gradients as it would in exact arithmetic; nothing is checked per element).
- * Each scenario puts one non-finite value into otherwise N(0, 1) inputs and checks the exact pattern of
- * non-finite outputs that follows from the mask (core's keyRange, bottom-right aligned):
+ * NaN / Infinity propagation. core's device-attention contract: NaN or Infinity in q, k or v propagates
+ * to out and the gradients as in exact arithmetic (flash-attn's behaviour), nothing checked per element.
+ * A tiled kernel cannot promise more than this, and the suite checks exactly it:
  *
- *  - `nan-key`:  k row j0 all NaN, window [2, 0]: out and lse rows that see j0 are all NaN, every other
- *                row finite (a NaN key masked out of a row must not leak into it, e.g. through a
- *                `-inf + NaN` mask bias); dq rows that see j0 NaN, others finite; dk, dv rows of keys
- *                sharing a query row with j0 NaN (dS of that row is NaN), others finite.
- *  - `nan-value`: v[j0, d0] = NaN: out[i, d0] NaN exactly for rows that see j0, every other element and
- *                every lse finite; dv is finite everywhere (it does not depend on v); dq rows seeing j0
- *                NaN (dP = dO . v is).
- *  - `inf-query`: q[i0, 0] = +Infinity: row i0 of out non-finite, every other row finite (forward only:
- *                the scores of that row are +-Infinity, whose softmax exact arithmetic leaves undefined).
- *  - `nan-unseen-key`: k row j0 NaN where no query sees key j0 (window [8, 0], Nq 17 < Nk 40): nothing
- *                is non-finite, and dk, dv of key j0 are exactly 0.
+ *  1. PROPAGATION: every element that depends on the poisoned value in exact arithmetic is NaN (or, for
+ *     the +Infinity query, non-finite): a kernel must never scrub it (nan_to_num, fmax in an epilogue).
+ *  2. ISOLATION where no product with the poisoned value exists in any evaluation order: other head-dim
+ *     columns of out for a NaN in v; other query rows for an Infinity in q; the forward of every row
+ *     that masks a NaN key (the mask REPLACES the score, as flash-attn's select does; a mask added as a
+ *     -inf bias leaks, -inf + NaN = NaN); every lse but the poisoned rows'; dv for a NaN in v (dv does
+ *     not read v); dk and dv for a NaN key no query sees, which stay exactly 0.
+ *
+ * Elements a tiled kernel may reach through a masked zero times the poisoned value (0 * NaN = NaN: a NaN
+ * v row in the same key tile as a masked entry, dq through a masked dS times a NaN k row, P = exp(-inf -
+ * NaN) of a poisoned row's masked entries) are NOT checked: exact arithmetic would keep them finite, but
+ * flash-attn's GEMM tiles do not, and neither does core's CPU kernel. The contract's "as in exact
+ * arithmetic" is therefore exact only for (1) and (2).
+ *
+ * Scenarios (D = 32, H = 2, N(0, 1) inputs, masks from core's keyRange):
+ *  - `nan-key`:   k row 7 all NaN, window [2, 0] (rows 7..9 see it): out and lse NaN on rows 7..9 and
+ *                 finite elsewhere; dq NaN on rows 7..9, dk and dv NaN on the keys those rows see.
+ *  - `nan-value`: v[7, d = 5] NaN, window [2, 0]: out[rows 7..9, d 5] NaN, every other column finite,
+ *                 every lse finite; dq NaN on rows 7..9, dk NaN on the keys they see, dv finite.
+ *  - `inf-query`: q[4, 0] = +Infinity: out row 4 non-finite, every other row finite (forward only: that
+ *                 row's scores are +-Infinity, whose softmax exact arithmetic leaves undefined).
+ *  - `nan-unseen-key`: k row 3 NaN, window [8, 0] with Nq 17 < Nk 40 (keys 0..14 unseen): out, lse, dk,
+ *                 dv finite, and dk, dv of key 3 exactly 0.
  *
  * Run from `describeConformance` for every backend (option `nonFinite`, default on) and by
  * `runNonFiniteChecks(backend)`. A backend that throws fails the scenario; nothing here crashes.
@@ -127,8 +138,6 @@ export async function runNonFiniteCase(
   const normal = (n: number): Float32Array => Float32Array.from({ length: n }, () => rng.normal());
   const host = { q: normal(s.Nq * H * D), k: normal(s.Nk * H * D), v: normal(s.Nk * H * D) };
   const p = s.poison;
-  const N = p.tensor === 'q' ? s.Nq : s.Nk;
-  void N;
   for (let h = 0; h < H; h++) {
     const o = (p.row * H + h) * D;
     if (p.d === undefined) host[p.tensor].fill(p.value, o, o + D);
@@ -148,7 +157,7 @@ export async function runNonFiniteCase(
     name: string,
     data: Float32Array,
     rows: number,
-    nonFinite: (row: number, d: number) => boolean,
+    nonFinite: (row: number, d: number) => boolean | null,
     exact: 'nan' | 'non-finite',
   ): void => {
     let bad = 0;
@@ -157,6 +166,7 @@ export async function runNonFiniteCase(
         for (let d = 0; d < D; d++) {
           const x = data[(r * H + h) * D + d]!;
           const want = nonFinite(r, d);
+          if (want === null) continue;
           const ok = want
             ? exact === 'nan'
               ? Number.isNaN(x)
@@ -181,32 +191,33 @@ export async function runNonFiniteCase(
     return done('fail');
   }
   const out = toFloat32(fwd.out);
-  const rowPoisoned = (i: number): boolean =>
-    scenario === 'inf-query' ? i === j0 : scenario === 'nan-unseen-key' ? false : sees(i, j0);
+  const UNCHECKED = null; // an element a tiled kernel may reach through 0 * NaN (see the header)
+  type Want = boolean | null; // true: NaN (non-finite), false: finite, null: not checked
   if (scenario === 'nan-value') {
-    expectPattern('out', out, s.Nq, (i, d) => sees(i, j0) && d === p.d, 'nan');
-  } else {
     expectPattern(
       'out',
       out,
       s.Nq,
-      (i) => rowPoisoned(i),
-      scenario === 'inf-query' ? 'non-finite' : 'nan',
+      (i, d) => (d !== p.d ? false : sees(i, j0) ? true : UNCHECKED),
+      'nan',
     );
+  } else if (scenario === 'inf-query') {
+    expectPattern('out', out, s.Nq, (i) => i === j0, 'non-finite');
+  } else {
+    expectPattern('out', out, s.Nq, (i) => scenario === 'nan-key' && sees(i, j0), 'nan');
   }
   for (let h = 0; h < H; h++) {
     for (let i = 0; i < s.Nq; i++) {
       const x = fwd.lse[h * s.Nq + i]!;
-      const poisoned = scenario === 'nan-key' && sees(i, j0);
-      const ok = poisoned
-        ? Number.isNaN(x)
-        : scenario === 'inf-query' && i === j0
-          ? true
-          : Number.isFinite(x);
+      const want: Want =
+        scenario === 'nan-key'
+          ? sees(i, j0)
+          : scenario === 'inf-query' && i === j0
+            ? UNCHECKED
+            : false;
+      const ok = want === null || (want ? Number.isNaN(x) : Number.isFinite(x));
       if (!ok)
-        problems.push(
-          `lse[h ${h}, row ${i}] = ${x}: expected ${poisoned ? 'NaN' : 'a finite number'}`,
-        );
+        problems.push(`lse[h ${h}, row ${i}] = ${x}: expected ${want ? 'NaN' : 'a finite number'}`);
     }
   }
   if (!s.backward) return done(problems.length ? 'fail' : 'pass');
@@ -222,7 +233,7 @@ export async function runNonFiniteCase(
   const dk = toFloat32(g.dk);
   const dv = toFloat32(g.dv);
   if (scenario === 'nan-unseen-key') {
-    expectPattern('dq', dq, s.Nq, () => false, 'nan');
+    // dq may meet the NaN key through a masked dS = 0 times k (not checked); dk and dv never read k.
     expectPattern('dk', dk, s.Nk, () => false, 'nan');
     expectPattern('dv', dv, s.Nk, () => false, 'nan');
     for (const [name, t] of [
@@ -237,12 +248,18 @@ export async function runNonFiniteCase(
       }
     }
   } else {
-    // Rows whose dS is NaN: those that see j0. A key gets NaN in dk (and, for nan-key, dv) when a
-    // poisoned row sees it.
+    // Exact arithmetic: dS is NaN on the rows that see j0, so dq of those rows and dk of every key they
+    // see are NaN (and dv too for a NaN key, whose P row is NaN). dv does not read v: finite for nan-value.
     const keyHit = (j: number): boolean => ranges.some((_, i) => sees(i, j0) && sees(i, j));
-    expectPattern('dq', dq, s.Nq, (i) => sees(i, j0), 'nan');
-    expectPattern('dk', dk, s.Nk, (j) => keyHit(j), 'nan');
-    expectPattern('dv', dv, s.Nk, (j) => scenario === 'nan-key' && keyHit(j), 'nan');
+    expectPattern('dq', dq, s.Nq, (i) => (sees(i, j0) ? true : UNCHECKED), 'nan');
+    expectPattern('dk', dk, s.Nk, (j) => (keyHit(j) ? true : UNCHECKED), 'nan');
+    expectPattern(
+      'dv',
+      dv,
+      s.Nk,
+      (j) => (scenario === 'nan-value' ? false : keyHit(j) ? true : UNCHECKED),
+      'nan',
+    );
   }
   return done(problems.length ? 'fail' : 'pass');
 }
