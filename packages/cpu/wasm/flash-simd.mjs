@@ -9,16 +9,19 @@
 //   softmaxRows(s, lds, rows, colsPad, colsReal, scale, lo, hi, c0, m, l, acc, ldacc, Dv)
 //       Algorithm 1, lines 9-10 for one S_ij tile: mask, m_i, P~_ij (in place), l_i, rescale acc
 //   probsRows(s, lds, rows, colsPad, colsReal, scale, L, lo, hi, c0)
-//       Algorithm 2, line 11: P_ij = exp(scale S_ij - L_i), masked entries 0 (rows = queries)
+//       Algorithm 2, line 11: P_ij = exp(scale S_ij - L_i), masked entries -0.0 (rows = queries)
 //   probsCols(s, lds, rows, colsPad, colsReal, scale, L, lo, hi, k0)
 //       the same for S_ij^T (rows = keys, columns = queries; L, lo, hi indexed by column)
-//   dsRows(p, dp, ld, rows, colsPad, Dvec)   dP <- P * (dP - D_i)      (line 14, rows = queries)
+//   dsRows(p, dp, ld, rows, colsPad, Dvec)   dP <- P * (dP - D_i), 0 where P = -0.0 (masked)
 //   dsCols(p, dp, ld, rows, colsPad, Dvec)   dP^T <- P^T * (dP^T - D)  (columns = queries)
 // Every element's arithmetic is the same whatever tile or thread computes it: results do not depend on
 // the thread count.
 
 const ZERO = '(v128.const i32x4 0 0 0 0)';
 const NEG_INF = '(v128.const f32x4 -inf -inf -inf -inf)';
+// -0.0 marks a masked probability (exp never returns it): dS of a masked entry is exactly 0 even where
+// dP is not finite (a NaN key or value that the row does not see must not leak into it).
+const NEG_ZERO = '(v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000)';
 const IOTA = '(v128.const i32x4 0 1 2 3)';
 const g = (n) => `(local.get $${n})`;
 const set = (n, x) => `(local.set $${n} ${x})`;
@@ -237,7 +240,7 @@ export function flashSimdWat({ fma }) {
         g('colsPad'),
         i32(4),
         `${cIdx}
-        (v128.store ${at} ${expV(`(v128.bitselect (f32x4.sub (f32x4.mul (v128.load ${at}) ${splat(g('scale'))}) ${g('Lr')}) ${NEG_INF} ${rowMask})`)})`,
+        (v128.store ${at} (v128.bitselect ${expV(`(f32x4.sub (f32x4.mul (v128.load ${at}) ${splat(g('scale'))}) ${g('Lr')})`)} ${NEG_ZERO} ${rowMask}))`,
       )}`,
     )})`;
 
@@ -263,13 +266,13 @@ export function flashSimdWat({ fma }) {
         i32(4),
         `${cIdx}
         ${set('ok', `(v128.and (v128.and (i32x4.ge_s ${g('kv')} ${colAt('lo')}) (i32x4.lt_s ${g('kv')} ${colAt('hi')})) (i32x4.lt_s ${g('idx')} ${g('real')}))`)}
-        (v128.store ${at} ${expV(`(v128.bitselect (f32x4.sub (f32x4.mul (v128.load ${at}) ${splat(g('scale'))}) ${colAt('L')}) ${NEG_INF} ${g('ok')})`)})`,
+        (v128.store ${at} (v128.bitselect ${expV(`(f32x4.sub (f32x4.mul (v128.load ${at}) ${splat(g('scale'))}) ${colAt('L')})`)} ${NEG_ZERO} ${g('ok')}))`,
       )}`,
     )})`;
 
   const ds = (name, dOf) => `
   (func (export "${name}") (param $p i32) (param $dp i32) (param $ld i32) (param $rows i32) (param $colsPad i32) (param $D i32)
-    (local $r i32) (local $c i32) (local $o i32) (local $Dr v128)
+    (local $r i32) (local $c i32) (local $o i32) (local $Dr v128) (local $pv v128)
     ${forLoop(
       'rows',
       'r',
@@ -282,8 +285,10 @@ export function flashSimdWat({ fma }) {
         g('colsPad'),
         i32(4),
         `${set('o', `(i32.add (i32.mul ${g('r')} ${g('ld')}) (i32.shl ${g('c')} (i32.const 2)))`)}
+        ${set('pv', `(v128.load (i32.add ${g('p')} ${g('o')}))`)}
         (v128.store (i32.add ${g('dp')} ${g('o')})
-          (f32x4.mul (v128.load (i32.add ${g('p')} ${g('o')})) (f32x4.sub (v128.load (i32.add ${g('dp')} ${g('o')})) ${dOf})))`,
+          (v128.bitselect ${ZERO} (f32x4.mul ${g('pv')} (f32x4.sub (v128.load (i32.add ${g('dp')} ${g('o')})) ${dOf}))
+            (i32x4.eq ${g('pv')} ${NEG_ZERO})))`,
       )}`,
     )})`;
 

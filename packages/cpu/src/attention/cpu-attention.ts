@@ -369,7 +369,8 @@ export class CpuAttention {
       Dvec: B * Hq * NqPad,
     };
     const scratchBytes = r16(flashScratchFloats(Br, Bc, Dp) * 4);
-    let bytes = 16 + 2 * r16(NqPad * 4) + this.threads * scratchBytes;
+    const nfInts = 2 * B * Hk * (NkPad / Bc);
+    let bytes = 16 + 2 * r16(NqPad * 4) + r16(nfInts * 4) + this.threads * scratchBytes;
     for (const p of packs) bytes += r16(sizes[p]! * 4);
     const base = this.scratch(bytes);
     if (base === null) return null;
@@ -382,6 +383,7 @@ export class CpuAttention {
     const ctr = take(16);
     const loAt = take(NqPad * 4);
     const hiAt = take(NqPad * 4);
+    const nf = take(nfInts * 4);
     const where: Record<string, number> = {};
     for (const p of packs) where[p] = take(sizes[p]! * 4);
     const scratch = take(this.threads * scratchBytes);
@@ -426,6 +428,7 @@ export class CpuAttention {
       dot: where['dot'] ?? 0,
       Lp: where['Lp'] ?? 0,
       Dvec: where['Dvec'] ?? 0,
+      nf,
       scratch,
       scratchBytes,
     };

@@ -155,6 +155,12 @@ export interface FlashJob {
   dot: number;
   Lp: number;
   Dvec: number;
+  /**
+   * Int32 flags, one per (b, kv head, key block): K block has a non-finite value at nf, V block at
+   * nf + 4 B Hk Tc (written by the pack phase). Such a block's products with P or dS skip masked
+   * entries row by row, since 0 * NaN would leak a NaN the row does not see.
+   */
+  nf: number;
   /** Per-thread scratch: thread t owns [scratch + t * scratchBytes, + scratchBytes). */
   scratch: number;
   scratchBytes: number;
@@ -236,6 +242,43 @@ export function flashUnits(
   };
   const lo = j.lo / F;
   const hi = j.hi / F;
+  const nfK = j.nf / F;
+  const nfV = nfK + B * Hk * Tc;
+  // Flag each Bc-row block of an (NkPad, Dp) pack that holds a NaN or an infinity.
+  const flagBlocks = (src: number, flags: number): void => {
+    for (let t = 0; t < Tc; t++) {
+      let bad = 0;
+      for (let x = src + t * Bc * Dp, e = x + Bc * Dp; x < e; x++) {
+        const y = f32[x]!;
+        if (y - y !== 0) {
+          bad = 1;
+          break;
+        }
+      }
+      i32[flags + t] = bad;
+    }
+  };
+  // acc (rows, Dp) += P (rows, ld ldp) @ X (cols, Dp) over each row's visible keys only (the path for
+  // a block with a non-finite value; floats addresses).
+  const maskedAccumulate = (
+    acc: number,
+    p: number,
+    ldp: number,
+    x: number,
+    r0: number,
+    rows: number,
+    c0: number,
+    cols: number,
+  ): void => {
+    for (let r = 0; r < rows; r++) {
+      const a = Math.max(i32[lo + r0 + r]!, c0) - c0;
+      const e = Math.min(i32[hi + r0 + r]!, c0 + cols) - c0;
+      for (let c = a; c < e; c++) {
+        const w = f32[p + r * ldp + c]!;
+        for (let d = 0; d < Dp; d++) f32[acc + r * Dp + d] += w * f32[x + c * Dp + d]!;
+      }
+    }
+  };
 
   for (;;) {
     const u = Atomics.add(i32, ctr, 1);
@@ -249,6 +292,7 @@ export function flashUnits(
       packRows(j.k, b, hk, Nk, NkPad, vp); // K rows first, through vp as a staging area
       packBlocksT(vp, NkPad, Bc, j.kt / F + u * NkPad * Dp);
       packRows(j.v, b, hk, Nk, NkPad, vp);
+      flagBlocks(vp, nfV + u * Tc);
     } else if (j.pass === 'bwd-pack') {
       if (u < B * Hq) {
         // One (b, h) of the queries: Q, dO rows and their (Dp, Br) transposed blocks, lse, D.
@@ -287,6 +331,7 @@ export function flashUnits(
         packRows(j.k, b, hk, Nk, NkPad, kp);
         packRows(j.v, b, hk, Nk, NkPad, vp);
         packBlocksT(kp, NkPad, Bc, j.kt / F + w * NkPad * Dp);
+        flagBlocks(kp, nfK + w * Tc);
         packBlocksT(vp, NkPad, Bc, j.vt / F + w * NkPad * Dp);
       }
     } else if (j.pass === 'fwd') {
@@ -349,18 +394,10 @@ export function flashUnits(
           Dp / 4,
         );
         // line 10: acc += P~_ij V_j
-        ex.gemm(
-          acc,
-          Dp * F,
-          S,
-          Bc * F,
-          j.vp + (bhk * NkPad + c0) * Dp * F,
-          Dp * F,
-          rows,
-          Dp,
-          cols,
-          1,
-        );
+        const vRow = j.vp + (bhk * NkPad + c0) * Dp * F;
+        if (i32[nfV + bhk * Tc + jj])
+          maskedAccumulate(acc / F, S / F, Bc, vRow / F, r0, rows, c0, cols);
+        else ex.gemm(acc, Dp * F, S, Bc * F, vRow, Dp * F, rows, Dp, cols, 1);
       }
       // lines 12-15: O_i = acc / l_i, L_i = m_i + log(l_i); a row that saw no key: out = 0, lse = -inf
       const oBase = j.out.at / F + b * j.out.sB + h * j.out.sH;
@@ -475,7 +512,9 @@ export function flashUnits(
         ex.gemm(dP, Bc * F, j.dop + qBlk, Dp * F, j.vt + kRow, Bc * F, rows, colsPad, Dp, 0);
         ex.dsRows(S, dP, Bc * F, rows, colsPad, j.Dvec + (bh * NqPad + r0) * F);
         // line 15: dQ_i += dS K_j (scale applied at the write)
-        ex.gemm(dQ, Dp * F, dP, Bc * F, j.kp + kRow, Dp * F, rows, Dp, cols, 1);
+        if (i32[nfK + bhk * Tc + jj])
+          maskedAccumulate(dQ / F, dP / F, Bc, (j.kp + kRow) / F, r0, rows, c0, cols);
+        else ex.gemm(dQ, Dp * F, dP, Bc * F, j.kp + kRow, Dp * F, rows, Dp, cols, 1);
       }
       writeRows(j.dq!, b, h, r0, rows, dQ / F, scale);
     }
