@@ -1,132 +1,107 @@
 /**
- * Conformance on a real GPU through Dawn (the H100 run in BENCHMARKS.md): the `ci` matrix plus every
- * case of the `full` matrix with both sequence lengths <= 129 (all dtypes and head dims; the longer
- * cases only cost float64-oracle time on the host). Bundled with esbuild for the device machine.
+ * Conformance on a real GPU through Dawn (the H100 runs in BENCHMARKS.md), on the device API
+ * (`DeviceMemory<WebGPUBuffer> & DeviceAttention<WebGPUBuffer>`) in one of @flashattn/conformance's layouts
+ * (contiguous, padded, packed) or on the host-tensor API ('host'). Bundled with esbuild for the device
+ * machine (scripts/bundle.sh).
  *
- *   node device-conformance.mjs ./dawn.node out.json [seed] [plain|ci|sgmat|both] [override JSON]
- * The override forces the forward's tiles (plain, ci) or the subgroup-matrix kernel's shape (sgmat),
- * e.g. '{"BR":128,"BC":64,"TM":8,"TN":4,"DK":16,"JK":16,"V4":true}' or '{"QT":1,"QREG":true}';
- * '{"bwd":{"64":{"dq":{...},"dkdv":{...}}}}' forces the backward tiles per head dim instead.
- * `ci` runs the ci matrix only (no subgroup-matrix part); `full` the whole full matrix (288 cases, default
- * tiles, no subgroup-matrix part). CONF_FILTER=<substring of the case id> keeps only matching cases
- * (device-run.sh fullmatrix runs one process per head dim, " d64 " etc., in parallel).
- * `sgmat` runs the float16 cases with the subgroup-matrix forward (a separate process, so a hang in
- * the experimental path can be cut off by a timeout without losing the plain results).
+ *   node device-conformance.mjs ./dawn.node out.json [seed] [matrix] [layout] [override JSON]
+ * matrix: `ci`, `full` (288 cases) or `short` (ci plus every full case with Nq, Nk <= 129). layout:
+ * contiguous | padded | packed | host (default packed). The override forces tiles: a forward Tiles object
+ * ('{"BR":128,"BC":64,"TM":8,"TN":4,"DK":16,"JK":16,"V4":true}') or '{"bwd":{"64":{"dq":{...},"dkdv":{...}}}}'.
+ * CONF_FILTER=<substring of the case id> keeps only matching cases (device-run.sh runs one process per
+ * head dim and layout, " d64 " etc., in parallel).
  */
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
 import {
   casesFor,
+  deviceAttentionBackend,
+  DEVICE_LAYOUTS,
   formatCaseResult,
   runConformance,
   type ConformanceCase,
+  type DeviceLayout,
 } from '@flashattn/conformance';
-import { createWebGPUBackend, DEFAULT_DAWN_FLAGS, type Tiles } from '../src/index.js';
+import { createWebGPUBackend, DEFAULT_DAWN_FLAGS } from '../src/index.js';
+import type { Tiles } from '../src/kernels.js';
 
 async function main(): Promise<void> {
-  const [dawnPath, outPath = 'conformance.json', seedArg = '20261121', which = 'both', tilesArg] =
-    process.argv.slice(2);
+  const [
+    dawnPath,
+    outPath = 'conformance.json',
+    seedArg = '20261206',
+    matrix = 'full',
+    layout = 'packed',
+    tilesArg,
+  ] = process.argv.slice(2);
+  if (layout !== 'host' && !DEVICE_LAYOUTS.includes(layout as DeviceLayout)) {
+    throw new Error(`layout must be host or one of ${DEVICE_LAYOUTS.join(', ')}, got ${layout}`);
+  }
   const override = tilesArg ? (JSON.parse(tilesArg) as Record<string, unknown>) : undefined;
-  const bwd = override && 'bwd' in override ? (override.bwd as Record<string, { dq?: Tiles; dkdv?: Tiles }>) : undefined;
-  const forward = override && !bwd && which !== 'sgmat' ? (override as unknown as Tiles) : undefined;
-  const sgmatSpec = override && which === 'sgmat' ? override : undefined;
+  const bwd =
+    override && 'bwd' in override
+      ? (override.bwd as Record<string, { dq?: Tiles; dkdv?: Tiles }>)
+      : undefined;
+  const forward = override && !bwd ? (override as unknown as Tiles) : undefined;
   const dawn = createRequire(import.meta.url)(dawnPath ?? 'webgpu') as {
     create: (f: string[]) => GPU;
   };
   const gpu = dawn.create([...DEFAULT_DAWN_FLAGS]);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error('no adapter');
+  const pool =
+    matrix === 'ci'
+      ? casesFor('ci')
+      : matrix === 'full'
+        ? casesFor('full')
+        : [
+            ...casesFor('ci'),
+            ...casesFor('full').filter((c) => c.seqlenQ <= 129 && c.seqlenK <= 129),
+          ];
   const seen = new Set<string>();
   const cases: ConformanceCase[] = [];
-  const extra =
-    which === 'ci' ? [] : casesFor('full').filter((c) => which === 'full' || (c.seqlenQ <= 129 && c.seqlenK <= 129));
   const filter = process.env.CONF_FILTER;
-  for (const c of [...(which === 'full' ? [] : casesFor('ci')), ...extra]) {
+  for (const c of pool) {
     if (!seen.has(c.id) && (!filter || c.id.includes(filter))) cases.push(c);
     seen.add(c.id);
   }
-  const all: Record<string, unknown> = {};
-  if (which !== 'sgmat') {
-    const be = await createWebGPUBackend({
-      adapter,
-      ...(forward ? { tiles: { forward } } : {}),
-      ...(bwd ? { tiles: (D: number) => bwd[String(D)] } : {}),
-    });
-    let fails = 0;
-    const report = await runConformance(be, {
-      cases,
-      seed: Number(seedArg),
-      onCase: (r) => {
-        if (r.status !== 'pass') {
-          fails++;
-          if (fails <= 5) console.log(formatCaseResult(r));
-        }
-      },
-    });
-    const summary = {
-      backend: be.name,
-      forwardTiles: { 64: be.variant(64).forward, 128: be.variant(128).forward },
-      backwardTiles: Object.fromEntries(
-        [32, 64, 80, 96, 128, 256].map((D) => [D, { dq: be.variant(D).dq, dkdv: be.variant(D).dkdv }]),
-      ),
-      nativeF16: be.nativeF16,
-      compact: be.compact,
-      seed: report.seed,
-      cases: cases.length,
-      passed: report.passed,
-      failed: report.failed,
-      skipped: report.skipped,
-      seconds: report.timeMs / 1000,
-      failedIds: report.results.filter((r) => r.status === 'fail').map((r) => r.case.id),
-    };
-    console.log(
-      `conformance on ${be.name}: ${report.passed}/${cases.length} passed, ${report.failed} failed, ${report.skipped} skipped (${summary.seconds.toFixed(0)} s)`,
-    );
-    be.dispose();
-    all.fp32 = summary;
-  }
-
-  // The subgroup-matrix (tensor core) forward: the float16 cases, on a fresh adapter (one device each).
-  if (which === 'sgmat' || which === 'both')
-    try {
-      const adapter2 =
-        which === 'sgmat'
-          ? adapter
-          : await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      const sg = await createWebGPUBackend({
-        adapter: adapter2!,
-        subgroupMatrix: true,
-        ...(sgmatSpec ? { sgmatSpec: () => sgmatSpec } : {}),
-      });
-      const f16 = cases.filter((c) => c.dtype === 'float16');
-      let sgFails = 0;
-      const rep = await runConformance(sg, {
-        cases: f16,
-        seed: Number(seedArg),
-        onCase: (r) => {
-          if (r.status !== 'pass' && ++sgFails <= 3) console.log(formatCaseResult(r));
-        },
-      });
-      all.sgmat = {
-        backend: sg.name,
-        spec: sgmatSpec ?? 'default (chooseSgmat)',
-        active: sg.subgroupMatrix,
-        cases: f16.length,
-        passed: rep.passed,
-        failed: rep.failed,
-        skipped: rep.skipped,
-        seconds: rep.timeMs / 1000,
-        failedIds: rep.results.filter((r) => r.status === 'fail').map((r) => r.case.id),
-      };
-      console.log(
-        `conformance on ${sg.name} (subgroup matrix active: ${sg.subgroupMatrix}): ${rep.passed}/${f16.length} passed, ${rep.failed} failed`,
-      );
-      sg.dispose();
-    } catch (e) {
-      all.sgmat = { error: String(e) };
-      console.log(`subgroup-matrix conformance: ${String(e)}`);
-    }
-  writeFileSync(outPath, JSON.stringify(all, null, 1));
+  const be = await createWebGPUBackend({
+    adapter,
+    ...(forward ? { tiles: { forward } } : {}),
+    ...(bwd ? { tiles: (D: number) => bwd[String(D)] } : {}),
+  });
+  const target =
+    layout === 'host' ? be : deviceAttentionBackend(be, { layout: layout as DeviceLayout });
+  let fails = 0;
+  const report = await runConformance(target, {
+    cases,
+    seed: Number(seedArg),
+    onCase: (r) => {
+      if (r.status !== 'pass' && ++fails <= 5) console.log(formatCaseResult(r));
+    },
+  });
+  const summary = {
+    backend: be.name,
+    layout,
+    matrix,
+    filter: filter ?? null,
+    forwardTiles: { 64: be.variant(64).forward, 128: be.variant(128).forward },
+    nativeF16: be.nativeF16,
+    compact: be.compact,
+    seed: report.seed,
+    cases: cases.length,
+    passed: report.passed,
+    failed: report.failed,
+    skipped: report.skipped,
+    seconds: report.timeMs / 1000,
+    failedIds: report.results.filter((r) => r.status === 'fail').map((r) => r.case.id),
+  };
+  console.log(
+    `conformance [${layout}]${filter ? ` [${filter.trim()}]` : ''} on ${be.name}: ${report.passed}/${cases.length} passed, ` +
+      `${report.failed} failed, ${report.skipped} skipped (${summary.seconds.toFixed(0)} s)`,
+  );
+  be.dispose();
+  writeFileSync(outPath, JSON.stringify(summary, null, 1));
   void gpu;
 }
 

@@ -33,7 +33,11 @@ export interface Acquired {
 }
 
 /** Features requested when present. */
-const WANTED: readonly GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+const WANTED: readonly GPUFeatureName[] = [
+  'shader-f16',
+  'subgroups',
+  'timestamp-query',
+] as GPUFeatureName[];
 
 export const DEFAULT_DAWN_FLAGS: readonly string[] = [
   'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
@@ -61,16 +65,27 @@ async function findGPU(flags: readonly string[]): Promise<GPU> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return nav.gpu;
   if (typeof process !== 'undefined' && process.versions?.node) return nodeGPU(flags);
-  throw new BackendUnavailableError('webgpu', 'navigator.gpu is not available (WebGPU disabled or unsupported)');
+  throw new BackendUnavailableError(
+    'webgpu',
+    'navigator.gpu is not available (WebGPU disabled or unsupported)',
+  );
 }
 
 export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired> {
-  if (opts.device) return { device: opts.device, adapterInfo: opts.device.adapterInfo, owned: false, gpu: undefined };
+  if (opts.device)
+    return {
+      device: opts.device,
+      adapterInfo: opts.device.adapterInfo,
+      owned: false,
+      gpu: undefined,
+    };
   let adapter = opts.adapter ?? null;
   let gpu: GPU | undefined;
   if (!adapter) {
     gpu = await findGPU(opts.dawnFlags ?? DEFAULT_DAWN_FLAGS);
-    adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : {});
+    adapter = await gpu.requestAdapter(
+      opts.powerPreference ? { powerPreference: opts.powerPreference } : {},
+    );
     if (!adapter) {
       throw new BackendUnavailableError(
         'webgpu',
@@ -79,8 +94,8 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired
       );
     }
   }
-  const requiredFeatures = [...WANTED, ...((opts.extraFeatures ?? []) as GPUFeatureName[])].filter((f) =>
-    adapter.features.has(f),
+  const requiredFeatures = [...WANTED, ...((opts.extraFeatures ?? []) as GPUFeatureName[])].filter(
+    (f) => adapter.features.has(f),
   );
   const lim = adapter.limits;
   const requiredLimits: Record<string, number> = {
@@ -96,7 +111,9 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired
   try {
     device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   } catch (cause) {
-    throw new BackendUnavailableError('webgpu', `requestDevice failed: ${String(cause)}`, { cause });
+    throw new BackendUnavailableError('webgpu', `requestDevice failed: ${String(cause)}`, {
+      cause,
+    });
   }
   return { device, adapterInfo: adapter.info, owned: true, gpu };
 }

@@ -1,8 +1,10 @@
 /**
- * A Node process that used the backend must exit by itself after dispose() (Dawn-node keeps the
- * process alive while its GPU object is referenced, and an idle device can spin a core until it is
- * destroyed). The package is bundled with esbuild into a child script that runs one forward and
- * disposes; the test asserts the child exits 0 on its own, well inside the timeout.
+ * Native behaviour, checked in child processes (a crash there fails the test instead of killing the run):
+ *   - a Node process that used the backend exits by itself after dispose() (Dawn-node keeps the process
+ *     alive while its GPU object is referenced, and an idle device can spin a core until destroyed);
+ *   - host inputs on a SharedArrayBuffer work (Dawn's writeBuffer given a view of shared memory crashed
+ *     the process with SIGSEGV, exit 139) through both the host API and DeviceMemory.upload.
+ * The package is bundled with esbuild into the child scripts; the tests assert exit code 0 and output.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,24 +29,69 @@ be.dispose();
 console.log('forward ok', r.out.data[0]);
 `;
 
-describe.skipIf(skip)('process lifetime', () => {
-  it('exits on its own after dispose()', async () => {
-    const dir = fileURLToPath(new URL('../node_modules/.cache/flashattn-exit-test/', import.meta.url));
-    mkdirSync(dir, { recursive: true });
-    await build({
-      entryPoints: [fileURLToPath(new URL('./index.ts', import.meta.url))],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      external: ['webgpu'],
-      outfile: `${dir}webgpu.mjs`,
-      logLevel: 'error',
+// Every input on shared memory: the host API's q, k, v, dout, out, lse, and a device upload.
+const SHARED_CHILD = `
+import { createWebGPUBackend } from './webgpu.mjs';
+const be = await createWebGPUBackend();
+const shape = [1, 4, 1, 16];
+const shared = (n, fill) => new Float32Array(new SharedArrayBuffer(4 * n)).fill(fill);
+const t = { dtype: 'float32', shape, data: shared(64, 0.5) };
+const r = await be.forward(t, t, t);
+const lse = new Float32Array(new SharedArrayBuffer(16));
+lse.set(r.lse);
+const g = await be.backward({ ...t, data: shared(64, 1) }, t, t, t, { ...t, data: shared(64, 0.5) }, lse);
+const buf = be.alloc(64, 'float32');
+await be.upload(buf, shared(64, 2));
+const back = await be.download(buf);
+be.dispose();
+console.log('shared ok', r.out.data[0], g.dv.data[0].toFixed(4), back[63]);
+`;
+
+const dir = fileURLToPath(new URL('../node_modules/.cache/flashattn-exit-test/', import.meta.url));
+
+async function bundle(): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  await build({
+    entryPoints: [fileURLToPath(new URL('./index.ts', import.meta.url))],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    external: ['webgpu'],
+    outfile: `${dir}webgpu.mjs`,
+    logLevel: 'error',
+  });
+}
+
+describe.skipIf(skip)('native behaviour (child processes)', () => {
+  it('accepts inputs on a SharedArrayBuffer (no SIGSEGV)', async () => {
+    await bundle();
+    writeFileSync(`${dir}shared.mjs`, SHARED_CHILD);
+    const res = spawnSync(process.execPath, [`${dir}shared.mjs`], {
+      encoding: 'utf8',
+      timeout: 90_000,
+      env: process.env,
     });
+    expect(res.error, String(res.error)).toBeUndefined();
+    expect(res.signal, `child killed by ${res.signal}: ${res.stderr}`).toBeNull();
+    expect(res.status, res.stderr).toBe(0);
+    // out = mean of equal v rows = 0.5; dv = sum over queries of P^T dO = 4 rows * 1/4 * 1 = 1; upload 2
+    expect(res.stdout).toContain('shared ok 0.5 1.0000 2');
+  }, 120_000);
+
+  it('exits on its own after dispose()', async () => {
+    await bundle();
     writeFileSync(`${dir}child.mjs`, CHILD);
     const t0 = performance.now();
-    const res = spawnSync(process.execPath, [`${dir}child.mjs`], { encoding: 'utf8', timeout: 90_000, env: process.env });
+    const res = spawnSync(process.execPath, [`${dir}child.mjs`], {
+      encoding: 'utf8',
+      timeout: 90_000,
+      env: process.env,
+    });
     const seconds = (performance.now() - t0) / 1000;
-    expect(res.error, `child did not exit by itself within 90 s: ${String(res.error)}`).toBeUndefined();
+    expect(
+      res.error,
+      `child did not exit by itself within 90 s: ${String(res.error)}`,
+    ).toBeUndefined();
     expect(res.status, res.stderr).toBe(0);
     // All keys see equal scores, so out = mean of v rows = 0.5 exactly.
     expect(res.stdout).toContain('forward ok 0.5');

@@ -1,8 +1,9 @@
 /**
- * A thin layer over one GPUDevice: a pipeline cache keyed by WGSL source, a pool of storage buffers
- * reused by size, dispatch helpers and error scopes turned into typed errors.
+ * A thin layer over one GPUDevice: the program manager (pipelines, bindings, uniforms: program.ts), a
+ * pool of scratch storage buffers reused by size, and error scopes turned into typed errors.
  */
 import { BackendExecutionError, BackendOutOfMemoryError } from '@flashattn/core';
+import { ProgramManager } from './program.js';
 
 // GPUBufferUsage / GPUMapMode values (spelled out: Node has no such globals without `webgpu`'s).
 export const USAGE = { MAP_READ: 1, COPY_SRC: 4, COPY_DST: 8, UNIFORM: 64, STORAGE: 128 } as const;
@@ -18,7 +19,8 @@ export function roundUp(n: number, m: number): number {
 export class Runtime {
   readonly device: GPUDevice;
   readonly name: string;
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Every kernel dispatch goes through it. */
+  readonly programs: ProgramManager;
   /** Free storage buffers by byte size. */
   private readonly free = new Map<number, GPUBuffer[]>();
   /** Bytes currently allocated through this runtime (pooled or in use), and the peak. */
@@ -30,6 +32,7 @@ export class Runtime {
   constructor(device: GPUDevice, name: string) {
     this.device = device;
     this.name = name;
+    this.programs = new ProgramManager(device);
     void device.lost.then((info) => {
       this.lost = info;
     });
@@ -38,19 +41,11 @@ export class Runtime {
   check(): void {
     if (this.disposed) throw new BackendExecutionError(this.name, 'the backend was disposed');
     if (this.lost) {
-      throw new BackendExecutionError(this.name, `device lost (${this.lost.reason}): ${this.lost.message}`);
+      throw new BackendExecutionError(
+        this.name,
+        `device lost (${this.lost.reason}): ${this.lost.message}`,
+      );
     }
-  }
-
-  /** The pipeline for `key` (which must determine the code), compiling `code()` on first use. */
-  pipeline(key: string, code: () => string): GPUComputePipeline {
-    let pl = this.pipelines.get(key);
-    if (!pl) {
-      const module = this.device.createShaderModule({ code: code(), label: key });
-      pl = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
-      this.pipelines.set(key, pl);
-    }
-    return pl;
   }
 
   /** A storage buffer of at least `bytes` (pooled). Throws BackendOutOfMemoryError past the device limits. */
@@ -99,40 +94,15 @@ export class Runtime {
     this.free.clear();
   }
 
-  uniform(data: ArrayBuffer): GPUBuffer {
-    const buf = this.device.createBuffer({ size: data.byteLength, usage: USAGE.UNIFORM | USAGE.COPY_DST });
-    this.device.queue.writeBuffer(buf, 0, data);
-    return buf;
-  }
-
+  /**
+   * Write a host array at the start of `buf`. The bytes are always copied into a fresh ArrayBuffer first:
+   * Dawn's writeBuffer given a view of a SharedArrayBuffer crashed the process (SIGSEGV), and a copy also
+   * pads a 16-bit array of odd length to the 4-byte multiple writeBuffer needs.
+   */
   upload(buf: GPUBuffer, data: ArrayBufferView): void {
-    // writeBuffer needs a multiple of 4 bytes: a 16-bit tensor of odd length is padded with a zero.
-    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (bytes.byteLength % 4 !== 0) {
-      const padded = new Uint8Array(roundUp(bytes.byteLength, 4));
-      padded.set(bytes);
-      bytes = padded;
-    }
-    this.device.queue.writeBuffer(buf, 0, bytes as Uint8Array<ArrayBuffer>);
-  }
-
-  /** Record one dispatch of `pipeline` with bindings 0..n-1 into `pass`. */
-  dispatch(
-    pass: GPUComputePassEncoder,
-    pipeline: GPUComputePipeline,
-    bindings: readonly (GPUBuffer | { buffer: GPUBuffer; offset: number; size: number })[],
-    groups: readonly [number, number, number],
-  ): void {
-    const bg = this.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: bindings.map((b, binding) => ({
-        binding,
-        resource: 'buffer' in b ? b : { buffer: b },
-      })),
-    });
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
+    const bytes = new Uint8Array(roundUp(data.byteLength, 4));
+    bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.device.queue.writeBuffer(buf, 0, bytes);
   }
 
   /**
@@ -152,31 +122,36 @@ export class Runtime {
       dev.queue.submit([enc.finish()]);
     } catch (e) {
       thrown = e;
+    } finally {
+      this.programs.releaseUniforms();
     }
     // Pop all three before awaiting, so overlapping submit() calls never interleave their scopes.
     const popped = [dev.popErrorScope(), dev.popErrorScope(), dev.popErrorScope()];
     const [internal, validation, oom] = await Promise.all(popped);
     if (oom) throw new BackendOutOfMemoryError(this.name, `out of memory: ${oom.message}`);
     if (thrown instanceof BackendExecutionError) throw thrown;
-    if (validation) throw new BackendExecutionError(this.name, `validation error: ${validation.message}`);
+    if (validation)
+      throw new BackendExecutionError(this.name, `validation error: ${validation.message}`);
     if (internal) throw new BackendExecutionError(this.name, `internal error: ${internal.message}`);
     if (thrown) throw new BackendExecutionError(this.name, String(thrown), { cause: thrown });
     this.check();
   }
 
-  /** Copy `bytes` from a storage buffer to the host. */
-  async read(buf: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  /** Copy `bytes` from a storage buffer, starting at byte `offset` (a multiple of 4), to the host. */
+  async read(buf: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     const size = roundUp(bytes, 4);
     const staging = this.device.createBuffer({ size, usage: USAGE.MAP_READ | USAGE.COPY_DST });
     try {
-      await this.submit((enc) => enc.copyBufferToBuffer(buf, 0, staging, 0, size));
+      await this.submit((enc) => enc.copyBufferToBuffer(buf, offset, staging, 0, size));
       await staging.mapAsync(MAP_READ_MODE);
       const copy = staging.getMappedRange().slice(0, bytes);
       staging.unmap();
       return copy;
     } catch (e) {
       this.check();
-      throw e instanceof BackendExecutionError ? e : new BackendExecutionError(this.name, String(e), { cause: e });
+      throw e instanceof BackendExecutionError
+        ? e
+        : new BackendExecutionError(this.name, String(e), { cause: e });
     } finally {
       staging.destroy();
     }
@@ -190,7 +165,7 @@ export class Runtime {
   dispose(ownDevice: boolean): void {
     if (this.disposed) return;
     this.trim();
-    this.pipelines.clear();
+    this.programs.clear();
     this.disposed = true;
     if (ownDevice) this.device.destroy();
   }

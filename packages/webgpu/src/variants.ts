@@ -3,13 +3,12 @@
  * the first whose invocation count and workgroup memory fit the device wins.
  */
 import { flashBackwardDkdvSharedBytes } from './kernels/flash-backward-dkdv.wgsl.js';
-import { flashBackwardDkdvV4SharedBytes } from './kernels/flash-backward-dkdv-v4.wgsl.js';
+import { flashBackwardDkdvScalarSharedBytes } from './kernels/flash-backward-dkdv-scalar.wgsl.js';
 import { flashBackwardDqSharedBytes } from './kernels/flash-backward-dq.wgsl.js';
-import { flashBackwardDqV4SharedBytes } from './kernels/flash-backward-dq-v4.wgsl.js';
-import { deriveBwdV4 } from './kernels/stage-v4.wgsl.js';
-import { flashForwardSharedBytes } from './kernels/flash-forward.wgsl.js';
-import { deriveV4, flashForwardV4SharedBytes } from './kernels/flash-forward-v4.wgsl.js';
-import { sgmatSharedBytes, type SgmatSpec } from './kernels/flash-forward-sgmat.wgsl.js';
+import { flashBackwardDqScalarSharedBytes } from './kernels/flash-backward-dq-scalar.wgsl.js';
+import { deriveBwdV4 } from './kernels/stage.wgsl.js';
+import { deriveForward, flashForwardSharedBytes } from './kernels/flash-forward.wgsl.js';
+import { flashForwardScalarSharedBytes } from './kernels/flash-forward-scalar.wgsl.js';
 import { derive, type Tiles } from './kernels/tiles.js';
 
 export interface DeviceLimits {
@@ -18,7 +17,15 @@ export interface DeviceLimits {
   maxComputeWorkgroupSizeX: number;
 }
 
-const t = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number, more: Partial<Tiles> = {}): Tiles => ({
+const t = (
+  BR: number,
+  BC: number,
+  TM: number,
+  TN: number,
+  DK: number,
+  JK: number,
+  more: Partial<Tiles> = {},
+): Tiles => ({
   BR,
   BC,
   TM,
@@ -33,7 +40,7 @@ const v4 = { V4: true };
 // invocation, DK = JK = 8: 11.2 / 11.5 TFLOP/s at D = 64 / 128, against 8.5 / 8.3 for 64 x 64 (4 x 4,
 // DK 16), 8.9 / 8.6 with DK 32 and 8.9 / 9.8 for 64 x 128 (4 x 8). It needs 47.3 KiB of workgroup
 // memory; 64 x 64 (4 x 4) fits SwiftShader (32 KiB, 256 invocations). Smaller ones are fallbacks.
-// The vec4 kernel (flash-forward-v4.wgsl.ts) comes first; it is used only where its head-dim padding
+// The vec4 kernel (flash-forward.wgsl.ts; the scalar one is flash-forward-scalar.wgsl.ts) comes first; it is used only where its head-dim padding
 // (DP a multiple of 4 * GX) wastes at most 1/8 of the work (D = 64, 128, 256 with GX = 16).
 // H100, fp32, non-causal, TFLOP/s at N = 1k / 4k, D = 64 | D = 128 (h100-v4-tune2-2026-11-21.json,
 // staging with all loads issued before the stores):
@@ -55,7 +62,7 @@ const FORWARD: readonly Tiles[] = [
   t(16, 16, 1, 1, 4, 4),
   t(8, 8, 1, 1, 4, 4),
 ];
-// Backward, vec4 kernels first (flash-backward-dq-v4.wgsl.ts, flash-backward-dkdv-v4.wgsl.ts; same
+// Backward, vec4 kernels first (flash-backward-dq.wgsl.ts, flash-backward-dkdv.wgsl.ts; same
 // 1/8 padding rule as the forward). Register budget: the dQ pass holds S, dP (TM x TN each) and dQ_i
 // (TM x TD), the dK/dV pass S, dP and two TM x TD accumulators. H100, fp32, non-causal, whole backward
 // call TFLOP/s at N = 1k / 4k, D = 64 | D = 128, one pass varied with the other at its run-1 default
@@ -102,29 +109,51 @@ const DKDV: readonly Tiles[] = [
 ];
 // Head dims whose measured best differs from the general order: tried first.
 const DQ_FIRST: Readonly<Record<number, readonly Tiles[]>> = { 128: [t(128, 64, 8, 4, 8, 16, v4)] };
-const DKDV_FIRST: Readonly<Record<number, readonly Tiles[]>> = { 128: [t(32, 64, 4, 4, 16, 16, v4)] };
+const DKDV_FIRST: Readonly<Record<number, readonly Tiles[]>> = {
+  128: [t(32, 64, 4, 4, 16, 16, v4)],
+};
 
 // Software adapters (SwiftShader) compile large unrolled shaders slowly (64 x 64 tiles with 4 x 4 per
 // invocation: ~27 s per pipeline on 2 cores; 16 x 16 tiles with 1 x 1: ~3 s), so they get small tiles.
-const COMPACT: readonly Tiles[] = [t(16, 16, 1, 1, 16, 16), t(16, 16, 1, 1, 8, 8), t(8, 8, 1, 1, 4, 4)];
+const COMPACT: readonly Tiles[] = [
+  t(16, 16, 1, 1, 16, 16),
+  t(16, 16, 1, 1, 8, 8),
+  t(8, 8, 1, 1, 4, 4),
+];
 
 /** How one kernel sizes its tiles: the scalar kernel and, for `V4` tiles, its vec4 sibling. */
 interface Sizing {
   bytes: (d: number, t: Tiles) => number;
-  v4: { derive: (t: Tiles, d: number) => { NT: number; DP: number }; bytes: (d: number, t: Tiles) => number };
+  v4: {
+    derive: (t: Tiles, d: number) => { NT: number; DP: number };
+    bytes: (d: number, t: Tiles) => number;
+  };
 }
 
-const FORWARD_SIZING: Sizing = { bytes: flashForwardSharedBytes, v4: { derive: deriveV4, bytes: flashForwardV4SharedBytes } };
-const DQ_SIZING: Sizing = { bytes: flashBackwardDqSharedBytes, v4: { derive: deriveBwdV4, bytes: flashBackwardDqV4SharedBytes } };
+const FORWARD_SIZING: Sizing = {
+  bytes: flashForwardScalarSharedBytes,
+  v4: { derive: deriveForward, bytes: flashForwardSharedBytes },
+};
+const DQ_SIZING: Sizing = {
+  bytes: flashBackwardDqScalarSharedBytes,
+  v4: { derive: deriveBwdV4, bytes: flashBackwardDqSharedBytes },
+};
 const DKDV_SIZING: Sizing = {
-  bytes: flashBackwardDkdvSharedBytes,
-  v4: { derive: deriveBwdV4, bytes: flashBackwardDkdvV4SharedBytes },
+  bytes: flashBackwardDkdvScalarSharedBytes,
+  v4: { derive: deriveBwdV4, bytes: flashBackwardDkdvSharedBytes },
 };
 
-function pick(kernel: string, list: readonly Tiles[], headDim: number, lim: DeviceLimits, sizing: Sizing): Tiles {
+function pick(
+  kernel: string,
+  list: readonly Tiles[],
+  headDim: number,
+  lim: DeviceLimits,
+  sizing: Sizing,
+): Tiles {
   for (const tiles of list) {
     const d = tiles.V4 ? sizing.v4.derive(tiles, headDim) : derive(tiles, headDim);
-    if (d.NT > lim.maxComputeInvocationsPerWorkgroup || d.NT > lim.maxComputeWorkgroupSizeX) continue;
+    if (d.NT > lim.maxComputeInvocationsPerWorkgroup || d.NT > lim.maxComputeWorkgroupSizeX)
+      continue;
     if (tiles.V4 && d.DP * 8 > headDim * 9) continue;
     const need = tiles.V4 ? sizing.v4.bytes(headDim, tiles) : sizing.bytes(headDim, tiles);
     if (need > lim.maxComputeWorkgroupStorageSize) continue;
@@ -152,29 +181,4 @@ export function chooseVariant(headDim: number, lim: DeviceLimits, compact = fals
     dq: pick('dq', [...(DQ_FIRST[headDim] ?? []), ...DQ], headDim, lim, DQ_SIZING),
     dkdv: pick('dkdv', [...(DKDV_FIRST[headDim] ?? []), ...DKDV], headDim, lim, DKDV_SIZING),
   };
-}
-
-// Subgroup-matrix forward shape: QT 16-row Q tiles per workgroup (its one subgroup reuses each staged
-// K/V tile for all of them), BC keys per staged tile, QREG = Q's left matrices held in registers.
-// The first candidate that fits the workgroup memory wins. H100, f16, N = 4096, TFLOP/s, D = 64 | 128
-// (h100-bench-v4-2026-11-21.json; all shapes pass the f16 conformance cases):
-//   QT 1, QREG           10.4 | 11.8   <- default
-//   QT 1                  9.4 |  9.8
-//   QT 2, QREG            8.8 |  6.2
-//   QT 1, BC 64, QREG     7.2 |  5.6
-//   QT 1, BC 64           6.4 |  4.8
-// and QT 2 / 4 (D = 64) 7.7 / 4.2, QT 2 / 3 (D = 128) 5.8 / 5.4 (h100-v4-tune2-2026-11-21.json).
-// More rows or keys per subgroup lose: one subgroup's accumulators and staged loads crowd its
-// registers, and fewer workgroups fit an SM, so less latency is hidden.
-const SGMAT: Readonly<Record<number, readonly Omit<SgmatSpec, 'headDim'>[]>> = {
-  64: [{ QT: 1, QREG: true }],
-  128: [{ QT: 1, QREG: true }],
-};
-
-/** The subgroup-matrix forward's shape for a head dim: the first candidate that fits. */
-export function chooseSgmat(headDim: number, lim: DeviceLimits): Omit<SgmatSpec, 'headDim'> {
-  for (const c of SGMAT[headDim] ?? [{ QT: 1, QREG: true }]) {
-    if (sgmatSharedBytes({ ...c, headDim }) <= lim.maxComputeWorkgroupStorageSize) return c;
-  }
-  return { QT: 1 };
 }

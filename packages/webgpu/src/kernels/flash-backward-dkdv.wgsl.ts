@@ -1,58 +1,146 @@
 /**
- * FlashAttention-2 backward, dK/dV pass (Algorithm 2): one workgroup per (K/V block, kv head, batch)
- * keeps dK_j, dV_j in registers and loops over the query heads of its group (GQA/MQA: the sum over
- * the group happens here, without atomics) and over the query blocks that can see its keys.
- * Per query block it recomputes S^T = K Q^T, P^T = exp(S^T - lse), dP^T = V dO^T,
- * dS^T = P^T * (dP^T - D) (lines 11-14) and adds dV_j += P^T dO (line 12), dK_j += dS^T Q (line 16).
+ * FlashAttention-2 backward, dK/dV pass (Algorithm 2), with every inner-loop read of workgroup memory
+ * a vec4: the fast dK/dV pass on GPUs. Same partitioning, bindings and results as
+ * flash-backward-dkdv.wgsl.ts (one workgroup per (K/V block, kv head, batch) keeps dK_j, dV_j in
+ * registers and loops over the query heads of its group and the query blocks that see its keys; the
+ * register tile's rows are keys, its columns queries), with the vec4 forward's layouts
+ * (stage-v4.wgsl.ts):
+ *   K^T, V^T chunks (DK, SR)   keys of one invocation consecutive (broadcast vec4 reads);
+ *   Q^T, dO^T chunks (DK, SC)  permuted so an invocation's TN queries are TN / 4 vec4s;
+ *   P^T, dS^T (BC, SR)         written as vec4s over keys, read as a broadcast;
+ *   dO, Q rows (JK, DP)        permuted so an invocation's TD head dims are TD / 4 vec4s.
+ * Model: S^T = K Q^T and dP^T = V dO^T read 2 (TM + TN) scalars per 2 TM TN FMAs in the scalar
+ * kernel (12 per 16 at its 4 x 2), here 2 (TM + TN) / 4 vec4s (4 per 32 at 4 x 4); dV += P^T dO and
+ * dK += dS^T Q likewise 2 (TM + TD) scalars -> 2 (TM + TD) / 4 vec4s.
  *
- * Here the register tile's rows are keys (BR) and its columns queries (BC).
+ * Option `KR` (tiles.QR reused: "resident"): the whole K^T and V^T blocks (DP, SR) stay in workgroup
+ * memory, loaded once, instead of being re-staged for every query block (fits at D = 64 with BR = 32).
+ *
  * Bindings: q, dout (B, Nq, Hq, D), k, v (B, Nk, Hk, D) in storage dtype; lse, delta (B, Hq, Nq)
  * f32; dk, dv (B, Nk, Hk, D) f32.
  */
-import { PARAMS_WGSL, LOG2E } from './params.wgsl.js';
-import { arrayType, enableFor, loadFn, type StorageKind } from './storage.wgsl.js';
-import { loadChunkTransposed, loadRows, type TileSource } from './tile-loads.wgsl.js';
-import { derive, unroll, type Tiles } from './tiles.js';
+import type { ProgramInfo } from '../program.js';
+import {
+  ATTENTION_UNIFORMS,
+  backwardBindings,
+  LOG2E,
+  LSE_READ_WGSL,
+  MASK_WGSL,
+  viewBase,
+  viewRow,
+  type AttentionViewName,
+} from './params.wgsl.js';
+import type { StorageKind } from './storage.wgsl.js';
+import {
+  colsT,
+  deriveBwdV4,
+  dualOuterV4,
+  rowsP,
+  rowsT,
+  stage,
+  type BwdV4Derived,
+  type Src,
+} from './stage.wgsl.js';
+import { unroll, type Tiles } from './tiles.js';
 
-export function flashBackwardDkdvSharedBytes(headDim: number, tiles: Tiles): number {
-  const t = derive(tiles, headDim);
-  const chunkA = 2 * t.DK * t.SR + 2 * t.DK * t.SC; // K, V, Q, dO chunks
-  const chunkB = 2 * t.JK * t.DP; // dO and Q rows
-  return 4 * (Math.max(chunkA, chunkB) + 2 * t.BC * t.SR);
+interface DkdvV4Layout {
+  /** Word offsets: K^T, V^T, Q^T, dO^T chunks (S^T, dP^T), then dO and Q rows in the same region. */
+  KOFF: number;
+  VOFF: number;
+  QOFF: number;
+  OOFF: number;
+  X1: number;
+  X2: number;
+  /** P^T and dS^T (BC, SR): [query][key] */
+  P1: number;
+  P2: number;
+  WORDS: number;
 }
 
-export function flashBackwardDkdvWGSL(headDim: number, kind: StorageKind, tiles: Tiles): string {
+function layout(t: BwdV4Derived): DkdvV4Layout {
+  const { DK, SR, SC, JK, DP, BC } = t;
+  // K^T, V^T: a DK chunk each in region A, or the whole (DP, SR) blocks before it when resident
+  const kv = t.QR ? DP * SR : DK * SR;
+  const A = t.QR ? 2 * kv : 0; // region A: the chunks that change per query block, then the rows
+  const P1 = A + Math.max((t.QR ? 0 : 2 * kv) + 2 * DK * SC, 2 * JK * DP);
+  const P2 = P1 + BC * SR;
+  return {
+    KOFF: 0,
+    VOFF: kv,
+    QOFF: 2 * kv,
+    OOFF: 2 * kv + DK * SC,
+    X1: A,
+    X2: A + JK * DP,
+    P1,
+    P2,
+    WORDS: P2 + BC * SR,
+  };
+}
+
+export function flashBackwardDkdvSharedBytes(headDim: number, tiles: Tiles): number {
+  return 4 * layout(deriveBwdV4(tiles, headDim)).WORDS;
+}
+
+/** The pass as a program: dispatch (ceil(Nk / BR), Hk, B). */
+/**
+ * `sharedKV`: dk and dv are views of one GPUBuffer (the packed gradient). WebGPU rejects two writable
+ * bindings of overlapping ranges in one dispatch, so both are then written through the binding dk.
+ */
+export function flashBackwardDkdvProgram(
+  headDim: number,
+  kind: StorageKind,
+  tiles: Tiles,
+  dispatch: readonly [number, number, number],
+  sharedKV = false,
+): ProgramInfo {
+  const t = tiles;
+  return {
+    name: 'flash-backward-dkdv',
+    cacheKey: `d${headDim}-${kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}${sharedKV ? '-kv1' : ''}`,
+    uniforms: ATTENTION_UNIFORMS,
+    bindings: backwardBindings(kind, sharedKV ? 'dkv' : 'dkdv'),
+    dispatch,
+    body: () => flashBackwardDkdvWGSL(headDim, kind, tiles, sharedKV),
+  };
+}
+
+/** The kernel body (after the bindings the program manager writes). */
+export function flashBackwardDkdvWGSL(
+  headDim: number,
+  kind: StorageKind,
+  tiles: Tiles,
+  sharedKV = false,
+): string {
+  const dvOut = sharedKV ? 'dk' : 'dv'; // the binding dV is written through
   const D = headDim;
-  const t = derive(tiles, D);
+  const t = deriveBwdV4(tiles, D);
   const { BR, BC, TM, TN, DK, JK, GX, NT, DP, TD, SR, SC } = t;
-  const KOFF = 0;
-  const VOFF = DK * SR;
-  const QOFF = 2 * DK * SR;
-  const OOFF = 2 * DK * SR + DK * SC;
-  const X1 = 0; // dO rows (JK, DP)
-  const X2 = JK * DP; // Q rows (JK, DP)
-  const P1 = Math.max(2 * DK * SR + 2 * DK * SC, 2 * JK * DP); // P^T stored (BC, SR): [query][key]
-  const P2 = P1 + BC * SR; // dS^T stored (BC, SR)
-  const SM = P2 + BC * SR;
-  const arr = arrayType(kind);
-  // k, v rows of this K/V block; q, dout rows of the Q block at i0 (see tile-loads.wgsl.ts)
-  const chunk = (off: number, stride: number, n: number, src: TileSource) => loadChunkTransposed(t, off, stride, n, src);
-  const kj = (buf: string): TileSource => ({ buf, base: 'kBase', rowStride: 'kRow', limit: 'p.Nk', first: 'j0', idx: 'i', pos: 'row' });
-  const qi = (buf: string): TileSource => ({ buf, base: 'qBase', rowStride: 'qRow', limit: 'p.Nq', first: 'i0', idx: 'i', pos: 'row' });
-  const rows = (off: number, buf: string) => loadRows(t, off, { ...qi(buf), first: 'i0 + ii0', idx: 'ii' });
-  return `${enableFor(kind)}
-${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> q: ${arr};          // (B, Nq, Hq, D)
-@group(0) @binding(2) var<storage, read> k: ${arr};          // (B, Nk, Hk, D)
-@group(0) @binding(3) var<storage, read> v: ${arr};          // (B, Nk, Hk, D)
-@group(0) @binding(4) var<storage, read> dout: ${arr};       // (B, Nq, Hq, D)
-@group(0) @binding(5) var<storage, read> lse: array<f32>;    // (B, Hq, Nq)
-@group(0) @binding(6) var<storage, read> delta: array<f32>;  // (B, Hq, Nq)
-@group(0) @binding(7) var<storage, read_write> dk: array<f32>; // (B, Nk, Hk, D)
-@group(0) @binding(8) var<storage, read_write> dv: array<f32>; // (B, Nk, Hk, D)
-${loadFn('q', kind)}${loadFn('k', kind)}${loadFn('v', kind)}${loadFn('dout', kind)}
+  const { KOFF, VOFF, QOFF, OOFF, X1, X2, P1, P2, WORDS } = layout(t);
+  const M4 = TM / 4;
+  const D4 = TD / 4;
+  const ks = (buf: string): Src => ({
+    buf,
+    base: `${buf}Base`,
+    rowStride: viewRow(buf as AttentionViewName),
+    limit: 'p.Nk',
+    first: 'j0',
+  });
+  const qs = (buf: string, first = 'i0'): Src => ({
+    buf,
+    base: `${buf}Base`,
+    rowStride: viewRow(buf as AttentionViewName),
+    limit: 'p.Nq',
+    first,
+  });
+  const sIdx = (r: number, c: number) => r * TN + c;
+  const KR = !!t.QR;
+  const kvRow = KR ? 'd0 + dd' : 'dd'; // row of K^T / V^T that head dim d0 + dd lives in
+  return `${MASK_WGSL}${LSE_READ_WGSL}
 const D = ${D}u;
-var<workgroup> sm: array<f32, ${SM}>;
+// Workgroup memory in words (read as vec4): K^T (${KR ? 'DP' : 'DK'}, SR) at ${KOFF}, V^T at ${VOFF},
+// Q^T (DK, SC) at ${QOFF}, dO^T (DK, SC) at ${OOFF} during S^T and dP^T; dO rows (JK, DP) at ${X1} and
+// Q rows at ${X2} during dV, dK; P^T (BC, SR) at ${P1}, dS^T (BC, SR) at ${P2}.
+var<workgroup> sm: array<vec4<f32>, ${WORDS / 4}>;
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -64,9 +152,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let j0 = wg.x * ${BR}u;
   let jLast = min(j0 + ${BR}u, p.Nk) - 1u;
   let scale2 = p.scale * ${LOG2E};
-  let kBase = ((b * p.Nk) * p.Hk + hk) * D;
-  let qRow = p.Hq * D;
-  let kRow = p.Hk * D;
+  let kBase = ${viewBase('k', 'b', 'hk')};    // k[b, 0, hk, 0]
+  let vBase = ${viewBase('v', 'b', 'hk')};    // v[b, 0, hk, 0]
+  let dkBase = ${viewBase('dk', 'b', 'hk')};  // dk[b, 0, hk, 0]
+  let dvBase = ${viewBase('dv', 'b', 'hk')};  // dv[b, 0, hk, 0]
   let shift = i32(p.Nk) - i32(p.Nq); // key position of query row i is i + shift
 
   // Query rows that can see a key of this block: keyHi(i) > j0 and keyLo(i) <= jLast.
@@ -75,82 +164,98 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   var iEnd = i32(p.Nq);
   if (p.wl >= 0) { iEnd = min(i32(p.Nq), i32(jLast) - shift + p.wl + 1); }
 
-  var dkAcc: array<f32, ${TM * TD}>; // dK_j (TM keys x TD columns)
+  var dkAcc: array<f32, ${TM * TD}>; // dK_j (TM keys x TD columns: head dim c*GX + tx)
   var dvAcc: array<f32, ${TM * TD}>; // dV_j
-  for (var g = 0u; g < G; g++) {
+${unroll(TM * TD, (e) => `  dkAcc[${e}] = 0.0; dvAcc[${e}] = 0.0;\n`)}${
+    KR
+      ? `  // K^T and V^T of this block, once (resident): every head dim of the BR keys
+  ${stage(t, [rowsT(t, D, ks('k'), BR, KOFF, SR, DP, '0u'), rowsT(t, D, ks('v'), BR, VOFF, SR, DP, '0u')])}
+`
+      : ''
+  }  for (var g = 0u; g < G; g++) {
     let h = hk * G + g;
-    let qBase = ((b * p.Nq) * p.Hq + h) * D;
+    let qBase = ${viewBase('q', 'b', 'h')};        // q[b, 0, h, 0]
+    let doutBase = ${viewBase('dout', 'b', 'h')};  // dout[b, 0, h, 0]
     for (var i0 = u32(iBegin); i32(i0) < iEnd; i0 += ${BC}u) {
+      // Algorithm 2, lines 11 and 13 (transposed): S^T = K Q^T, dP^T = V dO^T, DK head dims at a time
       var s: array<f32, ${TM * TN}>;
-${unroll(TM * TN, (e) => `    s[${e}] = 0.0; // explicit: SwiftShader keeps a loop-local var's old value\n`)}  // S^T = K Q^T
       var dp: array<f32, ${TM * TN}>;
-${unroll(TM * TN, (e) => `    dp[${e}] = 0.0;\n`)} // dP^T = V dO^T
-      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${chunk(KOFF, SR, BR, kj('k'))}${chunk(VOFF, SR, BR, kj('v'))}${chunk(
-    QOFF,
-    SC,
-    BC,
-    qi('q'),
-  )}${chunk(OOFF, SC, BC, qi('dout'))}
+${unroll(TM * TN, (e) => `      s[${e}] = 0.0; dp[${e}] = 0.0;\n`)}      for (var d0 = 0u; d0 < ${DP}u; d0 += ${DK}u) {${stage(
+    t,
+    [
+      ...(KR ? [] : [rowsT(t, D, ks('k'), BR, KOFF, SR), rowsT(t, D, ks('v'), BR, VOFF, SR)]),
+      colsT(t, D, qs('q'), QOFF, SC),
+      colsT(t, D, qs('dout'), OOFF, SC),
+    ],
+  )}
         workgroupBarrier();
-        for (var dd = 0u; dd < ${DK}u; dd++) {
-${unroll(TM, (r) => `          let a${r} = sm[${KOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];
-          let u${r} = sm[${VOFF}u + dd * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
-    TN,
-    (c) => `          let b${c} = sm[${QOFF}u + dd * ${SC}u + ${c * GX}u + tx];
-          let w${c} = sm[${OOFF}u + dd * ${SC}u + ${c * GX}u + tx];\n`,
-  )}${unroll(TM, (r) =>
-    unroll(
-      TN,
-      (c) => `          s[${r * TN + c}] = fma(a${r}, b${c}, s[${r * TN + c}]);
-          dp[${r * TN + c}] = fma(u${r}, w${c}, dp[${r * TN + c}]);\n`,
-    ),
-  )}        }
-        workgroupBarrier();
+${dualOuterV4(t, { off: KOFF, stride: SR }, { off: VOFF, stride: SR }, { off: QOFF, stride: SC }, { off: OOFF, stride: SC }, `(${kvRow})`, '        ')}        workgroupBarrier();
       }
-      // Algorithm 2, lines 12 and 14 (transposed): P^T, dS^T = P^T * (dP^T - D)
+      // Algorithm 2, lines 12 and 14 (transposed): P^T, dS^T = P^T * (dP^T - D), stored as vec4s
+      // over this invocation's keys: P^T in s, dS^T in dp.
 ${unroll(TN, (c) => {
-    let code = `      { let i = i0 + ${c * GX}u + tx;
+  let code = `      { let i = i0 + ${c * GX}u + tx;
         let ii = min(i, p.Nq - 1u);
         let lo = keyLo(i32(i));
         let hi = select(lo, keyHi(i32(i)), i < p.Nq);
-        let l2 = lse[(b * p.Hq + h) * p.Nq + ii] * ${LOG2E};
+        let l2 = lse2At((b * p.Hq + h) * p.Nq + ii);
         let Dc = delta[(b * p.Hq + h) * p.Nq + ii];\n`;
-    for (let r = 0; r < TM; r++) {
-      code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
+  for (let r = 0; r < TM; r++) {
+    code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
           let vis = j >= lo && j < hi;
-          let pr = select(0.0, exp2(min(s[${r * TN + c}] * scale2 - l2, 0.0)), vis);
-          sm[${P1}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr;
-          sm[${P2}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr * (dp[${r * TN + c}] - Dc); }\n`;
-    }
-    return code + '      }\n';
-  })}      workgroupBarrier();
+          let pr = select(0.0, exp2(min(s[${sIdx(r, c)}] * scale2 - l2, 0.0)), vis);
+          s[${sIdx(r, c)}] = pr;
+          dp[${sIdx(r, c)}] = pr * (dp[${sIdx(r, c)}] - Dc); }\n`;
+  }
+  for (let m = 0; m < M4; m++) {
+    const v4 = (a: string) =>
+      `vec4<f32>(${[0, 1, 2, 3].map((e) => `${a}[${sIdx(m * 4 + e, c)}]`).join(', ')})`;
+    code += `        sm[(${P1}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = ${v4('s')};
+        sm[(${P2}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u) / 4u + ${m}u] = ${v4('dp')};\n`;
+  }
+  return code + '      }\n';
+})}      workgroupBarrier();
       // Algorithm 2, lines 12 and 16: dV_j += P^T dO, dK_j += dS^T Q, JK query rows at a time
-      for (var ii0 = 0u; ii0 < ${BC}u; ii0 += ${JK}u) {${rows(X1, 'dout')}${rows(X2, 'q')}
+      for (var ii0 = 0u; ii0 < ${BC}u; ii0 += ${JK}u) {${stage(t, [
+        rowsP(t, D, qs('dout', 'i0 + ii0'), X1),
+        rowsP(t, D, qs('q', 'i0 + ii0'), X2),
+      ])}
         workgroupBarrier();
         for (var ii = 0u; ii < ${JK}u; ii++) {
-${unroll(TM, (r) => `          let pa${r} = sm[${P1}u + (ii0 + ii) * ${SR}u + ty * ${TM}u + ${r}u];
-          let pb${r} = sm[${P2}u + (ii0 + ii) * ${SR}u + ty * ${TM}u + ${r}u];\n`)}${unroll(
-    TD,
-    (c) => `          let wo${c} = sm[${X1}u + ii * ${DP}u + ${c * GX}u + tx];
-          let wq${c} = sm[${X2}u + ii * ${DP}u + ${c * GX}u + tx];\n`,
+${unroll(
+  M4,
+  (m) => `          let pa${m} = sm[(${P1}u + (ii0 + ii) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];
+          let pb${m} = sm[(${P2}u + (ii0 + ii) * ${SR}u + ty * ${TM}u) / 4u + ${m}u];\n`,
+)}${unroll(
+    D4,
+    (c) => `          let wo${c} = sm[(${X1}u + ii * ${DP}u + tx * ${TD}u) / 4u + ${c}u];
+          let wq${c} = sm[(${X2}u + ii * ${DP}u + tx * ${TD}u) / 4u + ${c}u];\n`,
   )}${unroll(TM, (r) =>
     unroll(
       TD,
-      (c) => `          dvAcc[${r * TD + c}] = fma(pa${r}, wo${c}, dvAcc[${r * TD + c}]);
-          dkAcc[${r * TD + c}] = fma(pb${r}, wq${c}, dkAcc[${r * TD + c}]);\n`,
+      (
+        c,
+      ) => `          dvAcc[${r * TD + c}] = fma(pa${r >> 2}[${r & 3}], wo${c >> 2}[${c & 3}], dvAcc[${r * TD + c}]);
+          dkAcc[${r * TD + c}] = fma(pb${r >> 2}[${r & 3}], wq${c >> 2}[${c & 3}], dkAcc[${r * TD + c}]);\n`,
     ),
   )}        }
         workgroupBarrier();
       }
     }
   }
-${unroll(TM, (r) => `  { let j = j0 + ty * ${TM}u + ${r}u;
+${unroll(
+  TM,
+  (r) => `  { let j = j0 + ty * ${TM}u + ${r}u;
     if (j < p.Nk) {
-${unroll(TD, (c) => `      if (${c * GX}u + tx < D) {
-        dk[kBase + j * kRow + ${c * GX}u + tx] = dkAcc[${r * TD + c}] * p.scale;
-        dv[kBase + j * kRow + ${c * GX}u + tx] = dvAcc[${r * TD + c}];
-      }\n`)}    }
+${unroll(
+  TD,
+  (c) => `      if (${c * GX}u + tx < D) {
+        dk[dkBase + j * ${viewRow('dk')} + ${c * GX}u + tx] = dkAcc[${r * TD + c}] * p.scale;
+        ${dvOut}[dvBase + j * ${viewRow('dv')} + ${c * GX}u + tx] = dvAcc[${r * TD + c}];
+      }\n`,
+)}    }
   }
-`)}}
+`,
+)}}
 `;
 }

@@ -68,6 +68,7 @@ export function loadFn(buf: string, kind: StorageKind): string {
 export const ROUND_FNS = /* wgsl */ `
 fn f32_to_bf16_bits(x: f32) -> u32 {
   let b = bitcast<u32>(x);
+  if ((b & 0x7f800000u) == 0x7f800000u && (b & 0x7fffffu) != 0u) { return ((b >> 16u) | 0x40u) & 0xffffu; } // quiet NaN
   let lsb = (b >> 16u) & 1u;
   return ((b + 0x7fffu + lsb) >> 16u) & 0xffffu;
 }
@@ -76,7 +77,7 @@ fn f32_to_f16_bits(x: f32) -> u32 {
   let sign = (b >> 16u) & 0x8000u;
   let e = i32((b >> 23u) & 0xffu) - 127 + 15;
   var mant = b & 0x7fffffu;
-  if (((b >> 23u) & 0xffu) == 0xffu) { return sign | 0x7c00u; }
+  if (((b >> 23u) & 0xffu) == 0xffu) { return sign | 0x7c00u | select(0u, 0x200u | (mant >> 13u), mant != 0u); } // Inf, quiet NaN
   if (e >= 31) { return sign | 0x7c00u; }
   if (e <= 0) {
     if (e < -10) { return sign; }

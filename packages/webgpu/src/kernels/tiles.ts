@@ -51,7 +51,8 @@ export function gcd(a: number, b: number): number {
 export function derive(t: Tiles, headDim: number): Derived {
   const GX = t.BC / t.TN;
   const GY = t.BR / t.TM;
-  if (!Number.isInteger(GX) || !Number.isInteger(GY)) throw new Error(`bad tiles ${JSON.stringify(t)}`);
+  if (!Number.isInteger(GX) || !Number.isInteger(GY))
+    throw new Error(`bad tiles ${JSON.stringify(t)}`);
   const unit = (GX * t.DK) / gcd(GX, t.DK);
   const DP = Math.ceil(headDim / unit) * unit;
   return { ...t, GX, GY, NT: GX * GY, DP, TD: DP / GX, SR: t.BR + 4, SC: t.BC + 4 };

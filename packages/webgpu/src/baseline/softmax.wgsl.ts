@@ -1,18 +1,42 @@
 /**
  * Standard-attention baseline: the masked row softmax over a materialised S, in place (S -> P),
  * writing lse. One workgroup of 256 invocations per row; S is (heads in chunk, Nq, Nk) f32 and
- * already holds scale * Q K^T. Rows that see no key get P = 0 and lse = NEG. Params.B carries the
+ * already holds scale * Q K^T. Rows that see no key get P = 0 and lse = -Infinity. Params.B carries the
  * chunk's first flattened head index z0.
  */
-import { PARAMS_WGSL } from './params.wgsl.js';
-import { NEG } from './storage.wgsl.js';
+import type { ProgramInfo } from '../program.js';
+import { ATTENTION_UNIFORMS, MASK_WGSL } from '../kernels/params.wgsl.js';
+import { NEG } from '../kernels/storage.wgsl.js';
 
 export const SOFTMAX_WG = 256;
 
+/** As a program: dispatch (Nq, heads in the chunk, 1). Uniforms: the attention block, with B = the chunk's first head. */
+export function softmaxProgram(dispatch: readonly [number, number, number]): ProgramInfo {
+  return {
+    name: 'std-softmax',
+    cacheKey: '',
+    uniforms: ATTENTION_UNIFORMS,
+    bindings: [
+      {
+        name: 'S',
+        type: 'array<f32>',
+        access: 'read_write',
+        shape: '(chunk, Nq, Nk): S in, P out',
+      },
+      {
+        name: 'lse',
+        type: 'array<f32>',
+        access: 'read_write',
+        shape: '(B * Hq, Nq); chunk starts at head p.B',
+      },
+    ],
+    dispatch,
+    body: softmaxWGSL,
+  };
+}
+
 export function softmaxWGSL(): string {
-  return `${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read_write> S: array<f32>;   // (chunk, Nq, Nk): S in, P out
-@group(0) @binding(2) var<storage, read_write> lse: array<f32>; // (B * Hq, Nq); chunk starts at head p.B
+  return `${MASK_WGSL}
 var<workgroup> red: array<f32, ${SOFTMAX_WG}>;
 
 @compute @workgroup_size(${SOFTMAX_WG})
@@ -47,7 +71,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (j >= lo && j < hi) { pr = exp(S[base + j] - mx) * inv; }
     S[base + j] = pr;
   }
-  if (lid == 0u) { lse[(p.B + z) * p.Nq + i] = select(${NEG}, mx + log(l), l > 0.0); }
+  if (lid == 0u) { lse[(p.B + z) * p.Nq + i] = select(p.ninf, mx + log(l), l > 0.0); }
 }
 `;
 }

@@ -7,9 +7,9 @@
  */
 import { createRng } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
-import { createWebGPUBackend } from './index.js';
-import { matmulV4WGSL } from './kernels/matmul-v4.wgsl.js';
-import { defaultToSwiftShader, webgpuRequired } from './test-utils/env.js';
+import { createWebGPUBackend } from '../index.js';
+import { matmulV4Program } from './matmul-v4.wgsl.js';
+import { defaultToSwiftShader, webgpuRequired } from '../test-utils/env.js';
 
 defaultToSwiftShader();
 
@@ -34,10 +34,14 @@ describe.skipIf(skip)('vec4 ceiling matmul', () => {
       const [ab, bb, cb] = [a.byteLength, b.byteLength, M * N * 4].map((n) => rt.acquire(n));
       rt.upload(ab!, a);
       rt.upload(bb!, b);
-      const pl = rt.pipeline(`test-matmul-v4-${G}`, () => matmulV4WGSL({ G, BK: 16, M, N, K }));
       await rt.submit((enc) => {
         const pass = enc.beginComputePass();
-        rt.dispatch(pass, pl, [ab!, bb!, cb!], [N / (64 * G), M / (64 * G), 1]);
+        rt.programs.run(
+          pass,
+          matmulV4Program({ G, BK: 16, M, N, K }),
+          {},
+          { A: ab!, Bm: bb!, C: cb! },
+        );
         pass.end();
       });
       const c = new Float32Array(await rt.read(cb!, M * N * 4));

@@ -9,7 +9,8 @@
  * loads walk that index across neighbouring invocations (coalesced).
  * Batch z = wg.z splits into (z / H, z % H) with separate strides, to address (B, N, H, D) tensors.
  */
-import { unroll } from './tiles.js';
+import type { ProgramInfo, UniformField, UniformValue } from '../program.js';
+import { unroll } from '../kernels/tiles.js';
 
 export interface MatmulSpec {
   BM: number;
@@ -20,10 +21,30 @@ export interface MatmulSpec {
   /** Contiguous index of B: 'n' for row-major B(k, n), 'k' for B stored transposed (e.g. K^T). */
   bContig: 'n' | 'k';
   /** Bake sizes and strides in as constants (the ceiling benchmark), instead of reading them from p. */
-  consts?: { M: number; N: number; K: number; a_rs: number; a_cs: number; b_rs: number; b_cs: number; c_rs: number; c_cs: number };
+  consts?: {
+    M: number;
+    N: number;
+    K: number;
+    a_rs: number;
+    a_cs: number;
+    b_rs: number;
+    b_cs: number;
+    c_rs: number;
+    c_cs: number;
+  };
 }
 
-export const MATMUL_PARAMS_BYTES = 96;
+/** Sizes, per-operand strides (row, column, batch, head), alpha, beta, first batch z0, `local` flags. */
+export const MATMUL_UNIFORMS: readonly UniformField[] = [
+  ...['M', 'N', 'K', 'H'].map((name) => ({ name, type: 'u32' as const })),
+  ...['a', 'b', 'c'].flatMap((o) =>
+    ['rs', 'cs', 'b', 'h'].map((x) => ({ name: `${o}_${x}`, type: 'u32' as const })),
+  ),
+  { name: 'alpha', type: 'f32' },
+  { name: 'beta', type: 'f32' },
+  { name: 'z0', type: 'u32', comment: 'first flattened batch index of this dispatch' },
+  { name: 'local', type: 'u32', comment: 'bit 0/1/2: A/B/C addressed by the local z alone' },
+];
 
 export interface MatmulParams {
   /** First flattened batch index of this dispatch: global z = z0 + wg.z. */
@@ -41,19 +62,46 @@ export interface MatmulParams {
   beta: number;
 }
 
-export function packMatmulParams(p: MatmulParams): ArrayBuffer {
-  const buf = new ArrayBuffer(MATMUL_PARAMS_BYTES);
-  const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  const vals = [p.M, p.N, p.K, p.H, p.a.rs, p.a.cs, p.a.b, p.a.h, p.b.rs, p.b.cs, p.b.b, p.b.h, p.c.rs, p.c.cs, p.c.b, p.c.h];
-  vals.forEach((x, i) => (u[i] = x));
-  f[16] = p.alpha;
-  f[17] = p.beta;
-  u[18] = p.z0;
-  u[19] = (p.local.a ? 1 : 0) | (p.local.b ? 2 : 0) | (p.local.c ? 4 : 0);
-  return buf;
+export function matmulUniforms(p: MatmulParams): Record<string, UniformValue> {
+  const u: Record<string, UniformValue> = {
+    M: p.M,
+    N: p.N,
+    K: p.K,
+    H: p.H,
+    alpha: p.alpha,
+    beta: p.beta,
+    z0: p.z0,
+  };
+  for (const o of ['a', 'b', 'c'] as const) {
+    u[`${o}_rs`] = p[o].rs;
+    u[`${o}_cs`] = p[o].cs;
+    u[`${o}_b`] = p[o].b;
+    u[`${o}_h`] = p[o].h;
+  }
+  u.local = (p.local.a ? 1 : 0) | (p.local.b ? 2 : 0) | (p.local.c ? 4 : 0);
+  return u;
 }
 
+/** The GEMM as a program: dispatch (ceil(N / BN), ceil(M / BM), batches). */
+export function matmulProgram(
+  spec: MatmulSpec,
+  dispatch: readonly [number, number, number],
+): ProgramInfo {
+  return {
+    name: 'matmul',
+    cacheKey: `${spec.BM}x${spec.BN}x${spec.BK}-${spec.aContig}${spec.bContig}${spec.consts ? `-${JSON.stringify(spec.consts)}` : ''}`,
+    uniforms: MATMUL_UNIFORMS,
+    bindings: [
+      { name: 'A', type: 'array<f32>', access: 'read' },
+      { name: 'Bm', type: 'array<f32>', access: 'read' },
+      { name: 'C', type: 'array<f32>', access: 'read_write' },
+    ],
+    dispatch,
+    body: () => matmulWGSL(spec),
+  };
+}
+
+/** The kernel body (after the bindings the program manager writes). */
 export function matmulWGSL(s: MatmulSpec): string {
   const { BM, BN, BK } = s;
   const G = 16; // 16 x 16 invocations
@@ -75,22 +123,10 @@ export function matmulWGSL(s: MatmulSpec): string {
     .map((n) => (s.consts ? `  const ${n}_ = ${s.consts[n]}u;\n` : `  let ${n}_ = p.${n};\n`))
     .join('');
   const code = `
-struct MM {
-  M: u32, N: u32, K: u32, H: u32,
-  a_rs: u32, a_cs: u32, a_b: u32, a_h: u32,
-  b_rs: u32, b_cs: u32, b_b: u32, b_h: u32,
-  c_rs: u32, c_cs: u32, c_b: u32, c_h: u32,
-  alpha: f32, beta: f32,
-  z0: u32, local: u32,
-}
 fn off(z: u32, zb: u32, zh: u32, sb: u32, sh: u32, isLocal: bool) -> u32 {
   if (isLocal) { return z * sb; }
   return zb * sb + zh * sh;
 }
-@group(0) @binding(0) var<uniform> p: MM;
-@group(0) @binding(1) var<storage, read> A: array<f32>;
-@group(0) @binding(2) var<storage, read> Bm: array<f32>;
-@group(0) @binding(3) var<storage, read_write> C: array<f32>;
 var<workgroup> As: array<f32, ${BK * AS}>;
 var<workgroup> Bs: array<f32, ${BK * BS}>;
 
@@ -131,21 +167,22 @@ ${unroll(TM, (r) => `      let a${r} = As[kk * ${AS}u + ${r * G}u + ty];\n`)}${u
     workgroupBarrier();
   }
 ${unroll(TM, (r) =>
-    unroll(
-      TN,
-      (c) => `  { let m = m0 + ${r * G}u + ty; let n = n0 + ${c * G}u + tx;
+  unroll(
+    TN,
+    (c) => `  { let m = m0 + ${r * G}u + ty; let n = n0 + ${c * G}u + tx;
     if (m < p.M && n < p.N) {
       let i = cOff + m * p.c_rs + n * p.c_cs;
       var y = p.alpha * acc[${r * TN + c}];
       if (p.beta != 0.0) { y += p.beta * C[i]; }
       C[i] = y;
     } }\n`,
-    ),
-  )}}
+  ),
+)}}
 `;
   // Use the (possibly constant) copies in the body.
   const head = code.slice(0, code.indexOf('fn main('));
   let body = code.slice(code.indexOf('fn main('));
-  for (const n of names) body = body.replaceAll(`p.${n}`, `${n}_`).replace(`${n}_ = ${n}_;`, `${n}_ = p.${n};`);
+  for (const n of names)
+    body = body.replaceAll(`p.${n}`, `${n}_`).replace(`${n}_ = ${n}_;`, `${n}_ = p.${n};`);
   return head + body;
 }

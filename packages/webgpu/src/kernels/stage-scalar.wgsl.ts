@@ -28,7 +28,13 @@ export interface TileSource {
  * (DK, stride) so the S = Q K^T loop reads one head-dim slice of every row contiguously.
  * Needs `d0` in scope.
  */
-export function loadChunkTransposed(t: Derived, off: number, stride: number, n: number, src: TileSource): string {
+export function loadChunkTransposed(
+  t: Derived,
+  off: number,
+  stride: number,
+  n: number,
+  src: TileSource,
+): string {
   const { DK, NT } = t;
   const { buf, base, rowStride, limit, first, idx, pos } = src;
   return `

@@ -90,10 +90,14 @@ export function flashForwardSgmatWGSL(spec: SgmatSpec): string {
   const noSoftmax = spec.ablate === 'softmax';
   const noLoads = spec.ablate === 'loads';
   const qLeft = (qt: number, kb: number) =>
-    QREG ? `qa${qt}_${kb}` : `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, ${qt * M * D + kb * 16}u, false, ${D}u)`;
+    QREG
+      ? `qa${qt}_${kb}`
+      : `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Qs, ${qt * M * D + kb * 16}u, false, ${D}u)`;
   const computeS = (qt: number) => `
     // S (16, BC) of Q tile ${qt} = Q rows (16, D) . K tile^T (D, BC)
-${unroll(NB, (nb) => `    {
+${unroll(
+  NB,
+  (nb) => `    {
       var s = subgroup_matrix_result<f32, 16, 16>();
 ${
   noMma
@@ -106,7 +110,8 @@ ${
       )
 }      subgroupMatrixStore(&Ss, ${qt * M * BC + nb * M}u, s, false, ${BC}u);
     }
-`)}`;
+`,
+)}`;
   // Tiles are read 4 halves (8 bytes) at a time: D and the row strides are multiples of 4. Every load
   // of a tile is issued before the first store (the generator unrolls the lane loop): with one
   // subgroup per workgroup nothing else hides a load's latency, and a loop that stores after each
@@ -178,10 +183,13 @@ fn main(
   var m_i: array<f32, ${QT}>;
   var jmax: array<i32, ${QT}>;              // argmax key of the row (tensor-core S), -1 while none
   var l_i: array<f32, ${QT}>;
-${unroll(QT, (qt) => `  { let i = i32(row0 + ${row(qt)});
+${unroll(
+  QT,
+  (qt) => `  { let i = i32(row0 + ${row(qt)});
     lo[${qt}] = keyLo(i); hi[${qt}] = select(lo[${qt}], keyHi(i), i < i32(p.Nq));
     m_i[${qt}] = ${NEG}; jmax[${qt}] = -1; l_i[${qt}] = 0.0; }
-`)}  let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
+`,
+)}  let jBegin = (u32(keyLo(i32(row0))) / ${BC}u) * ${BC}u;
   let jEnd = u32(max(keyHi(i32(rowLast)), 0));
 
   for (var e = lid; e < ${BR * D4}u; e += ${NT}u) {
@@ -215,24 +223,31 @@ ${
     }
 `,
       )
-  }  }
+}  }
 
   // both halves of each row: the larger max and its key
 ${unroll(
-    QT,
-    (qt) => `  { let mo = subgroupShuffleXor(m_i[${qt}], 1u); let jo = subgroupShuffleXor(jmax[${qt}], 1u);
+  QT,
+  (
+    qt,
+  ) => `  { let mo = subgroupShuffleXor(m_i[${qt}], 1u); let jo = subgroupShuffleXor(jmax[${qt}], 1u);
     if (mo > m_i[${qt}] || (mo == m_i[${qt}] && jo > jmax[${qt}])) { m_i[${qt}] = mo; jmax[${qt}] = jo; } }
 `,
-  )}
+)}
   // Pass 2: P = exp(S - m_i), l_i = rowsum(P), O = P V
 ${unroll(QT, (qt) => unroll(D / M, (nb) => `  var acc${qt}_${nb} = subgroup_matrix_result<f32, 16, 16>();\n`))}
   for (var j0 = jBegin; j0 < jEnd; j0 += ${BC}u) {
-    workgroupBarrier();${stage(loadTiles([['Ks', 'k'], ['Vs', 'v']]))}
+    workgroupBarrier();${stage(
+      loadTiles([
+        ['Ks', 'k'],
+        ['Vs', 'v'],
+      ]),
+    )}
     workgroupBarrier();${unroll(QT, computeS)}
     workgroupBarrier();
 ${unroll(
-    QT,
-    (qt) => `    for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
+  QT,
+  (qt) => `    for (var jj = half * ${BC / 2}u; jj < (half + 1u) * ${BC / 2}u; jj++) {
       let j = i32(j0 + jj);
       var pr = 0.0;
       ${noSoftmax ? `pr = Ss[${qt * M * BC}u + r * ${BC}u + jj];` : `if (j >= lo[${qt}] && j < hi[${qt}]) { pr = exp2(Ss[${qt * M * BC}u + r * ${BC}u + jj] * scale2 - m_i[${qt}]); }`}
@@ -241,7 +256,7 @@ ${unroll(
       Ps[${qt * M * BC}u + r * ${BC}u + jj] = ph;
     }
 `,
-  )}    workgroupBarrier();
+)}    workgroupBarrier();
 ${
   noMma
     ? ''
@@ -249,27 +264,35 @@ ${
         QT,
         (qt) => `    for (var kb = 0u; kb < ${NB}u; kb++) {
       let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&Ps, ${qt * M * BC}u + kb * 16u, false, ${BC}u);
-${unroll(D / M, (nb) => `      { let w = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, kb * ${M * D}u + ${nb * M}u, false, ${D}u);
-        acc${qt}_${nb} = subgroupMatrixMultiplyAccumulate(a, w, acc${qt}_${nb}); }\n`)}    }
+${unroll(
+  D / M,
+  (
+    nb,
+  ) => `      { let w = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&Vs, kb * ${M * D}u + ${nb * M}u, false, ${D}u);
+        acc${qt}_${nb} = subgroupMatrixMultiplyAccumulate(a, w, acc${qt}_${nb}); }\n`,
+)}    }
 `,
       )
-  }  }
+}  }
 
   // Epilogue, per Q tile: O = acc / l_i through a (16, 16) staging block; lse = S_f32(i, j*) + log(l_i)
 ${unroll(QT, (qt) => {
-    const i = `row0 + ${row(qt)}`;
-    return `  {
+  const i = `row0 + ${row(qt)}`;
+  return `  {
     let i = ${i};
     var l = l_i[${qt}];
     l += subgroupShuffleXor(l, 1u);
     let inv = select(0.0, 1.0 / l, l > 0.0);
-${unroll(D / M, (nb) => `    workgroupBarrier();
+${unroll(
+  D / M,
+  (nb) => `    workgroupBarrier();
     subgroupMatrixStore(&Ss, 0u, acc${qt}_${nb}, false, 16u);
     workgroupBarrier();
     if (i < p.Nq) {
       for (var c = half * 8u; c < half * 8u + 8u; c++) { o[qBase + i * qRow + ${nb * M}u + c] = Ss[r * 16u + c] * inv; }
     }
-`)}    // exact f32 score of the argmax key, summed like the backward kernels sum q.k (one FMA per head
+`,
+)}    // exact f32 score of the argmax key, summed like the backward kernels sum q.k (one FMA per head
     // dim, d = 0, 1, ..., D - 1, from 0), so that their P of this key is exp2(0) = 1 / l after dividing
     var m2 = m_i[${qt}];
     let js = jmax[${qt}];
@@ -290,6 +313,6 @@ ${unroll(D / M, (nb) => `    workgroupBarrier();
     }
   }
 `;
-  })}}
+})}}
 `;
 }

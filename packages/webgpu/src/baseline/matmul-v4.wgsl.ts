@@ -1,14 +1,15 @@
 /**
  * fp32 GEMM C = A B for the ceiling benchmark only, with vec4 reads of workgroup memory (the same
- * layout idea as flash-forward-v4.wgsl.ts, so that the ceiling the flash kernels are measured against
- * uses the same tricks). Bindings 0, 1, 2: A, B, C (no uniforms). Row-major A (M, K), B (K, N), C (M, N), sizes baked in; M, N multiples of
+ * layout idea as flash-forward.wgsl.ts, so that the ceiling the flash kernels are measured against
+ * uses the same tricks). Bindings A, Bm, C (no uniforms). Row-major A (M, K), B (K, N), C (M, N), sizes baked in; M, N multiples of
  * BM = BN = 64 * G and K a multiple of BK (no bounds checks: the benchmark picks the sizes).
  *
  * 256 invocations (16 x 16); invocation (ty, tx) owns rows g*64 + ty*4 + i and columns
  * g*64 + tx*4 + j (g < G, i, j < 4): each k step reads G vec4s of A^T (a broadcast across the row
  * group) and G vec4s of B, for 16 G^2 FMAs.
  */
-import { unroll } from './tiles.js';
+import type { ProgramInfo } from '../program.js';
+import { unroll } from '../kernels/tiles.js';
 
 export interface MatmulV4Spec {
   /** 1: 64 x 64 tile, 4 x 4 per invocation; 2: 128 x 128, 8 x 8. */
@@ -19,6 +20,23 @@ export interface MatmulV4Spec {
   K: number;
 }
 
+/** As a program: dispatch (N / BM, M / BM, 1). */
+export function matmulV4Program(spec: MatmulV4Spec): ProgramInfo {
+  const BM = 64 * spec.G;
+  return {
+    name: 'matmul-v4',
+    cacheKey: `g${spec.G}-bk${spec.BK}-${spec.M}x${spec.N}x${spec.K}`,
+    uniforms: [],
+    bindings: [
+      { name: 'A', type: 'array<vec4<f32>>', access: 'read', shape: '(M, K / 4)' },
+      { name: 'Bm', type: 'array<vec4<f32>>', access: 'read', shape: '(K, N / 4)' },
+      { name: 'C', type: 'array<vec4<f32>>', access: 'read_write', shape: '(M, N / 4)' },
+    ],
+    dispatch: [spec.N / BM, spec.M / BM, 1],
+    body: () => matmulV4WGSL(spec),
+  };
+}
+
 export function matmulV4WGSL(s: MatmulV4Spec): string {
   const { G, BK, M, N, K } = s;
   const BM = 64 * G;
@@ -26,12 +44,11 @@ export function matmulV4WGSL(s: MatmulV4Spec): string {
   const BS = BM; // Bs (BK, BS) words
   const T = 4 * G; // rows (and columns) per invocation
   if (M % BM !== 0 || N % BM !== 0 || K % BK !== 0 || BK % 4 !== 0) {
-    throw new Error(`matmulV4WGSL: M, N must be multiples of ${BM} and K of BK = ${BK} (a multiple of 4); got ${M}, ${N}, ${K}`);
+    throw new Error(
+      `matmulV4WGSL: M, N must be multiples of ${BM} and K of BK = ${BK} (a multiple of 4); got ${M}, ${N}, ${K}`,
+    );
   }
   return `
-@group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;   // (M, K / 4)
-@group(0) @binding(1) var<storage, read> Bm: array<vec4<f32>>;  // (K, N / 4)
-@group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>; // (M, N / 4)
 var<workgroup> As: array<vec4<f32>, ${(BK * AS) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(BK * BS) / 4}>;
 
@@ -54,15 +71,27 @@ ${unroll(4, (c) => `      { let w = (k4 * 4u + ${c}u) * ${AS}u + m; As[w / 4u][w
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${BK}u; kk++) {
-${unroll(G, (g) => `      let a${g} = As[(kk * ${AS}u + ${g * 64}u) / 4u + ty];\n`)}${unroll(G, (g) => `      let b${g} = Bs[(kk * ${BS}u + ${g * 64}u) / 4u + tx];\n`)}${unroll(G, (ga) =>
-    unroll(4, (i) => unroll(G, (gb) => `      acc[${(ga * 4 + i) * G + gb}] = fma(vec4<f32>(a${ga}[${i}]), b${gb}, acc[${(ga * 4 + i) * G + gb}]);\n`)),
+${unroll(G, (g) => `      let a${g} = As[(kk * ${AS}u + ${g * 64}u) / 4u + ty];\n`)}${unroll(G, (g) => `      let b${g} = Bs[(kk * ${BS}u + ${g * 64}u) / 4u + tx];\n`)}${unroll(
+    G,
+    (ga) =>
+      unroll(4, (i) =>
+        unroll(
+          G,
+          (gb) =>
+            `      acc[${(ga * 4 + i) * G + gb}] = fma(vec4<f32>(a${ga}[${i}]), b${gb}, acc[${(ga * 4 + i) * G + gb}]);\n`,
+        ),
+      ),
   )}    }
     workgroupBarrier();
   }
 ${unroll(G, (ga) =>
-    unroll(4, (i) =>
-      unroll(G, (gb) => `  C[((m0 + ${ga * 64}u + ty * 4u + ${i}u) * ${N}u + n0 + ${gb * 64}u) / 4u + tx] = acc[${(ga * 4 + i) * G + gb}];\n`),
+  unroll(4, (i) =>
+    unroll(
+      G,
+      (gb) =>
+        `  C[((m0 + ${ga * 64}u + ty * 4u + ${i}u) * ${N}u + n0 + ${gb * 64}u) / 4u + tx] = acc[${(ga * 4 + i) * G + gb}];\n`,
     ),
-  )}}
+  ),
+)}}
 `;
 }

@@ -1,0 +1,59 @@
+/**
+ * The registry entry: importing the provider registers 'webgpu' (priority 10); probe() finds the adapter
+ * here (SwiftShader on a CPU-only machine) or names what is missing and the command that fixes it;
+ * resolveBackend('webgpu') creates a working backend.
+ */
+import { listBackends, resolveBackend, type AttentionBackend } from '@flashattn/core';
+import { describe, expect, it } from 'vitest';
+import { provider } from './provider.js';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
+
+defaultToSwiftShader();
+const unavailable = await probeAdapter();
+const skip = unavailable !== undefined && !webgpuRequired();
+
+describe('webgpu provider', () => {
+  it('registers itself on import as webgpu, priority 10', () => {
+    const p = listBackends().find((b) => b.name === 'webgpu');
+    expect(p).toBe(provider);
+    expect(provider.priority).toBe(10);
+  });
+
+  it('names the missing Vulkan driver and the command that installs one', async () => {
+    const saved = process.env.VK_DRIVER_FILES;
+    process.env.VK_DRIVER_FILES = '/nonexistent/icd.json';
+    try {
+      const r = await provider.probe();
+      expect(r.available).toBe(false);
+      if (!r.available) {
+        expect(r.reason).toMatch(
+          /no Vulkan driver \(ICD\).*VK_DRIVER_FILES=\/nonexistent\/icd\.json does not exist/,
+        );
+        expect(r.reason).toMatch(/apt-get install -y chromium/);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.VK_DRIVER_FILES;
+      else process.env.VK_DRIVER_FILES = saved;
+    }
+  });
+
+  it.skipIf(skip)('probes available here and resolves to a working backend', async () => {
+    const r = await provider.probe();
+    expect(r, JSON.stringify(r)).toMatchObject({ available: true });
+    const { value, decisions } = await resolveBackend<AttentionBackend>('webgpu');
+    try {
+      expect(decisions).toEqual([
+        { name: 'webgpu', taken: true, reason: expect.stringMatching(/^webgpu/) },
+      ]);
+      const t = {
+        dtype: 'float32' as const,
+        shape: [1, 2, 1, 4],
+        data: new Float32Array(8).fill(1),
+      };
+      const f = await value.forward(t, t, t);
+      expect(Array.from(f.out.data)).toEqual(new Array(8).fill(1));
+    } finally {
+      await value.dispose();
+    }
+  });
+});
