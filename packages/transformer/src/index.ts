@@ -10,3 +10,4 @@ export * from './train/clip.js';
 export * from './checkpoint/safetensors.js';
 export * from './checkpoint/atomic-write.js';
 export * from './checkpoint/checkpoint.js';
+export * from './checkpoint/hf-config.js';

@@ -151,7 +151,9 @@ export async function loadCheckpointBytes<Buf>(
   }
   // Every model tensor present with its exact shape.
   const expect = (name: string, shape: number[]): Float32Array | Float64Array => {
-    const t = tensors.get(name) ?? fail(`missing tensor ${name}`);
+    // Hugging Face's save_pretrained of GPT2LMHeadModel names them 'transformer.<name>'.
+    const t =
+      tensors.get(name) ?? tensors.get(`transformer.${name}`) ?? fail(`missing tensor ${name}`);
     if (t.dtype === 'I32') fail(`tensor ${name}: dtype I32, expected F32 or F64`);
     if (t.shape.length !== shape.length || t.shape.some((s, i) => s !== shape[i])) {
       fail(`tensor ${name}: shape [${t.shape.join(', ')}], model expects [${shape.join(', ')}]`);
