@@ -14,8 +14,9 @@
  * Elements a tiled kernel may reach through a masked zero times the poisoned value (0 * NaN = NaN: a NaN
  * v row in the same key tile as a masked entry, dq through a masked dS times a NaN k row, P = exp(-inf -
  * NaN) of a poisoned row's masked entries) are NOT checked: exact arithmetic would keep them finite, but
- * flash-attn's GEMM tiles do not, and neither does core's CPU kernel. The contract's "as in exact
- * arithmetic" is therefore exact only for (1) and (2).
+ * flash-attn's GEMM tiles do not (nor WGSL, which lets implementations assume no NaN at all). With
+ * `exact: true` (a backend that masks inside its tiles, like @flashattn/cpu's SIMD kernel) they must be
+ * finite too: the contract's "as in exact arithmetic" in full.
  *
  * Scenarios (D = 32, H = 2, N(0, 1) inputs, masks from core's keyRange):
  *  - `nan-key`:   k row 7 all NaN, window [2, 0] (rows 7..9 see it): out and lse NaN on rows 7..9 and
@@ -114,6 +115,7 @@ export async function runNonFiniteCase(
   scenario: NonFiniteScenario,
   dtype: DType,
   seed: number = freshSeed(),
+  opts: { exact?: boolean } = {},
 ): Promise<NonFiniteResult> {
   const id = nonFiniteId(scenario, dtype);
   const problems: string[] = [];
@@ -191,14 +193,16 @@ export async function runNonFiniteCase(
     return done('fail');
   }
   const out = toFloat32(fwd.out);
-  const UNCHECKED = null; // an element a tiled kernel may reach through 0 * NaN (see the header)
+  // An element a tiled kernel may reach through 0 * NaN (see the header): unchecked, or finite with `exact`.
+  const TILED = opts.exact ? false : null;
+  const UNCHECKED = null;
   type Want = boolean | null; // true: NaN (non-finite), false: finite, null: not checked
   if (scenario === 'nan-value') {
     expectPattern(
       'out',
       out,
       s.Nq,
-      (i, d) => (d !== p.d ? false : sees(i, j0) ? true : UNCHECKED),
+      (i, d) => (d !== p.d ? false : sees(i, j0) ? true : TILED),
       'nan',
     );
   } else if (scenario === 'inf-query') {
@@ -233,7 +237,9 @@ export async function runNonFiniteCase(
   const dk = toFloat32(g.dk);
   const dv = toFloat32(g.dv);
   if (scenario === 'nan-unseen-key') {
-    // dq may meet the NaN key through a masked dS = 0 times k (not checked); dk and dv never read k.
+    // dq may meet the NaN key through a masked dS = 0 times k (checked only with `exact`); dk and dv
+    // never read k.
+    expectPattern('dq', dq, s.Nq, () => TILED, 'nan');
     expectPattern('dk', dk, s.Nk, () => false, 'nan');
     expectPattern('dv', dv, s.Nk, () => false, 'nan');
     for (const [name, t] of [
@@ -251,13 +257,13 @@ export async function runNonFiniteCase(
     // Exact arithmetic: dS is NaN on the rows that see j0, so dq of those rows and dk of every key they
     // see are NaN (and dv too for a NaN key, whose P row is NaN). dv does not read v: finite for nan-value.
     const keyHit = (j: number): boolean => ranges.some((_, i) => sees(i, j0) && sees(i, j));
-    expectPattern('dq', dq, s.Nq, (i) => (sees(i, j0) ? true : UNCHECKED), 'nan');
-    expectPattern('dk', dk, s.Nk, (j) => (keyHit(j) ? true : UNCHECKED), 'nan');
+    expectPattern('dq', dq, s.Nq, (i) => (sees(i, j0) ? true : TILED), 'nan');
+    expectPattern('dk', dk, s.Nk, (j) => (keyHit(j) ? true : TILED), 'nan');
     expectPattern(
       'dv',
       dv,
       s.Nk,
-      (j) => (scenario === 'nan-value' ? false : keyHit(j) ? true : UNCHECKED),
+      (j) => (scenario === 'nan-value' ? false : keyHit(j) ? true : TILED),
       'nan',
     );
   }
@@ -267,12 +273,13 @@ export async function runNonFiniteCase(
 /** Every scenario in every dtype the backend supports. */
 export async function runNonFiniteChecks(
   backend: AttentionBackend,
-  opts: { seed?: number } = {},
+  opts: { seed?: number; exact?: boolean } = {},
 ): Promise<NonFiniteResult[]> {
   const seed = (opts.seed ?? freshSeed()) >>> 0;
   const out: NonFiniteResult[] = [];
   for (const dt of backend.capabilities.dtypes) {
-    for (const s of NON_FINITE_SCENARIOS) out.push(await runNonFiniteCase(backend, s, dt, seed));
+    for (const s of NON_FINITE_SCENARIOS)
+      out.push(await runNonFiniteCase(backend, s, dt, seed, { exact: opts.exact }));
   }
   return out;
 }
