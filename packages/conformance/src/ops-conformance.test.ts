@@ -6,6 +6,7 @@ import { OPS_CASES } from './ops/cases.js';
 import { OP_NAMES } from './ops/problems.js';
 import { runOpsConformance } from './ops/run.js';
 import { OPS_FAULTS, brokenOps, type OpsFault } from './test-utils/broken-ops.js';
+import { emulate16 } from './test-utils/emulated16.js';
 import { describeOpsConformance } from './vitest.js';
 
 describeOpsConformance('reference', () => createReferenceOps(), { matrix: 'ci' });
@@ -89,5 +90,34 @@ describe('a broken ops backend fails the suite, in the op it breaks', () => {
     });
     expect(report.failed).toBe(1);
     expect(report.results[0]!.message).toContain('add threw Error: device lost');
+  });
+});
+
+describe('the 16-bit path (float16 and bfloat16 emulated over the reference ops)', () => {
+  const only16 = (id: string): boolean => / (f16|bf16)$/.test(id);
+
+  it('a float64 computation rounded once to 16 bits passes every case and the input checks', async () => {
+    const seed = freshSeed();
+    const report = await runOpsConformance(emulate16(createReferenceOps()), {
+      seed,
+      filter: only16,
+    });
+    const failures = report.results.filter((r) => r.status === 'fail');
+    expect(failures.map((r) => r.message).join('\n')).toBe('');
+    expect(report.passed).toBe(2 * (OPS_CASES.ci.length + 1));
+  });
+
+  it('a broken op fails in 16 bits too, in that op only', async () => {
+    const seed = freshSeed();
+    for (const fault of ['geluBackward-accumulates', 'layernormBackward-no-mean-term'] as const) {
+      const op = OPS_FAULTS[fault];
+      const report = await runOpsConformance(brokenOps(emulate16(createReferenceOps()), fault), {
+        seed,
+        inputChecks: false,
+        filter: (id) => only16(id) && id.startsWith(`${op} `),
+      });
+      expect(report.failed, `${fault} seed ${seed}`).toBeGreaterThan(0);
+      expect(report.failedOps).toEqual([op]);
+    }
   });
 });
