@@ -160,8 +160,9 @@ export interface DeviceVarlenAttention<Buf> {
 export function hasKvCacheAttention<T extends object>(
   x: T,
 ): x is T & DeviceKvCacheAttention<unknown> {
+  // `in`, not a read: a backend's capabilities may be a getter that throws once it is disposed.
   const o = x as Partial<DeviceKvCacheAttention<unknown>>;
-  return typeof o.attentionWithKvCache === 'function' && o.kvCacheCapabilities !== undefined;
+  return typeof o.attentionWithKvCache === 'function' && 'kvCacheCapabilities' in o;
 }
 
 /** True when `x` implements the varlen contract. */
