@@ -103,5 +103,8 @@ try {
   process.exit(optional ? 0 : 1);
 }
 const seconds = (Date.now() - t0) / 1000;
-write({ built: true, cudaHome, seconds, addon: 'build/Release/flashattn_cuda.node' });
+// "Cuda compilation tools, release 13.0, V13.0.88" -> 13.0: cudaInfo() names the driver this runtime needs.
+const nvccVersion = spawnSync(join(cudaHome, 'bin', 'nvcc'), ['--version'], { encoding: 'utf8' }).stdout ?? '';
+const cudaVersion = /release (\d+\.\d+)/.exec(nvccVersion)?.[1];
+write({ built: true, cudaHome, cudaVersion, seconds, addon: 'build/Release/flashattn_cuda.node' });
 console.log(`[@flashattn/cuda] addon built in ${seconds.toFixed(1)} s`);

@@ -30,6 +30,7 @@ import {
 } from '@flashattn/core';
 import { CudaTensor, isCudaTensor } from './device-tensor.js';
 import { CudaUnavailableError, mapCudaError } from './errors.js';
+import { explainCudaError } from './availability.js';
 import {
   convertRows,
   loadAddon,
@@ -652,8 +653,9 @@ export function openCudaDevice(opts: CudaBackendOptions): {
     info = load.addon.deviceInfo(device);
   } catch (e) {
     const mapped = mapCudaError(e, 'cuda');
+    // Say it in terms of what the user has ("no NVIDIA driver found", not "driver version is insufficient").
     throw mapped instanceof CudaUnavailableError
-      ? mapped
+      ? new CudaUnavailableError(explainCudaError(mapped.reason, load.cudaVersion), { cause: e })
       : new CudaUnavailableError(mapped.message, { cause: e });
   }
   if (info.major < 8) {

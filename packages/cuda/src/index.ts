@@ -11,6 +11,6 @@ export type { CudaDeviceOptions } from './device.js';
 export { CudaBuffer } from './cuda-buffer.js';
 export { CudaTensor, isCudaTensor } from './device-tensor.js';
 export { CudaUnavailableError, mapCudaError } from './errors.js';
-export { cudaStatus, cudaUnavailableReason, isCudaAvailable } from './availability.js';
-export type { CudaStatus } from './availability.js';
+export { cudaInfo, cudaStatus, cudaUnavailableReason, isCudaAvailable } from './availability.js';
+export type { CudaInfo, CudaStatus } from './availability.js';
 export type { DeviceInfo } from './native.js';

@@ -1,8 +1,11 @@
 /**
- * The raw addon (`@flashattn/cuda/native`): loading it, and the types of its functions. Built by
- * scripts/build-native.mjs (node-gyp + nvcc) into build/Release/flashattn_cuda.node; FLASHATTN_CUDA_ADDON
- * overrides the path (used by bundles). Applications use `createCudaBackend` / `createCudaDevice` from the main
- * entry; this subpath is for benchmarks and tests that drive the kernels directly.
+ * The raw addon (`@flashattn/cuda/native`): loading it, and the types of its functions. It comes from, in
+ * this order: FLASHATTN_CUDA_ADDON (a path; used by bundles); a local build (scripts/build-native.mjs, node-gyp
+ * + nvcc, into build/Release/flashattn_cuda.node), which exists only where someone built from source (the
+ * monorepo's `pnpm build`, FLASHATTN_CUDA_BUILD_FROM_SOURCE=1, or a platform without a prebuilt); the
+ * prebuilt package for this platform (`@flashattn/cuda-linux-x64`, an optional dependency). `cudaInfo()`
+ * reports which one was loaded and why. Applications use `createCudaBackend` / `createCudaDevice` from the
+ * main entry; this subpath is for benchmarks and tests that drive the kernels directly.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -127,7 +130,23 @@ export interface CudaAddon {
   trimMemPool(device: number): void;
 }
 
-export type AddonLoad = { addon: CudaAddon; path: string } | { addon: undefined; reason: string };
+/** Where the loaded addon came from. */
+export type AddonSource = 'FLASHATTN_CUDA_ADDON' | 'local build' | 'prebuilt package';
+
+export type AddonLoad =
+  | {
+      addon: CudaAddon;
+      path: string;
+      source: AddonSource;
+      /** Why this one was chosen, in one sentence. */
+      why: string;
+      /** CUDA version the addon was compiled with ('13.0'), when known. */
+      cudaVersion?: string;
+    }
+  | { addon: undefined; reason: string; cudaVersion?: string };
+
+/** The prebuilt package that would serve this platform, e.g. '@flashattn/cuda-linux-x64'. */
+export const PREBUILT_PACKAGE = `@flashattn/cuda-${process.platform}-${process.arch}`;
 
 let cached: AddonLoad | undefined;
 
@@ -136,39 +155,107 @@ function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..');
 }
 
-/** Load the addon once; on failure say why (not built, and the build's own reason when it left one). */
+function readJson(path: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Load the addon once; on failure say, in one sentence, what is missing and how to fix it. */
 export function loadAddon(): AddonLoad {
   if (cached) return cached;
-  const override = process.env.FLASHATTN_CUDA_ADDON;
-  const root = packageRoot();
-  const path = override ?? join(root, 'build', 'Release', 'flashattn_cuda.node');
-  if (!existsSync(path)) {
-    let reason = `the native addon was not built (${path} is missing)`;
-    const statusFile = join(root, 'build', 'native-status.json');
-    if (!override && existsSync(statusFile)) {
-      try {
-        const status = JSON.parse(readFileSync(statusFile, 'utf8')) as { reason?: string };
-        if (status.reason) reason += `: ${status.reason}`;
-      } catch {
-        // keep the generic reason
-      }
-    } else if (!override) {
-      // No status file: the install script never ran (e.g. a package manager that skips install scripts).
-      reason += `: with nvcc on PATH, run \`node ${join(root, 'scripts', 'build-native.mjs')}\``;
-      reason += ' (in this monorepo: `pnpm --filter @flashattn/cuda build`)';
+  const require = createRequire(import.meta.url);
+  const tryLoad = (path: string): CudaAddon | Error => {
+    try {
+      return require(path) as CudaAddon;
+    } catch (e) {
+      return e as Error;
     }
-    cached = { addon: undefined, reason };
+  };
+  const override = process.env.FLASHATTN_CUDA_ADDON;
+  if (override) {
+    const a = existsSync(override) ? tryLoad(override) : undefined;
+    cached =
+      a === undefined
+        ? {
+            addon: undefined,
+            reason: `the native addon was not built at FLASHATTN_CUDA_ADDON=${override} (no such file)`,
+          }
+        : a instanceof Error
+          ? {
+              addon: undefined,
+              reason: `FLASHATTN_CUDA_ADDON=${override} could not be loaded: ${a.message}`,
+            }
+          : {
+              addon: a,
+              path: override,
+              source: 'FLASHATTN_CUDA_ADDON',
+              why: 'FLASHATTN_CUDA_ADDON names it',
+            };
     return cached;
   }
+  const root = packageRoot();
+  const status = readJson(join(root, 'build', 'native-status.json')) as
+    { reason?: string; cudaVersion?: string } | undefined;
+  const local = join(root, 'build', 'Release', 'flashattn_cuda.node');
+  let localError: string | undefined;
+  if (existsSync(local)) {
+    const a = tryLoad(local);
+    if (!(a instanceof Error)) {
+      cached = {
+        addon: a,
+        path: local,
+        source: 'local build',
+        why: 'a local build from source exists (it wins over the prebuilt package)',
+        ...(status?.cudaVersion ? { cudaVersion: status.cudaVersion } : {}),
+      };
+      return cached;
+    }
+    localError = a.message;
+  }
+  let prebuilt: { path: string; info: { cudaVersion?: string; arch?: string } } | undefined;
   try {
-    const require = createRequire(import.meta.url);
-    cached = { addon: require(path) as CudaAddon, path };
-  } catch (e) {
+    prebuilt = {
+      path: require.resolve(`${PREBUILT_PACKAGE}/flashattn_cuda.node`),
+      info: require(`${PREBUILT_PACKAGE}/prebuilt.json`) as { cudaVersion?: string; arch?: string },
+    };
+  } catch {
+    prebuilt = undefined;
+  }
+  if (prebuilt) {
+    const a = tryLoad(prebuilt.path);
+    if (!(a instanceof Error)) {
+      cached = {
+        addon: a,
+        path: prebuilt.path,
+        source: 'prebuilt package',
+        why: `${PREBUILT_PACKAGE} matches this platform (${prebuilt.info.arch ?? 'sm_80, sm_90a'}) and there is no local build`,
+        ...(prebuilt.info.cudaVersion ? { cudaVersion: prebuilt.info.cudaVersion } : {}),
+      };
+      return cached;
+    }
     cached = {
       addon: undefined,
-      reason: `the native addon failed to load: ${(e as Error).message}`,
+      reason: `the prebuilt addon ${prebuilt.path} failed to load (${a.message}): reinstall @flashattn/cuda, or build from source with FLASHATTN_CUDA_BUILD_FROM_SOURCE=1 and nvcc on PATH`,
     };
+    return cached;
   }
+  if (localError) {
+    cached = {
+      addon: undefined,
+      reason: `the local build ${local} failed to load (${localError}): rebuild it with \`node ${join(root, 'scripts', 'build-native.mjs')}\``,
+    };
+    return cached;
+  }
+  const build = status?.reason
+    ? `and the source build did not produce one (${status.reason})`
+    : `and no local build: with nvcc on PATH, run \`node ${join(root, 'scripts', 'build-native.mjs')}\` (in this monorepo: \`npx -y pnpm@10.34.8 --filter @flashattn/cuda build\`)`;
+  cached = {
+    addon: undefined,
+    reason: `no CUDA addon: no prebuilt package for ${process.platform}-${process.arch} (${PREBUILT_PACKAGE} is not installed) ${build}`,
+  };
   return cached;
 }
 
