@@ -22,11 +22,16 @@ import {
   type AttentionGradients,
   type AttentionOptions,
   type DType,
+  type DeviceAttention,
+  type DeviceMemory,
   type HostArray,
   type StridedView,
   type Tensor,
 } from '@flashattn/core';
-import type { CudaBuffer, CudaDevice } from '../device.js';
+
+/** What the adapter needs: a device backend (a CudaDevice, or any DeviceMemory + DeviceAttention). */
+export type AlignedDevice<Buf> = DeviceMemory<Buf> &
+  DeviceAttention<Buf> & { readonly name?: string };
 
 export type AlignedLayout = 'packed8' | 'padded8';
 export const ALIGNED_LAYOUTS: readonly AlignedLayout[] = ['packed8', 'padded8'];
@@ -59,25 +64,28 @@ function forEach(
         for (let d = 0; d < D; d++) f(v.offset + b * sB + n * sN + h * sH + d, x++);
 }
 
-interface Placed {
-  root: CudaBuffer;
-  buf: CudaBuffer;
+interface Placed<Buf> {
+  root: Buf;
+  buf: Buf;
   length: number;
   dtype: DType;
-  views: Record<string, StridedView<CudaBuffer>>;
+  views: Record<string, StridedView<Buf>>;
 }
 
-export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): AttentionBackend {
-  const name = `${dev.name} [${layout}]`;
+export function alignedDeviceBackend<Buf>(
+  dev: AlignedDevice<Buf>,
+  layout: AlignedLayout,
+): AttentionBackend {
+  const name = `${dev.name ?? 'device'} [${layout}]`;
   const caps = dev.attentionCapabilities;
 
   async function place(
     dtype: DType,
     ts: Record<string, { shape: Shape4; data?: Float32Array | Uint16Array }>,
     packed: boolean,
-  ): Promise<Placed> {
+  ): Promise<Placed<Buf>> {
     const names = Object.keys(ts);
-    const views: Record<string, Omit<StridedView<CudaBuffer>, 'buffer'>> = {};
+    const views: Record<string, Omit<StridedView<Buf>, 'buffer'>> = {};
     let length: number;
     if (packed) {
       const [B, N, H, D] = ts[names[0]!]!.shape;
@@ -101,12 +109,12 @@ export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): At
     const root = dev.alloc(A + length, dtype);
     const buf = dev.view(root, A, length);
     await dev.upload(buf, host);
-    const full: Record<string, StridedView<CudaBuffer>> = {};
+    const full: Record<string, StridedView<Buf>> = {};
     for (const n of names) full[n] = { ...views[n]!, buffer: buf };
     return { root, buf, length, dtype, views: full };
   }
 
-  async function collect(p: Placed, outputs: string[]): Promise<Record<string, Tensor>> {
+  async function collect(p: Placed<Buf>, outputs: string[]): Promise<Record<string, Tensor>> {
     const raw = await dev.download(p.buf);
     const covered = new Uint8Array(p.length);
     for (const v of Object.values(p.views)) forEach(v, (at) => (covered[at] = 1));
@@ -128,10 +136,7 @@ export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): At
     return res;
   }
 
-  async function lseBuffer(
-    n: number,
-    data?: Float32Array,
-  ): Promise<{ root: CudaBuffer; buf: CudaBuffer }> {
+  async function lseBuffer(n: number, data?: Float32Array): Promise<{ root: Buf; buf: Buf }> {
     const root = dev.alloc(n + 2 * A, 'float32');
     const buf = dev.view(root, A, n);
     await dev.upload(buf, data ?? new Float32Array(n).fill(NaN));
@@ -143,9 +148,9 @@ export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): At
     layout === 'packed8' && q.shape[1] === k.shape[1] && q.shape[2] === k.shape[2];
 
   async function withRoots<T>(
-    f: (track: <P extends { root: CudaBuffer }>(p: P) => P) => Promise<T>,
+    f: (track: <P extends { root: Buf }>(p: P) => P) => Promise<T>,
   ): Promise<T> {
-    const roots: CudaBuffer[] = [];
+    const roots: Buf[] = [];
     try {
       return await f((p) => {
         roots.push(p.root);
@@ -157,11 +162,11 @@ export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): At
   }
 
   async function qkv(
-    track: <P extends { root: CudaBuffer }>(p: P) => P,
+    track: <P extends { root: Buf }>(p: P) => P,
     q: Tensor,
     k: Tensor,
     v: Tensor,
-  ): Promise<Record<'q' | 'k' | 'v', StridedView<CudaBuffer>>> {
+  ): Promise<Record<'q' | 'k' | 'v', StridedView<Buf>>> {
     if (packable(q, k)) {
       const p = track(
         await place(
@@ -208,7 +213,7 @@ export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): At
           await place(dt, { dout: { shape: shape4(dout), data: dout.data } }, false),
         );
         const lseB = track(await lseBuffer(lse.length, lse));
-        const grads: Placed[] = packable(q, k)
+        const grads: Placed<Buf>[] = packable(q, k)
           ? [
               track(
                 await place(
@@ -225,7 +230,7 @@ export function alignedDeviceBackend(dev: CudaDevice, layout: AlignedLayout): At
             ];
         const gv = Object.assign({}, ...grads.map((g) => g.views)) as Record<
           'dq' | 'dk' | 'dv',
-          StridedView<CudaBuffer>
+          StridedView<Buf>
         >;
         await dev.attentionBackward(
           {

@@ -1,4 +1,9 @@
 /**
  * `@flashattn/cuda/testing`: test helpers shared by this package's tests and the device runner in apps/bench.
  */
-export { ALIGNED_LAYOUTS, alignedDeviceBackend, type AlignedLayout } from './aligned-layouts.js';
+export {
+  ALIGNED_LAYOUTS,
+  alignedDeviceBackend,
+  type AlignedDevice,
+  type AlignedLayout,
+} from './aligned-layouts.js';
