@@ -1,0 +1,389 @@
+/**
+ * CPU attention and matmul against onnxruntime-node, same process, same thread count, alternating
+ * (every round runs each implementation once, in turn), medians of the rounds.
+ *
+ *   ours   @flashattn/cpu CpuOps: FlashAttention-2 forward/backward (wasm SIMD tiles), (B, N, H, D)
+ *   mha    com.microsoft MultiHeadAttention, (B, N, H*D)          (forward only: ORT has no training)
+ *   plain  the exported MatMul-Softmax-MatMul graph, (B, H, N, D) (its gradient graph for the backward)
+ *   attn23 opset 23 Attention, (B, H, N, D)
+ * The ONNX models are built in onnx-model.ts. GFLOP/s count 4 B H N^2 D per forward (half under a causal
+ * mask) and 2.5x that per backward, whatever an implementation actually does.
+ *
+ * Run (repo root, after `npx -y pnpm@10.34.8 --filter @flashattn/bench... build`):
+ *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick] [--json FILE]
+ *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
+ *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
+ */
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { contiguousView, createRng } from '@flashattn/core';
+import { CpuOps } from '@flashattn/cpu';
+import * as ort from 'onnxruntime-node';
+import {
+  attention23Model,
+  matmulModel,
+  mhaModel,
+  plainBackwardModel,
+  plainModel,
+  type AttnDims,
+} from './onnx-model.js';
+
+const USAGE = `usage: attention-vs-ort.js attention [--quick] [--json FILE] | memory | matmul [--json FILE]`;
+const [mode, ...rest] = process.argv.slice(2);
+const flags = new Map<string, string | true>();
+for (let i = 0; i < rest.length; i++) {
+  const a = rest[i]!;
+  if (a === '--quick') flags.set('quick', true);
+  else if (a === '--json' && rest[i + 1] !== undefined) flags.set('json', rest[++i]!);
+  else if (mode === 'mem-child') flags.set(`arg${i}`, a);
+  else {
+    console.error(`unknown argument ${a}\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function randn(n: number, seed: number): Float32Array {
+  const rng = createRng(seed);
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = rng.normal();
+  return a;
+}
+
+/** (B, N, H, D) -> (B, H, N, D) */
+function toBHND(x: Float32Array, B: number, N: number, H: number, D: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < B; b++)
+    for (let n = 0; n < N; n++)
+      for (let h = 0; h < H; h++)
+        out.set(
+          x.subarray(((b * N + n) * H + h) * D, ((b * N + n) * H + h + 1) * D),
+          ((b * H + h) * N + n) * D,
+        );
+  return out;
+}
+
+function session(bytes: Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  return ort.InferenceSession.create(bytes, {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    // No spin-waiting between runs: a spinning ORT pool would take the cores from the next
+    // implementation in the round (ours waits on its workers without spinning).
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
+  });
+}
+
+/** Our forward/backward on one CpuOps with the inputs uploaded once. */
+function ours(
+  ops: CpuOps,
+  d: AttnDims,
+  host: { q: Float32Array; k: Float32Array; v: Float32Array; dout: Float32Array },
+) {
+  const { B, N, H, D, causal } = d;
+  const shape = [B, N, H, D] as const;
+  const up = (x: Float32Array) => {
+    const b = ops.alloc(x.length, 'float32') as Float32Array;
+    b.set(x);
+    return contiguousView(b, shape);
+  };
+  const [q, k, v, dout] = [up(host.q), up(host.k), up(host.v), up(host.dout)];
+  const fresh = () => contiguousView(ops.alloc(B * N * H * D, 'float32') as Float32Array, shape);
+  const out = fresh();
+  const [dq, dk, dv] = [fresh(), fresh(), fresh()];
+  const lse = ops.alloc(B * H * N, 'float32');
+  return {
+    out: out.buffer as Float32Array,
+    forward: () => ops.attentionForward({ q, k, v, out, lse }, { causal }),
+    backward: () => ops.attentionBackward({ dout, q, k, v, out, lse, dq, dk, dv }, { causal }),
+  };
+}
+
+interface Row {
+  B: number;
+  H: number;
+  N: number;
+  D: number;
+  causal: boolean;
+  threads: number;
+  impl: string;
+  pass: 'fwd' | 'bwd';
+  /** median wall ms, median CPU ms (all threads of the process), fastest wall ms */
+  ms: number;
+  cpuMs: number;
+  minMs: number;
+  gflops: number;
+  rounds: number;
+  load: number;
+}
+
+async function attention(): Promise<void> {
+  const quick = flags.has('quick');
+  const all = availableParallelism();
+  const threadList = [...new Set([1, all])];
+  // The grid, cut to what a loaded 2-core machine runs in reasonable time: B = 1 at N = 256..4096
+  // (D = 64) and 256..1024 (D = 128) on 1 and all threads, N = 4096 (D = 128) and 8192 (D = 64, forward
+  // only) on all threads, B = 4 at N = 256 and 1024 on all threads.
+  const grid: Array<{ B: number; D: number; N: number; threads: number[]; bwd: boolean }> = [];
+  const add = (B: number, D: number, N: number, threads: number[], bwd = true) =>
+    grid.push({ B, D, N, threads, bwd });
+  for (const D of [64, 128]) {
+    for (const N of quick ? [256, 1024] : [256, 1024]) add(1, D, N, threadList);
+    if (!quick) add(1, D, 4096, D === 64 ? threadList : [all]);
+    if (!quick && D === 64) add(1, D, 8192, [all], false);
+    for (const N of quick ? [256] : [256, 1024]) add(4, D, N, [all]);
+  }
+  const rows: Row[] = [];
+  const H = 8;
+  for (const g of grid) {
+    for (const causal of [false, true]) {
+      for (const threads of g.threads) {
+        const d: AttnDims = { B: g.B, H, N: g.N, D: g.D, causal };
+        const n = g.B * g.N * H * g.D;
+        const host = { q: randn(n, 1), k: randn(n, 2), v: randn(n, 3), dout: randn(n, 4) };
+        const dims3 = [g.B, g.N, H * g.D];
+        const dims4 = [g.B, H, g.N, g.D];
+        const bhnd = {
+          q: toBHND(host.q, g.B, g.N, H, g.D),
+          k: toBHND(host.k, g.B, g.N, H, g.D),
+          v: toBHND(host.v, g.B, g.N, H, g.D),
+          dout: toBHND(host.dout, g.B, g.N, H, g.D),
+        };
+        const t3 = (x: Float32Array) => new ort.Tensor('float32', x, dims3);
+        const t4 = (x: Float32Array) => new ort.Tensor('float32', x, dims4);
+        const ops = new CpuOps({ threads });
+        const me = ours(ops, d, host);
+        const impls: Array<[string, 'fwd' | 'bwd', () => Promise<unknown>]> = [
+          ['ours', 'fwd', me.forward],
+        ];
+        if (g.bwd) impls.push(['ours', 'bwd', me.backward]);
+        const mha = await session(mhaModel(d), threads);
+        impls.push(['mha', 'fwd', () => mha.run({ q: t3(host.q), k: t3(host.k), v: t3(host.v) })]);
+        const plain = await session(plainModel(d), threads);
+        impls.push([
+          'plain',
+          'fwd',
+          () => plain.run({ q: t4(bhnd.q), k: t4(bhnd.k), v: t4(bhnd.v) }),
+        ]);
+        const a23 = await session(attention23Model(d), threads);
+        impls.push([
+          'attn23',
+          'fwd',
+          () => a23.run({ q: t4(bhnd.q), k: t4(bhnd.k), v: t4(bhnd.v) }),
+        ]);
+        const plainBwd = await session(plainBackwardModel(d), threads);
+        impls.push([
+          'plain',
+          'bwd',
+          () => plainBwd.run({ q: t4(bhnd.q), k: t4(bhnd.k), v: t4(bhnd.v), dout: t4(bhnd.dout) }),
+        ]);
+
+        // Warm up each once, and check ours against MHA's output.
+        for (const [, , f] of impls) await f();
+        const ref = (await mha.run({ q: t3(host.q), k: t3(host.k), v: t3(host.v) }))['out']!
+          .data as Float32Array;
+        let maxDiff = 0;
+        for (let i = 0; i < ref.length; i++)
+          maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - me.out[i]!));
+
+        const flopsFwd = 4 * g.B * H * g.N * g.N * g.D * (causal ? 0.5 : 1);
+        const rounds = g.N >= 4096 ? 3 : 5;
+        const times = impls.map(() => [] as number[]);
+        const cpuTimes = impls.map(() => [] as number[]);
+        for (let r = 0; r < rounds; r++) {
+          for (let i = 0; i < impls.length; i++) {
+            const c0 = process.cpuUsage();
+            const t0 = performance.now();
+            await impls[i]![2]();
+            times[i]!.push(performance.now() - t0);
+            const c = process.cpuUsage(c0);
+            cpuTimes[i]!.push((c.user + c.system) / 1e3);
+          }
+        }
+        const line: string[] = [];
+        impls.forEach(([impl, pass], i) => {
+          const ms = median(times[i]!);
+          const cpuMs = median(cpuTimes[i]!);
+          const gflops = ((pass === 'fwd' ? 1 : 2.5) * flopsFwd) / ms / 1e6;
+          rows.push({
+            ...d,
+            threads,
+            impl,
+            pass,
+            ms,
+            cpuMs,
+            minMs: Math.min(...times[i]!),
+            gflops,
+            rounds,
+            load: loadavg()[0]!,
+          });
+          line.push(`${impl} ${pass} ${ms.toFixed(1)} ms (${gflops.toFixed(1)})`);
+        });
+        console.log(
+          `B=${g.B} H=${H} N=${g.N} D=${g.D} ${causal ? 'causal' : 'full  '} T=${threads}: ${line.join(', ')}; |ours - mha| <= ${maxDiff.toExponential(1)}; load ${loadavg()[0]!.toFixed(1)}`,
+        );
+        for (const s of [mha, plain, a23, plainBwd]) await s?.release();
+        await ops.dispose();
+      }
+    }
+  }
+  const json = flags.get('json');
+  if (typeof json === 'string')
+    writeFileSync(json, JSON.stringify({ meta: meta(), rows }, null, 1));
+}
+
+function meta() {
+  return {
+    date: new Date().toISOString(),
+    cpu: `${cpus()[0]?.model} x ${cpus().length}`,
+    node: process.version,
+    ort: ort.env.versions.node,
+    loadavg: loadavg(),
+  };
+}
+
+// ---- peak memory: one implementation per fresh process ----
+async function memChild(impl: string, N: number, causal: boolean): Promise<void> {
+  const d: AttnDims = { B: 1, H: 8, N, D: 64, causal };
+  const n = N * 8 * 64;
+  const host = { q: randn(n, 1), k: randn(n, 2), v: randn(n, 3), dout: randn(n, 4) };
+  const t3 = (x: Float32Array) => new ort.Tensor('float32', x, [1, N, 512]);
+  const t4 = (x: Float32Array) => new ort.Tensor('float32', x, [1, 8, N, 64]);
+  let run: () => Promise<unknown>;
+  const threads = availableParallelism();
+  if (impl === 'ours') {
+    const me = ours(new CpuOps({ threads }), d, host);
+    run = me.forward;
+  } else {
+    const bytes =
+      impl === 'mha' ? mhaModel(d) : impl === 'plain' ? plainModel(d) : attention23Model(d);
+    const s = await session(bytes, threads);
+    run = () =>
+      impl === 'mha'
+        ? s.run({ q: t3(host.q), k: t3(host.k), v: t3(host.v) })
+        : s.run({ q: t4(host.q), k: t4(host.k), v: t4(host.v) });
+  }
+  const before = process.resourceUsage().maxRSS;
+  await run();
+  const after = process.resourceUsage().maxRSS;
+  console.log(
+    JSON.stringify({
+      impl,
+      N,
+      causal,
+      inputsMiB: before / 1024,
+      peakExtraMiB: (after - before) / 1024,
+    }),
+  );
+}
+
+function memory(): void {
+  const me = fileURLToPath(import.meta.url);
+  console.log(
+    `peak RSS above the inputs, forward, B=1 H=8 D=64, ${availableParallelism()} threads; ${JSON.stringify(meta())}`,
+  );
+  for (const N of [4096, 16384]) {
+    for (const causal of [false, true]) {
+      for (const impl of ['ours', 'mha', 'plain', 'attn23']) {
+        // ORT's materialised forms need O(N^2): cap the child's address space (prlimit) so a form that
+        // cannot fit fails alone instead of pushing the shared machine into swap or the OOM killer.
+        const capGiB = 12;
+        try {
+          // (Ours is not capped: its shared wasm memory reserves address space up front, not pages.)
+          const child = [process.execPath, me, 'mem-child', impl, String(N), String(causal)];
+          const [cmd, ...args] =
+            impl === 'ours' ? child : ['prlimit', `--as=${capGiB * 2 ** 30}`, ...child];
+          const out = execFileSync(cmd!, args, {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
+          console.log(out.trim().split('\n').pop());
+        } catch (e) {
+          const msg =
+            String((e as { stderr?: string }).stderr ?? e)
+              .split('\n')
+              .find((l) => /rror|alloc/.test(l)) ?? 'failed';
+          console.log(
+            JSON.stringify({
+              impl,
+              N,
+              causal,
+              failed: `over a ${capGiB} GiB address-space cap: ${msg.slice(0, 160)}`,
+            }),
+          );
+        }
+      }
+    }
+  }
+}
+
+// ---- matmul on the GPT-2 shapes ----
+async function matmul(): Promise<void> {
+  // (M, N, K) of one GPT-2 step at B*T = 2048 rows: tiny (C = 128) and small (C = 768), vocab 8192.
+  const shapes: Array<[string, number, number, number]> = [
+    ['tiny qkv  2048x384x128', 2048, 384, 128],
+    ['tiny fc   2048x512x128', 2048, 512, 128],
+    ['tiny head 2048x8192x128', 2048, 8192, 128],
+    ['small qkv 2048x2304x768', 2048, 2304, 768],
+    ['small fc  2048x3072x768', 2048, 3072, 768],
+    ['small proj 2048x768x3072', 2048, 768, 3072],
+  ];
+  const all = availableParallelism();
+  const rows: Array<{ shape: string; threads: number; oursGflops: number; ortGflops: number }> = [];
+  for (const threads of [...new Set([1, all])]) {
+    const ops = new CpuOps({ threads });
+    for (const [name, M, N, K] of shapes) {
+      const a = randn(M * K, 5);
+      const b = randn(K * N, 6);
+      const A = ops.alloc(M * K, 'float32') as Float32Array;
+      const Bm = ops.alloc(K * N, 'float32') as Float32Array;
+      const C = ops.alloc(M * N, 'float32');
+      A.set(a);
+      Bm.set(b);
+      const s = await session(matmulModel(M, N, K), threads);
+      const feeds = {
+        a: new ort.Tensor('float32', a, [M, K]),
+        b: new ort.Tensor('float32', b, [K, N]),
+      };
+      const impls: Array<() => Promise<unknown>> = [
+        () => ops.matmul(C, A, Bm, M, N, K),
+        () => s.run(feeds),
+      ];
+      for (const f of impls) await f();
+      const times: number[][] = [[], []];
+      for (let r = 0; r < 7; r++)
+        for (let i = 0; i < 2; i++) {
+          const t0 = performance.now();
+          await impls[i]!();
+          times[i]!.push(performance.now() - t0);
+        }
+      const gf = (ms: number) => (2 * M * N * K) / ms / 1e6;
+      const [o, x] = [gf(median(times[0]!)), gf(median(times[1]!))];
+      rows.push({ shape: name, threads, oursGflops: o, ortGflops: x });
+      console.log(
+        `${name} T=${threads}: ours ${o.toFixed(1)} GFLOP/s, ORT MatMul ${x.toFixed(1)} GFLOP/s, ratio ${(o / x).toFixed(2)}; load ${loadavg()[0]!.toFixed(1)}`,
+      );
+      await s.release();
+    }
+    await ops.dispose();
+  }
+  const json = flags.get('json');
+  if (typeof json === 'string')
+    writeFileSync(json, JSON.stringify({ meta: meta(), rows }, null, 1));
+}
+
+if (mode === 'attention') await attention();
+else if (mode === 'memory') memory();
+else if (mode === 'matmul') await matmul();
+else if (mode === 'mem-child') await memChild(rest[0]!, Number(rest[1]), rest[2] === 'true');
+else {
+  console.error(USAGE);
+  process.exit(2);
+}
