@@ -35,11 +35,12 @@
  * and S and P round-tripping through workgroup memory, the tensor cores idle most of the time.
  *
  * Bindings as flash-forward: q (B, Nq, Hq, D), k, v (B, Nk, Hk, D) array<f16>; o (B, Nq, Hq, D) f32;
- * lse (B, Hq, Nq) f32 (NEG for fully masked rows).
+ * lse (B, Hq, Nq) f32 (-Infinity for fully masked rows).
  */
-import { LN2, LOG2E, PARAMS_WGSL } from './params.wgsl.js';
-import { NEG } from './storage.wgsl.js';
-import { unroll } from './tiles.js';
+import type { ProgramInfo } from '../src/program.js';
+import { ATTENTION_UNIFORMS, LN2, LOG2E, MASK_WGSL } from '../src/kernels/params.wgsl.js';
+import { NEG } from '../src/kernels/storage.wgsl.js';
+import { unroll } from '../src/kernels/tiles.js';
 
 const M = 16;
 
@@ -76,6 +77,47 @@ export function sgmatSharedBytes(spec: SgmatSpec): number {
   return 2 * (16 * spec.QT * D + 2 * BC * D) + 4 * spec.QT * M * BC + 2 * spec.QT * M * BC;
 }
 
+/**
+ * The kernel as a program (retired from the backend's dispatch: dev/sgmat.ts runs it). q, k, v
+ * contiguous (B, N, H, D) float16, o contiguous f32, lse at p.lseOff; dispatch (ceil(Nq / (16 QT)), Hq, B).
+ */
+export function flashForwardSgmatProgram(
+  spec: SgmatSpec,
+  dispatch: readonly [number, number, number],
+): ProgramInfo {
+  return {
+    name: 'flash-forward-sgmat',
+    cacheKey: `d${spec.headDim}-qt${spec.QT}-bc${spec.BC ?? 32}${spec.QREG ? '-qreg' : ''}-${spec.ablate ?? 'full'}`,
+    uniforms: ATTENTION_UNIFORMS,
+    extensions: ['f16', 'subgroups', 'chromium_experimental_subgroup_matrix'],
+    bindings: [
+      {
+        name: 'q',
+        type: 'array<vec4<f16>>',
+        access: 'read',
+        shape: '(B, Nq, Hq, D / 4), contiguous',
+      },
+      {
+        name: 'k',
+        type: 'array<vec4<f16>>',
+        access: 'read',
+        shape: '(B, Nk, Hk, D / 4), contiguous',
+      },
+      {
+        name: 'v',
+        type: 'array<vec4<f16>>',
+        access: 'read',
+        shape: '(B, Nk, Hk, D / 4), contiguous',
+      },
+      { name: 'o', type: 'array<f32>', access: 'read_write', shape: '(B, Nq, Hq, D), contiguous' },
+      { name: 'lse', type: 'array<f32>', access: 'read_write', shape: '(B, Hq, Nq) at p.lseOff' },
+    ],
+    dispatch,
+    body: () => flashForwardSgmatWGSL(spec),
+  };
+}
+
+/** The kernel body (after the bindings the program manager writes). */
 export function flashForwardSgmatWGSL(spec: SgmatSpec): string {
   const D = spec.headDim;
   const QT = spec.QT;
@@ -143,16 +185,7 @@ ${
   const loadTile = (arr: string, buf: string) => loadTiles([[arr, buf]]);
   const stage = (what: string) => (noLoads ? `\n    if (j0 == jBegin) {${what}\n    }` : what);
   const row = (qt: number) => `(${qt * M}u + r)`; // row of the Q block a lane handles in Q tile qt
-  return `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-${PARAMS_WGSL}
-@group(0) @binding(1) var<storage, read> q: array<vec4<f16>>;  // (B, Nq, Hq, D / 4)
-@group(0) @binding(2) var<storage, read> k: array<vec4<f16>>;  // (B, Nk, Hk, D / 4)
-@group(0) @binding(3) var<storage, read> v: array<vec4<f16>>;  // (B, Nk, Hk, D / 4)
-@group(0) @binding(4) var<storage, read_write> o: array<f32>;   // (B, Nq, Hq, D)
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>; // (B, Hq, Nq)
-
+  return `${MASK_WGSL}
 var<workgroup> Qs: array<f16, ${BR * D}>;        // (BR, D): QT tiles of (16, D)
 var<workgroup> Ks: array<f16, ${BC * D}>;        // (BC, D)
 var<workgroup> Vs: array<f16, ${BC * D}>;        // (BC, D)
@@ -309,7 +342,7 @@ ${unroll(
       m2 = dot * scale2;
     }
     if (half == 0u && i < p.Nq) {
-      lse[(b * p.Hq + h) * p.Nq + i] = select(${NEG}, (m2 + log2(l)) * ${LN2}, l > 0.0);
+      lse[p.lseOff + (b * p.Hq + h) * p.Nq + i] = select(p.ninf, (m2 + log2(l)) * ${LN2}, l > 0.0);
     }
   }
 `;

@@ -3,12 +3,14 @@
 # (288 cases) in each layout, one process per (head dim, layout), in parallel. Run from the repo root
 # with .carry and .bundle-webgpu carried (scripts/bundle.sh); results go to $OUT.
 #   packages/webgpu/scripts/device-run.sh [layouts]   # default "contiguous padded packed"
-# Each process writes conf-<layout>-d<D>.json and .log; the last line of each log is printed.
+# Each process writes conf-<layout>-d<D>.json and .log (into $OUT/conformance.tgz: few files come back
+# from a device call); the last line of each log is printed and kept in $OUT/conformance.txt.
 set -uo pipefail
 layouts="${1:-contiguous padded packed}"
 seed="${SEED:-20261206}"
-out="${OUT:-/tmp/out}"
-mkdir -p "$out"
+res="${OUT:-/tmp/out}"
+out=$(mktemp -d /tmp/webgpu-conf.XXXXXX)
+mkdir -p "$res"
 source .carry/setup.sh
 cd .bundle-webgpu
 for layout in $layouts; do
@@ -18,4 +20,5 @@ for layout in $layouts; do
   done
 done
 wait
-tail -qn 1 "$out"/conf-*.log
+tail -qn 1 "$out"/conf-*.log | tee "$res/conformance.txt"
+tar czf "$res/conformance.tgz" -C "$out" .

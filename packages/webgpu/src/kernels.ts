@@ -56,3 +56,13 @@ export {
   CONVERT_WG,
   type ConvertKind,
 } from './kernels/convert-to-view.wgsl.js';
+// The benchmarks' baseline and ceiling (not used by the attention backend)
+export { createStandardAttention, type StandardAttention } from './baseline/standard.js';
+export {
+  matmulProgram,
+  matmulUniforms,
+  MATMUL_UNIFORMS,
+  type MatmulParams,
+  type MatmulSpec,
+} from './baseline/matmul.wgsl.js';
+export { matmulV4Program, type MatmulV4Spec } from './baseline/matmul-v4.wgsl.js';

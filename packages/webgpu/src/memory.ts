@@ -176,6 +176,7 @@ export class WebGPUMemory implements DeviceMemory<WebGPUBuffer> {
       size,
       usage: USAGE.STORAGE | USAGE.COPY_SRC | USAGE.COPY_DST,
     });
+    this.rt.track(size);
     return new WebGPUBuffer({ gpu, owner: this.owner, freed: false }, 0, n, dtype, true);
   }
 
@@ -377,6 +378,7 @@ export class WebGPUMemory implements DeviceMemory<WebGPUBuffer> {
     const b = this.check('buf', buf);
     if (!b.isRoot) throw new OpsInputError('buf', 'a buffer from alloc (not a view)', 'a view');
     b.allocation.freed = true;
+    this.rt.track(-b.gpuBuffer.size);
     b.gpuBuffer.destroy();
   }
 }

@@ -51,6 +51,8 @@ export interface ProgramInfo {
   readonly body: () => string;
   /** Workgroups (x, y, z). */
   readonly dispatch: readonly [number, number, number];
+  /** WGSL extensions to enable besides f16 (enabled when a binding is native f16), e.g. 'subgroups'. */
+  readonly extensions?: readonly string[];
 }
 
 /** A storage kind's (not a raw array's) binding. */
@@ -105,9 +107,13 @@ export function packUniforms(
 }
 
 /** The WGSL the manager writes before a program's body. */
-export function programHeader(info: Pick<ProgramInfo, 'uniforms' | 'bindings'>): string {
+export function programHeader(
+  info: Pick<ProgramInfo, 'uniforms' | 'bindings' | 'extensions'>,
+): string {
   const kinds = info.bindings.map((b) => b.type).filter(isKind);
-  let s = kinds.includes('f16') ? enableFor('f16') : '';
+  const ext = info.extensions ?? [];
+  let s = kinds.includes('f16') && !ext.includes('f16') ? enableFor('f16') : '';
+  for (const e of ext) s += `enable ${e};\n`;
   if (info.uniforms.some((f) => f.type === 'view')) {
     s +=
       '// A strided (B, N, H, D) view: element offset and batch, row, head strides (head dim: 1).\n';

@@ -5,6 +5,7 @@
  * `webgpu` package (Dawn), the Vulkan loader, a Vulkan driver, or an adapter; and the command that fixes it.
  */
 import {
+  BackendUnavailableError,
   registerBackend,
   type AttentionBackend,
   type BackendProvider,
@@ -87,12 +88,14 @@ async function probe(): Promise<ProbeResult> {
     be.dispose();
     return { available: true, detail };
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
+    // The reason alone (not "webgpu backend is unavailable: ..." again), and the fix once.
+    const why =
+      e instanceof BackendUnavailableError ? e.reason : e instanceof Error ? e.message : String(e);
     return {
       available: false,
       reason:
         `no WebGPU adapter: ${why}` +
-        (isNode
+        (isNode && !why.includes('VK_DRIVER_FILES')
           ? `; fix: check the GPU driver with vulkaninfo, or use SwiftShader (apt-get install -y chromium; VK_DRIVER_FILES=${SWIFTSHADER_ICD})`
           : ''),
     };

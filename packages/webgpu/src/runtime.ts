@@ -23,7 +23,7 @@ export class Runtime {
   readonly programs: ProgramManager;
   /** Free storage buffers by byte size. */
   private readonly free = new Map<number, GPUBuffer[]>();
-  /** Bytes currently allocated through this runtime (pooled or in use), and the peak. */
+  /** Bytes currently allocated on this runtime (pooled scratch and device-memory buffers), and the peak. */
   allocatedBytes = 0;
   peakBytes = 0;
   lost: GPUDeviceLostInfo | undefined;
@@ -69,6 +69,12 @@ export class Runtime {
     this.allocatedBytes += size;
     this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
     return buf;
+  }
+
+  /** Count `bytes` more (or fewer, if negative) allocated outside the pool (device memory's alloc / free). */
+  track(bytes: number): void {
+    this.allocatedBytes += bytes;
+    this.peakBytes = Math.max(this.peakBytes, this.allocatedBytes);
   }
 
   /** Return a buffer to the pool. */

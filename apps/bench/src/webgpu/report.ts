@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { lineChart, saveChart } from '@flashattn/plot';
-import { parseArgsOrExit } from './lib/index.js';
+import { parseArgsOrExit } from '../lib/index.js';
 
 const args = parseArgsOrExit(
   process.argv.slice(2),
@@ -18,14 +18,21 @@ const args = parseArgsOrExit(
     bench: { type: 'string', help: 'webgpu-bench JSON (sections ceiling, flash, n65536)' },
     sgmat: { type: 'string', help: 'webgpu-bench JSON of the sgmat section' },
     figure: { type: 'string', help: 'figure path without extension (.png and .svg are written)' },
-    ceiling: { type: 'string', help: 'webgpu-bench JSON to take the ceiling and n65536 sections from' },
-    previous: { type: 'string', help: 'earlier webgpu-bench JSON: its bwd and fwd+bwd TFLOP/s become columns' },
+    ceiling: {
+      type: 'string',
+      help: 'webgpu-bench JSON to take the ceiling and n65536 sections from',
+    },
+    previous: {
+      type: 'string',
+      help: 'earlier webgpu-bench JSON: its bwd and fwd+bwd TFLOP/s become columns',
+    },
   },
   'webgpu-report',
 );
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
-const f = (x: number | undefined, d = 2): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d));
+const f = (x: number | undefined, d = 2): string =>
+  x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(d);
 const gb = (b: number): string => `${(b / 1e9).toFixed(2)} GB`;
 
 if (!args.bench) throw new Error('--bench is required');
@@ -36,8 +43,11 @@ if (args.ceiling) {
   r.n65536 = r.n65536 ?? c.n65536;
 }
 const ceiling = r.ceiling.bestTflops as number;
-const prevRows: Any[] = args.previous ? JSON.parse(readFileSync(args.previous, 'utf8')).flash.rows : [];
-const prev = (x: Any): Any => prevRows.find((p) => p.D === x.D && p.N === x.N && !!p.causal === !!x.causal);
+const prevRows: Any[] = args.previous
+  ? JSON.parse(readFileSync(args.previous, 'utf8')).flash.rows
+  : [];
+const prev = (x: Any): Any =>
+  prevRows.find((p) => p.D === x.D && p.N === x.N && !!p.causal === !!x.causal);
 const rows: Any[] = r.flash.rows;
 const lines: string[] = [];
 
@@ -71,9 +81,12 @@ if (args.sgmat) {
   const s: Any = JSON.parse(readFileSync(args.sgmat, 'utf8')).sgmat;
   if (s?.rows) {
     lines.push('');
-    lines.push('| f16 forward D | N | subgroup-matrix TFLOP/s | fp32-math kernel on f16 storage TFLOP/s |');
+    lines.push(
+      '| f16 forward D | N | subgroup-matrix TFLOP/s | fp32-math kernel on f16 storage TFLOP/s |',
+    );
     lines.push('|---|---|---|---|');
-    for (const x of s.rows) lines.push(`| ${x.D} | ${x.N} | ${f(x.sgmatTflops)} | ${f(x.fp32mathTflops)} |`);
+    for (const x of s.rows)
+      lines.push(`| ${x.D} | ${x.N} | ${f(x.sgmatTflops)} | ${f(x.fp32mathTflops)} |`);
   }
 }
 console.log(lines.join('\n'));
@@ -82,16 +95,32 @@ if (args.figure) {
   const series = [];
   for (const D of [64, 128]) {
     const nc = rows.filter((x) => x.D === D && !x.causal);
-    series.push({ name: `flash fwd D=${D}`, points: nc.map((x) => [x.N, x.fwdTflops] as [number, number]) });
-    series.push({ name: `flash fwd+bwd D=${D}`, points: nc.map((x) => [x.N, x.fwdBwdTflops] as [number, number]), dashed: true });
+    series.push({
+      name: `flash fwd D=${D}`,
+      points: nc.map((x) => [x.N, x.fwdTflops] as [number, number]),
+    });
+    series.push({
+      name: `flash fwd+bwd D=${D}`,
+      points: nc.map((x) => [x.N, x.fwdBwdTflops] as [number, number]),
+      dashed: true,
+    });
     series.push({
       name: `standard fwd D=${D}`,
-      points: nc.filter((x) => x.stdFwdMs).map((x) => [x.N, x.fwdTflops / x.speedupFwd] as [number, number]),
+      points: nc
+        .filter((x) => x.stdFwdMs)
+        .map((x) => [x.N, x.fwdTflops / x.speedupFwd] as [number, number]),
       dashed: true,
     });
   }
   const Ns = [...new Set(rows.map((x) => x.N as number))];
-  series.push({ name: 'matmul ceiling', points: [[Ns[0]!, ceiling], [Ns[Ns.length - 1]!, ceiling]] as [number, number][], dashed: true });
+  series.push({
+    name: 'matmul ceiling',
+    points: [
+      [Ns[0]!, ceiling],
+      [Ns[Ns.length - 1]!, ceiling],
+    ] as [number, number][],
+    dashed: true,
+  });
   const chart = lineChart({
     title: 'WebGPU fp32 attention on H100 (Dawn/Vulkan)',
     xLabel: 'sequence length N',

@@ -6,50 +6,63 @@
  *      baseline (materialised S, P) at each N;
  *   3. N = 65536: flash runs, the baseline cannot allocate S; peak buffer bytes for both.
  * Writes JSON to --out (one file) and prints a table. Dawn is loaded from --dawn (dawn.node) or the
- * `webgpu` package.
+ * `webgpu` package. Flash and the baseline are called through the device API on contiguous views; the
+ * strided packed layout is timed by strided.ts. (The subgroup-matrix forward's sweep moved with the
+ * kernel to packages/webgpu/dev/.)
  *
  *   node webgpu-bench.mjs --dawn ./dawn.node --out results.json [--quick]
  */
 import { createRequire } from 'node:module';
 import { writeFileSync } from 'node:fs';
-import { createRng, fromFloat32, type DType } from '@flashattn/core';
 import {
-  createStandardAttention,
+  contiguousView,
+  createRng,
+  type AttentionOptions,
+  type DType,
+  type StridedView,
+} from '@flashattn/core';
+import {
   createWebGPUBackend,
   DEFAULT_DAWN_FLAGS,
-  flashForwardSgmatWGSL,
-  packParams,
-  sgmatRows,
-  type SgmatSpec,
-  matmulV4WGSL,
-  matmulWGSL,
-  packMatmulParams,
-  type GPUTensor,
-  type MatmulSpec,
-  type Tiles,
   type WebGPUAttentionBackend,
+  type WebGPUBuffer,
 } from '@flashattn/webgpu';
-import { backwardFlops, forwardFlops, parseArgsOrExit, tflopsPerSecond } from './lib/index.js';
+import {
+  createStandardAttention,
+  matmulProgram,
+  matmulUniforms,
+  matmulV4Program,
+  type MatmulSpec,
+  type StandardAttention,
+  type Tiles,
+} from '@flashattn/webgpu/kernels';
+import { backwardFlops, forwardFlops, parseArgsOrExit, tflopsPerSecond } from '../lib/index.js';
 
 const args = parseArgsOrExit(
   process.argv.slice(2),
   {
     dawn: { type: 'string', default: '', help: 'path to dawn.node (default: the webgpu package)' },
     out: { type: 'string', default: 'webgpu-bench.json', help: 'JSON output file' },
-    quick: { type: 'boolean', default: false, help: 'small sizes (a dry run on a software adapter)' },
+    quick: {
+      type: 'boolean',
+      default: false,
+      help: 'small sizes (a dry run on a software adapter)',
+    },
     sections: {
       type: 'string',
-      default: 'tiles,bwdtiles,ceiling,flash,n65536,sgmat',
-      help: 'comma-separated sections to run (tiles, bwdtiles, ceiling, flash, n65536, sgmat)',
+      default: 'tiles,bwdtiles,ceiling,flash,n65536',
+      help: 'comma-separated sections to run (tiles, bwdtiles, ceiling, flash, n65536)',
     },
-    fwdOnly: { type: 'boolean', default: false, help: 'flash section: forward only (no backward, no standard baseline)' },
+    fwdOnly: {
+      type: 'boolean',
+      default: false,
+      help: 'flash section: forward only (no backward, no standard baseline)',
+    },
   },
   'webgpu-bench',
 );
 
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
-/** Subgroup-matrix forward: its shape per head dim, set by the sgmat section's sweep. */
-const sgmatBest: Record<number, Omit<SgmatSpec, 'headDim'> | undefined> = {};
 const sections = new Set(args.sections.split(','));
 
 async function main(): Promise<void> {
@@ -61,7 +74,12 @@ async function main(): Promise<void> {
   const info = adapter.info;
   const results: Any = {
     date: new Date().toISOString(),
-    adapter: { vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description },
+    adapter: {
+      vendor: info.vendor,
+      architecture: info.architecture,
+      device: info.device,
+      description: info.description,
+    },
     features: [...adapter.features].sort(),
     limits: {
       maxComputeWorkgroupStorageSize: adapter.limits.maxComputeWorkgroupStorageSize,
@@ -111,20 +129,9 @@ async function main(): Promise<void> {
     save();
     if (sections.has('n65536')) results.n65536 = await bigN(be);
     save();
-    if (sections.has('flash')) results.flash = await flashSweep(be, (rows) => ((results.flash = { rows }), save()));
+    if (sections.has('flash'))
+      results.flash = await flashSweep(be, (rows) => ((results.flash = { rows }), save()));
     save();
-    if (sections.has('sgmat')) {
-      const adapter2 = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-      const sg = await createWebGPUBackend({ adapter: adapter2, subgroupMatrix: true, sgmatSpec: (D) => sgmatBest[D] });
-      try {
-        results.sgmat = await sgmatSweep(be, sg);
-      } catch (e) {
-        results.sgmat = { error: String(e) };
-        console.log(`subgroup matrix: ${String(e)}`);
-      } finally {
-        sg.dispose();
-      }
-    }
   } finally {
     writeFileSync(args.out, JSON.stringify(results, null, 1));
     be.dispose();
@@ -173,118 +180,75 @@ function normals(n: number, seed: number): Float32Array {
   return pool.subarray(off, off + n);
 }
 
-function randomTensor(be: WebGPUAttentionBackend, shape: number[], seed: number, dtype: DType = 'float32'): GPUTensor {
+/** A (B, N, H, D) tensor on the device: its buffer and contiguous view. */
+interface DevTensor {
+  buf: WebGPUBuffer;
+  view: StridedView<WebGPUBuffer>;
+}
+
+async function randomTensor(
+  be: WebGPUAttentionBackend,
+  shape: number[],
+  seed: number,
+  dtype: DType = 'float32',
+): Promise<DevTensor> {
   const n = shape.reduce((a, b) => a * b, 1);
-  const x = normals(n, seed);
-  return be.upload(dtype === 'float32' ? ({ dtype, shape, data: x } as Any) : fromFloat32(x, shape, dtype));
+  const buf = be.alloc(n, dtype);
+  await be.upload(buf, normals(n, seed));
+  return { buf, view: contiguousView(buf, shape as [number, number, number, number]) };
 }
 
-/** Time one subgroup-matrix kernel (possibly an ablation with wrong results) dispatched directly. */
-async function timeSgmatKernel(sg: WebGPUAttentionBackend, spec: SgmatSpec, N: number): Promise<number> {
-  const D = spec.headDim;
-  const H = 2048 / D;
-  const B = Math.max(1, 16384 / N);
-  const shape = [B, N, H, D];
-  const rt = sg.runtime;
-  const [q, k, v] = [1, 2, 3].map((s) => randomTensor(sg, shape, s, 'float16'));
-  const o = rt.acquire(B * N * H * D * 4);
-  const lse = rt.acquire(B * H * N * 4);
-  const u = rt.uniform(
-    packParams({ B, Nq: N, Nk: N, Hq: H, Hk: H, scale: 1 / Math.sqrt(D), windowLeft: -1, windowRight: -1 }),
-  );
-  const key = `bench-sgmat-d${D}-qt${spec.QT}-bc${spec.BC ?? 32}${spec.QREG ? '-qreg' : ''}-${spec.ablate ?? 'full'}`;
-  const pl = rt.pipeline(key, () => flashForwardSgmatWGSL(spec));
-  const ms = await timeGpu(sg, () =>
-    rt.submit((enc: Any) => {
-      const pass = enc.beginComputePass();
-      rt.dispatch(pass, pl, [u, q!.buffer, k!.buffer, v!.buffer, o, lse], [Math.ceil(N / sgmatRows(spec)), H, B]);
-      pass.end();
-    }),
-  );
-  u.destroy();
-  [q, k, v].forEach((t) => sg.release(t!));
-  rt.release(o);
-  rt.release(lse);
-  rt.trim();
-  return ms;
+/** What the flash backend and the standard baseline both offer: the device attention calls. */
+type Attention =
+  Pick<WebGPUAttentionBackend, 'attentionForward' | 'attentionBackward'> | StandardAttention;
+
+/** out (like q) and lse buffers for one configuration, and calls that write them. */
+function calls(
+  be: WebGPUAttentionBackend,
+  att: Attention,
+  q: DevTensor,
+  k: DevTensor,
+  v: DevTensor,
+  opts: AttentionOptions,
+) {
+  const [B, N, H] = q.view.shape;
+  const out = be.alloc(q.buf.length, q.buf.dtype);
+  const lse = be.alloc(B * H * N, 'float32');
+  const o = contiguousView(out, q.view.shape);
+  // dq, dk, dv allocated by the first backward (so a forward-only peak counts out and lse alone)
+  let grads: WebGPUBuffer[] = [];
+  const gradViews = () => {
+    if (grads.length === 0) grads = [q, k, v].map((t) => be.alloc(t.buf.length, t.buf.dtype));
+    return grads.map((g, i) => contiguousView(g, [q, k, v][i]!.view.shape));
+  };
+  return {
+    forward: async () => {
+      await att.attentionForward({ q: q.view, k: k.view, v: v.view, out: o, lse }, opts);
+    },
+    backward: async (dout: DevTensor) => {
+      const [dq, dk, dv] = gradViews() as [
+        StridedView<WebGPUBuffer>,
+        StridedView<WebGPUBuffer>,
+        StridedView<WebGPUBuffer>,
+      ];
+      await att.attentionBackward(
+        { q: q.view, k: k.view, v: v.view, out: o, lse, dout: dout.view, dq, dk, dv },
+        opts,
+      );
+    },
+    free: () => [out, lse, ...grads].forEach((b) => be.free(b)),
+  };
 }
 
-/**
- * float16 forward: subgroup-matrix (tensor core) kernel vs the fp32-math kernel on f16 storage.
- * First a sweep of Q tiles per workgroup (QT) and ablations (what each part costs) at N = 4096; the
- * best QT per head dim is then used for the N sweep.
- */
-async function sgmatSweep(plain: WebGPUAttentionBackend, sg: WebGPUAttentionBackend): Promise<Any> {
-  console.log(`subgroup matrix active: ${sg.subgroupMatrix} (${sg.name})`);
-  const out: Any = { active: sg.subgroupMatrix, qtSweep: [], ablations: [], rows: [] };
-  if (!sg.subgroupMatrix) return out;
-  const Nt = args.quick ? 128 : 4096;
-  for (const D of [64, 128]) {
-    const flops = forwardFlops({ batch: Math.max(1, 16384 / Nt), heads: 2048 / D, seqlenQ: Nt, seqlenK: Nt, headDim: D });
-    let best: { spec: Omit<SgmatSpec, 'headDim'>; tflops: number } | undefined;
-    const specs: Omit<SgmatSpec, 'headDim'>[] = [
-      { QT: 1 },
-      { QT: 1, QREG: true },
-      { QT: 1, BC: 64 },
-      { QT: 1, BC: 64, QREG: true },
-      { QT: 2, QREG: true },
-    ];
-    for (const spec of specs) {
-      try {
-        const ms = await timeSgmatKernel(sg, { ...spec, headDim: D }, Nt);
-        const tflops = tflopsPerSecond(flops, ms);
-        out.qtSweep.push({ D, N: Nt, ...spec, ms, tflops });
-        console.log(`sgmat D=${D} N=${Nt} ${JSON.stringify(spec)}: ${ms.toFixed(2)} ms ${tflops.toFixed(2)} TF`);
-        if (!best || tflops > best.tflops) best = { spec, tflops };
-      } catch (e) {
-        out.qtSweep.push({ D, N: Nt, ...spec, error: String(e) });
-        console.log(`sgmat D=${D} ${JSON.stringify(spec)}: ${String(e)}`);
-      }
-    }
-    sgmatBest[D] = best?.spec;
-    for (const ablate of ['mma', 'softmax', 'loads'] as const) {
-      try {
-        const spec = { ...(best?.spec ?? { QT: 1 }), headDim: D, ablate };
-        const ms = await timeSgmatKernel(sg, spec, Nt);
-        out.ablations.push({ D, N: Nt, ...spec, ms });
-        console.log(`sgmat D=${D} N=${Nt} ${JSON.stringify(best?.spec)} without ${ablate}: ${ms.toFixed(2)} ms`);
-      } catch (e) {
-        out.ablations.push({ D, ablate, error: String(e) });
-      }
-    }
-  }
-  out.best = { ...sgmatBest };
-  const Ns = args.quick ? [128] : [1024, 4096, 16384];
-  const tokens = args.quick ? 128 : 16384;
-  for (const D of [64, 128]) {
-    const H = args.quick ? 2 : 2048 / D;
-    for (const N of Ns) {
-      const B = Math.max(1, tokens / N);
-      const shape = [B, N, H, D];
-      const row: Any = { D, N, B, H, spec: sgmatBest[D] };
-      const flops = forwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D });
-      for (const [name, be] of [
-        ['sgmat', sg],
-        ['fp32math', plain],
-      ] as const) {
-        const [q, k, v] = [1, 2, 3].map((s) => randomTensor(be, shape, s, 'float16'));
-        row[`${name}Ms`] = await timeGpu(be, async () => {
-          const r = await be.forwardOnDevice(q!, k!, v!, {});
-          be.release(r.out);
-          be.release(r.lse);
-        });
-        row[`${name}Tflops`] = tflopsPerSecond(flops, row[`${name}Ms`]);
-        [q, k, v].forEach((t) => be.release(t!));
-        be.runtime.trim();
-      }
-      out.rows.push(row);
-      console.log(`f16 fwd D=${D} N=${N}: subgroup-matrix ${row.sgmatTflops.toFixed(2)} TF, fp32-math ${row.fp32mathTflops.toFixed(2)} TF`);
-    }
-  }
-  return out;
-}
-
-const tile = (BR: number, BC: number, TM: number, TN: number, DK: number, JK: number, more: Partial<Tiles> = {}): Tiles => ({
+const tile = (
+  BR: number,
+  BC: number,
+  TM: number,
+  TN: number,
+  DK: number,
+  JK: number,
+  more: Partial<Tiles> = {},
+): Tiles => ({
   BR,
   BC,
   TM,
@@ -308,18 +272,50 @@ interface BwdCandidate {
   tiles: { dq?: Tiles; dkdv?: Tiles };
 }
 const BWD_CANDIDATES: BwdCandidate[] = [
-  { label: 'scalar (earlier default)', varies: 'scalar', tiles: { dq: tile(64, 64, 4, 4, 16, 16), dkdv: tile(64, 32, 4, 2, 16, 16) } },
+  {
+    label: 'scalar (earlier default)',
+    varies: 'scalar',
+    tiles: { dq: tile(64, 64, 4, 4, 16, 16), dkdv: tile(64, 32, 4, 2, 16, 16) },
+  },
   { label: 'default', varies: 'default', tiles: {} },
   // run 1 (h100-bwd-v4-run1-2026-11-21.json) tried dQ 64x64 4x4 DK16, 128x64 4x4 and 64x64 8x4, dK/dV
   // 32x64 4x4 DK16 (resident K/V too), 128x32 8x4 and 64x64 4x4 DK8 JK8/16 (table in variants.ts)
-  { label: 'dq v4 128x64 8x4 DK8 JK16', varies: 'dq', tiles: { dq: tile(128, 64, 8, 4, 8, 16, V4) } },
-  { label: 'dq v4 64x64 4x4 DK16 JK16', varies: 'dq', tiles: { dq: tile(64, 64, 4, 4, 16, 16, V4) } },
-  { label: 'dq v4 64x128 4x8 DK8 JK16', varies: 'dq', tiles: { dq: tile(64, 128, 4, 8, 8, 16, V4) } },
+  {
+    label: 'dq v4 128x64 8x4 DK8 JK16',
+    varies: 'dq',
+    tiles: { dq: tile(128, 64, 8, 4, 8, 16, V4) },
+  },
+  {
+    label: 'dq v4 64x64 4x4 DK16 JK16',
+    varies: 'dq',
+    tiles: { dq: tile(64, 64, 4, 4, 16, 16, V4) },
+  },
+  {
+    label: 'dq v4 64x128 4x8 DK8 JK16',
+    varies: 'dq',
+    tiles: { dq: tile(64, 128, 4, 8, 8, 16, V4) },
+  },
   { label: 'dq v4 128x64 8x4 DK8 JK8', varies: 'dq', tiles: { dq: tile(128, 64, 8, 4, 8, 8, V4) } },
-  { label: 'dkdv v4 64x64 4x4 DK8 JK8', varies: 'dkdv', tiles: { dkdv: tile(64, 64, 4, 4, 8, 8, V4) } },
-  { label: 'dkdv v4 32x64 4x4 DK16 JK16 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4) } },
-  { label: 'dkdv v4 32x128 4x8 DK8 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 128, 4, 8, 8, 8, V4) } },
-  { label: 'dkdv v4 32x64 4x4 DK16 JK8 (128 inv.)', varies: 'dkdv', tiles: { dkdv: tile(32, 64, 4, 4, 16, 8, V4) } },
+  {
+    label: 'dkdv v4 64x64 4x4 DK8 JK8',
+    varies: 'dkdv',
+    tiles: { dkdv: tile(64, 64, 4, 4, 8, 8, V4) },
+  },
+  {
+    label: 'dkdv v4 32x64 4x4 DK16 JK16 (128 inv.)',
+    varies: 'dkdv',
+    tiles: { dkdv: tile(32, 64, 4, 4, 16, 16, V4) },
+  },
+  {
+    label: 'dkdv v4 32x128 4x8 DK8 JK8 (128 inv.)',
+    varies: 'dkdv',
+    tiles: { dkdv: tile(32, 128, 4, 8, 8, 8, V4) },
+  },
+  {
+    label: 'dkdv v4 32x64 4x4 DK16 JK8 (128 inv.)',
+    varies: 'dkdv',
+    tiles: { dkdv: tile(32, 64, 4, 4, 16, 8, V4) },
+  },
 ];
 
 async function bwdTileSweep(gpu: Any): Promise<Any[]> {
@@ -328,31 +324,50 @@ async function bwdTileSweep(gpu: Any): Promise<Any[]> {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     const be = await createWebGPUBackend({ adapter, tiles: { ...cand.tiles } });
     try {
-      for (const [D, N] of args.quick ? [[64, 128], [128, 128]] : [[64, 1024], [64, 4096], [128, 1024], [128, 4096]]) {
+      for (const [D, N] of args.quick
+        ? [
+            [64, 128],
+            [128, 128],
+          ]
+        : [
+            [64, 1024],
+            [64, 4096],
+            [128, 1024],
+            [128, 4096],
+          ]) {
         if (D === undefined || N === undefined) continue;
         const H = args.quick ? 2 : 2048 / D;
         const B = args.quick ? 1 : 16384 / N;
         const shape = [B, N, H, D];
-        const [q, k, v, dout] = [1, 2, 3, 4].map((s) => randomTensor(be, shape, s));
+        const [q, k, v, dout] = await Promise.all(
+          [1, 2, 3, 4].map((s) => randomTensor(be, shape, s)),
+        );
         const used = { dq: be.variant(D).dq, dkdv: be.variant(D).dkdv };
+        const c = calls(be, be, q!, k!, v!, {});
         try {
-          const fwd = await be.forwardOnDevice(q!, k!, v!, {});
-          const ms = await timeGpu(be, async () => {
-            const g = await be.backwardOnDevice(dout!, q!, k!, v!, fwd.out, fwd.lse, {});
-            be.release(g.dq);
-            be.release(g.dk);
-            be.release(g.dv);
-          }, 250, 5);
-          be.release(fwd.out);
-          be.release(fwd.lse);
-          const tf = tflopsPerSecond(backwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D }), ms);
+          await c.forward();
+          const ms = await timeGpu(be, () => c.backward(dout!), 250, 5);
+          const tf = tflopsPerSecond(
+            backwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D }),
+            ms,
+          );
           rows.push({ D, N, label: cand.label, varies: cand.varies, tiles: used, ms, tflops: tf });
-          console.log(`bwd tiles ${cand.label} D=${D} N=${N}: ${ms.toFixed(2)} ms ${tf.toFixed(2)} TF`);
+          console.log(
+            `bwd tiles ${cand.label} D=${D} N=${N}: ${ms.toFixed(2)} ms ${tf.toFixed(2)} TF`,
+          );
         } catch (e) {
-          rows.push({ D, N, label: cand.label, varies: cand.varies, tiles: used, error: String(e) });
+          rows.push({
+            D,
+            N,
+            label: cand.label,
+            varies: cand.varies,
+            tiles: used,
+            error: String(e),
+          });
           console.log(`bwd tiles ${cand.label} D=${D} N=${N}: ${String(e)}`);
         }
-        [q, k, v, dout].forEach((x) => be.release(x!));
+        c.free();
+        [q, k, v, dout].forEach((x) => be.free(x!.buf));
         be.runtime.trim();
       }
     } finally {
@@ -400,26 +415,39 @@ async function tileSweep(gpu: Any): Promise<Any[]> {
     const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     const be = await createWebGPUBackend({ adapter, tiles: { forward: t } });
     try {
-      for (const [D, N] of args.quick ? [[64, 128], [128, 128]] : [[64, 1024], [64, 4096], [128, 1024], [128, 4096]]) {
+      for (const [D, N] of args.quick
+        ? [
+            [64, 128],
+            [128, 128],
+          ]
+        : [
+            [64, 1024],
+            [64, 4096],
+            [128, 1024],
+            [128, 4096],
+          ]) {
         if (D === undefined || N === undefined) continue;
         const H = args.quick ? 2 : 2048 / D;
         const B = args.quick ? 1 : 16384 / N;
         const shape = [B, N, H, D];
-        const [q, k, v] = [1, 2, 3].map((s) => randomTensor(be, shape, s));
+        const [q, k, v] = await Promise.all([1, 2, 3].map((s) => randomTensor(be, shape, s)));
+        const c = calls(be, be, q!, k!, v!, {});
         try {
-          const ms = await timeGpu(be, async () => {
-            const r = await be.forwardOnDevice(q!, k!, v!, {});
-            be.release(r.out);
-            be.release(r.lse);
-          });
-          const tf = tflopsPerSecond(forwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D }), ms);
+          const ms = await timeGpu(be, c.forward);
+          const tf = tflopsPerSecond(
+            forwardFlops({ batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D }),
+            ms,
+          );
           rows.push({ D, N, tiles: t, ms, tflops: tf });
-          console.log(`tiles ${JSON.stringify(t)} D=${D} N=${N}: ${ms.toFixed(2)} ms ${tf.toFixed(2)} TF`);
+          console.log(
+            `tiles ${JSON.stringify(t)} D=${D} N=${N}: ${ms.toFixed(2)} ms ${tf.toFixed(2)} TF`,
+          );
         } catch (e) {
           rows.push({ D, N, tiles: t, error: String(e) });
           console.log(`tiles ${JSON.stringify(t)} D=${D}: ${String(e)}`);
         }
-        [q, k, v].forEach((x) => be.release(x!));
+        c.free();
+        [q, k, v].forEach((x) => be.free(x!.buf));
       }
     } finally {
       be.dispose();
@@ -449,7 +477,7 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
   const rows: Any[] = [];
   // Random A, B (uniform in [-1, 1)) so that the vec4 kernels' results can be spot-checked.
   let seed = 12345;
-  const lcg = (): number => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 31) - 1;
+  const lcg = (): number => (seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 31 - 1;
   const ha = Float32Array.from({ length: S * S }, lcg);
   const hb = Float32Array.from({ length: S * S }, lcg);
   rt.upload(a, ha);
@@ -458,11 +486,11 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
     for (const BK of [8, 16]) {
       const key = `bench-matmul-v4-${64 * G}x${64 * G}x${BK}`;
       try {
-        const pl = rt.pipeline(key, () => matmulV4WGSL({ G, BK, M: S, N: S, K: S }));
+        const program = matmulV4Program({ G, BK, M: S, N: S, K: S });
         const ms = await timeGpu(be, () =>
           rt.submit((enc: Any) => {
             const pass = enc.beginComputePass();
-            rt.dispatch(pass, pl, [a, b, c], [S / (64 * G), S / (64 * G), 1]);
+            rt.programs.run(pass, program, {}, { A: a, Bm: b, C: c });
             pass.end();
           }),
         );
@@ -478,8 +506,19 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
         }
         const tf = tflopsPerSecond(2 * S * S * S, ms);
         const ok = worst <= S * S * 2 ** -24;
-        rows.push({ kernel: 'v4', G, BK, size: S, ms, tflops: ok ? tf : undefined, maxErr: worst, checked: ok });
-        console.log(`matmul ${key} ${S}^3: ${ms.toFixed(3)} ms, ${tf.toFixed(2)} TFLOP/s, spot-check max err ${worst.toExponential(2)}${ok ? '' : ' FAILED'}`);
+        rows.push({
+          kernel: 'v4',
+          G,
+          BK,
+          size: S,
+          ms,
+          tflops: ok ? tf : undefined,
+          maxErr: worst,
+          checked: ok,
+        });
+        console.log(
+          `matmul ${key} ${S}^3: ${ms.toFixed(3)} ms, ${tf.toFixed(2)} TFLOP/s, spot-check max err ${worst.toExponential(2)}${ok ? '' : ' FAILED'}`,
+        );
       } catch (e) {
         rows.push({ kernel: 'v4', G, BK, error: String(e) });
         console.log(`matmul ${key}: ${String(e)}`);
@@ -489,33 +528,30 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
   for (const spec of args.quick ? specs.slice(4, 5) : specs) {
     const key = `bench-matmul-${spec.BM}x${spec.BN}x${spec.BK}${spec.consts ? '-const' : '-strided'}`;
     try {
-      const pl = rt.pipeline(key, () => matmulWGSL(spec));
-      const u = rt.uniform(
-        packMatmulParams({
-          z0: 0,
-          local: { a: false, b: false, c: false },
-          M: S,
-          N: S,
-          K: S,
-          H: 1,
-          a: { rs: S, cs: 1, b: 0, h: 0 },
-          b: { rs: S, cs: 1, b: 0, h: 0 },
-          c: { rs: S, cs: 1, b: 0, h: 0 },
-          alpha: 1,
-          beta: 0,
-        }),
-      );
+      const program = matmulProgram(spec, [S / spec.BN, S / spec.BM, 1]);
+      const uniforms = matmulUniforms({
+        z0: 0,
+        local: { a: false, b: false, c: false },
+        M: S,
+        N: S,
+        K: S,
+        H: 1,
+        a: { rs: S, cs: 1, b: 0, h: 0 },
+        b: { rs: S, cs: 1, b: 0, h: 0 },
+        c: { rs: S, cs: 1, b: 0, h: 0 },
+        alpha: 1,
+        beta: 0,
+      });
       const ms = await timeGpu(be, () =>
         rt.submit((enc: Any) => {
           const pass = enc.beginComputePass();
-          rt.dispatch(pass, pl, [u, a, b, c], [S / spec.BN, S / spec.BM, 1]);
+          rt.programs.run(pass, program, uniforms, { A: a, Bm: b, C: c });
           pass.end();
         }),
       );
       const tf = tflopsPerSecond(2 * S * S * S, ms);
       rows.push({ ...spec, size: S, ms, tflops: tf });
       console.log(`matmul ${key} ${S}^3: ${ms.toFixed(3)} ms, ${tf.toFixed(2)} TFLOP/s`);
-      u.destroy();
     } catch (e) {
       rows.push({ ...spec, error: String(e) });
       console.log(`matmul ${key}: ${String(e)}`);
@@ -527,7 +563,10 @@ async function ceiling(be: WebGPUAttentionBackend): Promise<Any> {
   return { rows, bestTflops: best?.tflops, best };
 }
 
-async function flashSweep(be: WebGPUAttentionBackend, progress: (rows: Any[]) => void): Promise<Any> {
+async function flashSweep(
+  be: WebGPUAttentionBackend,
+  progress: (rows: Any[]) => void,
+): Promise<Any> {
   const std = createStandardAttention(be);
   const Ns = args.quick ? [128, 256] : [1024, 2048, 4096, 8192, 16384];
   const tokens = args.quick ? 256 : 16384;
@@ -538,73 +577,56 @@ async function flashSweep(be: WebGPUAttentionBackend, progress: (rows: Any[]) =>
       for (const N of Ns) {
         const B = Math.max(1, tokens / N);
         const shape = [B, N, H, D];
-        const q = randomTensor(be, shape, 1);
-        const k = randomTensor(be, shape, 2);
-        const v = randomTensor(be, shape, 3);
-        const dout = randomTensor(be, shape, 4);
+        const [q, k, v, dout] = await Promise.all(
+          [1, 2, 3, 4].map((s) => randomTensor(be, shape, s)),
+        );
         const opts = { causal };
         const prob = { batch: B, heads: H, seqlenQ: N, seqlenK: N, headDim: D, causal };
         const fF = forwardFlops(prob);
         const fB = backwardFlops(prob);
         const row: Any = { D, N, B, H, causal };
-        const fwd = await be.forwardOnDevice(q, k, v, opts);
-        row.fwdMs = await timeGpu(be, async () => {
-          const r = await be.forwardOnDevice(q, k, v, opts);
-          be.release(r.out);
-          be.release(r.lse);
-        });
+        const flash = calls(be, be, q!, k!, v!, opts);
+        const done = () => {
+          flash.free();
+          [q, k, v, dout].forEach((t) => be.free(t!.buf));
+          be.runtime.trim();
+        };
+        row.fwdMs = await timeGpu(be, flash.forward);
         row.fwdTflops = tflopsPerSecond(fF, row.fwdMs);
         if (args.fwdOnly) {
-          be.release(fwd.out);
-          be.release(fwd.lse);
-          [q, k, v, dout].forEach((t) => be.release(t));
-          be.runtime.trim();
+          done();
           rows.push(row);
           progress(rows);
-          console.log(`flash D=${D} N=${N} B=${B} H=${H}${causal ? ' causal' : ''}: fwd ${row.fwdMs.toFixed(2)} ms ${row.fwdTflops.toFixed(2)} TF`);
+          console.log(
+            `flash D=${D} N=${N} B=${B} H=${H}${causal ? ' causal' : ''}: fwd ${row.fwdMs.toFixed(2)} ms ${row.fwdTflops.toFixed(2)} TF`,
+          );
           continue;
         }
-        row.bwdMs = await timeGpu(be, async () => {
-          const g = await be.backwardOnDevice(dout, q, k, v, fwd.out, fwd.lse, opts);
-          be.release(g.dq);
-          be.release(g.dk);
-          be.release(g.dv);
-        }, 100, 3);
-        row.fwdTflops = tflopsPerSecond(fF, row.fwdMs);
+        row.bwdMs = await timeGpu(be, () => flash.backward(dout!), 100, 3);
         row.bwdTflops = tflopsPerSecond(fB, row.bwdMs);
         row.fwdBwdTflops = tflopsPerSecond(fF + fB, row.fwdMs + row.bwdMs);
         if (!causal) {
+          const base = calls(be, std, q!, k!, v!, opts);
           try {
-            const sf = await std.forwardOnDevice(q, k, v, opts);
-            row.stdFwdMs = await timeGpu(be, async () => {
-              const r = await std.forwardOnDevice(q, k, v, opts);
-              be.release(r.out);
-              be.release(r.lse);
-            }, 100, 3);
-            row.stdBwdMs = await timeGpu(be, async () => {
-              const g = await std.backwardOnDevice(dout, q, k, v, sf.out, sf.lse, opts);
-              be.release(g.dq);
-              be.release(g.dk);
-              be.release(g.dv);
-            }, 100, 2);
-            be.release(sf.out);
-            be.release(sf.lse);
+            row.stdFwdMs = await timeGpu(be, base.forward, 100, 3);
+            row.stdBwdMs = await timeGpu(be, () => base.backward(dout!), 100, 2);
             row.speedupFwd = row.stdFwdMs / row.fwdMs;
             row.speedupFwdBwd = (row.stdFwdMs + row.stdBwdMs) / (row.fwdMs + row.bwdMs);
           } catch (e) {
             row.stdError = String(e);
+          } finally {
+            base.free();
           }
         }
-        be.release(fwd.out);
-        be.release(fwd.lse);
-        [q, k, v, dout].forEach((t) => be.release(t));
-        be.runtime.trim();
+        done();
         rows.push(row);
         progress(rows);
         console.log(
           `flash D=${D} N=${N} B=${B} H=${H}${causal ? ' causal' : ''}: fwd ${row.fwdMs.toFixed(2)} ms ${row.fwdTflops.toFixed(2)} TF, ` +
             `bwd ${row.bwdMs.toFixed(2)} ms ${row.bwdTflops.toFixed(2)} TF, fwd+bwd ${row.fwdBwdTflops.toFixed(2)} TF` +
-            (row.stdFwdMs ? `; standard fwd ${row.stdFwdMs.toFixed(2)} ms (x${row.speedupFwd.toFixed(2)}), fwd+bwd x${row.speedupFwdBwd.toFixed(2)}` : '') +
+            (row.stdFwdMs
+              ? `; standard fwd ${row.stdFwdMs.toFixed(2)} ms (x${row.speedupFwd.toFixed(2)}), fwd+bwd x${row.speedupFwdBwd.toFixed(2)}`
+              : '') +
             (row.stdError ? `; standard: ${row.stdError}` : ''),
         );
       }
@@ -622,33 +644,38 @@ async function bigN(be: WebGPUAttentionBackend): Promise<Any> {
   const rt = be.runtime;
   rt.trim();
   rt.resetPeak();
-  const q = randomTensor(be, shape, 1);
-  const k = randomTensor(be, shape, 2);
-  const v = randomTensor(be, shape, 3);
+  const [q, k, v] = await Promise.all([1, 2, 3].map((s) => randomTensor(be, shape, s)));
   const inputBytes = rt.allocatedBytes;
   const out: Any = { N, D, H, B: 1, inputBytes };
+  const flash = calls(be, be, q!, k!, v!, {});
   const t0 = performance.now();
-  const r = await be.forwardOnDevice(q, k, v, {});
+  await flash.forward();
   await rt.idle();
   out.flashFwdMs = performance.now() - t0;
-  out.flashFwdTflops = tflopsPerSecond(forwardFlops({ batch: 1, heads: H, seqlenQ: N, seqlenK: N, headDim: D }), out.flashFwdMs);
+  out.flashFwdTflops = tflopsPerSecond(
+    forwardFlops({ batch: 1, heads: H, seqlenQ: N, seqlenK: N, headDim: D }),
+    out.flashFwdMs,
+  );
   out.flashPeakBytes = rt.peakBytes;
-  be.release(r.out);
-  be.release(r.lse);
+  flash.free();
   rt.resetPeak();
-  out.standardNeedsBytes = std.materialisedBytes(q, k, false) + inputBytes + N * H * D * 4;
+  out.standardNeedsBytes =
+    std.materialisedBytes(q!.view, k!.view, false) + inputBytes + N * H * D * 4;
+  const base = calls(be, std, q!, k!, v!, {});
   try {
-    const s = await std.forwardOnDevice(q, k, v, {});
+    await base.forward();
     await rt.idle();
     out.standard = 'ran';
-    be.release(s.out);
-    be.release(s.lse);
   } catch (e) {
     out.standard = `${(e as Error).name}: ${(e as Error).message}`;
+  } finally {
+    base.free();
   }
   out.standardPeakBytes = rt.peakBytes;
-  console.log(`N=${N}: flash fwd ${out.flashFwdMs.toFixed(0)} ms (${out.flashFwdTflops.toFixed(2)} TF), peak ${out.flashPeakBytes} B; standard: ${out.standard}`);
-  [q, k, v].forEach((t) => be.release(t));
+  console.log(
+    `N=${N}: flash fwd ${out.flashFwdMs.toFixed(0)} ms (${out.flashFwdTflops.toFixed(2)} TF), peak ${out.flashPeakBytes} B; standard: ${out.standard}`,
+  );
+  [q, k, v].forEach((t) => be.free(t!.buf));
   rt.trim();
   return out;
 }
