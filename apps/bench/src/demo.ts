@@ -8,26 +8,56 @@
  */
 import { cpus } from 'node:os';
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { lineChart, saveChart, type Series } from '@flashattn/plot';
-import { DTYPES, freshSeed } from '@flashattn/core';
-import { runDemo, type CaseResult, type DemoResult, type LargeResult, type ModelResult } from './demo-run.js';
+import { BackendUnavailableError, DTYPES, freshSeed } from '@flashattn/core';
+import {
+  runDemo,
+  type CaseResult,
+  type DemoResult,
+  type LargeResult,
+  type ModelResult,
+} from './demo-run.js';
 import { parseArgsOrExit, type ArgSchema } from './lib/args.js';
 import { canCollect } from './lib/memory.js';
 import { fmt, fmtBytes, formatMarkdownTable, formatTable, type Column } from './lib/table.js';
 import { selectBackend } from './select-backend.js';
 
 const schema = {
-  n: { type: 'intList', default: [256, 512, 1024, 2048], min: 1, max: 1 << 20, help: 'sequence lengths (Nq = Nk)' },
+  n: {
+    type: 'intList',
+    default: [256, 512, 1024, 2048],
+    min: 1,
+    max: 1 << 20,
+    help: 'sequence lengths (Nq = Nk)',
+  },
   d: { type: 'int', default: 64, min: 1, max: 1024, help: 'head dimension D' },
   batch: { type: 'int', default: 1, min: 1, help: 'batch size B' },
-  heads: { type: 'int', default: 1, min: 1, help: 'heads H (1 keeps the measured memory equal to the live peak)' },
+  heads: {
+    type: 'int',
+    default: 1,
+    min: 1,
+    help: 'heads H (1 keeps the measured memory equal to the live peak)',
+  },
   causal: { type: 'enum', values: ['true', 'false', 'both'], default: 'both', help: 'causal mask' },
   repeats: { type: 'int', default: 3, min: 1, help: 'timed calls per case (median reported)' },
-  warmup: { type: 'int', default: 1, min: 0, help: 'untimed flash calls before timing (CPU: first case only; GPU: every case)' },
+  warmup: {
+    type: 'int',
+    default: 1,
+    min: 0,
+    help: 'untimed flash calls before timing (CPU: first case only; GPU: every case)',
+  },
   dtype: { type: 'enum', values: DTYPES, default: 'float32', help: 'storage dtype of q, k, v' },
   seed: { type: 'int', min: 0, help: 'seed for the random inputs (default: fresh, printed)' },
-  backend: { type: 'string', default: 'auto', help: "flash backend: 'auto' or an installed backend's name (cpu, webgpu, cuda)" },
-  large: { type: 'boolean', help: 'also run the flash forward alone at --large-n (reference skipped: it needs 16 N^2 bytes)' },
+  backend: {
+    type: 'string',
+    default: 'auto',
+    help: "flash backend: 'auto' or an installed backend's name (cpu, webgpu, cuda)",
+  },
+  large: {
+    type: 'boolean',
+    help: 'also run the flash forward alone at --large-n (reference skipped: it needs 16 N^2 bytes)',
+  },
   largeN: { type: 'intList', default: [32768], min: 1, help: 'sequence lengths for --large' },
   largeCausal: { type: 'boolean', help: 'causal mask for the --large runs' },
   json: { type: 'string', help: 'write all results as JSON to this file' },
@@ -113,9 +143,16 @@ function plotTimes(path: string, res: DemoResult, d: number): void {
 
 async function main(): Promise<void> {
   const args = parseArgsOrExit(process.argv.slice(2), schema, 'pnpm demo');
+  // Output paths are the user's: resolve them against the directory the command was run from (INIT_CWD
+  // when a package manager started us elsewhere), before any work, and print the real ones.
+  const userDir = process.env.INIT_CWD ?? process.cwd();
+  const jsonPath = args.json ? resolve(userDir, args.json) : undefined;
+  const plotPath = args.plot ? resolve(userDir, args.plot) : undefined;
   const seed = args.seed ?? freshSeed();
   const cpu = `${cpus()[0]?.model.trim() ?? 'unknown CPU'} (${cpus().length} cores)`;
-  log(`flashattn demo: seed ${seed}, ${cpu}, node ${process.version}${canCollect ? '' : ' (no --expose-gc: memory figures include garbage)'}`);
+  log(
+    `flashattn demo: seed ${seed}, ${cpu}, node ${process.version}${canCollect ? '' : ' (no --expose-gc: memory figures include garbage)'}`,
+  );
   const selected = await selectBackend(args.backend);
   for (const note of selected.notes) log(note);
   const causal = args.causal === 'both' ? [false, true] : [args.causal === 'true'];
@@ -156,12 +193,14 @@ async function main(): Promise<void> {
   );
   out.write(`${modelTable(res.model, args.markdown)}\n`);
   if (res.large.length > 0) {
-    out.write(`\nLarge case: flash forward alone (the reference would need 16 N^2 bytes for S and P in float64):\n\n`);
+    out.write(
+      `\nLarge case: flash forward alone (the reference would need 16 N^2 bytes for S and P in float64):\n\n`,
+    );
     out.write(`${largeTable(res.large, args.markdown)}\n`);
   }
   out.write(`\n(${seconds.toFixed(1)} s)\n`);
 
-  if (args.json) {
+  if (jsonPath) {
     const doc = {
       date: new Date().toISOString(),
       cpu,
@@ -171,13 +210,20 @@ async function main(): Promise<void> {
       backend: { kind: selected.kind, name: selected.backend.name, notes: selected.notes },
       ...res,
     };
-    writeFileSync(args.json, `${JSON.stringify(doc, null, 2)}\n`);
-    log(`wrote ${args.json}`);
+    writeFileSync(jsonPath!, `${JSON.stringify(doc, null, 2)}\n`);
+    log(`wrote ${jsonPath}`);
   }
-  if (args.plot) plotTimes(args.plot, res, args.d);
+  if (plotPath) plotTimes(plotPath, res, args.d);
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`demo failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  // A backend that cannot run here is the user's setup, not a bug: one line saying what is missing.
+  const text =
+    e instanceof BackendUnavailableError
+      ? e.message
+      : e instanceof Error
+        ? (e.stack ?? e.message)
+        : String(e);
+  process.stderr.write(`demo failed: ${text}\n`);
   process.exitCode = 1;
 });

@@ -5,7 +5,8 @@ import {
   type BackendProvider,
 } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
-import { selectBackend } from './select-backend.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { selectBackend, SWIFTSHADER_ICD, useSwiftShaderWithoutGpu } from './select-backend.js';
 
 const fakeBackend = (name: string): AttentionBackend =>
   ({
@@ -30,6 +31,26 @@ const fake = (
   priority,
   probe,
   createAttention: async () => fakeBackend(`${name}:0`),
+});
+
+describe('useSwiftShaderWithoutGpu', () => {
+  it('points Vulkan at SwiftShader on a machine without a GPU, unless the user chose a driver', () => {
+    const chosen: NodeJS.ProcessEnv = { VK_DRIVER_FILES: '/etc/my-icd.json' };
+    expect(useSwiftShaderWithoutGpu(chosen)).toBeUndefined();
+    expect(chosen.VK_DRIVER_FILES).toBe('/etc/my-icd.json');
+    const env: NodeJS.ProcessEnv = {};
+    const note = useSwiftShaderWithoutGpu(env);
+    const gpu =
+      (existsSync('/dev/dri') && readdirSync('/dev/dri').some((f) => f.startsWith('renderD'))) ||
+      readdirSync('/dev').some((f) => /^nvidia\d+$/.test(f));
+    if (process.platform === 'linux' && existsSync(SWIFTSHADER_ICD) && !gpu) {
+      expect(note).toMatch(/^webgpu: no GPU device here, so Vulkan uses SwiftShader/);
+      expect(env.VK_DRIVER_FILES).toBe(SWIFTSHADER_ICD);
+    } else {
+      expect(note).toBeUndefined();
+      expect(env.VK_DRIVER_FILES).toBeUndefined();
+    }
+  });
 });
 
 describe('selectBackend', () => {
@@ -68,7 +89,7 @@ describe('selectBackend', () => {
       fake('test-gpu-absent', 1000, async () => ({ available: false, reason: 'no test device' })),
     );
     await expect(selectBackend('test-gpu-absent', { discover: false })).rejects.toThrow(
-      /test-gpu-absent backend is unavailable: test-gpu-absent: no test device/,
+      /^test-gpu-absent backend is unavailable: no test device$/,
     );
     await expect(selectBackend('no-such-backend', { discover: false })).rejects.toBeInstanceOf(
       BackendUnavailableError,

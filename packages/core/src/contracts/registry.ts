@@ -134,6 +134,10 @@ export async function resolveBackend<T = AttentionBackend>(
       decisions.push({ name: p.name, taken: false, reason });
     }
   }
-  const why = decisions.map((d) => `${d.name}: ${d.reason}`).join('; ');
+  // One candidate: its reason alone (the error already names the backend); several: each with its name.
+  const why =
+    decisions.length === 1
+      ? decisions[0]!.reason
+      : decisions.map((d) => `${d.name}: ${d.reason}`).join('; ');
   throw new BackendUnavailableError(choice, why);
 }
