@@ -232,7 +232,10 @@ export function describeOpsConformance<Buf>(
         t.id,
         async (ctx) => {
           if (!ops) throw new Error(`${title}: createOps() did not produce ops`);
-          if (!ops.dtypes.includes(t.dt)) ctx.skip(`${ops.name} has no ${t.dt} buffers`);
+          if (!ops.dtypes.includes(t.dt)) {
+            console.warn(`${title} ${t.id}: skipped: ${ops.name} has no ${t.dt} buffers`);
+            ctx.skip(`${ops.name} has no ${t.dt} buffers`);
+          }
           const r = t.c
             ? await runOpsCase(ops, t.c, t.dt, { seed })
             : await runOpsInputChecks(ops, t.dt, seed);
