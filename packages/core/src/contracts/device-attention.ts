@@ -11,8 +11,12 @@
  *     only for inputs);
  *   - lse is a contiguous float32 (B, Hq, Nq) buffer; a fully masked row has lse = -Infinity and out = 0;
  *   - dq, dk, dv are overwritten, not accumulated; under GQA/MQA dk, dv are summed over each group;
- *   - NaN or Infinity in q, k or v propagates to out and the gradients as it would in exact arithmetic
- *     (flash-attn's behaviour); nothing is checked per element. Use `checkFinite` (host) if you need it.
+ *   - NaN or Infinity in q, k or v is not checked (use `checkFinite` on host tensors to reject it). It
+ *     reaches every output and gradient element that depends on it, and never an element that cannot
+ *     depend on it in any evaluation order (the rows that mask a NaN key, the other head-dim columns of a
+ *     NaN in v). Elements a tiled kernel reaches only through a masked zero times the NaN (0 * NaN) may
+ *     be NaN too, as in flash-attn's GEMM tiles; the conformance suite checks exactly this, and its
+ *     `nonFinite: 'exact'` mode checks a backend that promises finite values there as well.
  */
 import { AttentionInputError } from '../errors.js';
 import type { AttentionOptions } from '../options.js';

@@ -127,7 +127,10 @@ export interface Ops<Buf> extends DeviceMemory<Buf>, DeviceAttention<Buf> {
     C: number,
   ): void | Promise<void>;
 
-  /** out (N, C) = (inp - mean) * rstd * w + b; writes mean (N) and rstd (N) (float32) for the backward. */
+  /**
+   * out (N, C) = (inp - mean) * rstd * w + b with rstd = 1 / sqrt(var + 1e-5) (GPT-2's epsilon, biased
+   * variance); writes mean (N) and rstd (N) (float32) for the backward.
+   */
   layernormForward(
     out: Buf,
     mean: Buf,
