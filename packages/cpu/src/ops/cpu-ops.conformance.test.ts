@@ -1,8 +1,10 @@
-// The CPU ops backend against the conformance suites: attention through the device-attention adapter
-// (q, k, v and the gradients in contiguous, padded and packed (B, N, 3, H, D) layouts), float32, on one
-// thread and on all cores.
-import { describeDeviceAttentionConformance } from '@flashattn/conformance/vitest';
+// The CPU ops backend against the conformance suites: every op of Ops<Buf> (float32 and float64 buffers)
+// against core's float64 reference ops, and attention through the device-attention adapter (q, k, v and
+// the gradients in contiguous, padded and packed (B, N, 3, H, D) layouts), float32, on one thread and on
+// all cores.
+import { describeDeviceAttentionConformance, describeOpsConformance } from '@flashattn/conformance/vitest';
 import { CpuOps } from './cpu-ops.js';
 
+describeOpsConformance('cpu ops, 2 threads', () => new CpuOps({ threads: 2 }), { matrix: 'ci' });
 describeDeviceAttentionConformance('cpu ops, 1 thread', () => new CpuOps({ threads: 1 }), { matrix: 'ci' });
 describeDeviceAttentionConformance('cpu ops, 2 threads', () => new CpuOps({ threads: 2 }), { matrix: 'ci' });
