@@ -142,7 +142,7 @@ function plotTimes(path: string, res: DemoResult, d: number): void {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgsOrExit(process.argv.slice(2), schema, 'pnpm demo');
+  const args = parseArgsOrExit(process.argv.slice(2), schema, 'npx -y pnpm@10.34.8 demo');
   // Output paths are the user's: resolve them against the directory the command was run from (INIT_CWD
   // when a package manager started us elsewhere), before any work, and print the real ones.
   const userDir = process.env.INIT_CWD ?? process.cwd();
