@@ -9,6 +9,7 @@ import {
   registerBackend,
   type AttentionBackend,
   type BackendProvider,
+  type ProbeContext,
   type ProbeResult,
 } from '@flashattn/core';
 import { createWebGPUBackend, type WebGPUBackendOptions } from './backend.js';
@@ -50,7 +51,10 @@ async function missingOnLinux(): Promise<string | undefined> {
   return undefined;
 }
 
-async function probe(): Promise<ProbeResult> {
+/** Software rasterisers that expose a WebGPU adapter but run on the CPU (slower than the cpu backend). */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|software|warp/i;
+
+async function probe(context?: ProbeContext): Promise<ProbeResult> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   const isNode = !nav?.gpu && typeof process !== 'undefined' && !!process.versions?.node;
   if (isNode) {
@@ -86,6 +90,13 @@ async function probe(): Promise<ProbeResult> {
     ]);
     const detail = be.name;
     be.dispose();
+    // 'auto' should not pick a software adapter over the CPU backend; naming webgpu still gets it.
+    if (!context?.requested && SOFTWARE_ADAPTER.test(detail)) {
+      return {
+        available: false,
+        reason: `only a software adapter (${detail}), slower than the CPU path; ask for it by name (--backend webgpu) to use it`,
+      };
+    }
     return { available: true, detail };
   } catch (e) {
     // The reason alone (not "webgpu backend is unavailable: ..." again), and the fix once.
