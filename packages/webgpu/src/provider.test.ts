@@ -38,8 +38,18 @@ describe('webgpu provider', () => {
   });
 
   it.skipIf(skip)('probes available here and resolves to a working backend', async () => {
-    const r = await provider.probe();
+    const r = await provider.probe({ requested: true });
     expect(r, JSON.stringify(r)).toMatchObject({ available: true });
+    // A software adapter declines 'auto' (the CPU backend is faster) but runs when named.
+    const auto = await provider.probe({ requested: false });
+    if (r.available && /swiftshader|llvmpipe/i.test(r.detail ?? '')) {
+      expect(auto).toMatchObject({
+        available: false,
+        reason: expect.stringMatching(/only a software adapter/),
+      });
+    } else {
+      expect(auto).toMatchObject({ available: true });
+    }
     const { value, decisions } = await resolveBackend<AttentionBackend>('webgpu');
     try {
       expect(decisions).toEqual([
