@@ -307,6 +307,36 @@ export const KV_CACHE_SCENARIOS: readonly KvCacheScenario[] = [
     },
     'decode-window',
   ),
+  // every sequence the same length in a plain contiguous cache: a backend may run this as ordinary
+  // strided attention over the cache view (the CPU does); decode and chunked prefill
+  kv(
+    {
+      B: 2,
+      Nq: 1,
+      Hq: 4,
+      Hk: 2,
+      D: 16,
+      lens: [9, 9],
+      Nnew: 1,
+      pageSize: 0,
+      opts: { causal: true },
+    },
+    'uniform-decode',
+  ),
+  kv(
+    {
+      B: 2,
+      Nq: 16,
+      Hq: 2,
+      Hk: 1,
+      D: 16,
+      lens: [6, 6],
+      Nnew: 16,
+      pageSize: 0,
+      opts: { causal: true },
+    },
+    'uniform-prefill-chunk',
+  ),
   kv(
     {
       B: 3,

@@ -68,6 +68,25 @@ describe('split-KV on worker threads', () => {
     }
   });
 
+  it(`a uniform prefill in a contiguous cache runs on the ops' flash forward; decoding and ragged lengths on the decode kernel (seed=${seed})`, async () => {
+    const ops = new CpuOps({ threads: 2 });
+    const [B, Hq, D, L] = [2, 2, 8, 40];
+    const buf = (n: number) => ops.alloc(n, 'float32');
+    const args = (Nq: number, lens: number[]): KvCacheAttentionArgs<CpuBuffer> => ({
+      q: contiguousView(buf(B * Nq * Hq * D), [B, Nq, Hq, D]),
+      kCache: contiguousView(buf(B * L * Hq * D), [B, L, Hq, D]),
+      vCache: contiguousView(buf(B * L * Hq * D), [B, L, Hq, D]),
+      cacheSeqlens: Int32Array.from(lens),
+      out: contiguousView(buf(B * Nq * Hq * D), [B, Nq, Hq, D]),
+    });
+    await ops.attentionWithKvCache(args(16, [20, 21]), { causal: true });
+    await ops.attentionWithKvCache(args(1, [20, 20]), { causal: true });
+    expect(ops.attentionPath).toBeNull(); // neither ran the strided attention
+    await ops.attentionWithKvCache(args(16, [20, 20]), { causal: true });
+    expect(ops.attentionPath).not.toBeNull();
+    await ops.dispose();
+  });
+
   it(`float64 buffers: split-KV on workers matches the float64 oracle to 1e-12 (seed=${seed})`, async () => {
     const a = await problem(three, 'float64');
     const host = {

@@ -28,6 +28,7 @@ import {
   validateVarlenForwardArgs,
   type AttentionCombineArgs,
   type AttentionOptions,
+  type DeviceAttentionForwardArgs,
   type KernelLayout,
   type KvCacheAttentionArgs,
   type KvCacheCapabilities,
@@ -103,6 +104,14 @@ function floats(named: Record<string, CpuBuffer | undefined>): 'float32' | 'floa
   return dtype;
 }
 
+/**
+ * Below this many multiply-adds (2 per key and head dim of every query row: q.k and p.v) a call runs
+ * on this thread. A GPT-2 decode step (Nq = 1, H = 6, D = 64, 512 keys: 0.4M) measured 7.3 ms per call
+ * fanned out to 2 threads beside the matmul pool's workers and 0.9-2.3 ms alone (2-core dev machine,
+ * 2026-12-07, apps/bench/src/cpu/generate-kv.ts).
+ */
+const MIN_PARALLEL_MACS = 1 << 22;
+
 export const CPU_KV_CACHE_CAPABILITIES = (threads: number): KvCacheCapabilities => ({
   ...CPU_ATTENTION_CAPABILITIES,
   pageSizeMultiple: 1,
@@ -113,8 +122,23 @@ export const CPU_KV_CACHE_CAPABILITIES = (threads: number): KvCacheCapabilities 
 export class CpuInferenceAttention {
   readonly capabilities: KvCacheCapabilities;
   private workers: Worker[] | null = null;
+  private lseScratch: CpuBuffer | null = null;
 
-  constructor(readonly threads: number) {
+  /**
+   * `dense`: the ops' strided FlashAttention forward (cpu-attention.ts, with its SIMD inner loops).
+   * When every sequence attends to the same number of keys in a contiguous cache without
+   * cache_batch_idx and one split is used, the call is exactly that attention over the cache view
+   * (B, Lk, Hk, D) - same bottom-right mask - so a prefill (many query rows) runs there; decoding and
+   * every other call run core's decode kernel.
+   */
+  constructor(
+    readonly threads: number,
+    private readonly dense?: {
+      forward(a: DeviceAttentionForwardArgs<CpuBuffer>, opts?: AttentionOptions): Promise<void>;
+      /** The ops' alloc (float32 in the wasm arena, which the SIMD attention needs for lse). */
+      alloc(n: number, dtype: 'float32' | 'float64'): CpuBuffer;
+    },
+  ) {
     this.capabilities = CPU_KV_CACHE_CAPABILITIES(threads);
   }
 
@@ -152,13 +176,18 @@ export class CpuInferenceAttention {
     });
   }
 
-  /** Units [0, n) shared over this thread and the workers (all here unless every buffer is shared). */
+  /**
+   * Units [0, n) shared over this thread and the workers (all here unless every buffer is shared, or
+   * the call's multiply-adds `macs` are too few to pay for a round trip to the workers).
+   */
   private async fanOut(
     n: number,
     bufs: ArrayBufferView[],
     make: (lo: number, hi: number) => Job,
+    macs = Infinity,
   ): Promise<void> {
-    const parts = this.threads > 1 && bufs.every(shared) ? Math.min(n, this.threads) : 1;
+    const worth = macs >= MIN_PARALLEL_MACS;
+    const parts = this.threads > 1 && worth && bufs.every(shared) ? Math.min(n, this.threads) : 1;
     const per = Math.ceil(n / Math.max(parts, 1));
     const shares: Array<[number, number]> = [];
     for (let lo = 0; lo < n; lo += per) shares.push([lo, Math.min(n, lo + per)]);
@@ -230,27 +259,61 @@ export class CpuInferenceAttention {
     const S = this.numSplits(p, opts);
     const units = p.B * p.Hk * S;
     const inputs = [q, kc, vc];
+    let macs = 0;
+    for (let b = 0; b < p.B; b++) macs += 2 * p.seqlensK[b]! * p.Nq * p.Hq * p.D;
+    const Lk = p.seqlensK[0]!;
+    const uniform = p.seqlensK.every((x) => x === Lk);
+    // Query rows per kv head >= 16 (prefill): the dense path's K/V packing pays off. Decoding stays on
+    // the decode kernel: 1.2-4.9 ms against 3.3-10 ms for the dense path at Nq = 1, H = 6, D = 64,
+    // 512 keys (2 / 1 threads, this repo's 2-core dev machine, 2026-12-07; apps/bench generate-kv).
+    const rows = p.Nq * (p.Hq / p.Hk);
+    if (this.dense && rows >= 16 && S === 1 && !p.paged && !a.cacheBatchIdx && uniform && Lk > 0) {
+      const view = (c: StridedView<CpuBuffer>): StridedView<CpuBuffer> => ({
+        ...c,
+        shape: [p.B, Lk, p.Hk, p.D],
+      });
+      const { numSplits: _n, ...attnOpts } = opts ?? {};
+      const n = p.B * p.Hq * p.Nq;
+      // lse scratch when the caller wants none: kept and grown, as arena memory is not returned
+      let lseOut = a.lse;
+      if (!lseOut) {
+        const old = this.lseScratch;
+        if (!old || old.length < n || (dtype === 'float64') !== old instanceof Float64Array)
+          this.lseScratch = this.dense.alloc(n, dtype);
+        lseOut = this.lseScratch!.subarray(0, n);
+      }
+      await this.dense.forward(
+        { q: a.q, k: view(a.kCache), v: view(a.vCache), out: a.out, lse: lseOut },
+        attnOpts,
+      );
+      return;
+    }
     if (S === 1) {
       const output = { kind: 'direct' as const, out, outLayout: layout(a.out), lse };
-      await this.fanOut(units, [...inputs, out, ...(lse ? [lse] : [])], (lo, hi) => ({
-        fn: 'kvDecodeKernel',
-        args: [
-          q,
-          layout(a.q),
-          kc,
-          layout(a.kCache),
-          vc,
-          layout(a.vCache),
-          g,
-          o,
-          1,
-          output,
-          DEFAULT_BLOCK_SIZE_K,
-          dtype,
-          lo,
-          hi,
-        ],
-      }));
+      await this.fanOut(
+        units,
+        [...inputs, out, ...(lse ? [lse] : [])],
+        (lo, hi) => ({
+          fn: 'kvDecodeKernel',
+          args: [
+            q,
+            layout(a.q),
+            kc,
+            layout(a.kCache),
+            vc,
+            layout(a.vCache),
+            g,
+            o,
+            1,
+            output,
+            DEFAULT_BLOCK_SIZE_K,
+            dtype,
+            lo,
+            hi,
+          ],
+        }),
+        macs,
+      );
       return;
     }
     const n = p.B * p.Nq * p.Hq;
@@ -261,25 +324,30 @@ export class CpuInferenceAttention {
     const outPartial = alloc(S * n * p.D); // (S, B, Nq, Hq, D)
     const lsePartial = alloc(S * n); // (S, B, Hq, Nq)
     const output = { kind: 'partial' as const, outPartial, lsePartial };
-    await this.fanOut(units, [...inputs, outPartial, lsePartial], (lo, hi) => ({
-      fn: 'kvDecodeKernel',
-      args: [
-        q,
-        layout(a.q),
-        kc,
-        layout(a.kCache),
-        vc,
-        layout(a.vCache),
-        g,
-        o,
-        S,
-        output,
-        DEFAULT_BLOCK_SIZE_K,
-        dtype,
-        lo,
-        hi,
-      ],
-    }));
+    await this.fanOut(
+      units,
+      [...inputs, outPartial, lsePartial],
+      (lo, hi) => ({
+        fn: 'kvDecodeKernel',
+        args: [
+          q,
+          layout(a.q),
+          kc,
+          layout(a.kCache),
+          vc,
+          layout(a.vCache),
+          g,
+          o,
+          S,
+          output,
+          DEFAULT_BLOCK_SIZE_K,
+          dtype,
+          lo,
+          hi,
+        ],
+      }),
+      macs,
+    );
     core.lseCombineKernel(
       outPartial,
       lsePartial,

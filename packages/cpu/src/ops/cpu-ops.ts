@@ -708,7 +708,10 @@ export class CpuOps
   private inferenceImpl: CpuInferenceAttention | null = null;
   private get inference(): CpuInferenceAttention {
     this.live();
-    return (this.inferenceImpl ??= new CpuInferenceAttention(this.threads));
+    return (this.inferenceImpl ??= new CpuInferenceAttention(this.threads, {
+      forward: (a, o) => this.attention.forward(a, o),
+      alloc: (n, dtype) => this.alloc(n, dtype),
+    }));
   }
 
   get kvCacheCapabilities(): KvCacheCapabilities {

@@ -517,6 +517,7 @@ export class GPT2<Buf = unknown> {
           kNew: k,
           vNew: v,
           out: contiguousView(s.atty, [B, T, H, D]),
+          lse: s.lse, // (B, H, T), unused here; saves the backend a scratch buffer
         },
         { causal: true },
       );
