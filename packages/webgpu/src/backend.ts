@@ -53,7 +53,7 @@ export interface WebGPUAttentionBackend
   readonly compact: boolean;
   /** Tiles chosen for a head dimension on this device. */
   variant(headDim: number): Variant;
-  /** A handle on a caller's GPUBuffer (usage STORAGE | COPY_SRC | COPY_DST); free() leaves it alone. */
+  /** A handle on a caller's GPUBuffer (usage STORAGE | COPY_SRC | COPY_DST); the caller keeps it (free() rejects it). */
   wrap(gpu: GPUBuffer, dtype: WebGPUBuffer['dtype'], length?: number): WebGPUBuffer;
 }
 

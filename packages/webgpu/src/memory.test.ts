@@ -107,6 +107,17 @@ describe.skipIf(skip)('webgpu device memory', () => {
     m.free(src);
   });
 
+  it("wraps a caller's GPUBuffer without taking it over", async () => {
+    const m = be!;
+    const gpu = m.device.createBuffer({ size: 64, usage: 128 | 4 | 8 }); // STORAGE | COPY_SRC | COPY_DST
+    const w = m.wrap(gpu, 'float32', 16);
+    await m.upload(m.view(w, 4, 2), new Float32Array([5, 6]));
+    expect(Array.from(await m.download(m.view(w, 3, 4)))).toEqual([0, 5, 6, 0]);
+    expect(() => m.free(w)).toThrow(/Invalid buf: expected a buffer from alloc/);
+    expect(() => m.wrap(gpu, 'float32', 17)).toThrow(/Invalid length/);
+    gpu.destroy();
+  });
+
   it('rejects bad arguments with OpsInputError naming the argument', async () => {
     const m = be!;
     const a = m.alloc(4, 'float32');

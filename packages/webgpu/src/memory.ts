@@ -180,7 +180,7 @@ export class WebGPUMemory implements DeviceMemory<WebGPUBuffer> {
     return new WebGPUBuffer({ gpu, owner: this.owner, freed: false }, 0, n, dtype, true);
   }
 
-  /** Wrap a caller's GPUBuffer (created with STORAGE | COPY_SRC | COPY_DST usage); free() does not destroy it. */
+  /** Wrap a caller's GPUBuffer (created with STORAGE | COPY_SRC | COPY_DST usage); the caller keeps it (free() rejects it). */
   wrap(gpu: GPUBuffer, dtype: BufferDType, length?: number): WebGPUBuffer {
     const n = length ?? Math.floor(gpu.size / bufferDTypeBytes(dtype));
     if (!Number.isInteger(n) || n < 0 || n * bufferDTypeBytes(dtype) > gpu.size) {
