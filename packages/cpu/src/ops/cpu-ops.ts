@@ -55,8 +55,9 @@ import { embeddingBackward, embeddingForward } from './embedding.js';
 import { geluBackward, geluForward } from './gelu.js';
 import { layernormBackward, layernormForward } from './layernorm.js';
 import { matmulKernel, transposeInto } from './matmul-kernel.js';
-import { ThreadPool, type MatmulJob, type SimdJob } from './thread-pool.js';
-import { simdRows, WasmArena } from './wasm-arena.js';
+import { gemmRows, type GemmJob } from './matmul-blocked.js';
+import { ThreadPool, type MatmulJob } from './thread-pool.js';
+import { WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
 
 export interface CpuOpsOptions {
@@ -83,35 +84,31 @@ export interface CpuOpsOptions {
  */
 const MIN_PARALLEL_MACS = 1 << 18;
 
-/**
- * dst (rows, Kp) = src as (rows, K) [trans = false: src is (rows, K)] or src^T [trans = true: src is
- * (K, rows)], zero-padded in columns K..Kp.
- */
-function packRows(
+/** dst (K, Np) = src as (K, N) [trans = false] or src^T [trans = true: src is (N, K)], zero-padded. */
+function packKN(
   dst: Float32Array,
   src: FloatArray,
-  rows: number,
   K: number,
-  Kp: number,
+  N: number,
+  Np: number,
   trans: boolean,
 ): void {
   if (!trans) {
-    for (let r = 0; r < rows; r++) {
-      dst.set(src.subarray(r * K, r * K + K), r * Kp);
-      for (let k = K; k < Kp; k++) dst[r * Kp + k] = 0;
+    for (let k = 0; k < K; k++) {
+      dst.set(src.subarray(k * N, k * N + N), k * Np);
+      for (let n = N; n < Np; n++) dst[k * Np + n] = 0;
     }
     return;
   }
   const TB = 32;
-  for (let k0 = 0; k0 < K; k0 += TB) {
-    const k1 = Math.min(K, k0 + TB);
-    for (let r0 = 0; r0 < rows; r0 += TB) {
-      const r1 = Math.min(rows, r0 + TB);
-      for (let k = k0; k < k1; k++)
-        for (let r = r0; r < r1; r++) dst[r * Kp + k] = src[k * rows + r]!;
+  for (let n0 = 0; n0 < N; n0 += TB) {
+    const n1 = Math.min(N, n0 + TB);
+    for (let k0 = 0; k0 < K; k0 += TB) {
+      const k1 = Math.min(K, k0 + TB);
+      for (let n = n0; n < n1; n++) for (let k = k0; k < k1; k++) dst[k * Np + n] = src[n * K + k]!;
     }
   }
-  for (let r = 0; r < rows; r++) for (let k = K; k < Kp; k++) dst[r * Kp + k] = 0;
+  for (let k = 0; k < K; k++) for (let n = N; n < Np; n++) dst[k * Np + n] = 0;
 }
 
 function isShared(x: ArrayBufferView | null | undefined): boolean {
@@ -132,6 +129,8 @@ export class CpuOps
   private readonly arena: WasmArena | null;
   private simdA: Float32Array | null = null;
   private simdB: Float32Array | null = null;
+  private simdC: Float32Array | null = null;
+  private flash: FlashSimdExports | null = null;
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
@@ -142,6 +141,7 @@ export class CpuOps
       const { module, fma } = flashSimdModule(opts.fma);
       const inst = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } });
       flash = { exports: inst.exports as unknown as FlashSimdExports, fma };
+      this.flash = flash.exports;
       this.pool?.initWasm(
         this.arena.memory,
         { module: this.arena.module, local: this.arena.exports },
@@ -360,20 +360,23 @@ export class CpuOps
     }
   }
   /** Scratch in the arena (grown by 1.5x so repeated growth stays bounded). */
-  private simdScratch(which: 'A' | 'B', n: number): Float32Array {
-    const cur = which === 'A' ? this.simdA : this.simdB;
+  private simdScratch(which: 'A' | 'B' | 'C', n: number): Float32Array {
+    const cur = which === 'A' ? this.simdA : which === 'B' ? this.simdB : this.simdC;
     if (cur && cur.length >= n) return cur;
     const next = this.arena!.allocF32(Math.max(n, Math.ceil((cur?.length ?? 0) * 1.5)));
     if (!next)
       throw new Error(`CpuOps: wasm memory exhausted (${this.arena!.bytesUsed} bytes in use)`);
     if (which === 'A') this.simdA = next;
-    else this.simdB = next;
+    else if (which === 'B') this.simdB = next;
+    else this.simdC = next;
     return next;
   }
 
   /**
-   * SIMD path: operands packed (when not already) to X (rows, Kp) with Kp = K rounded up to 4 and
-   * zero padding, so the kernel's 4-lane loop needs no tail.
+   * SIMD path (matmul-blocked.ts): A as (M, K) and B as (K, Np) row-major with Np = N rounded up to 4,
+   * packed (transposed, zero-padded) only when the operand is not already so; C written in place when
+   * N % 4 == 0, else through an (M, Np) scratch. Rows are split over the pool in multiples of 6 (the
+   * register tile height).
    */
   private async matmulSimd(
     arena: WasmArena,
@@ -385,48 +388,51 @@ export class CpuOps
     K: number,
     opts: MatmulOptions<CpuBuffer>,
   ): Promise<void> {
-    const Kp = Math.ceil(K / 4) * 4;
-    const direct = (x: FloatArray, trans: boolean): boolean =>
-      !trans && Kp === K && arena.ptr(x) >= 0;
-    let aPtr: number;
-    if (direct(a, opts.transA ?? false)) aPtr = arena.ptr(a);
-    else {
-      const s = this.simdScratch('A', M * Kp);
-      packRows(s, a, M, K, Kp, opts.transA ?? false);
+    const Np = Math.ceil(N / 4) * 4;
+    const transA = opts.transA ?? false;
+    const transB = opts.transB ?? false;
+    let aPtr = !transA ? arena.ptr(a) : -1;
+    if (aPtr < 0) {
+      const s = this.simdScratch('A', M * K);
+      if (transA) transposeInto(s, a, K, M);
+      else s.set(a.subarray(0, M * K));
       aPtr = s.byteOffset;
     }
-    let bPtr: number;
-    if (direct(b, !(opts.transB ?? false))) bPtr = arena.ptr(b);
-    else {
-      const s = this.simdScratch('B', N * Kp);
-      packRows(s, b, N, K, Kp, !(opts.transB ?? false));
+    let bPtr = !transB && Np === N ? arena.ptr(b) : -1;
+    if (bPtr < 0) {
+      const s = this.simdScratch('B', K * Np);
+      packKN(s, b, K, N, Np, transB);
       bPtr = s.byteOffset;
     }
+    const cOut = Np === N ? out : this.simdScratch('C', M * Np);
     const mode = opts.accumulate ? 2 : opts.bias ? 1 : 0;
-    const biasPtr = opts.bias ? arena.ptr(opts.bias as Float32Array) : 0;
-    const cPtr = out.byteOffset;
+    if (mode === 2 && cOut !== out)
+      for (let i = 0; i < M; i++) cOut.set(out.subarray(i * N, i * N + N), i * Np);
+    const job = (m0: number, m1: number): GemmJob => ({
+      gemm: true,
+      c: cOut.byteOffset,
+      ldc: Np * 4,
+      a: aPtr,
+      lda: K * 4,
+      b: bPtr,
+      ldb: Np * 4,
+      bias: opts.bias ? arena.ptr(opts.bias as Float32Array) : 0,
+      N: Np,
+      K,
+      m0,
+      m1,
+      mode,
+    });
     const threads = this.pool?.threads ?? 1;
     if (this.pool === null || M * N * K < MIN_PARALLEL_MACS || M < 8 * threads) {
-      simdRows(arena.exports, cPtr, aPtr, bPtr, biasPtr, N, Kp, 0, M, mode);
-      return;
+      gemmRows(this.flash!, arena.memory, job(0, M));
+    } else {
+      const jobs: GemmJob[] = [];
+      const per = Math.ceil(M / threads / 6) * 6;
+      for (let m0 = 0; m0 < M; m0 += per) jobs.push(job(m0, Math.min(M, m0 + per)));
+      await this.pool.run(jobs);
     }
-    const jobs: SimdJob[] = [];
-    const per = Math.ceil(M / threads / 4) * 4;
-    for (let t = 0, m0 = 0; t < threads && m0 < M; t++, m0 += per) {
-      jobs.push({
-        simd: true,
-        c: cPtr,
-        a: aPtr,
-        b: bPtr,
-        bias: biasPtr,
-        N,
-        K: Kp,
-        m0,
-        m1: Math.min(M, m0 + per),
-        mode,
-      });
-    }
-    await this.pool.run(jobs);
+    if (cOut !== out) for (let i = 0; i < M; i++) out.set(cOut.subarray(i * Np, i * Np + N), i * N);
   }
 
   biasBackward(dbias: CpuBuffer, dout: CpuBuffer, M: number, N: number): void {

@@ -18,6 +18,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { flashUnits, type FlashJob, type FlashSimdExports } from '../attention/flash-simd.js';
+import { gemmRows, type GemmJob } from './matmul-blocked.js';
 import { matmulKernel } from './matmul-kernel.js';
 import { simdRows, type MatmulSimdExports } from './wasm-arena.js';
 
@@ -55,7 +56,8 @@ export interface CoreAttentionJob {
   args: unknown;
 }
 
-export type PoolJob = MatmulJob | SimdJob | { flash: FlashJob; thread: number } | CoreAttentionJob;
+export type PoolJob =
+  MatmulJob | SimdJob | GemmJob | { flash: FlashJob; thread: number } | CoreAttentionJob;
 
 const WORKER_SOURCE = (coreUrl: string): string => `
 const { parentPort } = require('node:worker_threads');
@@ -64,6 +66,7 @@ const __name = (f) => f;
 const matmulKernel = ${matmulKernel.toString()};
 const simdRows = ${simdRows.toString()};
 const flashUnits = ${flashUnits.toString()};
+const gemmRows = ${gemmRows.toString()};
 let simd = null;
 let flash = null;
 let memory = null;
@@ -78,6 +81,8 @@ parentPort.on('message', async (j) => {
       return;
     } else if (j.flash) {
       flashUnits(flash, memory, j.flash, j.thread);
+    } else if (j.gemm) {
+      gemmRows(flash, memory, j);
     } else if (j.core) {
       core ??= await import(${JSON.stringify(coreUrl)});
       const a = j.args;
@@ -182,6 +187,7 @@ export class ThreadPool {
 
   private runHere(j: PoolJob): void {
     if ('flash' in j) flashUnits(this.flash!.ex, this.flash!.memory, j.flash, j.thread);
+    else if ('gemm' in j) gemmRows(this.flash!.ex, this.flash!.memory, j);
     else if ('core' in j) throw new Error('ThreadPool: core attention jobs run on helpers only');
     else if ('simd' in j) simdRows(this.simd!, j.c, j.a, j.b, j.bias, j.N, j.K, j.m0, j.m1, j.mode);
     else matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
