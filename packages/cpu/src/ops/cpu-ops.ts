@@ -65,7 +65,7 @@ export interface CpuOpsOptions {
   threads?: number;
   /**
    * Keep float32 buffers in a shared WebAssembly memory and multiply them with the 128-bit SIMD kernel
-   * (wasm/matmul-simd.wat) and run attention with the wasm SIMD tiles (attention/flash-simd.ts).
+   * (ops/matmul-blocked.ts) and run attention with the wasm SIMD tiles (attention/flash-simd.ts).
    * Default true; false = the plain JS matmul (matmul-kernel.ts) and core's scalar attention kernels.
    */
   simd?: boolean;
@@ -142,11 +142,7 @@ export class CpuOps
       const inst = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } });
       flash = { exports: inst.exports as unknown as FlashSimdExports, fma };
       this.flash = flash.exports;
-      this.pool?.initWasm(
-        this.arena.memory,
-        { module: this.arena.module, local: this.arena.exports },
-        { module, local: flash.exports },
-      );
+      this.pool?.initWasm(this.arena.memory, { module, local: flash.exports });
     }
     this.attention = new CpuAttention(
       this.pool,

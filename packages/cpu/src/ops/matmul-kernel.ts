@@ -6,7 +6,7 @@
  * 64 KiB at KC=256, NC=64) stays in L2 while every row block of A streams past it; a 4x4 register
  * tile of C (16 locals) per inner loop, 8 loads for 16 multiply-adds. 3-5x the naive i-j-k loop on
  * this 2-core Xeon (src/bench/matmul-bench.ts, table in BENCHMARKS.md). This is the float64 path and
- * the fallback; float32 buffers in wasm memory use the SIMD kernel (wasm/matmul-simd.wat).
+ * the fallback; float32 buffers in wasm memory use the SIMD gemm (matmul-blocked.ts).
  *
  * This function is serialised with Function.prototype.toString() into the worker thread, so it must
  * stay self-contained: no imports, no closures over module scope.

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CpuOps } from './cpu-ops.js';
 
 const seed = freshSeed();
-// Both kernels: the plain JS one (matmul-kernel.ts) and the wasm SIMD one (matmul-simd.wat).
+// Both kernels: the plain JS one (matmul-kernel.ts) and the wasm SIMD gemm (matmul-blocked.ts).
 const kernels = {
   js: [new CpuOps({ threads: 1, simd: false }), new CpuOps({ threads: 2, simd: false })],
   simd: [new CpuOps({ threads: 1 }), new CpuOps({ threads: 2 })],

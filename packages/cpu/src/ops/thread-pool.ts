@@ -7,7 +7,8 @@
  * from src under vitest and from dist. Operands live in shared memory (the wasm arena or
  * SharedArrayBuffers); a job message carries typed arrays (shared, not copied) or byte addresses.
  * Jobs:
- *   - matmul (JS kernel) and simd matmul: a row range each, fixed split, one thread per output row;
+ *   - matmul (JS kernel, float64) and gemm (wasm SIMD, float32): a row range each, fixed split, one
+ *     thread per output row;
  *   - flash (wasm SIMD attention): every thread takes work units from one atomic counter
  *     (attention/flash-simd.ts), each unit computed whole by one thread;
  *   - core attention (the scalar fallback): core's Algorithm 1/2 kernels on a (b, h) range.
@@ -20,23 +21,8 @@ import { Worker } from 'node:worker_threads';
 import { flashUnits, type FlashJob, type FlashSimdExports } from '../attention/flash-simd.js';
 import { gemmRows, type GemmJob } from './matmul-blocked.js';
 import { matmulKernel } from './matmul-kernel.js';
-import { simdRows, type MatmulSimdExports } from './wasm-arena.js';
 
 type F = Float32Array | Float64Array;
-
-/** A job for the SIMD kernel: byte addresses in the shared wasm memory. */
-export interface SimdJob {
-  simd: true;
-  c: number;
-  a: number;
-  b: number;
-  bias: number;
-  N: number;
-  K: number;
-  m0: number;
-  m1: number;
-  mode: number;
-}
 
 export interface MatmulJob {
   C: F;
@@ -56,18 +42,15 @@ export interface CoreAttentionJob {
   args: unknown;
 }
 
-export type PoolJob =
-  MatmulJob | SimdJob | GemmJob | { flash: FlashJob; thread: number } | CoreAttentionJob;
+export type PoolJob = MatmulJob | GemmJob | { flash: FlashJob; thread: number } | CoreAttentionJob;
 
 const WORKER_SOURCE = (coreUrl: string): string => `
 const { parentPort } = require('node:worker_threads');
 // esbuild (vitest) may wrap functions in __name(); make that a no-op here.
 const __name = (f) => f;
 const matmulKernel = ${matmulKernel.toString()};
-const simdRows = ${simdRows.toString()};
 const flashUnits = ${flashUnits.toString()};
 const gemmRows = ${gemmRows.toString()};
-let simd = null;
 let flash = null;
 let memory = null;
 let core = null;
@@ -76,7 +59,6 @@ parentPort.on('message', async (j) => {
     if (j.init) {
       // No reply: the port keeps order, so every later job sees the instances.
       memory = j.memory;
-      simd = new WebAssembly.Instance(j.module, { env: { memory } }).exports;
       flash = new WebAssembly.Instance(j.flash, { env: { memory } }).exports;
       return;
     } else if (j.flash) {
@@ -91,8 +73,6 @@ parentPort.on('message', async (j) => {
       const Br = core.DEFAULT_BLOCK_SIZE_Q, Bc = core.DEFAULT_BLOCK_SIZE_K;
       if (j.core === 'forward') core.flashForwardKernel(a.q, a.k, a.v, a.shape, o, Br, Bc, precision, a.io);
       else core.flashBackwardKernel(a.dO, a.q, a.k, a.v, a.O, a.L, a.shape, o, Br, Bc, precision, a.io);
-    } else if (j.simd) {
-      simdRows(simd, j.c, j.a, j.b, j.bias, j.N, j.K, j.m0, j.m1, j.mode);
     } else {
       matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
     }
@@ -110,7 +90,6 @@ function coreUrl(): string {
 export class ThreadPool {
   private readonly workers: Worker[] = [];
   private pending: Array<{ resolve: () => void; reject: (e: Error) => void } | null> = [];
-  private simd: MatmulSimdExports | null = null;
   private flash: { ex: FlashSimdExports; memory: WebAssembly.Memory } | null = null;
 
   /** `helpers` worker threads besides the calling one. */
@@ -149,13 +128,11 @@ export class ThreadPool {
   /** Give every helper the wasm modules and the shared memory (ordered before any later job). */
   initWasm(
     memory: WebAssembly.Memory,
-    matmul: { module: WebAssembly.Module; local: MatmulSimdExports },
     flash: { module: WebAssembly.Module; local: FlashSimdExports },
   ): void {
-    this.simd = matmul.local;
     this.flash = { ex: flash.local, memory };
     for (const worker of this.workers)
-      worker.postMessage({ init: true, module: matmul.module, flash: flash.module, memory });
+      worker.postMessage({ init: true, flash: flash.module, memory });
   }
 
   /** Run jobs[0] on this thread and jobs[w + 1] on helper w; helpers are awaited even if ours throws. */
@@ -189,7 +166,6 @@ export class ThreadPool {
     if ('flash' in j) flashUnits(this.flash!.ex, this.flash!.memory, j.flash, j.thread);
     else if ('gemm' in j) gemmRows(this.flash!.ex, this.flash!.memory, j);
     else if ('core' in j) throw new Error('ThreadPool: core attention jobs run on helpers only');
-    else if ('simd' in j) simdRows(this.simd!, j.c, j.a, j.b, j.bias, j.N, j.K, j.m0, j.m1, j.mode);
     else matmulKernel(j.C, j.Ap, j.Bp, j.bias, j.m0, j.m1, j.N, j.K, j.accumulate);
   }
 

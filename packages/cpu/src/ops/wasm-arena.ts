@@ -1,21 +1,14 @@
 /**
- * A shared WebAssembly.Memory that holds the float32 buffers of the CPU ops, so the SIMD matmul
- * (matmul-simd.wat) can read them in place from the main thread and from the worker (both instantiate
- * the module on this one memory). Bump allocation; nothing is freed (models live as long as the ops).
+ * A shared WebAssembly.Memory that holds the float32 buffers of the CPU ops, so the SIMD kernels
+ * (wasm/flash-simd.mjs: attention tiles and the matmul's gemm) read them in place from the main thread
+ * and from the workers (each instantiates the module on this one memory). Bump allocation; nothing is
+ * freed (models live as long as the ops).
  */
-import { MATMUL_SIMD_WASM_BASE64 } from './matmul-simd.wasm.js';
-
-export interface MatmulSimdExports {
-  block4(c: number, a: number, b: number, bias: number, N: number, K: number, j0: number, j1: number, mode: number): void;
-  row1(c: number, a: number, b: number, bias: number, N: number, K: number, j0: number, j1: number, mode: number): void;
-}
 
 const PAGE = 65536;
 
 export class WasmArena {
   readonly memory: WebAssembly.Memory;
-  readonly module: WebAssembly.Module;
-  readonly exports: MatmulSimdExports;
   private top = 64; // byte 0.. kept unused so a pointer is never 0
   private readonly buffers = new WeakSet<ArrayBufferLike>();
   /**
@@ -25,10 +18,11 @@ export class WasmArena {
   private buf: ArrayBufferLike;
 
   constructor(maxBytes = 4 * 2 ** 30) {
-    this.memory = new WebAssembly.Memory({ initial: 1, maximum: Math.min(65536, Math.floor(maxBytes / PAGE)), shared: true });
-    this.module = new WebAssembly.Module(Buffer.from(MATMUL_SIMD_WASM_BASE64, 'base64'));
-    const inst = new WebAssembly.Instance(this.module, { env: { memory: this.memory } });
-    this.exports = inst.exports as unknown as MatmulSimdExports;
+    this.memory = new WebAssembly.Memory({
+      initial: 1,
+      maximum: Math.min(65536, Math.floor(maxBytes / PAGE)),
+      shared: true,
+    });
     this.buf = this.memory.buffer;
     this.buffers.add(this.buf);
   }
@@ -60,23 +54,5 @@ export class WasmArena {
 
   get bytesUsed(): number {
     return this.top;
-  }
-}
-
-/**
- * Drive the SIMD kernels over rows [m0, m1) in column panels of NC. Self-contained (shipped to the
- * worker as source). Row i is computed by block4 or row1 depending on where it falls, but both use
- * the same lane order, so results do not depend on the thread split.
- *   NC = 256: a 256 x K float32 panel of Bp is 128 KiB at K = 128, inside L2.
- */
-export function simdRows(
-  ex: MatmulSimdExports, c: number, a: number, b: number, bias: number, N: number, K: number, m0: number, m1: number, mode: number,
-): void {
-  const NC = 256;
-  for (let j0 = 0; j0 < N; j0 += NC) {
-    const j1 = Math.min(N, j0 + NC);
-    let i = m0;
-    for (; i + 4 <= m1; i += 4) ex.block4(c + i * N * 4, a + i * K * 4, b, bias, N, K, j0, j1, mode);
-    for (; i < m1; i++) ex.row1(c + i * N * 4, a + i * K * 4, b, bias, N, K, j0, j1, mode);
   }
 }
