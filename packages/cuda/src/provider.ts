@@ -27,7 +27,7 @@ export const provider: BackendProvider = {
   probe() {
     const s = cudaStatus();
     if (!s.available)
-      return Promise.resolve({ available: false, reason: `CUDA unavailable: ${s.reason}` });
+      return Promise.resolve({ available: false, reason: s.reason }); // already says what is missing
     const d = s.devices[0]!;
     return Promise.resolve({
       available: true,
