@@ -78,6 +78,10 @@ async function conformance(args: string[]): Promise<number> {
     seed,
     ...(filter ? { filter } : {}),
     onCase: (r) => {
+      // one line per case as it finishes, so a run cut off by a time limit still says what passed
+      console.log(
+        `case ${r.status} ${r.case.id} ${Number.isFinite(r.maxRatio) ? r.maxRatio.toFixed(2) : r.maxRatio}`,
+      );
       if (!r.pass) console.log(formatCaseResult(r));
     },
   });

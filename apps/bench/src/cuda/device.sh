@@ -94,6 +94,9 @@ fi
 echo "==== summary"
 cat $W/gpu.txt
 grep -H "^conformance" $W/conf-*.log | sed "s|^$W/||"
+for f in $W/conf-*.log; do  # per-case lines (also from processes cut off by CONF_TIMEOUT)
+  echo "$(basename $f .log): $(grep -c '^case pass' $f) pass, $(grep -c '^case fail' $f) fail, $(grep -c '^case skip' $f) skip, $(grep '^rc=' $f)"
+done
 grep -h -E "^fail|Error|rc=[^0]" $W/conf-*.log | head -20
 grep -h -E "cases done|ERROR SUMMARY|RACECHECK SUMMARY|rc=" $W/memcheck*.log $W/racecheck.log 2>/dev/null
 grep -h -E "BAD|failed" $W/memcheck*.log | head
