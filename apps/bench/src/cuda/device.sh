@@ -45,6 +45,7 @@ strided_bench() {
       });
       console.log(k(p).padEnd(34) + "flash " + p.fwdTflops.toFixed(0) + " | " + p.bwdTflops.toFixed(0) + " | " + p.fwdbwdTflops.toFixed(0) + "\n    " + cells.join("\n    "));
     }' $OUT > $OUT/strided-table.txt 2>&1
+  cat $OUT/strided-table.txt
 }
 
 if [ "$MODE" != bench ]; then
@@ -65,14 +66,15 @@ if [ "$MODE" != bench ]; then
   }
   export -f run_conf; export BUN W
   xargs -P 32 -L 1 bash -c 'run_conf $0 $1 $2' < $W/conf-jobs.txt
-  timeout 40 node $BUN/device-run.mjs conformance --matrix smoke --deterministic > $W/conf-det.log 2>&1
-  timeout 40 node $BUN/device-run.mjs conformance --matrix smoke --deterministic --device packed8 > $W/conf-det-packed8.log 2>&1
-  stamp "conformance done"
+  timeout ${DET_TIMEOUT:-40} node $BUN/device-run.mjs conformance --matrix smoke --deterministic > $W/conf-det.log 2>&1
+  timeout ${DET_TIMEOUT:-40} node $BUN/device-run.mjs conformance --matrix smoke --deterministic --device packed8 > $W/conf-det-packed8.log 2>&1
+  stamp "conformance done: $(cat $W/conf-*.log | grep -c '^case pass') case runs passed, $(cat $W/conf-*.log | grep -c '^case fail') failed"
   [ "$MODE" = strided ] && strided_bench
   # 2. compute-sanitizer memcheck: the host case set and the small strided device cases.
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs sanitize-device > $W/memcheck-device.log 2>&1
+  timeout ${MEMCHECK_TIMEOUT:-150} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs sanitize-device > $W/memcheck-device.log 2>&1
   echo "memcheck-device rc=$?" >> $W/memcheck-device.log
-  timeout 150 compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs sanitize > $W/memcheck.log 2>&1
+  stamp "memcheck (strided device cases) done: $(grep -h -E 'ERROR SUMMARY|cases done|rc=' $W/memcheck-device.log | tr '\n' ' ')"
+  timeout ${MEMCHECK_TIMEOUT:-150} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs sanitize > $W/memcheck.log 2>&1
   echo "memcheck rc=$?" >> $W/memcheck.log
   if [ "$MODE" = full ]; then
     timeout 300 compute-sanitizer --tool racecheck --racecheck-report hazard --error-exitcode 9 node $BUN/device-run.mjs sanitize --dtypes float16 > $W/racecheck.log 2>&1
