@@ -178,12 +178,14 @@ async function attention(): Promise<void> {
           'fwd',
           () => a23.run({ q: t4(bhnd.q), k: t4(bhnd.k), v: t4(bhnd.v) }),
         ]);
-        const plainBwd = await session(plainBackwardModel(d), threads);
-        impls.push([
-          'plain',
-          'bwd',
-          () => plainBwd.run({ q: t4(bhnd.q), k: t4(bhnd.k), v: t4(bhnd.v), dout: t4(bhnd.dout) }),
-        ]);
+        const plainBwd = g.bwd ? await session(plainBackwardModel(d), threads) : null;
+        if (plainBwd)
+          impls.push([
+            'plain',
+            'bwd',
+            () =>
+              plainBwd.run({ q: t4(bhnd.q), k: t4(bhnd.k), v: t4(bhnd.v), dout: t4(bhnd.dout) }),
+          ]);
 
         // Warm up each once, and check ours against MHA's output.
         for (const [, , f] of impls) await f();
