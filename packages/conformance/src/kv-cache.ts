@@ -237,7 +237,7 @@ const kv = (
 ): KvCacheScenario => ({
   dtype: 'float32',
   ...s,
-  id: `kv ${name} B${s.B} q${s.Nq} h${s.Hq}/${s.Hk} d${s.D} lens[${s.lens.join(',')}] +${s.Nnew} ${s.pageSize ? `page${s.pageSize}` : 'contiguous'}${s.batchIdx ? ' batch-idx' : ''}${s.opts.causal ? ' causal' : ''}${s.opts.windowSize ? ` window${s.opts.windowSize.join(':')}` : ''}${s.opts.numSplits !== undefined ? ` splits${s.opts.numSplits}` : ''}`,
+  id: `kv ${name} B${s.B} q${s.Nq} h${s.Hq}/${s.Hk} d${s.D} lens[${s.lens.join(',')}] +${s.Nnew} ${s.pageSize ? `page${s.pageSize}` : 'contiguous'}${s.batchIdx ? ' batch-idx' : ''}${s.opts.causal ? ' causal' : ''}${s.opts.windowSize ? ` window${s.opts.windowSize.join(':')}` : ''}${s.opts.numSplits !== undefined ? ` splits${s.opts.numSplits}` : ''}${s.opts.softmaxScale !== undefined ? ` scale${s.opts.softmaxScale}` : ''}`,
 });
 
 /**
@@ -306,6 +306,20 @@ export const KV_CACHE_SCENARIOS: readonly KvCacheScenario[] = [
       opts: { causal: true, windowSize: [9, 0] },
     },
     'decode-window',
+  ),
+  kv(
+    {
+      B: 2,
+      Nq: 2,
+      Hq: 4,
+      Hk: 2,
+      D: 16,
+      lens: [11, 4],
+      Nnew: 2,
+      pageSize: 4,
+      opts: { causal: true, softmaxScale: 0.6 },
+    },
+    'softmax-scale',
   ),
   // every sequence the same length in a plain contiguous cache: a backend may run this as ordinary
   // strided attention over the cache view (the CPU does); decode and chunked prefill

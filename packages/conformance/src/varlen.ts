@@ -64,11 +64,22 @@ const vl = (
 ): VarlenScenario => ({
   dtype: 'float32',
   ...s,
-  id: `varlen ${name} q[${s.lensQ.join(',')}] k[${s.lensK.join(',')}] h${s.Hq}/${s.Hk} d${s.D}${s.opts.causal ? ' causal' : ''}${s.opts.windowSize ? ` window${s.opts.windowSize.join(':')}` : ''}`,
+  id: `varlen ${name} q[${s.lensQ.join(',')}] k[${s.lensK.join(',')}] h${s.Hq}/${s.Hk} d${s.D}${s.opts.causal ? ' causal' : ''}${s.opts.windowSize ? ` window${s.opts.windowSize.join(':')}` : ''}${s.opts.softmaxScale !== undefined ? ` scale${s.opts.softmaxScale}` : ''}`,
 });
 
 /** Ragged self-attention and cross-attention batches, lengths 0 and 1, GQA, causal and windows. */
 export const VARLEN_SCENARIOS: readonly VarlenScenario[] = [
+  vl(
+    {
+      lensQ: [4, 9],
+      lensK: [4, 9],
+      Hq: 2,
+      Hk: 2,
+      D: 8,
+      opts: { causal: true, softmaxScale: 0.2 },
+    },
+    'self-softmax-scale',
+  ),
   vl(
     {
       lensQ: [5, 0, 1, 17, 3],
