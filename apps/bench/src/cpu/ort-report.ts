@@ -20,7 +20,8 @@ interface Row {
   impl: string;
   pass: 'fwd' | 'bwd';
   ms: number;
-  cpuMs: number;
+  /** absent in rows recovered from a run's log (attention-vs-ort prints wall times only) */
+  cpuMs?: number;
   gflops: number;
   load: number;
 }
@@ -52,11 +53,11 @@ for (const rows of groups.values()) {
   const o = get('ours', 'fwd')!;
   const peers = ['mha', 'plain', 'attn23'].map((i) => get(i, 'fwd')!).filter(Boolean);
   const best = Math.min(...peers.map((p) => p.ms));
-  const bestCpu = Math.min(...peers.map((p) => p.cpuMs));
+  const bestCpu = Math.min(...peers.map((p) => p.cpuMs ?? NaN));
   const ob = get('ours', 'bwd');
   const pb = get('plain', 'bwd');
   console.log(
-    `| ${o.B} | ${o.D} | ${o.N} | ${o.causal ? 'causal' : 'full'} | ${o.threads} | ${f1(o.ms)} (${f1(o.gflops)}) | ${f1(get('mha', 'fwd')?.ms)} | ${f1(get('plain', 'fwd')?.ms)} | ${f1(get('attn23', 'fwd')?.ms)} | ${f2(get('mha', 'fwd')!.ms / o.ms)} | ${f2(best / o.ms)} | ${f2(bestCpu / o.cpuMs)} | ${ob ? `${f1(ob.ms)} (${f1(ob.gflops)})` : '-'} | ${f1(pb?.ms)} | ${ob && pb ? f2(pb.ms / ob.ms) : '-'} | ${f1(o.load)} |`,
+    `| ${o.B} | ${o.D} | ${o.N} | ${o.causal ? 'causal' : 'full'} | ${o.threads} | ${f1(o.ms)} (${f1(o.gflops)}) | ${f1(get('mha', 'fwd')?.ms)} | ${f1(get('plain', 'fwd')?.ms)} | ${f1(get('attn23', 'fwd')?.ms)} | ${f2(get('mha', 'fwd')!.ms / o.ms)} | ${f2(best / o.ms)} | ${o.cpuMs === undefined ? '-' : f2(bestCpu / o.cpuMs)} | ${ob ? `${f1(ob.ms)} (${f1(ob.gflops)})` : '-'} | ${f1(pb?.ms)} | ${ob && pb ? f2(pb.ms / ob.ms) : '-'} | ${f1(o.load)} |`,
   );
 }
 
