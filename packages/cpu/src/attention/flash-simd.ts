@@ -18,8 +18,10 @@
  * Q, dO in (rows, Dp), Q^T and dO^T in (Dp, Br) blocks, lse and D = rowsum(dO * O) padded to NqPad.
  * These are O(N D) per head, linear in N like the inputs (no N x N buffer anywhere).
  *
- * Tile sizes: Br = Bc = 64 and the 4 x 8 register tile of `gemm`:
- * (measurements in BENCHMARKS.md's CPU section).
+ * Tile sizes: Br = Bc = 64 (S_ij is 16 KiB, Q_i and acc 16 KiB each at D = 64: the working set of a
+ * unit stays in L1/L2), not swept yet; the register tile of `gemm` is 6 x 8 with FMA, 4 x 8 without
+ * (wasm/flash-simd.mjs has the measurement). Profile at N = 1024, D = 64, one thread (2026-12-07): the
+ * gemm tiles ~55% of the forward, softmaxRows ~19%, this driver's JS ~15%.
  *
  * `flashUnits` is shipped to the workers as source (Function.prototype.toString), so it is
  * self-contained: no imports, no closures over module scope.
