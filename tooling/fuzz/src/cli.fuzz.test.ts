@@ -98,7 +98,7 @@ describe(`gpt2-train CLI fuzz (seed ${SEED})`, () => {
     });
     // Plus values that only the run can judge: --seq past the model's positions.
     const runBad = fc.integer({ min: 1025, max: 10 ** 7 }).map((s) => ['--seq', String(s)]);
-    const n = await fuzz('cli process', fc.oneof(bad, runBad), 12, (a) => {
+    const n = await fuzz('cli process', fc.oneof(bad, runBad), 8, (a) => {
       const cwd = mkdtempSync(join(root, 'run-'));
       const r = spawnSync(process.execPath, [main, ...a, '--out', join(cwd, 'out')], {
         cwd,
