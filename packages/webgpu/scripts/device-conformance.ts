@@ -19,6 +19,7 @@ import {
   DEVICE_LAYOUTS,
   formatCaseResult,
   runConformance,
+  runNonFiniteChecks,
   type ConformanceCase,
   type DeviceLayout,
 } from '@flashattn/conformance';
@@ -80,6 +81,12 @@ async function main(): Promise<void> {
       if (r.status !== 'pass' && ++fails <= 5) console.log(formatCaseResult(r));
     },
   });
+  // NaN / Infinity propagation (conformance's nonfinite scenarios), in the d32 process of each layout
+  const nonFinite =
+    !filter || filter.includes('d32')
+      ? await runNonFiniteChecks(target, { seed: Number(seedArg) })
+      : [];
+  for (const r of nonFinite) if (r.status !== 'pass') console.log(r.message);
   const summary = {
     backend: be.name,
     layout,
@@ -95,10 +102,15 @@ async function main(): Promise<void> {
     skipped: report.skipped,
     seconds: report.timeMs / 1000,
     failedIds: report.results.filter((r) => r.status === 'fail').map((r) => r.case.id),
+    nonFinite: {
+      passed: nonFinite.filter((r) => r.status === 'pass').length,
+      of: nonFinite.length,
+    },
   };
   console.log(
     `conformance [${layout}]${filter ? ` [${filter.trim()}]` : ''} on ${be.name}: ${report.passed}/${cases.length} passed, ` +
-      `${report.failed} failed, ${report.skipped} skipped (${summary.seconds.toFixed(0)} s)`,
+      `${report.failed} failed, ${report.skipped} skipped (${summary.seconds.toFixed(0)} s)` +
+      (nonFinite.length ? `; nonfinite ${summary.nonFinite.passed}/${nonFinite.length}` : ''),
   );
   be.dispose();
   writeFileSync(outPath, JSON.stringify(summary, null, 1));

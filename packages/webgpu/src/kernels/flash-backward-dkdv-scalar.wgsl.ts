@@ -170,7 +170,7 @@ ${unroll(TN, (c) => {
   for (let r = 0; r < TM; r++) {
     code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
           let vis = j >= lo && j < hi;
-          let pr = select(0.0, exp2(min(s[${r * TN + c}] * scale2 - l2, 0.0)), vis);
+          let pr = select(0.0, probability(s[${r * TN + c}] * scale2 - l2), vis);
           sm[${P1}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr;
           sm[${P2}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr * (dp[${r * TN + c}] - Dc); }\n`;
   }

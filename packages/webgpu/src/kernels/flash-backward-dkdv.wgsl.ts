@@ -203,7 +203,7 @@ ${unroll(TN, (c) => {
   for (let r = 0; r < TM; r++) {
     code += `        { let j = i32(j0 + ty * ${TM}u + ${r}u);
           let vis = j >= lo && j < hi;
-          let pr = select(0.0, exp2(min(s[${sIdx(r, c)}] * scale2 - l2, 0.0)), vis);
+          let pr = select(0.0, probability(s[${sIdx(r, c)}] * scale2 - l2), vis);
           s[${sIdx(r, c)}] = pr;
           dp[${sIdx(r, c)}] = pr * (dp[${sIdx(r, c)}] - Dc); }\n`;
   }

@@ -157,7 +157,7 @@ ${unroll(TM, (r) =>
     TN,
     (c) => `    { let j = i32(j0 + ${c * GX}u + tx);
       let vis = j >= lo[${r}] && j < hi[${r}];
-      let pr = select(0.0, exp2(min(s[${r * TN + c}] * scale2 - lse2[${r}], 0.0)), vis);
+      let pr = select(0.0, probability(s[${r * TN + c}] * scale2 - lse2[${r}]), vis);
       sm[${POFF}u + (${c * GX}u + tx) * ${SR}u + ty * ${TM}u + ${r}u] = pr * (dp[${r * TN + c}] - Di[${r}]); }\n`,
   ),
 )}    workgroupBarrier();

@@ -175,7 +175,7 @@ ${unroll(TM, (r) =>
     TN,
     (c) => `    { let j = i32(j0 + ${c * GX}u + tx);
       let vis = j >= lo[${r}] && j < hi[${r}];
-      let pr = select(0.0, exp2(min(s[${sIdx(r, c)}] * scale2 - lse2[${r}], 0.0)), vis);
+      let pr = select(0.0, probability(s[${sIdx(r, c)}] * scale2 - lse2[${r}]), vis);
       s[${sIdx(r, c)}] = pr * (dp[${sIdx(r, c)}] - Di[${r}]); }\n`,
   ),
 )}    // dS^T (BC, SR): key c*GX + tx, rows ty*TM .. +TM-1 as vec4s

@@ -329,7 +329,7 @@ ${unroll(GX / 4, (g) => `      mx4 = max(mx4, sm[(${ROFF}u + (ty * ${TM}u + ${r}
   for (let c = 0; c < TN; c++) {
     // masked entries hold NEG, so s - mx <= NEG + |mx| and exp2 underflows to 0 unless mx is NEG too
     code += `      { let x = s[${sIdx(r, c)}];
-        let pr = select(0.0, exp2(x - mx), x > ${NEG});
+        let pr = select(select(exp2(x - mx), 0.0, x <= ${NEG}), x, isNan(x)); // a NaN score gives P = NaN
         rowsum += pr;
         s[${sIdx(r, c)}] = pr; }\n`;
   }
@@ -373,9 +373,9 @@ ${unroll(TM, (r) => {
     var l4 = vec4<f32>();
 ${unroll(GX / 4, (g) => `    l4 += sm[(${ROFF}u + (ty * ${TM}u + ${r}u) * ${GX}u) / 4u + ${g}u];\n`)}    let l = (l4.x + l4.y) + (l4.z + l4.w);
     if (i < p.Nq) {
-      let inv = select(0.0, 1.0 / l, l > 0.0);
+      let inv = select(1.0 / l, 0.0, l <= 0.0); // l = NaN (a NaN score) propagates
 ${unroll(TD, (c) => `      if (${c * GX}u + tx < D) { o[oBase + i * ${viewRow('o')} + ${c * GX}u + tx] = acc[${r * TD + c}] * inv; }\n`)}      if (tx == 0u) {
-        lse[p.lseOff + (b * p.Hq + h) * p.Nq + i] = select(p.ninf, (m_i[${r}] + log2(l)) * ${LN2}, l > 0.0);
+        lse[p.lseOff + (b * p.Hq + h) * p.Nq + i] = select(select((m_i[${r}] + log2(l)) * ${LN2}, p.ninf, l <= 0.0), acc[${r * TD}], isNan(acc[${r * TD}]));
       }
     }
   }

@@ -71,17 +71,30 @@ fn keyHi(i: i32) -> i32 {
   if (p.wr < 0) { return i32(p.Nk); }
   return min(i32(p.Nk), i + i32(p.Nk) - i32(p.Nq) + p.wr + 1);
 }
+// NaN test on the bits (a float compare may be folded where the compiler assumes no NaN). A row that saw
+// a NaN score has a NaN accumulator (NaN * v is NaN for every v), but its row sum and max need not be NaN
+// (max may drop a NaN operand; SwiftShader gave lse = +Infinity), so the forward stores lse = NaN for
+// rows whose first accumulator column is NaN
+fn isNan(x: f32) -> bool {
+  return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
 `;
 
 /**
  * lse as the backward reads it, in log2 units: a fully masked row's -Infinity becomes the finite NEG
  * (its scores are all masked, so P = 0 either way; WGSL implementations may assume no infinities in
- * arithmetic, so -Infinity is only stored and compared, never computed with).
+ * arithmetic, so -Infinity is only stored and compared, never computed with). A NaN lse (a row that saw
+ * a NaN score) stays NaN, so its P and the gradients it feeds are NaN as in exact arithmetic.
  */
 export const LSE_READ_WGSL = /* wgsl */ `
 fn lse2At(i: u32) -> f32 {
   let x = lse[p.lseOff + i];
-  return select(-1.0e30, x * ${'1.4426950408889634'}, x > -1.0e30);
+  return select(x * ${'1.4426950408889634'}, -1.0e30, x <= -1.0e30); // NaN stays NaN
+}
+// P = exp2(min(t, 0)) for t = s * scale * log2(e) - lse2, with a NaN t giving P = NaN (WGSL's min may
+// return either operand of a NaN, and SwiftShader's exp2(NaN) is +Infinity)
+fn probability(t: f32) -> f32 {
+  return select(exp2(select(t, 0.0, t > 0.0)), t, isNan(t));
 }
 `;
 
