@@ -10,7 +10,7 @@
  * mask) and 2.5x that per backward, whatever an implementation actually does.
  *
  * Run (repo root, after `npx -y pnpm@10.34.8 --filter @flashattn/bench... build`):
- *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick] [--json FILE]
+ *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick | --long] [--json FILE]
  *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
  *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
  */
@@ -30,12 +30,13 @@ import {
   type AttnDims,
 } from './onnx-model.js';
 
-const USAGE = `usage: attention-vs-ort.js attention [--quick] [--json FILE] | memory | matmul [--json FILE]`;
+const USAGE = `usage: attention-vs-ort.js attention [--quick | --long] [--json FILE] | memory | matmul [--json FILE]`;
 const [mode, ...rest] = process.argv.slice(2);
 const flags = new Map<string, string | true>();
 for (let i = 0; i < rest.length; i++) {
   const a = rest[i]!;
   if (a === '--quick') flags.set('quick', true);
+  else if (a === '--long') flags.set('long', true);
   else if (a === '--json' && rest[i + 1] !== undefined) flags.set('json', rest[++i]!);
   else if (mode === 'mem-child') flags.set(`arg${i}`, a);
   else {
@@ -134,12 +135,17 @@ async function attention(): Promise<void> {
   const grid: Array<{ B: number; D: number; N: number; threads: number[]; bwd: boolean }> = [];
   const add = (B: number, D: number, N: number, threads: number[], bwd = true) =>
     grid.push({ B, D, N, threads, bwd });
-  for (const D of [64, 128]) {
-    for (const N of quick ? [256, 1024] : [256, 1024]) add(1, D, N, threadList);
-    if (!quick) add(1, D, 4096, D === 64 ? threadList : [all]);
-    if (!quick && D === 64) add(1, D, 8192, [all], false);
-    for (const N of quick ? [256] : [256, 1024]) add(4, D, N, [all]);
-  }
+  if (flags.has('long')) {
+    // Only the long rows (D = 64): N = 4096 on 1 and all threads, N = 8192 forward on all threads.
+    add(1, 64, 4096, threadList);
+    add(1, 64, 8192, [all], false);
+  } else
+    for (const D of [64, 128]) {
+      for (const N of quick ? [256, 1024] : [256, 1024]) add(1, D, N, threadList);
+      if (!quick) add(1, D, 4096, D === 64 ? threadList : [all]);
+      if (!quick && D === 64) add(1, D, 8192, [all], false);
+      for (const N of quick ? [256] : [256, 1024]) add(4, D, N, [all]);
+    }
   const rows: Row[] = [];
   const H = 8;
   for (const g of grid) {
