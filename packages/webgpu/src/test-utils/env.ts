@@ -3,7 +3,7 @@
  * for when a missing adapter is a failure (CI or FLASHATTN_REQUIRE_WEBGPU=1) rather than a skip.
  */
 import { existsSync } from 'node:fs';
-import { createWebGPUBackend } from '../index.js';
+import { provider } from '../provider.js';
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
@@ -31,10 +31,12 @@ const PROBE_MS = 120_000;
  * 2-core machine) becomes a reason instead of a hung run.
  */
 export async function probeAdapter(): Promise<string | undefined> {
+  // The provider's probe: it names what is missing (the Vulkan loader, a driver, or an adapter) and the
+  // command that installs it, and it is bounded the same way.
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    const be = await Promise.race([
-      createWebGPUBackend(),
+    const r = await Promise.race([
+      provider.probe({ requested: true }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new Error(`adapter probe did not finish in ${PROBE_MS / 1000} s`)),
@@ -42,8 +44,7 @@ export async function probeAdapter(): Promise<string | undefined> {
         );
       }),
     ]);
-    be.dispose();
-    return undefined;
+    return r.available ? undefined : r.reason;
   } catch (e) {
     return e instanceof Error ? e.message : String(e);
   } finally {
