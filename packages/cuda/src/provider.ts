@@ -26,8 +26,7 @@ export const provider: BackendProvider = {
   priority: 20,
   probe() {
     const s = cudaStatus();
-    if (!s.available)
-      return Promise.resolve({ available: false, reason: s.reason }); // already says what is missing
+    if (!s.available) return Promise.resolve({ available: false, reason: s.reason }); // already says what is missing
     const d = s.devices[0]!;
     return Promise.resolve({
       available: true,
