@@ -1,12 +1,17 @@
 // gpt2-generate: flags against the schema, and a run end to end on a checkpoint written here (ids in,
 // ids streamed out; with and without the KV cache the greedy ids agree).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CpuOps } from '@flashattn/cpu';
-import { GPT2, saveCheckpoint } from '@flashattn/transformer';
+import { GPT2, encodeSafetensors, saveCheckpoint } from '@flashattn/transformer';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GenerateUsageError, parseGenerateArgs, runGenerate } from './generate.js';
+import {
+  GenerateUsageError,
+  checkpointConfig,
+  parseGenerateArgs,
+  runGenerate,
+} from './generate.js';
 
 describe('gpt2-generate', () => {
   const dir = mkdtempSync(join(tmpdir(), 'gpt2-generate-'));
@@ -67,5 +72,55 @@ describe('gpt2-generate', () => {
     expect(cached.ids).toHaveLength(20);
     expect(cached.ids).toEqual(uncached.ids);
     expect(cached.text).toBe(`3,1,4,${cached.ids.join(',')}\n`);
+  });
+
+  it('reads a Hugging Face layout: model.safetensors (transformer. names) with config.json beside it', async () => {
+    const ops = new CpuOps({ threads: 1 });
+    const config = { vocabSize: 30, maxSeqLen: 12, nLayer: 1, nHead: 2, nEmbd: 8 };
+    const model = new GPT2({ config, ops, seed: 4 });
+    const params = (await model.getParams()) as Float32Array;
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const s of model.specs)
+      tensors.set(`transformer.${s.name}`, {
+        shape: s.shape,
+        data: params.slice(s.offset, s.offset + s.size),
+      });
+    await ops.dispose();
+    const hf = join(dir, 'hf');
+    mkdirSync(hf);
+    writeFileSync(join(hf, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
+    writeFileSync(
+      join(hf, 'config.json'),
+      JSON.stringify({
+        model_type: 'gpt2',
+        vocab_size: 30,
+        n_positions: 12,
+        n_layer: 1,
+        n_head: 2,
+        n_embd: 8,
+        activation_function: 'gelu_new',
+        layer_norm_epsilon: 1e-5,
+      }),
+    );
+    expect(checkpointConfig(join(hf, 'model.safetensors'))).toEqual(config);
+    let text = '';
+    const ids = await runGenerate(
+      parseGenerateArgs([
+        '--checkpoint',
+        join(hf, 'model.safetensors'),
+        '--prompt-ids',
+        '7',
+        '--max-new-tokens',
+        '5',
+        '--top-p',
+        '0.9',
+        '--threads',
+        '1',
+      ]),
+      { write: (s: string) => (text += s) },
+    );
+    expect(ids).toHaveLength(5);
+    expect(ids.every((t) => t >= 0 && t < 30)).toBe(true);
+    expect(text).toBe(`7,${ids.join(',')}\n`);
   });
 });
