@@ -7,6 +7,9 @@
  *    on each packed sequence's rows.
  * They take the contracts' own arguments over host typed arrays (a `StridedView<HostFloat>`), so a test
  * hands the same views to a backend and to its oracle. They never mutate their inputs.
+ * The attended values are read as float32 (attentionReference64 takes float32 tensors): exact for
+ * float32 and 16-bit storage; a Float64Array holding values outside float32 is rounded first (for an
+ * exact float64 twin, run kv-cache-kernels.ts with 'float64' precision, as kv-cache.test.ts does).
  */
 import { attentionReference64, attentionReferenceBackward64 } from './reference.js';
 import { tensor, zeros, type Tensor } from './tensor.js';
