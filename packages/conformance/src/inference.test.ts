@@ -1,7 +1,7 @@
 // The inference scenarios (kv-cache.ts, varlen.ts) on a correct host implementation (core's kernels on
 // one thread) - the control - and on deliberately broken ones, each of which must fail the scenarios it
 // touches with a message naming the seed and the scenario.
-import { freshSeed } from '@flashattn/core';
+import { createReferenceOps, freshSeed } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
 import { describeInferenceConformance } from './inference-vitest.js';
 import {
@@ -16,6 +16,7 @@ import { VARLEN_SCENARIOS, runVarlenRejections, runVarlenScenario } from './varl
 import { hostInferenceDevice, type InferenceFault } from './test-utils/host-inference.js';
 
 describeInferenceConformance('host (core kernels, control)', () => hostInferenceDevice());
+describeInferenceConformance('reference ops (float64 compute)', () => createReferenceOps());
 
 const f32 = <T extends { dtype: string }>(xs: readonly T[]) =>
   xs.filter((s) => s.dtype === 'float32');

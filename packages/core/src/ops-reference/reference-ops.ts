@@ -26,6 +26,7 @@ import type { AdamWStep, BufferDType, HostArray, MatmulOptions, Ops } from '../c
 import { AttentionInputError, FlashAttnError, OpsInputError } from '../errors.js';
 import type { AttentionOptions } from '../options.js';
 import { validateOptions } from '../validate.js';
+import type { DeviceKvCacheAttention, DeviceVarlenAttention } from '../contracts/kv-cache.js';
 import { adamwRef } from './adamw.js';
 import {
   attentionBackwardRef,
@@ -48,6 +49,7 @@ import {
   type Slot,
 } from './buffer.js';
 import { softmaxCrossEntropyRef } from './cross-entropy.js';
+import { referenceInference } from './inference.js';
 import { addRef, scaleRef, sumRef, sumSquaresRef } from './elementwise.js';
 import { embeddingBackwardRef, embeddingForwardRef } from './embedding.js';
 import { geluBackwardRef, geluForwardRef } from './gelu.js';
@@ -57,7 +59,9 @@ import { biasBackwardRef, matmulRef } from './matmul.js';
 export { ReferenceBuffer } from './buffer.js';
 
 /** The reference ops: `Ops<ReferenceBuffer>` (which includes `DeviceMemory` and `DeviceAttention`). */
-export type ReferenceOps = Ops<ReferenceBuffer>;
+export type ReferenceOps = Ops<ReferenceBuffer> &
+  DeviceKvCacheAttention<ReferenceBuffer> &
+  DeviceVarlenAttention<ReferenceBuffer>;
 
 const ATTENTION_CAPABILITIES: BackendCapabilities = {
   dtypes: ['float32'],
@@ -125,6 +129,7 @@ export function createReferenceOps(): ReferenceOps {
     if (disposed) throw new FlashAttnError('reference ops: used after dispose()');
   };
 
+  const inference = referenceInference();
   const ops: ReferenceOps = {
     name: 'reference (float64 compute)',
     dtypes: REFERENCE_DTYPES,
@@ -477,6 +482,25 @@ export function createReferenceOps(): ReferenceOps {
       scatterStrided(dq.slot.storage.data, dq.layout, g.dq, storeRound(dq.slot));
       scatterStrided(dk.slot.storage.data, dk.layout, g.dk, storeRound(dk.slot));
       scatterStrided(dv.slot.storage.data, dv.layout, g.dv, storeRound(dv.slot));
+    },
+
+    // ---- inference attention (KV cache, combine, varlen): ./inference.ts
+    kvCacheCapabilities: inference.kvCacheCapabilities,
+    attentionWithKvCache(a, opts) {
+      live();
+      return inference.attentionWithKvCache(a, opts);
+    },
+    attentionCombine(a) {
+      live();
+      return inference.attentionCombine(a);
+    },
+    varlenAttentionForward(a, opts) {
+      live();
+      return inference.varlenAttentionForward(a, opts);
+    },
+    varlenAttentionBackward(a, opts) {
+      live();
+      return inference.varlenAttentionBackward(a, opts);
     },
 
     dispose() {
