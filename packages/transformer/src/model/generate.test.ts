@@ -3,7 +3,7 @@
 // float64, 1e-9 relative to the logits' scale), and greedy generation with the cache equals greedy
 // generation without it token for token, including across the window (re-prefill).
 import { CpuOps } from '@flashattn/cpu';
-import { createRng, freshSeed } from '@flashattn/core';
+import { createReferenceOps, createRng, freshSeed } from '@flashattn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GPT2Config } from '../config.js';
 import { generate } from './generate.js';
@@ -81,4 +81,33 @@ describe('GPT-2 with a KV cache', () => {
       expect(streamed).toEqual(withCache);
     });
   }
+
+  it(`on another backend (core's float64 reference ops): the cached forward gives forward()'s logits (seed=${seed})`, async () => {
+    const ref = createReferenceOps();
+    const small = { vocabSize: 16, maxSeqLen: 8, nLayer: 1, nHead: 2, nEmbd: 8 };
+    const model = new GPT2({ config: small, ops: ref, paramDType: 'float64', seed });
+    const rng = createRng(seed);
+    const tokens = Int32Array.from({ length: 7 }, () => rng.int(small.vocabSize));
+    await model.forward(tokens, null, 1, 7);
+    const full = (await ref.download(model.logits)) as Float64Array; // (7, V)
+    const cache = model.createCache(1);
+    await model.forwardCached(tokens.subarray(0, 4), 1, 4, cache);
+    const head = (await ref.download(model.logits)) as Float64Array; // (4, V)
+    let err = 0;
+    let scale = 0;
+    head.forEach(
+      (x, i) => (
+        (err = Math.max(err, Math.abs(x - full[i]!))),
+        (scale = Math.max(scale, Math.abs(full[i]!)))
+      ),
+    );
+    for (let t = 4; t < 7; t++) {
+      await model.forwardCached(tokens.subarray(t, t + 1), 1, 1, cache);
+      const row = (await ref.download(model.logits)) as Float64Array; // (1, V)
+      row.forEach((x, j) => (err = Math.max(err, Math.abs(x - full[t * small.vocabSize + j]!))));
+    }
+    expect(scale).toBeGreaterThan(0);
+    expect(err).toBeLessThan(1e-9 * scale);
+    ref.dispose();
+  });
 });
