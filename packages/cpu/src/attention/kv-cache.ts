@@ -264,8 +264,8 @@ export class CpuInferenceAttention {
     const Lk = p.seqlensK[0]!;
     const uniform = p.seqlensK.every((x) => x === Lk);
     // Query rows per kv head >= 16 (prefill): the dense path's K/V packing pays off. Decoding stays on
-    // the decode kernel: 1.2-4.9 ms against 3.3-10 ms for the dense path at Nq = 1, H = 6, D = 64,
-    // 512 keys (2 / 1 threads, this repo's 2-core dev machine, 2026-12-07; apps/bench generate-kv).
+    // the decode kernel: 0.9 / 2.3 ms a call (one split, 2 / 1 threads) against 3.3 / 10 ms for the
+    // dense path at Nq = 1, H = 6, D = 64, 512 keys (2-core dev machine, 2026-12-07).
     const rows = p.Nq * (p.Hq / p.Hk);
     if (this.dense && rows >= 16 && S === 1 && !p.paged && !a.cacheBatchIdx && uniform && Lk > 0) {
       const view = (c: StridedView<CpuBuffer>): StridedView<CpuBuffer> => ({
