@@ -101,6 +101,60 @@ describe('the device adapter can fail', () => {
     }
   });
 
+  it('align: every offset and stride of the padded and packed layouts is a multiple of it, and the suite still judges', async () => {
+    const seed = freshSeed();
+    const seen: number[] = [];
+    const inner = createReferenceOps();
+    const recording = {
+      ...inner,
+      dtypes: inner.dtypes,
+      attentionCapabilities: inner.attentionCapabilities,
+      alloc: inner.alloc.bind(inner),
+      view: inner.view.bind(inner),
+      lengthOf: inner.lengthOf.bind(inner),
+      dtypeOf: inner.dtypeOf.bind(inner),
+      zero: inner.zero.bind(inner),
+      upload: inner.upload.bind(inner),
+      download: inner.download.bind(inner),
+      copy: inner.copy.bind(inner),
+      free: inner.free.bind(inner),
+      attentionForward(
+        a: Parameters<typeof inner.attentionForward>[0],
+        o?: Parameters<typeof inner.attentionForward>[1],
+      ) {
+        // Views of head dims a multiple of 8 (the shapes an aligned kernel reads in place) must be aligned.
+        if (a.q.shape[3] % 8 === 0)
+          for (const v of [a.q, a.k, a.v, a.out])
+            seen.push(v.offset, v.strides[0], v.strides[1], v.strides[2]);
+        return inner.attentionForward(a, o);
+      },
+      attentionBackward: inner.attentionBackward.bind(inner),
+    };
+    for (const layout of ['padded', 'packed'] as const) {
+      const report = await runConformance(deviceAttentionBackend(recording, { layout, align: 8 }), {
+        cases,
+        seed,
+      });
+      expect(report.failed, report.results.map((r) => r.message).join('\n')).toBe(0);
+      const strided = deviceAttentionBackend(ignoresStrides(createReferenceOps()), {
+        layout,
+        align: 8,
+      });
+      expect(
+        (await runConformance(strided, { cases, seed, backward: false })).failed,
+        `seed ${seed}`,
+      ).toBe(cases.length);
+    }
+    expect(seen.length).toBeGreaterThan(0);
+    expect(
+      seen.every((x) => x % 8 === 0),
+      seen.join(','),
+    ).toBe(true);
+    expect(() => deviceAttentionBackend(inner, { align: 0 })).toThrow(
+      /align must be a positive integer/,
+    );
+  });
+
   it('rejects an unknown layout', () => {
     expect(() =>
       deviceAttentionBackend(createReferenceOps(), { layout: 'tiled' as never }),

@@ -49,6 +49,13 @@ export const DEVICE_LAYOUTS: readonly DeviceLayout[] = ['contiguous', 'padded', 
 export interface DeviceAttentionBackendOptions {
   /** How the tensors are laid out in device memory (default 'contiguous'). */
   layout?: DeviceLayout;
+  /**
+   * Round every padding gap and offset of the 'padded' and 'packed' layouts up to a multiple of this many
+   * elements (default 1: odd gaps, so no gap is a multiple of a vector width). A backend whose kernels read
+   * rows in place only when they are aligned (CUDA's cp.async needs 16-byte rows: align 8 for 16-bit
+   * dtypes) runs with align > 1 too, so the in-place strided path is what the suite checks.
+   */
+  align?: number;
   /** Backend name in reports (default `${dev.name ?? 'device'} [layout]`). */
   name?: string;
 }
@@ -99,32 +106,44 @@ interface Placed<Buf> {
   outputs: string[];
 }
 
+/** x rounded up to a multiple of a. */
+const roundUp = (x: number, a: number): number => Math.ceil(x / a) * a;
+
 /**
  * Where a (B, N, H, D) tensor goes in a padded layout: gaps of 1 element after each head row, 3 after
  * each sequence row, 5 after each batch, and 7 elements before the view (odd, so no gap is a multiple
- * of a vector width).
+ * of a vector width), each rounded up to a multiple of `align`.
  */
-function paddedGeometry(shape: Shape4): { strides: Strides4; extent: number } {
+function paddedGeometry(shape: Shape4, align: number): { strides: Strides4; extent: number } {
   const [B, N, H, D] = shape;
-  const sH = D + 1;
-  const sN = H * sH + 3;
-  const sB = N * sN + 5;
+  const sH = roundUp(D + 1, align);
+  const sN = roundUp(H * sH + 3, align);
+  const sB = roundUp(N * sN + 5, align);
   return { strides: [sB, sN, sH, 1], extent: B * sB };
 }
-const PAD_VIEW_OFFSET = 7; // offset inside the device view
-const PAD_BUFFER_OFFSET = 11; // offset of the device view inside its buffer
+const PAD_VIEW_OFFSET = 7; // offset inside the device view (rounded up to `align`)
+const PAD_BUFFER_OFFSET = 11; // offset of the device view inside its buffer (rounded up to `align`)
 
 export function deviceAttentionBackend<Buf>(
   dev: AttentionDevice<Buf>,
   opts: DeviceAttentionBackendOptions = {},
 ): AttentionBackend {
   const layout = opts.layout ?? 'contiguous';
+  const align = opts.align ?? 1;
+  if (!Number.isInteger(align) || align < 1) {
+    throw new RangeError(
+      `deviceAttentionBackend: align must be a positive integer, got ${String(align)}`,
+    );
+  }
+  const viewOffset = roundUp(PAD_VIEW_OFFSET, align);
+  const bufferOffset = roundUp(PAD_BUFFER_OFFSET, align);
   if (!DEVICE_LAYOUTS.includes(layout)) {
     throw new RangeError(
       `deviceAttentionBackend: layout must be one of ${DEVICE_LAYOUTS.join(', ')}, got '${String(layout)}'`,
     );
   }
-  const name = opts.name ?? `${dev.name ?? 'device'} [${layout}]`;
+  const name =
+    opts.name ?? `${dev.name ?? 'device'} [${layout}${align > 1 ? `, align ${align}` : ''}]`;
   const caps = dev.attentionCapabilities;
   const capabilities: BackendCapabilities = {
     dtypes: caps.dtypes.filter((d) => dev.dtypes.includes(d)),
@@ -146,10 +165,10 @@ export function deviceAttentionBackend<Buf>(
     if (packed) {
       // q, k, v (or dq, dk, dv) of one (B, N, 3, H, D) buffer.
       const [B, N, H, D] = tensors[names[0]!]!.shape;
-      base = layout === 'packed' ? PAD_BUFFER_OFFSET : 0;
-      const p = packedQkvViews(null, B, N, H, D, PAD_VIEW_OFFSET);
+      base = layout === 'packed' ? bufferOffset : 0;
+      const p = packedQkvViews(null, B, N, H, D, viewOffset);
       [views[names[0]!], views[names[1]!], views[names[2]!]] = [p.q, p.k, p.v];
-      length = PAD_VIEW_OFFSET + B * N * 3 * H * D;
+      length = viewOffset + B * N * 3 * H * D;
     } else if (layout === 'contiguous') {
       const shape = tensors[names[0]!]!.shape;
       const [, N, H, D] = shape;
@@ -157,10 +176,10 @@ export function deviceAttentionBackend<Buf>(
       length = shape.reduce((a, b) => a * b, 1);
     } else {
       const shape = tensors[names[0]!]!.shape;
-      const g = paddedGeometry(shape);
-      base = PAD_BUFFER_OFFSET;
-      views[names[0]!] = { offset: PAD_VIEW_OFFSET, shape, strides: g.strides };
-      length = PAD_VIEW_OFFSET + g.extent;
+      const g = paddedGeometry(shape, align);
+      base = bufferOffset;
+      views[names[0]!] = { offset: viewOffset, shape, strides: g.strides };
+      length = viewOffset + g.extent;
     }
     const host = nanFill(dtype, length);
     for (const n of names) {
@@ -219,7 +238,7 @@ export function deviceAttentionBackend<Buf>(
     lse: Float32Array | undefined,
     n: number,
   ): Promise<{ root: Buf; buf: Buf }> {
-    const base = layout === 'contiguous' ? 0 : PAD_BUFFER_OFFSET;
+    const base = layout === 'contiguous' ? 0 : bufferOffset;
     const root = dev.alloc(base + n + (base > 0 ? 3 : 0), 'float32');
     const buf = base > 0 || layout !== 'contiguous' ? dev.view(root, base, n) : root;
     await dev.upload(buf, lse ?? new Float32Array(n).fill(NaN));

@@ -139,6 +139,8 @@ export function describeConformance(
 export interface DescribeDeviceAttentionConformanceOptions extends DescribeConformanceOptions {
   /** Layouts to run (default all three: contiguous, padded, packed). */
   layouts?: readonly DeviceLayout[];
+  /** Gaps and offsets of the padded and packed layouts rounded up to this many elements (default 1). */
+  align?: number;
   /** Dispose the device after the last layout (default true; calls `dispose()` if it has one). */
   disposeDevice?: boolean;
 }
@@ -157,7 +159,7 @@ export function describeDeviceAttentionConformance<Buf>(
     | (AttentionDevice<Buf> & { dispose?(): void | Promise<void> }),
   opts: DescribeDeviceAttentionConformanceOptions = {},
 ): void {
-  const { layouts = DEVICE_LAYOUTS, disposeDevice = true, ...rest } = opts;
+  const { layouts = DEVICE_LAYOUTS, disposeDevice = true, align, ...rest } = opts;
   let device: Promise<AttentionDevice<Buf> & { dispose?(): void | Promise<void> }> | undefined;
   const get = () => (device ??= Promise.resolve(createDevice()));
   describe(`device attention ${name}`, () => {
@@ -167,7 +169,12 @@ export function describeDeviceAttentionConformance<Buf>(
     for (const layout of layouts) {
       describeConformance(
         `${name} [${layout}]`,
-        async () => deviceAttentionBackend(await get(), { layout, name: `${name} [${layout}]` }),
+        async () =>
+          deviceAttentionBackend(await get(), {
+            layout,
+            align,
+            name: `${name} [${layout}${align && align > 1 ? `, align ${align}` : ''}]`,
+          }),
         rest,
       );
     }

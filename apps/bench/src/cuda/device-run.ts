@@ -4,7 +4,7 @@
  *                                   [--device contiguous|padded|packed|packed8|padded8] [--json F]
  *       host-tensor AttentionBackend by default; --device LAYOUT runs the same matrix on createCudaDevice()'s
  *       strided DeviceAttention with conformance's layouts (contiguous, padded, packed) or the 16-byte aligned
- *       ones whose views the kernels read in place (packed8, padded8: @flashattn/cuda/testing)
+ *       ones whose views the kernels read in place (packed8, padded8: conformance's layouts with align 8)
  *   node device-run.mjs sanitize [--dtypes ...]  reduced host case set (every head dim, causal and not, ragged)
  *   node device-run.mjs sanitize-device          small strided fwd + bwd (packed8, padded8, packed) for memcheck
  *   node device-run.mjs bench [--json F] [--quick] [--seqlens 4096] [--dtypes bfloat16] [--layouts contiguous,packed]
@@ -41,8 +41,23 @@ import {
   type NativeForward,
   type NativeStrides,
 } from '@flashattn/cuda/native';
-import { alignedDeviceBackend, type AlignedLayout } from '@flashattn/cuda/testing';
 import { benchShapes, type BenchShape } from './shapes.js';
+
+/**
+ * packed8 / padded8: conformance's packed and padded layouts with every gap and offset a multiple of 8
+ * elements, so the kernels' 16-byte row loads read the views in place (the odd default layouts go through
+ * the staging copies).
+ */
+function alignedDeviceBackend(
+  dev: ReturnType<typeof createCudaDevice>,
+  layout: 'packed8' | 'padded8',
+): AttentionBackend {
+  return deviceAttentionBackend(dev, {
+    layout: layout === 'packed8' ? 'packed' : 'padded',
+    align: 8,
+    name: `cuda-device [${layout}]`,
+  });
+}
 
 function addon(): CudaAddon {
   const load = loadAddon();
@@ -68,7 +83,7 @@ async function conformance(args: string[]): Promise<number> {
     close = () => dev.dispose();
     backend =
       layout === 'packed8' || layout === 'padded8'
-        ? alignedDeviceBackend(dev, layout as AlignedLayout)
+        ? alignedDeviceBackend(dev, layout)
         : deviceAttentionBackend(dev, { layout: layout as DeviceLayout });
   } else {
     backend = createCudaBackend({ deterministic });
