@@ -35,7 +35,11 @@ with torch.no_grad():
 model.save_pretrained(out, safe_serialization=True)
 print("saved:", sorted(os.listdir(out)))
 
-m64 = GPT2LMHeadModel.from_pretrained(out, torch_dtype=torch.float64).eval()
+m64 = GPT2LMHeadModel.from_pretrained(out).double().eval()
+# the reloaded weights are the saved float32 values exactly
+ref = {k: v.double() for k, v in model.state_dict().items()}
+worst = max((ref[k] - v).abs().max().item() for k, v in m64.state_dict().items() if k in ref)
+assert worst == 0.0, f"reloaded weights differ by {worst}"
 B, T, P = 2, 20, 12
 g = torch.Generator().manual_seed(7)
 tokens = torch.randint(0, cfg.vocab_size, (B, T), generator=g)
