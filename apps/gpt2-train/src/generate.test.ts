@@ -72,6 +72,30 @@ describe('gpt2-generate', () => {
     expect(cached.ids).toHaveLength(20);
     expect(cached.ids).toEqual(uncached.ids);
     expect(cached.text).toBe(`3,1,4,${cached.ids.join(',')}\n`);
+    // A relative --checkpoint is the user's: it resolves against INIT_CWD (where a package manager was run).
+    const saved = process.env.INIT_CWD;
+    process.env.INIT_CWD = dir;
+    try {
+      const ids = await runGenerate(
+        parseGenerateArgs([
+          '--checkpoint',
+          'ckpt.safetensors',
+          '--prompt-ids',
+          '3,1,4',
+          '--top-k',
+          '1',
+          '--max-new-tokens',
+          '20',
+          '--threads',
+          '1',
+        ]),
+        { write: () => true },
+      );
+      expect(ids).toEqual(cached.ids);
+    } finally {
+      if (saved === undefined) delete process.env.INIT_CWD;
+      else process.env.INIT_CWD = saved;
+    }
   });
 
   it('reads a Hugging Face layout: model.safetensors (transformer. names) with config.json beside it', async () => {

@@ -13,7 +13,7 @@
  * A model with any other vocabulary takes --prompt-ids and prints ids.
  */
 import { readFileSync, realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRng, resolveBackend, type Ops } from '@flashattn/core';
 import { discoverBackends } from '@flashattn/core/node';
@@ -172,8 +172,14 @@ export async function runGenerate(
   args: GenerateArgs,
   out: GenerateIO = process.stdout,
 ): Promise<number[]> {
-  const path = args.checkpoint!;
-  const config = checkpointConfig(path, args.hfConfig);
+  // Paths on the command line are the user's: resolve them against the directory the command was run from
+  // (INIT_CWD when a package manager started us in the app's folder), as gpt2-train does for --out.
+  const from = process.env.INIT_CWD ?? process.cwd();
+  const path = resolve(from, args.checkpoint!);
+  const config = checkpointConfig(
+    path,
+    args.hfConfig === undefined ? undefined : resolve(from, args.hfConfig),
+  );
   await discoverBackends(dirname(fileURLToPath(import.meta.url)));
   const { value: ops } = await resolveBackend<Ops<unknown>>(args.backend, {
     need: 'ops',
