@@ -288,11 +288,11 @@ export class CpuInferenceAttention {
       );
       return;
     }
-    if (S === 1) {
-      const output = { kind: 'direct' as const, out, outLayout: layout(a.out), lse };
-      await this.fanOut(
+    // One kvDecodeKernel call per unit range, writing either the final out/lse (S = 1) or S partials.
+    const decode = (splits: number, output: unknown, outputs: ArrayBufferView[]): Promise<void> =>
+      this.fanOut(
         units,
-        [...inputs, out, ...(lse ? [lse] : [])],
+        [...inputs, ...outputs],
         (lo, hi) => ({
           fn: 'kvDecodeKernel',
           args: [
@@ -304,7 +304,7 @@ export class CpuInferenceAttention {
             layout(a.vCache),
             g,
             o,
-            1,
+            splits,
             output,
             DEFAULT_BLOCK_SIZE_K,
             dtype,
@@ -314,6 +314,11 @@ export class CpuInferenceAttention {
         }),
         macs,
       );
+    if (S === 1) {
+      await decode(1, { kind: 'direct' as const, out, outLayout: layout(a.out), lse }, [
+        out,
+        ...(lse ? [lse] : []),
+      ]);
       return;
     }
     const n = p.B * p.Nq * p.Hq;
@@ -323,31 +328,7 @@ export class CpuInferenceAttention {
         : new Float32Array(new SharedArrayBuffer(len * 4));
     const outPartial = alloc(S * n * p.D); // (S, B, Nq, Hq, D)
     const lsePartial = alloc(S * n); // (S, B, Hq, Nq)
-    const output = { kind: 'partial' as const, outPartial, lsePartial };
-    await this.fanOut(
-      units,
-      [...inputs, outPartial, lsePartial],
-      (lo, hi) => ({
-        fn: 'kvDecodeKernel',
-        args: [
-          q,
-          layout(a.q),
-          kc,
-          layout(a.kCache),
-          vc,
-          layout(a.vCache),
-          g,
-          o,
-          S,
-          output,
-          DEFAULT_BLOCK_SIZE_K,
-          dtype,
-          lo,
-          hi,
-        ],
-      }),
-      macs,
-    );
+    await decode(S, { kind: 'partial' as const, outPartial, lsePartial }, [outPartial, lsePartial]);
     core.lseCombineKernel(
       outPartial,
       lsePartial,
