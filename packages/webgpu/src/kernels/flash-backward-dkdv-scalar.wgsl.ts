@@ -22,7 +22,7 @@ import {
 } from './params.wgsl.js';
 import type { StorageKind } from './storage.wgsl.js';
 import { loadChunkTransposed, loadRows, type TileSource } from './stage-scalar.wgsl.js';
-import { derive, unroll, type Tiles } from './tiles.js';
+import { derive, unroll, type Tiles, tilesKey } from './tiles.js';
 
 export function flashBackwardDkdvScalarSharedBytes(headDim: number, tiles: Tiles): number {
   const t = derive(tiles, headDim);
@@ -46,7 +46,7 @@ export function flashBackwardDkdvScalarProgram(
   const t = tiles;
   return {
     name: 'flash-backward-dkdv-scalar',
-    cacheKey: `d${headDim}-${kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}${sharedKV ? '-kv1' : ''}`,
+    cacheKey: `${tilesKey(headDim, kind, t)}${sharedKV ? '-kv1' : ''}`,
     uniforms: ATTENTION_UNIFORMS,
     bindings: backwardBindings(kind, sharedKV ? 'dkv' : 'dkdv'),
     dispatch,

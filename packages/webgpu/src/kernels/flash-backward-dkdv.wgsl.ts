@@ -41,7 +41,7 @@ import {
   type BwdV4Derived,
   type Src,
 } from './stage.wgsl.js';
-import { unroll, type Tiles } from './tiles.js';
+import { unroll, type Tiles, tilesKey } from './tiles.js';
 
 interface DkdvV4Layout {
   /** Word offsets: K^T, V^T, Q^T, dO^T chunks (S^T, dP^T), then dO and Q rows in the same region. */
@@ -96,7 +96,7 @@ export function flashBackwardDkdvProgram(
   const t = tiles;
   return {
     name: 'flash-backward-dkdv',
-    cacheKey: `d${headDim}-${kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}${sharedKV ? '-kv1' : ''}`,
+    cacheKey: `${tilesKey(headDim, kind, t)}${sharedKV ? '-kv1' : ''}`,
     uniforms: ATTENTION_UNIFORMS,
     bindings: backwardBindings(kind, sharedKV ? 'dkv' : 'dkdv'),
     dispatch,

@@ -20,7 +20,7 @@ import {
 } from './params.wgsl.js';
 import type { StorageKind } from './storage.wgsl.js';
 import { loadChunkTransposed, loadRows, type TileSource } from './stage-scalar.wgsl.js';
-import { derive, unroll, type Tiles } from './tiles.js';
+import { derive, unroll, type Tiles, tilesKey } from './tiles.js';
 
 export function flashBackwardDqScalarSharedBytes(headDim: number, tiles: Tiles): number {
   const t = derive(tiles, headDim);
@@ -39,7 +39,7 @@ export function flashBackwardDqScalarProgram(
   const t = tiles;
   return {
     name: 'flash-backward-dq-scalar',
-    cacheKey: `d${headDim}-${kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}`,
+    cacheKey: tilesKey(headDim, kind, t),
     uniforms: ATTENTION_UNIFORMS,
     bindings: backwardBindings(kind, 'dq'),
     dispatch,

@@ -36,7 +36,7 @@ import {
   type BwdV4Derived,
   type Src,
 } from './stage.wgsl.js';
-import { unroll, type Tiles } from './tiles.js';
+import { unroll, type Tiles, tilesKey } from './tiles.js';
 
 interface DqV4Layout {
   /** Word offsets: Q^T, dO^T, K^T, V^T chunks (S, dP), then K rows (dS K) in the same region. */
@@ -78,7 +78,7 @@ export function flashBackwardDqProgram(
   const t = tiles;
   return {
     name: 'flash-backward-dq',
-    cacheKey: `d${headDim}-${kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}`,
+    cacheKey: tilesKey(headDim, kind, t),
     uniforms: ATTENTION_UNIFORMS,
     bindings: backwardBindings(kind, 'dq'),
     dispatch,

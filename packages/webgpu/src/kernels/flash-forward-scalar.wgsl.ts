@@ -19,7 +19,7 @@ import {
 } from './params.wgsl.js';
 import { NEG, type StorageKind } from './storage.wgsl.js';
 import { loadChunkTransposed, loadRows } from './stage-scalar.wgsl.js';
-import { derive, unroll, type Tiles } from './tiles.js';
+import { derive, unroll, type Tiles, tilesKey } from './tiles.js';
 
 export interface FlashForwardSpec {
   headDim: number;
@@ -43,7 +43,7 @@ export function flashForwardScalarProgram(
   const t = spec.tiles;
   return {
     name: 'flash-forward-scalar',
-    cacheKey: `d${spec.headDim}-${spec.kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}`,
+    cacheKey: tilesKey(spec.headDim, spec.kind, t),
     uniforms: ATTENTION_UNIFORMS,
     bindings: forwardBindings(spec.kind),
     dispatch,

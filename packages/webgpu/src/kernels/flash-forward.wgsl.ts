@@ -37,7 +37,7 @@ import {
   viewRow,
 } from './params.wgsl.js';
 import { NEG, type StorageKind } from './storage.wgsl.js';
-import { gcd, unroll, type Tiles } from './tiles.js';
+import { gcd, unroll, type Tiles, tilesKey } from './tiles.js';
 
 export interface ForwardDerived extends Tiles {
   GX: number;
@@ -133,7 +133,7 @@ export function flashForwardProgram(
   const t = spec.tiles;
   return {
     name: 'flash-forward',
-    cacheKey: `d${spec.headDim}-${spec.kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}`,
+    cacheKey: tilesKey(spec.headDim, spec.kind, t),
     uniforms: ATTENTION_UNIFORMS,
     bindings: forwardBindings(spec.kind),
     dispatch,

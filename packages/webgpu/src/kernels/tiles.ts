@@ -44,6 +44,11 @@ export interface Derived extends Tiles {
 }
 
 /** Greatest common divisor (tile arithmetic). */
+/** The part of a flash program's pipeline cache key that names its head dim, storage kind and tiles. */
+export function tilesKey(headDim: number, kind: string, t: Tiles): string {
+  return `d${headDim}-${kind}-${t.BR}x${t.BC}-${t.TM}x${t.TN}-${t.DK}-${t.JK}${t.QR ? '-qr' : ''}`;
+}
+
 export function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
