@@ -11,3 +11,5 @@ export * from './checkpoint/safetensors.js';
 export * from './checkpoint/atomic-write.js';
 export * from './checkpoint/checkpoint.js';
 export * from './checkpoint/hf-config.js';
+export * from './train/flops.js';
+export * from './profile/profiled-ops.js';
