@@ -1,6 +1,6 @@
 import { createRng, freshSeed, randomTensor } from '../random.js';
 import { attentionReference64, attentionReferenceBackward64 } from '../reference.js';
-import { zeros } from '../tensor.js';
+import { fromFloat32, zeros } from '../tensor.js';
 import { describe, expect, it } from 'vitest';
 import { maxDeviation } from './compare.js';
 import { naiveAttention } from './naive-attention.js';
@@ -74,5 +74,21 @@ describe('naive same-precision attention', () => {
     expect(Number.isFinite(n.forward.lse[3]!)).toBe(true);
     expect(Array.from(n.forward.out.slice(0, 24)).every((x) => x === 0)).toBe(true);
     expect(Array.from(n.backward!.dq.slice(0, 24)).every((x) => x === 0)).toBe(true);
+  });
+
+  it('R_dq carries one rounding of the stored 16-bit O through D_i = rowsum(dO * O) (one key, by hand)', () => {
+    // Nq = Nk = 1, D = 2: P = 1, O = V, dP = D_i exactly, so the recompute part is 0 and
+    // R_dq_d = scale * P * epsD * |K_d| with epsD = u_f16 * (|dO_0| |O_0| + |dO_1| |O_1|) = u_f16 * (0.5 + 0.5).
+    const t = (x: number[]) => fromFloat32(Float32Array.from(x), [1, 1, 1, 2], 'float16');
+    const n = naiveAttention(t([1, 0]), t([2, 1]), t([0.5, -0.25]), {}, 'float16', t([1, 2]));
+    const u16 = 2 ** -11;
+    const scale = 1 / Math.sqrt(2);
+    // (the per-score term sits in a float32 scratch: equal to one float32 rounding)
+    const rel = (x: number, want: number) => Math.abs(x / want - 1);
+    expect(rel(n.backward!.dqRecompute, scale * 2 * u16)).toBeLessThan(2 ** -23); // max over d: |K_0| = 2
+    expect(rel(n.backward!.dkRecompute, scale * 1 * u16)).toBeLessThan(2 ** -23); // |Q_0| = 1
+    // dV does not read D_i: only the P-recompute term u32 (|S|_abs + |lse|) P |dO| is left, with
+    // |S|_abs = scale * 2 = sqrt(2) and lse = S rounded to float16 = 1448 / 1024, |dO_1| = 2
+    expect(rel(n.backward!.dvRecompute, 2 ** -24 * (Math.SQRT2 + 1448 / 1024) * 2)).toBeLessThan(1e-12);
   });
 });

@@ -22,7 +22,16 @@
  *   R_dv_jd = sum_i eps_ij P_ij |dO_id|,
  *   R_dq_id = scale sum_j eps_ij P_ij |dP_ij - D_i| |K_jd|,
  *   R_dk_jd = scale sum_i eps_ij P_ij |dP_ij - D_i| |Q_id|.
- * It is negligible for ordinary logits and dominant when |S| ~ 1e4, where even a perfect backend's
+ * The second difference (Algorithm 2, line 4): FlashAttention takes D_i = rowsum(dO_i * O_i) from the
+ * forward's output O as the backend stored it, in the inputs' dtype, where standard attention sums
+ * P_ij dP_ij. A stored O_id carries one rounding, |dO_id| u_o |O_id| with u_o the unit roundoff of the
+ * storage (or compute, if coarser) dtype, so |delta D_i| <= epsD_i = u_o sum_d |dO_id| |O_id|, and since
+ * dS_ij = P_ij (dP_ij - D_i), that adds
+ *   scale sum_j P_ij epsD_i |K_jd| to R_dq_id and scale sum_i P_ij epsD_i |Q_id| to R_dk_jd.
+ * In float32 it is one u32 and invisible; with 16-bit storage at small D it is the largest error of a
+ * correct backward (found by the fuzz: CPU flash f16, D = 4, Nq = 2, Nk = 4 was at 3.6x the naive dq
+ * error and within 2x naive + this term).
+ * The recompute term is negligible for ordinary logits and dominant when |S| ~ 1e4, where even a perfect backend's
  * float32 lse is off by u32 * 1e4 ~ 6e-4. The forward has the same kind of term: every backend
  * evaluates S_ij in float32 in its own summation order (a GPU sums q.k in head-dim chunks with FMAs),
  * so its S carries an error up to eps'_ij = u32 * |S|_abs_ij independent of the naive one, and since
@@ -134,6 +143,8 @@ export function naiveAttention(
   let dqAbs = 0;
   let dqRecompute = 0;
   const u32 = unitRoundoff('float32');
+  // u_o: one rounding of the stored forward output O (the backward's D_i = rowsum(dO * O) reads it)
+  const uO = Math.max(unitRoundoff(q.dtype), unitRoundoff(c));
 
   // Per-(b, h) scratch. Float32Array stores round to float32, so `acc[x] += y` is a float32 accumulate.
   const S = new Float32Array(Nq * Nk); // (Nq, Nk) scores in c; masked = -Inf
@@ -239,6 +250,9 @@ export function naiveAttention(
         if (lo >= hi) continue; // masked row: zero gradients
         const qo = qOff(b, i, h);
         const lseMag = Math.abs(lse[(b * Hq + h) * Nq + i]!);
+        let epsD = 0; // epsD_i = u_o sum_d |dO_id| |O_id| (see the file comment)
+        for (let d = 0; d < D; d++) epsD += Math.abs(dO[qo + d]!) * Math.abs(out[qo + d]!);
+        epsD *= uO;
         let Di = 0; // float32: sum_j P_ij dP_ij (PyTorch's softmax backward)
         let DiAbs = 0;
         for (let j = lo; j < hi; j++) {
@@ -263,10 +277,10 @@ export function naiveAttention(
           dS[i * Nk + j] = rc(fr(scale * fr(p * dPmD)));
           dSAbs[i * Nk + j] = scale * p * (dSAbs[i * Nk + j]! + DiAbs);
           // eps_ij * P_ij: the recomputed P's possible relative error, times P (see the file comment);
-          // S is reused for scale * eps_ij * P_ij * |dP_ij - D_i| (the dS term of R_dq, R_dk).
+          // S is reused for scale * (eps_ij * P_ij * |dP_ij - D_i| + P_ij epsD_i) (the dS term of R_dq, R_dk).
           const epsP = u32 * (SAbs[i * Nk + j]! + lseMag) * p;
           SAbs[i * Nk + j] = epsP;
-          S[i * Nk + j] = scale * epsP * Math.abs(dPmD);
+          S[i * Nk + j] = scale * (epsP * Math.abs(dPmD) + p * epsD);
         }
         // dQ_i = dS_i K, dV_j += P_ij dO_i, dK_j += dS_ij Q_i
         accD.fill(0);
