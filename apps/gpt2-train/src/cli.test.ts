@@ -2,9 +2,41 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseArgs, UsageError } from './cli.js';
+import { parseArgs, usage, UsageError } from './cli.js';
 
 describe('CLI flags (schema)', () => {
+  it('parses --dtype, --total-batch, --peak-tflops and the new presets; --help names them', () => {
+    const a = parseArgs([
+      '--config',
+      'gpt2-124m-8k',
+      '--dtype',
+      'bf16',
+      '--total-batch',
+      '524288',
+      '--peak-tflops',
+      '989.5',
+      '--backend',
+      'auto',
+    ]);
+    expect(a).toMatchObject({
+      config: 'gpt2-124m-8k',
+      dtype: 'bf16',
+      totalBatch: 524288,
+      peakTflops: 989.5,
+      backend: 'auto',
+    });
+    expect(parseArgs(['--config', 'gpt2-350m']).dtype).toBeUndefined();
+    expect(() => parseArgs(['--dtype', 'int8'])).toThrow(
+      /--dtype must be one of fp32\|bf16\|fp16, got 'int8'/,
+    );
+    expect(() => parseArgs(['--peak-tflops', '0'])).toThrow(/--peak-tflops must be > 0/);
+    expect(() => parseArgs(['--total-batch', '0'])).toThrow(/--total-batch must be >= 1/);
+    const help = usage();
+    expect(help).not.toContain('cpu today');
+    expect(help).toMatch(/--backend <string> +ops backend: cuda, webgpu, cpu .*'auto'/);
+    expect(help).toMatch(/gpt2-124m-8k \(124M shape with 8192 positions: wpe grows/);
+  });
+
   it('parses every documented flag', () => {
     const a = parseArgs([
       '--config',
@@ -68,7 +100,10 @@ describe('CLI flags (schema)', () => {
 
   it.each([
     [['--stpes', '10'], /unknown flag --stpes/],
-    [['--config', 'huge'], /--config must be one of tiny\|small\|gpt2-124m, got 'huge'/],
+    [
+      ['--config', 'huge'],
+      /--config must be one of tiny\|small\|gpt2-124m\|gpt2-350m\|gpt2-124m-8k, got 'huge'/,
+    ],
     [['--attention', 'sparse'], /--attention must be one of flash\|standard/],
     [['--steps', '1.5'], /--steps must be an integer, got '1.5'/],
     [['--lr', 'fast'], /--lr must be a number, got 'fast'/],

@@ -12,7 +12,7 @@ interface FlagSpec {
 export const SCHEMA = {
   config: {
     kind: { oneOf: Object.keys(PRESETS) },
-    help: 'model preset (tiny|small|gpt2-124m); default tiny',
+    help: 'model preset: tiny, small, gpt2-124m, gpt2-350m (24 layers, 16 heads, 1024), gpt2-124m-8k (124M shape with 8192 positions: wpe grows to 8192 x 768, 129.9M params; train with --seq 4096 or 8192); default tiny',
   },
   attention: {
     kind: { oneOf: ['flash', 'standard'] },
@@ -20,7 +20,21 @@ export const SCHEMA = {
   },
   backend: {
     kind: 'string',
-    help: "ops backend: 'auto' or an installed backend with device ops (cpu today); default cpu",
+    help: "ops backend: cuda, webgpu, cpu (any installed backend with device ops) or 'auto' (the most preferred available one; prints why each candidate was taken or passed over); default cpu",
+  },
+  dtype: {
+    kind: { oneOf: ['fp32', 'bf16', 'fp16'] },
+    help: "fp32, or mixed precision bf16/fp16: fp32 master weights and AdamW state, 16-bit compute copy, activations and gradients (refused where the backend lacks the dtype); default fp32 (a resumed run: the checkpoint's)",
+  },
+  'total-batch': {
+    kind: 'int',
+    min: 1,
+    help: 'tokens per optimizer step, reached by gradient accumulation over total/(batch*seq) micro-steps (a multiple of batch*seq); default batch*seq',
+  },
+  'peak-tflops': {
+    kind: 'float',
+    min: 0,
+    help: 'device peak (TFLOP/s) for MFU; default looked up from the device name (H100/H200 SXM: bf16 989.5, fp32 67), else MFU is omitted',
   },
   steps: {
     kind: 'int',
@@ -80,6 +94,10 @@ export interface Args {
   config: PresetName;
   attention: 'flash' | 'standard';
   backend: string;
+  /** Undefined: fp32, or the checkpoint's on --resume. */
+  dtype?: 'fp32' | 'bf16' | 'fp16';
+  totalBatch?: number;
+  peakTflops?: number;
   steps?: number;
   batch?: number;
   seq?: number;
@@ -182,6 +200,9 @@ export function parseArgs(argv: readonly string[]): Args {
     config: g('config', 'tiny'),
     attention: g('attention', 'flash'),
     backend: g('backend', 'cpu'),
+    dtype: g<Args['dtype']>('dtype', undefined),
+    totalBatch: g<number | undefined>('total-batch', undefined),
+    peakTflops: g<number | undefined>('peak-tflops', undefined),
     steps: g<number | undefined>('steps', undefined),
     batch: g<number | undefined>('batch', undefined),
     seq: g<number | undefined>('seq', undefined),
@@ -203,6 +224,8 @@ export function parseArgs(argv: readonly string[]): Args {
     json: g('json', false),
     help: g('help', false),
   };
+  if (args.peakTflops !== undefined && args.peakTflops <= 0)
+    throw new UsageError(`--peak-tflops must be > 0, got ${args.peakTflops}`);
   if (args.temperature <= 0 && raw.has('temperature'))
     throw new UsageError(`--temperature must be > 0, got ${args.temperature}`);
   if (args.resume && args.overwrite)

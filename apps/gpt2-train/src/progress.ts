@@ -5,6 +5,8 @@ export interface ProgressInfo {
   loss: number;
   tokensPerSec: number;
   etaSec: number;
+  /** Model FLOPs utilisation 0..1, when the device's peak is known. */
+  mfu?: number;
 }
 
 export function formatDuration(sec: number): string {
@@ -19,12 +21,14 @@ export function formatProgress(p: ProgressInfo, width = 24): string {
   const frac = p.total > 0 ? Math.min(1, p.step / p.total) : 1;
   const filled = Math.round(frac * width);
   const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-  return `[${bar}] step ${p.step}/${p.total} | loss ${p.loss.toFixed(4)} | ${Math.round(p.tokensPerSec).toLocaleString('en-US')} tok/s | ETA ${formatDuration(p.etaSec)}`;
+  return `[${bar}] step ${p.step}/${p.total} | loss ${p.loss.toFixed(4)} | ${Math.round(p.tokensPerSec).toLocaleString('en-US')} tok/s${p.mfu !== undefined ? ` | MFU ${(100 * p.mfu).toFixed(1)}%` : ''} | ETA ${formatDuration(p.etaSec)}`;
 }
 
 export class ProgressBar {
   private lastLine = 0;
-  constructor(private readonly stream: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean }) {}
+  constructor(
+    private readonly stream: NodeJS.WriteStream | { write(s: string): boolean; isTTY?: boolean },
+  ) {}
 
   update(p: ProgressInfo): void {
     const line = formatProgress(p);

