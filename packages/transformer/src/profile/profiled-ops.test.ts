@@ -98,6 +98,22 @@ describe(`profileOps (seed ${seed})`, () => {
     expect(profile.report().byOp['matmul']!.calls).toBe(before);
   });
 
+  it('counts the bytes allocated and freed through it, and their peak', () => {
+    const { ops, profile } = profileOps(cpuA);
+    const a = ops.alloc(100, 'float32'); // 400 bytes
+    const b = ops.alloc(10, 'float64'); // 80
+    ops.view(a, 0, 50); // views hold nothing
+    expect(profile.allocations()).toEqual({ liveBytes: 480, peakBytes: 480 });
+    ops.free(a);
+    expect(profile.allocations()).toEqual({ liveBytes: 80, peakBytes: 480 });
+    profile.resetPeak();
+    const c = ops.alloc(4, 'int32');
+    expect(profile.allocations()).toEqual({ liveBytes: 96, peakBytes: 96 });
+    ops.free(b);
+    ops.free(c);
+    expect(profile.allocations().liveBytes).toBe(0);
+  });
+
   it('works on opaque buffers (core reference ops) and keeps optional contracts visible', async () => {
     const ref = createReferenceOps();
     const { ops, profile } = profileOps(ref);

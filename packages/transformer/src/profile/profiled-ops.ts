@@ -12,8 +12,12 @@
  * where the drain latency (an empty drain's round trip, the median of 20, measured when profiling is
  * switched on) is what the second drain adds by itself. With profiling off the wrapper adds one property
  * lookup per call and no synchronisation: the step runs as unwrapped.
+ *
+ * Always (profiling on or off) it also counts the bytes allocated through `alloc` and returned through
+ * `free`, and their peak: the model's own device memory, comparable across backends (a backend's internal
+ * scratch, workspaces and allocator caching are not in it).
  */
-import type { Ops } from '@flashattn/core';
+import { bufferDTypeBytes, type BufferDType, type Ops } from '@flashattn/core';
 
 export const OP_CATEGORIES = [
   'matmul',
@@ -66,6 +70,12 @@ export interface OpProfileReport {
   drain: 'synchronize' | 'download';
 }
 
+/** Bytes held in buffers allocated through the wrapper (views are free). */
+export interface AllocStats {
+  liveBytes: number;
+  peakBytes: number;
+}
+
 export interface OpProfile {
   /** Time ops (with a drain around each) while true. Set through start()/stop(). */
   readonly enabled: boolean;
@@ -74,6 +84,10 @@ export interface OpProfile {
   /** Stop timing (the counters stay for report()). */
   stop(): void;
   report(): OpProfileReport;
+  /** Bytes allocated through `alloc` and not yet freed, and their peak (counted whether or not enabled). */
+  allocations(): AllocStats;
+  /** Start a new peak from the bytes live now. */
+  resetPeak(): void;
 }
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -102,6 +116,9 @@ export function profileOps<O extends Ops<Buf>, Buf = unknown>(
     for (const k of Object.keys(byOp)) delete byOp[k];
   };
   clear();
+  const held = new Map<unknown, number>();
+  let liveBytes = 0;
+  let peakBytes = 0;
 
   const timed = async (name: string, fn: AnyFn, args: unknown[]): Promise<unknown> => {
     await drain();
@@ -121,6 +138,25 @@ export function profileOps<O extends Ops<Buf>, Buf = unknown>(
       const value = Reflect.get(target, prop, target) as unknown;
       if (typeof value !== 'function') return value;
       const fn = value as AnyFn;
+      if (prop === 'alloc')
+        return (n: number, dtype: BufferDType) => {
+          const buf = fn.call(target, n, dtype);
+          const bytes = n * bufferDTypeBytes(dtype);
+          held.set(buf, bytes);
+          liveBytes += bytes;
+          peakBytes = Math.max(peakBytes, liveBytes);
+          return buf;
+        };
+      if (prop === 'free')
+        return (buf: unknown) => {
+          const r = fn.call(target, buf);
+          const bytes = held.get(buf);
+          if (bytes !== undefined) {
+            held.delete(buf);
+            liveBytes -= bytes;
+          }
+          return r;
+        };
       if (typeof prop !== 'string' || !(prop in CATEGORY))
         return (...args: unknown[]) => fn.apply(target, args);
       return (...args: unknown[]) => (enabled ? timed(prop, fn, args) : fn.apply(target, args));
@@ -147,6 +183,12 @@ export function profileOps<O extends Ops<Buf>, Buf = unknown>(
     },
     stop() {
       enabled = false;
+    },
+    allocations() {
+      return { liveBytes, peakBytes };
+    },
+    resetPeak() {
+      peakBytes = liveBytes;
     },
     report() {
       const cats = { ...categories };
