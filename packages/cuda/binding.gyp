@@ -12,6 +12,9 @@
         "<!@(node -p \"require('fs').readdirSync('native/addon').filter(f => f.endsWith('.cpp')).map(f => 'native/addon/' + f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/kernels').filter(f => f.endsWith('.cu')).map(f => 'native/kernels/' + f).join(' ')\")",
         "<!@(node -p \"require('fs').readdirSync('native/inst').filter(f => f.endsWith('.cu')).map(f => 'native/inst/' + f).join(' ')\")",
+        # the training ops, one kernel per file (their headers, native/ops/*.cuh|h, are not rule inputs so that an
+        # ops change never recompiles the attention kernels: touch the .cu files after editing them)
+        "<!@(node -p \"require('fs').readdirSync('native/ops').filter(f => f.endsWith('.cu')).map(f => 'native/ops/' + f).join(' ')\")",
       ],
       "include_dirs": ["<(cuda_home)/include"],
       "cflags_cc": ["-std=c++17", "-O2"],

@@ -8,6 +8,13 @@ export {
 export type { CudaBackendOptions, CudaForwardResult, CudaGradients } from './backend.js';
 export { createCudaDevice, CudaDevice } from './device.js';
 export type { CudaDeviceOptions } from './device.js';
+export {
+  createCudaOps,
+  CudaOps,
+  CublasLtUnavailableError,
+  cudaOpsUnavailableReason,
+} from './ops.js';
+export type { CudaOpsOptions } from './ops.js';
 export { CudaBuffer } from './cuda-buffer.js';
 export { CudaTensor, isCudaTensor } from './device-tensor.js';
 export { CudaUnavailableError, mapCudaError } from './errors.js';

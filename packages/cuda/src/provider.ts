@@ -10,6 +10,7 @@ import {
 } from '@flashattn/core';
 import { cudaStatus } from './availability.js';
 import { createCudaBackend, type CudaBackendOptions } from './backend.js';
+import { createCudaOps, type CudaOpsOptions } from './ops.js';
 
 /** The createAttention options this backend knows: device, deterministic, float32ComputeDType. */
 function backendOptions(options: Record<string, unknown> | undefined): CudaBackendOptions {
@@ -36,6 +37,14 @@ export const provider: BackendProvider = {
   createAttention(options?: Record<string, unknown>): Promise<AttentionBackend> {
     try {
       return Promise.resolve(createCudaBackend(backendOptions(options)));
+    } catch (e) {
+      return Promise.reject(e as Error);
+    }
+  },
+  /** CudaOps (the training ops; needs cuBLASLt): options device, deterministic, float32ComputeDType, cublasLtPath. */
+  createOps(options?: Record<string, unknown>) {
+    try {
+      return Promise.resolve(createCudaOps({ ...(options ?? {}) } as CudaOpsOptions));
     } catch (e) {
       return Promise.reject(e as Error);
     }

@@ -1,0 +1,310 @@
+// CudaOps on the CPU (CI has nvcc but no GPU): the argument checks that run before any native call, the order of
+// createCudaOps's errors (addon, then cuBLASLt, then the GPU), the mapping of addon errors to typed errors, and the
+// arguments handed to the addon (pointers of views, dtype ids, transposes). A recording stand-in for the addon
+// takes the native calls; the numerics are the GPU conformance suite's job (ops.conformance.test.ts).
+import {
+  BackendExecutionError,
+  BackendOutOfMemoryError,
+  BackendUnavailableError,
+  OpsInputError,
+  resolveBackend,
+  type BufferDType,
+} from '@flashattn/core';
+import { describe, expect, it } from 'vitest';
+import type { CudaBuffer } from './cuda-buffer.js';
+import { CudaUnavailableError } from './errors.js';
+import { loadAddon, type DeviceInfo } from './native.js';
+import { CublasLtUnavailableError, CudaOps, createCudaOps } from './ops.js';
+import { provider } from './provider.js';
+
+interface Recorded {
+  fn: string;
+  args: Record<string, unknown>;
+}
+
+const INFO: DeviceInfo = {
+  name: 'stand-in GPU',
+  major: 9,
+  minor: 0,
+  multiProcessorCount: 132,
+  totalGlobalMem: 80e9,
+  driverVersion: 13000,
+  runtimeVersion: 13000,
+};
+
+/** An addon whose memory calls hand out fake addresses and whose ops calls are recorded (or throw `fail`). */
+function standIn(fail?: Record<string, Error>) {
+  const calls: Recorded[] = [];
+  let next = 0x10000n;
+  const addon: Record<string, unknown> = {
+    deviceCount: () => 1,
+    deviceInfo: () => INFO,
+    malloc: (_d: number, bytes: number) => {
+      const p = next;
+      next += BigInt(Math.max(256, Math.ceil(bytes / 256) * 256));
+      return p;
+    },
+    free: () => undefined,
+    memset: () => undefined,
+    synchronize: async () => undefined,
+    trimMemPool: () => undefined,
+  };
+  for (const fn of [
+    'opsMatmul',
+    'opsEmbeddingForward',
+    'opsEmbeddingBackward',
+    'opsLayernormForward',
+    'opsLayernormBackward',
+    'opsGeluForward',
+    'opsGeluBackward',
+    'opsAdd',
+    'opsSoftmaxCrossEntropy',
+    'opsBiasBackward',
+    'opsScale',
+    'opsAdamW',
+  ]) {
+    addon[fn] = (_d: number, args: Record<string, unknown>) => {
+      calls.push({ fn, args });
+      if (fail?.[fn]) throw fail[fn];
+    };
+  }
+  addon.opsReduceSum = async (_d: number, args: Record<string, unknown>) => {
+    calls.push({ fn: 'opsReduceSum', args });
+    return [42];
+  };
+  const ops = new CudaOps(
+    addon as unknown as ConstructorParameters<typeof CudaOps>[0],
+    0,
+    INFO,
+    {},
+    {
+      path: 'stand-in',
+      version: 130100,
+    },
+  );
+  return { ops, calls };
+}
+
+async function rejectsWith(p: () => unknown, argument: string): Promise<void> {
+  let thrown: unknown;
+  try {
+    await p();
+  } catch (e) {
+    thrown = e;
+  }
+  expect(thrown).toBeInstanceOf(OpsInputError);
+  expect((thrown as OpsInputError).argument).toBe(argument);
+}
+
+describe('CudaOps argument checks (before any native call)', () => {
+  it('rejects bad sizes, lengths, dtypes and options, naming the argument, and calls nothing', async () => {
+    const { ops, calls } = standIn();
+    const f = (n: number, dt: BufferDType = 'float32'): CudaBuffer => ops.alloc(n, dt);
+    const [out, a, b] = [f(12), f(15), f(20)];
+    await rejectsWith(() => ops.matmul(f(11), a, b, 3, 4, 5), 'matmul out.length');
+    await rejectsWith(() => ops.matmul(out, f(15, 'int32'), b, 3, 4, 5), 'matmul a');
+    await rejectsWith(() => ops.matmul(out, a, f(20, 'bfloat16'), 3, 4, 5), 'matmul b.dtype');
+    await rejectsWith(
+      () => ops.matmul(out, a, b, 3, 4, 5, { accumulate: true, bias: f(4) }),
+      'matmul opts',
+    );
+    await rejectsWith(
+      () => ops.matmul(out, a, b, 3, 4, 5, { bias: f(5) }),
+      'matmul opts.bias.length',
+    );
+    await rejectsWith(() => ops.matmul(out, a, b, -3, 4, 5), 'matmul M');
+    await rejectsWith(() => ops.matmul(out, a, b, 3, 4.5, 5), 'matmul N');
+    // 16-bit inputs may write a float32 out, not the other way round
+    await rejectsWith(() => ops.matmul(f(12, 'bfloat16'), a, b, 3, 4, 5), 'matmul out.dtype');
+    await rejectsWith(() => ops.geluForward(f(9), f(8), 9), 'geluForward inp.length');
+    await rejectsWith(
+      () => ops.geluBackward(f(4), f(4), f(4, 'float16'), 4),
+      'geluBackward dout.dtype',
+    );
+    await rejectsWith(() => ops.add(f(4), f(4), f(3), 4), 'add b.length');
+    await rejectsWith(
+      () => ops.layernormForward(f(12), f(3), f(2), f(12), f(4), f(4), 3, 4),
+      'layernormForward rstd.length',
+    );
+    await rejectsWith(
+      () =>
+        ops.layernormForward(
+          f(12, 'bfloat16'),
+          f(3, 'bfloat16'),
+          f(3),
+          f(12, 'bfloat16'),
+          f(4, 'bfloat16'),
+          f(4, 'bfloat16'),
+          3,
+          4,
+        ),
+      'layernormForward mean.dtype',
+    );
+    await rejectsWith(
+      () => ops.softmaxCrossEntropy(f(2), f(10), f(10), f(2), 2, 5, 1),
+      'softmaxCrossEntropy targets',
+    );
+    await rejectsWith(
+      () => ops.softmaxCrossEntropy(f(2), f(10), f(10), f(2, 'int32'), 2, 5, Number.NaN),
+      'softmaxCrossEntropy dlossScale',
+    );
+    await rejectsWith(
+      () =>
+        ops.softmaxCrossEntropy(f(2, 'float16'), null, f(10, 'bfloat16'), f(2, 'int32'), 2, 5, 1),
+      'softmaxCrossEntropy losses.dtype',
+    );
+    await rejectsWith(
+      () => ops.embeddingForward(f(2 * 3 * 4), f(6, 'int32'), f(10), f(8), 2, 3, 4),
+      'embeddingForward wte.length',
+    );
+    await rejectsWith(
+      () => ops.embeddingForward(f(2 * 3 * 4), f(6, 'int32'), f(12), f(8), 2, 3, 4),
+      'embeddingForward wpe.length',
+    );
+    await rejectsWith(
+      () => ops.embeddingBackward(f(12), f(12), f(24), f(5, 'int32'), 2, 3, 4),
+      'embeddingBackward tokens.length',
+    );
+    await rejectsWith(() => ops.biasBackward(f(4), f(13), 3, 4), 'biasBackward dout.length');
+    await rejectsWith(() => ops.scale(f(4), Infinity), 'scale s');
+    const h = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, t: 1 };
+    await rejectsWith(() => ops.adamw(f(4, 'bfloat16'), f(4), f(4), f(4), h), 'adamw params.dtype');
+    await rejectsWith(() => ops.adamw(f(4), f(4), f(3), f(4), h), 'adamw m.length');
+    await rejectsWith(() => ops.adamw(f(4), f(4), f(4), f(4), { ...h, t: 0 }), 'adamw h.t');
+    await rejectsWith(() => ops.sum(f(4, 'int32')), 'sum x');
+    const freed = f(4);
+    ops.free(freed);
+    await rejectsWith(() => ops.scale(freed, 2), 'scale x');
+    await rejectsWith(() => ops.scale({} as CudaBuffer, 2), 'scale x');
+    expect(calls).toEqual([]);
+  });
+
+  it('hands the addon element-exact pointers of views, dtype ids and flags', async () => {
+    const { ops, calls } = standIn();
+    const root = ops.alloc(100, 'bfloat16');
+    const outer = ops.view(root, 2, 90);
+    const a = ops.view(outer, 3, 15); // element 5 of root
+    const b = ops.view(outer, 20, 20); // element 22
+    const out = ops.alloc(12, 'float32');
+    const bias = ops.alloc(4, 'float32');
+    await ops.matmul(out, a, b, 3, 4, 5, { transA: true, bias });
+    const base = 0x10000n; // the stand-in's first allocation (root)
+    expect(calls).toHaveLength(1);
+    const m = calls[0]!.args;
+    expect(m.a).toBe(base + 5n * 2n); // bfloat16: 2 bytes per element
+    expect(m.b).toBe(base + 22n * 2n);
+    expect(m.abDtype).toBe(2);
+    expect(m.outDtype).toBe(0);
+    expect([m.M, m.N, m.K, m.transA, m.transB, m.accumulate]).toEqual([
+      3,
+      4,
+      5,
+      true,
+      false,
+      false,
+    ]);
+    expect(typeof m.bias).toBe('bigint');
+    // sizes of 0 enqueue nothing; sum of an empty buffer is 0 without the device
+    await ops.geluForward(ops.alloc(0, 'float32'), ops.alloc(0, 'float32'), 0);
+    expect(await ops.sum(ops.alloc(0, 'float16'))).toBe(0);
+    expect(calls).toHaveLength(1);
+    expect(await ops.sumSquares(ops.view(root, 1, 7))).toBe(42);
+    expect(calls[1]).toEqual({
+      fn: 'opsReduceSum',
+      args: { dtype: 2, x: base + 2n, n: 7, squares: true },
+    });
+    const h = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, t: 3 };
+    const p = ops.alloc(6, 'float32');
+    await ops.adamw(
+      p,
+      ops.alloc(6, 'float16'),
+      ops.alloc(6, 'float32'),
+      ops.alloc(6, 'float32'),
+      h,
+    );
+    const ad = calls[2]!.args;
+    expect(ad.gradDtype).toBe(1);
+    expect(ad.c1).toBeCloseTo(1 - 0.9 ** 3, 15);
+    expect(ad.c2).toBeCloseTo(1 - 0.95 ** 3, 15);
+  });
+
+  it('maps addon errors to typed errors and stays usable', async () => {
+    const oom = Object.assign(new Error('cuBLASLt error CUBLAS_STATUS_ALLOC_FAILED'), {
+      cublasStatus: 'CUBLAS_STATUS_ALLOC_FAILED',
+      cudaError: 'cudaErrorMemoryAllocation',
+    });
+    const fault = Object.assign(new Error('CUDA error cudaErrorIllegalAddress'), {
+      cudaError: 'cudaErrorIllegalAddress',
+    });
+    const { ops, calls } = standIn({ opsMatmul: oom, opsAdd: fault });
+    const x = ops.alloc(4, 'float32');
+    await expect(ops.matmul(x, x, x, 2, 2, 2)).rejects.toBeInstanceOf(BackendOutOfMemoryError);
+    const e = await ops.add(x, x, x, 4).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(BackendExecutionError);
+    expect(e).not.toBeInstanceOf(BackendOutOfMemoryError);
+    await ops.scale(x, 2);
+    expect(calls.map((c) => c.fn)).toEqual(['opsMatmul', 'opsAdd', 'opsScale']);
+    await ops.dispose();
+    await expect(ops.scale(x, 2)).rejects.toBeInstanceOf(BackendExecutionError);
+  });
+});
+
+describe('createCudaOps errors, in order: options, addon, cuBLASLt, GPU', () => {
+  it('rejects unknown options before loading anything', () => {
+    expect(() => createCudaOps({ devcie: 0 } as never)).toThrow(OpsInputError);
+    expect(() => createCudaOps({ cublasLtPath: '' })).toThrow(OpsInputError);
+  });
+
+  const addon = loadAddon();
+  it.skipIf(addon.addon)('without the addon: CudaUnavailableError', () => {
+    expect(() => createCudaOps()).toThrow(CudaUnavailableError);
+  });
+
+  it.skipIf(!addon.addon)(
+    'a cuBLASLt path that does not exist is tried first; when nothing loads, CublasLtUnavailableError lists every path',
+    () => {
+      const bad = '/nonexistent/flashattn-test/libcublasLt.so.13';
+      let thrown: unknown;
+      try {
+        void createCudaOps({ cublasLtPath: bad }).dispose();
+      } catch (e) {
+        thrown = e;
+      }
+      if (thrown instanceof CublasLtUnavailableError) {
+        // CI: no cuBLASLt anywhere. Every candidate is named, the explicit one first, with dlopen's reason.
+        expect(thrown).toBeInstanceOf(BackendUnavailableError);
+        expect(thrown.tried[0]).toContain(bad);
+        expect(thrown.tried.some((t) => t.startsWith('libcublasLt.so.13 ('))).toBe(true);
+        expect(thrown.tried.some((t) => t.startsWith('libcublasLt.so.12 ('))).toBe(true);
+        expect(thrown.message).toContain('cublasLtPath');
+        expect(thrown.message).toContain('CUDA attention works without it');
+      } else {
+        // cuBLASLt found on the standard paths (the GPU machine): the bad path was passed over; what remains is
+        // the GPU check (no error with a GPU, CudaUnavailableError without one).
+        if (thrown !== undefined) expect(thrown).toBeInstanceOf(CudaUnavailableError);
+        else
+          console.warn(
+            'createCudaOps: cuBLASLt found on the standard paths, the bad path passed over',
+          );
+        expect(thrown === undefined || thrown instanceof CudaUnavailableError).toBe(true);
+      }
+    },
+  );
+
+  it("resolveBackend('cuda', { need: 'ops' }) reaches the provider's createOps", async () => {
+    expect(typeof provider.createOps).toBe('function');
+    const r: unknown = await resolveBackend<CudaOps>('cuda', { need: 'ops' }).then(
+      async (x) => {
+        await x.value.dispose();
+        return x.value;
+      },
+      (e: unknown) => e,
+    );
+    if (r instanceof Error) {
+      expect(r).toBeInstanceOf(BackendUnavailableError);
+      expect((r as BackendUnavailableError).backend).toBe('cuda');
+    } else {
+      expect(r).toBeInstanceOf(CudaOps);
+    }
+  });
+});
