@@ -383,6 +383,24 @@ const BAD_CALLS: readonly BadCall[] = [
     },
   },
   {
+    what: 'add with out longer than n (the contract takes exact lengths: pass a view)',
+    argument: 'out',
+    async run(ops, mk, dt) {
+      const out = await mk(9, dt);
+      const a = await mk(8, dt);
+      const b = await mk(8, dt);
+      return { call: () => ops.add(out, a, b, 8), watch: [out, a, b] };
+    },
+  },
+  {
+    what: 'scale by Infinity',
+    argument: 's',
+    async run(ops, mk, dt) {
+      const x = await mk(4, dt);
+      return { call: () => ops.scale(x, Infinity), watch: [x] };
+    },
+  },
+  {
     what: 'softmaxCrossEntropy with float targets',
     argument: 'targets',
     async run(ops, mk, dt) {

@@ -12,6 +12,13 @@
  *     parameters and optimizer state plus 16-bit compute copies made with `copy` (which casts).
  *   - host data moves only through `upload` and `download` (and the scalars of `sum`/`sumSquares`).
  *
+ * Lengths: every buffer argument holds exactly the elements its sizes say (out of matmul M * N, an
+ * elementwise op's n, layernorm's mean and rstd N, ...); a longer buffer is an `OpsInputError` like a
+ * shorter one, so pass a `view` of the part to use. The exceptions take the whole buffer: `sum`,
+ * `sumSquares`, `scale`, `adamw` (its four buffers equally long), `zero`, and the embedding tables
+ * (wte / dwte: (V, C) with V taken from their length; wpe / dwpe: (maxT, C) with maxT >= T). Scalars (`scale`'s
+ * s, `softmaxCrossEntropy`'s dlossScale, the AdamW hyperparameters) must be finite.
+ *
  * Every op may be asynchronous (GPU backends queue work and resolve when it is queued or done); the
  * model awaits each call, in order. Sizes are checked before anything runs: a bad length, dtype or view
  * throws `OpsInputError` naming the argument; running out of device memory throws

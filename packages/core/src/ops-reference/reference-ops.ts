@@ -327,8 +327,8 @@ export function createReferenceOps(): ReferenceOps {
     geluForward(out, inp, n) {
       live();
       size('geluForward n', n);
-      const so = arg('geluForward out', out, 'float', n, true);
-      const si = arg('geluForward inp', inp, 'float', n, true);
+      const so = arg('geluForward out', out, 'float', n);
+      const si = arg('geluForward inp', inp, 'float', n);
       const res = new Float64Array(n);
       geluForwardRef(res, read(si, n), n);
       write(so, res);
@@ -336,9 +336,9 @@ export function createReferenceOps(): ReferenceOps {
     geluBackward(dinp, inp, dout, n) {
       live();
       size('geluBackward n', n);
-      const sdi = arg('geluBackward dinp', dinp, 'float', n, true);
-      const si = arg('geluBackward inp', inp, 'float', n, true);
-      const sdo = arg('geluBackward dout', dout, 'float', n, true);
+      const sdi = arg('geluBackward dinp', dinp, 'float', n);
+      const si = arg('geluBackward inp', inp, 'float', n);
+      const sdo = arg('geluBackward dout', dout, 'float', n);
       const res = new Float64Array(n);
       geluBackwardRef(res, read(si, n), read(sdo, n), n);
       write(sdi, res);
@@ -346,9 +346,9 @@ export function createReferenceOps(): ReferenceOps {
     add(out, a, b, n) {
       live();
       size('add n', n);
-      const so = arg('add out', out, 'float', n, true);
-      const sa = arg('add a', a, 'float', n, true);
-      const sb = arg('add b', b, 'float', n, true);
+      const so = arg('add out', out, 'float', n);
+      const sa = arg('add a', a, 'float', n);
+      const sb = arg('add b', b, 'float', n);
       const res = new Float64Array(n);
       addRef(res, read(sa, n), read(sb, n), n);
       write(so, res);
@@ -400,8 +400,8 @@ export function createReferenceOps(): ReferenceOps {
     },
     scale(x, s) {
       live();
-      if (typeof s !== 'number' || Number.isNaN(s))
-        throw new OpsInputError('scale s', 'a number', s);
+      if (typeof s !== 'number' || !Number.isFinite(s))
+        throw new OpsInputError('scale s', 'a finite number', s);
       const sx = arg('scale x', x, 'float', 0, true);
       const v = read(sx);
       scaleRef(v, s);
