@@ -12,6 +12,7 @@
  *       (B, T, 3, H, D) buffer and dq, dk, dv written into one, through the strides
  *   node device-run.mjs memory [--json F]        extra device memory of forward+backward, B=1 H=16 D=128
  *   node device-run.mjs selftest                 the GPU checks of the package tests, without vitest
+ *   node device-run.mjs ops-conformance | ops-sanitize | ops-bench   CudaOps (the training ops): see ops-run.ts
  * The PyTorch peer (apps/bench/src/cuda-sdpa-peer.py) times the same shapes; report.mjs joins the two.
  */
 import { writeFileSync } from 'node:fs';
@@ -41,6 +42,7 @@ import {
   type NativeForward,
   type NativeStrides,
 } from '@flashattn/cuda/native';
+import { opsBench, opsConformance, opsSanitize } from './ops-run.js';
 import { benchShapes, type BenchShape } from './shapes.js';
 
 /**
@@ -614,6 +616,9 @@ const modes: Record<string, (a: string[]) => Promise<number>> = {
   bench,
   memory,
   selftest: () => selftest(),
+  'ops-conformance': opsConformance,
+  'ops-sanitize': () => opsSanitize(),
+  'ops-bench': opsBench,
 };
 const run = mode ? modes[mode] : undefined;
 if (!run) {
