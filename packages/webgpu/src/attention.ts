@@ -62,6 +62,11 @@ export interface AttentionDeps {
   kindOf: (dtype: DType) => StorageKind;
   /** Tiles for a head dim. */
   variant: (headDim: number) => Variant;
+  /**
+   * Records and submits one call's work (default: rt.submit, one command buffer per call and its
+   * errors awaited). The ops backend passes its recorder's, which appends to the open batch.
+   */
+  submit?: (record: (enc: GPUCommandEncoder) => void) => Promise<void>;
 }
 
 /** Sizes, options and uniform values shared by the passes of one call. */
@@ -87,6 +92,10 @@ export class WebGPUDeviceAttention implements DeviceAttention<WebGPUBuffer> {
   };
 
   constructor(private readonly deps: AttentionDeps) {}
+
+  private submit(record: (enc: GPUCommandEncoder) => void): Promise<void> {
+    return this.deps.submit ? this.deps.submit(record) : this.deps.rt.submit(record);
+  }
 
   private bind(name: string, view: StridedView<WebGPUBuffer>): Bound {
     if (view === null || typeof view !== 'object') {
@@ -234,7 +243,7 @@ export class WebGPUDeviceAttention implements DeviceAttention<WebGPUBuffer> {
     const uniforms = c.uniforms({ q: q.u, k: k.u, v: v.u, o: o.u });
     if (lseScratch) uniforms.lseOff = 0;
     try {
-      await rt.submit((enc) => {
+      await this.submit((enc) => {
         const pass = enc.beginComputePass();
         rt.programs.run(pass, program, uniforms, {
           q: q.buf.gpuBuffer,
@@ -331,7 +340,7 @@ export class WebGPUDeviceAttention implements DeviceAttention<WebGPUBuffer> {
       delta,
     };
     try {
-      await rt.submit((enc) => {
+      await this.submit((enc) => {
         const pass = enc.beginComputePass();
         // Algorithm 2, line 4: D = rowsum(dO * O)
         rt.programs.run(pass, pre, uniforms, {

@@ -2,3 +2,9 @@ export { createWebGPUBackend, isSoftwareAdapter, MAX_HEAD_DIM } from './backend.
 export type { WebGPUAttentionBackend, WebGPUBackendOptions } from './backend.js';
 export { WebGPUBuffer, WEBGPU_BUFFER_DTYPES } from './memory.js';
 export { acquireDevice, DEFAULT_DAWN_FLAGS, type AcquireOptions } from './gpu.js';
+export {
+  createWebGpuOps,
+  WebGpuOps,
+  WEBGPU_OPS_DTYPES,
+  type WebGpuOpsOptions,
+} from './ops/webgpu-ops.js';

@@ -9,10 +9,12 @@ import {
   registerBackend,
   type AttentionBackend,
   type BackendProvider,
+  type Ops,
   type ProbeContext,
   type ProbeResult,
 } from '@flashattn/core';
 import { createWebGPUBackend, type WebGPUBackendOptions } from './backend.js';
+import { createWebGpuOps } from './ops/webgpu-ops.js';
 
 const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const PROBE_MS = 120_000;
@@ -121,6 +123,8 @@ export const provider: BackendProvider = {
   probe,
   createAttention: (options?: Record<string, unknown>): Promise<AttentionBackend> =>
     createWebGPUBackend(options as WebGPUBackendOptions | undefined),
+  createOps: (options?: Record<string, unknown>): Promise<Ops<unknown>> =>
+    createWebGpuOps(options as WebGPUBackendOptions | undefined) as Promise<Ops<unknown>>,
 };
 
 registerBackend(provider);

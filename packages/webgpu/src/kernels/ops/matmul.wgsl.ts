@@ -1,0 +1,135 @@
+/**
+ * out (M, N) (+)= op(A) (M, K) @ op(B) (K, N) [+ bias (N)]: the model's GEMM (llm.c's matmul_forward and
+ * the three products of matmul_backward). A stored (M, K), or (K, M) with transA; B stored (K, N), or
+ * (N, K) with transB (GPT-2's tied head: logits = lnf @ wte^T). Sizes and offsets are uniforms; the
+ * pipeline depends only on (G, transA, transB, epilogue, operand sharing): one per shape class.
+ *
+ * Tiling (the same scheme as the vec4 ceiling kernel baseline/matmul-v4.wgsl.ts): a workgroup of
+ * 256 invocations (16 x 16) computes a BM x BM tile of out, BM = 64 G; invocation (ty, tx) owns rows
+ * g*64 + ty*4 + i and columns g*64 + tx*4 + j (g < G, i, j < 4). Each BK-deep step stages
+ *   As (BK, BM + 4) = op(A)^T  and  Bs (BK, BM) = op(B)
+ * in workgroup memory (zero-filled past M, N, K: no bounds checks in the inner loop), loading along
+ * whichever index is contiguous in memory (coalesced for every transpose), then every invocation does
+ * 16 G^2 FMAs per k with vec4 reads of both tiles.
+ * Epilogue: out = acc [+ bias] or out += acc, bounds-checked.
+ */
+import type { ProgramInfo } from '../../program.js';
+import type { BoundOperands } from '../../ops/operands.js';
+import { unroll } from '../tiles.js';
+import { opProgram } from './op-program.js';
+
+export interface MatmulSpec {
+  /** 1: 64 x 64 tiles (4 x 4 per invocation); 2: 128 x 128 (8 x 8). */
+  G: 1 | 2;
+  BK: number;
+  transA: boolean;
+  transB: boolean;
+  epilogue: 'store' | 'accumulate' | 'bias';
+}
+
+/** Workgroups (x over N, y over M). */
+export function matmulGroups(spec: MatmulSpec, M: number, N: number): [number, number, number] {
+  const BM = 64 * spec.G;
+  return [Math.ceil(N / BM), Math.ceil(M / BM), 1];
+}
+
+/** Operands: out (written), a, b, [bias]. */
+export function matmulProgram(
+  bound: BoundOperands,
+  spec: MatmulSpec,
+  dispatch: readonly [number, number, number],
+): ProgramInfo {
+  return opProgram({
+    name: 'matmul',
+    variant: `g${spec.G}-bk${spec.BK}-${spec.transA ? 't' : 'n'}${spec.transB ? 't' : 'n'}-${spec.epilogue}`,
+    bound,
+    uniforms: ['M', 'N', 'K'].map((name) => ({ name, type: 'u32' as const })),
+    dispatch,
+    body: matmulWGSL(spec),
+  });
+}
+
+export function matmulWGSL(s: MatmulSpec): string {
+  const { G, BK } = s;
+  const BM = 64 * G;
+  const AS = BM + 4; // row length of As (BK, AS): padding against bank conflicts of the transposed stores
+  const BS = BM;
+  const T = 4 * G;
+  // Tile loads: element e of a (BM x BK) tile, walking the contiguous index fastest.
+  const loadA = s.transA
+    ? `let m = e % ${BM}u; let kq = e / ${BM}u;
+      let gm = m0 + m; let gk = k0 + kq;
+      var x = 0.0;
+      if (gm < p.M && gk < p.K) { x = ld_a(gk * p.M + gm); }`
+    : `let kq = e % ${BK}u; let m = e / ${BK}u;
+      let gm = m0 + m; let gk = k0 + kq;
+      var x = 0.0;
+      if (gm < p.M && gk < p.K) { x = ld_a(gm * p.K + gk); }`;
+  const loadB = s.transB
+    ? `let kq = e % ${BK}u; let n = e / ${BK}u;
+      let gn = n0 + n; let gk = k0 + kq;
+      var x = 0.0;
+      if (gn < p.N && gk < p.K) { x = ld_b(gn * p.K + gk); }`
+    : `let n = e % ${BM}u; let kq = e / ${BM}u;
+      let gn = n0 + n; let gk = k0 + kq;
+      var x = 0.0;
+      if (gn < p.N && gk < p.K) { x = ld_b(gk * p.N + gn); }`;
+  const store = (v: string): string =>
+    s.epilogue === 'accumulate'
+      ? `st_out(o, ld_out(o) + ${v});`
+      : s.epilogue === 'bias'
+        ? `st_out(o, ${v} + ld_bias(n));`
+        : `st_out(o, ${v});`;
+  return `
+var<workgroup> As: array<vec4<f32>, ${(BK * AS) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(BK * BS) / 4}>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tx = lid % 16u;
+  let ty = lid / 16u;
+  let m0 = wg.y * ${BM}u;
+  let n0 = wg.x * ${BM}u;
+  var acc: array<vec4<f32>, ${T * G}>; // acc[i * G + g]: row i (of T), columns g*64 + tx*4 .. +3
+  for (var k0 = 0u; k0 < p.K; k0 += ${BK}u) {
+    for (var e = lid; e < ${BM * BK}u; e += 256u) {
+      ${loadA}
+      let w = kq * ${AS}u + m;
+      As[w / 4u][w % 4u] = x;
+    }
+    for (var e = lid; e < ${BM * BK}u; e += 256u) {
+      ${loadB}
+      let w = kq * ${BS}u + n;
+      Bs[w / 4u][w % 4u] = x;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+${unroll(G, (g) => `      let a${g} = As[(kk * ${AS}u + ${g * 64}u) / 4u + ty];\n`)}${unroll(G, (g) => `      let b${g} = Bs[(kk * ${BS}u + ${g * 64}u) / 4u + tx];\n`)}${unroll(
+    G,
+    (ga) =>
+      unroll(4, (i) =>
+        unroll(
+          G,
+          (gb) =>
+            `      acc[${(ga * 4 + i) * G + gb}] = fma(vec4<f32>(a${ga}[${i}]), b${gb}, acc[${(ga * 4 + i) * G + gb}]);\n`,
+        ),
+      ),
+  )}    }
+    workgroupBarrier();
+  }
+${unroll(G, (ga) =>
+  unroll(4, (i) =>
+    unroll(
+      G,
+      (gb) => `  {
+    let m = m0 + ${ga * 64}u + ty * 4u + ${i}u;
+    let v = acc[${(ga * 4 + i) * G + gb}];
+    if (m < p.M) {
+${unroll(4, (j) => `      { let n = n0 + ${gb * 64}u + tx * 4u + ${j}u; if (n < p.N) { let o = m * p.N + n; ${store(`v[${j}]`)} } }\n`)}    }
+  }
+`,
+    ),
+  ),
+)}}
+`;
+}

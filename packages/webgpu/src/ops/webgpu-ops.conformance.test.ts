@@ -1,0 +1,41 @@
+/**
+ * The WebGPU ops against the conformance suites on whatever adapter Node finds (SwiftShader on a
+ * CPU-only machine): every op of Ops<Buf> in float32 (the only float dtype listed; the float16,
+ * bfloat16 and float64 cases report skipped) against core's float64 reference ops under the suite's
+ * rule, including the every-operand-a-view-of-one-buffer cases (one GPUBuffer bound once, operands.ts)
+ * and the bad-input checks; and attention through the ops (the recorder's batched submit path) in the
+ * packed (B, N, 3, H, D) layout the model uses. The attention kernels themselves run the whole matrix
+ * in all three layouts in ../conformance.test.ts; here the cases with N = 1000 or D = 256 (14 of the
+ * 18 s of SwiftShader time each) are left out to keep CI short: they test the kernels, not this path.
+ * With CI or FLASHATTN_REQUIRE_WEBGPU=1 set, a missing adapter fails instead of skipping.
+ */
+import {
+  describeDeviceAttentionConformance,
+  describeOpsConformance,
+} from '@flashattn/conformance/vitest';
+import { describe, expect, it } from 'vitest';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from '../test-utils/env.js';
+import { createWebGpuOps } from './webgpu-ops.js';
+
+defaultToSwiftShader();
+
+const unavailable = await probeAdapter();
+const required = webgpuRequired();
+const skip =
+  unavailable !== undefined && !required ? `no WebGPU adapter: ${unavailable}` : undefined;
+
+if (unavailable !== undefined && required) {
+  describe('WebGPU adapter (required: CI or FLASHATTN_REQUIRE_WEBGPU=1)', () => {
+    it('is available', () => {
+      expect.fail(`no WebGPU adapter although one is required: ${unavailable}`);
+    });
+  });
+}
+
+describeOpsConformance('webgpu ops', () => createWebGpuOps(), { matrix: 'ci', skip });
+describeDeviceAttentionConformance('webgpu ops', () => createWebGpuOps(), {
+  matrix: 'ci',
+  layouts: ['packed'],
+  filter: (c) => !/ q1000 | d256 /.test(` ${c.id} `),
+  skip,
+});
