@@ -1,0 +1,92 @@
+// Bundle the GPT-2 training benchmark for the GPU machine (no Node modules there) into one folder at the
+// repo root, .bundle-gpt2/ (git-ignored), with esbuild (from the webgpu package's devDependencies):
+//   node apps/bench/src/gpt2/bundle.mjs [--webgpu] [outdir]
+// Writes train-bench.mjs and train-parity.mjs (every @flashattn/* package bundled in; the backends'
+// providers are imported statically), node_modules/@flashattn/core (the CPU backend's worker threads
+// import core by module URL) and copies the CUDA addon (FLASHATTN_CUDA_ADDON if set, else
+// packages/cuda/build/Release/flashattn_cuda.node) to flashattn_cuda.node; device.sh points
+// FLASHATTN_CUDA_ADDON at it. With --webgpu it also lays out node_modules/webgpu (the package's index.js,
+// package.json and dist/linux-x64/dawn.node, ~21 MB), so the WebGPU provider's import('webgpu') resolves
+// from the bundle: carry that only for a WebGPU run (.carry 29 MB + dawn 21 MB + addon 6 MB + bundle
+// stays under the 64 MiB carry limit, but only just).
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..', '..', '..', '..');
+const args = process.argv.slice(2);
+const withWebgpu = args.includes('--webgpu');
+const outDir = resolve(args.find((a) => !a.startsWith('--')) ?? join(root, '.bundle-gpt2'));
+const fromWebgpu = createRequire(join(root, 'packages', 'webgpu', 'package.json'));
+const { build } = fromWebgpu('esbuild');
+
+rmSync(outDir, { recursive: true, force: true });
+mkdirSync(outDir, { recursive: true });
+for (const name of ['train-bench', 'train-parity']) {
+  await build({
+    entryPoints: [join(here, `${name}.ts`)],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: join(outDir, `${name}.mjs`),
+    external: ['webgpu'],
+    // CommonJS code inside the bundle may call require().
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+}
+// The CPU backend's worker threads import @flashattn/core by module URL (resolved from the bundle): give
+// them one bundled copy under node_modules.
+const coreDir = join(outDir, 'node_modules', '@flashattn', 'core');
+await build({
+  entryPoints: [join(root, 'packages', 'core', 'dist', 'index.js')],
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  outfile: join(coreDir, 'index.mjs'),
+  logLevel: 'warning',
+});
+writeFileSync(
+  join(coreDir, 'package.json'),
+  JSON.stringify({
+    name: '@flashattn/core',
+    type: 'module',
+    exports: { '.': { default: './index.mjs' } },
+  }) + '\n',
+);
+const addon =
+  process.env.FLASHATTN_CUDA_ADDON ??
+  join(root, 'packages', 'cuda', 'build', 'Release', 'flashattn_cuda.node');
+if (existsSync(addon)) copyFileSync(addon, join(outDir, 'flashattn_cuda.node'));
+else
+  console.warn(
+    `no CUDA addon at ${addon}: build it (pnpm --filter @flashattn/cuda build) or set FLASHATTN_CUDA_ADDON`,
+  );
+if (withWebgpu) {
+  const pkg = join(root, 'packages', 'webgpu', 'node_modules', 'webgpu');
+  const dst = join(outDir, 'node_modules', 'webgpu');
+  mkdirSync(join(dst, 'dist', 'linux-x64'), { recursive: true });
+  copyFileSync(join(pkg, 'index.js'), join(dst, 'index.js'));
+  copyFileSync(join(pkg, 'package.json'), join(dst, 'package.json'));
+  copyFileSync(
+    join(pkg, 'dist', 'linux-x64', 'dawn.node'),
+    join(dst, 'dist', 'linux-x64', 'dawn.node'),
+  );
+}
+writeFileSync(join(outDir, 'BUNDLED'), `${new Date().toISOString()} webgpu=${withWebgpu}\n`);
+let total = 0;
+const walk = (d) => {
+  for (const e of fromWebgpu('node:fs').readdirSync(d, { withFileTypes: true })) {
+    const p = join(d, e.name);
+    if (e.isDirectory()) walk(p);
+    else total += statSync(p).size;
+  }
+};
+walk(outDir);
+console.log(`bundled into ${outDir} (${(total / 2 ** 20).toFixed(1)} MiB)`);
