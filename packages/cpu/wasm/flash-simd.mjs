@@ -14,6 +14,9 @@
 //       the same for S_ij^T (rows = keys, columns = queries; L, lo, hi indexed by column)
 //   dsRows(p, dp, ld, rows, colsPad, Dvec)   dP <- P * (dP - D_i), 0 where P = -0.0 (masked)
 //   dsCols(p, dp, ld, rows, colsPad, Dvec)   dP^T <- P^T * (dP^T - D)  (columns = queries)
+//   copyRows(dst, ldd, src, lds, rows, D, Dp)    rows of D floats, zero-padded to Dp (the packs, Q_i)
+//   scaleRows(dst, ldd, src, lds, rows, D, mul, ldmul)   dst row r = src row r * mul[r] (ldmul bytes
+//       apart; 0 = one factor for every row): O_i = acc / l_i, dK, dV, dQ written into their views
 // Every element's arithmetic is the same whatever tile or thread computes it: results do not depend on
 // the thread count.
 
@@ -38,36 +41,64 @@ const forLoop = (name, v, end, step, body) => `
       (br $${name})))`;
 
 /**
- * exp(x) for four lanes (Cephes' expf: x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial in r,
- * 2^n from the exponent bits). n is rounded with the 1.5 * 2^23 trick, whose float bits also hold n.
- * x is clamped to [-88, 88]: -Infinity and anything below -87.4 give exactly 0 (n = -127 gives
- * exponent bits 0), NaN stays NaN (pmin/pmax return their first operand when it is NaN; they are one
- * minps/maxps each where f32x4.min/max need a NaN-propagating sequence).
+ * exp(x) for four lanes as 2^y, y = x log2(e) = n + r with n = round(y), |r| <= 1/2, 2^r by a degree-6
+ * polynomial (least-squares fit of 2^r on [-1/2, 1/2] in relative error, p(0) = 1; max 0.81 ulp with
+ * float32 Horner steps), 2^n from the exponent bits. n is rounded with the 1.5 * 2^23 trick, whose
+ * float bits also hold n. Against Cephes' expf (two-constant ln 2 range reduction, mul + add Horner):
+ * one multiply and one subtraction reduce the range, and the polynomial takes the fused multiply-add
+ * where the variant has it: ~17 vector ops a lane group instead of ~30. The scores and lse stay in
+ * natural units, so the backward's recomputed P_ij = exp(S_ij - L_i) is exactly 1 where the forward's
+ * row saw one key (a base-2 lse did not round-trip: conformance's "q1000 k1 causal" case failed).
+ * 2026-12-07 (EPYC Zen 3, load 7-10, CPU time, best of 5): softmaxRows on a 64 x 64 tile 8.45 -> 3.98 us
+ * (with the constants hoisted below and the scale-1 path; FMA variant).
+ * y is clamped to [-127, 127] (`upper` false: to [-127, inf), for callers whose x <= 0): -Infinity and
+ * anything below -126.5 give exactly 0 (n = -127 gives exponent bits 0), NaN stays NaN (pmin/pmax
+ * return their first operand when it is NaN; one minps/maxps each).
  * Uses the locals $ex_x, $ex_t, $ex_f.
  */
-function expV(x) {
-  const c = (v) => splat(`(f32.const ${v})`);
-  const madd = (a, b, d) => `(f32x4.add (f32x4.mul ${a} ${b}) ${d})`;
-  let p = c('1.9875691500e-4');
-  for (const k of [
-    '1.3981999507e-3',
-    '8.3334519073e-3',
-    '4.1665795894e-2',
-    '1.6666665459e-1',
-    '5.0000001201e-1',
-  ])
-    p = madd(p, g('ex_x'), c(k));
-  const MAGIC = '12582912'; // 1.5 * 2^23, bits 0x4B400000
+const EXP2_POLY = [
+  '1.537070493e-4',
+  '1.339984825e-3',
+  '9.618373588e-3',
+  '5.550329015e-2',
+  '2.402264774e-1',
+  '6.931471825e-1',
+];
+// The constants live in locals set once at the function's entry (EXP_INIT): a v128 constant inside the
+// loop is rebuilt on every use by V8's code generator.
+const EXP_CONSTS = {
+  lo: '-127',
+  hi: '127',
+  magic: '12582912', // 1.5 * 2^23, bits 0x4B400000
+  log2e: '1.44269504088896341',
+  one: '1',
+  ...Object.fromEntries(EXP2_POLY.map((v, i) => [`p${i}`, v])),
+};
+function expV(x, madd, upper = true) {
+  const y = `(f32x4.mul ${x} ${g('k_log2e')})`;
+  const c = (name) => g(`k_${name}`);
+  let p = c('p0');
+  for (let i = 1; i < EXP2_POLY.length; i++) p = madd(p, g('ex_x'), c(`p${i}`));
+  p = madd(p, g('ex_x'), c('one'));
+  const clamped = upper
+    ? `(f32x4.pmax (f32x4.pmin ${y} ${c('hi')}) ${c('lo')})`
+    : `(f32x4.pmax ${y} ${c('lo')})`;
   return `(block (result v128)
-      ${set('ex_x', `(f32x4.pmax (f32x4.pmin ${x} ${c('88')}) ${c('-88')})`)}
-      ${set('ex_t', madd(g('ex_x'), c('1.44269504088896341'), c(MAGIC)))}
-      ${set('ex_f', `(f32x4.sub ${g('ex_t')} ${c(MAGIC)})`)}
-      ${set('ex_x', `(f32x4.sub (f32x4.sub ${g('ex_x')} (f32x4.mul ${g('ex_f')} ${c('0.693359375')})) (f32x4.mul ${g('ex_f')} ${c('-2.12194440e-4')}))`)}
-      (f32x4.mul
-        (f32x4.add (f32x4.add (f32x4.mul (f32x4.mul ${p} ${g('ex_x')}) ${g('ex_x')}) ${g('ex_x')}) ${c('1')})
-        (i32x4.shl (i32x4.add ${g('ex_t')} (i32x4.splat (i32.const ${127 - 0x4b400000}))) (i32.const 23))))`;
+      ${set('ex_f', clamped)}
+      ${set('ex_t', `(f32x4.add ${g('ex_f')} ${c('magic')})`)}
+      ${set('ex_x', `(f32x4.sub ${g('ex_f')} (f32x4.sub ${g('ex_t')} ${c('magic')}))`)}
+      (f32x4.mul ${p}
+        (i32x4.shl (i32x4.add ${g('ex_t')} ${g('k_bias')}) (i32.const 23))))`;
 }
-const EXP_LOCALS = '(local $ex_x v128) (local $ex_t v128) (local $ex_f v128)';
+const EXP_LOCALS =
+  '(local $ex_x v128) (local $ex_t v128) (local $ex_f v128) (local $k_bias v128) ' +
+  Object.keys(EXP_CONSTS)
+    .map((k) => `(local $k_${k} v128)`)
+    .join(' ');
+const EXP_INIT =
+  Object.entries(EXP_CONSTS)
+    .map(([k, v]) => set(`k_${k}`, splat(`(f32.const ${v})`)))
+    .join(' ') + ` ${set('k_bias', `(i32x4.splat (i32.const ${127 - 0x4b400000}))`)}`;
 
 const hsum = (v) =>
   `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
@@ -116,6 +147,9 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
   // rowTiles: 6 rows (12 accumulators) with FMA, 4 without (mul + add needs a temporary; 6 spills).
   // 2026-12-07 on the 2-core EPYC dev machine (load ~15, CPU time, 64 x 64 x {64, 128} tiles): FMA
   // 31-37 GFLOP/s at 4 rows -> 34-43 at 6; plain 23-31 at 4 rows -> 18-22 at 6.
+  // The A row stride baked into the splats' offsets (one A pointer a step instead of 6) was tried and
+  // dropped: 64 x 64 x {64, 128} tiles ran 43.5-45.2 GFLOP/s (CPU time) either way, against a wasm
+  // peak of ~48 (2 x 4-lane FMA a cycle at ~3 GHz) (2026-12-07, load 7, /tmp micro-benchmark of gemm).
   const tiles = [];
   for (const R of rowTiles) for (const V of [2, 1]) tiles.push([R, V]);
   const rowLoop = (R, V) => `
@@ -161,8 +195,9 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
   (func (export "softmaxRows") (param $s i32) (param $lds i32) (param $rows i32) (param $colsPad i32) (param $colsReal i32)
     (param $scale f32) (param $lo i32) (param $hi i32) (param $c0 i32) (param $m i32) (param $l i32) (param $accp i32) (param $ldacc i32) (param $Dv i32)
     (local $r i32) (local $c i32) (local $lor i32) (local $hir i32) (local $row i32) (local $lov v128) (local $hiv v128) (local $idx v128)
-    (local $x v128) (local $mx v128) (local $sc v128) (local $sum v128) (local $mOld f32) (local $mNew f32) (local $alpha f32) (local $d i32) (local $ar i32)
+    (local $x v128) (local $mx v128) (local $sc v128) (local $mv v128) (local $sum v128) (local $mOld f32) (local $mNew f32) (local $alpha f32) (local $d i32) (local $ar i32)
     ${EXP_LOCALS}
+    ${EXP_INIT}
     ${forLoop(
       'rows',
       'r',
@@ -172,17 +207,22 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
       ;; line 8 result scaled and masked; m~_ij = rowmax (rows that see the whole tile skip the mask)
       ${set('mx', NEG_INF)}
       ${set('sc', splat(g('scale')))}
+      ;; (scale 1: the caller scaled Q_i instead, and an unmasked row is only read here)
       (if (i32.and (i32.le_s ${g('lor')} (i32.const 0)) (i32.ge_s ${g('hir')} ${g('colsPad')}))
         (then
-          ${forLoop(
-            'c0u',
-            'c',
-            g('colsPad'),
-            i32(4),
-            `${set('x', `(f32x4.mul (v128.load ${at}) ${g('sc')})`)}
-            (v128.store ${at} ${g('x')})
-            ${set('mx', `(f32x4.pmax ${g('mx')} ${g('x')})`)}`,
-          )})
+          (if (f32.eq ${g('scale')} (f32.const 1))
+            (then
+              ${forLoop('c0s', 'c', g('colsPad'), i32(4), set('mx', `(f32x4.pmax ${g('mx')} (v128.load ${at}))`))})
+            (else
+              ${forLoop(
+                'c0u',
+                'c',
+                g('colsPad'),
+                i32(4),
+                `${set('x', `(f32x4.mul (v128.load ${at}) ${g('sc')})`)}
+                (v128.store ${at} ${g('x')})
+                ${set('mx', `(f32x4.pmax ${g('mx')} ${g('x')})`)}`,
+              )})))
         (else
           ${forLoop(
             'c1',
@@ -201,7 +241,8 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
           ;; no key visible yet: P~ row = 0, state unchanged
           ${forLoop('cz', 'c', g('colsPad'), i32(4), `(v128.store ${at} ${ZERO})`)})
         (else
-          ${set('alpha', `(f32x4.extract_lane 0 ${expV(splat(`(f32.sub ${g('mOld')} ${g('mNew')})`))})`)}
+          ${set('alpha', `(f32x4.extract_lane 0 ${expV(splat(`(f32.sub ${g('mOld')} ${g('mNew')})`), madd, false)})`)}
+          ${set('mv', splat(g('mNew')))}
           ;; line 9: P~_ij = exp(S_ij - m_new), l_new = alpha l_old + rowsum(P~_ij)
           ${set('sum', ZERO)}
           ${forLoop(
@@ -209,7 +250,7 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
             'c',
             g('colsPad'),
             i32(4),
-            `${set('x', expV(`(f32x4.sub (v128.load ${at}) ${splat(g('mNew'))})`))}
+            `${set('x', expV(`(f32x4.sub (v128.load ${at}) ${g('mv')})`, madd, false))}
             (v128.store ${at} ${g('x')})
             ${set('sum', `(f32x4.add ${g('sum')} ${g('x')})`)}`,
           )}
@@ -233,8 +274,9 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
   const probsRows = `
   (func (export "probsRows") (param $s i32) (param $lds i32) (param $rows i32) (param $colsPad i32) (param $colsReal i32)
     (param $scale f32) (param $L i32) (param $lo i32) (param $hi i32) (param $c0 i32)
-    (local $r i32) (local $c i32) (local $lor i32) (local $hir i32) (local $row i32) (local $lov v128) (local $hiv v128) (local $idx v128) (local $Lr v128)
+    (local $r i32) (local $c i32) (local $lor i32) (local $hir i32) (local $row i32) (local $lov v128) (local $hiv v128) (local $idx v128) (local $Lr v128) (local $sc v128)
     ${EXP_LOCALS}
+    ${EXP_INIT}
     ${forLoop(
       'rows',
       'r',
@@ -242,13 +284,14 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
       i32(1),
       `${rowBounds}
       ${set('Lr', `(v128.load32_splat (i32.add ${g('L')} (i32.shl ${g('r')} (i32.const 2))))`)}
+      ${set('sc', splat(g('scale')))}
       ${forLoop(
         'cc',
         'c',
         g('colsPad'),
         i32(4),
         `${cIdx}
-        (v128.store ${at} (v128.bitselect ${expV(`(f32x4.sub (f32x4.mul (v128.load ${at}) ${splat(g('scale'))}) ${g('Lr')})`)} ${NEG_ZERO} ${rowMask}))`,
+        (v128.store ${at} (v128.bitselect ${expV(`(f32x4.sub (f32x4.mul (v128.load ${at}) ${g('sc')}) ${g('Lr')})`, madd)} ${NEG_ZERO} ${rowMask}))`,
       )}`,
     )})`;
 
@@ -257,9 +300,11 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
   const probsCols = `
   (func (export "probsCols") (param $s i32) (param $lds i32) (param $rows i32) (param $colsPad i32) (param $colsReal i32)
     (param $scale f32) (param $L i32) (param $lo i32) (param $hi i32) (param $k0 i32)
-    (local $r i32) (local $c i32) (local $row i32) (local $kv v128) (local $idx v128) (local $ok v128) (local $real v128)
+    (local $r i32) (local $c i32) (local $row i32) (local $kv v128) (local $idx v128) (local $ok v128) (local $real v128) (local $sc v128)
     ${EXP_LOCALS}
+    ${EXP_INIT}
     ${set('real', `(i32x4.splat ${g('colsReal')})`)}
+    ${set('sc', splat(g('scale')))}
     ${forLoop(
       'rows',
       'r',
@@ -274,7 +319,7 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
         i32(4),
         `${cIdx}
         ${set('ok', `(v128.and (v128.and (i32x4.ge_s ${g('kv')} ${colAt('lo')}) (i32x4.lt_s ${g('kv')} ${colAt('hi')})) (i32x4.lt_s ${g('idx')} ${g('real')}))`)}
-        (v128.store ${at} (v128.bitselect ${expV(`(f32x4.sub (f32x4.mul (v128.load ${at}) ${splat(g('scale'))}) ${colAt('L')})`)} ${NEG_ZERO} ${g('ok')}))`,
+        (v128.store ${at} (v128.bitselect ${expV(`(f32x4.sub (f32x4.mul (v128.load ${at}) ${g('sc')}) ${colAt('L')})`, madd)} ${NEG_ZERO} ${g('ok')}))`,
       )}`,
     )})`;
 
@@ -300,6 +345,49 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
       )}`,
     )})`;
 
+  // Row copies and scalings in four-lane steps, the last D % 4 floats one at a time; the writes stop at
+  // D, so a strided view's neighbours (the packed qkv layout) are never touched.
+  const ROW_LOCALS = '(local $r i32) (local $d i32) (local $D4 i32)';
+  const perRow = (body, tail, rowStart = '') => `
+    ${set('D4', `(i32.and ${g('D')} (i32.const -4))`)}
+    ${forLoop(
+      'rows',
+      'r',
+      g('rows'),
+      i32(1),
+      `${rowStart}
+      ${forLoop('d4', 'd', g('D4'), i32(4), body)}
+      ${set('d', g('D4'))}
+      (block $t_done (loop $t
+        (br_if $t_done (i32.ge_s ${g('d')} ${g('D')}))
+        ${tail}
+        ${set('d', add(g('d'), i32(1)))}
+        (br $t)))
+      (block $z_done (loop $z
+        (br_if $z_done (i32.ge_s ${g('d')} ${g('Dp')}))
+        (f32.store (i32.add ${g('dst')} (i32.shl ${g('d')} (i32.const 2))) (f32.const 0))
+        ${set('d', add(g('d'), i32(1)))}
+        (br $z)))
+      ${set('dst', add(g('dst'), g('ldd')))}
+      ${set('src', add(g('src'), g('lds')))}`,
+    )}`;
+  const dAt = (base) => `(i32.add ${g(base)} (i32.shl ${g('d')} (i32.const 2)))`;
+  const copyRows = `
+  (func (export "copyRows") (param $dst i32) (param $ldd i32) (param $src i32) (param $lds i32) (param $rows i32) (param $D i32) (param $Dp i32)
+    ${ROW_LOCALS}
+    ${perRow(`(v128.store ${dAt('dst')} (v128.load ${dAt('src')}))`, `(f32.store ${dAt('dst')} (f32.load ${dAt('src')}))`)})`;
+  const scaleRows = `
+  (func (export "scaleRows") (param $dst i32) (param $ldd i32) (param $src i32) (param $lds i32) (param $rows i32) (param $D i32)
+    (param $mul i32) (param $ldmul i32)
+    (local $Dp i32) (local $x f32) (local $xv v128) ${ROW_LOCALS}
+    ${set('Dp', g('D'))}
+    ${perRow(
+      `(v128.store ${dAt('dst')} (f32x4.mul (v128.load ${dAt('src')}) ${g('xv')}))`,
+      `(f32.store ${dAt('dst')} (f32.mul (f32.load ${dAt('src')}) ${g('x')}))`,
+      `${set('x', `(f32.load (i32.add ${g('mul')} (i32.mul ${g('r')} ${g('ldmul')})))`)}
+      ${set('xv', splat(g('x')))}`,
+    )})`;
+
   return `;; Generated by wasm/flash-simd.mjs (fma: ${fma}). Do not edit.
 (module
   (import "env" "memory" (memory 1 65536 shared))
@@ -310,6 +398,8 @@ ${probsRows}
 ${probsCols}
 ${ds('dsRows', g('Dr'))}
 ${ds('dsCols', `(v128.load (i32.add ${g('D')} (i32.shl ${g('c')} (i32.const 2))))`)}
+${copyRows}
+${scaleRows}
 )
 `;
 }

@@ -247,9 +247,8 @@ export interface CpuAttentionSimd {
   exports: FlashSimdExports;
 }
 
-/** Tile sizes of the SIMD path (see flash-simd.ts). */
-const SIMD_BR = 64;
-const SIMD_BC = 64;
+/** Tile sizes of the SIMD path (see flash-simd.ts): TODO sweep. */
+export const SIMD_TILES = { Br: 64, Bc: 64 } as const;
 
 /** The path a call took: wasm SIMD tiles, core's scalar kernels, or the materialised baseline. */
 export type CpuAttentionPath = 'simd' | 'scalar' | 'standard';
@@ -269,6 +268,7 @@ export class CpuAttention {
     private readonly pool: ThreadPool | null,
     private readonly simd: CpuAttentionSimd | null,
     readonly kind: CpuAttentionKind = 'flash',
+    private readonly tiles: { Br: number; Bc: number } = SIMD_TILES,
   ) {}
 
   private get threads(): number {
@@ -350,8 +350,7 @@ export class CpuAttention {
     const v = this.byteLayout(views.v);
     const out = this.byteLayout(views.out);
     if (lseAt < 0 || !q || !k || !v || !out) return null;
-    const Br = SIMD_BR;
-    const Bc = SIMD_BC;
+    const { Br, Bc } = this.tiles;
     const Dp = Math.ceil(D / 4) * 4;
     const NqPad = Math.ceil(Nq / Br) * Br;
     const NkPad = Math.ceil(Nk / Bc) * Bc;

@@ -83,6 +83,25 @@ export interface FlashSimdExports {
   ): void;
   dsRows(p: number, dp: number, ld: number, rows: number, colsPad: number, D: number): void;
   dsCols(p: number, dp: number, ld: number, rows: number, colsPad: number, D: number): void;
+  copyRows(
+    dst: number,
+    ldd: number,
+    src: number,
+    lds: number,
+    rows: number,
+    D: number,
+    Dp: number,
+  ): void;
+  scaleRows(
+    dst: number,
+    ldd: number,
+    src: number,
+    lds: number,
+    rows: number,
+    D: number,
+    mul: number,
+    ldmul: number,
+  ): void;
 }
 
 /** Whether this runtime has relaxed SIMD (Node >= 22, or 20 with --experimental-wasm-relaxed-simd). */
@@ -194,6 +213,14 @@ export function flashUnits(
   const F = 4; // bytes per float
   const T = Math.max(Br, Bc);
   const s0 = j.scratch + thread * j.scratchBytes;
+  // Q is packed times the softmax scale, in the forward and the backward alike, so that both compute
+  // the same scores bit for bit (S_ij = (scale Q_i) K_j^T): the backward's P_ij = exp(S_ij - L_i) is
+  // then exactly the forward's where one key decides a row. The kernels read scale 1.
+  const mulAt = s0 + (2 * T * T + 2 * T * Dp + 2 * T) * F; // one float of this thread's scratch
+  const scaleQ = (at: number, rows: number): void => {
+    f32[mulAt / F] = scale;
+    ex.scaleRows(at, Dp * F, at, Dp * F, rows, Dp, mulAt, 0);
+  };
 
   // Copy rows [0, N) of head (b, h) of a strided view into (NPad, Dp) rows at `dst` (floats), zero-padded.
   const packRows = (
@@ -204,15 +231,8 @@ export function flashUnits(
     NPad: number,
     dst: number,
   ): void => {
-    const base = src.at / F + b * src.sB + h * src.sH;
-    for (let n = 0; n < NPad; n++) {
-      const o = dst + n * Dp;
-      if (n < N) {
-        const s = base + n * src.sN;
-        for (let d = 0; d < D; d++) f32[o + d] = f32[s + d]!;
-        for (let d = D; d < Dp; d++) f32[o + d] = 0;
-      } else f32.fill(0, o, o + Dp);
-    }
+    ex.copyRows(dst * F, Dp * F, src.at + (b * src.sB + h * src.sH) * F, src.sN * F, N, D, Dp);
+    if (NPad > N) f32.fill(0, dst + N * Dp, dst + NPad * Dp);
   };
   // (NPad, Dp) rows at `src` (floats) into blocks (Dp, Bk) at `dst`: block t holds rows t Bk .. + Bk.
   const packBlocksT = (src: number, NPad: number, Bk: number, dst: number): void => {
@@ -224,7 +244,7 @@ export function flashUnits(
       }
     }
   };
-  // Write rows [r0, r0 + rows) of an (., Dp) accumulator at `acc` (floats) times `mul` into a view.
+  // Write rows [r0, r0 + rows) of an (., Dp) accumulator at `acc` (bytes) times `mul` into a view.
   const writeRows = (
     dst: ByteLayout,
     b: number,
@@ -234,13 +254,9 @@ export function flashUnits(
     acc: number,
     mul: number,
   ): void => {
-    const base = dst.at / F + b * dst.sB + h * dst.sH;
-    for (let r = 0; r < rows; r++) {
-      const o = base + (r0 + r) * dst.sN;
-      const a = acc + r * Dp;
-      if (mul === 1) for (let d = 0; d < D; d++) f32[o + d] = f32[a + d]!;
-      else for (let d = 0; d < D; d++) f32[o + d] = f32[a + d]! * mul;
-    }
+    f32[mulAt / F] = mul;
+    const at = dst.at + (b * dst.sB + h * dst.sH + r0 * dst.sN) * F;
+    ex.scaleRows(at, dst.sN * F, acc, Dp * F, rows, D, mulAt, 0);
   };
   const lo = j.lo / F;
   const hi = j.hi / F;
@@ -303,6 +319,7 @@ export function flashUnits(
         const qp = j.qp / F + u * NqPad * Dp;
         const dop = j.dop / F + u * NqPad * Dp;
         packRows(j.q, b, h, Nq, NqPad, qp);
+        scaleQ(qp * F, Nq);
         packRows(j.dout!, b, h, Nq, NqPad, dop);
         packBlocksT(qp, NqPad, Br, j.qt / F + u * NqPad * Dp);
         packBlocksT(dop, NqPad, Br, j.dot / F + u * NqPad * Dp);
@@ -352,7 +369,18 @@ export function flashUnits(
       const m = acc + Br * Dp * F;
       const l = m + Br * F;
       // line 4: load Q_i; line 5: acc = 0, l_i = 0, m_i = -inf
-      packRows({ ...j.q, at: j.q.at + r0 * j.q.sN * F }, b, h, rows, rows, Qi / F);
+      // line 4 (Q_i times the scale, see scaleQ: softmaxRows with scale 1 only reads an unmasked row
+      // instead of scaling and storing it)
+      ex.copyRows(
+        Qi,
+        Dp * F,
+        j.q.at + (b * j.q.sB + h * j.q.sH + r0 * j.q.sN) * F,
+        j.q.sN * F,
+        rows,
+        D,
+        Dp,
+      );
+      scaleQ(Qi, rows);
       f32.fill(0, acc / F, acc / F + rows * Dp);
       f32.fill(0, l / F, l / F + rows);
       f32.fill(-Infinity, m / F, m / F + rows);
@@ -385,7 +413,7 @@ export function flashUnits(
           rows,
           colsPad,
           cols,
-          scale,
+          1,
           j.lo + r0 * F,
           j.hi + r0 * F,
           c0,
@@ -401,22 +429,24 @@ export function flashUnits(
           maskedAccumulate(acc / F, S / F, Bc, vRow / F, r0, rows, c0, cols);
         else ex.gemm(acc, Dp * F, S, Bc * F, vRow, Dp * F, rows, Dp, cols, 1);
       }
-      // lines 12-15: O_i = acc / l_i, L_i = m_i + log(l_i); a row that saw no key: out = 0, lse = -inf
-      const oBase = j.out.at / F + b * j.out.sB + h * j.out.sH;
+      // lines 12-15: O_i = acc / l_i, L_i = m_i + log(l_i); a row that saw no key:
+      // out = 0, lse = -inf. The factors 1 / l_i overwrite l_i.
       const lseRow = j.lse / F + bh * Nq + r0;
+      let empty = 0;
       for (let r = 0; r < rows; r++) {
-        const o = oBase + (r0 + r) * j.out.sN;
-        const a = acc / F + r * Dp;
         const lr = f32[l / F + r]!;
-        if (lr === 0) {
-          f32.fill(0, o, o + D);
-          f32[lseRow + r] = -Infinity;
-          continue;
-        }
-        const inv = 1 / lr;
-        for (let d = 0; d < D; d++) f32[o + d] = f32[a + d]! * inv;
-        f32[lseRow + r] = f32[m / F + r]! + Math.log(lr);
+        if (lr === 0) empty++;
+        f32[lseRow + r] = lr === 0 ? -Infinity : f32[m / F + r]! + Math.log(lr);
+        f32[l / F + r] = lr === 0 ? 0 : 1 / lr;
       }
+      const oAt = j.out.at + (b * j.out.sB + h * j.out.sH + r0 * j.out.sN) * F;
+      ex.scaleRows(oAt, j.out.sN * F, acc, Dp * F, rows, D, l, F);
+      if (empty > 0)
+        for (let r = 0; r < rows; r++)
+          if (f32[lseRow + r] === -Infinity) {
+            const o = oAt / F + r * j.out.sN;
+            f32.fill(0, o, o + D);
+          }
     } else if (u < B * Hk * Tc) {
       // Backward, key block unit (b, hk, j): dK_j, dV_j.
       const bhk = Math.floor(u / Tc);
@@ -454,7 +484,7 @@ export function flashUnits(
             cols,
             rowsPad,
             rows,
-            scale,
+            1,
             j.Lp + (bh * NqPad + r0) * F,
             j.lo + r0 * F,
             j.hi + r0 * F,
@@ -466,13 +496,13 @@ export function flashUnits(
           ex.gemm(dV, Dp * F, ST, Br * F, j.dop + qBlk, Dp * F, cols, Dp, rows, 1);
           // line 14: dS^T = P^T * (dP^T - D_i)
           ex.dsCols(ST, dPT, Br * F, cols, rowsPad, j.Dvec + (bh * NqPad + r0) * F);
-          // line 16: dK_j += dS^T Q_i (scale applied at the write)
+          // line 16: dK_j += dS^T Q_i (the scale is in the Q pack)
           ex.gemm(dK, Dp * F, dPT, Br * F, j.qp + qBlk, Dp * F, cols, Dp, rows, 1);
         }
       }
       // line 18: write dK_j, dV_j
-      writeRows(j.dk!, b, hk, c0, cols, dK / F, scale);
-      writeRows(j.dv!, b, hk, c0, cols, dV / F, 1);
+      writeRows(j.dk!, b, hk, c0, cols, dK, 1);
+      writeRows(j.dv!, b, hk, c0, cols, dV, 1);
     } else {
       // Backward, query block unit (b, h, i): dQ_i.
       const w = u - B * Hk * Tc;
@@ -505,7 +535,7 @@ export function flashUnits(
           rows,
           colsPad,
           cols,
-          scale,
+          1,
           j.Lp + (bh * NqPad + r0) * F,
           j.lo + r0 * F,
           j.hi + r0 * F,
@@ -518,7 +548,7 @@ export function flashUnits(
           maskedAccumulate(dQ / F, dP / F, Bc, (j.kp + kRow) / F, r0, rows, c0, cols);
         else ex.gemm(dQ, Dp * F, dP, Bc * F, j.kp + kRow, Dp * F, rows, Dp, cols, 1);
       }
-      writeRows(j.dq!, b, h, r0, rows, dQ / F, scale);
+      writeRows(j.dq!, b, h, r0, rows, dQ, scale);
     }
   }
 }

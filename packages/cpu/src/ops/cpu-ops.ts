@@ -76,6 +76,11 @@ export interface CpuOpsOptions {
   fma?: boolean;
   /** 'flash' (default): FlashAttention-2 in place; 'standard': the materialised baseline (cpu-attention.ts). */
   attention?: CpuAttentionKind;
+  /**
+   * Tile sizes of the wasm SIMD attention: Br query rows and Bc key columns, multiples of 4 in [4, 256].
+   * Default: the tuned ones (attention/cpu-attention.ts has the sweep); for tuning runs.
+   */
+  attentionTiles?: { Br: number; Bc: number };
 }
 
 /**
@@ -144,10 +149,22 @@ export class CpuOps
       this.flash = flash.exports;
       this.pool?.initWasm(this.arena.memory, { module, local: flash.exports });
     }
+    const tiles = opts.attentionTiles;
+    if (tiles !== undefined)
+      for (const key of ['Br', 'Bc'] as const) {
+        const t = tiles?.[key];
+        if (!Number.isInteger(t) || t! < 4 || t! > 256 || t! % 4 !== 0)
+          throw new OpsInputError(
+            `attentionTiles.${key}`,
+            'a multiple of 4 in [4, 256]',
+            describe(t),
+          );
+      }
     this.attention = new CpuAttention(
       this.pool,
       this.arena && flash ? { arena: this.arena, exports: flash.exports } : null,
       opts.attention ?? 'flash',
+      tiles,
     );
     const simd = flash ? `, wasm simd${flash.fma ? ' + relaxed fma' : ''}` : '';
     this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${simd}, ${this.attention.kind} attention)`;
