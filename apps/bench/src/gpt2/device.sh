@@ -1,0 +1,90 @@
+#!/bin/bash
+# GPT-2 training vs PyTorch on the GPU machine in one device command (BENCHMARKS.md, "GPT-2 training vs
+# PyTorch"; issues #10 and #13):
+#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all]     (defaults: cuda bench)
+# bench:  ours (train-bench.mjs on backend $1, bf16, warmup 3 + 10 timed steps + 1 profiled step) and the
+#         PyTorch peer (torch_gpt2_peer.py, eager and torch.compile, the same model, batch and AdamW) at
+#         GPT-2 124M B=16 T=1024 and at T=4096 (gpt2-124m-8k shape, B=4: the same 16,384 tokens per step);
+#         prints ours' per-op profile and, last, the table of ratios (ours / torch eager, ours / torch.compile,
+#         memory).
+# parity: our 124M initialisation + one batch (B=4, T=1024) -> Hugging Face GPT2LMHeadModel goldens in
+#         fp64 / fp32 / bf16 autocast (packages/transformer/parity/hf_train_golden.py) -> ours on $1 in bf16
+#         and fp32 judged by parity-rule.ts.
+# Needs .carry (Node) and .bundle-gpt2 (node apps/bench/src/gpt2/bundle.mjs [--webgpu]) carried along.
+# Writes $OUT/ours-T1024.json, ours-T4096.json, torch-T1024.json, torch-T4096.json, table.txt and
+# logs.tar.gz (parity JSON and every log inside): 6 files, under the 8 that come back.
+set -u
+cd "$(dirname "$0")/../../../.."
+source .carry/setup.sh >/dev/null 2>&1
+BUN=$PWD/.bundle-gpt2
+export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
+BK=${1:-cuda}
+MODE=${2:-bench}
+OUT=${OUT:-/tmp/gpt2-out}
+W=/tmp/gpt2-work; rm -rf $W; mkdir -p $W $OUT
+snap() { tar czf $OUT/logs.tar.gz -C $W . 2>/dev/null; }
+t0=$(date +%s)
+stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,memory.total --format=csv > $W/gpu.txt 2>&1
+PEER=apps/bench/src/gpt2/torch_gpt2_peer.py
+# setting name, config, B, T
+SETTINGS="T1024:gpt2-124m:16:1024 T4096:gpt2-124m-8k:4:4096"
+
+if [ "$MODE" = bench ] || [ "$MODE" = all ]; then
+  for s in $SETTINGS; do
+    IFS=: read -r name cfg b t <<< "$s"
+    timeout ${OURS_TIMEOUT:-120} node $BUN/train-bench.mjs --backend $BK --config $cfg --batch $b --seq $t --dtype bf16 \
+      --warmup 3 --steps 10 --json $OUT/ours-$name.json > $W/ours-$name.log 2>&1
+    echo "rc=$?" >> $W/ours-$name.log
+    stamp "ours $name: $(grep '^ours' $W/ours-$name.log | head -1)"
+    PYTHONUNBUFFERED=1 timeout ${TORCH_TIMEOUT:-170} python3 $PEER --config $cfg --batch $b --seq $t --dtype bf16 \
+      --modes eager,compile --warmup 3 --steps 10 --json $OUT/torch-$name.json > $W/torch-$name.log 2>&1
+    echo "rc=$?" >> $W/torch-$name.log
+    stamp "torch $name: $(grep '^torch ' $W/torch-$name.log | grep -v '^torch [0-9]' | tr '\n' ' ')"
+  done
+fi
+
+if [ "$MODE" = parity ] || [ "$MODE" = all ]; then
+  P=$W/parity; mkdir -p $P
+  timeout ${PARITY_TIMEOUT:-150} node $BUN/train-parity.mjs inputs --config gpt2-124m --batch 4 --seq 1024 --dir $P > $W/parity-inputs.log 2>&1
+  stamp "parity inputs rc=$?"
+  PYTHONUNBUFFERED=1 timeout ${PARITY_TIMEOUT:-150} python3 packages/transformer/parity/hf_train_golden.py $P > $W/parity-golden.log 2>&1
+  stamp "parity goldens rc=$?: $(tr '\n' ' ' < $W/parity-golden.log | tail -c 600)"
+  for dt in bf16 fp32; do
+    timeout ${PARITY_TIMEOUT:-150} node $BUN/train-parity.mjs compare --backend $BK --dtype $dt --dir $P --json $W/parity-$dt.json > $W/parity-$dt.log 2>&1
+    echo "rc=$?" >> $W/parity-$dt.log
+  done
+  rm -f $P/*.safetensors  # 0.5 GB each; the JSON verdicts stay
+  stamp "parity compared"
+fi
+
+echo "==== summary"
+cat $W/gpu.txt
+for f in $W/ours-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; grep -v '^backend' "$f" | tail -16; }; done
+for f in $W/torch-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; cat "$f"; }; done
+for f in $W/parity-bf16.log $W/parity-fp32.log; do [ -f "$f" ] && cat "$f"; done
+node -e '
+  const fs = require("fs"); const out = process.argv[1];
+  const read = (f) => { try { return JSON.parse(fs.readFileSync(out + "/" + f, "utf8")); } catch { return null; } };
+  const MiB = (b) => (b == null ? "-" : (b / 2 ** 20).toFixed(0));
+  const lines = ["setting | ours tok/s (MFU) | torch eager tok/s | torch.compile tok/s | ours/eager | ours/compile | ours mem MiB (model bufs / backend peak) | eager max alloc MiB | compile max alloc MiB"];
+  for (const name of ["T1024", "T4096"]) {
+    const o = read("ours-" + name + ".json"); const t = read("torch-" + name + ".json");
+    if (!o && !t) continue;
+    const r = (m) => t && t.results.find((x) => x.mode === m && !x.error);
+    const e = r("eager"), c = r("compile");
+    const ratio = (a, b) => (a && b ? (a.tokensPerSec / b.tokensPerSec).toFixed(2) + "x" : "-");
+    lines.push([
+      name + (o ? ` (${o.config} B=${o.batch} T=${o.seq} ${o.dtype})` : ""),
+      o ? `${Math.round(o.tokensPerSec)} (${o.mfu == null ? "-" : (100 * o.mfu).toFixed(1) + "%"})` : "-",
+      e ? `${Math.round(e.tokensPerSec)} (${e.mfu == null ? "-" : (100 * e.mfu).toFixed(1) + "%"})` : "-",
+      c ? `${Math.round(c.tokensPerSec)} (${c.mfu == null ? "-" : (100 * c.mfu).toFixed(1) + "%"})` : "-",
+      ratio(o, e), ratio(o, c),
+      o ? `${MiB(o.peakAllocBytes)} / ${MiB(o.peakDeviceBytes)}` : "-",
+      MiB(e && e.maxMemoryAllocated), MiB(c && c.maxMemoryAllocated),
+    ].join(" | "));
+  }
+  fs.writeFileSync(out + "/table.txt", lines.join("\n") + "\n");
+  console.log("==== GPT-2 training, ours (" + process.argv[2] + ") vs PyTorch, same GPU\n" + lines.join("\n"));
+' $OUT $BK
+stamp "all done"
