@@ -57,7 +57,28 @@ async function nodeGPU(flags: readonly string[]): Promise<GPU> {
       { cause },
     );
   }
+  await quietWaylandProbe();
   return mod.create([...flags]);
+}
+
+/**
+ * Dawn's Vulkan loader probes for a Wayland display when it starts, and libwayland prints
+ * "error: XDG_RUNTIME_DIR is invalid or not set in the environment." once per probe (four lines on a
+ * headless machine, none of them an error of ours). Where the variable is unset, point it at a private
+ * (0700) directory of our own for this process; a value the user set is left alone.
+ */
+async function quietWaylandProbe(): Promise<void> {
+  if (process.platform !== 'linux' || process.env['XDG_RUNTIME_DIR']) return;
+  try {
+    const { mkdirSync } = await import('node:fs');
+    const { tmpdir, userInfo } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = join(tmpdir(), `flashattn-runtime-${userInfo().uid}`);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    process.env['XDG_RUNTIME_DIR'] = dir;
+  } catch {
+    // best effort: without it Dawn still works and only prints the lines above
+  }
 }
 
 /** Find navigator.gpu (browser, Deno) or create Dawn's (Node). */
