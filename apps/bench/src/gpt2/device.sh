@@ -1,7 +1,7 @@
 #!/bin/bash
 # GPT-2 training vs PyTorch on the GPU machine in one device command (BENCHMARKS.md, "GPT-2 training vs
 # PyTorch"; issues #10 and #13):
-#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all]     (defaults: cuda bench)
+#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all|train]  (defaults: cuda bench)
 # bench:  ours (train-bench.mjs on backend $1, bf16, warmup 3 + 10 timed steps + 1 profiled step) and the
 #         PyTorch peer (torch_gpt2_peer.py, eager and torch.compile, the same model, batch and AdamW) at
 #         GPT-2 124M B=16 T=1024 and at T=4096 (gpt2-124m-8k shape, B=4: the same 16,384 tokens per step);
@@ -10,6 +10,8 @@
 # parity: our 124M initialisation + one batch (B=4, T=1024) -> Hugging Face GPT2LMHeadModel goldens in
 #         fp64 / fp32 / bf16 autocast (packages/transformer/parity/hf_train_golden.py) -> ours on $1 in bf16
 #         and fp32 judged by parity-rule.ts.
+# train:  apps/gpt2-train itself (bundle.mjs --train) on the Brown corpus: 124M, bf16, B=16 T=1024, up to
+#         TRAIN_STEPS (600) steps or TRAIN_TIMEOUT (420 s); $OUT/loss-gpt2-124m.png and the log (with a sample).
 # Needs .carry (Node) and .bundle-gpt2 (node apps/bench/src/gpt2/bundle.mjs [--webgpu]) carried along.
 # Writes $OUT/ours-T1024.json, ours-T4096.json, torch-T1024.json, torch-T4096.json, table.txt and
 # logs.tar.gz (parity JSON and every log inside): 6 files, under the 8 that come back.
@@ -58,11 +60,24 @@ if [ "$MODE" = parity ] || [ "$MODE" = all ]; then
   stamp "parity compared"
 fi
 
+if [ "$MODE" = train ]; then
+  # The training run itself (issue #10): gpt2-train (bundle.mjs --train) on the Brown corpus, 124M, bf16,
+  # B=16 T=1024, a loss-curve PNG every 50 steps; SIGINT at TRAIN_TIMEOUT stops it cleanly (checkpoint, plot).
+  timeout -s INT ${TRAIN_TIMEOUT:-420} node $BUN/gpt2-train.mjs --backend $BK --config gpt2-124m --dtype bf16 \
+    --batch 16 --seq 1024 --steps ${TRAIN_STEPS:-600} --warmup 50 --eval-every 50 --val-batches 4 --ckpt-every 0 \
+    --plot-every 50 --sample-tokens 120 --out $W/run --overwrite > $W/train.log 2>&1
+  echo "rc=$?" >> $W/train.log
+  cp $W/run/loss.png $OUT/loss-gpt2-124m.png 2>/dev/null
+  rm -f $W/run/checkpoint.safetensors  # 1.5 GB with the AdamW moments
+  stamp "training run done: $(grep -E '^(done|stopped|throughput)' $W/train.log | tr '\n' ' ')"
+fi
+
 echo "==== summary"
 cat $W/gpu.txt
 for f in $W/ours-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; grep -v '^backend' "$f" | tail -16; }; done
 for f in $W/torch-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; cat "$f"; }; done
 for f in $W/parity-bf16.log $W/parity-fp32.log; do [ -f "$f" ] && cat "$f"; done
+[ -f $W/train.log ] && { echo "--- train"; grep -v '^\[' $W/train.log | tail -30; }
 node -e '
   const fs = require("fs"); const out = process.argv[1];
   const read = (f) => { try { return JSON.parse(fs.readFileSync(out + "/" + f, "utf8")); } catch { return null; } };
