@@ -60,7 +60,9 @@ def main():
         t0 = time.perf_counter()
         with torch.autocast(device_type=a.device, dtype=torch.bfloat16, enabled=(mode == "bf16")):
             logits = model(input_ids=tokens).logits
-            loss = F.cross_entropy(logits.reshape(-1, V).float(), targets.reshape(-1))
+            # the loss in float32 under autocast (as autocast itself would), in float64 for the oracle
+            acc = torch.float64 if mode == "fp64" else torch.float32
+            loss = F.cross_entropy(logits.reshape(-1, V).to(acc), targets.reshape(-1))
         loss.backward()
         params = dict(model.named_parameters())
         golden = {"grad." + k: params["transformer." + k].grad.float().contiguous().cpu() for k in weights}
