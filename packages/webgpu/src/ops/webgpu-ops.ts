@@ -670,8 +670,11 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     );
   }
 
-  /** Wait until every recorded op has run on the GPU (benchmarks); throws the batch's errors. */
-  async finish(): Promise<void> {
+  /**
+   * Wait until every recorded op has run on the GPU; throws the batches' errors. The benchmarks' timing
+   * point (transformer's profileOps calls it between ops, so per-op times are GPU times).
+   */
+  async synchronize(): Promise<void> {
     this.live();
     await this.recorder.sync();
   }
