@@ -195,7 +195,13 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     history = JSON.parse(st.extra?.['history'] ?? '{"train":[],"val":[]}') as History;
     say(`resumed ${ckptPath} at step ${step} (data position ${dataPosition})`);
   }
-  const K = microSteps(totalBatch, B, T);
+  let K: number;
+  try {
+    K = microSteps(totalBatch, B, T);
+  } catch (e) {
+    await ops.dispose();
+    throw e;
+  }
   const loader = new Loader(data.train, B, T);
   loader.pos = dataPosition;
   // MFU: model FLOPs (FA2 end-to-end convention) against --peak-tflops or the device's known peak. The
