@@ -1,0 +1,76 @@
+// What the trainer reads back from the device: per optimizer step one loss scalar per micro-step
+// (ops.sum) and one gradient norm (ops.sumSquares), nothing else; the rest (the final evaluation and the
+// checkpoint's parameters and AdamW moments) happens once at the end. Counted through a backend registered
+// for this test: the CPU ops behind a Proxy that counts host reads.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registerBackend, type Ops } from '@flashattn/core';
+import { CpuOps } from '@flashattn/cpu';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseArgs } from './cli.js';
+import { runTraining } from './trainer.js';
+
+const root = mkdtempSync(join(tmpdir(), 'gpt2-readback-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const reads = { sum: 0, sumSquares: 0, download: 0 };
+registerBackend({
+  name: 'counting-cpu',
+  priority: -1, // never chosen by 'auto'
+  probe: () => Promise.resolve({ available: true }),
+  createAttention: () => Promise.reject(new Error('ops only')),
+  createOps: () => {
+    const inner = new CpuOps({ threads: 1 });
+    return Promise.resolve(
+      new Proxy(inner, {
+        get(target, prop) {
+          const v = Reflect.get(target, prop, target) as unknown;
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            if (prop === 'sum' || prop === 'sumSquares' || prop === 'download') reads[prop]++;
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      }) as Ops<unknown>,
+    );
+  },
+});
+
+describe('device read-backs of a training run', () => {
+  it('per step: K losses and one gradient norm; the checkpoint and final evaluation once', async () => {
+    const steps = 3;
+    const K = 2;
+    await runTraining(
+      parseArgs([
+        '--backend',
+        'counting-cpu',
+        '--config',
+        'tiny',
+        '--steps',
+        String(steps),
+        '--batch',
+        '1',
+        '--seq',
+        '16',
+        '--total-batch',
+        String(16 * K),
+        '--eval-every',
+        '0',
+        '--val-batches',
+        '1',
+        '--ckpt-every',
+        '0',
+        '--sample-tokens',
+        '0',
+        '--out',
+        join(root, 'run'),
+      ]),
+      { stdout: { write: () => true }, stderr: { write: () => true } },
+    );
+    // + 1 sum: the final validation batch
+    expect(reads.sum).toBe(steps * K + 1);
+    expect(reads.sumSquares).toBe(steps);
+    // the checkpoint at the end: parameters, AdamW m and v
+    expect(reads.download).toBe(3);
+  });
+});
