@@ -15,7 +15,9 @@ import {
   type AttentionGradients,
   type BackendCapabilities,
   type DeviceAttention,
+  type DeviceKvCacheAttention,
   type DeviceMemory,
+  type DeviceVarlenAttention,
   type Tensor,
 } from '@flashattn/core';
 import { kindFor, MAX_HEAD_DIM, WebGPUDeviceAttention } from './attention.js';
@@ -23,6 +25,8 @@ import { acquireDevice, type AcquireOptions, type Acquired } from './gpu.js';
 import { WebGPUMemory, type WebGPUBuffer } from './memory.js';
 import { Runtime } from './runtime.js';
 import { chooseVariant, type Variant } from './variants.js';
+import { kvParallelism, WebGPUKvCacheAttention } from './inference/kv-cache.js';
+import { WebGPUVarlenAttention } from './inference/varlen.js';
 
 export { MAX_HEAD_DIM };
 
@@ -44,7 +48,12 @@ export function isSoftwareAdapter(info: GPUAdapterInfo | undefined): boolean {
 }
 
 export interface WebGPUAttentionBackend
-  extends AttentionBackend, DeviceMemory<WebGPUBuffer>, DeviceAttention<WebGPUBuffer> {
+  extends
+    AttentionBackend,
+    DeviceMemory<WebGPUBuffer>,
+    DeviceAttention<WebGPUBuffer>,
+    DeviceKvCacheAttention<WebGPUBuffer>,
+    DeviceVarlenAttention<WebGPUBuffer> {
   readonly device: GPUDevice;
   readonly runtime: Runtime;
   /** Whether float16 buffers are read as native f16 (shader-f16) rather than packed u32 words. */
@@ -83,6 +92,15 @@ export async function createWebGPUBackend(
   };
   const mem = new WebGPUMemory(rt);
   const att = new WebGPUDeviceAttention({ rt, mem, kindOf: kindFor(nativeF16, compact), variant });
+  // Inference (inference/): KV cache, split-KV, combine; varlen through the flash programs per sequence
+  const kv = new WebGPUKvCacheAttention({
+    rt,
+    mem,
+    kindOf: kindFor(nativeF16, compact),
+    maxHeadDim: MAX_HEAD_DIM,
+    parallelism: kvParallelism(compact),
+  });
+  const varlen = new WebGPUVarlenAttention({ rt, mem, attention: att, maxHeadDim: MAX_HEAD_DIM });
 
   const checkHeadDim = (D: number): void => {
     if (D > MAX_HEAD_DIM) {
@@ -131,6 +149,11 @@ export async function createWebGPUBackend(
     free: (buf) => mem.free(buf),
     attentionForward: (args, opts) => att.attentionForward(args, opts),
     attentionBackward: (args, opts) => att.attentionBackward(args, opts),
+    kvCacheCapabilities: kv.kvCacheCapabilities,
+    attentionWithKvCache: (args, opts) => kv.attentionWithKvCache(args, opts),
+    attentionCombine: (args) => kv.attentionCombine(args),
+    varlenAttentionForward: (args, opts) => varlen.varlenAttentionForward(args, opts),
+    varlenAttentionBackward: (args, opts) => varlen.varlenAttentionBackward(args, opts),
 
     async forward(q, k, v, opts): Promise<AttentionForwardResult> {
       rt.check();

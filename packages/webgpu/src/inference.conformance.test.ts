@@ -1,0 +1,28 @@
+/**
+ * The inference conformance suite (@flashattn/conformance's describeInferenceConformance: KV cache
+ * decode and chunked prefill, paged and contiguous caches, appends, split-KV, the combine on its own,
+ * varlen forward and backward, typed rejections) on whatever adapter Node finds: SwiftShader on a
+ * CPU-only machine (float32, and float16 / bfloat16 as packed words read through the storage kinds),
+ * a real GPU otherwise. With CI or FLASHATTN_REQUIRE_WEBGPU=1 set, a missing adapter fails the run.
+ */
+import { describeInferenceConformance } from '@flashattn/conformance/vitest';
+import { describe, expect, it } from 'vitest';
+import { createWebGPUBackend } from './index.js';
+import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
+
+defaultToSwiftShader();
+
+const unavailable = await probeAdapter();
+const required = webgpuRequired();
+const skip =
+  unavailable !== undefined && !required ? `no WebGPU adapter: ${unavailable}` : undefined;
+
+if (unavailable !== undefined && required) {
+  describe('WebGPU adapter (required: CI or FLASHATTN_REQUIRE_WEBGPU=1)', () => {
+    it('is available', () => {
+      expect.fail(`no WebGPU adapter although one is required: ${unavailable}`);
+    });
+  });
+}
+
+describeInferenceConformance('webgpu', () => createWebGPUBackend(), { skip });

@@ -1,0 +1,228 @@
+/**
+ * Attention of new queries over a KV cache, one key split at a time (flash-decoding's partial pass):
+ * one workgroup per (split s and query-row block, kv head hk, sequence b). The rows of a workgroup are
+ * the query group of hk (GQA/MQA: the Hq / Hk query heads reading hk) times the Nq new queries, so
+ * every key and value row is read from memory once per kv head, not once per query head:
+ *   row r = g * Nq + i  ->  query head h = hk * (Hq / Hk) + g, query position i.
+ * Split s covers keys [s * kps, min((s + 1) * kps, Lk_b)) of sequence b (Lk_b = cmeta[b] + N_new); its out
+ * and lse (log of the row's sum of exp over those keys) are merged by combine-by-lse.wgsl.ts, or are
+ * the answer when S = 1.
+ *
+ * Keys are addressed through a block table (cmeta[B + b * mb + j / ps], row j % ps): a paged cache
+ * (num_blocks, page_size, Hk, D), or a contiguous one as pages of N_max rows with the table holding
+ * cache_batch_idx (mb = 1). The mask is core's keyRange with Nk = Lk_b: query row i sits at key
+ * position i + Lk_b - Nq.
+ *
+ * Per key tile (NT keys, NT = workgroup size):
+ *   S = Q K^T: invocation t scores key j0 + t against the MR query rows (Q in workgroup memory,
+ *              pre-scaled by scale * log2(e), so exp becomes exp2), masked scores NEG;
+ *   Algorithm 1, line 10: m_new = max(m_old, rowmax(S)), P = exp2(S - m_new), l and acc rescaled by
+ *              exp2(m_old - m_new);
+ *   acc += P V: invocation t owns head-dim columns c * NT + t and reads V rows coalesced.
+ *
+ * Bindings: q (B, Nq, Hq, D) strided; kc, vc the caches (strided, pages as the batch dim); cmeta i32
+ * [cache_seqlens (B) | block table (B, mb)]; o f32 strided view (split s at + s * oSplit);
+ * lse f32 (B, Hq, Nq) at lseOff (split s at + s * lseSplit).
+ */
+import type { ProgramInfo, UniformField } from '../../program.js';
+import { LN2, LOG2E } from '../params.wgsl.js';
+import { NEG, type StorageKind } from '../storage.wgsl.js';
+import { unroll } from '../tiles.js';
+
+/** Invocations (and keys per tile) of a workgroup. */
+export const KV_NT = 64;
+
+export const KV_ATTENTION_UNIFORMS: readonly UniformField[] = [
+  { name: 'B', type: 'u32', comment: 'batch' },
+  { name: 'Nq', type: 'u32', comment: 'new queries per sequence' },
+  { name: 'Hq', type: 'u32', comment: 'query heads' },
+  { name: 'Hk', type: 'u32', comment: 'kv heads (divides Hq)' },
+  { name: 'scale', type: 'f32', comment: 'softmaxScale' },
+  { name: 'wl', type: 'i32', comment: 'window left, -1 = unbounded' },
+  { name: 'wr', type: 'i32', comment: 'window right, -1 = unbounded (causal: 0)' },
+  { name: 'dt', type: 'u32', comment: "storage dtype for the 'any' kind" },
+  { name: 'Nnew', type: 'u32', comment: 'keys appended this call (Lk_b = cmeta[b] + Nnew)' },
+  { name: 'S', type: 'u32', comment: 'key splits' },
+  { name: 'kps', type: 'u32', comment: 'keys per split' },
+  { name: 'ps', type: 'u32', comment: 'page size (contiguous: N_max)' },
+  { name: 'mb', type: 'u32', comment: 'block-table entries per sequence (contiguous: 1)' },
+  { name: 'lseOff', type: 'u32', comment: 'element offset of lse' },
+  { name: 'lseSplit', type: 'u32', comment: 'elements between splits of lse' },
+  { name: 'oSplit', type: 'u32', comment: 'elements between splits of o' },
+  { name: 'ninf', type: 'f32', comment: '-Infinity, from the host' },
+  { name: 'q', type: 'view' },
+  { name: 'k', type: 'view' },
+  { name: 'v', type: 'view' },
+  { name: 'o', type: 'view' },
+];
+
+export interface KvAttentionSpec {
+  headDim: number;
+  kind: StorageKind;
+  /** Query rows per workgroup (1, 2, 4 or 8). */
+  MR: number;
+}
+
+/** Query rows per workgroup for a group of M = (Hq / Hk) * Nq rows: the power of two >= M, at most 8. */
+export function kvRowsPerGroup(M: number): number {
+  let r = 1;
+  while (r < M && r < 8) r *= 2;
+  return r;
+}
+
+/** The program: dispatch (S * ceil(M / MR), Hk, B). */
+export function kvCacheAttentionProgram(
+  spec: KvAttentionSpec,
+  dispatch: readonly [number, number, number],
+): ProgramInfo {
+  return {
+    name: 'kv-cache-attention',
+    cacheKey: `d${spec.headDim}-${spec.kind}-r${spec.MR}`,
+    uniforms: KV_ATTENTION_UNIFORMS,
+    bindings: [
+      { name: 'q', type: spec.kind, access: 'read', shape: '(B, Nq, Hq, D), strided' },
+      { name: 'kc', type: spec.kind, access: 'read', shape: '(pages, page_size, Hk, D), strided' },
+      { name: 'vc', type: spec.kind, access: 'read', shape: '(pages, page_size, Hk, D), strided' },
+      {
+        name: 'cmeta',
+        type: 'array<i32>',
+        access: 'read',
+        shape: '[cache_seqlens (B) | table (B, mb)]',
+      },
+      { name: 'o', type: 'array<f32>', access: 'read_write', shape: '(S, B, Nq, Hq, D) view' },
+      { name: 'lse', type: 'array<f32>', access: 'read_write', shape: '(S, B, Hq, Nq)' },
+    ],
+    dispatch,
+    body: () => kvCacheAttentionWGSL(spec),
+  };
+}
+
+export function kvCacheAttentionWGSL(spec: KvAttentionSpec): string {
+  const D = spec.headDim;
+  const { MR } = spec;
+  const NT = KV_NT;
+  const TD = Math.ceil(D / NT);
+  return /* wgsl */ `
+const D = ${D}u;
+var<workgroup> qs: array<f32, ${MR * D}>;  // (MR, D) query rows times scale * log2(e)
+var<workgroup> ps: array<f32, ${MR * NT}>; // (MR, NT) scores, then P, of the key tile
+var<workgroup> vAt: array<u32, ${NT}>;     // element offset of each tile key's V row (head hk)
+
+@compute @workgroup_size(${NT})
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let s = wg.x % p.S;
+  let rb = wg.x / p.S;
+  let hk = wg.y;
+  let b = wg.z;
+  let G = p.Hq / p.Hk;
+  let M = G * p.Nq;
+  let Lk = cmeta[b] + i32(p.Nnew);
+  let kBeg = i32(s * p.kps);
+  let kEnd = min(kBeg + i32(p.kps), Lk);
+  let scale2 = p.scale * ${LOG2E};
+
+  // Q rows of this block, scaled (rows past M are 0 and see no key)
+  for (var e = lid; e < ${MR * D}u; e += ${NT}u) {
+    let row = rb * ${MR}u + e / D;
+    var x = 0.0;
+    if (row < M) {
+      let h = hk * G + row / p.Nq;
+      let i = row % p.Nq;
+      x = ld_q(p.q.off + b * p.q.sB + i * p.q.sN + h * p.q.sH + e % D) * scale2;
+    }
+    qs[e] = x;
+  }
+  // Visible keys of each row: core's keyRange with Nk = Lk, cut to this split
+  var lo: array<i32, ${MR}>;
+  var hi: array<i32, ${MR}>;
+  var jBegin = Lk; // keys [jBegin, jEnd) are seen by some row of this block (empty: jBegin >= jEnd)
+  var jEnd = 0;
+${unroll(
+  MR,
+  (r) => `  { let row = rb * ${MR}u + ${r}u;
+    let diag = i32(row % p.Nq) + Lk - i32(p.Nq);
+    var a = 0; var z = Lk;
+    if (p.wl >= 0) { a = max(0, diag - p.wl); }
+    if (p.wr >= 0) { z = min(Lk, diag + p.wr + 1); }
+    a = max(a, kBeg); z = min(z, kEnd);
+    if (row >= M) { z = a; }
+    lo[${r}] = a; hi[${r}] = z;
+    if (a < z) { jBegin = min(jBegin, a); jEnd = max(jEnd, z); } }
+`,
+)}
+  // Algorithm 1, line 6: m = -inf, l = 0, acc = 0 (acc: this invocation's columns c * NT + lid)
+  var m_i: array<f32, ${MR}>;
+  var l_i: array<f32, ${MR}>;
+  var acc: array<f32, ${MR * TD}>;
+${unroll(MR, (r) => `  m_i[${r}] = ${NEG}; l_i[${r}] = 0.0;\n`)}${unroll(MR * TD, (e) => `  acc[${e}] = 0.0;\n`)}
+  let jStart = (max(jBegin, 0) / ${NT}) * ${NT};
+  workgroupBarrier();
+  for (var j0 = jStart; j0 < jEnd; j0 += ${NT}) {
+    // S = Q K^T for key j = j0 + lid
+    let j = j0 + i32(lid);
+    var sc: array<f32, ${MR}>;
+${unroll(MR, (r) => `    sc[${r}] = 0.0;\n`)}    var va = 0u;
+    if (j >= jBegin && j < jEnd) {
+      let page = u32(cmeta[p.B + b * p.mb + u32(j) / p.ps]);
+      let rowp = u32(j) % p.ps;
+      let ka = p.k.off + page * p.k.sB + rowp * p.k.sN + hk * p.k.sH;
+      va = p.v.off + page * p.v.sB + rowp * p.v.sN + hk * p.v.sH;
+      for (var d = 0u; d < D; d++) {
+        let kv = ld_kc(ka + d);
+${unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d], kv, sc[${r}]);\n`)}      }
+    }
+    vAt[lid] = va;
+${unroll(MR, (r) => `    ps[${r * NT}u + lid] = select(${NEG}, sc[${r}], j >= lo[${r}] && j < hi[${r}]);\n`)}    workgroupBarrier();
+    // Algorithm 1, line 10: new row max over the tile, rescale l and acc
+    var mx: array<f32, ${MR}>;
+${unroll(
+  MR,
+  (r) => `    { var x = m_i[${r}];
+      for (var t = 0u; t < ${NT}u; t++) { x = max(x, ps[${r * NT}u + t]); }
+      mx[${r}] = x;
+      let alpha = exp2(m_i[${r}] - x);
+      m_i[${r}] = x;
+      l_i[${r}] *= alpha;
+${unroll(TD, (c) => `      acc[${r * TD + c}] *= alpha;\n`)}    }
+`,
+)}    workgroupBarrier();
+    // P = exp2(S - m) for this invocation's key (masked scores give 0)
+${unroll(
+  MR,
+  (r) =>
+    `    { let x = ps[${r * NT}u + lid]; ps[${r * NT}u + lid] = select(exp2(x - mx[${r}]), 0.0, x <= ${NEG}); }\n`,
+)}    workgroupBarrier();
+    // acc += P V, l += rowsum(P)
+    // only keys in [jBegin, jEnd) have a V row (vAt of the others is 0, which may be any data)
+    let jjEnd = u32(min(${NT}, jEnd - j0));
+    for (var jj = u32(max(jBegin - j0, 0)); jj < jjEnd; jj++) {
+      let vrow = vAt[jj];
+${unroll(MR, (r) => `      let p${r} = ps[${r * NT}u + jj]; l_i[${r}] += p${r};\n`)}${unroll(
+    TD,
+    (c) => `      { let d = ${c * NT}u + lid;
+        if (d < D) { let w = ld_vc(vrow + d);
+${unroll(MR, (r) => `          acc[${r * TD + c}] = fma(p${r}, w, acc[${r * TD + c}]);\n`)}        } }
+`,
+  )}    }
+    workgroupBarrier();
+  }
+
+  // Algorithm 1, lines 12-13: O = acc / l, lse = m + log(l) (natural log); no key: O = 0, lse = -inf
+${unroll(
+  MR,
+  (r) => `  { let row = rb * ${MR}u + ${r}u;
+    if (row < M) {
+      let h = hk * G + row / p.Nq;
+      let i = row % p.Nq;
+      let l = l_i[${r}];
+      let inv = select(1.0 / l, 0.0, l <= 0.0);
+      let ob = p.o.off + s * p.oSplit + b * p.o.sB + i * p.o.sN + h * p.o.sH;
+${unroll(TD, (c) => `      { let d = ${c * NT}u + lid; if (d < D) { o[ob + d] = acc[${r * TD + c}] * inv; } }\n`)}      if (lid == 0u) {
+        lse[p.lseOff + s * p.lseSplit + (b * p.Hq + h) * p.Nq + i] = select((m_i[${r}] + log2(l)) * ${LN2}, p.ninf, l <= 0.0);
+      }
+    }
+  }
+`,
+)}}
+`;
+}
