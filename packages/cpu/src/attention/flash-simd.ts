@@ -18,10 +18,10 @@
  * Q, dO in (rows, Dp), Q^T and dO^T in (Dp, Br) blocks, lse and D = rowsum(dO * O) padded to NqPad.
  * These are O(N D) per head, linear in N like the inputs (no N x N buffer anywhere).
  *
- * Tile sizes: Br = Bc = 64 (S_ij is 16 KiB, Q_i and acc 16 KiB each at D = 64: the working set of a
- * unit stays in L1/L2), not swept yet; the register tile of `gemm` is 6 x 8 with FMA, 4 x 8 without
+ * Tile sizes: cpu-attention.ts's SIMD_TILES (swept there); the register tile of `gemm` is 6 x 8 with FMA, 4 x 8 without
  * (wasm/flash-simd.mjs has the measurement). Profile at N = 1024, D = 64, one thread (2026-12-07): the
- * gemm tiles ~55% of the forward, softmaxRows ~19%, this driver's JS ~15%.
+ * gemm tiles ~55% of the forward, softmaxRows ~19%, this driver's JS ~15%; after the base-2 exp, the
+ * scaled Q pack and the wasm copies (same day): gemm ~69%, softmaxRows 11-16%, JS ~7% (--cpu-prof).
  *
  * `flashUnits` is shipped to the workers as source (Function.prototype.toString), so it is
  * self-contained: no imports, no closures over module scope.
@@ -83,6 +83,8 @@ export interface FlashSimdExports {
   ): void;
   dsRows(p: number, dp: number, ld: number, rows: number, colsPad: number, D: number): void;
   dsCols(p: number, dp: number, ld: number, rows: number, colsPad: number, D: number): void;
+  transposeBlocks(dst: number, src: number, NPad: number, Dp: number, Bk: number): void;
+  nonFinite(src: number, n: number): number;
   copyRows(
     dst: number,
     ldd: number,
@@ -213,6 +215,11 @@ export function flashUnits(
   const F = 4; // bytes per float
   const T = Math.max(Br, Bc);
   const s0 = j.scratch + thread * j.scratchBytes;
+  // Rows per chunk of a block that the mask cuts (forward): two 6-row register tiles of the FMA gemm,
+  // three 4-row ones of the plain one. 2026-12-07, N = 1024, D = 64, causal, one thread, 64 x 64 tiles,
+  // alternating in one process: chunks of 12 rows 1-3% faster than 6 or 24; the chunks together with
+  // the wasm transposes (transposeBlocks, nonFinite) 1.10x faster than whole blocks (D = 64 and 128).
+  const DIAG_CHUNK = 12;
   // Q is packed times the softmax scale, in the forward and the backward alike, so that both compute
   // the same scores bit for bit (S_ij = (scale Q_i) K_j^T): the backward's P_ij = exp(S_ij - L_i) is
   // then exactly the forward's where one key decides a row. The kernels read scale 1.
@@ -235,15 +242,9 @@ export function flashUnits(
     if (NPad > N) f32.fill(0, dst + N * Dp, dst + NPad * Dp);
   };
   // (NPad, Dp) rows at `src` (floats) into blocks (Dp, Bk) at `dst`: block t holds rows t Bk .. + Bk.
-  const packBlocksT = (src: number, NPad: number, Bk: number, dst: number): void => {
-    for (let t0 = 0; t0 < NPad; t0 += Bk) {
-      const blk = dst + t0 * Dp;
-      for (let r = 0; r < Bk; r++) {
-        const s = src + (t0 + r) * Dp;
-        for (let d = 0; d < Dp; d++) f32[blk + d * Bk + r] = f32[s + d]!;
-      }
-    }
-  };
+  const packBlocksT = (src: number, NPad: number, Bk: number, dst: number): void =>
+    ex.transposeBlocks(dst * F, src * F, NPad, Dp, Bk);
+
   // Write rows [r0, r0 + rows) of an (., Dp) accumulator at `acc` (bytes) times `mul` into a view.
   const writeRows = (
     dst: ByteLayout,
@@ -264,18 +265,9 @@ export function flashUnits(
   const nfV = nfK + B * Hk * Tc;
   // Flag each Bc-row block of an (NkPad, Dp) pack that holds a NaN or an infinity.
   const flagBlocks = (src: number, flags: number): void => {
-    for (let t = 0; t < Tc; t++) {
-      let bad = 0;
-      for (let x = src + t * Bc * Dp, e = x + Bc * Dp; x < e; x++) {
-        const y = f32[x]!;
-        if (y - y !== 0) {
-          bad = 1;
-          break;
-        }
-      }
-      i32[flags + t] = bad;
-    }
+    for (let t = 0; t < Tc; t++) i32[flags + t] = ex.nonFinite((src + t * Bc * Dp) * F, Bc * Dp);
   };
+
   // acc (rows, Dp) += P (rows, ld ldp) @ X (cols, Dp) over each row's visible keys only (the path for
   // a block with a non-finite value; floats addresses).
   const maskedAccumulate = (
@@ -392,42 +384,57 @@ export function flashUnits(
       for (let jj = jStart; jj < jEnd; jj++) {
         const c0 = jj * Bc;
         const cols = Math.min(Bc, Nk - c0);
-        const colsPad = (cols + 3) & ~3;
-        // line 8: S_ij = Q_i K_j^T (scaled in softmaxRows)
-        ex.gemm(
-          S,
-          Bc * F,
-          Qi,
-          Dp * F,
-          j.kt + (bhk * NkPad + c0) * Dp * F,
-          Bc * F,
-          rows,
-          colsPad,
-          Dp,
-          0,
-        );
-        // lines 9-10: m_i, P~_ij, l_i; acc *= exp(m_old - m_new)
-        ex.softmaxRows(
-          S,
-          Bc * F,
-          rows,
-          colsPad,
-          cols,
-          1,
-          j.lo + r0 * F,
-          j.hi + r0 * F,
-          c0,
-          m,
-          l,
-          acc,
-          Dp * F,
-          Dp / 4,
-        );
-        // line 10: acc += P~_ij V_j
+        const kt = j.kt + (bhk * NkPad + c0) * Dp * F;
         const vRow = j.vp + (bhk * NkPad + c0) * Dp * F;
-        if (i32[nfV + bhk * Tc + jj])
-          maskedAccumulate(acc / F, S / F, Bc, vRow / F, r0, rows, c0, cols);
-        else ex.gemm(acc, Dp * F, S, Bc * F, vRow, Dp * F, rows, Dp, cols, 1);
+        const nfBlock = i32[nfV + bhk * Tc + jj]!;
+        // A block that every row sees whole is one chunk; one that the mask cuts (the causal diagonal, a
+        // window's edges) goes in chunks of CH rows, each over the columns [ca, cb) that its rows see
+        // (lo and hi grow with the row), so the triangle above the diagonal is mostly skipped.
+        const whole = i32[lo + r0 + rows - 1]! <= c0 && i32[hi + r0]! >= c0 + cols;
+        const CH = whole ? rows : DIAG_CHUNK;
+        for (let rc = 0; rc < rows; rc += CH) {
+          const n = Math.min(CH, rows - rc);
+          const ca = whole ? 0 : Math.max(0, i32[lo + r0 + rc]! - c0) & ~3;
+          const cb = whole ? cols : Math.min(cols, i32[hi + r0 + rc + n - 1]! - c0);
+          if (cb <= ca) continue; // no row of the chunk sees a key of this block
+          const w = cb - ca;
+          const Sc = S + (rc * Bc + ca) * F;
+          const accc = acc + rc * Dp * F;
+          // line 8: S_ij = Q_i K_j^T (Q_i holds the scale)
+          ex.gemm(
+            Sc,
+            Bc * F,
+            Qi + rc * Dp * F,
+            Dp * F,
+            kt + ca * F,
+            Bc * F,
+            n,
+            (w + 3) & ~3,
+            Dp,
+            0,
+          );
+          // lines 9-10: m_i, P~_ij, l_i; acc *= exp(m_old - m_new)
+          ex.softmaxRows(
+            Sc,
+            Bc * F,
+            n,
+            (w + 3) & ~3,
+            cols - ca,
+            1,
+            j.lo + (r0 + rc) * F,
+            j.hi + (r0 + rc) * F,
+            c0 + ca,
+            m + rc * F,
+            l + rc * F,
+            accc,
+            Dp * F,
+            Dp / 4,
+          );
+          // line 10: acc += P~_ij V_j
+          if (nfBlock)
+            maskedAccumulate(accc / F, S / F + rc * Bc, Bc, vRow / F, r0 + rc, n, c0, cols);
+          else ex.gemm(accc, Dp * F, Sc, Bc * F, vRow + ca * Dp * F, Dp * F, n, Dp, w, 1);
+        }
       }
       // lines 12-15: O_i = acc / l_i, L_i = m_i + log(l_i); a row that saw no key:
       // out = 0, lse = -inf. The factors 1 / l_i overwrite l_i.
