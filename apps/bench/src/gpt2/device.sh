@@ -15,9 +15,12 @@
 # Needs .carry (Node) and .bundle-gpt2 (node apps/bench/src/gpt2/bundle.mjs [--webgpu]) carried along.
 # Writes $OUT/ours-T1024.json, ours-T4096.json, torch-T1024.json, torch-T4096.json, table.txt and
 # logs.tar.gz (parity JSON and every log inside): 6 files, under the 8 that come back.
+# Overrides (a quick smoke run, or a dry run on a machine with node and no GPU): NO_CARRY=1, DTYPE (bf16),
+# GPT2_SETTINGS ("T1024:gpt2-124m:16:1024 T4096:gpt2-124m-8k:4:4096"), TORCH_MODES (eager,compile),
+# PARITY_CONFIG / PARITY_SEQ (gpt2-124m / 1024), TRAIN_CONFIG / TRAIN_BATCH / TRAIN_SEQ / TRAIN_STEPS / TRAIN_TIMEOUT, *_TIMEOUT per stage.
 set -u
 cd "$(dirname "$0")/../../../.."
-source .carry/setup.sh >/dev/null 2>&1
+[ -n "${NO_CARRY:-}" ] || source .carry/setup.sh >/dev/null 2>&1   # NO_CARRY=1: a machine that has node (dry run)
 BUN=$PWD/.bundle-gpt2
 export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
 BK=${1:-cuda}
@@ -27,20 +30,21 @@ W=/tmp/gpt2-work; rm -rf $W; mkdir -p $W $OUT
 snap() { tar czf $OUT/logs.tar.gz -C $W . 2>/dev/null; }
 t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
+DTYPE=${DTYPE:-bf16}
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,memory.total --format=csv > $W/gpu.txt 2>&1
 PEER=apps/bench/src/gpt2/torch_gpt2_peer.py
 # setting name, config, B, T
-SETTINGS="T1024:gpt2-124m:16:1024 T4096:gpt2-124m-8k:4:4096"
+SETTINGS=${GPT2_SETTINGS:-"T1024:gpt2-124m:16:1024 T4096:gpt2-124m-8k:4:4096"}  # name:config:B:T
 
 if [ "$MODE" = bench ] || [ "$MODE" = all ]; then
   for s in $SETTINGS; do
     IFS=: read -r name cfg b t <<< "$s"
-    timeout ${OURS_TIMEOUT:-120} node $BUN/train-bench.mjs --backend $BK --config $cfg --batch $b --seq $t --dtype bf16 \
+    timeout ${OURS_TIMEOUT:-120} node $BUN/train-bench.mjs --backend $BK --config $cfg --batch $b --seq $t --dtype $DTYPE \
       --warmup 3 --steps 10 --json $OUT/ours-$name.json > $W/ours-$name.log 2>&1
     echo "rc=$?" >> $W/ours-$name.log
     stamp "ours $name: $(grep '^ours' $W/ours-$name.log | head -1)"
-    PYTHONUNBUFFERED=1 timeout ${TORCH_TIMEOUT:-170} python3 $PEER --config $cfg --batch $b --seq $t --dtype bf16 \
-      --modes eager,compile --warmup 3 --steps 10 --json $OUT/torch-$name.json > $W/torch-$name.log 2>&1
+    PYTHONUNBUFFERED=1 timeout ${TORCH_TIMEOUT:-170} python3 $PEER --config $cfg --batch $b --seq $t --dtype $DTYPE \
+      --modes ${TORCH_MODES:-eager,compile} --warmup 3 --steps 10 --json $OUT/torch-$name.json > $W/torch-$name.log 2>&1
     echo "rc=$?" >> $W/torch-$name.log
     stamp "torch $name: $(grep '^torch ' $W/torch-$name.log | grep -v '^torch [0-9]' | tr '\n' ' ')"
   done
@@ -48,7 +52,7 @@ fi
 
 if [ "$MODE" = parity ] || [ "$MODE" = all ]; then
   P=$W/parity; mkdir -p $P
-  timeout ${PARITY_TIMEOUT:-150} node $BUN/train-parity.mjs inputs --config gpt2-124m --batch 4 --seq 1024 --dir $P > $W/parity-inputs.log 2>&1
+  timeout ${PARITY_TIMEOUT:-150} node $BUN/train-parity.mjs inputs --config ${PARITY_CONFIG:-gpt2-124m} --batch 4 --seq ${PARITY_SEQ:-1024} --dir $P > $W/parity-inputs.log 2>&1
   stamp "parity inputs rc=$?"
   PYTHONUNBUFFERED=1 timeout ${PARITY_TIMEOUT:-150} python3 packages/transformer/parity/hf_train_golden.py $P > $W/parity-golden.log 2>&1
   stamp "parity goldens rc=$?: $(tr '\n' ' ' < $W/parity-golden.log | tail -c 600)"
@@ -63,11 +67,11 @@ fi
 if [ "$MODE" = train ]; then
   # The training run itself (issue #10): gpt2-train (bundle.mjs --train) on the Brown corpus, 124M, bf16,
   # B=16 T=1024, a loss-curve PNG every 50 steps; SIGINT at TRAIN_TIMEOUT stops it cleanly (checkpoint, plot).
-  timeout -s INT ${TRAIN_TIMEOUT:-420} node $BUN/gpt2-train.mjs --backend $BK --config gpt2-124m --dtype bf16 \
-    --batch 16 --seq 1024 --steps ${TRAIN_STEPS:-600} --warmup 50 --eval-every 50 --val-batches 4 --ckpt-every 0 \
+  timeout -s INT ${TRAIN_TIMEOUT:-420} node $BUN/gpt2-train.mjs --backend $BK --config ${TRAIN_CONFIG:-gpt2-124m} --dtype $DTYPE \
+    --batch ${TRAIN_BATCH:-16} --seq ${TRAIN_SEQ:-1024} --steps ${TRAIN_STEPS:-600} --warmup 50 --eval-every 50 --val-batches 4 --ckpt-every 0 \
     --plot-every 50 --sample-tokens 120 --out $W/run --overwrite > $W/train.log 2>&1
   echo "rc=$?" >> $W/train.log
-  cp $W/run/loss.png $OUT/loss-gpt2-124m.png 2>/dev/null
+  cp $W/run/loss.png $OUT/loss-${TRAIN_CONFIG:-gpt2-124m}.png 2>/dev/null
   rm -f $W/run/checkpoint.safetensors  # 1.5 GB with the AdamW moments
   stamp "training run done: $(grep -E '^(done|stopped|throughput)' $W/train.log | tr '\n' ' ')"
 fi
@@ -83,7 +87,8 @@ node -e '
   const read = (f) => { try { return JSON.parse(fs.readFileSync(out + "/" + f, "utf8")); } catch { return null; } };
   const MiB = (b) => (b == null ? "-" : (b / 2 ** 20).toFixed(0));
   const lines = ["setting | ours tok/s (MFU) | torch eager tok/s | torch.compile tok/s | ours/eager | ours/compile | ours mem MiB (model bufs / backend peak) | eager max alloc MiB | compile max alloc MiB"];
-  for (const name of ["T1024", "T4096"]) {
+  const names = fs.readdirSync(out).filter((f) => /^(ours|torch)-.+\.json$/.test(f)).map((f) => f.replace(/^(ours|torch)-|\.json$/g, ""));
+  for (const name of [...new Set(names)].sort()) {
     const o = read("ours-" + name + ".json"); const t = read("torch-" + name + ".json");
     if (!o && !t) continue;
     const r = (m) => t && t.results.find((x) => x.mode === m && !x.error);
