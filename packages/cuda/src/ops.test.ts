@@ -32,6 +32,8 @@ const INFO: DeviceInfo = {
   runtimeVersion: 13000,
 };
 
+const made: CudaOps[] = [];
+
 /** An addon whose memory calls hand out fake addresses and whose ops calls are recorded (or throw `fail`). */
 function standIn(fail?: Record<string, Error>) {
   const calls: Recorded[] = [];
@@ -48,6 +50,7 @@ function standIn(fail?: Record<string, Error>) {
     memset: () => undefined,
     synchronize: async () => undefined,
     trimMemPool: () => undefined,
+    opsRelease: (d: number) => calls.push({ fn: 'opsRelease', args: { device: d } }),
   };
   for (const fn of [
     'opsMatmul',
@@ -82,6 +85,7 @@ function standIn(fail?: Record<string, Error>) {
       version: 130100,
     },
   );
+  made.push(ops);
   return { ops, calls };
 }
 
@@ -244,7 +248,11 @@ describe('CudaOps argument checks (before any native call)', () => {
     expect(e).not.toBeInstanceOf(BackendOutOfMemoryError);
     await ops.scale(x, 2);
     expect(calls.map((c) => c.fn)).toEqual(['opsMatmul', 'opsAdd', 'opsScale']);
+    // the last CudaOps of a device disposed frees its cuBLASLt handle and workspace, once
+    for (const other of made) if (other !== ops) await other.dispose();
     await ops.dispose();
+    await ops.dispose();
+    expect(calls.map((c) => c.fn)).toEqual(['opsMatmul', 'opsAdd', 'opsScale', 'opsRelease']);
     await expect(ops.scale(x, 2)).rejects.toBeInstanceOf(BackendExecutionError);
   });
 });

@@ -80,7 +80,11 @@ interface OpsAddon {
   opsReduceSum(device: number, a: Record<string, unknown>): Promise<number[]>;
   opsScale(device: number, a: Record<string, unknown>): void;
   opsAdamW(device: number, a: Record<string, unknown>): void;
+  opsRelease(device: number): void;
 }
+
+/** Live CudaOps per device: the last one disposed frees the device's cuBLASLt handle and workspace. */
+const liveOps = new Map<number, number>();
 
 const FLOAT_ID: Partial<Record<BufferDType, number>> = { float32: 0, float16: 1, bfloat16: 2 };
 /** The largest C of embeddingBackward (its row accumulator is C floats of shared memory). */
@@ -126,6 +130,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     this.#addon = addon;
     this.#queue = deviceQueue(device);
     this.cublasLt = lt;
+    liveOps.set(device, (liveOps.get(device) ?? 0) + 1);
     this.name = `cuda:${device} (${info.name}, cuBLASLt ${lt.version})`;
   }
 
@@ -633,8 +638,18 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
   }
 
   override async dispose(): Promise<void> {
+    if (this.#opsDisposed) return;
     this.#opsDisposed = true;
-    await super.dispose();
+    const left = (liveOps.get(this.device) ?? 1) - 1;
+    liveOps.set(this.device, left);
+    await super.dispose(); // waits for the device
+    if (left === 0) {
+      try {
+        this.#addon.opsRelease(this.device);
+      } catch {
+        // a sticky device error: nothing left to release
+      }
+    }
   }
 }
 

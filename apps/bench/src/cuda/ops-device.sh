@@ -39,7 +39,7 @@ if [ "$MODE" = all ] || [ "$MODE" = conformance ]; then
   stamp "ops conformance: $CONF"
 fi
 if [ "$MODE" = all ] || [ "$MODE" = sanitize ]; then
-  timeout 240 compute-sanitizer --tool memcheck --leak-check full --error-exitcode 9 node $BUN/device-run.mjs ops-sanitize > $W/ops-memcheck.log 2>&1
+  timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs ops-sanitize > $W/ops-memcheck.log 2>&1
   rc=$?
   SAN="rc=$rc, $(grep -E 'ERROR SUMMARY' $W/ops-memcheck.log | tail -1)"
   grep -E '^ops-sanitize' $W/ops-memcheck.log

@@ -192,4 +192,13 @@ int run_matmul(const Api& api, const Matmul& m, cudaStream_t stream, cudaError_t
                     dev.workspace, dev.workspace_bytes, stream);
 }
 
+void release(const Api& api, int device) {
+  std::lock_guard<std::mutex> lock(g_mutex);
+  auto it = g_devices.find(device);
+  if (it == g_devices.end()) return;
+  if (it->second.handle) api.destroy(it->second.handle);
+  if (it->second.workspace) cudaFree(it->second.workspace);
+  g_devices.erase(it);
+}
+
 }  // namespace lt

@@ -114,4 +114,8 @@ struct Matmul {
 // Returns 0 (STATUS_SUCCESS), a cublasStatus_t, or -1 with a cuda error in *cuda_err. *what names the step.
 int run_matmul(const Api& api, const Matmul& m, cudaStream_t stream, cudaError_t* cuda_err, std::string* what);
 
+// Destroy the device's handle, free its workspace and forget its cached algorithms (after a synchronize; the next
+// run_matmul on the device starts afresh).
+void release(const Api& api, int device);
+
 }  // namespace lt

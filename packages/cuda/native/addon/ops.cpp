@@ -418,6 +418,19 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
                 "adamw");
 }
 
+// opsRelease(dev): free the device's cuBLASLt handle and workspace (CudaOps.dispose of the last CudaOps on it,
+// after a synchronize).
+napi_value Release(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  int64_t dev;
+  if (!get_args(env, info, 1, argv) || !get_i64(env, argv[0], &dev, "device")) return nullptr;
+  if (g_lt) {
+    cudaSetDevice((int)dev);
+    lt::release(*g_lt, (int)dev);
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 void add_ops_functions(Exports& e) {
@@ -435,6 +448,7 @@ void add_ops_functions(Exports& e) {
   add_function(e, "opsReduceSum", ReduceSum);
   add_function(e, "opsScale", Scale);
   add_function(e, "opsAdamW", AdamW);
+  add_function(e, "opsRelease", Release);
 }
 
 }  // namespace addon
