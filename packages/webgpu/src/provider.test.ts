@@ -1,10 +1,11 @@
 /**
  * The registry entry: importing the provider registers 'webgpu' (priority 10); probe() finds the adapter
  * here (SwiftShader on a CPU-only machine) or names what is missing and the command that fixes it;
- * resolveBackend('webgpu') creates a working backend.
+ * resolveBackend('webgpu') creates a working backend, and with { need: 'ops' } the WebGPU ops.
  */
-import { listBackends, resolveBackend, type AttentionBackend } from '@flashattn/core';
+import { listBackends, resolveBackend, type AttentionBackend, type Ops } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
+import { WebGpuOps } from './ops/webgpu-ops.js';
 import { provider } from './provider.js';
 import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
 
@@ -64,6 +65,22 @@ describe('webgpu provider', () => {
       expect(Array.from(f.out.data)).toEqual(new Array(8).fill(1));
     } finally {
       await value.dispose();
+    }
+  });
+
+  it.skipIf(skip)("resolves { need: 'ops' } to WebGpuOps that compute", async () => {
+    const { value: ops, decisions } = await resolveBackend<Ops<unknown>>('webgpu', { need: 'ops' });
+    try {
+      expect(decisions).toEqual([
+        { name: 'webgpu', taken: true, reason: expect.stringMatching(/^webgpu/) },
+      ]);
+      expect(ops).toBeInstanceOf(WebGpuOps);
+      const x = ops.alloc(3, 'float32');
+      await ops.upload(x, Float32Array.of(1, -2, 4));
+      await ops.scale(x, 0.5);
+      expect(await ops.sumSquares(x)).toBe(0.25 + 1 + 4);
+    } finally {
+      await ops.dispose();
     }
   });
 });
