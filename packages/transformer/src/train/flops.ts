@@ -11,9 +11,10 @@
  *     leaves it out too). It matters for the long-context presets, where wpe holds 6.3M of 130M params.
  *   - 12 * L * C * T: attention scores S = Q K^T and P V are 2 * 2 * T * C FLOPs per token per layer
  *     forward, 3x that forward + backward (the backward does two matmuls per forward one).
- *   Causal attention is NOT halved here: the FA2 paper's end-to-end training figures (and its 72% MFU
- *   for GPT-style training) count the full T x T attention even though the models are causal; only its
- *   attention-kernel benchmarks halve the causal count. `attention: 'causal-half'` gives the halved count
+ *   Causal attention is NOT halved here. The FA2 paper (Section 4.2) uses this formula per sequence,
+ *   6 * seqlen * params + 12 * layers * hidden * seqlen^2, notes that one could halve the second term
+ *   for a causal mask, and keeps it whole to follow the literature (Megatron-LM); its end-to-end GPT
+ *   figures (72% MFU) are computed that way. Only its attention-kernel benchmarks halve the causal count. `attention: 'causal-half'` gives the halved count
  *   (what a causal kernel actually computes) for reports that want it.
  */
 import type { GPT2Config } from '../config.js';
