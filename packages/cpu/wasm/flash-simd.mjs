@@ -16,6 +16,9 @@
 //   dsCols(p, dp, ld, rows, colsPad, Dvec)   dP^T <- P^T * (dP^T - D)  (columns = queries)
 //   copyRows(dst, ldd, src, lds, rows, D, Dp)    rows of D floats, zero-padded to Dp (the packs, Q_i)
 //   transposeBlocks(dst, src, NPad, Dp, Bk)   (NPad, Dp) rows into (Dp, Bk) blocks (K^T, V^T, Q^T, dO^T)
+//   packStrips(dst, src, lds, kc, nc)   a (kc, nc) panel of B (row stride lds) into 8-column strips
+//       (kc, 8) one after the other, then a (kc, 4) strip if nc % 8 == 4 (nc % 4 == 0): the gemm's B
+//       operand with row stride 32 (16) bytes (matmul-blocked.ts)
 //   nonFinite(src, n) -> 1 if one of n floats (n % 4 == 0) is NaN or infinite, else 0
 //   scaleRows(dst, ldd, src, lds, rows, D, mul, ldmul)   dst row r = src row r * mul[r] (ldmul bytes
 //       apart; 0 = one factor for every row): O_i = acc / l_i, dK, dV, dQ written into their views
@@ -430,6 +433,37 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
         ),
       ),
     )})`;
+  const packStrips = `
+  (func (export "packStrips") (param $dst i32) (param $src i32) (param $lds i32) (param $kc i32) (param $nc i32)
+    (local $j i32) (local $k i32) (local $s i32)
+    ${set('j', i32(0))}
+    (block $s8_done (loop $s8
+      (br_if $s8_done (i32.gt_s (i32.add ${g('j')} (i32.const 8)) ${g('nc')}))
+      ${set('s', add(g('src'), `(i32.shl ${g('j')} (i32.const 2))`))}
+      ${forLoop(
+        'k8',
+        'k',
+        g('kc'),
+        i32(1),
+        `(v128.store ${g('dst')} (v128.load ${g('s')}))
+        (v128.store offset=16 ${g('dst')} (v128.load offset=16 ${g('s')}))
+        ${set('dst', add(g('dst'), i32(32)))}
+        ${set('s', add(g('s'), g('lds')))}`,
+      )}
+      ${set('j', add(g('j'), i32(8)))}
+      (br $s8)))
+    (if (i32.lt_s ${g('j')} ${g('nc')})
+      (then
+        ${set('s', add(g('src'), `(i32.shl ${g('j')} (i32.const 2))`))}
+        ${forLoop(
+          'k4',
+          'k',
+          g('kc'),
+          i32(1),
+          `(v128.store ${g('dst')} (v128.load ${g('s')}))
+          ${set('dst', add(g('dst'), i32(16)))}
+          ${set('s', add(g('s'), g('lds')))}`,
+        )})))`;
   const nonFinite = `
   (func (export "nonFinite") (param $src i32) (param $n i32) (result i32)
     (local $i i32) (local $x v128) (local $bad v128)
@@ -457,6 +491,7 @@ ${ds('dsCols', `(v128.load (i32.add ${g('D')} (i32.shl ${g('c')} (i32.const 2)))
 ${copyRows}
 ${scaleRows}
 ${transposeBlocks}
+${packStrips}
 ${nonFinite}
 )
 `;

@@ -85,6 +85,7 @@ export interface FlashSimdExports {
   dsCols(p: number, dp: number, ld: number, rows: number, colsPad: number, D: number): void;
   transposeBlocks(dst: number, src: number, NPad: number, Dp: number, Bk: number): void;
   nonFinite(src: number, n: number): number;
+  packStrips(dst: number, src: number, lds: number, kc: number, nc: number): void;
   copyRows(
     dst: number,
     ldd: number,

@@ -55,7 +55,7 @@ import { embeddingBackward, embeddingForward } from './embedding.js';
 import { geluBackward, geluForward } from './gelu.js';
 import { layernormBackward, layernormForward } from './layernorm.js';
 import { matmulKernel, transposeInto } from './matmul-kernel.js';
-import { gemmRows, type GemmJob } from './matmul-blocked.js';
+import { GEMM_PACK_FLOATS, gemmRows, type GemmJob } from './matmul-blocked.js';
 import { ThreadPool, type MatmulJob } from './thread-pool.js';
 import { WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
@@ -135,6 +135,8 @@ export class CpuOps
   private simdA: Float32Array | null = null;
   private simdB: Float32Array | null = null;
   private simdC: Float32Array | null = null;
+  /** Per-thread B panel packs of the SIMD matmul (matmul-blocked.ts). */
+  private simdP: Float32Array | null = null;
   private flash: FlashSimdExports | null = null;
 
   constructor(opts: CpuOpsOptions = {}) {
@@ -373,15 +375,23 @@ export class CpuOps
     }
   }
   /** Scratch in the arena (grown by 1.5x so repeated growth stays bounded). */
-  private simdScratch(which: 'A' | 'B' | 'C', n: number): Float32Array {
-    const cur = which === 'A' ? this.simdA : which === 'B' ? this.simdB : this.simdC;
+  private simdScratch(which: 'A' | 'B' | 'C' | 'P', n: number): Float32Array {
+    const cur =
+      which === 'A'
+        ? this.simdA
+        : which === 'B'
+          ? this.simdB
+          : which === 'C'
+            ? this.simdC
+            : this.simdP;
     if (cur && cur.length >= n) return cur;
     const next = this.arena!.allocF32(Math.max(n, Math.ceil((cur?.length ?? 0) * 1.5)));
     if (!next)
       throw new Error(`CpuOps: wasm memory exhausted (${this.arena!.bytesUsed} bytes in use)`);
     if (which === 'A') this.simdA = next;
     else if (which === 'B') this.simdB = next;
-    else this.simdC = next;
+    else if (which === 'C') this.simdC = next;
+    else this.simdP = next;
     return next;
   }
 
@@ -421,7 +431,9 @@ export class CpuOps
     const mode = opts.accumulate ? 2 : opts.bias ? 1 : 0;
     if (mode === 2 && cOut !== out)
       for (let i = 0; i < M; i++) cOut.set(out.subarray(i * N, i * N + N), i * Np);
-    const job = (m0: number, m1: number): GemmJob => ({
+    const threads = this.pool?.threads ?? 1;
+    const packs = this.simdScratch('P', threads * GEMM_PACK_FLOATS).byteOffset;
+    const job = (m0: number, m1: number, t: number): GemmJob => ({
       gemm: true,
       c: cOut.byteOffset,
       ldc: Np * 4,
@@ -435,14 +447,14 @@ export class CpuOps
       m0,
       m1,
       mode,
+      pack: packs + t * GEMM_PACK_FLOATS * 4,
     });
-    const threads = this.pool?.threads ?? 1;
     if (this.pool === null || M * N * K < MIN_PARALLEL_MACS || M < 8 * threads) {
-      gemmRows(this.flash!, arena.memory, job(0, M));
+      gemmRows(this.flash!, arena.memory, job(0, M, 0));
     } else {
       const jobs: GemmJob[] = [];
       const per = Math.ceil(M / threads / 6) * 6;
-      for (let m0 = 0; m0 < M; m0 += per) jobs.push(job(m0, Math.min(M, m0 + per)));
+      for (let m0 = 0, t = 0; m0 < M; m0 += per, t++) jobs.push(job(m0, Math.min(M, m0 + per), t));
       await this.pool.run(jobs);
     }
     if (cOut !== out) for (let i = 0; i < M; i++) out.set(cOut.subarray(i * Np, i * Np + N), i * N);
