@@ -7,7 +7,7 @@
  * and the kernel never names a binding: it reads and writes operands through generated accessors
  *
  *   fn ld_<name>(i: u32) -> f32      fn st_<name>(i: u32, v: f32)      (float32 operands)
- *   fn ldi_<name>(i: u32) -> i32                                        (int32 operands)
+ *   fn ldi_<name>(i: u32) -> i32      fn sti_<name>(i: u32, v: i32)      (int32 operands)
  *
  * with the operand's element offset in the uniform `o_<name>`. The sharing pattern (which operands
  * share a binding, and its element type) is part of the pipeline cache key.
@@ -75,7 +75,10 @@ export function bindOperands(operands: readonly Operand[]): BoundOperands {
     values[`o_${o.name}`] = o.buf.offset;
     if (o.buf.dtype === 'int32') {
       accessors += `fn ldi_${o.name}(i: u32) -> i32 { return ${e === 'i32' ? at : `bitcast<i32>(${at})`}; }\n`;
-      keys.push(`i${s}`);
+      if (o.write) {
+        accessors += `fn sti_${o.name}(i: u32, v: i32) { ${at} = ${e === 'i32' ? 'v' : 'bitcast<u32>(v)'}; }\n`;
+      }
+      keys.push(`i${s}${o.write ? 'w' : ''}${e === 'u32' ? 'u' : ''}`);
     } else {
       accessors += `fn ld_${o.name}(i: u32) -> f32 { return ${e === 'f32' ? at : `bitcast<f32>(${at})`}; }\n`;
       if (o.write) {

@@ -39,8 +39,10 @@ import { biasBackwardProgram } from '../kernels/ops/bias-backward.wgsl.js';
 import { columnGroups } from '../kernels/ops/column-sums.js';
 import { elementwiseGroups } from '../kernels/ops/elementwise.js';
 import {
+  EMB_WG,
+  embeddingBackwardLinksProgram,
   embeddingBackwardPositionProgram,
-  embeddingBackwardTokenProgram,
+  embeddingBackwardRowsProgram,
 } from '../kernels/ops/embedding-backward.wgsl.js';
 import { embeddingForwardProgram } from '../kernels/ops/embedding-forward.wgsl.js';
 import { geluBackwardProgram } from '../kernels/ops/gelu-backward.wgsl.js';
@@ -401,15 +403,30 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
       (bd) => embeddingBackwardPositionProgram(bd, this.groups(elementwiseGroups(T * C))),
       { n: T * C, B },
     );
+    // token rows: links (next position with the same token, owner flag), then owners sum their chains
+    const BT = B * T;
+    const scratch = this.runtime.acquire(2 * BT * 4);
+    const links = this.mem.wrap(scratch, 'int32', 2 * BT); // (BT, 2): [next, owner]
+    this.run(
+      [
+        { name: 'links', buf: links, write: true },
+        { name: 'tokens', buf: e.tok },
+      ],
+      (bd) => embeddingBackwardLinksProgram(bd, this.groups(Math.ceil(BT / EMB_WG))),
+      { BT, V: e.V },
+    );
     this.run(
       [
         { name: 'dwte', buf: e.wte, write: true },
         { name: 'dout', buf: g },
         { name: 'tokens', buf: e.tok },
+        { name: 'links', buf: links },
       ],
-      (bd) => embeddingBackwardTokenProgram(bd, this.groups(B * T)),
-      { BT: B * T, C, V: e.V },
+      (bd) => embeddingBackwardRowsProgram(bd, this.groups(BT)),
+      { BT, C },
     );
+    // back to the pool: later work that reuses it is recorded after this, and the queue runs in order
+    this.runtime.release(scratch);
   }
 
   layernormForward(
