@@ -442,7 +442,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
           `, ${((summary.tokensPerSec * flopsPerToken) / 1e12).toFixed(3)} model TFLOP/s` +
           (summary.mfu !== null
             ? `, MFU ${(100 * summary.mfu).toFixed(1)}% (steady)`
-            : ` (${mfuNote})`) +
+            : ' (MFU omitted: no known peak, see --peak-tflops)') +
           `; peak RSS ${peakRssMiB.toFixed(0)} MiB`,
       );
     return summary;
