@@ -17,7 +17,9 @@
  *   S = Q K^T: invocation t scores key j0 + t against the MR query rows (Q in workgroup memory,
  *              pre-scaled by scale * log2(e), so exp becomes exp2), masked scores NEG;
  *   Algorithm 1, line 10: m_new = max(m_old, rowmax(S)), P = exp2(S - m_new), l and acc rescaled by
- *              exp2(m_old - m_new);
+ *              exp2(m_old - m_new); rowmax(S) through one workgroup atomicMax per row and key on an
+ *              order-preserving u32 image of the score (not a loop of every invocation over the
+ *              tile: that read MR * NT words of workgroup memory per invocation per tile);
  *   acc += P V: invocation t owns head-dim columns c * NT + t and reads V rows coalesced.
  *
  * Bindings: q (B, Nq, Hq, D) strided; kc, vc the caches (strided, pages as the batch dim); cmeta i32
@@ -30,7 +32,11 @@ import { NEG, type StorageKind } from '../storage.wgsl.js';
 import { unroll } from '../tiles.js';
 
 /** Invocations (and keys per tile) of a workgroup. */
-export const KV_NT = 64;
+/**
+ * Invocations (and keys per tile) of a workgroup. 128 rather than 64: decode has few workgroups
+ * (B * Hk * splits), and the loads in flight per workgroup bound the bandwidth it reaches.
+ */
+export const KV_NT = 128;
 
 export const KV_ATTENTION_UNIFORMS: readonly UniformField[] = [
   { name: 'B', type: 'u32', comment: 'batch' },
@@ -107,6 +113,16 @@ const D = ${D}u;
 var<workgroup> qs: array<f32, ${MR * D}>;  // (MR, D) query rows times scale * log2(e)
 var<workgroup> ps: array<f32, ${MR * NT}>; // (MR, NT) scores, then P, of the key tile
 var<workgroup> vAt: array<u32, ${NT}>;     // element offset of each tile key's V row (head hk)
+var<workgroup> rowMax: array<atomic<u32>, ${MR}>; // the tile's row max as orderKey (0: no visible key)
+
+// f32 -> u32 with the same order (finite values), for atomicMax; 0 is below every key of a float
+fn orderKey(x: f32) -> u32 {
+  let u = bitcast<u32>(x);
+  return select(u | 0x80000000u, ~u, (u & 0x80000000u) != 0u);
+}
+fn fromOrderKey(k: u32) -> f32 {
+  return bitcast<f32>(select(k & 0x7fffffffu, ~k, (k & 0x80000000u) == 0u));
+}
 
 @compute @workgroup_size(${NT})
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -156,6 +172,7 @@ ${unroll(
   var acc: array<f32, ${MR * TD}>;
 ${unroll(MR, (r) => `  m_i[${r}] = ${NEG}; l_i[${r}] = 0.0;\n`)}${unroll(MR * TD, (e) => `  acc[${e}] = 0.0;\n`)}
   let jStart = (max(jBegin, 0) / ${NT}) * ${NT};
+  if (lid < ${MR}u) { atomicStore(&rowMax[lid], 0u); }
   workgroupBarrier();
   for (var j0 = jStart; j0 < jEnd; j0 += ${NT}) {
     // S = Q K^T for key j = j0 + lid
@@ -172,26 +189,32 @@ ${unroll(MR, (r) => `    sc[${r}] = 0.0;\n`)}    var va = 0u;
 ${unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d], kv, sc[${r}]);\n`)}      }
     }
     vAt[lid] = va;
-${unroll(MR, (r) => `    ps[${r * NT}u + lid] = select(${NEG}, sc[${r}], j >= lo[${r}] && j < hi[${r}]);\n`)}    workgroupBarrier();
-    // Algorithm 1, line 10: new row max over the tile, rescale l and acc
-    var mx: array<f32, ${MR}>;
+    // masked scores NEG; the tile's row max through an order-preserving u32 key (one atomic per row)
 ${unroll(
   MR,
-  (r) => `    { var x = m_i[${r}];
-      for (var t = 0u; t < ${NT}u; t++) { x = max(x, ps[${r * NT}u + t]); }
-      mx[${r}] = x;
+  (r) => `    { let vis = j >= lo[${r}] && j < hi[${r}];
+      ps[${r * NT}u + lid] = select(${NEG}, sc[${r}], vis);
+      if (vis) { atomicMax(&rowMax[${r}], orderKey(sc[${r}])); } }
+`,
+)}    workgroupBarrier();
+    // Algorithm 1, line 10: m_new = max(m_old, rowmax(S)), l and acc rescaled by exp2(m_old - m_new);
+    // P = exp2(S - m_new) for this invocation's key (masked scores give 0)
+${unroll(
+  MR,
+  (r) => `    { let key = atomicLoad(&rowMax[${r}]);
+      let x = max(m_i[${r}], select(${NEG}, fromOrderKey(key), key != 0u));
       let alpha = exp2(m_i[${r}] - x);
       m_i[${r}] = x;
       l_i[${r}] *= alpha;
-${unroll(TD, (c) => `      acc[${r * TD + c}] *= alpha;\n`)}    }
+${unroll(
+  TD,
+  (c) => `      acc[${r * TD + c}] *= alpha;
+`,
+)}      let sv = ps[${r * NT}u + lid];
+      ps[${r * NT}u + lid] = select(exp2(sv - x), 0.0, sv <= ${NEG}); }
 `,
 )}    workgroupBarrier();
-    // P = exp2(S - m) for this invocation's key (masked scores give 0)
-${unroll(
-  MR,
-  (r) =>
-    `    { let x = ps[${r * NT}u + lid]; ps[${r * NT}u + lid] = select(exp2(x - mx[${r}]), 0.0, x <= ${NEG}); }\n`,
-)}    workgroupBarrier();
+    if (lid < ${MR}u) { atomicStore(&rowMax[lid], 0u); } // every invocation read it before the barrier
     // acc += P V, l += rowsum(P)
     // only keys in [jBegin, jEnd) have a V row (vAt of the others is 0, which may be any data)
     let jjEnd = u32(min(${NT}, jEnd - j0));

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# WebGPU inference on the GPU machine through Dawn (issue #12): the inference conformance suite
+# (inference-conformance.ts: KV cache, split-KV, combine, varlen; f16 as native shader-f16) and the
+# decode benchmark (decode-bench.ts: K/V read GB/s against a WGSL copy kernel in the same run), in one
+# device command.
+#
+#   here:        apps/bench/src/webgpu/decode-device.sh bundle
+#                  -> .bundle-webgpu-decode/ (git-ignored): inference-conformance.mjs, decode-bench.mjs and
+#                     node_modules/webgpu (index.js, package.json, dist/linux-x64/dawn.node: 21 MB), so the
+#                     provider's import('webgpu') resolves; with .carry (29 MB) it stays under 64 MiB.
+#                  dry run on SwiftShader: VK_DRIVER_FILES=/usr/lib/chromium/vk_swiftshader_icd.json \
+#                    node .bundle-webgpu-decode/decode-bench.mjs --quick
+#   on the GPU:  run tool, carry [".carry", ".bundle-webgpu-decode"], command:
+#                  apps/bench/src/webgpu/decode-device.sh run [decode-bench flags...]
+#                Results: $OUT/inference-conformance.{txt,json}, $OUT/decode-bench.{txt,json}.
+set -uo pipefail
+root="$(cd "$(dirname "$0")/../../../.." && pwd)"
+out="$root/.bundle-webgpu-decode"
+mode="${1:-}"
+shift || true
+case "$mode" in
+bundle)
+  set -e
+  npx -y pnpm@10.34.8 --filter @flashattn/core --filter @flashattn/webgpu --filter @flashattn/conformance build >/dev/null
+  rm -rf "$out"
+  mkdir -p "$out/node_modules/webgpu/dist/linux-x64"
+  esb="$root/packages/webgpu/node_modules/.bin/esbuild"
+  common=(--bundle --platform=node --format=esm --target=node20 --external:webgpu --log-level=warning
+    "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
+  "$esb" "$root/apps/bench/src/webgpu/inference-conformance.ts" "${common[@]}" --outfile="$out/inference-conformance.mjs"
+  "$esb" "$root/apps/bench/src/webgpu/decode-bench.ts" "${common[@]}" --outfile="$out/decode-bench.mjs"
+  wg="$root/packages/webgpu/node_modules/webgpu"
+  cp "$wg/index.js" "$wg/package.json" "$out/node_modules/webgpu/"
+  cp "$wg/dist/linux-x64/dawn.node" "$out/node_modules/webgpu/dist/linux-x64/"
+  du -sh "$out" "$root/.carry"
+  ;;
+run)
+  res="${OUT:-/tmp/out}"
+  mkdir -p "$res"
+  source "$root/.carry/setup.sh"
+  cd "$out"
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$res/device.txt"
+  timeout "${CONF_TIMEOUT:-120}" node inference-conformance.mjs "$res/inference-conformance.json" \
+    > "$res/inference-conformance.txt" 2>&1
+  echo "inference conformance exit $?"
+  grep -E 'passed, [0-9]+ failed' "$res/inference-conformance.txt"
+  grep -E 'FAIL' "$res/inference-conformance.txt" | head -20
+  timeout "${BENCH_TIMEOUT:-400}" node decode-bench.mjs "$@" --json "$res/decode-bench.json" \
+    > "$res/decode-bench.txt" 2>&1
+  echo "decode-bench exit $?"
+  grep -vE ' ms, |skipped \(' "$res/decode-bench.txt" | tail -60
+  ;;
+*)
+  echo "usage: $0 bundle | run [decode-bench flags]" >&2
+  exit 2
+  ;;
+esac
