@@ -1,12 +1,49 @@
 /**
  * What the conformance suite does not cover: consecutive ops are recorded into one command buffer and
  * submitted at the sync; a lost device turns the pending sync and later calls into BackendExecutionError
- * (never a hang); an oversized buffer is BackendOutOfMemoryError; use after dispose an OpsInputError.
+ * (never a hang); an oversized buffer is BackendOutOfMemoryError; use after dispose an OpsInputError;
+ * and the chunked path of the per-column sums (bias and LayerNorm dw / db over more than CHUNK_ROWS
+ * rows: the suite's cases are shorter), under the suite's rule.
  */
 import { BackendExecutionError, BackendOutOfMemoryError, OpsInputError } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
 import { defaultToSwiftShader, probeAdapter, webgpuRequired } from '../test-utils/env.js';
+import { CHUNK_ROWS } from '../kernels/ops/column-sums.js';
 import { createWebGpuOps } from './webgpu-ops.js';
+
+/**
+ * The suite's rule for a column sum s_j = init_j + sum_r t_rj: the error against float64 is at most
+ * 2x the naive float32 sum's (sequential, one rounding per add) + u32 max|s| + u32 max_j sum_r |t_rj|.
+ */
+function checkColumnSums(
+  got: Float32Array,
+  init: Float32Array,
+  term: (r: number, j: number) => number,
+  rows: number,
+  cols: number,
+): void {
+  const u = 2 ** -24;
+  let errGot = 0;
+  let errNaive = 0;
+  let maxRef = 0;
+  let maxAbs = 0;
+  for (let j = 0; j < cols; j++) {
+    let ref = init[j]!;
+    let naive = init[j]!;
+    let abs = Math.abs(init[j]!);
+    for (let r = 0; r < rows; r++) {
+      const t = term(r, j);
+      ref += t;
+      naive = Math.fround(naive + Math.fround(t));
+      abs += Math.abs(t);
+    }
+    errGot = Math.max(errGot, Math.abs(got[j]! - ref));
+    errNaive = Math.max(errNaive, Math.abs(naive - ref));
+    maxRef = Math.max(maxRef, Math.abs(ref));
+    maxAbs = Math.max(maxAbs, abs);
+  }
+  expect(errGot).toBeLessThanOrEqual(2 * errNaive + u * maxRef + u * maxAbs);
+}
 
 defaultToSwiftShader();
 const unavailable = await probeAdapter();
@@ -59,5 +96,44 @@ describe.skipIf(skip)('WebGpuOps', () => {
     expect(() => ops.scale(x, 2)).toThrow(BackendExecutionError);
     await ops.dispose();
     expect(() => ops.alloc(1, 'float32')).toThrow(OpsInputError);
+  });
+
+  it(`sums columns over more than ${CHUNK_ROWS} rows in chunks (bias, LayerNorm dw / db)`, async () => {
+    const ops = await createWebGpuOps();
+    try {
+      const [M, N] = [3 * CHUNK_ROWS + 17, 37];
+      const rnd = (n: number): Float32Array =>
+        Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 12.9898) * 3));
+      const up = async (data: Float32Array) => {
+        const b = ops.alloc(data.length, 'float32');
+        await ops.upload(b, data);
+        return b;
+      };
+      const dout = rnd(M * N); // (M, N)
+      const inp = rnd(M * N + 5).subarray(5); // (M, N)
+      const mean = Float32Array.from({ length: M }, (_, i) => Math.fround(Math.cos(i))); // (M)
+      const rstd = Float32Array.from({ length: M }, (_, i) => Math.fround(1 + (i % 5) / 7)); // (M)
+      const w = rnd(N);
+      const init = rnd(N + 3).subarray(3); // the gradients accumulate onto this
+      const g = await up(dout);
+      const x = await up(Float32Array.from(inp));
+      const mu = await up(mean);
+      const rs = await up(rstd);
+      const W = await up(w);
+      const dbias = await up(Float32Array.from(init));
+      const dw = await up(Float32Array.from(init));
+      const db = await up(Float32Array.from(init));
+      const dinp = ops.alloc(M * N, 'float32');
+      ops.biasBackward(dbias, g, M, N);
+      ops.layernormBackward(dinp, dw, db, g, x, W, mu, rs, M, N);
+      const d = dout;
+      const xhat = (r: number, j: number) => (inp[r * N + j]! - mean[r]!) * rstd[r]!;
+      const got = async (b: typeof dw) => (await ops.download(b)) as Float32Array;
+      checkColumnSums(await got(dbias), init, (r, j) => d[r * N + j]!, M, N);
+      checkColumnSums(await got(db), init, (r, j) => d[r * N + j]!, M, N);
+      checkColumnSums(await got(dw), init, (r, j) => d[r * N + j]! * xhat(r, j), M, N);
+    } finally {
+      await ops.dispose();
+    }
   });
 });

@@ -36,7 +36,11 @@ import {
 import { adamwProgram } from '../kernels/ops/adamw.wgsl.js';
 import { addProgram } from '../kernels/ops/add.wgsl.js';
 import { biasBackwardProgram } from '../kernels/ops/bias-backward.wgsl.js';
-import { columnGroups } from '../kernels/ops/column-sums.js';
+import {
+  CHUNK_ROWS,
+  columnDispatch,
+  columnPartialsAddProgram,
+} from '../kernels/ops/column-sums.js';
 import { elementwiseGroups } from '../kernels/ops/elementwise.js';
 import {
   EMB_WG,
@@ -311,14 +315,58 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     const db = this.f32('biasBackward', 'dbias', dbias, N);
     const g = this.f32('biasBackward', 'dout', dout, M * N);
     if (M === 0) return;
+    this.columnSums(
+      [['dbias', db]],
+      [{ name: 'dout', buf: g }],
+      (bd, chunked, d) => biasBackwardProgram(bd, chunked, d),
+      M,
+      N,
+    );
+  }
+
+  /**
+   * A per-column reduction (column-sums.ts) adding k sums into `outs`: one pass up to CHUNK_ROWS rows,
+   * else per-chunk partials in a pooled scratch and column-partials-add.
+   */
+  private columnSums(
+    outs: readonly (readonly [string, WebGPUBuffer])[],
+    inputs: readonly Operand[],
+    make: (
+      bound: BoundOperands,
+      chunked: boolean,
+      dispatch: readonly [number, number, number],
+    ) => ProgramInfo,
+    rows: number,
+    cols: number,
+  ): void {
+    const dispatch = columnDispatch(rows, cols);
+    const u = { rows, cols, chunk: CHUNK_ROWS };
+    if (rows <= CHUNK_ROWS) {
+      this.run(
+        [...outs.map(([name, buf]) => ({ name, buf, write: true })), ...inputs],
+        (bd) => make(bd, false, dispatch),
+        u,
+      );
+      return;
+    }
+    const chunks = dispatch[1];
+    const k = outs.length;
+    const scratch = this.runtime.acquire(chunks * k * cols * 4);
+    const partials = this.mem.wrap(scratch, 'float32', chunks * k * cols); // (chunks, k, cols)
+    this.run(
+      [{ name: 'partials', buf: partials, write: true }, ...inputs],
+      (bd) => make(bd, true, dispatch),
+      u,
+    );
     this.run(
       [
-        { name: 'dbias', buf: db, write: true },
-        { name: 'dout', buf: g },
+        ...outs.map(([, buf], q) => ({ name: `out${q}`, buf, write: true })),
+        { name: 'partials', buf: partials },
       ],
-      (bd) => biasBackwardProgram(bd, this.groups(columnGroups(N))),
-      { rows: M, cols: N },
+      (bd) => columnPartialsAddProgram(bd, k, this.groups(Math.ceil(cols / 256))),
+      { chunks, cols },
     );
+    this.runtime.release(scratch); // reused only by work recorded later (the queue runs in order)
   }
 
   /** The checked arguments of both embedding ops. */
@@ -492,17 +540,20 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
       (bd) => layernormBackwardDinpProgram(bd, this.groups(N)),
       { N, C },
     );
-    this.run(
+    this.columnSums(
       [
-        { name: 'dw', buf: dW, write: true },
-        { name: 'db', buf: dB, write: true },
+        ['dw', dW],
+        ['db', dB],
+      ],
+      [
         { name: 'dout', buf: g },
         { name: 'inp', buf: x },
         { name: 'mean', buf: mu },
         { name: 'rstd', buf: rs },
       ],
-      (bd) => layernormBackwardDwdbProgram(bd, this.groups(columnGroups(C))),
-      { rows: N, cols: C },
+      (bd, chunked, d) => layernormBackwardDwdbProgram(bd, chunked, d),
+      N,
+      C,
     );
   }
 
