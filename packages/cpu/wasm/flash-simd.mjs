@@ -25,19 +25,19 @@
 // Every element's arithmetic is the same whatever tile or thread computes it: results do not depend on
 // the thread count.
 
-const ZERO = '(v128.const i32x4 0 0 0 0)';
+export const ZERO = '(v128.const i32x4 0 0 0 0)';
 const NEG_INF = '(v128.const f32x4 -inf -inf -inf -inf)';
 // -0.0 marks a masked probability (exp never returns it): dS of a masked entry is exactly 0 even where
 // dP is not finite (a NaN key or value that the row does not see must not leak into it).
 const NEG_ZERO = '(v128.const i32x4 0x80000000 0x80000000 0x80000000 0x80000000)';
 const IOTA = '(v128.const i32x4 0 1 2 3)';
-const g = (n) => `(local.get $${n})`;
-const set = (n, x) => `(local.set $${n} ${x})`;
-const i32 = (x) => `(i32.const ${x})`;
-const add = (a, b) => `(i32.add ${a} ${b})`;
-const mul = (a, b) => `(i32.mul ${a} ${b})`;
-const splat = (x) => `(f32x4.splat ${x})`;
-const forLoop = (name, v, end, step, body) => `
+export const g = (n) => `(local.get $${n})`;
+export const set = (n, x) => `(local.set $${n} ${x})`;
+export const i32 = (x) => `(i32.const ${x})`;
+export const add = (a, b) => `(i32.add ${a} ${b})`;
+export const mul = (a, b) => `(i32.mul ${a} ${b})`;
+export const splat = (x) => `(f32x4.splat ${x})`;
+export const forLoop = (name, v, end, step, body) => `
     ${set(v, i32(0))}
     (block $${name}_done (loop $${name}
       (br_if $${name}_done (i32.ge_s ${g(v)} ${end}))
@@ -79,7 +79,7 @@ const EXP_CONSTS = {
   one: '1',
   ...Object.fromEntries(EXP2_POLY.map((v, i) => [`p${i}`, v])),
 };
-function expV(x, madd, upper = true) {
+export function expV(x, madd, upper = true) {
   const y = `(f32x4.mul ${x} ${g('k_log2e')})`;
   const c = (name) => g(`k_${name}`);
   let p = c('p0');
@@ -95,19 +95,19 @@ function expV(x, madd, upper = true) {
       (f32x4.mul ${p}
         (i32x4.shl (i32x4.add ${g('ex_t')} ${g('k_bias')}) (i32.const 23))))`;
 }
-const EXP_LOCALS =
+export const EXP_LOCALS =
   '(local $ex_x v128) (local $ex_t v128) (local $ex_f v128) (local $k_bias v128) ' +
   Object.keys(EXP_CONSTS)
     .map((k) => `(local $k_${k} v128)`)
     .join(' ');
-const EXP_INIT =
+export const EXP_INIT =
   Object.entries(EXP_CONSTS)
     .map(([k, v]) => set(`k_${k}`, splat(`(f32.const ${v})`)))
     .join(' ') + ` ${set('k_bias', `(i32x4.splat (i32.const ${127 - 0x4b400000}))`)}`;
 
-const hsum = (v) =>
+export const hsum = (v) =>
   `(f32.add (f32.add (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.add (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
-const hmax = (v) =>
+export const hmax = (v) =>
   `(f32.max (f32.max (f32x4.extract_lane 0 ${v}) (f32x4.extract_lane 1 ${v})) (f32.max (f32x4.extract_lane 2 ${v}) (f32x4.extract_lane 3 ${v})))`;
 
 /** An R x 4V register tile of C += A B, K steps: per step V loads of B, R splats of A, R*V multiply-adds. */

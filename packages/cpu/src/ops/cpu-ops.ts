@@ -59,6 +59,13 @@ import { GEMM_PACK_FLOATS, gemmRows, type GemmJob } from './matmul-blocked.js';
 import { ThreadPool, type MatmulJob } from './thread-pool.js';
 import { WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
+import {
+  adamwSimd,
+  layernormForwardSimd,
+  opsSimdInstance,
+  softmaxCrossEntropySimd,
+  type OpsSimdExports,
+} from './ops-simd.js';
 
 export interface CpuOpsOptions {
   /** Threads for matmul and attention, including the calling one. Default: available cores. */
@@ -138,6 +145,10 @@ export class CpuOps
   /** Per-thread B panel packs of the SIMD matmul (matmul-blocked.ts). */
   private simdP: Float32Array | null = null;
   private flash: FlashSimdExports | null = null;
+  /** The SIMD layernorm, GELU, softmax cross-entropy and AdamW (ops-simd.ts), on the arena. */
+  private opsSimd: OpsSimdExports | null = null;
+  /** Which kernels the last layernorm / GELU / cross-entropy / AdamW call ran (tests check it). */
+  lastOpPath: 'simd' | 'scalar' | null = null;
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
@@ -149,6 +160,7 @@ export class CpuOps
       const inst = new WebAssembly.Instance(module, { env: { memory: this.arena.memory } });
       flash = { exports: inst.exports as unknown as FlashSimdExports, fma };
       this.flash = flash.exports;
+      this.opsSimd = opsSimdInstance(this.arena.memory, fma);
       this.pool?.initWasm(this.arena.memory, { module, local: flash.exports });
     }
     const tiles = opts.attentionTiles;
@@ -375,6 +387,20 @@ export class CpuOps
     }
   }
   /** Scratch in the arena (grown by 1.5x so repeated growth stays bounded). */
+  /**
+   * Byte addresses of float32 buffers that all live in the arena (the SIMD ops' operands), or null when
+   * one does not (float64, a plain array): that call takes the scalar kernel. Records the path.
+   */
+  private simdOperands(...bufs: FloatArray[]): number[] | null {
+    const ptrs =
+      this.opsSimd && this.arena
+        ? bufs.map((b) => (b instanceof Float32Array ? this.arena!.ptr(b) : -1))
+        : null;
+    const ok = ptrs !== null && ptrs.every((x) => x >= 0);
+    this.lastOpPath = ok ? 'simd' : 'scalar';
+    return ok ? ptrs : null;
+  }
+
   private simdScratch(which: 'A' | 'B' | 'C' | 'P', n: number): Float32Array {
     const cur =
       which === 'A'
@@ -577,16 +603,19 @@ export class CpuOps
     this.live();
     size('layernormForward', 'N', N);
     size('layernormForward', 'C', C);
-    layernormForward(
+    const a = [
       floatBuf('layernormForward', 'out', out, N * C),
       floatBuf('layernormForward', 'mean', mean, N),
       floatBuf('layernormForward', 'rstd', rstd, N),
       floatBuf('layernormForward', 'inp', inp, N * C),
       floatBuf('layernormForward', 'w', w, C),
       floatBuf('layernormForward', 'b', b, C),
-      N,
-      C,
-    );
+    ] as const;
+    const p = this.simdOperands(...a);
+    if (p) {
+      const [o, m, r, x, wp, bp] = p as [number, number, number, number, number, number];
+      layernormForwardSimd(this.opsSimd!, { out: o, mean: m, rstd: r, inp: x, w: wp, b: bp }, N, C);
+    } else layernormForward(...a, N, C);
   }
 
   layernormBackward(
@@ -604,7 +633,7 @@ export class CpuOps
     this.live();
     size('layernormBackward', 'N', N);
     size('layernormBackward', 'C', C);
-    layernormBackward(
+    const a = [
       floatBuf('layernormBackward', 'dinp', dinp, N * C),
       floatBuf('layernormBackward', 'dw', dw, C),
       floatBuf('layernormBackward', 'db', db, C),
@@ -613,26 +642,42 @@ export class CpuOps
       floatBuf('layernormBackward', 'w', w, C),
       floatBuf('layernormBackward', 'mean', mean, N),
       floatBuf('layernormBackward', 'rstd', rstd, N),
-      N,
-      C,
-    );
+    ] as const;
+    const p = this.simdOperands(...a);
+    if (p) {
+      const [dx, dwp, dbp, go, x, wp, m, r] = p as [
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ];
+      this.opsSimd!.layernormBackward(dx, dwp, dbp, go, x, wp, m, r, N, C);
+    } else layernormBackward(...a, N, C);
   }
 
   geluForward(out: CpuBuffer, inp: CpuBuffer, n: number): void {
     this.live();
     size('geluForward', 'n', n);
-    geluForward(floatBuf('geluForward', 'out', out, n), floatBuf('geluForward', 'inp', inp, n), n);
+    const o = floatBuf('geluForward', 'out', out, n);
+    const x = floatBuf('geluForward', 'inp', inp, n);
+    const p = this.simdOperands(o, x);
+    if (p) this.opsSimd!.geluForward(p[0]!, p[1]!, n);
+    else geluForward(o, x, n);
   }
 
   geluBackward(dinp: CpuBuffer, inp: CpuBuffer, dout: CpuBuffer, n: number): void {
     this.live();
     size('geluBackward', 'n', n);
-    geluBackward(
-      floatBuf('geluBackward', 'dinp', dinp, n),
-      floatBuf('geluBackward', 'inp', inp, n),
-      floatBuf('geluBackward', 'dout', dout, n),
-      n,
-    );
+    const dx = floatBuf('geluBackward', 'dinp', dinp, n);
+    const x = floatBuf('geluBackward', 'inp', inp, n);
+    const go = floatBuf('geluBackward', 'dout', dout, n);
+    const p = this.simdOperands(dx, x, go);
+    if (p) this.opsSimd!.geluBackward(p[0]!, p[1]!, p[2]!, n);
+    else geluBackward(dx, x, go, n);
   }
 
   add(out: CpuBuffer, a: CpuBuffer, b: CpuBuffer, n: number): void {
@@ -670,7 +715,11 @@ export class CpuOps
           t[i],
         );
     }
-    softmaxCrossEntropy(l, d, x, t, N, V, dlossScale);
+    const p = d === null ? this.simdOperands(l, x) : this.simdOperands(l, x, d);
+    if (p) {
+      const f32 = new Float32Array(this.arena!.memory.buffer);
+      softmaxCrossEntropySimd(this.opsSimd!, f32, p[0]!, p[2] ?? -1, p[1]!, t, N, V, dlossScale);
+    } else softmaxCrossEntropy(l, d, x, t, N, V, dlossScale);
   }
 
   async sum(x: CpuBuffer): Promise<number> {
@@ -705,15 +754,12 @@ export class CpuOps
     }
     if (!Number.isInteger(h.t) || h.t < 1)
       throw new OpsInputError('adamw h.t', 'an integer >= 1 (1-based step)', h.t);
-    adamwUpdate(
-      p,
-      floatBuf('adamw', 'grads', grads, n),
-      floatBuf('adamw', 'm', m, n),
-      floatBuf('adamw', 'v', v, n),
-      0,
-      n,
-      h,
-    );
+    const g = floatBuf('adamw', 'grads', grads, n);
+    const mb = floatBuf('adamw', 'm', m, n);
+    const vb = floatBuf('adamw', 'v', v, n);
+    const q = this.simdOperands(p, g, mb, vb);
+    if (q) adamwSimd(this.opsSimd!, { params: q[0]!, grads: q[1]!, m: q[2]!, v: q[3]! }, n, h);
+    else adamwUpdate(p, g, mb, vb, 0, n, h);
   }
 
   // ---- attention ----
