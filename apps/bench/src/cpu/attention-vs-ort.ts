@@ -10,7 +10,7 @@
  * mask) and 2.5x that per backward, whatever an implementation actually does.
  *
  * Run (repo root, after `npx -y pnpm@10.34.8 --filter @flashattn/bench... build`):
- *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick | --long] [--json FILE]
+ *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick | --long | --extra] [--json FILE]
  *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
  *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
  */
@@ -30,13 +30,14 @@ import {
   type AttnDims,
 } from './onnx-model.js';
 
-const USAGE = `usage: attention-vs-ort.js attention [--quick | --long] [--json FILE] | memory | matmul [--json FILE]`;
+const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra] [--json FILE] | memory | matmul [--json FILE]`;
 const [mode, ...rest] = process.argv.slice(2);
 const flags = new Map<string, string | true>();
 for (let i = 0; i < rest.length; i++) {
   const a = rest[i]!;
   if (a === '--quick') flags.set('quick', true);
   else if (a === '--long') flags.set('long', true);
+  else if (a === '--extra') flags.set('extra', true);
   else if (a === '--json' && rest[i + 1] !== undefined) flags.set('json', rest[++i]!);
   else if (mode === 'mem-child') flags.set(`arg${i}`, a);
   else {
@@ -135,7 +136,12 @@ async function attention(): Promise<void> {
   const grid: Array<{ B: number; D: number; N: number; threads: number[]; bwd: boolean }> = [];
   const add = (B: number, D: number, N: number, threads: number[], bwd = true) =>
     grid.push({ B, D, N, threads, bwd });
-  if (flags.has('long')) {
+  if (flags.has('extra')) {
+    // The rest of the N >= 1024 grid of issue #11: B = 4 at N = 1024 (D = 64, 128) and D = 128 at
+    // N = 4096 (forward), on 1 and all threads.
+    for (const D of [64, 128]) add(4, D, 1024, threadList);
+    add(1, 128, 4096, threadList, false);
+  } else if (flags.has('long')) {
     // Only the long rows (D = 64): N = 4096 on 1 and all threads, N = 8192 forward on all threads.
     add(1, 64, 4096, threadList);
     add(1, 64, 8192, [all], false);
