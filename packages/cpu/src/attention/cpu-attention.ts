@@ -250,7 +250,7 @@ export interface CpuAttentionSimd {
 /**
  * Tile sizes of the SIMD path (see flash-simd.ts), forward and backward. Swept 2026-12-07 on the 2-core
  * EPYC (Zen 3, L1d 32 KiB, L2 512 KiB), N = 1024, B = 1, H = 8, one thread, FMA variant, both tiles in
- * one process alternating (median CPU time, load 4-6):
+ * one process alternating (median CPU time, load 4-6; apps/bench/src/cpu/attention-tiles.ts):
  *   forward, causal, D = 64, against 64 x 64: 48x64 1.00, 60x64 1.01, 96x64 0.95-0.99, 128x64 1.07,
  *     64x32 1.09, 64x128 0.96-0.98, 96x128 0.96, 48x48 1.01, 96x96 0.94-0.96 (time ratios);
  *   96x96 against 64x64 elsewhere: D = 128 causal 0.95, D = 64 full 0.95, N = 4096 causal 0.89,
