@@ -186,6 +186,10 @@ async function decodeRow(
     row.skipped = `a cache of ${(cacheElems * bytes) / 2 ** 30} GiB > the binding limit ${lim / 2 ** 30} GiB`;
     return row;
   }
+  if (cacheElems > 2 ** 32) {
+    row.skipped = `a cache of ${cacheElems} elements > 2^32 (u32 indices in WGSL)`;
+    return row;
+  }
   if (kvBytes > args.maxGib * 2 ** 30) {
     row.skipped = `K + V ${kvBytes / 2 ** 30} GiB > --max-gib`;
     return row;

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # WebGPU inference on the GPU machine through Dawn (issue #12): the inference conformance suite
 # (inference-conformance.ts: KV cache, split-KV, combine, varlen; f16 as native shader-f16) and the
-# decode benchmark (decode-bench.ts: K/V read GB/s against a WGSL copy kernel in the same run), in one
-# device command.
+# decode benchmark (decode-bench.ts: K/V read GB/s against a WGSL copy kernel in the same run) and the
+# varlen route's per-sequence launch cost (varlen-bench.ts), in one device command.
 #
 #   here:        apps/bench/src/webgpu/decode-device.sh bundle
-#                  -> .bundle-webgpu-decode/ (git-ignored): inference-conformance.mjs, decode-bench.mjs and
+#                  -> .bundle-webgpu-decode/ (git-ignored): inference-conformance.mjs, decode-bench.mjs, varlen-bench.mjs and
 #                     node_modules/webgpu (index.js, package.json, dist/linux-x64/dawn.node: 21 MB), so the
 #                     provider's import('webgpu') resolves; with .carry (29 MB) it stays under 64 MiB.
 #                  dry run on SwiftShader: VK_DRIVER_FILES=/usr/lib/chromium/vk_swiftshader_icd.json \
 #                    node .bundle-webgpu-decode/decode-bench.mjs --quick
 #   on the GPU:  run tool, carry [".carry", ".bundle-webgpu-decode"], command:
 #                  apps/bench/src/webgpu/decode-device.sh run [decode-bench flags...]
-#                Results: $OUT/inference-conformance.{txt,json}, $OUT/decode-bench.{txt,json}.
+#                Results: $OUT/inference-conformance.{txt,json}, $OUT/decode-bench.{txt,json},
+#                $OUT/varlen-bench.{txt,json}.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../../../.." && pwd)"
 out="$root/.bundle-webgpu-decode"
@@ -29,6 +30,7 @@ bundle)
     "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
   "$esb" "$root/apps/bench/src/webgpu/inference-conformance.ts" "${common[@]}" --outfile="$out/inference-conformance.mjs"
   "$esb" "$root/apps/bench/src/webgpu/decode-bench.ts" "${common[@]}" --outfile="$out/decode-bench.mjs"
+  "$esb" "$root/apps/bench/src/webgpu/varlen-bench.ts" "${common[@]}" --outfile="$out/varlen-bench.mjs"
   wg="$root/packages/webgpu/node_modules/webgpu"
   cp "$wg/index.js" "$wg/package.json" "$out/node_modules/webgpu/"
   cp "$wg/dist/linux-x64/dawn.node" "$out/node_modules/webgpu/dist/linux-x64/"
@@ -49,6 +51,10 @@ run)
     > "$res/decode-bench.txt" 2>&1
   echo "decode-bench exit $?"
   grep -vE ' ms, |skipped \(' "$res/decode-bench.txt" | tail -60
+  timeout "${VARLEN_TIMEOUT:-60}" node varlen-bench.mjs --batches 1,8,64 --len 512 --heads 16 --head-dim 64 \
+    --json "$res/varlen-bench.json" > "$res/varlen-bench.txt" 2>&1
+  echo "varlen-bench exit $?"
+  tail -6 "$res/varlen-bench.txt"
   ;;
 *)
   echo "usage: $0 bundle | run [decode-bench flags]" >&2

@@ -171,6 +171,17 @@ export class WebGPUKvCacheAttention implements DeviceKvCacheAttention<WebGPUBuff
       if (t.buf.dtype !== dtype)
         throw new AttentionInputError(`${t.name}.buffer.dtype`, `${dtype} like q`, t.buf.dtype);
     }
+    for (const t of [q, kc, vc, out, ...news]) {
+      // WGSL indexes storage arrays with u32: a GPUBuffer of more elements cannot be addressed whole
+      const elems = t.buf.gpuBuffer.size / (dtype === 'float32' ? 4 : 2);
+      if (elems > 2 ** 32) {
+        throw new AttentionInputError(
+          `${t.name}.buffer`,
+          'a GPUBuffer of at most 2^32 elements (u32 indices in WGSL)',
+          `${elems} elements`,
+        );
+      }
+    }
     const lse = args.lse !== undefined ? this.buffer('lse', args.lse) : undefined;
     if (lse && lse.dtype !== 'float32')
       throw new AttentionInputError('lse.dtype', 'float32', lse.dtype);

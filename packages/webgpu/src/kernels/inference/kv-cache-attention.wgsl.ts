@@ -108,6 +108,7 @@ export function kvCacheAttentionWGSL(spec: KvAttentionSpec): string {
   const { MR } = spec;
   const NT = KV_NT;
   const TD = Math.ceil(D / NT);
+  const UK = D % 8 === 0 ? 8 : D % 4 === 0 ? 4 : D % 2 === 0 ? 2 : 1; // unroll of the score loop
   return /* wgsl */ `
 const D = ${D}u;
 var<workgroup> qs: array<f32, ${MR * D}>;  // (MR, D) query rows times scale * log2(e)
@@ -184,9 +185,11 @@ ${unroll(MR, (r) => `    sc[${r}] = 0.0;\n`)}    var va = 0u;
       let rowp = u32(j) % p.ps;
       let ka = p.k.off + page * p.k.sB + rowp * p.k.sN + hk * p.k.sH;
       va = p.v.off + page * p.v.sB + rowp * p.v.sN + hk * p.v.sH;
-      for (var d = 0u; d < D; d++) {
-        let kv = ld_kc(ka + d);
-${unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d], kv, sc[${r}]);\n`)}      }
+      // UK loads issued before their FMAs (more loads in flight per invocation)
+      for (var d = 0u; d < D; d += ${UK}u) {
+${unroll(UK, (u) => `        let k${u} = ld_kc(ka + d + ${u}u);\n`)}${unroll(UK, (u) =>
+    unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d + ${u}u], k${u}, sc[${r}]);\n`),
+  )}      }
     }
     vAt[lid] = va;
     // masked scores NEG; the tile's row max through an order-preserving u32 key (one atomic per row)
