@@ -6,7 +6,8 @@
 # bench:       our matmul (cuBLASLt via CudaOps) vs torch.matmul, bf16, GPT-2 124M's shapes at B*T = 16384.
 # Finds libcublasLt (FLASHATTN_CUBLASLT_PATH if set; else the loader's path; else the torch venv's
 # site-packages/nvidia/cublas/lib) and prints where. Needs .carry (Node) and .bundle-cuda (device-run.mjs,
-# flashattn_cuda.node) carried along. Writes $OUT/ops-*.json and ops-logs.tar.gz; prints a short table last.
+# flashattn_cuda.node) carried along. Stage time limits (s): CONF_TIMEOUT 110, MEMCHECK_TIMEOUT 100, BENCH_TIMEOUT 40
+# (each side); BENCH_ITERS 20. Writes $OUT/ops-*.json and ops-logs.tar.gz; prints a short table last.
 set -u
 cd "$(dirname "$0")/../../../.."
 source .carry/setup.sh >/dev/null 2>&1
@@ -33,22 +34,22 @@ echo "libcublasLt: ${FLASHATTN_CUBLASLT_PATH:-not found (createCudaOps will list
 
 CONF=skip; SAN=skip
 if [ "$MODE" = all ] || [ "$MODE" = conformance ]; then
-  timeout 240 node $BUN/device-run.mjs ops-conformance --matrix full --json $OUT/ops-conformance.json > $W/ops-conformance.log 2>&1
+  timeout ${CONF_TIMEOUT:-110} node $BUN/device-run.mjs ops-conformance --matrix full --json $OUT/ops-conformance.json > $W/ops-conformance.log 2>&1
   CONF=$(tail -1 $W/ops-conformance.log)
   grep -E '^FAIL' $W/ops-conformance.log | head -20
   stamp "ops conformance: $CONF"
 fi
 if [ "$MODE" = all ] || [ "$MODE" = sanitize ]; then
-  timeout 240 compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs ops-sanitize > $W/ops-memcheck.log 2>&1
+  timeout ${MEMCHECK_TIMEOUT:-100} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs ops-sanitize > $W/ops-memcheck.log 2>&1
   rc=$?
   SAN="rc=$rc, $(grep -E 'ERROR SUMMARY' $W/ops-memcheck.log | tail -1)"
   grep -E '^ops-sanitize' $W/ops-memcheck.log
   stamp "memcheck: $SAN"
 fi
 if [ "$MODE" = all ] || [ "$MODE" = bench ]; then
-  timeout 150 node $BUN/device-run.mjs ops-bench --json $OUT/ops-bench.json > $W/ops-bench.log 2>&1
+  timeout ${BENCH_TIMEOUT:-40} node $BUN/device-run.mjs ops-bench --iters ${BENCH_ITERS:-20} --json $OUT/ops-bench.json > $W/ops-bench.log 2>&1
   stamp "ours bench done"
-  PYTHONUNBUFFERED=1 timeout 150 python3 apps/bench/src/cuda/ops-matmul-peer.py --json $OUT/ops-peer.json > $W/ops-peer.log 2>&1
+  PYTHONUNBUFFERED=1 timeout ${BENCH_TIMEOUT:-40} python3 apps/bench/src/cuda/ops-matmul-peer.py --iters ${BENCH_ITERS:-20} --json $OUT/ops-peer.json > $W/ops-peer.log 2>&1
   stamp "peer bench done"
   node -e '
     const fs = require("fs"); const out = process.argv[1];
