@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPT-2 training tokens/s with two builds of the repo, alternating, same machine, same run:
 #   apps/bench/src/cpu/gpt2-before-after.sh BEFORE_REPO AFTER_REPO [STEPS] [ROUNDS] [CONFIGS]
-# AFTER_NODE_ARGS (env) adds node flags to the AFTER runs, e.g. --experimental-wasm-relaxed-simd.
+# AFTER_NODE_ARGS (env) adds node flags to the AFTER runs, e.g. --experimental-wasm-relaxed-simd, and
+# BEFORE_NODE_ARGS to the BEFORE runs (both builds with FMA: the same flag in both).
 # Each repo must have apps/gpt2-train built (npx -y pnpm@10.34.8 --filter gpt2-train... build). Prints one
 # line per (round, config, build): tokens/s over steps 2.. (--json's tokensPerSecSteady) and peak RSS.
 # Make the BEFORE repo with: git worktree add /tmp/before <commit> && cd /tmp/before &&
@@ -13,7 +14,7 @@ echo "# $(date -u +%FT%TZ) $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq 1 "$rounds"); do
   for config in $configs; do
     for which in before after; do
-      repo=$before flags=""
+      repo=$before flags=${BEFORE_NODE_ARGS:-}
       if [ "$which" = after ]; then repo=$after flags=${AFTER_NODE_ARGS:-}; fi
       # shellcheck disable=SC2086
       line=$(node $flags "$repo/apps/gpt2-train/dist/main.js" --config "$config" --steps "$steps" --eval-every 0 \
