@@ -7,6 +7,7 @@ export * from './contracts/attention-backend.js';
 export * from './contracts/device-attention.js';
 export * from './contracts/ops.js';
 export * from './contracts/registry.js';
+export * from './contracts/collectives.js';
 export * from './random.js';
 export * from './reference.js';
 export * from './online-softmax.js';

@@ -8,3 +8,9 @@ export {
   type CpuAttentionSimd,
 } from './attention/cpu-attention.js';
 export { provider } from './provider.js';
+export {
+  createSocketCommunicator,
+  SocketCommunicator,
+  DEFAULT_COLLECTIVE_TIMEOUT_MS,
+  type SocketCommunicatorOptions,
+} from './collectives/socket-communicator.js';
