@@ -83,7 +83,26 @@ export const SCHEMA = {
     min: 0,
     help: 'rewrite the loss-curve PNG every N steps (0 = end and SIGUSR1 only); default 0',
   },
-  threads: { kind: 'int', min: 1, help: 'matmul threads; default all cores' },
+  threads: { kind: 'int', min: 1, help: 'matmul threads; default all cores (divided among --workers)' },
+  workers: {
+    kind: 'int',
+    min: 1,
+    help: 'data parallel over N processes on this host (the CPU transport: Unix sockets): the --total-batch micro-steps dealt out, gradients all-reduced, AdamW state sharded (ZeRO-1); default 1',
+  },
+  gpus: {
+    kind: 'string',
+    help: "N|all: data parallel over N GPUs of this host with --backend cuda (one process per GPU, NCCL); default 1",
+  },
+  'collective-timeout': {
+    kind: 'float',
+    min: 0,
+    help: 'seconds a rank waits for another before the job fails naming it (--workers/--gpus); default 60',
+  },
+  'bucket-mb': {
+    kind: 'float',
+    min: 0,
+    help: 'gradient all-reduce bucket size in MB (--workers/--gpus); default 25 (PyTorch DDP)',
+  },
   json: { kind: 'bool', help: 'print one JSON summary line at the end (for benchmarks)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies Record<string, FlagSpec>;
@@ -116,6 +135,13 @@ export interface Args {
   ckptEvery: number;
   plotEvery: number;
   threads?: number;
+  /** Ranks (processes) of the data-parallel job: --workers, or --gpus resolved by the launcher. */
+  workers: number;
+  /** --gpus as given (N or 'all'), for --backend cuda. */
+  gpus?: string;
+  /** Seconds. */
+  collectiveTimeout: number;
+  bucketMb: number;
   json: boolean;
   help: boolean;
 }
@@ -221,6 +247,10 @@ export function parseArgs(argv: readonly string[]): Args {
     ckptEvery: g('ckpt-every', 100),
     plotEvery: g('plot-every', 0),
     threads: g<number | undefined>('threads', undefined),
+    workers: g('workers', 1),
+    gpus: g<string | undefined>('gpus', undefined),
+    collectiveTimeout: g('collective-timeout', 60),
+    bucketMb: g('bucket-mb', 25),
     json: g('json', false),
     help: g('help', false),
   };
@@ -228,6 +258,17 @@ export function parseArgs(argv: readonly string[]): Args {
     throw new UsageError(`--peak-tflops must be > 0, got ${args.peakTflops}`);
   if (args.temperature <= 0 && raw.has('temperature'))
     throw new UsageError(`--temperature must be > 0, got ${args.temperature}`);
+  if (args.gpus !== undefined) {
+    if (args.gpus !== 'all' && !/^[1-9][0-9]*$/.test(args.gpus))
+      throw new UsageError(`--gpus must be a positive integer or 'all', got '${args.gpus}'`);
+    if (raw.has('workers'))
+      throw new UsageError('--gpus and --workers exclude each other (--gpus N for cuda, --workers N for the CPU transport)');
+    if (args.backend !== 'cuda')
+      throw new UsageError(`--gpus needs --backend cuda (got --backend ${args.backend}); use --workers N for other backends`);
+  }
+  if (args.collectiveTimeout <= 0)
+    throw new UsageError(`--collective-timeout must be > 0 seconds, got ${args.collectiveTimeout}`);
+  if (args.bucketMb <= 0) throw new UsageError(`--bucket-mb must be > 0, got ${args.bucketMb}`);
   if (args.resume && args.overwrite)
     throw new UsageError(
       '--resume and --overwrite exclude each other (continue a run, or replace it)',

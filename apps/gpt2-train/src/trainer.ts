@@ -3,13 +3,16 @@
  * validation, checkpoints (atomic; exact resume), the loss-curve plot and a text sample.
  */
 import { existsSync, mkdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createRng, resolveBackend, type Ops } from '@flashattn/core';
+import { createRng, resolveBackend, type Communicator, type Ops } from '@flashattn/core';
+import { createSocketCommunicator } from '@flashattn/cpu';
 import { discoverBackends } from '@flashattn/core/node';
 import { lineChart, saveChart } from '@flashattn/plot';
 import {
   AdamW,
+  ADAMW_DEFAULTS,
   generate,
   GPT2,
   learningRate,
@@ -25,12 +28,16 @@ import { PRESETS } from './configs.js';
 import { Loader, loadDataset, unigramBaselines, type Dataset } from './dataset.js';
 import { accumulatedClip, computeDTypeOf, microSteps, readRunSettings } from './step.js';
 import { ProgressBar } from './progress.js';
+import { allReduceGradients, gatherLoss, ShardedAdamW } from './parallel/data-parallel.js';
+import { rankEnv } from './parallel/launch.js';
 
 export interface History {
   /** [step, train loss] after each step. */
   train: Array<[number, number]>;
   /** [step, val loss]. */
   val: Array<[number, number]>;
+  /** [step, global gradient norm before clipping] (runs since data parallel; absent in older checkpoints). */
+  norm?: Array<[number, number]>;
 }
 
 export interface Summary {
@@ -89,8 +96,14 @@ function dataset(vocab: number): Dataset {
   return d;
 }
 
+const quiet = { write: (): boolean => true };
+
 export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Summary> {
-  const stdout = hooks.stdout ?? process.stdout;
+  // Started by the launcher (--workers / --gpus): this process is one rank; rank 0 speaks for the job.
+  const dp = rankEnv();
+  const rank = dp?.rank ?? 0;
+  const W = dp?.worldSize ?? 1;
+  const stdout = rank === 0 ? (hooks.stdout ?? process.stdout) : quiet;
   const preset = PRESETS[args.config];
   let B = args.batch ?? preset.batch;
   let T = args.seq ?? preset.seq;
@@ -125,7 +138,11 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     need: 'ops',
     options: {
       attention: args.attention,
-      ...(args.threads !== undefined ? { threads: args.threads } : {}),
+      ...(args.threads !== undefined
+        ? { threads: args.threads }
+        : dp
+          ? { threads: Math.max(1, Math.floor(availableParallelism() / W)) }
+          : {}),
     },
   });
   const ops = resolved.value;
@@ -150,7 +167,19 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     throw e;
   }
   const model = new GPT2({ config, ops, seed: args.seed, paramDType: 'float32', computeDType });
-  const opt = new AdamW(ops, model.specs, model.numParams);
+  let comm: Communicator<unknown> | null = null;
+  if (dp) {
+    try {
+      comm = await connectRanks(dp, ops);
+    } catch (e) {
+      await ops.dispose();
+      throw e;
+    }
+  }
+  // ZeRO stage 1 across ranks: each keeps (and steps) the AdamW moments of its shard only.
+  const opt: AdamW<unknown> | ShardedAdamW<unknown> = comm
+    ? new ShardedAdamW(ops, comm, model.specs, model.numParams, ADAMW_DEFAULTS)
+    : new AdamW(ops, model.specs, model.numParams);
   const rng = createRng(args.seed ^ 0x9e3779b9);
   let step = 0;
   let dataPosition = 0;
@@ -198,7 +227,12 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   let K: number;
   try {
     K = microSteps(totalBatch, B, T);
+    if (K % W !== 0)
+      throw new UsageError(
+        `--total-batch ${totalBatch} gives ${K} micro-steps of --batch x --seq = ${B * T} tokens, not a multiple of the ${W} ranks (pass --total-batch ${B * T * W * Math.max(1, Math.round(K / W))})`,
+      );
   } catch (e) {
+    comm?.abort(String((e as Error).message));
     await ops.dispose();
     throw e;
   }
@@ -232,6 +266,10 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   say(
     `unigram entropy of train: ${base.entropy.toFixed(3)} nats/token; unigram model on val: ${base.valCrossEntropy.toFixed(3)} nats/token`,
   );
+  if (comm)
+    say(
+      `data parallel: ${W} ranks over ${comm.name}, ${K / W} micro-step(s) each; gradients all-reduced in ${args.bucketMb} MB buckets; AdamW state sharded (ZeRO-1, ${(opt as ShardedAdamW<unknown>).hi - (opt as ShardedAdamW<unknown>).lo} of ${model.numParams} parameters on rank 0); collective timeout ${args.collectiveTimeout} s`,
+    );
   say(
     `batch ${B} x seq ${T}${K > 1 ? ` x ${K} micro-steps` : ''} = ${B * T * K} tokens/step, steps ${step}->${steps}, lr ${maxLr} (warmup ${warmup}, cosine to ${+(maxLr / 10).toPrecision(3)})`,
   );
@@ -254,6 +292,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
 
   const plotPath = join(out, 'loss.png');
   const writePlot = (): void => {
+    if (rank !== 0) return;
     const chart = lineChart({
       title: `GPT-2 ${args.config} on the Brown corpus (${args.attention} attention)`,
       xLabel: 'step',
@@ -274,7 +313,12 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     });
     saveChart(plotPath, chart);
   };
-  const save = (): Promise<void> =>
+  // With ranks: every rank gathers the sharded moments (a collective), rank 0 writes (atomically).
+  const save = async (): Promise<void> => {
+    if (opt instanceof ShardedAdamW) await opt.gatherState();
+    if (rank === 0) await writeCheckpoint();
+  };
+  const writeCheckpoint = (): Promise<void> =>
     saveCheckpoint(ckptPath, model, opt, {
       step,
       dataPosition: loader.pos,
@@ -309,7 +353,9 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     process.on('SIGUSR1', onUsr1);
   }
 
-  const bar = new ProgressBar(hooks.stderr ?? process.stderr);
+  const bar = new ProgressBar(rank === 0 ? (hooks.stderr ?? process.stderr) : quiet);
+  const bucketElems = Math.max(1, Math.floor((args.bucketMb * 1e6) / 4));
+  const stopFlag = comm ? ops.alloc(1, 'float32') : null;
   let trainMs = 0;
   let trainTokens = 0;
   let firstStepMs = 0;
@@ -323,14 +369,22 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       await model.zeroGrad();
       // K micro-steps add their gradients; the loss read back per micro-step is the only download
       // besides the gradient norm (accumulatedClip); the printed loss is their mean.
+      // With W ranks, rank r runs micro-steps k = r, r + W, ... (every rank reads the whole stream).
       let loss = 0;
+      const mine: number[] = [];
       for (let k = 0; k < K; k++) {
         const { x, y } = loader.next();
-        loss += await model.forward(x, y, B, T, true);
+        if (k % W !== rank) continue;
+        const l = await model.forward(x, y, B, T, true);
+        mine.push(l);
+        loss += l;
         await model.backward();
       }
-      loss /= K;
-      await accumulatedClip(ops, model.grads, K, 1.0);
+      if (comm) {
+        await allReduceGradients(comm, ops, model.grads, bucketElems);
+        loss = await gatherLoss(comm, ops, mine, K);
+      } else loss /= K;
+      const norm = await accumulatedClip(ops, model.grads, K, 1.0);
       await opt.step(model.params, model.grads, lr);
       await model.syncParams();
       step++;
@@ -340,6 +394,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
       lastLoss = loss;
       history.train.push([step, loss]);
+      (history.norm ??= []).push([step, norm]);
       if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${step}`);
       const tps = trainTokens / (trainMs / 1000);
       bar.update({
@@ -350,7 +405,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
         etaSec: ((steps - step) * B * T * K) / tps,
         ...(peakTflops !== null ? { mfu: (tps * flopsPerToken) / (peakTflops * 1e12) } : {}),
       });
-      if (args.evalEvery > 0 && step % args.evalEvery === 0 && step < steps) {
+      if (rank === 0 && args.evalEvery > 0 && step % args.evalEvery === 0 && step < steps) {
         const v = await evaluate();
         history.val.push([step, v]);
         bar.log(`step ${step}: train loss ${loss.toFixed(4)}, val loss ${v.toFixed(4)} nats/token`);
@@ -364,11 +419,18 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       if (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep) stop = true;
       // Let signals, timers and I/O run between steps even when every op completes synchronously.
       await new Promise<void>((r) => setImmediate(r));
+      // Ranks stop at the same step: any rank's SIGINT stops all of them after this one.
+      if (comm && stopFlag) {
+        await ops.upload(stopFlag, Float32Array.of(stop ? 1 : 0));
+        await comm.allReduce(stopFlag, 'sum');
+        stop = (await ops.download(stopFlag))[0]! > 0;
+      }
     }
     bar.done();
     const stoppedEarly = step < steps;
     let finalVal = history.val.length ? history.val[history.val.length - 1]![1] : NaN;
     if (
+      rank === 0 &&
       !stoppedEarly &&
       (history.val.length === 0 || history.val[history.val.length - 1]![0] !== step)
     ) {
@@ -389,7 +451,9 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     );
     say(`checkpoint ${ckptPath}; loss curve ${plotPath}`);
     let sample = '';
-    if (args.sampleTokens > 0 && !stoppedEarly) {
+    await comm?.destroy();
+    comm = null;
+    if (rank === 0 && args.sampleTokens > 0 && !stoppedEarly) {
       const prompt = Array.from(data.vocab.encode(args.sample));
       const ids = await generate(model, prompt, {
         maxNewTokens: args.sampleTokens,
@@ -446,6 +510,10 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
           `; peak RSS ${peakRssMiB.toFixed(0)} MiB`,
       );
     return summary;
+  } catch (e) {
+    // Tell the other ranks at once (they name this rank) instead of letting them time out.
+    comm?.abort(`rank ${rank} failed: ${(e as Error)?.message ?? String(e)}`);
+    throw e;
   } finally {
     if (hooks.signals) {
       process.off('SIGINT', onInt);
@@ -454,4 +522,26 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     }
     await ops.dispose();
   }
+}
+
+/** This rank's communicator: the CPU transport, or NCCL (--gpus, through @flashattn/cuda). */
+async function connectRanks(
+  dp: NonNullable<ReturnType<typeof rankEnv>>,
+  ops: Ops<unknown>,
+): Promise<Communicator<unknown>> {
+  if (dp.transport === 'nccl') {
+    const cuda = (await import('@flashattn/cuda')) as unknown as {
+      createNcclCommunicator?: (o: {
+        ops: Ops<unknown>;
+        rank: number;
+        worldSize: number;
+        rendezvous: string;
+        timeoutMs: number;
+      }) => Promise<Communicator<unknown>>;
+    };
+    if (!cuda.createNcclCommunicator)
+      throw new Error('--gpus: this @flashattn/cuda has no NCCL communicator (createNcclCommunicator)');
+    return cuda.createNcclCommunicator({ ops, ...dp });
+  }
+  return createSocketCommunicator({ ops, ...dp });
 }

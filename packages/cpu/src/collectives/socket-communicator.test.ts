@@ -94,7 +94,7 @@ describe.skipIf(!existsSync(dist))('socket communicator (processes)', () => {
   });
 
   it('a rank that hangs: the others throw CollectiveError naming it (timeout), not hang', async () => {
-    const { lines, codes } = await runRanks(3, 'hang', 1_000, 8_000);
+    const { lines, codes } = await runRanks(3, "hang", 1_000, 3_000);
     expect(codes[2]).toBeNull(); // killed by the test: it really hung
     for (const r of [0, 1]) {
       const l = lines.find((x) => x.rank === r && x.error);

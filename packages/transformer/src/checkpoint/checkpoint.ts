@@ -7,7 +7,18 @@
 import { readFileSync } from 'node:fs';
 import type { GPT2Config } from '../config.js';
 import type { GPT2 } from '../model/gpt2.js';
-import type { AdamW } from '../train/adamw.js';
+import type { AdamWConfig } from '../train/adamw.js';
+
+/**
+ * What a checkpoint reads from and restores into an optimizer: AdamW, or a sharded AdamW (ZeRO-1, the
+ * data-parallel trainer's) that presents the full moments.
+ */
+export interface CheckpointOptimizer {
+  readonly t: number;
+  readonly config: AdamWConfig;
+  getState(): Promise<{ m: Float32Array | Float64Array; v: Float32Array | Float64Array }>;
+  setState(m: Float32Array | Float64Array, v: Float32Array | Float64Array, t: number): Promise<void>;
+}
 import { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.js';
 import {
   CheckpointError,
@@ -46,7 +57,7 @@ function toF32(x: SafeData): Float32Array {
 /** The checkpoint's bytes: parameters (and moments) are downloaded from the model's device. */
 export async function encodeCheckpoint<Buf>(
   model: GPT2<Buf>,
-  opt: AdamW<Buf> | null,
+  opt: CheckpointOptimizer | null,
   state: TrainState,
 ): Promise<Uint8Array> {
   const tensors = new Map<string, { shape: number[]; data: SafeData }>();
@@ -85,7 +96,7 @@ export async function encodeCheckpoint<Buf>(
 export async function saveCheckpoint<Buf>(
   path: string,
   model: GPT2<Buf>,
-  opt: AdamW<Buf> | null,
+  opt: CheckpointOptimizer | null,
   state: TrainState,
   io?: AtomicWriteOptions,
 ): Promise<void> {
@@ -105,7 +116,7 @@ export interface LoadOptions {
 export async function loadCheckpoint<Buf>(
   path: string,
   model: GPT2<Buf>,
-  opt: AdamW<Buf> | null = null,
+  opt: CheckpointOptimizer | null = null,
   o: LoadOptions = {},
 ): Promise<TrainState> {
   let buf: Uint8Array;
@@ -121,7 +132,7 @@ export async function loadCheckpointBytes<Buf>(
   buf: Uint8Array,
   path: string,
   model: GPT2<Buf>,
-  opt: AdamW<Buf> | null = null,
+  opt: CheckpointOptimizer | null = null,
   o: LoadOptions = {},
 ): Promise<TrainState> {
   const fail = (msg: string): never => {

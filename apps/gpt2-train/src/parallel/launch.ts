@@ -1,0 +1,150 @@
+/**
+ * The launcher: `gpt2-train --workers N` (or `--gpus N|all` with --backend cuda) starts one process per
+ * rank, running this same CLI with the same flags, and tells each its place through the environment:
+ *   FLASHATTN_RANK, FLASHATTN_WORLD_SIZE, FLASHATTN_RENDEZVOUS (a fresh directory: the CPU transport's
+ *   sockets live there; NCCL's unique id is written there by rank 0), FLASHATTN_COLLECTIVE_TIMEOUT_MS,
+ *   FLASHATTN_TRANSPORT (cpu | nccl), NCCL_NVLS_ENABLE=0 (NVLink multicast off: the device notes say
+ *   why), and for NCCL CUDA_VISIBLE_DEVICES = the rank's GPU.
+ * It forwards SIGINT / SIGTERM to every rank (they agree on the step to stop at, checkpoint and exit
+ * 130), waits for all, and reports which rank failed first and how. A rank that dies makes the others
+ * fail within the collective timeout (they name it); the launcher kills any rank still running
+ * timeout + 10 s after the first failure, so the job never hangs.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export type Transport = 'cpu' | 'nccl';
+
+export interface RankEnv {
+  rank: number;
+  worldSize: number;
+  rendezvous: string;
+  timeoutMs: number;
+  transport: Transport;
+}
+
+/** This process's rank, from the launcher's environment; null when not started by the launcher. */
+export function rankEnv(env: NodeJS.ProcessEnv = process.env): RankEnv | null {
+  if (env['FLASHATTN_RANK'] === undefined) return null;
+  const rank = Number(env['FLASHATTN_RANK']);
+  const worldSize = Number(env['FLASHATTN_WORLD_SIZE']);
+  const timeoutMs = Number(env['FLASHATTN_COLLECTIVE_TIMEOUT_MS'] ?? 60_000);
+  const rendezvous = env['FLASHATTN_RENDEZVOUS'] ?? '';
+  const transport = env['FLASHATTN_TRANSPORT'] === 'nccl' ? 'nccl' : 'cpu';
+  if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize || !rendezvous || !(timeoutMs > 0))
+    throw new Error(
+      `bad launcher environment: FLASHATTN_RANK=${env['FLASHATTN_RANK']} FLASHATTN_WORLD_SIZE=${env['FLASHATTN_WORLD_SIZE']} FLASHATTN_RENDEZVOUS=${rendezvous} FLASHATTN_COLLECTIVE_TIMEOUT_MS=${env['FLASHATTN_COLLECTIVE_TIMEOUT_MS']}`,
+    );
+  return { rank, worldSize, rendezvous, timeoutMs, transport };
+}
+
+export interface LaunchOptions {
+  /** The script every rank runs (this CLI's main.js) and its arguments. */
+  script: string;
+  argv: readonly string[];
+  worldSize: number;
+  transport: Transport;
+  timeoutMs: number;
+  /** GPU ids for NCCL (rank r gets gpus[r]). */
+  gpus?: readonly string[];
+  stderr?: { write(s: string): boolean };
+}
+
+export interface RankExit {
+  rank: number;
+  pid: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** ms since the launch when it exited. */
+  atMs: number;
+}
+
+function describe(e: RankExit): string {
+  return e.signal ? `was killed by ${e.signal}` : `exited with status ${e.code}`;
+}
+
+/** Run the ranks to completion; returns the job's exit status (0, 130 when stopped by SIGINT, else the failure's). */
+export async function launch(o: LaunchOptions): Promise<{ status: number; exits: RankExit[] }> {
+  const stderr = o.stderr ?? process.stderr;
+  const dir = mkdtempSync(join(tmpdir(), 'fa-rdv-'));
+  const t0 = Date.now();
+  const children: ChildProcess[] = [];
+  const exits: RankExit[] = [];
+  let firstFailure: RankExit | null = null;
+  let killer: NodeJS.Timeout | null = null;
+  const forward = (sig: NodeJS.Signals) => (): void => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(sig);
+  };
+  const onInt = forward('SIGINT');
+  const onTerm = forward('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
+  try {
+    const done = Array.from({ length: o.worldSize }, (_, rank) => {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        FLASHATTN_RANK: String(rank),
+        FLASHATTN_WORLD_SIZE: String(o.worldSize),
+        FLASHATTN_RENDEZVOUS: dir,
+        FLASHATTN_COLLECTIVE_TIMEOUT_MS: String(o.timeoutMs),
+        FLASHATTN_TRANSPORT: o.transport,
+        NCCL_NVLS_ENABLE: '0',
+      };
+      if (o.transport === 'nccl' && o.gpus) env['CUDA_VISIBLE_DEVICES'] = o.gpus[rank];
+      // Rank 0 speaks for the job (its stdout and progress); the others' stderr is kept, prefixed.
+      const child = spawn(process.execPath, [o.script, ...o.argv], {
+        env,
+        stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', rank === 0 ? 'inherit' : 'pipe'],
+      });
+      children.push(child);
+      stderr.write(`gpt2-train: rank ${rank} of ${o.worldSize} started (pid ${child.pid}, ${o.transport} transport)\n`);
+      if (rank !== 0) {
+        let partial = '';
+        child.stderr!.on('data', (d: Buffer) => {
+          const lines = (partial + d.toString()).split('\n');
+          partial = lines.pop()!;
+          for (const l of lines) if (l.trim()) stderr.write(`[rank ${rank}] ${l}\n`);
+        });
+      }
+      return new Promise<void>((res) => {
+        child.on('close', (code, signal) => {
+          const e: RankExit = { rank, pid: child.pid, code, signal, atMs: Date.now() - t0 };
+          exits.push(e);
+          if ((code !== 0 || signal) && code !== 130 && !firstFailure) {
+            firstFailure = e;
+            // The others must fail within the collective timeout; never let the job hang past it.
+            killer = setTimeout(() => {
+              for (const c of children)
+                if (c.exitCode === null && c.signalCode === null) {
+                  stderr.write(`gpt2-train: rank ${children.indexOf(c)} still running ${o.timeoutMs + 10_000} ms after rank ${e.rank} failed: killing it\n`);
+                  c.kill('SIGKILL');
+                }
+            }, o.timeoutMs + 10_000);
+          }
+          res();
+        });
+      });
+    });
+    await Promise.all(done);
+  } finally {
+    if (killer) clearTimeout(killer);
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  exits.sort((a, b) => a.rank - b.rank);
+  const failed = firstFailure as RankExit | null;
+  if (!failed) {
+    const stopped = exits.some((e) => e.code === 130);
+    return { status: stopped ? 130 : 0, exits };
+  }
+  const others = exits.filter((e) => e.rank !== failed.rank && (e.code !== 0 || e.signal));
+  stderr.write(
+    `gpt2-train: rank ${failed.rank} (pid ${failed.pid}) ${describe(failed)} first, ${(failed.atMs / 1000).toFixed(1)} s into the job` +
+      (others.length ? `; then ${others.map((e) => `rank ${e.rank} ${describe(e)}`).join(', ')}` : '') +
+      '\n',
+  );
+  return { status: failed.code && failed.code > 0 ? failed.code : 1, exits };
+}
