@@ -316,3 +316,92 @@ describe('createCudaOps errors, in order: options, addon, cuBLASLt, GPU', () => 
     }
   });
 });
+
+describe('the native entry points without a GPU (the addon built, no driver: CI)', () => {
+  const load = loadAddon();
+  const native = load.addon as unknown as Record<string, (...a: unknown[]) => unknown> | undefined;
+  const noGpu = (() => {
+    try {
+      return (load.addon?.deviceCount() ?? 0) === 0;
+    } catch {
+      return true;
+    }
+  })();
+  const ok: Record<string, Record<string, unknown>> = {
+    opsGeluForward: { dtype: 0, out: 256n, inp: 512n, n: 4 },
+    opsAdd: { dtype: 2, out: 256n, a: 512n, b: 768n, n: 4 },
+    opsLayernormForward: {
+      dtype: 1,
+      out: 256n,
+      mean: 512n,
+      rstd: 768n,
+      inp: 1024n,
+      w: 1280n,
+      b: 1536n,
+      N: 2,
+      C: 3,
+    },
+    opsReduceSum: { dtype: 0, x: 256n, n: 4, squares: true },
+    opsAdamW: {
+      gradDtype: 2,
+      params: 256n,
+      grads: 512n,
+      m: 768n,
+      v: 1024n,
+      n: 4,
+      lr: 1e-3,
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-8,
+      weightDecay: 0,
+      c1: 0.1,
+      c2: 0.001,
+    },
+  };
+  it.skipIf(!native || !noGpu)(
+    'bad arguments are TypeErrors naming them, read before the device is touched; good ones reach the device and fail with a CUDA error, never a crash',
+    () => {
+      const call = (fn: string, args: unknown): unknown => {
+        try {
+          native![fn]!(0, args);
+          return undefined;
+        } catch (e) {
+          return e;
+        }
+      };
+      for (const [fn, args] of Object.entries(ok)) {
+        const dev = call(fn, args) as { cudaError?: string };
+        expect(dev).toBeInstanceOf(Error);
+        expect(dev.cudaError).toMatch(/^cuda/);
+        const badDtype = call(fn, {
+          ...args,
+          ...('dtype' in args ? { dtype: 7 } : { gradDtype: 7 }),
+        });
+        expect(badDtype).toBeInstanceOf(TypeError);
+        expect((badDtype as Error).message).toMatch(/dtype must be 0, 1 or 2/i);
+        const sizeKey = Object.keys(args).find((k) => ['n', 'N'].includes(k))!;
+        const negative = call(fn, { ...args, [sizeKey]: -1 });
+        expect(negative).toBeInstanceOf(TypeError);
+        expect((negative as Error).message).toContain(`${sizeKey} must be >= 0`);
+        expect(call(fn, 5)).toBeInstanceOf(TypeError);
+      }
+      // matmul: bias with accumulate is refused natively too (and cuBLASLt must be loaded first)
+      const mm = call('opsMatmul', {
+        a: 256n,
+        b: 512n,
+        out: 768n,
+        bias: 1024n,
+        abDtype: 0,
+        outDtype: 0,
+        M: 2,
+        N: 2,
+        K: 2,
+        transA: false,
+        transB: false,
+        accumulate: true,
+      });
+      expect(mm).toBeInstanceOf(TypeError);
+      expect((mm as Error).message).toMatch(/cuBLASLt is not loaded|bias and accumulate/);
+    },
+  );
+});

@@ -66,6 +66,18 @@ bool begin(napi_env env, napi_callback_info info, Call* c) {
   if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &dev, "device")) return false;
   c->dev = (int)dev;
   c->obj = argv[1];
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_object) {
+    throw_type(env, "the arguments must be an object");
+    return false;
+  }
+  return true;
+}
+
+// Select the device and get its stream: after the arguments are read, so bad arguments are TypeErrors even where
+// no GPU is present (the CI tests reach them).
+bool open_stream(napi_env env, Call* c) {
   cudaError_t err = device_stream(c->dev, &c->stream);
   if (err != cudaSuccess) {
     napi_throw(env, make_error(env, err, "cudaSetDevice"));
@@ -168,9 +180,10 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
       !prop_bool(env, c.obj, "transB", &tb) || !prop_bool(env, c.obj, "accumulate", &acc))
     return nullptr;
   if (!g_lt) return throw_type(env, "cuBLASLt is not loaded (call opsCublasLtLoad first)");
+  if (bias && acc) return throw_type(env, "bias and accumulate cannot be combined");
   if (M == 0 || N == 0) return nullptr;
   if (!a || !b || !out) return throw_type(env, "a, b and out must be device pointers");
-  if (bias && acc) return throw_type(env, "bias and accumulate cannot be combined");
+  if (!open_stream(env, &c)) return nullptr;
   if (K == 0) {  // op(A) op(B) = 0
     if (acc) return nullptr;
     if (bias) return finish(env, ops::bias_broadcast(m.out_dtype, out, bias, M, N, c.stream), "bias_broadcast");
@@ -220,6 +233,7 @@ napi_value EmbeddingForward(napi_env env, napi_callback_info info) {
       !ptrs(env, c.obj, {{"out", &out}, {"tokens", &tokens}, {"wte", &wte}, {"wpe", &wpe}}) ||
       !sizes(env, c.obj, {{"B", &B}, {"T", &T}, {"C", &C}, {"V", &V}}))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env, ops::embedding_forward(dt, out, static_cast<int32_t*>(tokens), wte, wpe, B, T, C, V, c.stream),
                 "embedding_forward");
 }
@@ -234,6 +248,7 @@ napi_value EmbeddingBackward(napi_env env, napi_callback_info info) {
       !sizes(env, c.obj, {{"B", &B}, {"T", &T}, {"C", &C}, {"V", &V}}))
     return nullptr;
   if (C > 12288) return throw_type(env, "C must be at most 12288 (the row accumulator lives in shared memory)");
+  if (!open_stream(env, &c)) return nullptr;
   cudaError_t e = ops::embedding_backward_wte(dt, dwte, dout, static_cast<int32_t*>(tokens), B * T, C, V, c.stream);
   if (e == cudaSuccess) e = ops::embedding_backward_wpe(dt, dwpe, dout, B, T, C, c.stream);
   return finish(env, e, "embedding_backward");
@@ -248,6 +263,7 @@ napi_value LayernormForward(napi_env env, napi_callback_info info) {
       !ptrs(env, c.obj, {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"inp", &inp}, {"w", &w}, {"b", &b}}) ||
       !sizes(env, c.obj, {{"N", &N}, {"C", &C}}))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env,
                 ops::layernorm_forward(dt, out, static_cast<float*>(mean), static_cast<float*>(rstd), inp, w, b, N, C,
                                        c.stream),
@@ -265,6 +281,7 @@ napi_value LayernormBackward(napi_env env, napi_callback_info info) {
       !sizes(env, c.obj, {{"N", &N}, {"C", &C}}))
     return nullptr;
   if (N == 0 || C == 0) return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   const float* m = static_cast<float*>(mean);
   const float* r = static_cast<float*>(rstd);
   cudaError_t e = ops::layernorm_backward_dinp(dt, dinp, dout, inp, w, m, r, N, C, c.stream);
@@ -290,6 +307,7 @@ napi_value GeluForward(napi_env env, napi_callback_info info) {
   if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) || !ptrs(env, c.obj, {{"out", &out}, {"inp", &inp}}) ||
       !sizes(env, c.obj, {{"n", &n}}))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env, ops::gelu_forward(dt, out, inp, n, c.stream), "gelu_forward");
 }
 
@@ -301,6 +319,7 @@ napi_value GeluBackward(napi_env env, napi_callback_info info) {
   if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) ||
       !ptrs(env, c.obj, {{"dinp", &dinp}, {"inp", &inp}, {"dout", &dout}}) || !sizes(env, c.obj, {{"n", &n}}))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env, ops::gelu_backward(dt, dinp, inp, dout, n, c.stream), "gelu_backward");
 }
 
@@ -312,6 +331,7 @@ napi_value Add(napi_env env, napi_callback_info info) {
   if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) ||
       !ptrs(env, c.obj, {{"out", &out}, {"a", &a}, {"b", &b}}) || !sizes(env, c.obj, {{"n", &n}}))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env, ops::residual_forward(dt, out, a, b, n, c.stream), "residual_forward");
 }
 
@@ -325,6 +345,7 @@ napi_value SoftmaxCrossEntropy(napi_env env, napi_callback_info info) {
       !ptrs(env, c.obj, {{"losses", &losses}, {"dlogits", &dlogits}, {"logits", &logits}, {"targets", &targets}}) ||
       !sizes(env, c.obj, {{"N", &N}, {"V", &V}}) || !prop_f64(env, c.obj, "scale", &scale))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env,
                 ops::softmax_cross_entropy(dt, ldt, losses, dlogits, logits, static_cast<int32_t*>(targets), N, V,
                                            (float)scale, c.stream),
@@ -340,6 +361,7 @@ napi_value BiasBackward(napi_env env, napi_callback_info info) {
       !ptrs(env, c.obj, {{"dbias", &dbias}, {"dout", &dout}}) || !sizes(env, c.obj, {{"M", &M}, {"N", &N}}))
     return nullptr;
   if (M == 0 || N == 0) return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   const int chunks = ops::column_chunks(M);
   void* part = nullptr;
   cudaError_t e = scratch((size_t)chunks * N * sizeof(float), c.stream, &part);
@@ -361,6 +383,7 @@ napi_value ReduceSum(napi_env env, napi_callback_info info) {
   if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) || !ptrs(env, c.obj, {{"x", &x}}) ||
       !sizes(env, c.obj, {{"n", &n}}) || !prop_bool(env, c.obj, "squares", &squares))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   void* tmp = nullptr;
   const size_t parts = (size_t)ops::reduce_partials_count();
   cudaError_t e = scratch((parts + 1) * sizeof(double), c.stream, &tmp);
@@ -397,6 +420,7 @@ napi_value Scale(napi_env env, napi_callback_info info) {
   if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) || !ptrs(env, c.obj, {{"x", &x}}) ||
       !sizes(env, c.obj, {{"n", &n}}) || !prop_f64(env, c.obj, "scale", &s))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env, ops::scale_inplace(dt, x, n, (float)s, c.stream), "scale");
 }
 
@@ -412,6 +436,7 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
       !prop_f64(env, c.obj, "beta2", &b2) || !prop_f64(env, c.obj, "eps", &eps) ||
       !prop_f64(env, c.obj, "weightDecay", &wd) || !prop_f64(env, c.obj, "c1", &c1) || !prop_f64(env, c.obj, "c2", &c2))
     return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
   return finish(env,
                 ops::adamw(gdt, static_cast<float*>(params), grads, static_cast<float*>(m), static_cast<float*>(v), n,
                            (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)c1, (float)c2, c.stream),
