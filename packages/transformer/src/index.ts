@@ -13,3 +13,4 @@ export * from './checkpoint/checkpoint.js';
 export * from './checkpoint/hf-config.js';
 export * from './train/flops.js';
 export * from './profile/profiled-ops.js';
+export * from './parallel/ring-attention.js';
