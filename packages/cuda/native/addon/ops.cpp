@@ -219,6 +219,13 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
     if (!broadcast_then_accumulate()) return nullptr;
     s = lt::run_matmul(*g_lt, m, c.stream, &cerr, &what);
   }
+  if (s == lt::STATUS_NOT_SUPPORTED && what == "cublasLtMatmulAlgoGetHeuristic") {
+    // no cuBLASLt kernel for these operands (alignment, layout): the plain kernel (bias already in out, if any)
+    return finish(env,
+                  ops::matmul_fallback(m.ab_dtype, m.out_dtype, out, a, b, m.bias, M, N, K, ta, tb, m.accumulate,
+                                       c.stream),
+                  "matmul_fallback");
+  }
   if (s == -1) return finish(env, cerr, what.c_str());
   if (s != lt::STATUS_SUCCESS) throw_lt(env, s, what);
   return nullptr;
