@@ -18,16 +18,21 @@ import {
   OpsInputError,
   describe,
   type AdamWStep,
+  type AttentionCombineArgs,
   type AttentionOptions,
   type BackendCapabilities,
   type BufferDType,
   type DeviceAttentionBackwardArgs,
   type DeviceAttentionForwardArgs,
   type HostArray,
+  type KvCacheAttentionArgs,
+  type KvCacheCapabilities,
+  type KvCacheOptions,
   type MatmulOptions,
   type Ops,
 } from '@flashattn/core';
-import { kindFor, WebGPUDeviceAttention } from '../attention.js';
+import { kindFor, MAX_HEAD_DIM, WebGPUDeviceAttention } from '../attention.js';
+import { kvParallelism, WebGPUKvCacheAttention } from '../inference/kv-cache.js';
 import {
   createWebGPUBackend,
   type WebGPUAttentionBackend,
@@ -96,6 +101,8 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
   readonly recorder: Recorder;
   private readonly mem: WebGPUMemory;
   private readonly att: WebGPUDeviceAttention;
+  /** KV-cache attention (inference/kv-cache.ts): GPT-2's cached generation (forwardCached). */
+  private readonly kv: WebGPUKvCacheAttention;
   private disposed = false;
 
   constructor(private readonly backend: WebGPUAttentionBackend) {
@@ -114,6 +121,13 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
         record(this.recorder.encoder());
         this.recorder.dispatched(4);
       },
+    });
+    this.kv = new WebGPUKvCacheAttention({
+      rt,
+      mem: this.mem,
+      kindOf: kindFor(backend.nativeF16, backend.compact),
+      maxHeadDim: MAX_HEAD_DIM,
+      parallelism: kvParallelism(backend.compact),
     });
   }
 
@@ -272,6 +286,28 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
   ): Promise<void> {
     this.live();
     await this.att.attentionBackward(args, opts);
+  }
+
+  // ---- KV-cache attention (core's DeviceKvCacheAttention; float32 here like every op) ----
+  // Each call submits its own command buffer after the open batch (flushed first: queue order).
+
+  get kvCacheCapabilities(): KvCacheCapabilities {
+    return { ...this.kv.kvCacheCapabilities, dtypes: ['float32'] };
+  }
+
+  async attentionWithKvCache(
+    args: KvCacheAttentionArgs<WebGPUBuffer>,
+    opts?: KvCacheOptions,
+  ): Promise<void> {
+    this.live();
+    this.recorder.flush();
+    await this.kv.attentionWithKvCache(args, opts);
+  }
+
+  async attentionCombine(args: AttentionCombineArgs<WebGPUBuffer>): Promise<void> {
+    this.live();
+    this.recorder.flush();
+    await this.kv.attentionCombine(args);
   }
 
   // ---- the model's ops ----
