@@ -28,6 +28,7 @@ import {
   type OpProfileReport,
 } from '@flashattn/transformer';
 import { createWebGpuOps, type WebGpuOps } from '@flashattn/webgpu';
+import { matmulV4Program } from '@flashattn/webgpu/kernels';
 import { parseArgsOrExit, type ArgSchema } from '../lib/args.js';
 import { BENCH_CONFIG_NAMES, BENCH_CONFIGS, type BenchConfigName } from '../gpt2/configs.js';
 
@@ -48,7 +49,8 @@ const SCHEMA = {
 
 export interface CeilingRow {
   S: number;
-  form: 'NN' | 'NT' | 'TN';
+  /** NN / NT / TN: WebGpuOps.matmul; 'v4-baked': the repo's earlier ceiling kernel (sizes baked in). */
+  form: 'NN' | 'NT' | 'TN' | 'v4-baked';
   ms: number;
   tflops: number;
 }
@@ -84,6 +86,29 @@ export async function matmulCeiling(
         const tflops = (2 * S ** 3) / (best / 1000) / 1e12;
         rows.push({ S, form, ms: best, tflops });
         log(`matmul ${form} S=${S}: ${best.toFixed(2)} ms, ${tflops.toFixed(2)} TFLOP/s`);
+      }
+      // For reference: baseline/matmul-v4.wgsl.ts (128 x 128 tiles, BK 8, sizes baked, no bounds
+      // checks), the 32.2 TFLOP/s ceiling of BENCHMARKS.md (H100, 2026-11-21), on the same buffers.
+      if (S % 128 === 0) {
+        const program = matmulV4Program({ G: 2, BK: 8, M: S, N: S, K: S });
+        const bufs = { A: a.gpuBuffer, Bm: b.gpuBuffer, C: out.gpuBuffer };
+        const once = async (): Promise<void> => {
+          ops.runtime.programs.run(ops.recorder.compute(), program, {}, bufs);
+          ops.recorder.dispatched();
+          await ops.synchronize();
+        };
+        await once();
+        let best = Infinity;
+        for (let r = 0; r < reps; r++) {
+          const t0 = performance.now();
+          await once();
+          best = Math.min(best, performance.now() - t0);
+        }
+        const tflops = (2 * S ** 3) / (best / 1000) / 1e12;
+        rows.push({ S, form: 'v4-baked', ms: best, tflops });
+        log(
+          `matmul v4-baked S=${S}: ${best.toFixed(2)} ms, ${tflops.toFixed(2)} TFLOP/s (reference)`,
+        );
       }
     } finally {
       for (const x of [a, b, out]) ops.free(x);
