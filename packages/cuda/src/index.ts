@@ -21,3 +21,4 @@ export { CudaUnavailableError, mapCudaError } from './errors.js';
 export { cudaInfo, cudaStatus, cudaUnavailableReason, isCudaAvailable } from './availability.js';
 export type { CudaInfo, CudaStatus } from './availability.js';
 export type { DeviceInfo } from './native.js';
+export { createNcclCommunicator, loadNccl, NcclCommunicator, NcclUnavailableError, type NcclCommunicatorOptions } from './nccl.js';

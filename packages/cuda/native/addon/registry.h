@@ -16,5 +16,6 @@ inline void add_function(Exports& e, const char* name, napi_callback fn) {
 void add_memory_functions(Exports& e);     // memory.cpp: devices, buffers, copies, casts, the memory pool
 void add_attention_functions(Exports& e);  // attention.cpp: forward, backward, benchmark
 void add_ops_functions(Exports& e);        // ops.cpp: the training ops (cuBLASLt matmul, native/ops kernels)
+void add_nccl_functions(Exports& e);       // nccl.cpp: NCCL collectives (libnccl loaded at run time)
 
 }  // namespace addon
