@@ -210,7 +210,22 @@ export class WebGPUKvCacheAttention implements DeviceKvCacheAttention<WebGPUBuff
     const ns = opts?.numSplits ?? 0;
     const shape = { batch: B, seqlenQ: Nq, nheadsQ: Hq, nheadsK: Hk, seqlenK: pr.maxSeqlenK };
     const wanted = ns === 0 ? kvSplitHeuristic(shape, this.kvCacheCapabilities) : ns;
-    const S = Math.max(1, Math.min(wanted, pr.maxSeqlenK, KV_MAX_SPLITS));
+    const M = (Hq / Hk) * Nq; // query rows of one kv head (GQA group x new queries)
+    const MR = kvRowsPerGroup(M);
+    const blocks = Math.ceil(M / MR);
+    // dispatch x = S * blocks must stay within the device's per-dimension workgroup limit
+    const maxX = rt.device.limits.maxComputeWorkgroupsPerDimension;
+    const S = Math.max(
+      1,
+      Math.min(wanted, pr.maxSeqlenK, KV_MAX_SPLITS, Math.floor(maxX / blocks)),
+    );
+    if (blocks > maxX) {
+      throw new AttentionInputError(
+        'q.shape[1] (Nq)',
+        `(Hq / Hk) * Nq <= ${maxX * MR} query rows per kv head on this device`,
+        Nq,
+      );
+    }
     const kps = Math.max(1, Math.ceil(pr.maxSeqlenK / S));
     const o = resolveOptions(opts, D);
     const kind = this.deps.kindOf(dtype);
@@ -236,13 +251,7 @@ export class WebGPUKvCacheAttention implements DeviceKvCacheAttention<WebGPUBuff
       // S = 1: the attention writes out and lse; S > 1: partials, merged by the combine
       const outP = S > 1 ? take(S * n * 4) : undefined;
       const lseP = S > 1 ? take(S * nl * 4) : undefined;
-      const M = (Hq / Hk) * Nq;
-      const MR = kvRowsPerGroup(M);
-      const attn = kvCacheAttentionProgram({ headDim: D, kind, MR }, [
-        S * Math.ceil(M / MR),
-        Hk,
-        B,
-      ]);
+      const attn = kvCacheAttentionProgram({ headDim: D, kind, MR }, [S * blocks, Hk, B]);
       const attnUniforms = {
         B,
         Nq,
