@@ -83,7 +83,11 @@ export const SCHEMA = {
     min: 0,
     help: 'rewrite the loss-curve PNG every N steps (0 = end and SIGUSR1 only); default 0',
   },
-  threads: { kind: 'int', min: 1, help: 'matmul threads; default all cores (divided among --workers)' },
+  threads: {
+    kind: 'int',
+    min: 1,
+    help: 'matmul threads; default all cores (divided among --workers)',
+  },
   workers: {
     kind: 'int',
     min: 1,
@@ -91,7 +95,7 @@ export const SCHEMA = {
   },
   gpus: {
     kind: 'string',
-    help: "N|all: data parallel over N GPUs of this host with --backend cuda (one process per GPU, NCCL); default 1",
+    help: 'N|all: data parallel over N GPUs of this host with --backend cuda (one process per GPU, NCCL); default 1',
   },
   'collective-timeout': {
     kind: 'float',
@@ -262,9 +266,13 @@ export function parseArgs(argv: readonly string[]): Args {
     if (args.gpus !== 'all' && !/^[1-9][0-9]*$/.test(args.gpus))
       throw new UsageError(`--gpus must be a positive integer or 'all', got '${args.gpus}'`);
     if (raw.has('workers'))
-      throw new UsageError('--gpus and --workers exclude each other (--gpus N for cuda, --workers N for the CPU transport)');
+      throw new UsageError(
+        '--gpus and --workers exclude each other (--gpus N for cuda, --workers N for the CPU transport)',
+      );
     if (args.backend !== 'cuda')
-      throw new UsageError(`--gpus needs --backend cuda (got --backend ${args.backend}); use --workers N for other backends`);
+      throw new UsageError(
+        `--gpus needs --backend cuda (got --backend ${args.backend}); use --workers N for other backends`,
+      );
   }
   if (args.collectiveTimeout <= 0)
     throw new UsageError(`--collective-timeout must be > 0 seconds, got ${args.collectiveTimeout}`);

@@ -22,12 +22,23 @@ const root = mkdtempSync(join(tmpdir(), 'gpt2-dp-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const quiet = { write: () => true, isTTY: false };
 const BASE: Record<string, string> = {
-  config: 'tiny', steps: '2', batch: '1', seq: '16', 'total-batch': '96', warmup: '1', 'eval-every': '0',
-  'val-batches': '1', 'sample-tokens': '0', seed: '7', threads: '1',
+  config: 'tiny',
+  steps: '2',
+  batch: '1',
+  seq: '16',
+  'total-batch': '96',
+  warmup: '1',
+  'eval-every': '0',
+  'val-batches': '1',
+  'sample-tokens': '0',
+  seed: '7',
+  threads: '1',
 };
 /** The base flags with `over` replacing or adding flags ('' = a flag without a value). */
 const flags = (out: string, over: Record<string, string> = {}): string[] =>
-  Object.entries({ ...BASE, ...over, out }).flatMap(([k, v]) => (v === '' ? [`--${k}`] : [`--${k}`, v]));
+  Object.entries({ ...BASE, ...over, out }).flatMap(([k, v]) =>
+    v === '' ? [`--${k}`] : [`--${k}`, v],
+  );
 
 interface Run {
   loss: number[];
@@ -42,17 +53,33 @@ interface Run {
 
 function readRun(dir: string): Run {
   const ck = parseSafetensors(readFileSync(join(dir, 'checkpoint.safetensors')));
-  const h = JSON.parse(ck.metadata['extra.history']!) as { train: [number, number][]; norm: [number, number][] };
-  const r: Run = { loss: h.train.map((x) => x[1]), norm: h.norm.map((x) => x[1]), p: [], m: [], v: [], t: 0, dataPosition: Number(ck.metadata['data_position']) };
+  const h = JSON.parse(ck.metadata['extra.history']!) as {
+    train: [number, number][];
+    norm: [number, number][];
+  };
+  const r: Run = {
+    loss: h.train.map((x) => x[1]),
+    norm: h.norm.map((x) => x[1]),
+    p: [],
+    m: [],
+    v: [],
+    t: 0,
+    dataPosition: Number(ck.metadata['data_position']),
+  };
   r.t = (JSON.parse(ck.metadata['optimizer']!) as { t: number }).t;
   for (const [k, x] of [...ck.tensors].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    const dst = k.startsWith('optimizer.exp_avg_sq.') ? r.v : k.startsWith('optimizer.exp_avg.') ? r.m : r.p;
+    const dst = k.startsWith('optimizer.exp_avg_sq.')
+      ? r.v
+      : k.startsWith('optimizer.exp_avg.')
+        ? r.m
+        : r.p;
     for (const e of x.data as Float32Array) dst.push(e);
   }
   return r;
 }
 
-const maxDiff = (a: number[], b: number[]): number => a.reduce((d, x, i) => Math.max(d, Math.abs(x - b[i]!)), 0);
+const maxDiff = (a: number[], b: number[]): number =>
+  a.reduce((d, x, i) => Math.max(d, Math.abs(x - b[i]!)), 0);
 const maxAbs = (a: number[]): number => a.reduce((d, x) => Math.max(d, Math.abs(x)), 0);
 
 /** Every quantity of `got` within 2x the reorder's deviation (+ 4 float32 ulps) of `want`. */
@@ -62,12 +89,21 @@ function expectSameRun(got: Run, want: Run, reorder: Run): void {
   expect(got.loss.length).toBe(want.loss.length);
   for (const k of ['loss', 'norm', 'p', 'm', 'v'] as const) {
     const allowed = 2 * maxDiff(reorder[k], want[k]) + 4 * 2 ** -23 * maxAbs(want[k]);
-    expect(maxDiff(got[k], want[k]), `${k}: deviation vs the single-process run (allowed ${allowed})`).toBeLessThanOrEqual(allowed);
+    expect(
+      maxDiff(got[k], want[k]),
+      `${k}: deviation vs the single-process run (allowed ${allowed})`,
+    ).toBeLessThanOrEqual(allowed);
   }
 }
 
-function launch(out: string, extra: Record<string, string>): { status: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [main, ...flags(out, extra)], { encoding: 'utf8', timeout: 120_000 });
+function launch(
+  out: string,
+  extra: Record<string, string>,
+): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [main, ...flags(out, extra)], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -76,7 +112,10 @@ describe.skipIf(!existsSync(main))('data parallel (--workers, CPU transport)', (
   let reorder: Run;
   beforeAll(async () => {
     await runTraining(parseArgs(flags(join(root, 'single'))), { stdout: quiet, stderr: quiet });
-    await runTraining(parseArgs(flags(join(root, 'reorder'), { batch: '2' })), { stdout: quiet, stderr: quiet });
+    await runTraining(parseArgs(flags(join(root, 'reorder'), { batch: '2' })), {
+      stdout: quiet,
+      stderr: quiet,
+    });
     single = readRun(join(root, 'single'));
     reorder = readRun(join(root, 'reorder'));
   }, 120_000);
@@ -111,7 +150,19 @@ describe.skipIf(!existsSync(main))('data parallel (--workers, CPU transport)', (
   it('a rank killed mid-run: the others fail naming it within the collective timeout; the launcher reports it', async () => {
     const out = join(root, 'kill');
     const timeoutS = 5;
-    const child = spawn(process.execPath, [main, ...flags(out, { workers: '3', steps: '400', 'ckpt-every': '1', 'collective-timeout': String(timeoutS) })], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        main,
+        ...flags(out, {
+          workers: '3',
+          steps: '400',
+          'ckpt-every': '1',
+          'collective-timeout': String(timeoutS),
+        }),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.resume();

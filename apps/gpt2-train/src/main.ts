@@ -64,18 +64,31 @@ async function main(): Promise<number> {
 function gpuIds(spec: NonNullable<Args['gpus']>): string[] {
   const visible = process.env['CUDA_VISIBLE_DEVICES'];
   let ids: string[];
-  if (visible !== undefined) ids = visible.split(',').map((s) => s.trim()).filter(Boolean);
+  if (visible !== undefined)
+    ids = visible
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
   else {
     try {
-      const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], { encoding: 'utf8' });
-      ids = out.split('\n').map((s) => s.trim()).filter(Boolean);
+      const out = execFileSync('nvidia-smi', ['--query-gpu=index', '--format=csv,noheader'], {
+        encoding: 'utf8',
+      });
+      ids = out
+        .split('\n')
+        .map((s) => s.trim())
+        .filter(Boolean);
     } catch {
-      throw new UsageError(`--gpus ${spec}: nvidia-smi did not list the GPUs (no NVIDIA driver here?)`);
+      throw new UsageError(
+        `--gpus ${spec}: nvidia-smi did not list the GPUs (no NVIDIA driver here?)`,
+      );
     }
   }
   const n = spec === 'all' ? ids.length : Number(spec);
   if (n < 1 || n > ids.length)
-    throw new UsageError(`--gpus ${spec}: this host has ${ids.length} GPU(s) (${ids.join(', ') || 'none'})`);
+    throw new UsageError(
+      `--gpus ${spec}: this host has ${ids.length} GPU(s) (${ids.join(', ') || 'none'})`,
+    );
   return ids.slice(0, n);
 }
 

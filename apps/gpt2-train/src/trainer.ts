@@ -540,7 +540,9 @@ async function connectRanks(
       }) => Promise<Communicator<unknown>>;
     };
     if (!cuda.createNcclCommunicator)
-      throw new Error('--gpus: this @flashattn/cuda has no NCCL communicator (createNcclCommunicator)');
+      throw new Error(
+        '--gpus: this @flashattn/cuda has no NCCL communicator (createNcclCommunicator)',
+      );
     return cuda.createNcclCommunicator({ ops, ...dp });
   }
   return createSocketCommunicator({ ops, ...dp });

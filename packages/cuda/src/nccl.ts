@@ -19,7 +19,15 @@
  * Status: compile-checked and typechecked only; no GPU run yet (issue #15: no multi-GPU machine was lent,
  * and the world-size-1 check is in apps/bench/src/multigpu/device.sh).
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import {
   BackendUnavailableError,
@@ -47,15 +55,41 @@ interface NcclAddon {
   ncclLoad(path?: string): { loadedFrom: string; version: number };
   ncclGetUniqueId(): Uint8Array;
   ncclCommInitRank(device: number, nranks: number, id: Uint8Array, rank: number): bigint;
-  ncclCollective(a: { kind: number; comm: bigint; device: number; send: DevicePtr; recv: DevicePtr; count: number; dtype: number; op?: number; root?: number }): void;
-  ncclSendRecv(a: { comm: bigint; device: number; send: DevicePtr; sendCount: number; dst: number; recv: DevicePtr; recvCount: number; src: number; dtype: number }): void;
+  ncclCollective(a: {
+    kind: number;
+    comm: bigint;
+    device: number;
+    send: DevicePtr;
+    recv: DevicePtr;
+    count: number;
+    dtype: number;
+    op?: number;
+    root?: number;
+  }): void;
+  ncclSendRecv(a: {
+    comm: bigint;
+    device: number;
+    send: DevicePtr;
+    sendCount: number;
+    dst: number;
+    recv: DevicePtr;
+    recvCount: number;
+    src: number;
+    dtype: number;
+  }): void;
   ncclAsyncError(comm: bigint): number;
   ncclAbort(comm: bigint): void;
   ncclDestroy(comm: bigint): void;
 }
 
 // nccl.h: ncclDataType_t and ncclRedOp_t (the values native/addon/nccl.h cites).
-const NCCL_DTYPE: Record<BufferDType, number> = { int32: 2, float16: 6, float32: 7, float64: 8, bfloat16: 9 };
+const NCCL_DTYPE: Record<BufferDType, number> = {
+  int32: 2,
+  float16: 6,
+  float32: 7,
+  float64: 8,
+  bfloat16: 9,
+};
 const NCCL_OP: Record<ReduceOp, number> = { sum: 0, avg: 4 };
 const ALL_REDUCE = 0;
 const REDUCE_SCATTER = 1;
@@ -65,10 +99,13 @@ const BROADCAST = 3;
 /** The addon with NCCL loaded, or NcclUnavailableError saying why not. */
 export function loadNccl(path?: string): { addon: NcclAddon; loadedFrom: string; version: number } {
   const { addon, reason } = loadAddon() as { addon?: unknown; reason?: string };
-  if (!addon) throw new NcclUnavailableError(`the CUDA addon is not available (${reason ?? 'not built'})`);
+  if (!addon)
+    throw new NcclUnavailableError(`the CUDA addon is not available (${reason ?? 'not built'})`);
   const a = addon as Partial<NcclAddon>;
   if (typeof a.ncclLoad !== 'function')
-    throw new NcclUnavailableError('this build of the CUDA addon has no NCCL entry points (rebuild @flashattn/cuda)');
+    throw new NcclUnavailableError(
+      'this build of the CUDA addon has no NCCL entry points (rebuild @flashattn/cuda)',
+    );
   try {
     const r = a.ncclLoad(path);
     return { addon: a as NcclAddon, ...r };
@@ -93,7 +130,9 @@ export interface NcclCommunicatorOptions {
 }
 
 /** Join the job's NCCL communicator (rank 0 makes the unique id); resolves once every rank joined. */
-export async function createNcclCommunicator(o: NcclCommunicatorOptions): Promise<NcclCommunicator> {
+export async function createNcclCommunicator(
+  o: NcclCommunicatorOptions,
+): Promise<NcclCommunicator> {
   const { addon, version } = loadNccl(o.libraryPath);
   const idPath = join(o.rendezvous, 'nccl-id');
   mkdirSync(o.rendezvous, { recursive: true });
@@ -106,7 +145,12 @@ export async function createNcclCommunicator(o: NcclCommunicatorOptions): Promis
     const deadline = Date.now() + o.timeoutMs;
     while (!existsSync(idPath)) {
       if (Date.now() > deadline)
-        throw new CollectiveError(0, 'timeout', o.rank, `rank 0 wrote no NCCL unique id to ${idPath} within ${o.timeoutMs} ms`);
+        throw new CollectiveError(
+          0,
+          'timeout',
+          o.rank,
+          `rank 0 wrote no NCCL unique id to ${idPath} within ${o.timeoutMs} ms`,
+        );
       await new Promise((r) => setTimeout(r, 20));
     }
     id = new Uint8Array(readFileSync(idPath));
@@ -145,7 +189,10 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
       }
     };
     touch();
-    this.timers.push(setInterval(touch, 1000), setInterval(() => this.watch(), 250));
+    this.timers.push(
+      setInterval(touch, 1000),
+      setInterval(() => this.watch(), 250),
+    );
     for (const t of this.timers) t.unref();
   }
 
@@ -157,7 +204,8 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
     for (let q = 0; q < this.worldSize && stale < 0; q++) {
       if (q === this.rank) continue;
       try {
-        if (now - statSync(join(this.o.rendezvous, `alive-${q}`)).mtimeMs > this.timeoutMs) stale = q;
+        if (now - statSync(join(this.o.rendezvous, `alive-${q}`)).mtimeMs > this.timeoutMs)
+          stale = q;
       } catch {
         // not written yet: it has timeoutMs from our start like everyone else
       }
@@ -169,9 +217,23 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
       asyncErr = -1;
     }
     if (stale >= 0)
-      this.fail(new CollectiveError(stale, 'timeout', this.rank, `no heartbeat from rank ${stale} for ${this.timeoutMs} ms`));
+      this.fail(
+        new CollectiveError(
+          stale,
+          'timeout',
+          this.rank,
+          `no heartbeat from rank ${stale} for ${this.timeoutMs} ms`,
+        ),
+      );
     else if (asyncErr !== 0)
-      this.fail(new CollectiveError(this.rank, 'aborted', this.rank, `NCCL async error ${asyncErr} (a peer failed; the launcher names the rank that exited)`));
+      this.fail(
+        new CollectiveError(
+          this.rank,
+          'aborted',
+          this.rank,
+          `NCCL async error ${asyncErr} (a peer failed; the launcher names the rank that exited)`,
+        ),
+      );
   }
 
   private fail(e: CollectiveError): void {
@@ -188,8 +250,16 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
     const s = bufferState(b);
     if (!s) throw new OpsInputError(name, 'a CudaBuffer', b);
     if (s.allocation.device !== this.device)
-      throw new OpsInputError(name, `a buffer on cuda:${this.device}`, `cuda:${s.allocation.device}`);
-    return { ptr: s.allocation.ptr + BigInt(s.offset * bufferDTypeBytes(s.dtype)), n: s.length, dtype: s.dtype };
+      throw new OpsInputError(
+        name,
+        `a buffer on cuda:${this.device}`,
+        `cuda:${s.allocation.device}`,
+      );
+    return {
+      ptr: s.allocation.ptr + BigInt(s.offset * bufferDTypeBytes(s.dtype)),
+      n: s.length,
+      dtype: s.dtype,
+    };
   }
 
   /** Enqueue on the device's queue (program order with the kernels); throws the failure if any. */
@@ -204,46 +274,109 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
   allReduce(buf: CudaBuffer, op: ReduceOp): Promise<void> {
     const b = this.ptr('buf', buf);
     return this.enqueue(() =>
-      this.addon.ncclCollective({ kind: ALL_REDUCE, comm: this.comm, device: this.device, send: b.ptr, recv: b.ptr, count: b.n, dtype: NCCL_DTYPE[b.dtype], op: NCCL_OP[op] }),
+      this.addon.ncclCollective({
+        kind: ALL_REDUCE,
+        comm: this.comm,
+        device: this.device,
+        send: b.ptr,
+        recv: b.ptr,
+        count: b.n,
+        dtype: NCCL_DTYPE[b.dtype],
+        op: NCCL_OP[op],
+      }),
     );
   }
 
   reduceScatter(out: CudaBuffer, inp: CudaBuffer, op: ReduceOp): Promise<void> {
     const o = this.ptr('out', out);
     const i = this.ptr('inp', inp);
-    if (i.n !== o.n * this.worldSize) throw new OpsInputError('inp.length', `worldSize * out.length = ${o.n * this.worldSize}`, i.n);
-    if (i.dtype !== o.dtype) throw new OpsInputError('out', `a ${i.dtype} buffer like inp`, o.dtype);
+    if (i.n !== o.n * this.worldSize)
+      throw new OpsInputError(
+        'inp.length',
+        `worldSize * out.length = ${o.n * this.worldSize}`,
+        i.n,
+      );
+    if (i.dtype !== o.dtype)
+      throw new OpsInputError('out', `a ${i.dtype} buffer like inp`, o.dtype);
     return this.enqueue(() =>
-      this.addon.ncclCollective({ kind: REDUCE_SCATTER, comm: this.comm, device: this.device, send: i.ptr, recv: o.ptr, count: o.n, dtype: NCCL_DTYPE[o.dtype], op: NCCL_OP[op] }),
+      this.addon.ncclCollective({
+        kind: REDUCE_SCATTER,
+        comm: this.comm,
+        device: this.device,
+        send: i.ptr,
+        recv: o.ptr,
+        count: o.n,
+        dtype: NCCL_DTYPE[o.dtype],
+        op: NCCL_OP[op],
+      }),
     );
   }
 
   allGather(out: CudaBuffer, inp: CudaBuffer): Promise<void> {
     const o = this.ptr('out', out);
     const i = this.ptr('inp', inp);
-    if (o.n !== i.n * this.worldSize) throw new OpsInputError('out.length', `worldSize * inp.length = ${i.n * this.worldSize}`, o.n);
-    if (i.dtype !== o.dtype) throw new OpsInputError('out', `a ${i.dtype} buffer like inp`, o.dtype);
+    if (o.n !== i.n * this.worldSize)
+      throw new OpsInputError(
+        'out.length',
+        `worldSize * inp.length = ${i.n * this.worldSize}`,
+        o.n,
+      );
+    if (i.dtype !== o.dtype)
+      throw new OpsInputError('out', `a ${i.dtype} buffer like inp`, o.dtype);
     return this.enqueue(() =>
-      this.addon.ncclCollective({ kind: ALL_GATHER, comm: this.comm, device: this.device, send: i.ptr, recv: o.ptr, count: i.n, dtype: NCCL_DTYPE[i.dtype] }),
+      this.addon.ncclCollective({
+        kind: ALL_GATHER,
+        comm: this.comm,
+        device: this.device,
+        send: i.ptr,
+        recv: o.ptr,
+        count: i.n,
+        dtype: NCCL_DTYPE[i.dtype],
+      }),
     );
   }
 
   broadcast(buf: CudaBuffer, root: number): Promise<void> {
-    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) throw new OpsInputError('root', `a rank in [0, ${this.worldSize})`, root);
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize)
+      throw new OpsInputError('root', `a rank in [0, ${this.worldSize})`, root);
     const b = this.ptr('buf', buf);
     return this.enqueue(() =>
-      this.addon.ncclCollective({ kind: BROADCAST, comm: this.comm, device: this.device, send: b.ptr, recv: b.ptr, count: b.n, dtype: NCCL_DTYPE[b.dtype], root }),
+      this.addon.ncclCollective({
+        kind: BROADCAST,
+        comm: this.comm,
+        device: this.device,
+        send: b.ptr,
+        recv: b.ptr,
+        count: b.n,
+        dtype: NCCL_DTYPE[b.dtype],
+        root,
+      }),
     );
   }
 
   sendRecv(send: CudaBuffer, dst: number, recv: CudaBuffer, src: number): Promise<void> {
-    for (const [name, r] of [['dst', dst], ['src', src]] as const)
-      if (!Number.isInteger(r) || r < 0 || r >= this.worldSize) throw new OpsInputError(name, `a rank in [0, ${this.worldSize})`, r);
+    for (const [name, r] of [
+      ['dst', dst],
+      ['src', src],
+    ] as const)
+      if (!Number.isInteger(r) || r < 0 || r >= this.worldSize)
+        throw new OpsInputError(name, `a rank in [0, ${this.worldSize})`, r);
     const s = this.ptr('send', send);
     const r = this.ptr('recv', recv);
-    if (s.dtype !== r.dtype) throw new OpsInputError('recv', `a ${s.dtype} buffer like send`, r.dtype);
+    if (s.dtype !== r.dtype)
+      throw new OpsInputError('recv', `a ${s.dtype} buffer like send`, r.dtype);
     return this.enqueue(() =>
-      this.addon.ncclSendRecv({ comm: this.comm, device: this.device, send: s.ptr, sendCount: s.n, dst, recv: r.ptr, recvCount: r.n, src, dtype: NCCL_DTYPE[s.dtype] }),
+      this.addon.ncclSendRecv({
+        comm: this.comm,
+        device: this.device,
+        send: s.ptr,
+        sendCount: s.n,
+        dst,
+        recv: r.ptr,
+        recvCount: r.n,
+        src,
+        dtype: NCCL_DTYPE[s.dtype],
+      }),
     );
   }
 
@@ -265,6 +398,11 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
     for (const t of this.timers) clearInterval(t);
     if (this.failed) return;
     await deviceQueue(this.device).run(async () => this.addon.ncclDestroy(this.comm));
-    this.failed = new CollectiveError(this.rank, 'aborted', this.rank, 'the communicator was destroyed');
+    this.failed = new CollectiveError(
+      this.rank,
+      'aborted',
+      this.rank,
+      'the communicator was destroyed',
+    );
   }
 }

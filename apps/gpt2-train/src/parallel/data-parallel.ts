@@ -58,7 +58,10 @@ export async function gatherLoss<Buf>(
   const local = ops.alloc(per, dt); // (per,) this rank's micro-step losses, zero-padded
   const all = ops.alloc(per * W, dt); // (W, per)
   try {
-    await ops.upload(local, Float64Array.from({ length: per }, (_, i) => mine[i] ?? 0));
+    await ops.upload(
+      local,
+      Float64Array.from({ length: per }, (_, i) => mine[i] ?? 0),
+    );
     await comm.allGather(all, local);
     const host = await ops.download(all);
     let loss = 0;
@@ -86,7 +89,8 @@ export class ShardedAdamW<Buf> {
   t = 0;
   private readonly per: number;
   private readonly ranges: Array<{ lo: number; hi: number; decay: boolean }>;
-  private gathered: { m: Float32Array | Float64Array; v: Float32Array | Float64Array } | null = null;
+  private gathered: { m: Float32Array | Float64Array; v: Float32Array | Float64Array } | null =
+    null;
 
   constructor(
     private readonly ops: Ops<Buf>,
@@ -141,7 +145,10 @@ export class ShardedAdamW<Buf> {
     try {
       const mine = ops.view(staging, this.comm.rank * this.per, this.per);
       if (this.hi > this.lo)
-        await ops.copy(ops.view(staging, this.lo, this.hi - this.lo), ops.view(full, this.lo, this.hi - this.lo));
+        await ops.copy(
+          ops.view(staging, this.lo, this.hi - this.lo),
+          ops.view(full, this.lo, this.hi - this.lo),
+        );
       await this.comm.allGather(staging, mine);
       await ops.copy(full, ops.view(staging, 0, this.n));
     } finally {
@@ -154,7 +161,11 @@ export class ShardedAdamW<Buf> {
     const full = async (shard: Buf): Promise<Float32Array> => {
       const buf = this.ops.alloc(this.n, 'float32');
       try {
-        if (this.hi > this.lo) await this.ops.copy(this.ops.view(buf, this.lo, this.hi - this.lo), this.ops.view(shard, 0, this.hi - this.lo));
+        if (this.hi > this.lo)
+          await this.ops.copy(
+            this.ops.view(buf, this.lo, this.hi - this.lo),
+            this.ops.view(shard, 0, this.hi - this.lo),
+          );
         await this.gatherFull(buf, 'float32');
         return (await this.ops.download(buf)) as Float32Array;
       } finally {
@@ -167,15 +178,27 @@ export class ShardedAdamW<Buf> {
   /** The full moments, after gatherState() (the checkpoint writer calls this on rank 0). */
   getState(): Promise<{ m: Float32Array | Float64Array; v: Float32Array | Float64Array }> {
     if (!this.gathered)
-      return Promise.reject(new Error('ShardedAdamW.getState: call gatherState() on every rank first'));
+      return Promise.reject(
+        new Error('ShardedAdamW.getState: call gatherState() on every rank first'),
+      );
     return Promise.resolve(this.gathered);
   }
 
   /** Restore from the full moments (n each) and the step count: this rank keeps its shard. */
-  async setState(m: Float32Array | Float64Array, v: Float32Array | Float64Array, t: number): Promise<void> {
+  async setState(
+    m: Float32Array | Float64Array,
+    v: Float32Array | Float64Array,
+    t: number,
+  ): Promise<void> {
     if (this.hi > this.lo) {
-      await this.ops.upload(this.ops.view(this.m, 0, this.hi - this.lo), m.subarray(this.lo, this.hi));
-      await this.ops.upload(this.ops.view(this.v, 0, this.hi - this.lo), v.subarray(this.lo, this.hi));
+      await this.ops.upload(
+        this.ops.view(this.m, 0, this.hi - this.lo),
+        m.subarray(this.lo, this.hi),
+      );
+      await this.ops.upload(
+        this.ops.view(this.v, 0, this.hi - this.lo),
+        v.subarray(this.lo, this.hi),
+      );
     }
     this.t = t;
     this.gathered = null;

@@ -33,7 +33,15 @@ export function rankEnv(env: NodeJS.ProcessEnv = process.env): RankEnv | null {
   const timeoutMs = Number(env['FLASHATTN_COLLECTIVE_TIMEOUT_MS'] ?? 60_000);
   const rendezvous = env['FLASHATTN_RENDEZVOUS'] ?? '';
   const transport = env['FLASHATTN_TRANSPORT'] === 'nccl' ? 'nccl' : 'cpu';
-  if (!Number.isInteger(worldSize) || worldSize < 1 || !Number.isInteger(rank) || rank < 0 || rank >= worldSize || !rendezvous || !(timeoutMs > 0))
+  if (
+    !Number.isInteger(worldSize) ||
+    worldSize < 1 ||
+    !Number.isInteger(rank) ||
+    rank < 0 ||
+    rank >= worldSize ||
+    !rendezvous ||
+    !(timeoutMs > 0)
+  )
     throw new Error(
       `bad launcher environment: FLASHATTN_RANK=${env['FLASHATTN_RANK']} FLASHATTN_WORLD_SIZE=${env['FLASHATTN_WORLD_SIZE']} FLASHATTN_RENDEZVOUS=${rendezvous} FLASHATTN_COLLECTIVE_TIMEOUT_MS=${env['FLASHATTN_COLLECTIVE_TIMEOUT_MS']}`,
     );
@@ -99,7 +107,9 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
         stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', rank === 0 ? 'inherit' : 'pipe'],
       });
       children.push(child);
-      stderr.write(`gpt2-train: rank ${rank} of ${o.worldSize} started (pid ${child.pid}, ${o.transport} transport)\n`);
+      stderr.write(
+        `gpt2-train: rank ${rank} of ${o.worldSize} started (pid ${child.pid}, ${o.transport} transport)\n`,
+      );
       if (rank !== 0) {
         let partial = '';
         child.stderr!.on('data', (d: Buffer) => {
@@ -118,7 +128,9 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
             killer = setTimeout(() => {
               for (const c of children)
                 if (c.exitCode === null && c.signalCode === null) {
-                  stderr.write(`gpt2-train: rank ${children.indexOf(c)} still running ${o.timeoutMs + 10_000} ms after rank ${e.rank} failed: killing it\n`);
+                  stderr.write(
+                    `gpt2-train: rank ${children.indexOf(c)} still running ${o.timeoutMs + 10_000} ms after rank ${e.rank} failed: killing it\n`,
+                  );
                   c.kill('SIGKILL');
                 }
             }, o.timeoutMs + 10_000);
@@ -143,7 +155,9 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
   const others = exits.filter((e) => e.rank !== failed.rank && (e.code !== 0 || e.signal));
   stderr.write(
     `gpt2-train: rank ${failed.rank} (pid ${failed.pid}) ${describe(failed)} first, ${(failed.atMs / 1000).toFixed(1)} s into the job` +
-      (others.length ? `; then ${others.map((e) => `rank ${e.rank} ${describe(e)}`).join(', ')}` : '') +
+      (others.length
+        ? `; then ${others.map((e) => `rank ${e.rank} ${describe(e)}`).join(', ')}`
+        : '') +
       '\n',
   );
   return { status: failed.code && failed.code > 0 ? failed.code : 1, exits };

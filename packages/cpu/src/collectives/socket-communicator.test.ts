@@ -28,9 +28,13 @@ async function runRanks(W: number, scenario: string, timeoutMs: number, killAfte
   const lines: Line[] = [];
   const codes = await Promise.all(
     Array.from({ length: W }, (_, r) => {
-      const child = spawn(process.execPath, [worker, dir, String(r), String(W), String(timeoutMs), scenario], {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      const child = spawn(
+        process.execPath,
+        [worker, dir, String(r), String(W), String(timeoutMs), scenario],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
@@ -48,7 +52,10 @@ async function runRanks(W: number, scenario: string, timeoutMs: number, killAfte
 
 // x(r, i) as the worker makes it, rounded to float32 as its upload does.
 const input = (r: number, n: number, off = 0): number[] =>
-  Array.from({ length: n }, (_, i) => Math.sin(1 + 7 * r + 0.37 * (i + off)) * 2 ** ((i + off) % 5));
+  Array.from(
+    { length: n },
+    (_, i) => Math.sin(1 + 7 * r + 0.37 * (i + off)) * 2 ** ((i + off) % 5),
+  );
 const f32 = (xs: number[]): number[] => xs.map(Math.fround);
 /** Sum over ranks in rank order, rounding each addition to float32 (the contract's order and dtype). */
 const sum32 = (W: number, n: number, part: (r: number) => number[]): number[] =>
@@ -74,8 +81,12 @@ describe.skipIf(!existsSync(dist))('socket communicator (processes)', () => {
       for (const { rank, results } of res) {
         expect(results!['allReduceSum']).toEqual(sum);
         expect(results!['allReduceAvg64']).toEqual(avg64);
-        expect(results!['reduceScatter']).toEqual(sum32(W, 5, (r) => f32(input(r, W * 5)).slice(rank * 5, rank * 5 + 5)));
-        expect(results!['allGather']).toEqual(Array.from({ length: W }, (_, q) => [q, 10 * q, q === 0 ? 0 : -q]).flat());
+        expect(results!['reduceScatter']).toEqual(
+          sum32(W, 5, (r) => f32(input(r, W * 5)).slice(rank * 5, rank * 5 + 5)),
+        );
+        expect(results!['allGather']).toEqual(
+          Array.from({ length: W }, (_, q) => [q, 10 * q, q === 0 ? 0 : -q]).flat(),
+        );
         expect(results!['broadcast']).toEqual(f32(input(W - 1, 4)));
         expect(results!['ring']).toEqual([0, ...f32(input((rank - 1 + W) % W, 6)), 0]);
       }
@@ -87,18 +98,26 @@ describe.skipIf(!existsSync(dist))('socket communicator (processes)', () => {
     expect(codes[2]).toBe(3);
     for (const r of [0, 1]) {
       const l = lines.find((x) => x.rank === r && x.error);
-      expect(l?.error, JSON.stringify(lines)).toMatchObject({ name: 'CollectiveError', culprit: 2, failure: 'peer-exited' });
+      expect(l?.error, JSON.stringify(lines)).toMatchObject({
+        name: 'CollectiveError',
+        culprit: 2,
+        failure: 'peer-exited',
+      });
       expect(l!.error!.message).toContain('rank 2 exited');
       expect(codes[r]).toBe(1);
     }
   });
 
   it('a rank that hangs: the others throw CollectiveError naming it (timeout), not hang', async () => {
-    const { lines, codes } = await runRanks(3, "hang", 1_000, 3_000);
+    const { lines, codes } = await runRanks(3, 'hang', 1_000, 3_000);
     expect(codes[2]).toBeNull(); // killed by the test: it really hung
     for (const r of [0, 1]) {
       const l = lines.find((x) => x.rank === r && x.error);
-      expect(l?.error, JSON.stringify(lines)).toMatchObject({ name: 'CollectiveError', culprit: 2, failure: 'timeout' });
+      expect(l?.error, JSON.stringify(lines)).toMatchObject({
+        name: 'CollectiveError',
+        culprit: 2,
+        failure: 'timeout',
+      });
       expect(codes[r]).toBe(1);
     }
   });

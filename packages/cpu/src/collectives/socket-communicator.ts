@@ -103,7 +103,11 @@ class Link {
       if (!this.head) {
         if (this.have < HEADER) return;
         const h = new DataView(this.take(HEADER).buffer);
-        this.head = { kind: h.getUint32(0, true), tag: h.getUint32(4, true), len: h.getUint32(8, true) };
+        this.head = {
+          kind: h.getUint32(0, true),
+          tag: h.getUint32(4, true),
+          len: h.getUint32(8, true),
+        };
       }
       if (this.have < this.head.len) return;
       const f = { kind: this.head.kind, tag: this.head.tag, data: this.take(this.head.len) };
@@ -122,10 +126,20 @@ class Link {
   }
 }
 
-type HostCtor = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor | Uint16ArrayConstructor;
+type HostCtor =
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint16ArrayConstructor;
 
 function ctorOf(dt: BufferDType): HostCtor {
-  return dt === 'float32' ? Float32Array : dt === 'float64' ? Float64Array : dt === 'int32' ? Int32Array : Uint16Array;
+  return dt === 'float32'
+    ? Float32Array
+    : dt === 'float64'
+      ? Float64Array
+      : dt === 'int32'
+        ? Int32Array
+        : Uint16Array;
 }
 
 function bytesOf(a: HostArray): Uint8Array {
@@ -175,7 +189,12 @@ export async function createSocketCommunicator<Buf>(
       if (Date.now() > deadline) {
         server?.close();
         comm.abort(`rank ${q} did not open ${path(q)}`);
-        throw new CollectiveError(q, 'timeout', rank, `rank ${q} did not join within ${timeoutMs} ms`);
+        throw new CollectiveError(
+          q,
+          'timeout',
+          rank,
+          `rank ${q} did not join within ${timeoutMs} ms`,
+        );
       }
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -228,7 +247,14 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
         // An orderly exit: a later recv from it fails at once (below), pending ones now.
         for (const w of link.waiters.splice(0)) {
           clearTimeout(w.timer);
-          w.reject(new CollectiveError(who, 'peer-exited', this.rank, 'it left the job (destroy) while this rank waited for it'));
+          w.reject(
+            new CollectiveError(
+              who,
+              'peer-exited',
+              this.rank,
+              'it left the job (destroy) while this rank waited for it',
+            ),
+          );
         }
         return;
       }
@@ -250,7 +276,12 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
       if (missing < 0) return;
       const left = deadline - Date.now();
       if (left <= 0) {
-        const e = new CollectiveError(missing, 'timeout', this.rank, `rank ${missing} did not join within ${this.timeoutMs} ms`);
+        const e = new CollectiveError(
+          missing,
+          'timeout',
+          this.rank,
+          `rank ${missing} did not join within ${this.timeoutMs} ms`,
+        );
         this.fail(e);
         throw e;
       }
@@ -272,7 +303,15 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
       } catch {
         info = { culprit: peer, failure: 'aborted', reason: 'unreadable abort message' };
       }
-      this.fail(new CollectiveError(info.culprit, info.failure, this.rank, `reported by rank ${peer}: ${info.reason}`), false);
+      this.fail(
+        new CollectiveError(
+          info.culprit,
+          info.failure,
+          this.rank,
+          `reported by rank ${peer}: ${info.reason}`,
+        ),
+        false,
+      );
       return;
     }
     if (f.kind === BYE) {
@@ -290,7 +329,9 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
   private fail(e: CollectiveError, tell = true): void {
     if (this.failed) return;
     this.failed = e;
-    const msg = new TextEncoder().encode(JSON.stringify({ culprit: e.culprit, failure: e.failure, reason: e.message }));
+    const msg = new TextEncoder().encode(
+      JSON.stringify({ culprit: e.culprit, failure: e.failure, reason: e.message }),
+    );
     for (const l of this.links) {
       if (!l) continue;
       for (const w of l.waiters.splice(0)) {
@@ -321,7 +362,12 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
     const l = this.link(peer);
     const check = (f: Frame): Uint8Array => {
       if (f.tag !== tag >>> 0) {
-        const e = new CollectiveError(peer, 'mismatch', this.rank, `${what}: expected collective #${tag >>> 0}, got #${f.tag}`);
+        const e = new CollectiveError(
+          peer,
+          'mismatch',
+          this.rank,
+          `${what}: expected collective #${tag >>> 0}, got #${f.tag}`,
+        );
         this.fail(e);
         throw e;
       }
@@ -330,20 +376,43 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
     const queued = l.frames.shift();
     if (queued) return Promise.resolve(check(queued));
     if (l.left)
-      return Promise.reject(new CollectiveError(peer, 'peer-exited', this.rank, `it left the job (destroy) before ${what}`));
+      return Promise.reject(
+        new CollectiveError(
+          peer,
+          'peer-exited',
+          this.rank,
+          `it left the job (destroy) before ${what}`,
+        ),
+      );
     return new Promise<Frame>((resolve, reject) => {
       const timer = setTimeout(() => {
-        const e = new CollectiveError(peer, 'timeout', this.rank, `waited ${this.timeoutMs} ms for its part of ${what}`);
+        const e = new CollectiveError(
+          peer,
+          'timeout',
+          this.rank,
+          `waited ${this.timeoutMs} ms for its part of ${what}`,
+        );
         this.fail(e);
       }, this.timeoutMs);
       l.waiters.push({ resolve, reject, timer });
     }).then(check);
   }
 
-  private typed(dt: BufferDType, bytes: Uint8Array, n: number, peer: number, what: string): HostArray {
+  private typed(
+    dt: BufferDType,
+    bytes: Uint8Array,
+    n: number,
+    peer: number,
+    what: string,
+  ): HostArray {
     const C = ctorOf(dt);
     if (bytes.byteLength !== n * C.BYTES_PER_ELEMENT) {
-      const e = new CollectiveError(peer, 'mismatch', this.rank, `${what}: expected ${n} ${dt} elements, got ${bytes.byteLength} bytes`);
+      const e = new CollectiveError(
+        peer,
+        'mismatch',
+        this.rank,
+        `${what}: expected ${n} ${dt} elements, got ${bytes.byteLength} bytes`,
+      );
       this.fail(e);
       throw e;
     }
@@ -353,12 +422,24 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
   private reducible(name: string, buf: Buf): BufferDType {
     const dt = this.ops.dtypeOf(buf);
     if (dt !== 'float32' && dt !== 'float64' && dt !== 'int32')
-      throw new OpsInputError(name, 'a float32, float64 or int32 buffer (the CPU transport reduces these)', dt);
+      throw new OpsInputError(
+        name,
+        'a float32, float64 or int32 buffer (the CPU transport reduces these)',
+        dt,
+      );
     return dt;
   }
 
   /** chunks[q] (n each) from every rank, reduced in rank order 0..W-1 in the buffer's dtype. */
-  private async reduceParts(mine: HostArray, dt: BufferDType, tag: number, parts: (q: number) => HostArray, n: number, op: ReduceOp, what: string): Promise<HostArray> {
+  private async reduceParts(
+    mine: HostArray,
+    dt: BufferDType,
+    tag: number,
+    parts: (q: number) => HostArray,
+    n: number,
+    op: ReduceOp,
+    what: string,
+  ): Promise<HostArray> {
     const W = this.worldSize;
     for (let q = 0; q < W; q++) if (q !== this.rank) this.send(q, tag, bytesOf(parts(q)));
     const got: HostArray[] = [];
@@ -388,7 +469,15 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
     };
     const { lo, hi } = shardRange(n, this.rank, W);
     // Reduce-scatter (each rank reduces its shard), then all-gather the reduced shards.
-    const red = await this.reduceParts(part(this.rank), dt, tag, part, hi - lo, op, `allReduce #${tag}`);
+    const red = await this.reduceParts(
+      part(this.rank),
+      dt,
+      tag,
+      part,
+      hi - lo,
+      op,
+      `allReduce #${tag}`,
+    );
     const out = new (ctorOf(dt))(n);
     out.set(red, lo);
     const tag2 = ++this.seq;
@@ -396,7 +485,16 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
     for (let q = 0; q < W; q++) {
       if (q === this.rank) continue;
       const r = shardRange(n, q, W);
-      out.set(this.typed(dt, await this.recv(q, tag2, `allReduce #${tag}`), r.hi - r.lo, q, `allReduce #${tag}`), r.lo);
+      out.set(
+        this.typed(
+          dt,
+          await this.recv(q, tag2, `allReduce #${tag}`),
+          r.hi - r.lo,
+          q,
+          `allReduce #${tag}`,
+        ),
+        r.lo,
+      );
     }
     await this.ops.upload(buf, out);
   }
@@ -404,33 +502,55 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
   async reduceScatter(out: Buf, inp: Buf, op: ReduceOp): Promise<void> {
     this.check();
     const dt = this.reducible('inp', inp);
-    if (this.ops.dtypeOf(out) !== dt) throw new OpsInputError('out', `a ${dt} buffer like inp`, this.ops.dtypeOf(out));
+    if (this.ops.dtypeOf(out) !== dt)
+      throw new OpsInputError('out', `a ${dt} buffer like inp`, this.ops.dtypeOf(out));
     const n = this.ops.lengthOf(out);
     const W = this.worldSize;
     if (this.ops.lengthOf(inp) !== W * n)
-      throw new OpsInputError('inp.length', `worldSize * out.length = ${W * n}`, this.ops.lengthOf(inp));
+      throw new OpsInputError(
+        'inp.length',
+        `worldSize * out.length = ${W * n}`,
+        this.ops.lengthOf(inp),
+      );
     const tag = ++this.seq;
     const host = await this.ops.download(inp);
     const part = (q: number): HostArray => host.subarray(q * n, (q + 1) * n);
-    const red = await this.reduceParts(part(this.rank), dt, tag, part, n, op, `reduceScatter #${tag}`);
+    const red = await this.reduceParts(
+      part(this.rank),
+      dt,
+      tag,
+      part,
+      n,
+      op,
+      `reduceScatter #${tag}`,
+    );
     await this.ops.upload(out, red);
   }
 
   async allGather(out: Buf, inp: Buf): Promise<void> {
     this.check();
     const dt = this.ops.dtypeOf(inp);
-    if (this.ops.dtypeOf(out) !== dt) throw new OpsInputError('out', `a ${dt} buffer like inp`, this.ops.dtypeOf(out));
+    if (this.ops.dtypeOf(out) !== dt)
+      throw new OpsInputError('out', `a ${dt} buffer like inp`, this.ops.dtypeOf(out));
     const n = this.ops.lengthOf(inp);
     const W = this.worldSize;
     if (this.ops.lengthOf(out) !== W * n)
-      throw new OpsInputError('out.length', `worldSize * inp.length = ${W * n}`, this.ops.lengthOf(out));
+      throw new OpsInputError(
+        'out.length',
+        `worldSize * inp.length = ${W * n}`,
+        this.ops.lengthOf(out),
+      );
     const tag = ++this.seq;
     const mine = await this.ops.download(inp);
     const all = new (ctorOf(dt))(W * n);
     all.set(mine, this.rank * n);
     for (let q = 0; q < W; q++) if (q !== this.rank) this.send(q, tag, bytesOf(mine));
     for (let q = 0; q < W; q++)
-      if (q !== this.rank) all.set(this.typed(dt, await this.recv(q, tag, `allGather #${tag}`), n, q, `allGather #${tag}`), q * n);
+      if (q !== this.rank)
+        all.set(
+          this.typed(dt, await this.recv(q, tag, `allGather #${tag}`), n, q, `allGather #${tag}`),
+          q * n,
+        );
     await this.ops.upload(out, all);
   }
 
@@ -445,13 +565,22 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
       return;
     }
     const what = `broadcast #${tag}`;
-    const data = this.typed(this.ops.dtypeOf(buf), await this.recv(root, tag, what), this.ops.lengthOf(buf), root, what);
+    const data = this.typed(
+      this.ops.dtypeOf(buf),
+      await this.recv(root, tag, what),
+      this.ops.lengthOf(buf),
+      root,
+      what,
+    );
     await this.ops.upload(buf, data);
   }
 
   async sendRecv(send: Buf, dst: number, recv: Buf, src: number): Promise<void> {
     this.check();
-    for (const [name, r] of [['dst', dst], ['src', src]] as const)
+    for (const [name, r] of [
+      ['dst', dst],
+      ['src', src],
+    ] as const)
       if (!Number.isInteger(r) || r < 0 || r >= this.worldSize)
         throw new OpsInputError(name, `a rank in [0, ${this.worldSize})`, r);
     const tag = ++this.seq;
@@ -462,15 +591,23 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
     }
     this.send(dst, tag, bytesOf(host));
     const what = `sendRecv #${tag}`;
-    const data = this.typed(this.ops.dtypeOf(recv), await this.recv(src, tag, what), this.ops.lengthOf(recv), src, what);
+    const data = this.typed(
+      this.ops.dtypeOf(recv),
+      await this.recv(src, tag, what),
+      this.ops.lengthOf(recv),
+      src,
+      what,
+    );
     await this.ops.upload(recv, data);
   }
 
   async barrier(): Promise<void> {
     this.check();
     const tag = ++this.seq;
-    for (let q = 0; q < this.worldSize; q++) if (q !== this.rank) this.send(q, tag, new Uint8Array(0));
-    for (let q = 0; q < this.worldSize; q++) if (q !== this.rank) await this.recv(q, tag, `barrier #${tag}`);
+    for (let q = 0; q < this.worldSize; q++)
+      if (q !== this.rank) this.send(q, tag, new Uint8Array(0));
+    for (let q = 0; q < this.worldSize; q++)
+      if (q !== this.rank) await this.recv(q, tag, `barrier #${tag}`);
   }
 
   abort(reason: string): void {
@@ -486,6 +623,11 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
       l.left = true; // our own close of this link is orderly too
       l.socket.end();
     }
-    this.failed = new CollectiveError(this.rank, 'aborted', this.rank, 'the communicator was destroyed');
+    this.failed = new CollectiveError(
+      this.rank,
+      'aborted',
+      this.rank,
+      'the communicator was destroyed',
+    );
   }
 }

@@ -17,7 +17,11 @@ export interface CheckpointOptimizer {
   readonly t: number;
   readonly config: AdamWConfig;
   getState(): Promise<{ m: Float32Array | Float64Array; v: Float32Array | Float64Array }>;
-  setState(m: Float32Array | Float64Array, v: Float32Array | Float64Array, t: number): Promise<void>;
+  setState(
+    m: Float32Array | Float64Array,
+    v: Float32Array | Float64Array,
+    t: number,
+  ): Promise<void>;
 }
 import { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.js';
 import {
