@@ -191,4 +191,38 @@ describe.skipIf(!existsSync(main))('data parallel (--workers, CPU transport)', (
     expect(stderr).toMatch(/^gpt2-train: rank 1 exited \(seen by rank 0\)/m);
     expect(stderr).toMatch(/^\[rank 2\] gpt2-train: rank 1 exited \(seen by rank 2\)/m);
   }, 120_000);
+
+  it('SIGINT to the launcher: every rank stops after the same step (exit 130), and the run resumes on 3 ranks', async () => {
+    const out = join(root, 'sigint');
+    const child = spawn(
+      process.execPath,
+      [main, ...flags(out, { workers: '2', steps: '400', 'eval-every': '1' })],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const code = await new Promise<number | null>((res, rej) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        rej(new Error(`no stop within 100 s:\n${stderr}`));
+      }, 100_000);
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/step 1: train loss/.test(stderr) && !child.killed) child.kill('SIGINT');
+      });
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        res(c);
+      });
+    });
+    expect(code, stderr).toBe(130);
+    const m = /stopped at step (\d+)/.exec(stdout);
+    expect(m, stdout + stderr).not.toBeNull();
+    const at = Number(m![1]);
+    expect(readRun(out).loss.length).toBe(at); // the checkpoint holds exactly the steps taken
+    const r = launch(out, { workers: '3', resume: '', steps: String(at + 1), 'eval-every': '1' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`done at step ${at + 1}`);
+  }, 150_000);
 });

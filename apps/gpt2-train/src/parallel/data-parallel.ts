@@ -16,13 +16,6 @@ import { shardRange, type Communicator, type Ops, type ParamSpecLike } from './t
 /** PyTorch DDP's default bucket (bucket_cap_mb = 25). */
 export const DEFAULT_BUCKET_MB = 25;
 
-/** The micro-steps (0-based, of K) that rank `rank` of W runs: k = rank, rank + W, ... */
-export function microStepsOf(K: number, rank: number, W: number): number[] {
-  const out: number[] = [];
-  for (let k = rank; k < K; k += W) out.push(k);
-  return out;
-}
-
 /**
  * grads (n) = sum over ranks, in buckets of at most bucketElems, from the end of the flat buffer to its
  * start (the order the backward produces them: the last layers first, as DDP's buckets). On a GPU each

@@ -102,8 +102,11 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
       };
       if (o.transport === 'nccl' && o.gpus) env['CUDA_VISIBLE_DEVICES'] = o.gpus[rank];
       // Rank 0 speaks for the job (its stdout and progress); the others' stderr is kept, prefixed.
+      // Own process group (detached): a terminal's Ctrl-C reaches the launcher only, which forwards exactly
+      // one SIGINT per rank (a second would make the trainer exit at once instead of after the agreed step).
       const child = spawn(process.execPath, [o.script, ...o.argv], {
         env,
+        detached: true,
         stdio: ['ignore', rank === 0 ? 'inherit' : 'ignore', rank === 0 ? 'inherit' : 'pipe'],
       });
       children.push(child);
