@@ -34,7 +34,7 @@ interface PageState {
   error?: string;
 }
 
-const STEPS = 12;
+const STEPS = 8;
 
 describe.skipIf(skip)(
   'gpt2-web: GPT-2 trains in headless Chromium (navigator.gpu, SwiftShader)',
@@ -75,7 +75,7 @@ describe.skipIf(skip)(
       page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
       // A small model and batch: SwiftShader runs WGSL on the CPU.
       await page.goto(
-        `${url}?auto=1&steps=${STEPS}&layers=1&embd=32&heads=2&seq=16&batch=4&lr=1e-2&evalEvery=6&sampleEvery=${STEPS}`,
+        `${url}?auto=1&steps=${STEPS}&layers=1&embd=32&heads=2&seq=16&batch=4&lr=1e-2&evalEvery=4&sampleEvery=${STEPS}`,
       );
       await page.waitForFunction(
         () => {
