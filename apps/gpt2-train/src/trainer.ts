@@ -176,6 +176,22 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       throw e;
     }
   }
+  // A rank whose launcher is gone (killed: its own process group does not get the signal) ends the job
+  // instead of training on as an orphan: the peers see it exit and name it.
+  let orphanWatch: NodeJS.Timeout | null = null;
+  if (comm) {
+    const launcher = process.ppid;
+    const c = comm;
+    orphanWatch = setInterval(() => {
+      if (process.ppid === launcher) return;
+      c.abort(`rank ${rank}: the launcher (pid ${launcher}) exited`);
+      process.stderr.write(
+        `gpt2-train: rank ${rank}: the launcher (pid ${launcher}) exited; stopping\n`,
+      );
+      process.exit(1);
+    }, 1000);
+    orphanWatch.unref();
+  }
   // ZeRO stage 1 across ranks: each keeps (and steps) the AdamW moments of its shard only.
   const opt: AdamW<unknown> | ShardedAdamW<unknown> = comm
     ? new ShardedAdamW(ops, comm, model.specs, model.numParams, ADAMW_DEFAULTS)
@@ -515,6 +531,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     comm?.abort(`rank ${rank} failed: ${(e as Error)?.message ?? String(e)}`);
     throw e;
   } finally {
+    if (orphanWatch) clearInterval(orphanWatch);
     if (hooks.signals) {
       process.off('SIGINT', onInt);
       process.off('SIGTERM', onInt);
