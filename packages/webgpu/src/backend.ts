@@ -38,6 +38,8 @@ export interface WebGPUBackendOptions extends AcquireOptions {
   compact?: boolean;
   /** Force tile sizes (benchmarks and tuning), for all head dims or per head dim; each must fit the device. */
   tiles?: Partial<Variant> | ((headDim: number) => Partial<Variant> | undefined);
+  /** KV-cache attention: stage K tiles through workgroup memory (tuning runs; default off). */
+  kvStageK?: boolean;
 }
 
 /** Software rasterisers, where compile time dominates and the compact variant is used. */
@@ -99,6 +101,7 @@ export async function createWebGPUBackend(
     kindOf: kindFor(nativeF16, compact),
     maxHeadDim: MAX_HEAD_DIM,
     parallelism: kvParallelism(compact),
+    stageK: options.kvStageK ?? false,
   });
   const varlen = new WebGPUVarlenAttention({ rt, mem, attention: att, maxHeadDim: MAX_HEAD_DIM });
 

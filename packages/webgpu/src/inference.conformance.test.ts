@@ -28,13 +28,11 @@ if (unavailable !== undefined && required) {
 describeInferenceConformance('webgpu', () => createWebGPUBackend(), { skip });
 
 // The typed storage kinds (f32, packed f16x2 / bf16x2 words: what a GPU without shader-f16 reads)
-// rather than SwiftShader's default run-time 'any' kind; KV-cache scenarios only (varlen runs the flash
-// programs, whose kinds conformance.test.ts covers).
+// rather than SwiftShader's default run-time 'any' kind, and the kv-cache-attention variant that stages
+// K tiles through workgroup memory (kvStageK); KV-cache scenarios only (varlen runs the flash programs,
+// whose kinds conformance.test.ts covers).
 describeInferenceConformance(
-  'webgpu (typed kinds)',
-  () => createWebGPUBackend({ compact: false }),
-  {
-    skip,
-    varlen: false,
-  },
+  'webgpu (typed kinds, staged K)',
+  () => createWebGPUBackend({ compact: false, kvStageK: true }),
+  { skip, varlen: false },
 );

@@ -13,7 +13,9 @@
  * Caches are zero-filled on the GPU (values do not change the work), q is random.
  *
  *   node decode-bench.mjs [--dawn ./dawn.node] [--batches 1,8,32,64] [--lens 1024,...,131072]
- *        [--layouts contiguous,paged] [--max-gib 40] [--json out.json] [--quick]
+ *        [--layouts contiguous,paged] [--kernels rows,staged] [--max-gib 40] [--json out.json] [--quick]
+ * --kernels times both kv-cache-attention variants (the backend's kvStageK option) in the same run, so
+ * one GPU run picks the default.
  *   (bundled for the GPU machine by decode-device.sh; --quick: small shapes for a software adapter)
  */
 import { createRequire } from 'node:module';
@@ -49,6 +51,11 @@ const SCHEMA = {
     help: 'auto: float16 with shader-f16, else float32',
   },
   splits: { type: 'int', default: 0, min: 0, help: '0: the backend heuristic; n: forced' },
+  kernels: {
+    type: 'string',
+    default: 'rows,staged',
+    help: 'kv-cache-attention variants: rows (each invocation reads its key row), staged (K tiles through workgroup memory: kvStageK)',
+  },
   reps: { type: 'int', default: 20, min: 1, help: 'timed calls per configuration' },
   maxGib: {
     type: 'number',
@@ -70,6 +77,7 @@ const args = parseArgsOrExit(process.argv.slice(2), SCHEMA, 'decode-bench');
 type Any = any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 export interface DecodeRow {
+  kernel: string;
   layout: 'contiguous' | 'paged';
   B: number;
   L: number;
@@ -153,6 +161,7 @@ async function copyGbps(be: WebGPUAttentionBackend, bytes: number, reps: number)
 
 async function decodeRow(
   be: WebGPUAttentionBackend,
+  kernel: string,
   layout: 'contiguous' | 'paged',
   B: number,
   L: number,
@@ -165,6 +174,7 @@ async function decodeRow(
   const bytes = dtype === 'float32' ? 4 : 2;
   const kvBytes = 2 * B * L * Hk * D * bytes;
   const row: DecodeRow = {
+    kernel,
     layout,
     B,
     L,
@@ -281,7 +291,12 @@ async function main(): Promise<void> {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
     if (!adapter) throw new Error('no adapter');
   }
-  const be = await createWebGPUBackend(adapter ? { adapter } : {});
+  const kernels = args.kernels.split(',');
+  for (const k of kernels)
+    if (k !== 'rows' && k !== 'staged') throw new Error(`--kernels: rows or staged, got '${k}'`);
+  const open = (kernel: string) =>
+    createWebGPUBackend({ ...(adapter ? { adapter } : {}), kvStageK: kernel === 'staged' });
+  let be = await open(kernels[0]!);
   const dtype: DType =
     args.dtype === 'auto' ? (be.nativeF16 ? 'float16' : 'float32') : (args.dtype as DType);
   const batches = args.quick ? [1, 4] : args.batches;
@@ -303,28 +318,35 @@ async function main(): Promise<void> {
     },
   };
   console.log(`${be.name}, ${dtype}, H ${args.heads} Hk ${args.kvHeads} D ${args.headDim}`);
+  const rows: DecodeRow[] = [];
+  results.rows = rows;
   try {
     const copyBytes = (args.quick ? 16 : args.copyMib) * 2 ** 20;
     results.copyGbps = await copyGbps(be, copyBytes, args.reps);
     console.log(
       `copy kernel: ${fmt(results.copyGbps)} GB/s (read + write of ${copyBytes / 2 ** 20} MiB)`,
     );
-    const rows: DecodeRow[] = [];
-    results.rows = rows;
-    for (const layout of layouts)
-      for (const B of batches)
-        for (const L of lens) {
-          const r = await decodeRow(be, layout, B, L, dtype, results.copyGbps);
-          rows.push(r);
-          console.log(
-            `${layout} B=${B} L=${L}: ${r.skipped ? `skipped (${r.skipped})` : `${fmt(r.ms)} ms, ${fmt(r.gbps)} GB/s (${fmt(100 * r.ofCopy)}% of copy), splits ${r.splits}`}`,
-          );
-          if (args.json) writeFileSync(args.json, JSON.stringify(results, null, 1));
-        }
+    for (const [ki, kernel] of kernels.entries()) {
+      if (ki > 0) {
+        be.dispose();
+        be = await open(kernel);
+      }
+      for (const layout of layouts)
+        for (const B of batches)
+          for (const L of lens) {
+            const r = await decodeRow(be, kernel, layout, B, L, dtype, results.copyGbps);
+            rows.push(r);
+            console.log(
+              `${kernel} ${layout} B=${B} L=${L}: ${r.skipped ? `skipped (${r.skipped})` : `${fmt(r.ms)} ms, ${fmt(r.gbps)} GB/s (${fmt(100 * r.ofCopy)}% of copy), splits ${r.splits}`}`,
+            );
+            if (args.json) writeFileSync(args.json, JSON.stringify(results, null, 1));
+          }
+    }
     console.log(
       '\n' +
         formatTable<DecodeRow>(
           [
+            { header: 'kernel', cell: (r) => r.kernel, align: 'left' },
             { header: 'layout', cell: (r) => r.layout, align: 'left' },
             { header: 'B', cell: (r) => String(r.B) },
             { header: 'L', cell: (r) => String(r.L) },

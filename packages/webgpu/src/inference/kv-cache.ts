@@ -29,6 +29,7 @@ import { COMBINE_WG, combineByLseProgram } from '../kernels/inference/combine-by
 import {
   kvCacheAttentionProgram,
   kvRowsPerGroup,
+  kvStageChunk,
 } from '../kernels/inference/kv-cache-attention.wgsl.js';
 import { APPEND_WG, kvCacheAppendProgram } from '../kernels/inference/kv-cache-append.wgsl.js';
 import { dtypeCode, type StorageKind } from '../kernels/storage.wgsl.js';
@@ -52,6 +53,8 @@ export interface InferenceDeps {
    * backend passes an estimate (see backend.ts).
    */
   parallelism: number;
+  /** Stage K tiles through workgroup memory (kv-cache-attention.wgsl.ts `stageK`; tuning). */
+  stageK?: boolean;
 }
 
 /** A checked view with its absolute offset and strides for the uniforms. */
@@ -251,7 +254,8 @@ export class WebGPUKvCacheAttention implements DeviceKvCacheAttention<WebGPUBuff
       // S = 1: the attention writes out and lse; S > 1: partials, merged by the combine
       const outP = S > 1 ? take(S * n * 4) : undefined;
       const lseP = S > 1 ? take(S * nl * 4) : undefined;
-      const attn = kvCacheAttentionProgram({ headDim: D, kind, MR }, [S * blocks, Hk, B]);
+      const stageK = !!this.deps.stageK && kvStageChunk(D, MR) > 0;
+      const attn = kvCacheAttentionProgram({ headDim: D, kind, MR, stageK }, [S * blocks, Hk, B]);
       const attnUniforms = {
         B,
         Nq,

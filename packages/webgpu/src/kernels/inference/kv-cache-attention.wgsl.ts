@@ -67,6 +67,20 @@ export interface KvAttentionSpec {
   kind: StorageKind;
   /** Query rows per workgroup (1, 2, 4 or 8). */
   MR: number;
+  /**
+   * Stage each K tile through workgroup memory, DC head dims at a time, with coalesced loads (a warp
+   * reads whole row segments) instead of each invocation reading its own key row (a warp's load then
+   * touches 32 rows). A tuning switch until measured on a GPU (decode-bench.ts --kernels).
+   */
+  stageK?: boolean;
+}
+
+/** Head dims per staged K chunk: the largest of 16, 8, 4, 2, 1 dividing D whose buffers fit 16 KiB. */
+export function kvStageChunk(D: number, MR: number): number {
+  const other = 4 * (MR * D + MR * KV_NT + 2 * KV_NT + MR);
+  for (const dc of [16, 8, 4, 2, 1])
+    if (D % dc === 0 && other + 4 * KV_NT * (dc + 1) <= 16384) return dc;
+  return 0;
 }
 
 /** Query rows per workgroup for a group of M = (Hq / Hk) * Nq rows: the power of two >= M, at most 8. */
@@ -83,7 +97,7 @@ export function kvCacheAttentionProgram(
 ): ProgramInfo {
   return {
     name: 'kv-cache-attention',
-    cacheKey: `d${spec.headDim}-${spec.kind}-r${spec.MR}`,
+    cacheKey: `d${spec.headDim}-${spec.kind}-r${spec.MR}${spec.stageK ? '-sk' : ''}`,
     uniforms: KV_ATTENTION_UNIFORMS,
     bindings: [
       { name: 'q', type: spec.kind, access: 'read', shape: '(B, Nq, Hq, D), strided' },
@@ -109,12 +123,21 @@ export function kvCacheAttentionWGSL(spec: KvAttentionSpec): string {
   const NT = KV_NT;
   const TD = Math.ceil(D / NT);
   const UK = D % 8 === 0 ? 8 : D % 4 === 0 ? 4 : D % 2 === 0 ? 2 : 1; // unroll of the score loop
+  const DC = spec.stageK ? kvStageChunk(D, MR) : 0; // staged K: head dims per chunk
+  if (spec.stageK && DC === 0)
+    throw new Error(`kv-cache-attention: no K chunk fits at D=${D}, MR=${MR}`);
   return /* wgsl */ `
 const D = ${D}u;
 var<workgroup> qs: array<f32, ${MR * D}>;  // (MR, D) query rows times scale * log2(e)
 var<workgroup> ps: array<f32, ${MR * NT}>; // (MR, NT) scores, then P, of the key tile
 var<workgroup> vAt: array<u32, ${NT}>;     // element offset of each tile key's V row (head hk)
-var<workgroup> rowMax: array<atomic<u32>, ${MR}>; // the tile's row max as orderKey (0: no visible key)
+${
+  DC
+    ? `var<workgroup> kAt: array<u32, ${NT}>;     // element offset of each tile key's K row (~0u: none)
+var<workgroup> kt: array<f32, ${NT * (DC + 1)}>; // (NT, DC + 1) K chunk of the tile (+1: no bank conflicts)
+`
+    : ''
+}var<workgroup> rowMax: array<atomic<u32>, ${MR}>; // the tile's row max as orderKey (0: no visible key)
 
 // f32 -> u32 with the same order (finite values), for atomicMax; 0 is below every key of a float
 fn orderKey(x: f32) -> u32 {
@@ -180,18 +203,14 @@ ${unroll(MR, (r) => `  m_i[${r}] = ${NEG}; l_i[${r}] = 0.0;\n`)}${unroll(MR * TD
     let j = j0 + i32(lid);
     var sc: array<f32, ${MR}>;
 ${unroll(MR, (r) => `    sc[${r}] = 0.0;\n`)}    var va = 0u;
+    var ka = 0xffffffffu;
     if (j >= jBegin && j < jEnd) {
       let page = u32(cmeta[p.B + b * p.mb + u32(j) / p.ps]);
       let rowp = u32(j) % p.ps;
-      let ka = p.k.off + page * p.k.sB + rowp * p.k.sN + hk * p.k.sH;
+      ka = p.k.off + page * p.k.sB + rowp * p.k.sN + hk * p.k.sH;
       va = p.v.off + page * p.v.sB + rowp * p.v.sN + hk * p.v.sH;
-      // UK loads issued before their FMAs (more loads in flight per invocation)
-      for (var d = 0u; d < D; d += ${UK}u) {
-${unroll(UK, (u) => `        let k${u} = ld_kc(ka + d + ${u}u);\n`)}${unroll(UK, (u) =>
-    unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d + ${u}u], k${u}, sc[${r}]);\n`),
-  )}      }
     }
-    vAt[lid] = va;
+${DC ? stagedScores(NT, DC, MR) : directScores(UK, MR)}    vAt[lid] = va;
     // masked scores NEG; the tile's row max through an order-preserving u32 key (one atomic per row)
 ${unroll(
   MR,
@@ -250,5 +269,33 @@ ${unroll(TD, (c) => `      { let d = ${c * NT}u + lid; if (d < D) { o[ob + d] = 
   }
 `,
 )}}
+`;
+}
+
+/** Scores of key j0 + lid read straight from its K row, UK loads issued before their FMAs. */
+function directScores(UK: number, MR: number): string {
+  return `    if (ka != 0xffffffffu) {
+      for (var d = 0u; d < D; d += ${UK}u) {
+${unroll(UK, (u) => `        let k${u} = ld_kc(ka + d + ${u}u);\n`)}${unroll(UK, (u) =>
+    unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d + ${u}u], k${u}, sc[${r}]);\n`),
+  )}      }
+    }
+`;
+}
+
+/** Scores through the K tile staged DC head dims at a time (coalesced row segments). */
+function stagedScores(NT: number, DC: number, MR: number): string {
+  return `    kAt[lid] = ka;
+    workgroupBarrier();
+    for (var d0 = 0u; d0 < D; d0 += ${DC}u) {
+      for (var e = lid; e < ${NT * DC}u; e += ${NT}u) {
+        let a = kAt[e / ${DC}u];
+        var x = 0.0;
+        if (a != 0xffffffffu) { x = ld_kc(a + d0 + e % ${DC}u); }
+        kt[(e / ${DC}u) * ${DC + 1}u + e % ${DC}u] = x;
+      }
+      workgroupBarrier();
+${unroll(DC, (u) => `      { let kv = kt[lid * ${DC + 1}u + ${u}u];\n${unroll(MR, (r) => `        sc[${r}] = fma(qs[${r}u * D + d0 + ${u}u], kv, sc[${r}]);\n`)}      }\n`)}      workgroupBarrier();
+    }
 `;
 }
