@@ -446,7 +446,8 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   if (!open_stream(env, &c)) return nullptr;
   return finish(env,
                 ops::adamw(gdt, static_cast<float*>(params), grads, static_cast<float*>(m), static_cast<float*>(v), n,
-                           (float)lr, (float)b1, (float)b2, (float)eps, (float)wd, (float)c1, (float)c2, c.stream),
+                           (float)lr, (float)b1, (float)b2, (float)(1.0 - b1), (float)(1.0 - b2), (float)eps, (float)wd,
+                           (float)c1, (float)c2, c.stream),
                 "adamw");
 }
 

@@ -53,9 +53,11 @@ cudaError_t reduce_sum(int dtype, double* result, double* partials, const void* 
 int reduce_partials_count();
 // x *= scale.
 cudaError_t scale_inplace(int dtype, void* x, int64_t n, float scale, cudaStream_t s);
-// One AdamW step; params, m, v float32; grads in grad_dtype. c1 = 1 - beta1^t, c2 = 1 - beta2^t.
+// One AdamW step; params, m, v float32; grads in grad_dtype. c1 = 1 - beta1^t, c2 = 1 - beta2^t; one_minus_beta*
+// = 1 - beta* rounded once from float64.
 cudaError_t adamw(int grad_dtype, float* params, const void* grads, float* m, float* v, int64_t n, float lr,
-                  float beta1, float beta2, float eps, float weight_decay, float c1, float c2, cudaStream_t s);
+                  float beta1, float beta2, float one_minus_beta1, float one_minus_beta2, float eps, float weight_decay,
+                  float c1, float c2, cudaStream_t s);
 // Row-major out (M, N) (+)= op(A) op(B) [+ bias (N)], one thread per element (matmul_fallback.cu): only for a
 // product cuBLASLt has no kernel for. out and bias in out_dtype (a's dtype or float32).
 cudaError_t matmul_fallback(int ab_dtype, int out_dtype, void* out, const void* a, const void* b, const void* bias,
