@@ -1,7 +1,8 @@
 /**
  * The inference conformance suite (KV cache, split-KV, combine, varlen forward and backward, typed
  * rejections) on the WebGPU backend through Dawn, for the GPU machine (decode-device.sh), where
- * float16 is read as native f16 (shader-f16) instead of the packed words SwiftShader's tests use.
+ * float16 is read as native f16 (shader-f16) instead of the packed words SwiftShader's tests use; the
+ * KV-cache scenarios run again on the staged-K kernel variant (kvStageK).
  * One line per scenario (its worst check per output), a summary, the results as JSON.
  *
  *   node inference-conformance.mjs [out.json] [seed]
@@ -38,6 +39,20 @@ async function main(): Promise<void> {
     report(await runKvCacheRejections(be, seed));
     for (const s of VARLEN_SCENARIOS) report(await runVarlenScenario(be, s, seed));
     report(await runVarlenRejections(be, seed));
+    // the staged-K kv-cache-attention variant (decode-bench.ts --kernels staged) on the KV scenarios
+    const staged = await createWebGPUBackend({ kvStageK: true });
+    try {
+      for (const s of KV_CACHE_SCENARIOS) {
+        const r = await runKvCacheScenario(staged, s, seed);
+        report({
+          ...r,
+          id: `${r.id} [staged K]`,
+          message: r.message.replace(/\n|$/, ' [staged K]$&'),
+        });
+      }
+    } finally {
+      staged.dispose();
+    }
     const failed = results.filter((r) => !r.pass).length;
     console.log(`${results.length - failed} passed, ${failed} failed`);
     writeFileSync(out, JSON.stringify({ backend: be.name, seed, results }, null, 1));
