@@ -196,6 +196,7 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     operands: readonly Operand[],
     make: (bound: BoundOperands) => ProgramInfo,
     uniforms: Readonly<Record<string, UniformValue>>,
+    extraBuffers: Readonly<Record<string, GPUBuffer>> = {},
   ): void {
     const bound = bindOperands(operands);
     const info = make(bound);
@@ -204,7 +205,7 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
       this.recorder.compute(),
       info,
       { ...uniforms, ...bound.values },
-      bound.buffers,
+      { ...bound.buffers, ...extraBuffers },
     );
     this.recorder.dispatched();
   }
@@ -334,14 +335,28 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
       throw new OpsInputError('matmul opts', 'bias or accumulate, not both', 'both');
     if (M === 0 || N === 0) return;
     const epilogue = opts.accumulate ? 'accumulate' : bias ? 'bias' : 'store';
-    const spec = matmulSpecFor(M, N, opts.transA ?? false, opts.transB ?? false, epilogue);
-    const operands: Operand[] = [
-      { name: 'out', buf: o, write: true },
-      { name: 'a', buf: A },
-      { name: 'b', buf: B },
-    ];
+    const transA = opts.transA ?? false;
+    const transB = opts.transB ?? false;
+    // vec4 reads of an operand whose contiguous size and offset are multiples of 4, bound a second
+    // time read-only (allowed unless its GPUBuffer is also out's, which is bound writable)
+    const vec = (x: WebGPUBuffer, contiguous: number): boolean =>
+      contiguous % 4 === 0 && x.offset % 4 === 0 && x.gpuBuffer !== o.gpuBuffer;
+    const spec: MatmulSpec = {
+      ...matmulSpecFor(M, N, transA, transB, epilogue),
+      vecA: vec(A, transA ? M : K),
+      vecB: vec(B, transB ? K : N),
+    };
+    // (a vec4 operand is read only through a4 / b4: its scalar binding would be unused, which the
+    // pipeline's 'auto' layout drops and the bind group would then fail to match)
+    const operands: Operand[] = [{ name: 'out', buf: o, write: true }];
+    if (!spec.vecA) operands.push({ name: 'a', buf: A });
+    if (!spec.vecB) operands.push({ name: 'b', buf: B });
     if (bias) operands.push({ name: 'bias', buf: bias });
-    this.run(operands, (bd) => matmulProgram(bd, spec, matmulGroups(spec, M, N)), { M, N, K });
+    const extra: Record<string, GPUBuffer> = {};
+    const u: Record<string, number> = { M, N, K };
+    if (spec.vecA) [extra.a4, u.o4_a] = [A.gpuBuffer, A.offset / 4];
+    if (spec.vecB) [extra.b4, u.o4_b] = [B.gpuBuffer, B.offset / 4];
+    this.run(operands, (bd) => matmulProgram(bd, spec, matmulGroups(spec, M, N)), u, extra);
   }
 
   biasBackward(dbias: WebGPUBuffer, dout: WebGPUBuffer, M: number, N: number): void {
