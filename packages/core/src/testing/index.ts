@@ -26,5 +26,6 @@ export {
   type NaiveBackward,
   type NaiveForward,
   type NaiveResult,
+  type NaiveVariant,
 } from './naive-attention.js';
 export { coords, maskInfo, maxDeviation, type Deviation, type MaskInfo } from './compare.js';

@@ -84,6 +84,19 @@ export interface NaiveBackward {
   dvRecompute: number;
 }
 
+/**
+ * Which same-precision baseline: by default S is rounded to c as PyTorch's math SDPA does (its matmul writes
+ * S in c); `scores: 'float32'` keeps S in float32 as fused kernels do (PyTorch's memory-efficient SDPA, every
+ * flash kernel), P and everything else still rounded to c. The two differ only for a 16-bit c. The conformance
+ * runner judges a 16-bit case against the worse of the two (see @flashattn/conformance's README): at |S| ~ 1e4
+ * the math baseline's 16-bit S (ulp 64) turns near-ties into exact ties and averages two keys' V by luck, which
+ * an exact backend cannot match (float64 attention of bf16-rounded inputs failed 3 of 36 'f32 huge-spread'
+ * cases at 2.03x, 2026-12-07, as did the CUDA kernels on the H100 with the same error to three digits).
+ */
+export interface NaiveVariant {
+  scores?: 'rounded' | 'float32';
+}
+
 export interface NaiveResult {
   forward: NaiveForward;
   backward?: NaiveBackward;
@@ -112,7 +125,9 @@ export function naiveAttention(
   opts: AttentionOptions | undefined,
   c: DType,
   dout?: Tensor,
+  variant: NaiveVariant = {},
 ): NaiveResult {
+  const roundScores = variant.scores !== 'float32';
   const [B, Nq, Hq, D] = q.shape as [number, number, number, number];
   const [, Nk, Hk] = k.shape as [number, number, number, number];
   const group = Hq / Hk;
@@ -191,7 +206,7 @@ export function naiveAttention(
             dot = fr(dot + t);
             dotAbs += Math.abs(t);
           }
-          const s = rc(fr(scale * dot));
+          const s = roundScores ? rc(fr(scale * dot)) : fr(scale * dot);
           S[i * Nk + j] = s;
           SAbs[i * Nk + j] = scale * dotAbs;
           if (s > m) m = s;
