@@ -137,72 +137,83 @@ describe.skipIf(skip)('WebGpuOps', () => {
     }
   });
 
-  it('multiplies with vec4 reads (sizes and offsets multiples of 4) in every transpose, under the rule', async () => {
-    const ops = await createWebGpuOps();
-    try {
-      // The suite's ci matmuls have odd sizes (scalar reads); these take the vec4 path for A and B.
-      const [M, N, K] = [36, 132, 20];
-      const val = (i: number): number => Math.fround(Math.sin(i * 1.618) * 2);
-      const host = (n: number, s: number): Float32Array =>
-        Float32Array.from({ length: n }, (_, i) => val(i + s));
-      const a = host(M * K, 1); // (M, K) or, transA, (K, M)
-      const b = host(K * N, 2); // (K, N) or, transB, (N, K)
-      const bias = host(N, 3);
-      const init = host(M * N, 4);
-      // one allocation for the inputs (views at offsets 4, ...): a and b read as vec4 from it
-      const inputs = ops.alloc(4 + a.length + b.length + bias.length, 'float32');
-      const A = ops.view(inputs, 4, a.length);
-      const B = ops.view(inputs, 4 + a.length, b.length);
-      const Bias = ops.view(inputs, 4 + a.length + b.length, N);
-      await ops.upload(A, a);
-      await ops.upload(B, b);
-      await ops.upload(Bias, bias);
-      const out = ops.alloc(M * N, 'float32'); // (M, N)
-      const u = 2 ** -24;
-      for (const transA of [false, true]) {
-        for (const transB of [false, true]) {
-          for (const mode of ['store', 'accumulate', 'bias'] as const) {
-            await ops.upload(out, init);
-            ops.matmul(out, A, B, M, N, K, {
-              transA,
-              transB,
-              accumulate: mode === 'accumulate',
-              ...(mode === 'bias' ? { bias: Bias } : {}),
-            });
-            const got = (await ops.download(out)) as Float32Array;
-            let errGot = 0;
-            let errNaive = 0;
-            let maxRef = 0;
-            let maxAbs = 0;
-            for (let i = 0; i < M; i++) {
-              for (let j = 0; j < N; j++) {
-                const start =
-                  mode === 'accumulate' ? init[i * N + j]! : mode === 'bias' ? bias[j]! : 0;
-                let ref = start;
-                let naive = start;
-                let abs = Math.abs(start);
-                for (let k = 0; k < K; k++) {
-                  const t =
-                    (transA ? a[k * M + i]! : a[i * K + k]!) *
-                    (transB ? b[j * K + k]! : b[k * N + j]!);
-                  ref += t;
-                  naive = Math.fround(naive + t); // one rounding per multiply-add (FMA)
-                  abs += Math.abs(t);
-                }
-                errGot = Math.max(errGot, Math.abs(got[i * N + j]! - ref));
-                errNaive = Math.max(errNaive, Math.abs(naive - ref));
-                maxRef = Math.max(maxRef, Math.abs(ref));
-                maxAbs = Math.max(maxAbs, abs);
+  it.each([
+    // [M, N, K, lead]: the suite's ci matmuls have odd sizes (scalar reads, bounds checks); these take
+    // vec4 reads (sizes and offsets multiples of 4) with partial tiles, vec4 reads with full 64 x 64 tiles
+    // (no bounds checks), and scalar reads (odd offset) with full tiles.
+    [36, 132, 20, 4],
+    [128, 64, 32, 4],
+    [64, 128, 48, 5],
+  ])(
+    'matmul M%i N%i K%i (operands from element %i) in every transpose, under the rule',
+    async (M, N, K, lead) => {
+      const ops = await createWebGpuOps();
+      try {
+        const val = (i: number): number => Math.fround(Math.sin(i * 1.618) * 2);
+        const host = (n: number, s: number): Float32Array =>
+          Float32Array.from({ length: n }, (_, i) => val(i + s));
+        const a = host(M * K, 1); // (M, K) or, transA, (K, M)
+        const b = host(K * N, 2); // (K, N) or, transB, (N, K)
+        const bias = host(N, 3);
+        const init = host(M * N, 4);
+        // one allocation for the inputs, views from element `lead` on
+        const inputs = ops.alloc(lead + a.length + b.length + bias.length, 'float32');
+        const A = ops.view(inputs, lead, a.length);
+        const B = ops.view(inputs, lead + a.length, b.length);
+        const Bias = ops.view(inputs, lead + a.length + b.length, N);
+        await ops.upload(A, a);
+        await ops.upload(B, b);
+        await ops.upload(Bias, bias);
+        const out = ops.alloc(M * N, 'float32'); // (M, N)
+        const u = 2 ** -24;
+        // each transpose once, each epilogue at least once (pipelines compile slowly on SwiftShader)
+        const combos = [
+          [false, false, 'bias'],
+          [true, false, 'accumulate'],
+          [false, true, 'store'],
+          [true, true, 'accumulate'],
+        ] as const;
+        for (const [transA, transB, mode] of combos) {
+          await ops.upload(out, init);
+          ops.matmul(out, A, B, M, N, K, {
+            transA,
+            transB,
+            accumulate: mode === 'accumulate',
+            ...(mode === 'bias' ? { bias: Bias } : {}),
+          });
+          const got = (await ops.download(out)) as Float32Array;
+          let errGot = 0;
+          let errNaive = 0;
+          let maxRef = 0;
+          let maxAbs = 0;
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < N; j++) {
+              const start =
+                mode === 'accumulate' ? init[i * N + j]! : mode === 'bias' ? bias[j]! : 0;
+              let ref = start;
+              let naive = start;
+              let abs = Math.abs(start);
+              for (let k = 0; k < K; k++) {
+                const t =
+                  (transA ? a[k * M + i]! : a[i * K + k]!) *
+                  (transB ? b[j * K + k]! : b[k * N + j]!);
+                ref += t;
+                naive = Math.fround(naive + t); // one rounding per multiply-add (FMA)
+                abs += Math.abs(t);
               }
+              errGot = Math.max(errGot, Math.abs(got[i * N + j]! - ref));
+              errNaive = Math.max(errNaive, Math.abs(naive - ref));
+              maxRef = Math.max(maxRef, Math.abs(ref));
+              maxAbs = Math.max(maxAbs, abs);
             }
-            expect(errGot, `transA ${transA} transB ${transB} ${mode}`).toBeLessThanOrEqual(
-              2 * errNaive + u * maxRef + u * maxAbs,
-            );
           }
+          expect(errGot, `transA ${transA} transB ${transB} ${mode}`).toBeLessThanOrEqual(
+            2 * errNaive + u * maxRef + u * maxAbs,
+          );
         }
+      } finally {
+        await ops.dispose();
       }
-    } finally {
-      await ops.dispose();
-    }
-  });
+    },
+  );
 });

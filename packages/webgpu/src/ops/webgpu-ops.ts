@@ -341,10 +341,13 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     // time read-only (allowed unless its GPUBuffer is also out's, which is bound writable)
     const vec = (x: WebGPUBuffer, contiguous: number): boolean =>
       contiguous % 4 === 0 && x.offset % 4 === 0 && x.gpuBuffer !== o.gpuBuffer;
+    const shape = matmulSpecFor(M, N, transA, transB, epilogue);
+    const BM = 64 * shape.G;
     const spec: MatmulSpec = {
-      ...matmulSpecFor(M, N, transA, transB, epilogue),
+      ...shape,
       vecA: vec(A, transA ? M : K),
       vecB: vec(B, transB ? K : N),
+      full: M % BM === 0 && N % BM === 0 && K % shape.BK === 0,
     };
     // (a vec4 operand is read only through a4 / b4: its scalar binding would be unused, which the
     // pipeline's 'auto' layout drops and the bind group would then fail to match)

@@ -33,6 +33,8 @@ export interface MatmulSpec {
    */
   vecA?: boolean;
   vecB?: boolean;
+  /** M and N multiples of the tile and K of BK: no bounds checks (the baked baseline has none). */
+  full?: boolean;
 }
 
 /** Workgroups (x over N, y over M). */
@@ -49,7 +51,7 @@ export function matmulProgram(
 ): ProgramInfo {
   return opProgram({
     name: 'matmul',
-    variant: `g${spec.G}-bk${spec.BK}-${spec.transA ? 't' : 'n'}${spec.transB ? 't' : 'n'}-${spec.epilogue}${spec.vecA ? '-va' : ''}${spec.vecB ? '-vb' : ''}`,
+    variant: `g${spec.G}-bk${spec.BK}-${spec.transA ? 't' : 'n'}${spec.transB ? 't' : 'n'}-${spec.epilogue}${spec.vecA ? '-va' : ''}${spec.vecB ? '-vb' : ''}${spec.full ? '-full' : ''}`,
     bound: {
       ...bound,
       bindings: [
@@ -82,30 +84,33 @@ export function matmulWGSL(s: MatmulSpec): string {
   const AS = BM + 4; // row length of As (BK, AS): padding against bank conflicts of the transposed stores
   const BS = BM;
   const T = 4 * G;
+  // A bounds check, left out for full tiles (every check would be true).
+  const guard = (cond: string, stmt: string): string =>
+    s.full ? stmt : `if (${cond}) { ${stmt} }`;
   // Tile loads: element e of a (BM x BK) tile, walking the contiguous index fastest; stores into As
   // (BK, AS) = op(A)^T and Bs (BK, BS) = op(B).
   const scalarA = s.transA
     ? `let m = e % ${BM}u; let kq = e / ${BM}u;
       let gm = m0 + m; let gk = k0 + kq;
       var x = 0.0;
-      if (gm < p.M && gk < p.K) { x = ld_a(gk * p.M + gm); }
+      ${guard('gm < p.M && gk < p.K', `x = ld_a(gk * p.M + gm);`)}
       let w = kq * ${AS}u + m; As[w / 4u][w % 4u] = x;`
     : `let kq = e % ${BK}u; let m = e / ${BK}u;
       let gm = m0 + m; let gk = k0 + kq;
       var x = 0.0;
-      if (gm < p.M && gk < p.K) { x = ld_a(gm * p.K + gk); }
+      ${guard('gm < p.M && gk < p.K', `x = ld_a(gm * p.K + gk);`)}
       let w = kq * ${AS}u + m; As[w / 4u][w % 4u] = x;`;
   // vec4: the contiguous size is a multiple of 4, so a vec4 is wholly in range or wholly out.
   const vectorA = s.transA
     ? `let m4 = e % ${BM / 4}u; let kq = e / ${BM / 4}u;
       let gm = m0 + 4u * m4; let gk = k0 + kq;
       var x = vec4<f32>();
-      if (gm < p.M && gk < p.K) { x = a4[p.o4_a + (gk * p.M + gm) / 4u]; }
+      ${guard('gm < p.M && gk < p.K', `x = a4[p.o4_a + (gk * p.M + gm) / 4u];`)}
       As[(kq * ${AS}u) / 4u + m4] = x;`
     : `let k4 = e % ${BK / 4}u; let m = e / ${BK / 4}u;
       let gm = m0 + m; let gk = k0 + 4u * k4;
       var x = vec4<f32>();
-      if (gm < p.M && gk < p.K) { x = a4[p.o4_a + (gm * p.K + gk) / 4u]; }
+      ${guard('gm < p.M && gk < p.K', `x = a4[p.o4_a + (gm * p.K + gk) / 4u];`)}
 ${unroll(
   4,
   (c) => `      { let w = (4u * k4 + ${c}u) * ${AS}u + m; As[w / 4u][w % 4u] = x[${c}]; }
@@ -115,18 +120,18 @@ ${unroll(
     ? `let kq = e % ${BK}u; let n = e / ${BK}u;
       let gn = n0 + n; let gk = k0 + kq;
       var x = 0.0;
-      if (gn < p.N && gk < p.K) { x = ld_b(gn * p.K + gk); }
+      ${guard('gn < p.N && gk < p.K', `x = ld_b(gn * p.K + gk);`)}
       let w = kq * ${BS}u + n; Bs[w / 4u][w % 4u] = x;`
     : `let n = e % ${BM}u; let kq = e / ${BM}u;
       let gn = n0 + n; let gk = k0 + kq;
       var x = 0.0;
-      if (gn < p.N && gk < p.K) { x = ld_b(gk * p.N + gn); }
+      ${guard('gn < p.N && gk < p.K', `x = ld_b(gk * p.N + gn);`)}
       let w = kq * ${BS}u + n; Bs[w / 4u][w % 4u] = x;`;
   const vectorB = s.transB
     ? `let k4 = e % ${BK / 4}u; let n = e / ${BK / 4}u;
       let gn = n0 + n; let gk = k0 + 4u * k4;
       var x = vec4<f32>();
-      if (gn < p.N && gk < p.K) { x = b4[p.o4_b + (gn * p.K + gk) / 4u]; }
+      ${guard('gn < p.N && gk < p.K', `x = b4[p.o4_b + (gn * p.K + gk) / 4u];`)}
 ${unroll(
   4,
   (c) => `      { let w = (4u * k4 + ${c}u) * ${BS}u + n; Bs[w / 4u][w % 4u] = x[${c}]; }
@@ -135,7 +140,7 @@ ${unroll(
     : `let n4 = e % ${BM / 4}u; let kq = e / ${BM / 4}u;
       let gn = n0 + 4u * n4; let gk = k0 + kq;
       var x = vec4<f32>();
-      if (gn < p.N && gk < p.K) { x = b4[p.o4_b + (gk * p.N + gn) / 4u]; }
+      ${guard('gn < p.N && gk < p.K', `x = b4[p.o4_b + (gk * p.N + gn) / 4u];`)}
       Bs[(kq * ${BS}u) / 4u + n4] = x;`;
   const loadA = s.vecA ? vectorA : scalarA;
   const loadB = s.vecB ? vectorB : scalarB;
@@ -187,8 +192,8 @@ ${unroll(G, (ga) =>
       (gb) => `  {
     let m = m0 + ${ga * 64}u + ty * 4u + ${i}u;
     let v = acc[${(ga * 4 + i) * G + gb}];
-    if (m < p.M) {
-${unroll(4, (j) => `      { let n = n0 + ${gb * 64}u + tx * 4u + ${j}u; if (n < p.N) { let o = m * p.N + n; ${store(`v[${j}]`)} } }\n`)}    }
+    if (${s.full ? 'true' : 'm < p.M'}) {
+${unroll(4, (j) => `      { let n = n0 + ${gb * 64}u + tx * 4u + ${j}u; if (${s.full ? 'true' : 'n < p.N'}) { let o = m * p.N + n; ${store(`v[${j}]`)} } }\n`)}    }
   }
 `,
     ),
