@@ -310,7 +310,6 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
           this.rank,
           `reported by rank ${peer}: ${info.reason}`,
         ),
-        false,
       );
       return;
     }
@@ -325,8 +324,13 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
     } else link.frames.push(f);
   }
 
-  /** The first failure wins: pending calls reject, later calls throw it, and the peers are told. */
-  private fail(e: CollectiveError, tell = true): void {
+  /**
+   * The first failure wins: pending calls reject, later calls throw it, and the peers are told, also when
+   * the failure was itself reported by a peer: the ABORT goes out before this rank's sockets close, so a
+   * third rank that sees the close first still learns the original culprit (without the relay it blamed the
+   * relaying rank as 'peer-exited': seen in CI on 2026-12-07).
+   */
+  private fail(e: CollectiveError): void {
     if (this.failed) return;
     this.failed = e;
     const msg = new TextEncoder().encode(
@@ -338,7 +342,7 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
         clearTimeout(w.timer);
         w.reject(e);
       }
-      if (tell && !l.socket.destroyed) l.write(ABORT, 0, msg);
+      if (!l.socket.destroyed) l.write(ABORT, 0, msg);
       l.socket.end();
     }
   }
