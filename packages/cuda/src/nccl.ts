@@ -1,6 +1,7 @@
 /**
  * NCCL for core's Communicator contract: one process per GPU, libnccl loaded at run time by the addon
- * (native/addon/nccl.{h,cpp}: FLASHATTN_NCCL_PATH, then libnccl.so.2 / libnccl.so; the GPU machine's
+ * (native/addon/nccl.{h,cpp}: options.libraryPath, FLASHATTN_NCCL_PATH, then libnccl.so.2 / libnccl.so, the
+ * order cuBLASLt is searched in too (native/addon/dl_library.h); the GPU machine's
  * copy lives in the torch venv's site-packages/nvidia/nccl/lib, so point FLASHATTN_NCCL_PATH or
  * LD_LIBRARY_PATH there), every collective enqueued on the device's stream through the device's call
  * queue, so it runs in program order with the kernels and resolves once queued.
@@ -125,7 +126,7 @@ export interface NcclCommunicatorOptions {
   /** The launcher's rendezvous directory (shared by the ranks of this host). */
   rendezvous: string;
   timeoutMs: number;
-  /** A libnccl path tried after FLASHATTN_NCCL_PATH and before the standard names. */
+  /** A libnccl path tried first, before FLASHATTN_NCCL_PATH and the standard names. */
   libraryPath?: string;
 }
 

@@ -7,7 +7,7 @@
 // is cached per (shape, transposes, dtypes, epilogue, pointer alignments).
 #include "cublaslt.h"
 
-#include <dlfcn.h>
+#include "dl_library.h"
 
 #include <cstdlib>
 #include <map>
@@ -22,47 +22,31 @@ Api g_api{};
 bool g_loaded = false;
 std::string g_loaded_from;
 
-template <typename F>
-bool sym(void* lib, const char* name, F* out, std::string* missing) {
-  *out = reinterpret_cast<F>(dlsym(lib, name));
-  if (!*out) *missing += (missing->empty() ? "" : ", ") + std::string(name);
-  return *out != nullptr;
-}
-
 bool try_open(const std::string& path, std::vector<std::string>* tried) {
-  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    const char* e = dlerror();
-    tried->push_back(path + " (" + (e ? e : "dlopen failed") + ")");
-    return false;
-  }
+  void* lib = dl::open(path, tried);
+  if (!lib) return false;
   Api a{};
   std::string missing;
-  sym(lib, "cublasLtCreate", &a.create, &missing);
-  sym(lib, "cublasLtDestroy", &a.destroy, &missing);
-  sym(lib, "cublasLtMatmulDescCreate", &a.matmulDescCreate, &missing);
-  sym(lib, "cublasLtMatmulDescDestroy", &a.matmulDescDestroy, &missing);
-  sym(lib, "cublasLtMatmulDescSetAttribute", &a.matmulDescSetAttribute, &missing);
-  sym(lib, "cublasLtMatrixLayoutCreate", &a.matrixLayoutCreate, &missing);
-  sym(lib, "cublasLtMatrixLayoutDestroy", &a.matrixLayoutDestroy, &missing);
-  sym(lib, "cublasLtMatmulPreferenceCreate", &a.matmulPreferenceCreate, &missing);
-  sym(lib, "cublasLtMatmulPreferenceDestroy", &a.matmulPreferenceDestroy, &missing);
-  sym(lib, "cublasLtMatmulPreferenceSetAttribute", &a.matmulPreferenceSetAttribute, &missing);
-  sym(lib, "cublasLtMatmulAlgoGetHeuristic", &a.matmulAlgoGetHeuristic, &missing);
-  sym(lib, "cublasLtMatmul", &a.matmul, &missing);
-  sym(lib, "cublasLtGetStatusString", &a.getStatusString, &missing);
-  sym(lib, "cublasLtGetVersion", &a.getVersion, &missing);
-  if (!missing.empty()) {
-    tried->push_back(path + " (loaded, but lacks " + missing + ")");
-    dlclose(lib);
-    return false;
-  }
+  dl::sym(lib, "cublasLtCreate", &a.create, &missing);
+  dl::sym(lib, "cublasLtDestroy", &a.destroy, &missing);
+  dl::sym(lib, "cublasLtMatmulDescCreate", &a.matmulDescCreate, &missing);
+  dl::sym(lib, "cublasLtMatmulDescDestroy", &a.matmulDescDestroy, &missing);
+  dl::sym(lib, "cublasLtMatmulDescSetAttribute", &a.matmulDescSetAttribute, &missing);
+  dl::sym(lib, "cublasLtMatrixLayoutCreate", &a.matrixLayoutCreate, &missing);
+  dl::sym(lib, "cublasLtMatrixLayoutDestroy", &a.matrixLayoutDestroy, &missing);
+  dl::sym(lib, "cublasLtMatmulPreferenceCreate", &a.matmulPreferenceCreate, &missing);
+  dl::sym(lib, "cublasLtMatmulPreferenceDestroy", &a.matmulPreferenceDestroy, &missing);
+  dl::sym(lib, "cublasLtMatmulPreferenceSetAttribute", &a.matmulPreferenceSetAttribute, &missing);
+  dl::sym(lib, "cublasLtMatmulAlgoGetHeuristic", &a.matmulAlgoGetHeuristic, &missing);
+  dl::sym(lib, "cublasLtMatmul", &a.matmul, &missing);
+  dl::sym(lib, "cublasLtGetStatusString", &a.getStatusString, &missing);
+  dl::sym(lib, "cublasLtGetVersion", &a.getVersion, &missing);
+  if (!dl::complete(lib, path, missing, tried)) return false;
   g_api = a;  // the library stays loaded for the life of the process
   return true;
 }
 
 cudaDataType_t data_type(int id) { return id == 0 ? CUDA_R_32F : id == 1 ? CUDA_R_16F : CUDA_R_16BF; }
-size_t elem_bytes(int id) { return id == 0 ? 4 : 2; }
 
 // Largest power of two (<= 256) dividing the address: the heuristic must not pick kernels that need more.
 uint32_t alignment(const void* p) {
@@ -104,10 +88,8 @@ const Api* load(const std::string& explicit_path, std::vector<std::string>* trie
     *loaded_from = g_loaded_from;
     return &g_api;
   }
-  std::vector<std::string> candidates;
-  if (!explicit_path.empty()) candidates.push_back(explicit_path);
-  if (const char* env = std::getenv("FLASHATTN_CUBLASLT_PATH"); env && *env) candidates.push_back(env);
-  candidates.insert(candidates.end(), {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"});
+  std::vector<std::string> candidates = dl::candidates(explicit_path, "FLASHATTN_CUBLASLT_PATH",
+                                                      {"libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"});
   for (const char* var : {"CUDA_HOME", "CUDA_PATH"})
     if (const char* home = std::getenv(var); home && *home) candidates.push_back(std::string(home) + "/lib64/libcublasLt.so");
   candidates.push_back("/usr/local/cuda/lib64/libcublasLt.so");

@@ -4,7 +4,7 @@
 // `ncclUnavailable` = the paths tried (src/nccl.ts maps both to typed errors).
 #include "nccl.h"
 
-#include <dlfcn.h>
+#include "dl_library.h"
 #include <node_api.h>
 
 #include <cstdint>
@@ -23,42 +23,27 @@ Api g_api{};
 bool g_loaded = false;
 std::string g_loaded_from;
 
-template <typename F>
-bool sym(void* lib, const char* name, F* out, std::string* missing) {
-  *out = reinterpret_cast<F>(dlsym(lib, name));
-  if (!*out) *missing += (missing->empty() ? "" : ", ") + std::string(name);
-  return *out != nullptr;
-}
-
 bool try_open(const std::string& path, std::vector<std::string>* tried) {
-  void* lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    const char* e = dlerror();
-    tried->push_back(path + " (" + (e ? e : "dlopen failed") + ")");
-    return false;
-  }
+  void* lib = dl::open(path, tried);
+  if (!lib) return false;
   Api a{};
   std::string missing;
-  sym(lib, "ncclGetErrorString", &a.getErrorString, &missing);
-  sym(lib, "ncclGetVersion", &a.getVersion, &missing);
-  sym(lib, "ncclGetUniqueId", &a.getUniqueId, &missing);
-  sym(lib, "ncclCommInitRank", &a.commInitRank, &missing);
-  sym(lib, "ncclAllReduce", &a.allReduce, &missing);
-  sym(lib, "ncclReduceScatter", &a.reduceScatter, &missing);
-  sym(lib, "ncclAllGather", &a.allGather, &missing);
-  sym(lib, "ncclBroadcast", &a.broadcast, &missing);
-  sym(lib, "ncclSend", &a.send, &missing);
-  sym(lib, "ncclRecv", &a.recv, &missing);
-  sym(lib, "ncclGroupStart", &a.groupStart, &missing);
-  sym(lib, "ncclGroupEnd", &a.groupEnd, &missing);
-  sym(lib, "ncclCommAbort", &a.commAbort, &missing);
-  sym(lib, "ncclCommGetAsyncError", &a.commGetAsyncError, &missing);
-  sym(lib, "ncclCommDestroy", &a.commDestroy, &missing);
-  if (!missing.empty()) {
-    tried->push_back(path + " (loaded, but lacks " + missing + ")");
-    dlclose(lib);
-    return false;
-  }
+  dl::sym(lib, "ncclGetErrorString", &a.getErrorString, &missing);
+  dl::sym(lib, "ncclGetVersion", &a.getVersion, &missing);
+  dl::sym(lib, "ncclGetUniqueId", &a.getUniqueId, &missing);
+  dl::sym(lib, "ncclCommInitRank", &a.commInitRank, &missing);
+  dl::sym(lib, "ncclAllReduce", &a.allReduce, &missing);
+  dl::sym(lib, "ncclReduceScatter", &a.reduceScatter, &missing);
+  dl::sym(lib, "ncclAllGather", &a.allGather, &missing);
+  dl::sym(lib, "ncclBroadcast", &a.broadcast, &missing);
+  dl::sym(lib, "ncclSend", &a.send, &missing);
+  dl::sym(lib, "ncclRecv", &a.recv, &missing);
+  dl::sym(lib, "ncclGroupStart", &a.groupStart, &missing);
+  dl::sym(lib, "ncclGroupEnd", &a.groupEnd, &missing);
+  dl::sym(lib, "ncclCommAbort", &a.commAbort, &missing);
+  dl::sym(lib, "ncclCommGetAsyncError", &a.commGetAsyncError, &missing);
+  dl::sym(lib, "ncclCommDestroy", &a.commDestroy, &missing);
+  if (!dl::complete(lib, path, missing, tried)) return false;
   g_api = a;  // stays loaded for the life of the process
   return true;
 }
@@ -70,12 +55,7 @@ const Api* load(const std::string& explicit_path, std::vector<std::string>* trie
     *loaded_from = g_loaded_from;
     return &g_api;
   }
-  std::vector<std::string> candidates;
-  if (const char* env = std::getenv("FLASHATTN_NCCL_PATH"); env && *env) candidates.push_back(env);
-  if (!explicit_path.empty()) candidates.push_back(explicit_path);
-  candidates.push_back("libnccl.so.2");
-  candidates.push_back("libnccl.so");
-  for (const std::string& c : candidates) {
+  for (const std::string& c : dl::candidates(explicit_path, "FLASHATTN_NCCL_PATH", {"libnccl.so.2", "libnccl.so"})) {
     if (try_open(c, tried)) {
       g_loaded = true;
       g_loaded_from = c;
