@@ -247,6 +247,29 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
     }
   }
 
+  /** One NCCL collective on the device's stream, queued in program order with the kernels. */
+  private collective(
+    kind: number,
+    send: DevicePtr,
+    recv: DevicePtr,
+    count: number,
+    dtype: BufferDType,
+    extra: { op?: number; root?: number } = {},
+  ): Promise<void> {
+    return this.enqueue(() =>
+      this.addon.ncclCollective({
+        kind,
+        comm: this.comm,
+        device: this.device,
+        send,
+        recv,
+        count,
+        dtype: NCCL_DTYPE[dtype],
+        ...extra,
+      }),
+    );
+  }
+
   private ptr(name: string, b: CudaBuffer): { ptr: DevicePtr; n: number; dtype: BufferDType } {
     const s = bufferState(b);
     if (!s) throw new OpsInputError(name, 'a CudaBuffer', b);
@@ -274,18 +297,7 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
 
   allReduce(buf: CudaBuffer, op: ReduceOp): Promise<void> {
     const b = this.ptr('buf', buf);
-    return this.enqueue(() =>
-      this.addon.ncclCollective({
-        kind: ALL_REDUCE,
-        comm: this.comm,
-        device: this.device,
-        send: b.ptr,
-        recv: b.ptr,
-        count: b.n,
-        dtype: NCCL_DTYPE[b.dtype],
-        op: NCCL_OP[op],
-      }),
-    );
+    return this.collective(ALL_REDUCE, b.ptr, b.ptr, b.n, b.dtype, { op: NCCL_OP[op] });
   }
 
   reduceScatter(out: CudaBuffer, inp: CudaBuffer, op: ReduceOp): Promise<void> {
@@ -299,18 +311,7 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
       );
     if (i.dtype !== o.dtype)
       throw new OpsInputError('out', `a ${i.dtype} buffer like inp`, o.dtype);
-    return this.enqueue(() =>
-      this.addon.ncclCollective({
-        kind: REDUCE_SCATTER,
-        comm: this.comm,
-        device: this.device,
-        send: i.ptr,
-        recv: o.ptr,
-        count: o.n,
-        dtype: NCCL_DTYPE[o.dtype],
-        op: NCCL_OP[op],
-      }),
-    );
+    return this.collective(REDUCE_SCATTER, i.ptr, o.ptr, o.n, o.dtype, { op: NCCL_OP[op] });
   }
 
   allGather(out: CudaBuffer, inp: CudaBuffer): Promise<void> {
@@ -324,35 +325,14 @@ export class NcclCommunicator implements Communicator<CudaBuffer> {
       );
     if (i.dtype !== o.dtype)
       throw new OpsInputError('out', `a ${i.dtype} buffer like inp`, o.dtype);
-    return this.enqueue(() =>
-      this.addon.ncclCollective({
-        kind: ALL_GATHER,
-        comm: this.comm,
-        device: this.device,
-        send: i.ptr,
-        recv: o.ptr,
-        count: i.n,
-        dtype: NCCL_DTYPE[i.dtype],
-      }),
-    );
+    return this.collective(ALL_GATHER, i.ptr, o.ptr, i.n, i.dtype);
   }
 
   broadcast(buf: CudaBuffer, root: number): Promise<void> {
     if (!Number.isInteger(root) || root < 0 || root >= this.worldSize)
       throw new OpsInputError('root', `a rank in [0, ${this.worldSize})`, root);
     const b = this.ptr('buf', buf);
-    return this.enqueue(() =>
-      this.addon.ncclCollective({
-        kind: BROADCAST,
-        comm: this.comm,
-        device: this.device,
-        send: b.ptr,
-        recv: b.ptr,
-        count: b.n,
-        dtype: NCCL_DTYPE[b.dtype],
-        root,
-      }),
-    );
+    return this.collective(BROADCAST, b.ptr, b.ptr, b.n, b.dtype, { root });
   }
 
   sendRecv(send: CudaBuffer, dst: number, recv: CudaBuffer, src: number): Promise<void> {
