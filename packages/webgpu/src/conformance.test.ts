@@ -13,24 +13,12 @@ import {
   describeConformance,
   describeDeviceAttentionConformance,
 } from '@flashattn/conformance/vitest';
-import { describe, expect, it } from 'vitest';
 import { createWebGPUBackend } from './index.js';
-import { defaultToSwiftShader, probeAdapter, webgpuRequired } from './test-utils/env.js';
+import { conformanceSkip, defaultToSwiftShader } from './test-utils/env.js';
 
 defaultToSwiftShader();
 
-const unavailable = await probeAdapter();
-const required = webgpuRequired();
-const skip =
-  unavailable !== undefined && !required ? `no WebGPU adapter: ${unavailable}` : undefined;
-
-if (unavailable !== undefined && required) {
-  describe('WebGPU adapter (required: CI or FLASHATTN_REQUIRE_WEBGPU=1)', () => {
-    it('is available', () => {
-      expect.fail(`no WebGPU adapter although one is required: ${unavailable}`);
-    });
-  });
-}
+const skip = await conformanceSkip();
 
 describeDeviceAttentionConformance('webgpu', () => createWebGPUBackend(), { matrix: 'ci', skip });
 

@@ -3,6 +3,7 @@
  * for when a missing adapter is a failure (CI or FLASHATTN_REQUIRE_WEBGPU=1) rather than a skip.
  */
 import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { provider } from '../provider.js';
 
 export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
@@ -50,4 +51,21 @@ export async function probeAdapter(): Promise<string | undefined> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * The skip reason for a file of conformance suites: undefined when an adapter is there; the probe's reason
+ * when there is none and none is required. When one is required (CI or FLASHATTN_REQUIRE_WEBGPU=1) and
+ * missing, it registers a failing test that says so and returns undefined, so the suites run (and fail) too.
+ */
+export async function conformanceSkip(): Promise<string | undefined> {
+  const unavailable = await probeAdapter();
+  if (unavailable === undefined) return undefined;
+  if (!webgpuRequired()) return `no WebGPU adapter: ${unavailable}`;
+  describe('WebGPU adapter (required: CI or FLASHATTN_REQUIRE_WEBGPU=1)', () => {
+    it('is available', () => {
+      expect.fail(`no WebGPU adapter although one is required: ${unavailable}`);
+    });
+  });
+  return undefined;
 }
