@@ -529,6 +529,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   } catch (e) {
     // Tell the other ranks at once (they name this rank) instead of letting them time out.
     comm?.abort(`rank ${rank} failed: ${(e as Error)?.message ?? String(e)}`);
+    // Let the failure report leave before the process exits (bounded; see the CPU transport's drain).
+    await comm?.destroy().catch(() => undefined);
     throw e;
   } finally {
     if (orphanWatch) clearInterval(orphanWatch);

@@ -27,6 +27,8 @@
  *   - `abort(reason)` makes this rank's pending and later calls throw and tells the peers, which throw
  *     a `CollectiveError` naming this rank. `destroy()` is the orderly end of a job: it returns once
  *     this rank's resources are released (after a barrier with the peers where the transport needs one).
+ *     After a failure it is the last call before exiting: it returns once the failure report has left
+ *     for the peers (bounded), so they name the same culprit.
  */
 
 /** How a reduction combines the ranks' elements. */

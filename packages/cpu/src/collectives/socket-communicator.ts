@@ -36,6 +36,9 @@ const ABORT = 3;
 const BYE = 4;
 const HEADER = 12;
 
+/** How long destroy() after a failure waits for the ABORT to leave (see drain). */
+const DRAIN_MS = 2_000;
+
 /** Default time a call waits for a peer (ms): generous for CPU steps, bounded. */
 export const DEFAULT_COLLECTIVE_TIMEOUT_MS = 60_000;
 
@@ -614,12 +617,38 @@ export class SocketCommunicator<Buf> implements Communicator<Buf> {
       if (q !== this.rank) await this.recv(q, tag, `barrier #${tag}`);
   }
 
+  /**
+   * Resolves once every link has flushed what was written to it (fail() ends each link after its ABORT), or
+   * after ms. A rank exiting right after a failure would otherwise drop an ABORT queued behind a large
+   * transfer, and a peer then saw only the close and blamed the relaying rank (CI, 2026-12-07: rank 0
+   * named rank 2 'exited' after rank 1 was killed).
+   */
+  private drain(ms: number): Promise<void> {
+    const waits = this.links
+      .filter((l): l is Link => l !== null && !l.socket.destroyed && !l.socket.writableFinished)
+      .map(
+        (l) =>
+          new Promise<void>((res) => {
+            l.socket.once('finish', res);
+            l.socket.once('close', res);
+          }),
+      );
+    if (waits.length === 0) return Promise.resolve();
+    return new Promise<void>((res) => {
+      const t = setTimeout(res, ms);
+      void Promise.all(waits).then(() => {
+        clearTimeout(t);
+        res();
+      });
+    });
+  }
+
   abort(reason: string): void {
     this.fail(new CollectiveError(this.rank, 'aborted', this.rank, reason));
   }
 
   async destroy(): Promise<void> {
-    if (this.failed) return;
+    if (this.failed) return this.drain(DRAIN_MS);
     await this.barrier();
     for (const l of this.links) {
       if (!l) continue;
