@@ -2,22 +2,20 @@
  * The conformance suite in a real browser: Vite serves browser/ (a page that runs the `smoke` matrix
  * through navigator.gpu, on the host-tensor API and on the device API with packed q, k, v), headless Chromium from Debian's `chromium` package loads it through
  * playwright-core, and the test asserts on the report the page publishes.
- * Chromium gives WebGPU on a CPU-only machine through SwiftShader with the flags below.
+ * Chromium gives WebGPU on a CPU-only machine through SwiftShader with the flags of test-utils/chromium.ts.
  * Skipped (with the reason printed) when /usr/bin/chromium is missing, unless CI or
  * FLASHATTN_REQUIRE_WEBGPU=1 is set, where that is a failure.
  */
-import { existsSync } from 'node:fs';
+
 import { fileURLToPath } from 'node:url';
 import { CASE_MATRICES } from '@flashattn/conformance';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumMissing, launchChromium } from './test-utils/chromium.js';
 import { webgpuRequired } from './test-utils/env.js';
 
-const CHROMIUM = process.env.FLASHATTN_CHROMIUM ?? '/usr/bin/chromium';
-const missing = existsSync(CHROMIUM)
-  ? undefined
-  : `${CHROMIUM} not found (apt-get install chromium)`;
+const missing = chromiumMissing;
 const skip = missing !== undefined && !webgpuRequired();
 if (skip) console.warn(`browser conformance skipped: ${missing}`);
 
@@ -48,17 +46,7 @@ describe.skipIf(skip)('conformance in headless Chromium (navigator.gpu, SwiftSha
       optimizeDeps: { exclude: ['webgpu'] },
     });
     await server.listen();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--enable-unsafe-webgpu',
-        '--use-webgpu-adapter=swiftshader',
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-dev-shm-usage',
-      ],
-    });
+    browser = await launchChromium();
   });
 
   afterAll(async () => {

@@ -7,17 +7,15 @@
  * test-artifacts/gpt2-web.png. Skipped (reason printed) without /usr/bin/chromium, unless CI or
  * FLASHATTN_REQUIRE_WEBGPU=1 is set.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
 import { createServer, type ViteDevServer } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumMissing, launchChromium } from './test-utils/chromium.js';
 import { webgpuRequired } from './test-utils/env.js';
 
-const CHROMIUM = process.env.FLASHATTN_CHROMIUM ?? '/usr/bin/chromium';
-const missing = existsSync(CHROMIUM)
-  ? undefined
-  : `${CHROMIUM} not found (apt-get install chromium)`;
+const missing = chromiumMissing;
 const skip = missing !== undefined && !webgpuRequired();
 if (skip) console.warn(`gpt2-web page test skipped: ${missing}`);
 
@@ -49,17 +47,7 @@ describe.skipIf(skip)(
         server: { port: 0, host: '127.0.0.1' },
       });
       await server.listen();
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--enable-unsafe-webgpu',
-          '--use-webgpu-adapter=swiftshader',
-          '--no-sandbox',
-          '--disable-background-networking',
-          '--disable-dev-shm-usage',
-        ],
-      });
+      browser = await launchChromium();
     });
 
     afterAll(async () => {
