@@ -23,18 +23,8 @@ case "$mode" in
 bundle)
   set -e
   npx -y pnpm@10.34.8 --filter @flashattn/core --filter @flashattn/webgpu --filter @flashattn/conformance build >/dev/null
-  rm -rf "$out"
-  mkdir -p "$out/node_modules/webgpu/dist/linux-x64"
-  esb="$root/packages/webgpu/node_modules/.bin/esbuild"
-  common=(--bundle --platform=node --format=esm --target=node20 --external:webgpu --log-level=warning
-    "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
-  "$esb" "$root/apps/bench/src/webgpu/inference-conformance.ts" "${common[@]}" --outfile="$out/inference-conformance.mjs"
-  "$esb" "$root/apps/bench/src/webgpu/decode-bench.ts" "${common[@]}" --outfile="$out/decode-bench.mjs"
-  "$esb" "$root/apps/bench/src/webgpu/varlen-bench.ts" "${common[@]}" --outfile="$out/varlen-bench.mjs"
-  wg="$root/packages/webgpu/node_modules/webgpu"
-  cp "$wg/index.js" "$wg/package.json" "$out/node_modules/webgpu/"
-  cp "$wg/dist/linux-x64/dawn.node" "$out/node_modules/webgpu/dist/linux-x64/"
-  du -sh "$out" "$root/.carry"
+  source "$root/apps/bench/src/webgpu/bundle-dawn.sh"
+  bundle_for_dawn "$out" inference-conformance.ts decode-bench.ts varlen-bench.ts
   ;;
 run)
   res="${OUT:-/tmp/out}"

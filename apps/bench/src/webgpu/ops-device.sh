@@ -20,17 +20,8 @@ case "$mode" in
 bundle)
   set -e
   npx -y pnpm@10.34.8 --filter @flashattn/webgpu --filter @flashattn/conformance --filter @flashattn/transformer --filter @flashattn/cpu build >/dev/null
-  rm -rf "$out"
-  mkdir -p "$out/node_modules/webgpu/dist/linux-x64"
-  esb="$root/packages/webgpu/node_modules/.bin/esbuild"
-  common=(--bundle --platform=node --format=esm --target=node20 --external:webgpu --log-level=warning
-    "--banner:js=import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);")
-  "$esb" "$root/apps/bench/src/webgpu/ops-conformance.ts" "${common[@]}" --outfile="$out/ops-conformance.mjs"
-  "$esb" "$root/apps/bench/src/webgpu/train-ops-bench.ts" "${common[@]}" --outfile="$out/train-ops-bench.mjs"
-  wg="$root/packages/webgpu/node_modules/webgpu"
-  cp "$wg/index.js" "$wg/package.json" "$out/node_modules/webgpu/"
-  cp "$wg/dist/linux-x64/dawn.node" "$out/node_modules/webgpu/dist/linux-x64/"
-  du -sh "$out" "$root/.carry"
+  source "$root/apps/bench/src/webgpu/bundle-dawn.sh"
+  bundle_for_dawn "$out" ops-conformance.ts train-ops-bench.ts
   ;;
 run)
   res="${OUT:-/tmp/out}"
