@@ -1,16 +1,5 @@
-export * from './config.js';
-export * from './model/params.js';
-export { GPT2, type GPT2Options } from './model/gpt2.js';
-export { GPT2KVCache } from './model/kv-cache.js';
-export * from './model/generate.js';
-export * from './model/sampling.js';
-export * from './train/adamw.js';
-export * from './train/schedule.js';
-export * from './train/clip.js';
-export * from './checkpoint/safetensors.js';
+export * from './portable.js';
+// Node only (files): browser.ts leaves these out.
 export * from './checkpoint/atomic-write.js';
-export * from './checkpoint/checkpoint.js';
-export * from './checkpoint/hf-config.js';
-export * from './train/flops.js';
-export * from './profile/profiled-ops.js';
-export * from './parallel/ring-attention.js';
+export * from './checkpoint/checkpoint-file.js';
+export * from './checkpoint/hf-config-file.js';

@@ -6,7 +6,6 @@
 //
 // Query parameters: steps (default 400), layers (2), heads (2), embd (64), seq (32), batch (8),
 // lr (3e-3), evalEvery (20), sampleEvery (50), seed (1337), auto (start training at once: 1).
-import './buffer-shim.js'; // before the transformer's checkpoint codec runs
 import { createRng, type Rng } from '@flashattn/core';
 import {
   AdamW,

@@ -3,11 +3,8 @@
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vite';
 
-const stub = fileURLToPath(new URL('./node-stub.ts', import.meta.url));
-
 export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
-  resolve: { alias: { 'node:fs': stub, 'node:path': stub } },
   server: { fs: { allow: [fileURLToPath(new URL('../../..', import.meta.url))] } },
   // The page never loads Dawn: keep the Node-only optional peer out of the dependency scan.
   optimizeDeps: { exclude: ['webgpu'] },

@@ -7,7 +7,7 @@ import type { GPT2Config } from '../config.js';
 import { GPT2 } from '../model/gpt2.js';
 import { AdamW } from '../train/adamw.js';
 import { CheckpointError, encodeSafetensors, parseSafetensors } from './safetensors.js';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint } from './checkpoint-file.js';
 
 const config: GPT2Config = { vocabSize: 13, maxSeqLen: 8, nLayer: 2, nHead: 2, nEmbd: 8 };
 const ops = new CpuOps({ threads: 1 });

@@ -4,7 +4,6 @@
  * `optimizer.exp_avg_sq.<name>`) and the loop state in __metadata__ (step, data position, RNG state,
  * config, a checksum). Loading validates everything before writing a single value into the model.
  */
-import { readFileSync } from 'node:fs';
 import type { GPT2Config } from '../config.js';
 import type { GPT2 } from '../model/gpt2.js';
 import type { AdamWConfig } from '../train/adamw.js';
@@ -23,7 +22,6 @@ export interface CheckpointOptimizer {
     t: number,
   ): Promise<void>;
 }
-import { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.js';
 import {
   CheckpointError,
   encodeSafetensors,
@@ -96,17 +94,6 @@ export async function encodeCheckpoint<Buf>(
   return encodeSafetensors(tensors, metadata);
 }
 
-/** Write a checkpoint atomically (temp file, fsync, rename, fsync directory). */
-export async function saveCheckpoint<Buf>(
-  path: string,
-  model: GPT2<Buf>,
-  opt: CheckpointOptimizer | null,
-  state: TrainState,
-  io?: AtomicWriteOptions,
-): Promise<void> {
-  writeFileAtomic(path, await encodeCheckpoint(model, opt, state), io);
-}
-
 export interface LoadOptions {
   /** Require optimizer state (resume). Default: load it when the checkpoint has it and opt is given. */
   requireOptimizer?: boolean;
@@ -117,21 +104,6 @@ export interface LoadOptions {
  * optimizer are untouched. Files without our metadata (e.g. Hugging Face GPT-2 weights) load as
  * weights only, checked against the model's names and shapes.
  */
-export async function loadCheckpoint<Buf>(
-  path: string,
-  model: GPT2<Buf>,
-  opt: CheckpointOptimizer | null = null,
-  o: LoadOptions = {},
-): Promise<TrainState> {
-  let buf: Uint8Array;
-  try {
-    buf = readFileSync(path);
-  } catch (e) {
-    throw new CheckpointError(path, `cannot read (${(e as Error).message})`, { cause: e });
-  }
-  return loadCheckpointBytes(buf, path, model, opt, o);
-}
-
 export async function loadCheckpointBytes<Buf>(
   buf: Uint8Array,
   path: string,

@@ -4,7 +4,6 @@
  * activation or LayerNorm epsilon, a non-4C MLP, inverse-layer attention scaling) rather than
  * loading weights into a model that computes something else.
  */
-import { readFileSync } from 'node:fs';
 import type { GPT2Config } from '../config.js';
 import { CheckpointError } from './safetensors.js';
 
@@ -42,21 +41,4 @@ export function configFromHuggingFace(json: unknown, path = '<config>'): GPT2Con
     fail('scale_attn_by_inverse_layer_idx: not implemented');
   if (j['scale_attn_weights'] === false) fail('scale_attn_weights false: not implemented');
   return cfg;
-}
-
-/** Read and convert a config.json file. */
-export function readHuggingFaceConfig(path: string): GPT2Config {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new CheckpointError(path, `cannot read (${(e as Error).message})`, { cause: e });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new CheckpointError(path, `not JSON (${(e as Error).message})`, { cause: e });
-  }
-  return configFromHuggingFace(json, path);
 }

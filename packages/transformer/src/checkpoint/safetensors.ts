@@ -47,8 +47,11 @@ export function encodeSafetensors(tensors: ReadonlyMap<string, { shape: readonly
   }
   let json = JSON.stringify(header);
   // Pad with spaces so the data starts 8-byte aligned (the format allows trailing whitespace).
-  while ((8 + Buffer.byteLength(json)) % 8 !== 0) json += ' ';
-  const headerBytes = Buffer.from(json, 'utf8');
+  let headerBytes = new TextEncoder().encode(json);
+  if ((8 + headerBytes.length) % 8 !== 0) {
+    json += ' '.repeat(8 - ((8 + headerBytes.length) % 8));
+    headerBytes = new TextEncoder().encode(json);
+  }
   const out = new Uint8Array(8 + headerBytes.length + offset);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
   out.set(headerBytes, 8);
@@ -78,7 +81,9 @@ export function parseSafetensors(buf: Uint8Array, path = '<buffer>'): ParsedSafe
   const N = Number(n);
   let header: Record<string, unknown>;
   try {
-    header = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + 8, N).toString('utf8')) as Record<string, unknown>;
+    header = JSON.parse(
+      new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + N)),
+    ) as Record<string, unknown>;
   } catch (e) {
     return fail(`header is not valid JSON (${(e as Error).message})`);
   }
@@ -111,8 +116,8 @@ export function parseSafetensors(buf: Uint8Array, path = '<buffer>'): ParsedSafe
     if (en - b !== count * BYTES[dtype]) fail(`tensor ${name}: ${en - b} bytes for shape [${shape.join(', ')}] ${dtype}`);
     if (en > dataLen) fail(`tensor ${name}: data ends at ${en} but the file holds ${dataLen} data bytes (truncated)`);
     spans.push([b, en, name]);
-    // Copy into a fresh buffer: aligned for the typed array and detached from buf (Buffer.slice would
-    // return a view into Node's shared pool).
+    // Copy into a fresh buffer: aligned for the typed array and detached from buf (a Node Buffer's
+    // slice would be a view into Node's shared pool).
     const bytes = new Uint8Array(en - b);
     bytes.set(buf.subarray(dataStart + b, dataStart + en));
     const data = dtype === 'F32' ? new Float32Array(bytes.buffer) : dtype === 'F64' ? new Float64Array(bytes.buffer) : new Int32Array(bytes.buffer);

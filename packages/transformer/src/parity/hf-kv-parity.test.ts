@@ -8,8 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { CpuOps, type CpuBuffer } from '@flashattn/cpu';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint } from '../checkpoint/checkpoint.js';
-import { readHuggingFaceConfig } from '../checkpoint/hf-config.js';
+import { loadCheckpoint } from '../checkpoint/checkpoint-file.js';
+import { readHuggingFaceConfig } from '../checkpoint/hf-config-file.js';
 import { parseSafetensors } from '../checkpoint/safetensors.js';
 import { GPT2 } from '../model/gpt2.js';
 
