@@ -8,6 +8,7 @@ export * from './model/sampling.js';
 export * from './train/adamw.js';
 export * from './train/schedule.js';
 export * from './train/clip.js';
+export * from './train/fit-batch.js';
 export * from './checkpoint/safetensors.js';
 export * from './checkpoint/checkpoint.js';
 export * from './checkpoint/hf-config.js';

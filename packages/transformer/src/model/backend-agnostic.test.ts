@@ -2,13 +2,11 @@
 // the CPU ops (typed-array buffers, FlashAttention kernels on worker threads) and core's float64
 // reference ops (opaque ReferenceBuffer objects the model cannot index), both in float64, from the same
 // initialisation and batches, and the losses, gradient norms and final weights agree to float64 precision.
-import { createReferenceOps, createRng, freshSeed, type Ops } from '@flashattn/core';
+import { createReferenceOps, freshSeed, type Ops } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GPT2Config } from '../config.js';
-import { AdamW } from '../train/adamw.js';
-import { clipGradNorm } from '../train/clip.js';
-import { GPT2 } from './gpt2.js';
+import { fitOneBatch } from '../train/fit-batch.js';
 
 const config: GPT2Config = { vocabSize: 23, maxSeqLen: 12, nLayer: 2, nHead: 2, nEmbd: 16 };
 const [B, T, steps] = [2, 12, 4];
@@ -16,29 +14,18 @@ const seed = freshSeed();
 const cpu = new CpuOps({ threads: 2 });
 afterAll(() => cpu.dispose());
 
-async function train<Buf>(
-  ops: Ops<Buf>,
-): Promise<{ losses: number[]; norms: number[]; params: Float64Array }> {
-  const model = new GPT2({ config, ops, paramDType: 'float64', seed });
-  const opt = new AdamW(ops, model.specs, model.numParams, undefined, 'float64');
-  // One fixed batch (with ignored targets), so the loss must fall as the model fits it.
-  const rng = createRng(seed ^ 0x5bd1e995);
-  const tokens = Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize));
-  const targets = Int32Array.from({ length: B * T }, (_, i) =>
-    i % 7 === 3 ? -1 : rng.int(config.vocabSize),
-  );
-  const losses: number[] = [];
-  const norms: number[] = [];
-  for (let s = 0; s < steps; s++) {
-    await model.zeroGrad();
-    losses.push(await model.forward(tokens, targets, B, T, true));
-    await model.backward();
-    norms.push(await clipGradNorm(ops, model.grads, 1.0));
-    await opt.step(model.params, model.grads, 1e-2);
-    await model.syncParams();
-  }
-  return { losses, norms, params: (await model.getParams()) as Float64Array };
-}
+const train = <Buf>(ops: Ops<Buf>) =>
+  fitOneBatch(ops, {
+    config,
+    batch: B,
+    seq: T,
+    steps,
+    seed,
+    dtype: 'float64',
+    lr: 1e-2,
+    ignoreEvery: 7,
+    ignoreOffset: 3,
+  });
 
 describe(`GPT-2 on any Ops<Buf> backend (seed ${seed})`, () => {
   it('trains on the float64 reference ops (opaque buffers) exactly as on the CPU ops', async () => {

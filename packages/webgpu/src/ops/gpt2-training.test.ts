@@ -11,9 +11,9 @@
 // landing on the oracle by luck. The same rule holds for the clipped gradient norms. Any real defect
 // (a wrong stride, a dropped term, a race) moves the loss by 1e-3 or more and fails it by orders of
 // magnitude. The WebGPU run is repeated to check that it is deterministic (no atomics: bit-identical).
-import { createReferenceOps, createRng, freshSeed, type Ops } from '@flashattn/core';
+import { createReferenceOps, freshSeed, type Ops } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
-import { AdamW, clipGradNorm, GPT2, type GPT2Config } from '@flashattn/transformer';
+import { fitOneBatch, type GPT2Config } from '@flashattn/transformer';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultToSwiftShader, probeAdapter, webgpuRequired } from '../test-utils/env.js';
 import { createWebGpuOps, type WebGpuOps } from './webgpu-ops.js';
@@ -29,32 +29,18 @@ const [B, T, steps] = [2, 16, 4];
 const seed = freshSeed();
 const FLOOR_REL = 1e-5;
 
-interface Run {
-  losses: number[];
-  norms: number[];
-}
-
-async function train<Buf>(ops: Ops<Buf>, dtype: 'float32' | 'float64'): Promise<Run> {
-  const model = new GPT2({ config, ops, paramDType: dtype, seed });
-  const opt = new AdamW(ops, model.specs, model.numParams, undefined, dtype);
-  // One fixed batch (with an ignored target), so the loss must fall as the model fits it.
-  const rng = createRng(seed ^ 0x2545f491);
-  const tokens = Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize));
-  const targets = Int32Array.from({ length: B * T }, (_, i) =>
-    i % 9 === 4 ? -1 : rng.int(config.vocabSize),
-  );
-  const losses: number[] = [];
-  const norms: number[] = [];
-  for (let s = 0; s < steps; s++) {
-    await model.zeroGrad();
-    losses.push(await model.forward(tokens, targets, B, T, true));
-    await model.backward();
-    norms.push(await clipGradNorm(ops, model.grads, 1.0));
-    await opt.step(model.params, model.grads, 3e-3);
-    await model.syncParams();
-  }
-  return { losses, norms };
-}
+const train = <Buf>(ops: Ops<Buf>, dtype: 'float32' | 'float64') =>
+  fitOneBatch(ops, {
+    config,
+    batch: B,
+    seq: T,
+    steps,
+    seed,
+    dtype,
+    lr: 3e-3,
+    ignoreEvery: 9,
+    ignoreOffset: 4,
+  });
 
 let gpu: WebGpuOps | undefined;
 const cpu = new CpuOps({ threads: 1 });
