@@ -11,6 +11,8 @@
  *
  * Run (repo root, after `npx -y pnpm@10.34.8 --filter @flashattn/bench... build`):
  *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick | --long | --extra] [--json FILE]
+ *   node apps/bench/dist/cpu/attention-vs-ort.js attention --row B:D:N[:causal] [--row ...]
+ *       (forward only, 1 and all threads: the decisive rows again on a quiet minute)
  *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
  *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
  */
@@ -30,16 +32,20 @@ import {
   type AttnDims,
 } from './onnx-model.js';
 
-const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra] [--json FILE] | memory | matmul [--json FILE]`;
+const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra | --row B:D:N[:causal] ...] [--json FILE] | memory | matmul [--json FILE]`;
 const [mode, ...rest] = process.argv.slice(2);
 const flags = new Map<string, string | true>();
+const rowSpecs: Array<{ B: number; D: number; N: number; causalOnly: boolean }> = [];
 for (let i = 0; i < rest.length; i++) {
   const a = rest[i]!;
   if (a === '--quick') flags.set('quick', true);
   else if (a === '--long') flags.set('long', true);
   else if (a === '--extra') flags.set('extra', true);
   else if (a === '--json' && rest[i + 1] !== undefined) flags.set('json', rest[++i]!);
-  else if (mode === 'mem-child') flags.set(`arg${i}`, a);
+  else if (a === '--row' && /^\d+:\d+:\d+(:causal)?$/.test(rest[i + 1] ?? '')) {
+    const [B, D, N, c] = rest[++i]!.split(':');
+    rowSpecs.push({ B: Number(B), D: Number(D), N: Number(N), causalOnly: c === 'causal' });
+  } else if (mode === 'mem-child') flags.set(`arg${i}`, a);
   else {
     console.error(`unknown argument ${a}\n${USAGE}`);
     process.exit(2);
@@ -133,10 +139,19 @@ async function attention(): Promise<void> {
   // The grid, cut to what a loaded 2-core machine runs in reasonable time: B = 1 at N = 256..4096
   // (D = 64) and 256..1024 (D = 128) on 1 and all threads, N = 4096 (D = 128) and 8192 (D = 64, forward
   // only) on all threads, B = 4 at N = 256 and 1024 on all threads.
-  const grid: Array<{ B: number; D: number; N: number; threads: number[]; bwd: boolean }> = [];
+  const grid: Array<{
+    B: number;
+    D: number;
+    N: number;
+    threads: number[];
+    bwd: boolean;
+    causalOnly?: boolean;
+  }> = [];
   const add = (B: number, D: number, N: number, threads: number[], bwd = true) =>
     grid.push({ B, D, N, threads, bwd });
-  if (flags.has('extra')) {
+  if (rowSpecs.length > 0) {
+    for (const r of rowSpecs) grid.push({ ...r, threads: threadList, bwd: false });
+  } else if (flags.has('extra')) {
     // The rest of the N >= 1024 grid of issue #11: B = 4 at N = 1024 (D = 64, 128) and D = 128 at
     // N = 4096 (forward), on 1 and all threads.
     for (const D of [64, 128]) add(4, D, 1024, threadList);
@@ -155,7 +170,7 @@ async function attention(): Promise<void> {
   const rows: Row[] = [];
   const H = 8;
   for (const g of grid) {
-    for (const causal of [false, true]) {
+    for (const causal of g.causalOnly ? [true] : [false, true]) {
       for (const threads of g.threads) {
         const d: AttnDims = { B: g.B, H, N: g.N, D: g.D, causal };
         const n = g.B * g.N * H * g.D;
