@@ -363,17 +363,21 @@ export function flashUnits(
       const l = m + Br * F;
       // line 4: load Q_i; line 5: acc = 0, l_i = 0, m_i = -inf
       // line 4 (Q_i times the scale, see scaleQ: softmaxRows with scale 1 only reads an unmasked row
-      // instead of scaling and storing it)
-      ex.copyRows(
+      // instead of scaling and storing it), copied and scaled in one pass: the same products as
+      // copyRows + scaleQ (bit for bit), one pass over the strided rows instead of two.
+      f32[mulAt / F] = scale;
+      ex.scaleRows(
         Qi,
         Dp * F,
         j.q.at + (b * j.q.sB + h * j.q.sH + r0 * j.q.sN) * F,
         j.q.sN * F,
         rows,
         D,
-        Dp,
+        mulAt,
+        0,
       );
-      scaleQ(Qi, rows);
+      if (D < Dp)
+        for (let r = 0; r < rows; r++) f32.fill(0, Qi / F + r * Dp + D, Qi / F + (r + 1) * Dp);
       f32.fill(0, acc / F, acc / F + rows * Dp);
       f32.fill(0, l / F, l / F + rows);
       f32.fill(-Infinity, m / F, m / F + rows);
