@@ -15,6 +15,8 @@
         # the training ops, one kernel per file (their headers, native/ops/*.cuh|h, are not rule inputs so that an
         # ops change never recompiles the attention kernels: touch the .cu files after editing them)
         "<!@(node -p \"require('fs').readdirSync('native/ops').filter(f => f.endsWith('.cu')).map(f => 'native/ops/' + f).join(' ')\")",
+        # the inference kernels (KV cache, split-KV decode, combine), one kernel per file
+        "<!@(node -p \"require('fs').readdirSync('native/inference').filter(f => f.endsWith('.cu')).map(f => 'native/inference/' + f).join(' ')\")",
       ],
       "include_dirs": ["<(cuda_home)/include"],
       "cflags_cc": ["-std=c++17", "-O2"],
@@ -27,7 +29,7 @@
           # every header: a change to a kernel template recompiles its instantiations
           "inputs": [
             "<(RULE_INPUT_PATH)",
-            "<!@(node -p \"['include', 'kernels'].flatMap(d => require('fs').readdirSync('native/' + d).filter(f => /\\.(cuh|h)$/.test(f)).map(f => 'native/' + d + '/' + f)).join(' ')\")",
+            "<!@(node -p \"['include', 'kernels', 'inference'].flatMap(d => require('fs').readdirSync('native/' + d).filter(f => /\\.(cuh|h)$/.test(f)).map(f => 'native/' + d + '/' + f)).join(' ')\")",
           ],
           "outputs": ["<(INTERMEDIATE_DIR)/cu/<(RULE_INPUT_ROOT).o"],
           "action": [

@@ -12,6 +12,9 @@
  * float32 storage (computed in bfloat16 by default, `float32ComputeDType`), a head dim without a kernel (zero-padded
  * to 32, 64, 96, 128 or 256), or a view whose offset or strides are not multiples of 8 elements (the kernels move
  * 16 bytes per row chunk).
+ *
+ * Inference (issue #12): attention with a KV cache, split-KV, the lse combine (src/inference-kv-cache.ts, kernels in
+ * native/inference/) and packed variable-length batches (src/inference-varlen.ts, the flash kernels per sequence).
  */
 import {
   AttentionInputError,
@@ -29,9 +32,17 @@ import {
   type DeviceAttention,
   type DeviceAttentionBackwardArgs,
   type DeviceAttentionForwardArgs,
+  type DeviceKvCacheAttention,
   type DeviceMemory,
+  type DeviceVarlenAttention,
+  type AttentionCombineArgs,
   type HostArray,
+  type KvCacheAttentionArgs,
+  type KvCacheCapabilities,
+  type KvCacheOptions,
   type StridedView,
+  type VarlenBackwardArgs,
+  type VarlenForwardArgs,
 } from '@flashattn/core';
 import { MAX_HEAD_DIM, openCudaDevice, paddedHeadDim, type CudaBackendOptions } from './backend.js';
 import {
@@ -42,6 +53,13 @@ import {
   retireAllocation,
 } from './cuda-buffer.js';
 import { mapCudaError } from './errors.js';
+import {
+  CudaKvCacheAttention,
+  KV_CTAS_PER_SM,
+  type InferenceAddon,
+  type InferenceDeps,
+} from './inference-kv-cache.js';
+import { CudaVarlenAttention } from './inference-varlen.js';
 import {
   convertRows,
   memcpyHost,
@@ -81,7 +99,13 @@ function isHostArray(x: unknown): x is HostArray {
   );
 }
 
-export class CudaDevice implements DeviceMemory<CudaBuffer>, DeviceAttention<CudaBuffer> {
+export class CudaDevice
+  implements
+    DeviceMemory<CudaBuffer>,
+    DeviceAttention<CudaBuffer>,
+    DeviceKvCacheAttention<CudaBuffer>,
+    DeviceVarlenAttention<CudaBuffer>
+{
   /** e.g. 'cuda:0 (NVIDIA H100 80GB HBM3)' */
   readonly name: string;
   readonly dtypes: readonly BufferDType[] = DEVICE_DTYPES;
@@ -90,8 +114,12 @@ export class CudaDevice implements DeviceMemory<CudaBuffer>, DeviceAttention<Cud
   readonly deviceInfo: DeviceInfo;
   readonly deterministic: boolean;
   readonly float32ComputeDType: 'bfloat16' | 'float16';
+  /** KV-cache attention (src/inference-kv-cache.ts): any page size, float32 computed in float32. */
+  readonly kvCacheCapabilities: KvCacheCapabilities;
   readonly #addon: CudaAddon;
   readonly #queue: SerialQueue;
+  readonly #kv: CudaKvCacheAttention;
+  readonly #varlen: CudaVarlenAttention;
   #disposed = false;
 
   constructor(addon: CudaAddon, device: number, info: DeviceInfo, opts: CudaDeviceOptions) {
@@ -108,6 +136,20 @@ export class CudaDevice implements DeviceMemory<CudaBuffer>, DeviceAttention<Cud
       maxHeadDim: MAX_HEAD_DIM,
       computeDType: (dtype: DType): DType => (dtype === 'float32' ? f32 : dtype),
     };
+    const deps: InferenceDeps = {
+      addon: addon as CudaAddon & InferenceAddon,
+      device,
+      parallelism: Math.max(1, info.multiProcessorCount) * KV_CTAS_PER_SM,
+      check: () => this.#check(),
+      live: (name, buf) => {
+        const s = this.#live(name, buf, AttentionInputError);
+        return { dtype: s.dtype, length: s.length, ptr: (offset = 0) => this.#ptr(s, offset) };
+      },
+      run: (task) => this.#run(task),
+    };
+    this.#kv = new CudaKvCacheAttention(deps);
+    this.kvCacheCapabilities = this.#kv.kvCacheCapabilities;
+    this.#varlen = new CudaVarlenAttention({ ...deps, attention: this, maxHeadDim: MAX_HEAD_DIM });
   }
 
   // ---- plumbing -------------------------------------------------------------------------------------------
@@ -671,10 +713,47 @@ export class CudaDevice implements DeviceMemory<CudaBuffer>, DeviceAttention<Cud
       }
     });
   }
+
+  // ---- Inference (DeviceKvCacheAttention, DeviceVarlenAttention): src/inference-*.ts ------------------------
+
+  /** KV-cache attention: append k_new / v_new, split-KV decode, combine (native/inference/). */
+  attentionWithKvCache(
+    args: KvCacheAttentionArgs<CudaBuffer>,
+    opts?: KvCacheOptions,
+  ): Promise<void> {
+    return this.#kv.attentionWithKvCache(args, opts);
+  }
+
+  attentionCombine(args: AttentionCombineArgs<CudaBuffer>): Promise<void> {
+    return this.#kv.attentionCombine(args);
+  }
+
+  varlenAttentionForward(
+    args: VarlenForwardArgs<CudaBuffer>,
+    opts?: AttentionOptions,
+  ): Promise<void> {
+    return this.#varlen.varlenAttentionForward(args, opts);
+  }
+
+  varlenAttentionBackward(
+    args: VarlenBackwardArgs<CudaBuffer>,
+    opts?: AttentionOptions,
+  ): Promise<void> {
+    return this.#varlen.varlenAttentionBackward(args, opts);
+  }
+
+  /** @internal The addon arguments of a KV-cache call (the decode benchmark times them with kvCacheBenchmark). */
+  kvCacheNativeArgs(
+    args: KvCacheAttentionArgs<CudaBuffer>,
+    opts?: KvCacheOptions,
+  ): ReturnType<CudaKvCacheAttention['nativeArgs']> {
+    return this.#kv.nativeArgs(args, opts);
+  }
 }
 
 /**
- * Open a CUDA device as core's `DeviceMemory<CudaBuffer> & DeviceAttention<CudaBuffer>`. Throws
+ * Open a CUDA device as core's `DeviceMemory<CudaBuffer> & DeviceAttention<CudaBuffer>` (and the inference
+ * contracts, `DeviceKvCacheAttention<CudaBuffer> & DeviceVarlenAttention<CudaBuffer>`). Throws
  * CudaUnavailableError (a BackendUnavailableError) when the addon, driver or a usable GPU is missing.
  */
 export function createCudaDevice(opts: CudaDeviceOptions = {}): CudaDevice {

@@ -17,5 +17,6 @@ void add_memory_functions(Exports& e);     // memory.cpp: devices, buffers, copi
 void add_attention_functions(Exports& e);  // attention.cpp: forward, backward, benchmark
 void add_ops_functions(Exports& e);        // ops.cpp: the training ops (cuBLASLt matmul, native/ops kernels)
 void add_nccl_functions(Exports& e);       // nccl.cpp: NCCL collectives (libnccl loaded at run time)
+void add_inference_functions(Exports& e);  // inference.cpp: KV-cache attention, combine, their benchmarks
 
 }  // namespace addon
