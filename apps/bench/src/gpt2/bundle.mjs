@@ -35,7 +35,7 @@ const { build } = fromWebgpu('esbuild');
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-for (const name of ['train-bench', 'train-parity']) {
+for (const name of ['train-bench', 'train-parity', 'generate-bench']) {
   await build({
     entryPoints: [join(here, `${name}.ts`)],
     bundle: true,

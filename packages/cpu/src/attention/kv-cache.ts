@@ -108,7 +108,7 @@ function floats(named: Record<string, CpuBuffer | undefined>): 'float32' | 'floa
  * Below this many multiply-adds (2 per key and head dim of every query row: q.k and p.v) a call runs
  * on this thread. A GPT-2 decode step (Nq = 1, H = 6, D = 64, 512 keys: 0.4M) measured 7.3 ms per call
  * fanned out to 2 threads beside the matmul pool's workers and 0.9-2.3 ms alone (2-core dev machine,
- * 2026-12-07, apps/bench/src/cpu/generate-kv.ts).
+ * 2026-12-07, apps/bench/src/gpt2/generate-bench.ts).
  */
 const MIN_PARALLEL_MACS = 1 << 22;
 
