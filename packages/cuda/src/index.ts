@@ -24,3 +24,4 @@ export type { DeviceInfo } from './native.js';
 export { createNcclCommunicator, loadNccl, NcclCommunicator, NcclUnavailableError, type NcclCommunicatorOptions } from './nccl.js';
 export { KV_MAX_SPLITS, KV_CTAS_PER_SM } from './inference-kv-cache.js';
 export type { InferenceAddon, NativeKvCache, NativeCombine } from './inference-kv-cache.js';
+export { withAlignedKvCaches } from './inference-aligned.js';
