@@ -390,7 +390,14 @@ async function matmul(): Promise<void> {
         () => ops.matmul(C, A, Bm, M, N, K),
         () => s.run(feeds),
       ];
-      for (const f of impls) await f();
+      // Warm-up to the steady state (at least 3 calls and 0.3 s each): a fresh CpuOps compiles its
+      // wasm with V8's baseline tier first, and with one warm-up call the first shape of each thread
+      // count (tiny qkv) was timed partly before the tier-up (2026-12-07, quiet: 45.7 GFLOP/s at 2
+      // threads against 77.4 for tiny fc; 3 warm-up calls: see BENCHMARKS.md round 3).
+      for (const f of impls) {
+        const t0 = performance.now();
+        for (let c = 0; c < 50 && (c < 3 || performance.now() - t0 < 300); c++) await f();
+      }
       const times: number[][] = [[], []];
       for (let r = 0; r < 7; r++)
         for (let i = 0; i < 2; i++) {
