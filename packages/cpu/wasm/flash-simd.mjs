@@ -352,43 +352,79 @@ export function flashSimdWat({ fma, rowTiles = fma ? [6, 4, 1] : [4, 1] }) {
 
   // Row copies and scalings in four-lane steps, the last D % 4 floats one at a time; the writes stop at
   // D, so a strided view's neighbours (the packed qkv layout) are never touched.
-  const ROW_LOCALS = '(local $r i32) (local $d i32) (local $D4 i32)';
+  // The four-lane steps go through blocks of ROW_BLOCK rows one step of every row at a time (columns
+  // outer, rows inner), not row after row: the views' rows are H D floats or more apart (4 KiB at
+  // H = 8, D = 128: a page per row), and a row at a time left about one row's cache-line misses in
+  // flight; ROW_BLOCK rows' lines (2 x 32 x 64 bytes) stay in L1 across the four steps of a line.
+  // 2026-12-07, builds-ab.mjs against cc61baf (alternating in one process, bitwise the same results),
+  // N = 1024, H = 8, causal: forward B = 1 one thread D = 128 1.04-1.08x, D = 64 1.00-1.08x; B = 4 two
+  // threads D = 64 1.06x, D = 128 1.00x (CPU time 1.03x); backward D = 128 one thread 1.13x (load 1.3-2).
+  const ROW_BLOCK = 32;
+  const ROW_LOCALS =
+    '(local $r i32) (local $d i32) (local $D4 i32) (local $r0 i32) (local $r1 i32) (local $pd i32) (local $ps i32)';
   const perRow = (body, tail, rowStart = '') => `
     ${set('D4', `(i32.and ${g('D')} (i32.const -4))`)}
-    ${forLoop(
-      'rows',
-      'r',
-      g('rows'),
-      i32(1),
-      `${rowStart}
-      ${forLoop('d4', 'd', g('D4'), i32(4), body)}
-      ${set('d', g('D4'))}
-      (block $t_done (loop $t
-        (br_if $t_done (i32.ge_s ${g('d')} ${g('D')}))
-        ${tail}
-        ${set('d', add(g('d'), i32(1)))}
-        (br $t)))
-      (block $z_done (loop $z
-        (br_if $z_done (i32.ge_s ${g('d')} ${g('Dp')}))
-        (f32.store (i32.add ${g('dst')} (i32.shl ${g('d')} (i32.const 2))) (f32.const 0))
-        ${set('d', add(g('d'), i32(1)))}
-        (br $z)))
-      ${set('dst', add(g('dst'), g('ldd')))}
-      ${set('src', add(g('src'), g('lds')))}`,
-    )}`;
+    ${set('r0', i32(0))}
+    (block $rb_done (loop $rb
+      (br_if $rb_done (i32.ge_s ${g('r0')} ${g('rows')}))
+      ${set('r1', add(g('r0'), i32(ROW_BLOCK)))}
+      (if (i32.gt_s ${g('r1')} ${g('rows')}) (then ${set('r1', g('rows'))}))
+      ${forLoop(
+        'd4',
+        'd',
+        g('D4'),
+        i32(4),
+        `${set('pd', add(g('dst'), mul(g('r0'), g('ldd'))))}
+        ${set('ps', add(g('src'), mul(g('r0'), g('lds'))))}
+        ${set('r', g('r0'))}
+        (block $rv_done (loop $rv
+          (br_if $rv_done (i32.ge_s ${g('r')} ${g('r1')}))
+          ${rowStart}
+          ${body}
+          ${set('pd', add(g('pd'), g('ldd')))}
+          ${set('ps', add(g('ps'), g('lds')))}
+          ${set('r', add(g('r'), i32(1)))}
+          (br $rv)))`,
+      )}
+      ${set('r0', g('r1'))}
+      (br $rb)))
+    (if (i32.lt_s ${g('D4')} ${g('Dp')})
+      (then
+        ${set('pd', g('dst'))}
+        ${set('ps', g('src'))}
+        ${forLoop(
+          'rt',
+          'r',
+          g('rows'),
+          i32(1),
+          `${rowStart}
+          ${set('d', g('D4'))}
+          (block $t_done (loop $t
+            (br_if $t_done (i32.ge_s ${g('d')} ${g('D')}))
+            ${tail}
+            ${set('d', add(g('d'), i32(1)))}
+            (br $t)))
+          (block $z_done (loop $z
+            (br_if $z_done (i32.ge_s ${g('d')} ${g('Dp')}))
+            (f32.store (i32.add ${g('pd')} (i32.shl ${g('d')} (i32.const 2))) (f32.const 0))
+            ${set('d', add(g('d'), i32(1)))}
+            (br $z)))
+          ${set('pd', add(g('pd'), g('ldd')))}
+          ${set('ps', add(g('ps'), g('lds')))}`,
+        )}))`;
   const dAt = (base) => `(i32.add ${g(base)} (i32.shl ${g('d')} (i32.const 2)))`;
   const copyRows = `
   (func (export "copyRows") (param $dst i32) (param $ldd i32) (param $src i32) (param $lds i32) (param $rows i32) (param $D i32) (param $Dp i32)
     ${ROW_LOCALS}
-    ${perRow(`(v128.store ${dAt('dst')} (v128.load ${dAt('src')}))`, `(f32.store ${dAt('dst')} (f32.load ${dAt('src')}))`)})`;
+    ${perRow(`(v128.store ${dAt('pd')} (v128.load ${dAt('ps')}))`, `(f32.store ${dAt('pd')} (f32.load ${dAt('ps')}))`)})`;
   const scaleRows = `
   (func (export "scaleRows") (param $dst i32) (param $ldd i32) (param $src i32) (param $lds i32) (param $rows i32) (param $D i32)
     (param $mul i32) (param $ldmul i32)
     (local $Dp i32) (local $x f32) (local $xv v128) ${ROW_LOCALS}
     ${set('Dp', g('D'))}
     ${perRow(
-      `(v128.store ${dAt('dst')} (f32x4.mul (v128.load ${dAt('src')}) ${g('xv')}))`,
-      `(f32.store ${dAt('dst')} (f32.mul (f32.load ${dAt('src')}) ${g('x')}))`,
+      `(v128.store ${dAt('pd')} (f32x4.mul (v128.load ${dAt('ps')}) ${g('xv')}))`,
+      `(f32.store ${dAt('pd')} (f32.mul (f32.load ${dAt('ps')}) ${g('x')}))`,
       `${set('x', `(f32.load (i32.add ${g('mul')} (i32.mul ${g('r')} ${g('ldmul')})))`)}
       ${set('xv', splat(g('x')))}`,
     )})`;
