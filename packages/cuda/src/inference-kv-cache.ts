@@ -47,8 +47,10 @@ export const KV_DTYPES: readonly DType[] = ['float32', 'float16', 'bfloat16'];
 export const KV_MAX_SPLITS = 128;
 /** Largest head dim of the decode kernel. */
 export const KV_MAX_HEAD_DIM = 256;
-/** Resident decode CTAs per SM assumed by the split heuristic (128 threads, <= 168 registers: 3 fit; 2 leaves
- * room for the combine and for a second stream). */
+/**
+ * Resident decode CTAs per SM, the split heuristic's parallelism per SM: 128 threads at 199-201 registers
+ * (decode_attention.cu, bf16 / fp16 D <= 128, ptxas -v) leave room for 2.
+ */
 export const KV_CTAS_PER_SM = 2;
 
 /** One KV-cache call as the addon takes it (native/addon/inference.cpp, read_kv). */

@@ -53,9 +53,13 @@ __global__ void __launch_bounds__(kWarps * 32) combine_by_lse_kernel(const Combi
   T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
   for (int d = lane; d < p.D; d += 32) {
     float acc = 0.f;
+    // unrolled with the loads unconditional, so 8 splits' loads are in flight at once (a split of weight 0
+    // adds nothing, whatever its partial holds)
+#pragma unroll 8
     for (int s = 0; s < p.S; ++s) {
+      const float x = p.o_partial[s * n + out_at + d];
       const float ws = w[warp][s];
-      if (ws != 0.f) acc = fmaf(ws, p.o_partial[s * n + out_at + d], acc);
+      acc = ws != 0.f ? fmaf(ws, x, acc) : acc;
     }
     store(out + d, acc * inv);
   }

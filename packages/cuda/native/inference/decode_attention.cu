@@ -11,7 +11,8 @@
 // EPL elements of it (with 16-byte rows: 16-byte loads, lane l holding elements [8 l, 8 l + 8) of a bf16 row of
 // D = 128, so a half-warp reads the 256-byte row in one coalesced request). Group g takes KPI consecutive keys
 // per step, keys [j0, j0 + KPI) with j0 = jBegin + (step * 8 + g) * KPI, and issues all KPI K rows and KPI V
-// rows before using them (bytes in flight: 8 groups x KPI x 2 rows per CTA). Per step:
+// rows before using them, and the next step's before computing this one (software pipeline: bytes in flight
+// 8 groups x 2 steps x KPI x 2 rows per CTA). Per step:
 //   S = Q K^T:   each lane's partial dot products (Q in registers, pre-scaled by scale * log2(e), so exp
 //                becomes exp2), summed over the group's lanes with xor shuffles (every lane gets the score);
 //   Algorithm 1, line 10: m_new = max(m, rowmax(S)), P = exp2(S - m_new), l and acc rescaled by
@@ -86,8 +87,9 @@ template <typename T, int VEC, int EPL>
 __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCacheParams p) {
   constexpr int NC = EPL / VEC;
   constexpr int ROW = kLanes * EPL;  // columns a group covers (>= D)
-  // keys per group and step: enough loads in flight, within the register budget (EPL * KPI <= 32 values)
-  constexpr int KPI = EPL <= 8 ? 4 : (EPL <= 16 ? 2 : 1);
+  // keys per group and step: enough loads in flight, within the register budget (2 steps of K and V rows in
+  // registers: bf16 D = 128 (EPL 8, KPI 4) uses 199-201 registers, 2 CTAs per SM; EPL 16 with KPI 2 spilled)
+  constexpr int KPI = EPL <= 8 ? 4 : 1;
   using C = Chunk<T, VEC>;
   using Raw = typename C::Raw;
 
@@ -160,13 +162,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
   const T* kc = static_cast<const T*>(p.k) + (int64_t)hk * p.k_head_stride;
   const T* vc = static_cast<const T*>(p.v) + (int64_t)hk * p.v_head_stride;
   const int32_t* table = p.table + (int64_t)b * p.mb;
-  // The two groups of a warp run the same steps (their shuffles need every lane): the loop bound is the warp's
-  // first key; a key past jEnd is masked and not loaded.
-  const int warp = threadIdx.x / 32;
-  for (int jw = jBegin + warp * 2 * KPI; jw < jEnd; jw += kGroups * KPI) {
-    const int j0 = jw + (g % 2) * KPI;
-    // Issue the KPI K rows and KPI V rows of this step (keys past jEnd: zeros, never read from memory)
-    Raw kr[KPI][NC], vr[KPI][NC];
+  // Issue the KPI K rows and KPI V rows of keys [j0, j0 + KPI) (keys past jEnd: zeros, never read from memory).
+  auto load_step = [&](int j0, Raw (&kr)[KPI][NC], Raw (&vr)[KPI][NC]) {
     int blk = j0 / p.page_size, in_page = j0 - blk * p.page_size;
 #pragma unroll
     for (int u = 0; u < KPI; ++u) {
@@ -186,6 +183,20 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
         ++blk;
       }
     }
+  };
+  // The two groups of a warp run the same steps (their shuffles need every lane): the loop bound is the warp's
+  // first key; a key past jEnd is masked and not loaded. Software pipeline: the next step's rows are issued
+  // before this step's are used, so a group keeps 2 x KPI K and V rows in flight.
+  constexpr int kStep = kGroups * KPI;
+  const int warp = threadIdx.x / 32;
+  Raw kr[KPI][NC], vr[KPI][NC];
+  int jw = jBegin + warp * 2 * KPI;
+  if (jw < jEnd) load_step(jw + (g % 2) * KPI, kr, vr);
+  for (; jw < jEnd; jw += kStep) {
+    const int j0 = jw + (g % 2) * KPI;
+    const bool more = jw + kStep < jEnd;  // warp-uniform
+    Raw kn[KPI][NC], vn[KPI][NC];
+    if (more) load_step(j0 + kStep, kn, vn);
     // S = Q K^T: partial dots over this lane's columns, then summed over the group's lanes
     float sc[KPI][kRows];
 #pragma unroll
@@ -245,6 +256,15 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
       for (int r = 0; r < kRows; ++r)
 #pragma unroll
         for (int e = 0; e < EPL; ++e) acc[r][e] = fmaf(sc[u][r], vf[e], acc[r][e]);
+    }
+    if (more) {
+#pragma unroll
+      for (int u = 0; u < KPI; ++u)
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+          kr[u][c] = kn[u][c];
+          vr[u][c] = vn[u][c];
+        }
     }
   }
 
