@@ -15,7 +15,8 @@
         # the training ops, one kernel per file (their headers, native/ops/*.cuh|h, are not rule inputs so that an
         # ops change never recompiles the attention kernels: touch the .cu files after editing them)
         "<!@(node -p \"require('fs').readdirSync('native/ops').filter(f => f.endsWith('.cu')).map(f => 'native/ops/' + f).join(' ')\")",
-        # the inference kernels (KV cache, split-KV decode, combine), one kernel per file
+        # the inference kernels (KV cache, split-KV decode, combine), one kernel per file (kv_params.h is not a rule
+        # input either: touch native/inference/*.cu after editing it)
         "<!@(node -p \"require('fs').readdirSync('native/inference').filter(f => f.endsWith('.cu')).map(f => 'native/inference/' + f).join(' ')\")",
       ],
       "include_dirs": ["<(cuda_home)/include"],
@@ -29,7 +30,7 @@
           # every header: a change to a kernel template recompiles its instantiations
           "inputs": [
             "<(RULE_INPUT_PATH)",
-            "<!@(node -p \"['include', 'kernels', 'inference'].flatMap(d => require('fs').readdirSync('native/' + d).filter(f => /\\.(cuh|h)$/.test(f)).map(f => 'native/' + d + '/' + f)).join(' ')\")",
+            "<!@(node -p \"['include', 'kernels'].flatMap(d => require('fs').readdirSync('native/' + d).filter(f => /\\.(cuh|h)$/.test(f)).map(f => 'native/' + d + '/' + f)).join(' ')\")",
           ],
           "outputs": ["<(INTERMEDIATE_DIR)/cu/<(RULE_INPUT_ROOT).o"],
           "action": [

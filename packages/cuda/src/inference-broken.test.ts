@@ -1,8 +1,8 @@
 // The inference conformance suite must catch a wrong KV-cache backend (GPU only; skips with the reason without
 // one): deliberately broken wrappers of createCudaDevice() - the append one row early, the sliding window
-// dropped, the combine ignoring the splits' lse (combine_by_lse.cu is also the split-KV path's second pass) -
-// fail their scenario with a wrong result (not an exception), while the real device passes the same scenario
-// and seed.
+// dropped, attentionCombine (combine_by_lse.cu) ignoring the splits' lse - fail their scenario with a wrong
+// result (not an exception), while the real device passes the same scenario and seed. The decode kernel's fused
+// split merge is judged by the suite's split scenarios (split3-paged, split-more-than-keys, split-heuristic-long).
 import {
   COMBINE_SCENARIOS,
   KV_CACHE_SCENARIOS,

@@ -4,8 +4,9 @@
  * (flash-decoding) and the lse combine on its own. One call enqueues, on the device's stream (native/inference/):
  *   kv_cache_append.cu   k_new, v_new -> the caches at each sequence's length;
  *   decode_attention.cu  one CTA per (split, query-row block, kv head, sequence), the rows being the kv head's
- *                        GQA query group x the new queries, so a K/V row is read once per kv head;
- *   combine_by_lse.cu    when S > 1, the splits' float32 partials merged by their lse.
+ *                        GQA query group x the new queries, so a K/V row is read once per kv head; when S > 1
+ *                        the last split to finish merges the float32 partials by their lse (fused combine).
+ * combine_by_lse.cu is the same merge as its own kernel, for attentionCombine.
  * The metadata (cache_seqlens, the block table or cache_batch_idx) travels with the call as host Int32Arrays,
  * uploaded into the call's stream-ordered workspace.
  *

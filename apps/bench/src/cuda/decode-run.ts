@@ -11,7 +11,7 @@
  *   node device-run.mjs decode-bench [--batches 1,4,16,64] [--lens 1024,...,131072] [--max-tokens 2097152]
  *                                    [--layouts contiguous,paged] [--page-size 256] [--iters 20] [--json F]
  *       decode attention, Nq = 1, Hq = 32, Hk = 8, D = 128, bf16, every sequence holding L keys (no append): CUDA-
- *       event medians of the whole KV-cache call (decode kernel + combine; the metadata uploaded once before
+ *       event medians of the whole KV-cache call (the decode kernel and its fused combine; the metadata uploaded once before
  *       timing), and the device-to-device copy bandwidth (cudaMemcpyAsync of 1 GiB) in the same process.
  *       KV read = 2 B L Hk D 2 bytes; GB/s = KV read / time; fraction of copy = GB/s / copy GB/s, where a copy
  *       of n bytes moves 2n (reads n, writes n). Shapes with B L > max-tokens are left out (memory and time).

@@ -4,7 +4,8 @@ decode_attention.cu, combine_by_lse.cu), checked in float64 against a direct ref
 scenarios' shapes plus a bench-like decode (Hq = 32, Hk = 8, D = 128, page 256, 29 splits) and an odd one (GQA 3,
 D = 24, page 5, window [7, 2], 5 splits). It follows the kernel per CTA (split, row block, kv head, sequence), per
 key group (8 per CTA, two per warp, the warp's loop bound), KPI keys per step with the page walk, the per-step
-online softmax, the group merge and the split combine; the 16 lanes of a group are collapsed into vector ops
+online softmax, the group merge and the split merge (the kernel's fused last-CTA combine, same rule as
+combine_by_lse.cu); the 16 lanes of a group are collapsed into vector ops
 (their column layout is not emulated). It checks the algorithm without a GPU; the GPU suite checks the kernels.
 Run: python3 packages/cuda/dev/inference/decode_emulation.py  (numpy; ~1 min)
 """

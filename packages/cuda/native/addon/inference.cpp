@@ -4,16 +4,21 @@
 // anything is enqueued (a TypeError naming the field otherwise): sizes, device pointers to element (0, 0, 0, 0)
 // of each view and its [batch, row, head] strides in elements, and the host metadata as Int32Arrays
 // (cacheSeqlens (B), table (B, mb): the block table, or cache_batch_idx with mb = 1). The metadata and the
-// split partials live in one stream-ordered workspace per call. The TypeScript layer (src/inference-kv-cache.ts)
+// split partials live in one stream-ordered workspace per call; the split counters of the decode kernel's fused
+// combine in a small persistent array per device (split_counters). The TypeScript layer (src/inference-kv-cache.ts)
 // has already validated everything with core's validateKvCacheArgs; the range checks here keep a direct caller
 // from reading or writing outside the caches.
 #include <cuda_runtime.h>
 #include <node_api.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../inference/kv_params.h"
@@ -153,9 +158,52 @@ bool read_kv(napi_env env, napi_value o, KvCall* c) {
 
 inline size_t align256(size_t x) { return (x + 255) / 256 * 256; }
 
-// The workspace of one call: metadata, then (S > 1) the partials. Uploads the metadata; the caller frees ws.
-cudaError_t prepare_kv(KvCall& c, cudaStream_t stream, char** ws, std::string* where) {
+// The decode kernel's split counters (kv_params.h), per device: (B, Hk, row blocks) int32 that the kernels keep
+// at 0 between calls, so they are zeroed once (stream-ordered) and only grow. A plain cudaMalloc, not the
+// stream-ordered pool, so dispose()'s pool trim is unaffected; a few KiB per device for the process's life.
+std::mutex g_counters_mu;
+std::map<int, std::pair<int*, size_t>> g_counters;
+
+cudaError_t split_counters(int dev, cudaStream_t stream, size_t n, int** out, std::string* where) {
+  std::lock_guard<std::mutex> lock(g_counters_mu);
+  std::pair<int*, size_t>& c = g_counters[dev];
+  if (c.second < n) {
+    const size_t cap = std::max<size_t>({n, 2 * c.second, 4096});
+    cudaError_t err = cudaSuccess;
+    if (c.first != nullptr) {
+      // earlier kernels on this stream may still count in the old array
+      err = cudaStreamSynchronize(stream);
+      if (err == cudaSuccess) err = cudaFree(c.first);
+      c = {nullptr, 0};
+      if (err != cudaSuccess) return *where = "freeing the split counters", err;
+    }
+    int* p = nullptr;
+    err = cudaMalloc(reinterpret_cast<void**>(&p), cap * sizeof(int));
+    if (err != cudaSuccess) {
+      cudaGetLastError();
+      return *where = "cudaMalloc(split counters, " + std::to_string(cap * sizeof(int)) + " bytes)", err;
+    }
+    err = cudaMemsetAsync(p, 0, cap * sizeof(int), stream);
+    if (err != cudaSuccess) {
+      cudaFree(p);
+      return *where = "cudaMemsetAsync(split counters)", err;
+    }
+    c = {p, cap};
+  }
+  *out = c.first;
+  return cudaSuccess;
+}
+
+// The workspace of one call: metadata, then (S > 1) the partials; the split counters. Uploads the metadata; the
+// caller frees ws.
+cudaError_t prepare_kv(int dev, KvCall& c, cudaStream_t stream, char** ws, std::string* where) {
   infer::KvCacheParams& p = c.p;
+  p.split_counters = nullptr;
+  if (p.S > 1) {
+    const size_t n = (size_t)p.B * p.Hk * infer::decode_row_blocks(p.Hq, p.Hk, p.Nq);
+    const cudaError_t err = split_counters(dev, stream, n, &p.split_counters, where);
+    if (err != cudaSuccess) return err;
+  }
   const size_t meta = sizeof(int32_t) * c.meta.size();
   const size_t n = p.S > 1 ? (size_t)p.S * p.B * p.Nq * p.Hq : 0;
   const size_t total = align256(meta) + align256(sizeof(float) * n * p.D) + align256(sizeof(float) * n);
@@ -179,9 +227,9 @@ cudaError_t prepare_kv(KvCall& c, cudaStream_t stream, char** ws, std::string* w
   return err;
 }
 
-cudaError_t run_kv(KvCall& c, cudaStream_t stream, std::string* where) {
+cudaError_t run_kv(int dev, KvCall& c, cudaStream_t stream, std::string* where) {
   char* ws = nullptr;
-  cudaError_t err = prepare_kv(c, stream, &ws, where);
+  cudaError_t err = prepare_kv(dev, c, stream, &ws, where);
   if (ws == nullptr) return err;
   if (err == cudaSuccess) {
     err = infer::attention_with_kv_cache(c.p, stream);
@@ -205,7 +253,7 @@ napi_value KvCacheAttention(napi_env env, napi_callback_info info) {
   cudaStream_t stream;
   std::string where = "cudaSetDevice";
   cudaError_t err = device_stream((int)dev, &stream);
-  if (err == cudaSuccess) err = run_kv(c, stream, &where);
+  if (err == cudaSuccess) err = run_kv((int)dev, c, stream, &where);
   if (err != cudaSuccess) napi_throw(env, make_error(env, err, where));
   return nullptr;
 }
@@ -281,7 +329,7 @@ napi_value KvCacheBenchmark(napi_env env, napi_callback_info info) {
     if (err != cudaSuccess) return {err, "cudaSetDevice"};
     std::string where;
     char* ws = nullptr;
-    err = prepare_kv(c, stream, &ws, &where);
+    err = prepare_kv(d, c, stream, &ws, &where);
     if (err != cudaSuccess) {
       if (ws) cudaFreeAsync(ws, stream);
       return {err, where};

@@ -5,7 +5,8 @@
 // so each K and V row is read from memory once per kv head (decode with Hq / Hk = 4: once for 4 query heads).
 // Split s covers keys [s * kps, min((s + 1) * kps, Lk_b)) of sequence b (Lk_b = cache_seqlens[b] + Nnew); each
 // row's visible keys are core's keyRange with Nk = Lk_b (query row i at key position i + Lk_b - Nq), cut to the
-// split. S = 1 writes out / lse; S > 1 writes float32 partials that combine_by_lse.cu merges.
+// split. S = 1 writes out / lse; S > 1 writes float32 partials, and the last CTA of the S splits of (b, hk, row
+// block) to finish merges them by their lse into out / lse (combine_by_lse.cu's rule, fused: no second launch).
 //
 // Inside a CTA (128 threads): 8 key groups of kLanes = 16 lanes. A group reads one key row at a time, each lane
 // EPL elements of it (with 16-byte rows: 16-byte loads, lane l holding elements [8 l, 8 l + 8) of a bf16 row of
@@ -311,12 +312,74 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
       if (d == 0) p.lse_partial[(split * p.Hq + h) * p.Nq + i] = lse;
     }
   }
+  if (p.S == 1) return;
+
+  // Split-KV second pass, fused: the last of the S CTAs of (b, hk, rb) to finish merges their partials
+  // (combine_by_lse.cu's rule), as in CUDA's threadFenceReduction sample: every thread's partials are made
+  // visible device-wide before thread 0 counts this split as done; the last one reads the others' from L2.
+  __shared__ bool sm_last;
+  __shared__ float sm_w[kRows][kMaxSplits];  // row r's split weights exp(lse_s - M) / sum
+  __shared__ float sm_lse[kRows];
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* counter = p.split_counters + ((int64_t)b * p.Hk + hk) * (gridDim.x / p.S) + rb;
+    const bool last = atomicAdd(counter, 1) == p.S - 1;
+    if (last) *counter = 0;  // every split has counted: ready for the next call
+    sm_last = last;
+  }
+  __syncthreads();
+  if (!sm_last) return;
+  __threadfence();
+  for (int x = threadIdx.x; x < kRows * p.S; x += kThreads) {
+    const int r = x / p.S, sp = x % p.S;
+    const int row = rb * kRows + r;
+    float l = -INFINITY;
+    if (row < M) {
+      const int h = hk * G + row / p.Nq, i = row % p.Nq;
+      l = __ldcg(p.lse_partial + (((int64_t)sp * p.B + b) * p.Hq + h) * p.Nq + i);
+    }
+    sm_w[r][sp] = l;
+  }
+  __syncthreads();
+  if (threadIdx.x < kRows) {
+    const int r = threadIdx.x;
+    float mx = -INFINITY;
+    for (int sp = 0; sp < p.S; ++sp) mx = fmaxf(mx, sm_w[r][sp]);
+    float sum = 0.f;
+    for (int sp = 0; sp < p.S; ++sp) {
+      const float e = mx == -INFINITY ? 0.f : expf(sm_w[r][sp] - mx);  // a split that saw no key: 0
+      sm_w[r][sp] = e;
+      sum += e;
+    }
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    for (int sp = 0; sp < p.S; ++sp) sm_w[r][sp] *= inv;
+    sm_lse[r] = sum > 0.f ? mx + logf(sum) : -INFINITY;
+  }
+  __syncthreads();
+  for (int x = threadIdx.x; x < kRows * p.D; x += kThreads) {
+    const int r = x / p.D, d = x % p.D;
+    const int row = rb * kRows + r;
+    if (row >= M) continue;
+    const int h = hk * G + row / p.Nq, i = row % p.Nq;
+    const float* op = p.o_partial + (((int64_t)b * p.Nq + i) * p.Hq + h) * p.D + d;  // split 0
+    const int64_t split_stride = (int64_t)p.B * p.Nq * p.Hq * p.D;
+    float acc = 0.f;
+#pragma unroll 8
+    for (int sp = 0; sp < p.S; ++sp) {
+      const float xo = __ldcg(op + sp * split_stride);
+      const float w = sm_w[r][sp];
+      acc = w != 0.f ? fmaf(w, xo, acc) : acc;
+    }
+    T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
+    store(o + d, acc);
+    if (d == 0 && p.lse != nullptr) p.lse[((int64_t)b * p.Hq + h) * p.Nq + i] = sm_lse[r];
+  }
 }
 
 template <typename T, int VEC, int EPL>
 cudaError_t launch(const KvCacheParams& p, cudaStream_t stream) {
-  const int rows = (p.Hq / p.Hk) * p.Nq;
-  const int64_t gx = (int64_t)p.S * ((rows + kRows - 1) / kRows);
+  const int64_t gx = (int64_t)p.S * decode_row_blocks(p.Hq, p.Hk, p.Nq);
   if (gx > 0x7fffffff || p.Hk > 65535 || p.B > 65535) return cudaErrorInvalidConfiguration;
   decode_attention_kernel<T, VEC, EPL><<<dim3((unsigned)gx, p.Hk, p.B), kThreads, 0, stream>>>(p);
   return cudaGetLastError();
@@ -342,9 +405,13 @@ cudaError_t launch_scalar(const KvCacheParams& p, cudaStream_t stream) {
 
 }  // namespace
 
+int decode_row_blocks(int Hq, int Hk, int Nq) { return ((Hq / Hk) * Nq + kRows - 1) / kRows; }
+
 cudaError_t decode_attention(const KvCacheParams& p, cudaStream_t stream) {
   if (p.B == 0 || p.Nq == 0 || p.Hq == 0) return cudaSuccess;
   if (p.D < 1 || p.D > 256 || p.S < 1 || p.S > kMaxSplits || p.Hk < 1 || p.Hq % p.Hk != 0) return cudaErrorInvalidValue;
+  if (p.S > 1 && (p.split_counters == nullptr || p.o_partial == nullptr || p.lse_partial == nullptr))
+    return cudaErrorInvalidValue;
   switch (p.dtype) {
     case 0: return p.vector_loads ? launch_vec<float, 4>(p, stream) : launch_scalar<float>(p, stream);
     case 1: return p.vector_loads ? launch_vec<__half, 8>(p, stream) : launch_scalar<__half>(p, stream);

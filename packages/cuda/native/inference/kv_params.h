@@ -45,9 +45,13 @@ struct KvCacheParams {
   int64_t o_batch_stride, o_row_stride, o_head_stride;
   float* lse;  // (B, Hq, Nq) float32 contiguous, natural log, or null
 
-  // S > 1: the decode kernel's partial results, merged by the combine (contiguous float32)
+  // S > 1: the decode kernel's partial results (contiguous float32), merged by the last CTA of each (sequence,
+  // kv head, row block) to finish, which it finds by counting finished splits in split_counters
   float* o_partial;    // (S, B, Nq, Hq, D)
   float* lse_partial;  // (S, B, Hq, Nq)
+  // (B, Hk, row blocks) int32, all 0 before the launch; each CTA of a split adds 1 and the last one resets it to
+  // 0, so the counters stay 0 between calls (a persistent per-device allocation, native/addon/inference.cpp)
+  int* split_counters;
 
   bool vector_loads;  // K / V rows 16-byte aligned (pointers, strides, D): 16-byte loads, else scalar
 };
@@ -65,20 +69,18 @@ struct CombineParams {
 
 // k_new / v_new -> the caches at positions cache_seqlens[b] .. + Nnew - 1 (kv_cache_append.cu). Nnew = 0: nothing.
 cudaError_t kv_cache_append(const KvCacheParams& p, cudaStream_t stream);
-// Split-KV partial attention (decode_attention.cu): S = 1 writes o / lse, S > 1 o_partial / lse_partial.
+// Split-KV attention (decode_attention.cu): S = 1 writes o / lse; S > 1 writes o_partial / lse_partial and the
+// last split to finish of each (sequence, kv head, row block) merges them into o / lse (needs split_counters).
 cudaError_t decode_attention(const KvCacheParams& p, cudaStream_t stream);
+// Query-row blocks of the decode kernel's grid for M = (Hq / Hk) * Nq rows (the split counters' last dimension).
+int decode_row_blocks(int Hq, int Hk, int Nq);
 // out, lse = merge of S partials by their lse (combine_by_lse.cu).
 cudaError_t combine_by_lse(const CombineParams& p, cudaStream_t stream);
 
-// The whole KV-cache call: append, decode attention, combine when S > 1.
+// The whole KV-cache call: append, then the decode attention (with its fused combine when S > 1).
 inline cudaError_t attention_with_kv_cache(const KvCacheParams& p, cudaStream_t stream) {
   cudaError_t err = kv_cache_append(p, stream);
   if (err == cudaSuccess) err = decode_attention(p, stream);
-  if (err == cudaSuccess && p.S > 1) {
-    CombineParams c{p.dtype, p.S, p.B, p.Nq, p.Hq, p.D, p.o_partial, p.lse_partial, p.o,
-                    p.o_batch_stride, p.o_row_stride, p.o_head_stride, p.lse};
-    err = combine_by_lse(c, stream);
-  }
   return err;
 }
 
