@@ -2,14 +2,15 @@
 # The GPU run of @flashattn/cuda's inference kernels (issue #12) in one device command, <= 300 s:
 #   bash apps/bench/src/cuda/decode-device.sh [all|check|bench]
 # check: the inference conformance suite on createCudaDevice() (KV cache scalar and 16-byte paths, combine,
-#        varlen fwd + bwd, rejections; device-run.mjs inference) and compute-sanitizer memcheck of small decode /
-#        paged / split / varlen cases (device-run.mjs inference-sanitize).
+#        varlen fwd + bwd, rejections; device-run.mjs inference), GPT-2 cached generation on createCudaOps()
+#        (device-run.mjs inference-gpt2; cuBLASLt found as in ops-device.sh) and compute-sanitizer memcheck of
+#        small decode / paged / split / varlen cases (device-run.mjs inference-sanitize).
 # bench: decode attention, Nq = 1, Hq = 32, Hk = 8, D = 128, bf16, L = 1k..128k, B = 1..64 (B L <= 2^21),
 #        contiguous and paged (page 256): ours (device-run.mjs decode-bench, with the cudaMemcpy D2D bandwidth
 #        measured in the same process) and PyTorch SDPA flash / efficient / cuDNN (decode-sdpa-peer.py, with
 #        torch's copy_ bandwidth) in the same command; prints the joined table last.
 # Needs .carry (Node) and .bundle-cuda (device-run.mjs, flashattn_cuda.node) carried along. Stage limits (s):
-# CONF_TIMEOUT 90, MEMCHECK_TIMEOUT 80, BENCH_TIMEOUT 50, PEER_TIMEOUT 70. Writes at most 4 files to $OUT:
+# CONF_TIMEOUT 70, GPT2_TIMEOUT 30, MEMCHECK_TIMEOUT 70, BENCH_TIMEOUT 50, PEER_TIMEOUT 70 (290 s in all). Writes at most 4 files to $OUT:
 # decode-ours.json, decode-peer.json, decode-table.txt, decode-logs.tar.gz (every log, refreshed after each stage).
 set -u
 cd "$(dirname "$0")/../../../.."
@@ -24,13 +25,26 @@ t0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit --format=csv > $W/gpu.txt 2>&1
 
-CONF=skip; SAN=skip
+if [ -z "${FLASHATTN_CUBLASLT_PATH:-}" ]; then  # createCudaOps (inference-gpt2) needs cuBLASLt
+  LT=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so/ {print $NF; exit}')
+  if [ -z "$LT" ]; then
+    SITE=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null)
+    LT=$(ls "$SITE"/nvidia/cublas/lib/libcublasLt.so* 2>/dev/null | head -1)
+  fi
+  [ -n "$LT" ] && export FLASHATTN_CUBLASLT_PATH=$LT
+fi
+
+CONF=skip; SAN=skip; GPT2=skip
 if [ "$MODE" = all ] || [ "$MODE" = check ]; then
-  timeout ${CONF_TIMEOUT:-90} node $BUN/device-run.mjs inference --json $W/inference.json > $W/inference.log 2>&1
+  timeout ${CONF_TIMEOUT:-70} node $BUN/device-run.mjs inference --json $W/inference.json > $W/inference.log 2>&1
   echo "rc=$?" >> $W/inference.log
   CONF="$(grep '^inference-conformance' $W/inference.log) $(tail -1 $W/inference.log)"
   stamp "inference conformance: $CONF"
-  timeout ${MEMCHECK_TIMEOUT:-80} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs inference-sanitize > $W/memcheck.log 2>&1
+  timeout ${GPT2_TIMEOUT:-30} node $BUN/device-run.mjs inference-gpt2 > $W/inference-gpt2.log 2>&1
+  echo "rc=$?" >> $W/inference-gpt2.log
+  GPT2="$(grep -E '^inference-gpt2' $W/inference-gpt2.log) $(tail -1 $W/inference-gpt2.log)"
+  stamp "gpt2 cached generation: $GPT2"
+  timeout ${MEMCHECK_TIMEOUT:-70} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs inference-sanitize > $W/memcheck.log 2>&1
   rc=$?
   SAN="rc=$rc, $(grep -E 'inference-sanitize' $W/memcheck.log | tail -1), $(grep -E 'ERROR SUMMARY' $W/memcheck.log | tail -1)"
   stamp "memcheck: $SAN"
@@ -70,6 +84,8 @@ echo "==== summary"
 cat $W/gpu.txt
 echo "inference conformance: $CONF"
 grep -E '^case fail' $W/inference.log 2>/dev/null | head -20
+echo "gpt2 cached generation (inference-gpt2): $GPT2"
+grep -E '^(pass|FAIL|info)' $W/inference-gpt2.log 2>/dev/null
 echo "memcheck (inference-sanitize): $SAN"
 grep -E '^copy|rc=' $W/decode-ours.log 2>/dev/null
 grep -E 'Error|error' $W/decode-ours.log 2>/dev/null | head -5

@@ -13,8 +13,8 @@
  *   node device-run.mjs memory [--json F]        extra device memory of forward+backward, B=1 H=16 D=128
  *   node device-run.mjs selftest                 the GPU checks of the package tests, without vitest
  *   node device-run.mjs ops-conformance | ops-sanitize | ops-bench   CudaOps (the training ops): see ops-run.ts
- *   node device-run.mjs inference | inference-sanitize | decode-bench   the inference kernels (KV cache, split-KV,
- *       varlen; issue #12): see decode-run.ts
+ *   node device-run.mjs inference | inference-sanitize | inference-gpt2 | decode-bench   the inference kernels
+ *       (KV cache, split-KV, varlen, GPT-2 cached generation; issue #12): see decode-run.ts
  * The PyTorch peer (apps/bench/src/cuda-sdpa-peer.py) times the same shapes; report.mjs joins the two.
  */
 import { writeFileSync } from 'node:fs';
@@ -44,7 +44,12 @@ import {
   type NativeForward,
   type NativeStrides,
 } from '@flashattn/cuda/native';
-import { decodeBench, inferenceConformance, inferenceSanitize } from './decode-run.js';
+import {
+  decodeBench,
+  inferenceConformance,
+  inferenceGpt2,
+  inferenceSanitize,
+} from './decode-run.js';
 import { opsBench, opsConformance, opsSanitize } from './ops-run.js';
 import { benchShapes, type BenchShape } from './shapes.js';
 
@@ -624,6 +629,7 @@ const modes: Record<string, (a: string[]) => Promise<number>> = {
   'ops-bench': opsBench,
   inference: inferenceConformance,
   'inference-sanitize': () => inferenceSanitize(),
+  'inference-gpt2': () => inferenceGpt2(),
   'decode-bench': decodeBench,
 };
 const run = mode ? modes[mode] : undefined;
