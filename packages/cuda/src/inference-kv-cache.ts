@@ -49,7 +49,7 @@ export const KV_MAX_SPLITS = 128;
 /** Largest head dim of the decode kernel. */
 export const KV_MAX_HEAD_DIM = 256;
 /**
- * Resident decode CTAs per SM, the split heuristic's parallelism per SM: 128 threads at 205-208 registers
+ * Resident decode CTAs per SM, the split heuristic's parallelism per SM: 128 threads at 201-206 registers
  * (decode_attention.cu, bf16 / fp16 D <= 128, ptxas -v) leave room for 2.
  */
 export const KV_CTAS_PER_SM = 2;

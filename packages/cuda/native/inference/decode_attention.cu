@@ -131,35 +131,6 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
     }
   }
 
-  // Q rows in registers, times scale * log2(e) (rows past M: 0)
-  float qr[kRows][EPL];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int row = rb * kRows + r;
-    const T* qp = nullptr;
-    if (row < M) {
-      const int h = hk * G + row / p.Nq, i = row % p.Nq;
-      qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + i * p.q_row_stride + h * p.q_head_stride;
-    }
-#pragma unroll
-    for (int c = 0; c < NC; ++c)
-#pragma unroll
-      for (int e = 0; e < VEC; ++e) {
-        const int d = c * kLanes * VEC + lane * VEC + e;
-        qr[r][c * VEC + e] = qp != nullptr && d < p.D ? to_float(qp[d]) * p.scale_log2 : 0.f;
-      }
-  }
-
-  // Algorithm 1, line 6: m = -inf, l = 0, acc = 0
-  float m_i[kRows], l_i[kRows], acc[kRows][EPL];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    m_i[r] = -INFINITY;
-    l_i[r] = 0.f;
-#pragma unroll
-    for (int e = 0; e < EPL; ++e) acc[r][e] = 0.f;
-  }
-
   const T* kc = static_cast<const T*>(p.k) + (int64_t)hk * p.k_head_stride;
   const T* vc = static_cast<const T*>(p.v) + (int64_t)hk * p.v_head_stride;
   const int32_t* table = p.table + (int64_t)b * p.mb;
@@ -192,7 +163,36 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
   const int warp = threadIdx.x / 32;
   Raw kr[KPI][NC], vr[KPI][NC];
   int jw = jBegin + warp * 2 * KPI;
-  if (jw < jEnd) load_step(jw + (g % 2) * KPI, kr, vr);
+  if (jw < jEnd) load_step(jw + (g % 2) * KPI, kr, vr);  // issued before Q's loads: both in flight together
+  // Q rows in registers, times scale * log2(e) (rows past M: 0)
+  float qr[kRows][EPL];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int row = rb * kRows + r;
+    const T* qp = nullptr;
+    if (row < M) {
+      const int h = hk * G + row / p.Nq, i = row % p.Nq;
+      qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + i * p.q_row_stride + h * p.q_head_stride;
+    }
+#pragma unroll
+    for (int c = 0; c < NC; ++c)
+#pragma unroll
+      for (int e = 0; e < VEC; ++e) {
+        const int d = c * kLanes * VEC + lane * VEC + e;
+        qr[r][c * VEC + e] = qp != nullptr && d < p.D ? to_float(qp[d]) * p.scale_log2 : 0.f;
+      }
+  }
+
+  // Algorithm 1, line 6: m = -inf, l = 0, acc = 0
+  float m_i[kRows], l_i[kRows], acc[kRows][EPL];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    m_i[r] = -INFINITY;
+    l_i[r] = 0.f;
+#pragma unroll
+    for (int e = 0; e < EPL; ++e) acc[r][e] = 0.f;
+  }
+
   for (; jw < jEnd; jw += kStep) {
     const int j0 = jw + (g % 2) * KPI;
     const bool more = jw + kStep < jEnd;  // warp-uniform
