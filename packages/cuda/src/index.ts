@@ -24,4 +24,5 @@ export type { DeviceInfo } from './native.js';
 export { createNcclCommunicator, loadNccl, NcclCommunicator, NcclUnavailableError, type NcclCommunicatorOptions } from './nccl.js';
 export { KV_MAX_SPLITS, KV_CTAS_PER_SM } from './inference-kv-cache.js';
 export type { InferenceAddon, NativeKvCache, NativeCombine } from './inference-kv-cache.js';
-export { withAlignedKvCaches } from './inference-aligned.js';
+export { BROKEN_KV_VARIANTS, withAlignedKvCaches } from './inference-testing.js';
+export type { BrokenKvVariant } from './inference-testing.js';

@@ -7,7 +7,7 @@
 import { describeInferenceConformance } from '@flashattn/conformance/vitest';
 import { cudaUnavailableReason } from './availability.js';
 import { createCudaDevice } from './device.js';
-import { withAlignedKvCaches } from './inference-aligned.js';
+import { withAlignedKvCaches } from './inference-testing.js';
 
 const reason = cudaUnavailableReason();
 const skip = reason ? `CUDA unavailable: ${reason}` : undefined;

@@ -4,7 +4,8 @@
  *       the inference conformance suite (@flashattn/conformance: KV-cache decode / chunked prefill, paged and
  *       contiguous caches, appends, split-KV, the combine on its own, varlen forward and backward, rejections) on
  *       createCudaDevice(), then the KV-cache scenarios again on 16-byte aligned copies of the caches
- *       (withAlignedKvCaches: the decode kernel's 16-byte-load path); one line per scenario, a summary last
+ *       (withAlignedKvCaches: the decode kernel's 16-byte-load path), then the broken variants (BROKEN_KV_VARIANTS:
+ *       each must fail its scenario with a wrong result); one line per scenario, a summary last
  *   node device-run.mjs inference-sanitize
  *       a few small scenarios of each kind (scalar and 16-byte paths, paged, split, varlen fwd + bwd, combine), for
  *       compute-sanitizer memcheck
@@ -40,6 +41,7 @@ import {
   type InferenceResult,
 } from '@flashattn/conformance';
 import {
+  BROKEN_KV_VARIANTS,
   createCudaDevice,
   createCudaOps,
   withAlignedKvCaches,
@@ -85,6 +87,27 @@ export async function inferenceConformance(args: string[]): Promise<number> {
   for (const s of VARLEN_SCENARIOS.filter((x) => keep(x.id)))
     add(await runVarlenScenario(dev, s, seed));
   if (keep('varlen rejections')) add(await runVarlenRejections(dev, seed));
+  // The suite must catch a wrong backend: each broken variant fails its scenario with a wrong result.
+  for (const v of BROKEN_KV_VARIANTS.filter((x) => keep(`broken ${x.what}`))) {
+    const bad = v.make(dev);
+    const r =
+      v.scenario === 'combine'
+        ? await runCombineScenario(bad, COMBINE_SCENARIOS[0]!, seed)
+        : await runKvCacheScenario(
+            bad,
+            KV_CACHE_SCENARIOS.find((s) => s.id.includes(v.scenario))!,
+            seed,
+          );
+    const caught = !r.pass && !/threw/.test(r.message);
+    add({
+      ...r,
+      id: `broken variant '${v.what}' fails ${r.id}`,
+      pass: caught,
+      message: caught
+        ? `the suite caught it: ${r.message.split('\n')[1] ?? ''}`
+        : `NOT caught as a wrong result:\n${r.message}`,
+    });
+  }
   await dev.dispose();
   const failed = results.filter((r) => !r.pass).length;
   console.log(
