@@ -26,6 +26,7 @@ import {
   type VarlenForwardArgs,
 } from './contracts/kv-cache.js';
 import type { StridedView } from './contracts/device-attention.js';
+import { varlenRows } from './varlen-by-sequence.js';
 
 /** Host arrays the oracles read: float values (16-bit storage decoded to float32 by the caller). */
 export type HostFloat = Float32Array | Float64Array;
@@ -159,10 +160,7 @@ export function combineByLse64(
 
 /** One packed sequence's rows [r0, r1) of a (1, total, H, D) view, as a (1, r1 - r0, H, D) tensor. */
 function rowsOf(v: StridedView<HostFloat>, r0: number, r1: number, name: string): Tensor {
-  return gatherTensor(
-    { ...v, offset: v.offset + r0 * v.strides[1], shape: [1, r1 - r0, v.shape[2], v.shape[3]] },
-    name,
-  );
+  return gatherTensor(varlenRows(v, r0, r1 - r0), name);
 }
 
 export interface VarlenReference64 {
