@@ -18,17 +18,12 @@ import { describe, expect, it } from 'vitest';
 import type { CudaBuffer } from './cuda-buffer.js';
 import { CudaDevice } from './device.js';
 import type { NativeKvCache } from './inference-kv-cache.js';
-import { loadAddon, type DeviceInfo } from './native.js';
-
-const INFO: DeviceInfo = {
-  name: 'stand-in GPU',
-  major: 9,
-  minor: 0,
-  multiProcessorCount: 132,
-  totalGlobalMem: 80e9,
-  driverVersion: 13000,
-  runtimeVersion: 13000,
-};
+import {
+  addonWithoutGpu,
+  expectRejects,
+  STAND_IN_INFO,
+  standInMemory,
+} from './test-utils/stand-in-addon.js';
 
 interface Recorded {
   fn: string;
@@ -38,7 +33,6 @@ interface Recorded {
 /** A CudaDevice over an addon that hands out fake 256-byte aligned addresses and records every native call. */
 function standIn() {
   const calls: Recorded[] = [];
-  let next = 0x10000n;
   const rec =
     (fn: string, ret?: unknown) =>
     (...args: unknown[]) => {
@@ -46,17 +40,7 @@ function standIn() {
       return ret;
     };
   const addon: Record<string, unknown> = {
-    deviceCount: () => 1,
-    deviceInfo: () => INFO,
-    malloc: (_d: number, bytes: number) => {
-      const p = next;
-      next += BigInt(Math.max(256, Math.ceil(bytes / 256) * 256));
-      return p;
-    },
-    free: () => undefined,
-    memset: () => undefined,
-    synchronize: async () => undefined,
-    trimMemPool: () => undefined,
+    ...standInMemory(),
     memcpy: async (...a: unknown[]) => void calls.push({ fn: 'memcpy', args: a }),
     copyDevice: rec('copyDevice'),
     convert: rec('convert'),
@@ -68,25 +52,15 @@ function standIn() {
   const dev = new CudaDevice(
     addon as unknown as ConstructorParameters<typeof CudaDevice>[0],
     0,
-    INFO,
+    STAND_IN_INFO,
     {},
   );
   const kernels = () => calls.filter((c) => c.fn !== 'memcpy');
   return { dev, calls, kernels };
 }
 
-async function rejects(p: () => unknown, argument: string): Promise<void> {
-  let thrown: unknown;
-  try {
-    await p();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(thrown, `expected AttentionInputError naming ${argument}`).toBeInstanceOf(
-    AttentionInputError,
-  );
-  expect((thrown as AttentionInputError).argument).toBe(argument);
-}
+const rejects = (p: () => unknown, argument: string) =>
+  expectRejects(p, AttentionInputError, argument);
 
 /** A valid paged decode call: B = 2, Hq = 4, Hk = 2, D = 16, page size 4, lens [5, 2], one key appended. */
 function pagedCall(dev: CudaDevice, dtype: BufferDType = 'bfloat16') {
@@ -359,15 +333,7 @@ describe('varlen on createCudaDevice(): argument checks and per-sequence launche
 });
 
 describe('the inference entry points without a GPU (the addon built, no driver: CI)', () => {
-  const load = loadAddon();
-  const native = load.addon as unknown as Record<string, (...a: unknown[]) => unknown> | undefined;
-  const noGpu = (() => {
-    try {
-      return (load.addon?.deviceCount() ?? 0) === 0;
-    } catch {
-      return true;
-    }
-  })();
+  const { available, call } = addonWithoutGpu();
   const ok: NativeKvCache = {
     dtype: 2,
     batch: 1,
@@ -397,17 +363,9 @@ describe('the inference entry points without a GPU (the addon built, no driver: 
     cacheSeqlens: Int32Array.from([20]),
     table: Int32Array.from([3, 1]),
   };
-  it.skipIf(!native || !noGpu)(
+  it.skipIf(!available)(
     'bad arguments are TypeErrors naming them, read before the device is touched; a good call fails with a CUDA error',
     () => {
-      const call = (fn: string, ...args: unknown[]): unknown => {
-        try {
-          native![fn]!(0, ...args);
-          return undefined;
-        } catch (e) {
-          return e;
-        }
-      };
       const dev = call('kvCacheAttention', ok) as { cudaError?: string };
       expect(dev).toBeInstanceOf(Error);
       expect(dev.cudaError).toMatch(/^cuda/);

@@ -13,43 +13,28 @@ import {
 import { describe, expect, it } from 'vitest';
 import type { CudaBuffer } from './cuda-buffer.js';
 import { CudaUnavailableError } from './errors.js';
-import { loadAddon, type DeviceInfo } from './native.js';
+import { loadAddon } from './native.js';
 import { CublasLtUnavailableError, CudaOps, createCudaOps } from './ops.js';
 import { provider } from './provider.js';
+import {
+  addonWithoutGpu,
+  expectRejects,
+  STAND_IN_INFO,
+  standInMemory,
+} from './test-utils/stand-in-addon.js';
 
 interface Recorded {
   fn: string;
   args: Record<string, unknown>;
 }
 
-const INFO: DeviceInfo = {
-  name: 'stand-in GPU',
-  major: 9,
-  minor: 0,
-  multiProcessorCount: 132,
-  totalGlobalMem: 80e9,
-  driverVersion: 13000,
-  runtimeVersion: 13000,
-};
-
 const made: CudaOps[] = [];
 
 /** An addon whose memory calls hand out fake addresses and whose ops calls are recorded (or throw `fail`). */
 function standIn(fail?: Record<string, Error>) {
   const calls: Recorded[] = [];
-  let next = 0x10000n;
   const addon: Record<string, unknown> = {
-    deviceCount: () => 1,
-    deviceInfo: () => INFO,
-    malloc: (_d: number, bytes: number) => {
-      const p = next;
-      next += BigInt(Math.max(256, Math.ceil(bytes / 256) * 256));
-      return p;
-    },
-    free: () => undefined,
-    memset: () => undefined,
-    synchronize: async () => undefined,
-    trimMemPool: () => undefined,
+    ...standInMemory(),
     opsRelease: (d: number) => calls.push({ fn: 'opsRelease', args: { device: d } }),
   };
   for (const fn of [
@@ -78,7 +63,7 @@ function standIn(fail?: Record<string, Error>) {
   const ops = new CudaOps(
     addon as unknown as ConstructorParameters<typeof CudaOps>[0],
     0,
-    INFO,
+    STAND_IN_INFO,
     {},
     {
       path: 'stand-in',
@@ -89,16 +74,8 @@ function standIn(fail?: Record<string, Error>) {
   return { ops, calls };
 }
 
-async function rejectsWith(p: () => unknown, argument: string): Promise<void> {
-  let thrown: unknown;
-  try {
-    await p();
-  } catch (e) {
-    thrown = e;
-  }
-  expect(thrown).toBeInstanceOf(OpsInputError);
-  expect((thrown as OpsInputError).argument).toBe(argument);
-}
+const rejectsWith = (p: () => unknown, argument: string) =>
+  expectRejects(p, OpsInputError, argument);
 
 describe('CudaOps argument checks (before any native call)', () => {
   it('rejects bad sizes, lengths, dtypes and options, naming the argument, and calls nothing', async () => {
@@ -318,15 +295,7 @@ describe('createCudaOps errors, in order: options, addon, cuBLASLt, GPU', () => 
 });
 
 describe('the native entry points without a GPU (the addon built, no driver: CI)', () => {
-  const load = loadAddon();
-  const native = load.addon as unknown as Record<string, (...a: unknown[]) => unknown> | undefined;
-  const noGpu = (() => {
-    try {
-      return (load.addon?.deviceCount() ?? 0) === 0;
-    } catch {
-      return true;
-    }
-  })();
+  const { available, call } = addonWithoutGpu();
   const ok: Record<string, Record<string, unknown>> = {
     opsGeluForward: { dtype: 0, out: 256n, inp: 512n, n: 4 },
     opsAdd: { dtype: 2, out: 256n, a: 512n, b: 768n, n: 4 },
@@ -358,17 +327,9 @@ describe('the native entry points without a GPU (the addon built, no driver: CI)
       c2: 0.001,
     },
   };
-  it.skipIf(!native || !noGpu)(
+  it.skipIf(!available)(
     'bad arguments are TypeErrors naming them, read before the device is touched; good ones reach the device and fail with a CUDA error, never a crash',
     () => {
-      const call = (fn: string, args: unknown): unknown => {
-        try {
-          native![fn]!(0, args);
-          return undefined;
-        } catch (e) {
-          return e;
-        }
-      };
       for (const [fn, args] of Object.entries(ok)) {
         const dev = call(fn, args) as { cudaError?: string };
         expect(dev).toBeInstanceOf(Error);
