@@ -11,8 +11,9 @@
  *
  * Run (repo root, after `npx -y pnpm@10.34.8 --filter @flashattn/bench... build`):
  *   node apps/bench/dist/cpu/attention-vs-ort.js attention [--quick | --long | --extra] [--json FILE]
- *   node apps/bench/dist/cpu/attention-vs-ort.js attention --row B:D:N[:causal] [--row ...]
- *       (forward only, 1 and all threads: the decisive rows again on a quiet minute)
+ *   node apps/bench/dist/cpu/attention-vs-ort.js attention --row B:D:N[:causal] [--row ...] [--rounds R]
+ *       (forward only, 1 and all threads: the decisive rows again on a quiet minute; R rounds instead
+ *       of 5, or 3 at N >= 4096)
  *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
  *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
  */
@@ -32,7 +33,7 @@ import {
   type AttnDims,
 } from './onnx-model.js';
 
-const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra | --row B:D:N[:causal] ...] [--json FILE] | memory | matmul [--json FILE]`;
+const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra | --row B:D:N[:causal] ...] [--rounds R] [--json FILE] | memory | matmul [--json FILE]`;
 const [mode, ...rest] = process.argv.slice(2);
 const flags = new Map<string, string | true>();
 const rowSpecs: Array<{ B: number; D: number; N: number; causalOnly: boolean }> = [];
@@ -42,6 +43,8 @@ for (let i = 0; i < rest.length; i++) {
   else if (a === '--long') flags.set('long', true);
   else if (a === '--extra') flags.set('extra', true);
   else if (a === '--json' && rest[i + 1] !== undefined) flags.set('json', rest[++i]!);
+  else if (a === '--rounds' && /^[1-9]\d*$/.test(rest[i + 1] ?? ''))
+    flags.set('rounds', rest[++i]!);
   else if (a === '--row' && /^\d+:\d+:\d+(:causal)?$/.test(rest[i + 1] ?? '')) {
     const [B, D, N, c] = rest[++i]!.split(':');
     rowSpecs.push({ B: Number(B), D: Number(D), N: Number(N), causalOnly: c === 'causal' });
@@ -228,7 +231,8 @@ async function attention(): Promise<void> {
           maxDiff = Math.max(maxDiff, Math.abs(ref[i]! - me.out[i]!));
 
         const flopsFwd = 4 * g.B * H * g.N * g.N * g.D * (causal ? 0.5 : 1);
-        const rounds = g.N >= 4096 ? 3 : 5;
+        const roundsFlag = flags.get('rounds');
+        const rounds = typeof roundsFlag === 'string' ? Number(roundsFlag) : g.N >= 4096 ? 3 : 5;
         const times = impls.map(() => [] as number[]);
         const cpuTimes = impls.map(() => [] as number[]);
         for (let r = 0; r < rounds; r++) {
