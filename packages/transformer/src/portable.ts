@@ -4,6 +4,7 @@ export * from './model/params.js';
 export { GPT2, type GPT2Options } from './model/gpt2.js';
 export { GPT2KVCache } from './model/kv-cache.js';
 export * from './model/generate.js';
+export * from './model/cached-forward-check.js';
 export * from './model/sampling.js';
 export * from './train/adamw.js';
 export * from './train/schedule.js';

@@ -13,9 +13,10 @@
  *       GPT-2 generation with the KV cache on createCudaOps() (GPT2.forwardCached on attentionWithKvCache): a
  *       tiny float32 model's cached forward in chunks (7-token prefill, single-token steps, a 6-token chunk)
  *       against core's float64 full forward under the rule lifted to the model (err <= 2 err_cpu_f32_cached +
- *       1e-5 max |logits|), and greedy generation with the cache equal to the CPU float32 ops' (both float32
- *       attention); greedy without the cache is printed beside it (CUDA's flash forward computes float32 in
- *       bfloat16, so a near tie may differ there)
+ *       1e-5 max |logits|: @flashattn/transformer's checkCachedForward, as webgpu's gpt2-generate test), and
+ *       greedy generation with the cache equal to the CPU float32 ops' (both float32 attention); greedy without
+ *       the cache is printed beside it (CUDA's flash forward computes float32 in bfloat16, so a near tie may
+ *       differ there)
  *   node device-run.mjs decode-bench [--batches 1,4,16,64] [--lens 1024,...,131072] [--max-tokens 2097152]
  *                                    [--layouts contiguous,paged] [--page-size 256] [--iters 20] [--json F]
  *       decode attention, Nq = 1, Hq = 32, Hk = 8, D = 128, bf16, every sequence holding L keys (no append): CUDA-
@@ -26,9 +27,9 @@
  *       decode-sdpa-peer.py times PyTorch SDPA on the same shapes (same flags).
  */
 import { writeFileSync } from 'node:fs';
-import { contiguousView, createReferenceOps, createRng, type Ops } from '@flashattn/core';
+import { contiguousView, createRng } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
-import { generate, GPT2, type GPT2Config } from '@flashattn/transformer';
+import { checkCachedForward, greedyTokens } from '@flashattn/transformer';
 import {
   COMBINE_SCENARIOS,
   KV_CACHE_SCENARIOS,
@@ -161,50 +162,6 @@ export async function inferenceSanitize(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-const GPT2_CONFIG: GPT2Config = { vocabSize: 67, maxSeqLen: 24, nLayer: 2, nHead: 2, nEmbd: 32 };
-const GPT2_CHUNKS = [
-  [0, 7],
-  [7, 1],
-  [8, 1],
-  [9, 6],
-  [15, 4],
-] as const;
-
-/** A GPT-2's logits (B * T, V) from the cached forward run chunk by chunk, or from the full forward. */
-async function gpt2Logits<Buf>(
-  ops: Ops<Buf>,
-  cached: boolean,
-  seed: number,
-): Promise<Float64Array> {
-  const [B, T, V] = [2, 19, GPT2_CONFIG.vocabSize];
-  const model = new GPT2({
-    config: GPT2_CONFIG,
-    ops,
-    paramDType: cached ? 'float32' : 'float64',
-    seed,
-  });
-  const rng = createRng(seed ^ 0x5bd1e995);
-  const tokens = Int32Array.from({ length: B * T }, () => rng.int(V));
-  if (!cached) {
-    await model.forward(tokens, null, B, T);
-    return Float64Array.from(await ops.download(model.logits as Buf), Number);
-  }
-  const out = new Float64Array(B * T * V);
-  const cache = model.createCache(B);
-  for (const [t0, n] of GPT2_CHUNKS) {
-    const chunk = new Int32Array(B * n);
-    for (let b = 0; b < B; b++) chunk.set(tokens.subarray(b * T + t0, b * T + t0 + n), b * n);
-    await model.forwardCached(chunk, B, n, cache);
-    const got = await ops.download(model.logits as Buf); // (B * n, V)
-    for (let b = 0; b < B; b++)
-      for (let t = 0; t < n; t++)
-        for (let j = 0; j < V; j++)
-          out[(b * T + t0 + t) * V + j] = Number(got[(b * n + t) * V + j]);
-  }
-  model.releaseActivations();
-  return out;
-}
-
 export async function inferenceGpt2(): Promise<number> {
   const seed = 20261207;
   const cuda = createCudaOps();
@@ -215,38 +172,20 @@ export async function inferenceGpt2(): Promise<number> {
     if (!ok) failed++;
   };
   try {
-    const want = await gpt2Logits(createReferenceOps(), false, seed);
-    const errOf = (x: Float64Array) =>
-      x.reduce((m, v, i) => Math.max(m, Math.abs(v - want[i]!)), 0);
-    const scale = want.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const errCuda = errOf(await gpt2Logits(cuda, true, seed));
-    const errCpu = errOf(await gpt2Logits(cpu, true, seed));
-    const allowed = 2 * errCpu + 1e-5 * scale;
+    const c = await checkCachedForward(cuda, cpu, seed);
     check(
       'forwardCached in chunks vs the float64 full forward',
-      scale > 0 && errCuda <= allowed,
-      `cuda err ${errCuda.toExponential(2)}, cpu f32 err ${errCpu.toExponential(2)}, allowed ${allowed.toExponential(2)}`,
+      c.pass,
+      `cuda err ${c.err.toExponential(2)}, cpu f32 err ${c.errPeer.toExponential(2)}, allowed ${c.allowed.toExponential(2)}`,
     );
-    const greedy = async <Buf>(ops: Ops<Buf>, useCache: boolean) => {
-      const model = new GPT2({ config: GPT2_CONFIG, ops, seed });
-      const rng = createRng(seed);
-      const prompt = Array.from({ length: 9 }, () => rng.int(GPT2_CONFIG.vocabSize));
-      return generate(model, prompt, {
-        maxNewTokens: 6,
-        topK: 1,
-        window: 24,
-        rng: createRng(1),
-        useCache,
-      });
-    };
-    const cudaCached = await greedy(cuda, true);
-    const cpuCached = await greedy(cpu, true);
+    const cudaCached = await greedyTokens(cuda, seed, true);
+    const cpuCached = await greedyTokens(cpu, seed, true);
     check(
       'greedy generation with the cache, CUDA = CPU float32',
       cudaCached.length === 6 && cudaCached.join() === cpuCached.join(),
       `cuda [${cudaCached.join(', ')}], cpu [${cpuCached.join(', ')}]`,
     );
-    const cudaFull = await greedy(cuda, false);
+    const cudaFull = await greedyTokens(cuda, seed, false);
     console.log(
       `info greedy without the cache on CUDA (bf16 flash forward): [${cudaFull.join(', ')}] ${cudaFull.join() === cudaCached.join() ? '= the cached tokens' : '!= the cached tokens'}`,
     );
