@@ -12,11 +12,15 @@ Usage: python3 cuda-sdpa-peer.py [--quick] [--seqlens 4096,...] [--dtypes bfloat
 """
 import argparse
 import json
-import math
+import os
+import sys
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda"))
+from torch_peer import median_ms, sdpa_backends, torch_info  # noqa: E402 (cuda/torch_peer.py, shared)
 
 
 def shapes(quick, seqlens=None):
@@ -31,22 +35,6 @@ def shapes(quick, seqlens=None):
     return out
 
 
-def median_ms(fn, iters, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -59,8 +47,7 @@ def main():
     seqlens = [int(n) for n in args.seqlens.split(",")] if args.seqlens else None
     dev = torch.device("cuda")
     results = []
-    backends = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION}
-    backends = {k: v for k, v in backends.items() if k in args.impls.split(",")}
+    backends = sdpa_backends(args.impls)
     dtypes = (("bfloat16", torch.bfloat16), ("float16", torch.float16))
     for dtype_name, dtype in (d for d in dtypes if d[0] in args.dtypes.split(",")):
         for s in shapes(args.quick, seqlens):
@@ -105,8 +92,7 @@ def main():
                 results.append(row)
                 torch.cuda.empty_cache()
             del q, k, v, do
-    info = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, cuda=torch.version.cuda,
-                cudnn=torch.backends.cudnn.version())
+    info = torch_info()
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(info=info, results=results), f, indent=1)

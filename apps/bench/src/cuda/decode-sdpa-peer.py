@@ -19,25 +19,11 @@ import json
 
 import torch
 import torch.nn.functional as F
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.nn.attention import sdpa_kernel
+
+from torch_peer import median_ms, sdpa_backends, torch_info
 
 HQ, HK, D = 32, 8, 128
-
-
-def median_ms(fn, iters, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(iters):
-        a = torch.cuda.Event(enable_timing=True)
-        b = torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def main():
@@ -51,9 +37,7 @@ def main():
     args = ap.parse_args()
     dev = torch.device("cuda")
     dtype = torch.bfloat16
-    backends = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-                "cudnn": SDPBackend.CUDNN_ATTENTION}
-    backends = {k: v for k, v in backends.items() if k in args.impls.split(",")}
+    backends = sdpa_backends(args.impls)
 
     nbytes = 2 ** 30
     src = torch.empty(nbytes, dtype=torch.uint8, device=dev)
@@ -105,8 +89,7 @@ def main():
             results.append(row)
         del q, k, v
         torch.cuda.empty_cache()
-    info = dict(device=torch.cuda.get_device_name(), torch=torch.__version__, cuda=torch.version.cuda,
-                cudnn=torch.backends.cudnn.version(), copy=dict(bytes=nbytes, ms=copy_ms, gbps=copy_gbps))
+    info = torch_info(copy=dict(bytes=nbytes, ms=copy_ms, gbps=copy_gbps))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(dict(info=info, results=results), f, indent=1)
