@@ -14,25 +14,12 @@
 # decode-ours.json, decode-peer.json, decode-table.txt, decode-logs.tar.gz (every log, refreshed after each stage).
 set -u
 cd "$(dirname "$0")/../../../.."
-source .carry/setup.sh >/dev/null 2>&1
-BUN=$PWD/.bundle-cuda
-export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
-OUT=${OUT:-/tmp/cuda-out}
-W=/tmp/cuda-decode-work; rm -rf $W; mkdir -p $W $OUT
-snap() { tar czf $OUT/decode-logs.tar.gz -C $W . 2>/dev/null; }
+source apps/bench/src/cuda/common.sh
+cuda_work /tmp/cuda-decode-work decode-logs.tar.gz
 MODE=${1:-all}
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit --format=csv > $W/gpu.txt 2>&1
 
-if [ -z "${FLASHATTN_CUBLASLT_PATH:-}" ]; then  # createCudaOps (inference-gpt2) needs cuBLASLt
-  LT=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so/ {print $NF; exit}')
-  if [ -z "$LT" ]; then
-    SITE=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null)
-    LT=$(ls "$SITE"/nvidia/cublas/lib/libcublasLt.so* 2>/dev/null | head -1)
-  fi
-  [ -n "$LT" ] && export FLASHATTN_CUBLASLT_PATH=$LT
-fi
+find_cublaslt  # createCudaOps (inference-gpt2) needs cuBLASLt
 
 CONF=skip; SAN=skip; GPT2=skip
 if [ "$MODE" = all ] || [ "$MODE" = check ]; then

@@ -14,17 +14,9 @@
 # Writes $OUT/*.json, report.md, logs.tar.gz; prints a short summary last.
 set -u
 cd "$(dirname "$0")/../../../.."
-source .carry/setup.sh >/dev/null 2>&1
-BUN=$PWD/.bundle-cuda
-export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
-OUT=${OUT:-/tmp/cuda-out}
-W=/tmp/cuda-work; rm -rf $W; mkdir -p $W $OUT
-# At most 8 files come back from $OUT: the logs travel as one tarball, refreshed after every stage (so a run cut
-# off by the time limit still returns what it did).
-snap() { tar czf $OUT/logs.tar.gz -C $W . 2>/dev/null; }
+source apps/bench/src/cuda/common.sh
+cuda_work /tmp/cuda-work logs.tar.gz
 MODE=${1:-strided}
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu --format=csv > $W/gpu.txt 2>&1
 
 strided_bench() {

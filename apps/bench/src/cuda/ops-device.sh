@@ -10,25 +10,12 @@
 # (each side); BENCH_ITERS 20. Writes $OUT/ops-*.json and ops-logs.tar.gz; prints a short table last.
 set -u
 cd "$(dirname "$0")/../../../.."
-source .carry/setup.sh >/dev/null 2>&1
-BUN=$PWD/.bundle-cuda
-export FLASHATTN_CUDA_ADDON=$BUN/flashattn_cuda.node
-OUT=${OUT:-/tmp/cuda-out}
-W=/tmp/cuda-ops-work; rm -rf $W; mkdir -p $W $OUT
-snap() { tar czf $OUT/ops-logs.tar.gz -C $W . 2>/dev/null; }
+source apps/bench/src/cuda/common.sh
+cuda_work /tmp/cuda-ops-work ops-logs.tar.gz
 MODE=${1:-all}
-t0=$(date +%s)
-stamp() { echo "[$(( $(date +%s) - t0 )) s] $*"; snap; }
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit --format=csv > $W/gpu.txt 2>&1
 
-if [ -z "${FLASHATTN_CUBLASLT_PATH:-}" ]; then
-  LT=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so/ {print $NF; exit}')
-  if [ -z "$LT" ]; then
-    SITE=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null)
-    LT=$(ls "$SITE"/nvidia/cublas/lib/libcublasLt.so* 2>/dev/null | head -1)
-  fi
-  [ -n "$LT" ] && export FLASHATTN_CUBLASLT_PATH=$LT
-fi
+find_cublaslt
 echo "libcublasLt: ${FLASHATTN_CUBLASLT_PATH:-not found (createCudaOps will list the paths tried)}" | tee $W/cublaslt.txt
 { ldconfig -p | grep -i cublasLt; python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))"; } >> $W/cublaslt.txt 2>&1
 
