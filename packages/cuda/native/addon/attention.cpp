@@ -13,6 +13,8 @@
 #include "errors.h"
 #include "jobs.h"
 #include "registry.h"
+#include "timing.h"
+#include "workspace.h"
 
 namespace addon {
 namespace {
@@ -125,29 +127,19 @@ cudaError_t run_backward(BwdArgs a, cudaStream_t stream, std::string* where) {
   const size_t expanded = s.Hq != s.Hk ? sizeof(float) * (size_t)s.B * s.Nk * s.Hq * s.D : 0;  // (B, Nk, Hq, D)
   const int br = flash::bwd_block_q(s.D);
   const size_t sem = a.deterministic ? sizeof(int) * (size_t)s.B * s.Hq * ((s.Nq + br - 1) / br) : 0;
-  auto align = [](size_t x) { return (x + 255) / 256 * 256; };
-  const size_t total = align(rowsum) + align(dqacc) + 2 * align(expanded) + align(sem);
+  const size_t total = align256(rowsum) + align256(dqacc) + 2 * align256(expanded) + align256(sem);
   char* ws = nullptr;
-  cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(&ws), total, stream);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    *where = "cudaMallocAsync(backward workspace, " + std::to_string(total) + " bytes)";
-    return err;
-  }
+  cudaError_t err = workspace_alloc(total, stream, &ws, "backward workspace", where);
+  if (err != cudaSuccess) return err;
   char* cur = ws;
-  p.d_rowsum = reinterpret_cast<float*>(cur); cur += align(rowsum);
-  p.dq_accum = reinterpret_cast<float*>(cur); cur += align(dqacc);
-  p.dk_expanded = expanded ? reinterpret_cast<float*>(cur) : nullptr; cur += align(expanded);
-  p.dv_expanded = expanded ? reinterpret_cast<float*>(cur) : nullptr; cur += align(expanded);
+  p.d_rowsum = reinterpret_cast<float*>(cur); cur += align256(rowsum);
+  p.dq_accum = reinterpret_cast<float*>(cur); cur += align256(dqacc);
+  p.dk_expanded = expanded ? reinterpret_cast<float*>(cur) : nullptr; cur += align256(expanded);
+  p.dv_expanded = expanded ? reinterpret_cast<float*>(cur) : nullptr; cur += align256(expanded);
   p.dq_semaphore = sem ? reinterpret_cast<int*>(cur) : nullptr;
   err = flash::run_flash_bwd((int)a.dtype, p, stream);
   if (err != cudaSuccess) *where = "backward kernel launch";
-  const cudaError_t ferr = cudaFreeAsync(ws, stream);
-  if (err == cudaSuccess && ferr != cudaSuccess) {
-    *where = "cudaFreeAsync(backward workspace)";
-    err = ferr;
-  }
-  return err;
+  return workspace_free(ws, stream, err, "backward workspace", where);
 }
 
 napi_value Forward(napi_env env, napi_callback_info info) {
@@ -211,24 +203,9 @@ napi_value Benchmark(napi_env env, napi_callback_info info) {
       if (has_b) e = run_backward(ba, stream, &where);
       return e;
     };
-    for (int64_t i = 0; i < warmup; ++i)
-      if ((err = once()) != cudaSuccess) return {err, where};
-    cudaEvent_t e0, e1;
-    cudaEventCreate(&e0);
-    cudaEventCreate(&e1);
     std::vector<double> times;
-    for (int64_t i = 0; i < iters && err == cudaSuccess; ++i) {
-      cudaEventRecord(e0, stream);
-      err = once();
-      cudaEventRecord(e1, stream);
-      if (err == cudaSuccess) err = cudaEventSynchronize(e1);
-      float ms = 0;
-      if (err == cudaSuccess) cudaEventElapsedTime(&ms, e0, e1);
-      times.push_back(ms);
-    }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
-    if (err != cudaSuccess) return {err, where.empty() ? "benchmark" : where};
+    const CudaFailure f = time_loop(stream, warmup, iters, once, &times);
+    if (f.err != cudaSuccess) return {f.err, where.empty() ? f.where : where};  // a launch names itself
     jp->values = times;
     return {cudaSuccess, ""};
   };

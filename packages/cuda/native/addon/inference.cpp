@@ -25,6 +25,8 @@
 #include "errors.h"
 #include "jobs.h"
 #include "registry.h"
+#include "timing.h"
+#include "workspace.h"
 
 namespace addon {
 namespace {
@@ -156,8 +158,6 @@ bool read_kv(napi_env env, napi_value o, KvCall* c) {
   return true;
 }
 
-inline size_t align256(size_t x) { return (x + 255) / 256 * 256; }
-
 // The decode kernel's split counters (kv_params.h), per device: (B, Hk, row blocks) int32 that the kernels keep
 // at 0 between calls, so they are zeroed once (stream-ordered) and only grow. A plain cudaMalloc, not the
 // stream-ordered pool, so dispose()'s pool trim is unaffected; a few KiB per device for the process's life.
@@ -207,12 +207,8 @@ cudaError_t prepare_kv(int dev, KvCall& c, cudaStream_t stream, char** ws, std::
   const size_t meta = sizeof(int32_t) * c.meta.size();
   const size_t n = p.S > 1 ? (size_t)p.S * p.B * p.Nq * p.Hq : 0;
   const size_t total = align256(meta) + align256(sizeof(float) * n * p.D) + align256(sizeof(float) * n);
-  cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(ws), total, stream);
-  if (err != cudaSuccess) {
-    cudaGetLastError();
-    *where = "cudaMallocAsync(kv-cache workspace, " + std::to_string(total) + " bytes)";
-    return err;
-  }
+  cudaError_t err = workspace_alloc(total, stream, ws, "kv-cache workspace", where);
+  if (err != cudaSuccess) return err;
   char* cur = *ws;
   int32_t* m = reinterpret_cast<int32_t*>(cur);
   cur += align256(meta);
@@ -235,12 +231,7 @@ cudaError_t run_kv(int dev, KvCall& c, cudaStream_t stream, std::string* where) 
     err = infer::attention_with_kv_cache(c.p, stream);
     if (err != cudaSuccess) *where = "kv-cache attention launch";
   }
-  const cudaError_t ferr = cudaFreeAsync(ws, stream);
-  if (err == cudaSuccess && ferr != cudaSuccess) {
-    *where = "cudaFreeAsync(kv-cache workspace)";
-    err = ferr;
-  }
-  return err;
+  return workspace_free(ws, stream, err, "kv-cache workspace", where);
 }
 
 // kvCacheAttention(dev, args): append, attention, combine, enqueued.
@@ -285,30 +276,6 @@ napi_value AttentionCombine(napi_env env, napi_callback_info info) {
   if (err == cudaSuccess) err = infer::combine_by_lse(p, stream);
   if (err != cudaSuccess) napi_throw(env, make_error(env, err, "combine kernel launch"));
   return nullptr;
-}
-
-// Per-iteration milliseconds of `once` (CUDA events on the stream), after `warmup` untimed runs.
-template <typename F>
-CudaFailure time_loop(cudaStream_t stream, int64_t warmup, int64_t iters, F once, std::vector<double>* times) {
-  cudaError_t err = cudaSuccess;
-  for (int64_t i = 0; i < warmup; ++i)
-    if ((err = once()) != cudaSuccess) return {err, "benchmark warmup"};
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  for (int64_t i = 0; i < iters && err == cudaSuccess; ++i) {
-    cudaEventRecord(e0, stream);
-    err = once();
-    cudaEventRecord(e1, stream);
-    if (err == cudaSuccess) err = cudaEventSynchronize(e1);
-    float ms = 0;
-    if (err == cudaSuccess) cudaEventElapsedTime(&ms, e0, e1);
-    times->push_back(ms);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  if (err != cudaSuccess) return {err, "benchmark"};
-  return {cudaSuccess, ""};
 }
 
 // kvCacheBenchmark(dev, args, warmup, iters) -> Promise<number[]>: ms per KV-cache call (append when seqlenNew >
