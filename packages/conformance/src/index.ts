@@ -103,6 +103,11 @@ export {
   type KvCacheScenario,
 } from './kv-cache.js';
 export {
+  BROKEN_KV_VARIANTS,
+  runBrokenKvVariant,
+  type BrokenKvVariant,
+} from './broken-kv-variants.js';
+export {
   VARLEN_SCENARIOS,
   runVarlenRejections,
   runVarlenScenario,

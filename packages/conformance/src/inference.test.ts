@@ -3,6 +3,7 @@
 // touches with a message naming the seed and the scenario.
 import { createReferenceOps, freshSeed } from '@flashattn/core';
 import { describe, expect, it } from 'vitest';
+import { BROKEN_KV_VARIANTS, runBrokenKvVariant } from './broken-kv-variants.js';
 import { describeInferenceConformance } from './inference-vitest.js';
 import {
   COMBINE_SCENARIOS,
@@ -89,4 +90,18 @@ describe('a broken inference implementation fails the scenarios', () => {
     for (const r of [await runKvCacheRejections(dev, seed), await runVarlenRejections(dev, seed)])
       expect(r.pass, r.message).toBe(true);
   });
+});
+
+describe('BROKEN_KV_VARIANTS (the wrappers backends run on themselves) fail their scenario on the host', () => {
+  const seed = freshSeed();
+  for (const v of BROKEN_KV_VARIANTS) {
+    it(`${v.what}: a wrong result, while the correct host passes the same scenario (seed=${seed})`, async () => {
+      const dev = hostInferenceDevice();
+      const r = await runBrokenKvVariant(v.make(dev), v, seed);
+      expect(r.pass, r.message).toBe(false);
+      expect(r.message, 'a wrong result, not an exception').not.toMatch(/threw/);
+      const ok = await runBrokenKvVariant(dev, v, seed);
+      expect(ok.pass, ok.message).toBe(true);
+    });
+  }
 });

@@ -21,8 +21,13 @@ export { CudaUnavailableError, mapCudaError } from './errors.js';
 export { cudaInfo, cudaStatus, cudaUnavailableReason, isCudaAvailable } from './availability.js';
 export type { CudaInfo, CudaStatus } from './availability.js';
 export type { DeviceInfo } from './native.js';
-export { createNcclCommunicator, loadNccl, NcclCommunicator, NcclUnavailableError, type NcclCommunicatorOptions } from './nccl.js';
+export {
+  createNcclCommunicator,
+  loadNccl,
+  NcclCommunicator,
+  NcclUnavailableError,
+  type NcclCommunicatorOptions,
+} from './nccl.js';
 export { KV_MAX_SPLITS, KV_CTAS_PER_SM } from './inference-kv-cache.js';
 export type { InferenceAddon, NativeKvCache, NativeCombine } from './inference-kv-cache.js';
-export { BROKEN_KV_VARIANTS, withAlignedKvCaches } from './inference-testing.js';
-export type { BrokenKvVariant } from './inference-testing.js';
+export { withAlignedKvCaches } from './inference-testing.js';

@@ -1,5 +1,5 @@
 /**
- * Testing views of a CudaDevice for the inference suite (used by the package's GPU tests and by the device runner,
+ * A testing view of a CudaDevice for the inference suite (used by the package's GPU tests and by the device runner,
  * apps/bench/src/cuda/decode-run.ts, which has no vitest on the GPU machine); not production paths.
  *
  * withAlignedKvCaches: KV-cache calls on 16-byte aligned caches. The conformance scenarios place every cache 3
@@ -9,15 +9,10 @@
  * the caches back, so the suite's checks (oracle, exact appends, untouched pages, guards) judge the vector path on
  * the same data.
  *
- * BROKEN_KV_VARIANTS: deliberately wrong KV-cache backends the suite must fail (the append one row early, the
- * window dropped, attentionCombine ignoring the splits' lse), each with the scenario that exposes it.
+ * (The deliberately broken KV-cache wrappers the GPU tests and the device runner also run are conformance's
+ * BROKEN_KV_VARIANTS.)
  */
-import type {
-  AttentionCombineArgs,
-  KvCacheAttentionArgs,
-  KvCacheOptions,
-  StridedView,
-} from '@flashattn/core';
+import type { KvCacheAttentionArgs, KvCacheOptions, StridedView } from '@flashattn/core';
 import type { CudaBuffer } from './cuda-buffer.js';
 import type { CudaDevice } from './device.js';
 
@@ -70,53 +65,3 @@ export function withAlignedKvCaches(dev: CudaDevice): CudaDevice {
     name: `${dev.name} [aligned caches]`,
   });
 }
-
-export interface BrokenKvVariant {
-  what: string;
-  /** A KV-cache scenario id fragment (KV_CACHE_SCENARIOS), or 'combine' for COMBINE_SCENARIOS[0]. */
-  scenario: string;
-  make(dev: CudaDevice): CudaDevice;
-}
-
-export const BROKEN_KV_VARIANTS: readonly BrokenKvVariant[] = [
-  {
-    what: 'append one row early',
-    scenario: 'decode-append',
-    make: (d) =>
-      override(d, {
-        attentionWithKvCache: (a: KvCacheAttentionArgs<CudaBuffer>, o?: KvCacheOptions) =>
-          d.attentionWithKvCache(
-            { ...a, cacheSeqlens: a.cacheSeqlens.map((x) => Math.max(0, x - 1)) },
-            o,
-          ),
-      }),
-  },
-  {
-    what: 'window dropped',
-    scenario: 'decode-window',
-    make: (d) =>
-      override(d, {
-        attentionWithKvCache: (a: KvCacheAttentionArgs<CudaBuffer>, o?: KvCacheOptions) => {
-          const { windowSize: _dropped, ...rest } = o ?? {};
-          return d.attentionWithKvCache(a, rest);
-        },
-      }),
-  },
-  {
-    what: 'combine ignoring the split lse',
-    scenario: 'combine',
-    make: (d) =>
-      override(d, {
-        attentionCombine: async (a: AttentionCombineArgs<CudaBuffer>) => {
-          // zero lse partials: every split weighs the same
-          const zeros = d.alloc(d.lengthOf(a.lsePartial), 'float32');
-          await d.zero(zeros);
-          try {
-            await d.attentionCombine({ ...a, lsePartial: zeros });
-          } finally {
-            d.free(zeros);
-          }
-        },
-      }),
-  },
-];

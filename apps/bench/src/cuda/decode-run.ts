@@ -31,8 +31,10 @@ import { contiguousView, createRng } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
 import { checkCachedForward, greedyTokens } from '@flashattn/transformer';
 import {
+  BROKEN_KV_VARIANTS,
   COMBINE_SCENARIOS,
   KV_CACHE_SCENARIOS,
+  runBrokenKvVariant,
   VARLEN_SCENARIOS,
   runCombineScenario,
   runKvCacheRejections,
@@ -42,7 +44,6 @@ import {
   type InferenceResult,
 } from '@flashattn/conformance';
 import {
-  BROKEN_KV_VARIANTS,
   createCudaDevice,
   createCudaOps,
   withAlignedKvCaches,
@@ -90,15 +91,7 @@ export async function inferenceConformance(args: string[]): Promise<number> {
   if (keep('varlen rejections')) add(await runVarlenRejections(dev, seed));
   // The suite must catch a wrong backend: each broken variant fails its scenario with a wrong result.
   for (const v of BROKEN_KV_VARIANTS.filter((x) => keep(`broken ${x.what}`))) {
-    const bad = v.make(dev);
-    const r =
-      v.scenario === 'combine'
-        ? await runCombineScenario(bad, COMBINE_SCENARIOS[0]!, seed)
-        : await runKvCacheScenario(
-            bad,
-            KV_CACHE_SCENARIOS.find((s) => s.id.includes(v.scenario))!,
-            seed,
-          );
+    const r = await runBrokenKvVariant(v.make(dev), v, seed);
     const caught = !r.pass && !/threw/.test(r.message);
     add({
       ...r,

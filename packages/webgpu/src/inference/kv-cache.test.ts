@@ -4,18 +4,12 @@
  *   - rejections that only this backend makes (a cache dtype unlike q's, k_new inside a cache's
  *     GPUBuffer, a foreign buffer handle) and core's (a negative numSplits) are AttentionInputErrors
  *     naming the argument, and the rejected call leaves both caches and out untouched;
- *   - deliberately broken variants of this backend (the append written one row early, the window
- *     option dropped, the combine's lse ignored) fail the suite's scenarios, so the suite can see
- *     these faults here.
+ *   - conformance's deliberately broken variants of this backend (BROKEN_KV_VARIANTS: the append
+ *     written one row early, the window option dropped, the combine's lse ignored) fail the suite's
+ *     scenarios, so the suite can see these faults here.
  */
 import { AttentionInputError, contiguousView, type KvCacheAttentionArgs } from '@flashattn/core';
-import {
-  KV_CACHE_SCENARIOS,
-  runKvCacheScenario,
-  COMBINE_SCENARIOS,
-  runCombineScenario,
-  type KvCacheDevice,
-} from '@flashattn/conformance';
+import { BROKEN_KV_VARIANTS, runBrokenKvVariant } from '@flashattn/conformance';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWebGPUBackend, type WebGPUAttentionBackend, type WebGPUBuffer } from '../index.js';
 import { defaultToSwiftShader, probeAdapter } from '../test-utils/env.js';
@@ -108,61 +102,15 @@ describe.skipIf(why !== undefined)('webgpu kv cache: rejections and broken varia
     expect(Array.from(after[2]!)).not.toEqual(Array.from(before[2]!));
   });
 
-  const scenario = (name: string) => KV_CACHE_SCENARIOS.find((s) => s.id.includes(name))!;
-  const broken: Array<
-    [string, string, (d: WebGPUAttentionBackend) => KvCacheDevice<WebGPUBuffer>]
-  > = [
-    [
-      'append one row early',
-      'decode-append',
-      (d) => ({
-        ...d,
-        attentionWithKvCache: (a, o) =>
-          d.attentionWithKvCache(
-            { ...a, cacheSeqlens: a.cacheSeqlens.map((x) => Math.max(0, x - 1)) },
-            o,
-          ),
-      }),
-    ],
-    [
-      'window dropped',
-      'decode-window',
-      (d) => ({
-        ...d,
-        attentionWithKvCache: (a, o) => {
-          const { windowSize: _dropped, ...rest } = o ?? {};
-          return d.attentionWithKvCache(a, rest);
-        },
-      }),
-    ],
-  ];
-  for (const [what, name, make] of broken) {
-    it(`broken variant fails the suite: ${what}`, async () => {
-      const r = await runKvCacheScenario(make(await get()), scenario(name), 1);
+  // conformance's BROKEN_KV_VARIANTS on this backend: each fails its scenario with a wrong result, while the
+  // real backend passes the same scenario and seed
+  for (const v of BROKEN_KV_VARIANTS) {
+    it(`broken variant fails the suite: ${v.what}`, async () => {
+      const r = await runBrokenKvVariant(v.make(await get()), v, 1);
       expect(r.pass, r.message).toBe(false);
       expect(r.message, 'a wrong result, not an exception').not.toMatch(/threw/);
-      // and the real backend passes the same scenario and seed
-      const ok = await runKvCacheScenario(await get(), scenario(name), 1);
+      const ok = await runBrokenKvVariant(await get(), v, 1);
       expect(ok.pass, ok.message).toBe(true);
     });
   }
-
-  it('broken variant fails the suite: combine ignoring the split lse', async () => {
-    const d = await get();
-    const bad: KvCacheDevice<WebGPUBuffer> = {
-      ...d,
-      attentionCombine: async (a) => {
-        // zero lse partials: every split weighs the same
-        const zeros = d.alloc(d.lengthOf(a.lsePartial), 'float32');
-        await d.zero(zeros);
-        try {
-          await d.attentionCombine({ ...a, lsePartial: zeros });
-        } finally {
-          d.free(zeros);
-        }
-      },
-    };
-    const r = await runCombineScenario(bad, COMBINE_SCENARIOS[0]!, 1);
-    expect(r.pass, r.message).toBe(false);
-  });
 });
