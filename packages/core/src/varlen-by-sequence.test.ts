@@ -181,17 +181,15 @@ for (const [name, lensQ, lensK, Hq, Hk, packed] of [
           deps,
         );
 
-        const want = varlenReference64(
-          {
-            q: hq,
-            k: hk,
-            v: hv,
-            out: contiguousView(new Float64Array(tq * Hq * D), qShape),
-            lse: new Float64Array(Hq * tq),
-            ...lens,
-          },
-          opts,
-        );
+        const hostFwd = {
+          q: hq,
+          k: hk,
+          v: hv,
+          out: contiguousView(new Float64Array(tq * Hq * D), qShape),
+          lse: new Float64Array(Hq * tq),
+          ...lens,
+        };
+        const want = varlenReference64(hostFwd, opts);
         expect(worstRelative(await host(out.buffer), want.out)).toBeLessThanOrEqual(ulp);
         expect(worstRelative(await host(lse), want.lse)).toBeLessThanOrEqual(ulp);
 
@@ -211,16 +209,11 @@ for (const [name, lensQ, lensK, Hq, Hk, packed] of [
         );
         const wantG = varlenReferenceBackward64(
           {
-            q: hq,
-            k: hk,
-            v: hv,
+            ...hostFwd,
             dout: contiguousView(dout.data, qShape),
-            out: contiguousView(new Float64Array(tq * Hq * D), qShape),
-            lse: new Float64Array(Hq * tq),
             dq: contiguousView(new Float64Array(tq * Hq * D), qShape),
             dk: contiguousView(new Float64Array(tk * Hk * D), kShape),
             dv: contiguousView(new Float64Array(tk * Hk * D), kShape),
-            ...lens,
           },
           opts,
         );

@@ -52,6 +52,16 @@ export function varlenRows<T>(v: StridedView<T>, start: number, len: number): St
   };
 }
 
+/** Each packed sequence's rows: queries [q0, q0 + lq), keys [k0, k0 + lk). */
+function* sequences(
+  p: VarlenProblem,
+): Generator<{ q0: number; lq: number; k0: number; lk: number }> {
+  for (let b = 0; b < p.B; b++) {
+    const [q0, k0] = [p.cuQ[b]!, p.cuK[b]!];
+    yield { q0, lq: p.cuQ[b + 1]! - q0, k0, lk: p.cuK[b + 1]! - k0 };
+  }
+}
+
 /** The varlen forward (out, lse) by one attentionForward per sequence; `p` is the validated problem. */
 export async function varlenForwardBySequence<Buf>(
   args: VarlenForwardArgs<Buf>,
@@ -59,11 +69,7 @@ export async function varlenForwardBySequence<Buf>(
   p: VarlenProblem,
   deps: VarlenBySequenceDeps<Buf>,
 ): Promise<void> {
-  for (let b = 0; b < p.B; b++) {
-    const q0 = p.cuQ[b]!;
-    const lq = p.cuQ[b + 1]! - q0;
-    const k0 = p.cuK[b]!;
-    const lk = p.cuK[b + 1]! - k0;
+  for (const { q0, lq, k0, lk } of sequences(p)) {
     if (lq === 0 || p.Hq === 0) continue;
     const scratch = deps.alloc(p.Hq * lq, 'float32'); // (1, Hq, Lq_b)
     try {
@@ -91,11 +97,7 @@ export async function varlenBackwardBySequence<Buf>(
   p: VarlenProblem,
   deps: VarlenBySequenceDeps<Buf>,
 ): Promise<void> {
-  for (let b = 0; b < p.B; b++) {
-    const q0 = p.cuQ[b]!;
-    const lq = p.cuQ[b + 1]! - q0;
-    const k0 = p.cuK[b]!;
-    const lk = p.cuK[b + 1]! - k0;
+  for (const { q0, lq, k0, lk } of sequences(p)) {
     if ((lq === 0 && lk === 0) || p.Hq === 0) continue;
     const scratch = deps.alloc(Math.max(p.Hq * lq, 1), 'float32'); // (1, Hq, Lq_b)
     try {
