@@ -62,9 +62,11 @@ describe('a broken inference implementation fails the scenarios', () => {
   });
   it(`combine-unweighted fails the combine scenarios (seed=${seed})`, async () => {
     const dev = hostInferenceDevice('combine-unweighted');
+    // out or lse: with few splits the unweighted out can land inside the rule by chance (seed 2488797773,
+    // 'combine S2 B2 q3 h2 d16 k40': out err 2.9e-8 <= 8.5e-7, while lse err 4.9 > 6.2e-6 still failed)
     expectFail(
       await Promise.all(COMBINE_SCENARIOS.map((s) => runCombineScenario(dev, s, seed))),
-      'FAIL combined out',
+      'FAIL combined',
     );
   });
   it(`varlen-lse-layout fails every varlen scenario with Hq > 1 (seed=${seed})`, async () => {
