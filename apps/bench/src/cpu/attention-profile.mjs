@@ -3,6 +3,7 @@
 // functions named from the order wasm/flash-simd.mjs emits them (the register tiles, then gemm, ...).
 //   node --experimental-wasm-relaxed-simd apps/bench/src/cpu/attention-profile.mjs B,N,D,THREADS,CAUSAL,CALLS
 // (it re-runs itself with --cpu-prof; setup samples, before the timed calls, are left out by name).
+// Without relaxed SIMD (Node 20 without the flag) the plain variant runs and is named accordingly.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,25 +21,14 @@ if (process.argv[3] !== 'child') {
     { encoding: 'utf8' },
   );
   const p = JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]), 'utf8'));
-  // FMA variant's function order: register tiles 6x2 6x1 4x2 4x1 1x2 1x1, then the exports in order.
+  // The wasm functions in the order wasm/flash-simd.mjs emits them: the register tiles (6, 4, 1 rows
+  // with FMA; 4, 1 without) x (8, 4 columns), then the exports.
+  const { hasRelaxedSimd } = await import(`${root}packages/cpu/dist/attention/flash-simd.js`);
+  const rowTiles = hasRelaxedSimd() ? [6, 4, 1] : [4, 1];
   const names = [
-    'mk6x2',
-    'mk6x1',
-    'mk4x2',
-    'mk4x1',
-    'mk1x2',
-    'mk1x1',
-    'gemm',
-    'softmaxRows',
-    'probsRows',
-    'probsCols',
-    'dsRows',
-    'dsCols',
-    'copyRows',
-    'scaleRows',
-    'transposeBlocks',
-    'packStrips',
-    'nonFinite',
+    ...rowTiles.flatMap((r) => [`mk${r}x2`, `mk${r}x1`]),
+    ...['gemm', 'softmaxRows', 'probsRows', 'probsCols', 'dsRows', 'dsCols', 'copyRows'],
+    ...['scaleRows', 'transposeBlocks', 'packStrips', 'nonFinite'],
   ];
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map();
