@@ -16,7 +16,11 @@
  * Before the units, a pack phase (also one unit per head) copies the operands out of their strided
  * views into zero-padded tiles the kernels read with unit stride: K^T and V^T in (Dp, Bc) blocks, K, V,
  * Q, dO in (rows, Dp), Q^T and dO^T in (Dp, Br) blocks, lse and D = rowsum(dO * O) padded to NqPad.
- * These are O(N D) per head, linear in N like the inputs (no N x N buffer anywhere).
+ * These are O(N D) per head, linear in N like the inputs (no N x N buffer anywhere). Packing every head
+ * before the first query block (32 MiB at B = 4, H = 8, N = 1024, D = 128) costs nothing measurable
+ * against packing each head next to its use: B = 4 takes 0.96-1.02x four times B = 1, on 1 and 2
+ * threads, with and without a 192 MiB cache flush before each call (2026-12-07, quiet, load < 2,
+ * apps/bench/src/cpu/batch-per-head.mjs), so the pack stays a phase of its own.
  *
  * Tile sizes: cpu-attention.ts's SIMD_TILES (swept there); the register tile of `gemm` is 6 x 8 with FMA, 4 x 8 without
  * (wasm/flash-simd.mjs has the measurement). Profile at N = 1024, D = 64, one thread (2026-12-07): the
