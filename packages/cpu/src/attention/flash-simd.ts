@@ -26,6 +26,9 @@
  * (wasm/flash-simd.mjs has the measurement). Profile at N = 1024, D = 64, one thread (2026-12-07): the
  * gemm tiles ~55% of the forward, softmaxRows ~19%, this driver's JS ~15%; after the base-2 exp, the
  * scaled Q pack and the wasm copies (same day): gemm ~69%, softmaxRows 11-16%, JS ~7% (--cpu-prof).
+ * Round 3 (apps/bench/src/cpu/attention-profile.mjs, causal, N = 1024-2048, D = 64 and 128): gemm tiles
+ * 73-84% at 43-46 GFLOP/s (the 128-bit FMA peak of the core), softmaxRows 8-16%, the strided row
+ * copies and writes 4-5%, JS ~2%: what is left to gain here is small; see BENCHMARKS.md round 3.
  *
  * `flashUnits` is shipped to the workers as source (Function.prototype.toString), so it is
  * self-contained: no imports, no closures over module scope.
