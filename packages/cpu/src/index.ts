@@ -4,9 +4,11 @@ export {
   CpuAttention,
   CPU_ATTENTION_CAPABILITIES,
   type CpuAttentionKind,
+  type CpuAttentionNative,
   type CpuAttentionPath,
   type CpuAttentionSimd,
 } from './attention/cpu-attention.js';
+export { nativeAttentionInfo, type NativeAttentionInfo } from './attention/flash-native.js';
 export { provider } from './provider.js';
 export {
   createSocketCommunicator,

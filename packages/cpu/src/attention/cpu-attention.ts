@@ -16,6 +16,7 @@
  */
 import {
   AttentionInputError,
+  BackendOutOfMemoryError,
   checkStridedView,
   attentionReference,
   attentionReferenceBackward,
@@ -42,6 +43,7 @@ import {
 import type { CpuBuffer, CpuFloatBuffer } from '../ops/buffers.js';
 import type { ThreadPool } from '../ops/thread-pool.js';
 import type { WasmArena } from '../ops/wasm-arena.js';
+import type { CpuAddon } from './flash-native.js';
 import {
   flashScratchFloats,
   flashUnits,
@@ -262,8 +264,25 @@ export const SIMD_TILES = {
   backward: { Br: 64, Bc: 64 },
 } as const;
 
-/** The path a call took: wasm SIMD tiles, core's scalar kernels, or the materialised baseline. */
-export type CpuAttentionPath = 'simd' | 'scalar' | 'standard';
+/**
+ * Tile sizes of the native AVX2 forward (native/flash_forward_avx2.cc): Br query rows (a multiple of
+ * its 6-row register tile), Bc keys (a multiple of its 16-key panels). Not swept yet: the wasm forward's
+ * Br = 96 and a 64-key block (64 x D floats of K^T and of V: 32 + 32 KiB at D = 128, in L2).
+ */
+export const NATIVE_TILES = { Br: 96, Bc: 64 } as const;
+
+/** The native forward (CpuOps passes the addon when it loaded and the CPU has AVX2 + FMA). */
+export interface CpuAttentionNative {
+  addon: CpuAddon;
+  /** Testing only: 1 = mask off by one, 2 = no rescale of acc (broken variants conformance must reject). */
+  variant?: 0 | 1 | 2;
+}
+
+/**
+ * The path a call took: the native AVX2 forward, wasm SIMD tiles, core's scalar kernels, or the
+ * materialised baseline.
+ */
+export type CpuAttentionPath = 'native' | 'simd' | 'scalar' | 'standard';
 
 export class CpuAttention {
   readonly capabilities = CPU_ATTENTION_CAPABILITIES;
@@ -282,6 +301,8 @@ export class CpuAttention {
     readonly kind: CpuAttentionKind = 'flash',
     /** Both passes' tiles (CpuOpsOptions.attentionTiles, for tuning runs); default SIMD_TILES. */
     private readonly tiles?: { Br: number; Bc: number },
+    /** The native AVX2 forward (null: the wasm or scalar forward). */
+    private readonly native: CpuAttentionNative | null = null,
   ) {}
 
   private get threads(): number {
@@ -472,6 +493,16 @@ export class CpuAttention {
       lse.set(r.lse);
       return;
     }
+    if (
+      this.native !== null &&
+      dtype === 'float32' &&
+      s.B * s.Nq * s.Nk * s.Hq * s.D > 0 &&
+      [bufs.q, bufs.k, bufs.v, out, lse].every(shared)
+    ) {
+      this.lastPath = 'native';
+      await this.nativeForward(a, s, lse as Float32Array, opts);
+      return;
+    }
     const job = this.simdJob(
       s,
       { q: a.q, k: a.k, v: a.v, out: a.out },
@@ -509,6 +540,51 @@ export class CpuAttention {
         },
       },
     }));
+  }
+
+  /**
+   * The native AVX2 forward on the pool's thread count (native threads, off the event loop). Only
+   * buffers in shared memory come here: the addon reads them while JS runs on, and a SharedArrayBuffer
+   * cannot be detached under it.
+   */
+  private async nativeForward(
+    a: DeviceAttentionForwardArgs<CpuBuffer>,
+    s: { B: number; Nq: number; Nk: number; Hq: number; Hk: number; D: number },
+    lse: Float32Array,
+    opts: AttentionOptions | undefined,
+  ): Promise<void> {
+    const o = resolveOptions(opts, s.D);
+    const lo = new Int32Array(s.Nq);
+    const hi = new Int32Array(s.Nq);
+    for (let i = 0; i < s.Nq; i++) [lo[i], hi[i]] = keyRange(i, s.Nq, s.Nk, o);
+    const lay = (v: StridedView<CpuBuffer>) =>
+      [v.offset, v.strides[0], v.strides[1], v.strides[2]] as const;
+    try {
+      await this.native!.addon.forward({
+        ...s,
+        scale: o.softmaxScale,
+        ...NATIVE_TILES,
+        threads: this.threads,
+        variant: this.native!.variant ?? 0,
+        q: a.q.buffer as Float32Array,
+        qLayout: lay(a.q),
+        k: a.k.buffer as Float32Array,
+        kLayout: lay(a.k),
+        v: a.v.buffer as Float32Array,
+        vLayout: lay(a.v),
+        out: a.out.buffer as Float32Array,
+        outLayout: lay(a.out),
+        lse,
+        lo,
+        hi,
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code === 'ENOMEM')
+        throw new BackendOutOfMemoryError('cpu', `attention forward: ${(e as Error).message}`, {
+          cause: e,
+        });
+      throw e;
+    }
   }
 
   async backward(

@@ -1,4 +1,4 @@
-// The wasm SIMD attention (flash-simd.ts): bitwise identical results for 1, 2 and 3 threads on fresh
+// The wasm SIMD attention (flash-simd.ts, CpuOps({ native: false })): bitwise identical results for 1, 2 and 3 threads on fresh
 // random inputs (exact resume depends on it), in both kernel variants; the SIMD path is the one taken;
 // and the plain-SIMD variant against the float64 oracle through the conformance suite (the default
 // variant, FMA where the runtime has relaxed SIMD, runs it in ops/cpu-ops.conformance.test.ts).
@@ -14,6 +14,7 @@ import { describeDeviceAttentionConformance } from '@flashattn/conformance/vites
 import { describe, expect, it } from 'vitest';
 import type { CpuBuffer } from '../ops/buffers.js';
 import { CpuOps } from '../ops/cpu-ops.js';
+import { nativeAttentionInfo } from './flash-native.js';
 import { hasRelaxedSimd } from './flash-simd.js';
 
 const seed = freshSeed();
@@ -87,7 +88,7 @@ describe(`wasm SIMD attention: results independent of the thread count (seed ${s
       it(`${variant.name}, ${c.name}`, async () => {
         const results: Float32Array[][] = [];
         for (const threads of [1, 2, 3]) {
-          const ops = new CpuOps({ threads, fma: variant.fma });
+          const ops = new CpuOps({ threads, fma: variant.fma, native: false });
           try {
             expect(ops.name).toContain(variant.fma ? 'relaxed fma' : 'wasm simd');
             results.push(await run(ops, c, seed));
@@ -112,12 +113,28 @@ describe(`wasm SIMD attention: results independent of the thread count (seed ${s
 // The plain variant against the float64 oracle, one layout (packed: q, k, v read from the qkv buffer).
 describeDeviceAttentionConformance(
   'cpu ops, plain wasm simd, 2 threads',
-  () => new CpuOps({ threads: 2, fma: false }),
+  () => new CpuOps({ threads: 2, fma: false, native: false }),
   {
     matrix: 'ci',
     layouts: ['packed'],
     ...(hasRelaxedSimd()
       ? {}
       : { skip: 'no relaxed SIMD here: the default variant is this one (cpu-ops.conformance)' }),
+  },
+);
+
+// The default wasm variant's forward where the native AVX2 forward is the default (so that
+// cpu-ops.conformance, which runs the default, checks the native one): the wasm forward stays for
+// browsers-to-be and CPUs without AVX2, and keeps passing the suite. Two threads, every layout.
+describeDeviceAttentionConformance(
+  'cpu ops, wasm forward (native: false), 2 threads',
+  () => new CpuOps({ threads: 2, native: false }),
+  {
+    matrix: 'ci',
+    ...(nativeAttentionInfo().available
+      ? {}
+      : {
+          skip: 'no native forward here: the default forward is the wasm one (cpu-ops.conformance)',
+        }),
   },
 );

@@ -1,7 +1,8 @@
 // The CPU ops backend against the conformance suites: every op of Ops<Buf> (float32 and float64 buffers)
 // against core's float64 reference ops, and attention through the device-attention adapter (q, k, v and
 // the gradients in contiguous, padded and packed (B, N, 3, H, D) layouts), float32, on one thread and on
-// all cores.
+// all cores. The attention forward is the default one: the native AVX2 forward where it is built and the
+// CPU has AVX2 + FMA (the name printed says which), else the wasm one; the backward is wasm.
 import { describeDeviceAttentionConformance, describeOpsConformance } from '@flashattn/conformance/vitest';
 import { CpuOps } from './cpu-ops.js';
 

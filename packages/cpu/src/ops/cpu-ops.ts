@@ -36,6 +36,7 @@ import {
   type CpuAttentionKind,
   type CpuAttentionPath,
 } from '../attention/cpu-attention.js';
+import { nativeAddon, nativeAttentionInfo } from '../attention/flash-native.js';
 import { flashSimdModule, type FlashSimdExports } from '../attention/flash-simd.js';
 import { CpuInferenceAttention } from '../attention/kv-cache.js';
 import { adamwUpdate } from './adamw.js';
@@ -88,6 +89,14 @@ export interface CpuOpsOptions {
    * Default: the tuned ones (attention/cpu-attention.ts has the sweep); for tuning runs.
    */
   attentionTiles?: { Br: number; Bc: number };
+  /**
+   * Run the attention forward on the native AVX2 + FMA addon (native/, on native threads) where it is
+   * built and this CPU has both (default true); false = the wasm SIMD forward. Where it cannot run, the
+   * wasm forward runs and the ops' name says why (`nativeAttentionInfo()`). The backward is wasm either way.
+   */
+  native?: boolean;
+  /** Testing only: a deliberately broken native forward (1 = mask off by one, 2 = no rescale). */
+  nativeVariant?: 0 | 1 | 2;
 }
 
 /**
@@ -174,14 +183,23 @@ export class CpuOps
             describe(t),
           );
       }
+    // The native forward needs float32 buffers in shared memory, i.e. the arena (simd true).
+    const addon = (opts.native ?? true) && this.arena ? nativeAddon() : null;
     this.attention = new CpuAttention(
       this.pool,
       this.arena && flash ? { arena: this.arena, exports: flash.exports } : null,
       opts.attention ?? 'flash',
       tiles,
+      addon ? { addon, variant: opts.nativeVariant ?? 0 } : null,
     );
     const simd = flash ? `, wasm simd${flash.fma ? ' + relaxed fma' : ''}` : '';
-    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${simd}, ${this.attention.kind} attention)`;
+    const why = nativeAttentionInfo().reason;
+    const native = addon
+      ? ', native avx2 forward'
+      : (opts.native ?? true) && this.arena && why
+        ? `, no native forward: ${why}`
+        : '';
+    this.name = `cpu (${threads} thread${threads > 1 ? 's' : ''}${simd}${native}, ${this.attention.kind} attention)`;
     this.packA = new Float32Array(0);
     this.packB = new Float32Array(0);
   }

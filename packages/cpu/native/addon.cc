@@ -1,0 +1,317 @@
+// The native CPU addon (Node-API): FlashAttention-2 forward on AVX2 + FMA (flash_forward_avx2.cc).
+//   cpuFeatures()   -> { avx2, fma }: what this CPU (and OS) supports, checked at run time
+//   forward(args)   -> Promise<void>: the forward on native threads, off the event loop
+// This file is built without -mavx2 so that loading it and asking cpuFeatures() is safe on any x86-64;
+// forward() refuses to run (TypeError) where the check fails. Every argument is checked here (a
+// TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
+//
+// Threads: forward() runs on one libuv pool thread plus threads - 1 std::threads started for the call
+// (each takes units from one atomic counter; a barrier between the pack phase and the blocks). Starting
+// them costs tens of microseconds a call, against milliseconds for the smallest benchmarked problem
+// (BENCHMARKS.md, issue #11 round 4), and keeps the kernels free of any JS engine.
+#include <node_api.h>
+
+#include <atomic>
+#include <barrier>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "flash_forward.h"
+
+namespace {
+
+using flashattn_cpu::ForwardParams;
+using flashattn_cpu::View;
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+// A pending napi call failed (an exception is pending): return nullptr from the entry point.
+struct Thrown {};
+
+void check(napi_env env, napi_status s, const char* what) {
+  if (s == napi_ok) return;
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) napi_throw_error(env, nullptr, what);
+  throw Thrown{};
+}
+
+[[noreturn]] void type_error(napi_env env, const std::string& msg) {
+  napi_throw_type_error(env, nullptr, ("flashattn cpu addon: " + msg).c_str());
+  throw Thrown{};
+}
+
+napi_value prop(napi_env env, napi_value obj, const char* name) {
+  napi_value v;
+  check(env, napi_get_named_property(env, obj, name, &v), name);
+  return v;
+}
+
+double number(napi_env env, napi_value v, const std::string& name) {
+  napi_valuetype t;
+  check(env, napi_typeof(env, v, &t), name.c_str());
+  if (t != napi_number) type_error(env, name + ": expected a number");
+  double x;
+  check(env, napi_get_value_double(env, v, &x), name.c_str());
+  return x;
+}
+
+int64_t integer(napi_env env, napi_value v, const std::string& name, int64_t lo, int64_t hi) {
+  const double x = number(env, v, name);
+  if (!(x >= static_cast<double>(lo) && x <= static_cast<double>(hi)) ||
+      x != static_cast<double>(static_cast<int64_t>(x)))
+    type_error(env, name + ": expected an integer in [" + std::to_string(lo) + ", " +
+                        std::to_string(hi) + "], got " + std::to_string(x));
+  return static_cast<int64_t>(x);
+}
+
+// A typed array of the given type: its data and length; refs keeps it alive until the call ends.
+void* typed(napi_env env, napi_value v, const std::string& name, napi_typedarray_type want,
+            size_t* length, std::vector<napi_ref>& refs) {
+  bool is = false;
+  check(env, napi_is_typedarray(env, v, &is), name.c_str());
+  const char* kind = want == napi_float32_array ? "a Float32Array" : "an Int32Array";
+  if (!is) type_error(env, name + ": expected " + kind);
+  napi_typedarray_type t;
+  void* data = nullptr;
+  napi_value ab;
+  size_t off;
+  check(env, napi_get_typedarray_info(env, v, &t, length, &data, &ab, &off), name.c_str());
+  if (t != want) type_error(env, name + ": expected " + kind);
+  if (*length > 0 && data == nullptr) type_error(env, name + ": detached buffer");
+  napi_ref ref;
+  check(env, napi_create_reference(env, v, 1, &ref), name.c_str());
+  refs.push_back(ref);
+  return data;
+}
+
+// A (B, N, H, D) view: buffer `name`, layout `name`Layout = [offset, sB, sN, sH] (elements), every
+// element inside the buffer.
+View view(napi_env env, napi_value args, const std::string& name, int64_t B, int64_t N, int64_t H,
+          int64_t D, std::vector<napi_ref>& refs) {
+  size_t length;
+  float* data = static_cast<float*>(
+      typed(env, prop(env, args, name.c_str()), name, napi_float32_array, &length, refs));
+  const std::string ln = name + "Layout";
+  napi_value lay = prop(env, args, ln.c_str());
+  bool isArray = false;
+  check(env, napi_is_array(env, lay, &isArray), ln.c_str());
+  uint32_t n = 0;
+  if (isArray) check(env, napi_get_array_length(env, lay, &n), ln.c_str());
+  if (!isArray || n != 4) type_error(env, ln + ": expected [offset, sB, sN, sH]");
+  int64_t f[4];
+  const int64_t big = int64_t{1} << 40;
+  for (uint32_t i = 0; i < 4; i++) {
+    napi_value x;
+    check(env, napi_get_element(env, lay, i, &x), ln.c_str());
+    f[i] = integer(env, x, ln + "[" + std::to_string(i) + "]", 0, big);
+  }
+  const int64_t last = f[0] + (B - 1) * f[1] + (N - 1) * f[2] + (H - 1) * f[3] + D;
+  if (last > static_cast<int64_t>(length))
+    type_error(env, name + ": the view ends at element " + std::to_string(last) +
+                        ", past the buffer's " + std::to_string(length));
+  return View{data + f[0], f[1], f[2], f[3]};
+}
+
+struct ForwardWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  std::vector<napi_ref> refs;
+  ForwardParams p{};
+  std::vector<int32_t> lo, hi;
+  int threads = 1;
+  std::string error;
+  bool oom = false;
+};
+
+// The forward on `threads` threads: packs, then query blocks, units from atomic counters.
+void run_forward(ForwardWork& w) {
+  ForwardParams& p = w.p;
+  const size_t packF = flashattn_cpu::forward_pack_floats(p);
+  const size_t scratchF = (flashattn_cpu::forward_scratch_floats(p) + 15) / 16 * 16;
+  const size_t heads = static_cast<size_t>(p.B) * p.Hk;
+  const size_t nfBytes = heads * p.Tc;
+  const size_t bytes = (packF + scratchF * w.threads) * sizeof(float) + (nfBytes + 63) / 64 * 64;
+  void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (mem == nullptr) {
+    w.oom = true;
+    w.error = "cannot allocate " + std::to_string(bytes) + " bytes of attention scratch";
+    return;
+  }
+  float* base = static_cast<float*>(mem);
+  p.kt = base;
+  p.vp = base + heads * p.NkPad * p.D;
+  float* scratch = base + packF;
+  p.nf = reinterpret_cast<uint8_t*>(scratch + scratchF * w.threads);
+  const int packUnits = p.B * p.Hk;
+  const int blockUnits = p.B * p.Hq * p.Tr;
+  std::atomic<int> packNext{0}, blockNext{0};
+  std::barrier<> packed(w.threads);
+  auto body = [&](int t) {
+    for (int u; (u = packNext.fetch_add(1, std::memory_order_relaxed)) < packUnits;)
+      flashattn_cpu::forward_pack(p, u);
+    packed.arrive_and_wait();
+    for (int u; (u = blockNext.fetch_add(1, std::memory_order_relaxed)) < blockUnits;)
+      flashattn_cpu::forward_block(p, u, scratch + scratchF * t);
+  };
+  std::vector<std::thread> pool;
+  int started = 1;
+  try {
+    pool.reserve(w.threads - 1);
+    for (; started < w.threads; started++) pool.emplace_back(body, started);
+  } catch (const std::exception&) {
+    // Fewer threads than asked: the ones that did start, and this one, do all the units.
+    for (int t = started; t < w.threads; t++) packed.arrive_and_drop();
+  }
+  body(0);
+  for (auto& th : pool) th.join();
+  std::free(mem);
+}
+
+void execute(napi_env, void* data) {
+  auto* w = static_cast<ForwardWork*>(data);
+  try {
+    run_forward(*w);
+  } catch (const std::bad_alloc&) {
+    w->oom = true;
+    w->error = "out of memory";
+  } catch (const std::exception& e) {
+    w->error = e.what();
+  }
+}
+
+void complete(napi_env env, napi_status status, void* data) {
+  auto* w = static_cast<ForwardWork*>(data);
+  if (status == napi_ok && w->error.empty()) {
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    napi_resolve_deferred(env, w->deferred, undef);
+  } else {
+    const std::string msg =
+        "flashattn cpu addon: forward failed: " + (w->error.empty() ? "cancelled" : w->error);
+    napi_value m, err, code;
+    napi_create_string_utf8(env, msg.c_str(), msg.size(), &m);
+    napi_create_error(env, nullptr, m, &err);
+    napi_create_string_utf8(env, w->oom ? "ENOMEM" : "EFAILED", NAPI_AUTO_LENGTH, &code);
+    napi_set_named_property(env, err, "code", code);
+    napi_reject_deferred(env, w->deferred, err);
+  }
+  for (napi_ref r : w->refs) napi_delete_reference(env, r);
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value forward(napi_env env, napi_callback_info info) {
+  auto* w = new ForwardWork();
+  try {
+    size_t argc = 1;
+    napi_value args;
+    check(env, napi_get_cb_info(env, info, &argc, &args, nullptr, nullptr), "arguments");
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1) check(env, napi_typeof(env, args, &t), "args");
+    if (argc < 1 || t != napi_object) type_error(env, "forward(args): expected an object");
+    if (!cpu_has_avx2_fma()) type_error(env, "forward: this CPU lacks AVX2 or FMA");
+    ForwardParams& p = w->p;
+    const int64_t big = int64_t{1} << 30;
+    auto dim = [&](const char* n, int64_t lo, int64_t hi) {
+      return static_cast<int>(integer(env, prop(env, args, n), n, lo, hi));
+    };
+    p.B = dim("B", 1, big);
+    p.Nq = dim("Nq", 1, big);
+    p.Nk = dim("Nk", 1, big);
+    p.Hq = dim("Hq", 1, 1 << 16);
+    p.Hk = dim("Hk", 1, 1 << 16);
+    p.D = dim("D", 1, 1024);
+    if (p.Hq % p.Hk != 0)
+      type_error(env, "Hq: expected a multiple of Hk = " + std::to_string(p.Hk) + ", got " +
+                          std::to_string(p.Hq));
+    const double scale = number(env, prop(env, args, "scale"), "scale");
+    if (!(scale > 0 && scale < 1e30)) type_error(env, "scale: expected a positive finite number");
+    p.scale = static_cast<float>(scale);
+    p.Br = dim("Br", 1, 512);
+    p.Bc = dim("Bc", 16, 512);
+    if (p.Bc % 16 != 0) type_error(env, "Bc: expected a multiple of 16");
+    p.variant = dim("variant", 0, 2);
+    w->threads = dim("threads", 1, 256);
+    if (static_cast<int64_t>(p.B) * p.Hq * ((p.Nq + p.Br - 1) / p.Br) > big)
+      type_error(env, "B Hq Nq: too many query blocks");
+    p.q = view(env, args, "q", p.B, p.Nq, p.Hq, p.D, w->refs);
+    p.k = view(env, args, "k", p.B, p.Nk, p.Hk, p.D, w->refs);
+    p.v = view(env, args, "v", p.B, p.Nk, p.Hk, p.D, w->refs);
+    p.out = view(env, args, "out", p.B, p.Nq, p.Hq, p.D, w->refs);
+    size_t n;
+    p.lse = static_cast<float*>(
+        typed(env, prop(env, args, "lse"), "lse", napi_float32_array, &n, w->refs));
+    if (n != static_cast<size_t>(p.B) * p.Hq * p.Nq)
+      type_error(env, "lse: expected B Hq Nq = " + std::to_string(static_cast<size_t>(p.B) * p.Hq * p.Nq) +
+                          " elements, got " + std::to_string(n));
+    // The mask, copied: lo and hi in [0, Nk], each non-decreasing (the kernel relies on it).
+    for (const char* name : {"lo", "hi"}) {
+      std::vector<napi_ref> tmp;
+      const int32_t* src = static_cast<const int32_t*>(
+          typed(env, prop(env, args, name), name, napi_int32_array, &n, tmp));
+      for (napi_ref r : tmp) napi_delete_reference(env, r);
+      if (n != static_cast<size_t>(p.Nq))
+        type_error(env, std::string(name) + ": expected Nq = " + std::to_string(p.Nq) + " elements");
+      auto& dst = name[0] == 'l' ? w->lo : w->hi;
+      dst.assign(src, src + n);
+      for (size_t i = 0; i < n; i++)
+        if (dst[i] < 0 || dst[i] > p.Nk || (i > 0 && dst[i] < dst[i - 1]))
+          type_error(env, std::string(name) + ": expected non-decreasing values in [0, Nk], element " +
+                              std::to_string(i) + " is " + std::to_string(dst[i]));
+    }
+    p.lo = w->lo.data();
+    p.hi = w->hi.data();
+    flashattn_cpu::forward_layout(p);
+    napi_value promise, name;
+    check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
+    check(env, napi_create_string_utf8(env, "flashattn_cpu_forward", NAPI_AUTO_LENGTH, &name), "name");
+    check(env, napi_create_async_work(env, nullptr, name, execute, complete, w, &w->work), "work");
+    check(env, napi_queue_async_work(env, w->work), "queue");
+    return promise;
+  } catch (const Thrown&) {
+    for (napi_ref r : w->refs) napi_delete_reference(env, r);
+    if (w->work) napi_delete_async_work(env, w->work);
+    delete w;
+    return nullptr;
+  }
+}
+
+napi_value cpu_features(napi_env env, napi_callback_info) {
+  napi_value obj, t;
+  napi_create_object(env, &obj);
+  bool avx2 = false, fma = false;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  avx2 = __builtin_cpu_supports("avx2");
+  fma = __builtin_cpu_supports("fma");
+#endif
+  napi_get_boolean(env, avx2, &t);
+  napi_set_named_property(env, obj, "avx2", t);
+  napi_get_boolean(env, fma, &t);
+  napi_set_named_property(env, obj, "fma", t);
+  return obj;
+}
+
+}  // namespace
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "forward", NAPI_AUTO_LENGTH, forward, nullptr, &fn);
+  napi_set_named_property(env, exports, "forward", fn);
+  napi_create_function(env, "cpuFeatures", NAPI_AUTO_LENGTH, cpu_features, nullptr, &fn);
+  napi_set_named_property(env, exports, "cpuFeatures", fn);
+  return exports;
+}

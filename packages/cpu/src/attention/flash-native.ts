@@ -1,0 +1,106 @@
+/**
+ * The native CPU addon (native/: FlashAttention-2 forward with AVX2 + FMA tiles, on native threads off
+ * the event loop): loading it, checking the CPU, and the types of its functions. It comes from, in this
+ * order: FLASHATTN_CPU_ADDON (a path), the local build (scripts/build-native.mjs: g++ into
+ * build/Release/flashattn_cpu.node, made by the monorepo's `pnpm build` on linux-x64). Where it is
+ * absent, cannot load, or the CPU lacks AVX2 or FMA, the wasm SIMD kernels run instead and
+ * `nativeAttentionInfo().reason` says why (CpuOps puts it in its name).
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Arguments of the addon's forward: the sizes, the views and the mask, all checked by the addon too. */
+export interface NativeForwardArgs {
+  B: number;
+  Nq: number;
+  Nk: number;
+  Hq: number;
+  Hk: number;
+  D: number;
+  scale: number;
+  /** Query and key block sizes (Bc a multiple of 16). */
+  Br: number;
+  Bc: number;
+  threads: number;
+  /** 0 in production; 1 (mask off by one) and 2 (no rescale of acc) are the broken test variants. */
+  variant: 0 | 1 | 2;
+  /** (B, N, H, D) views: buffer and [offset, sB, sN, sH] in elements. */
+  q: Float32Array;
+  qLayout: readonly [number, number, number, number];
+  k: Float32Array;
+  kLayout: readonly [number, number, number, number];
+  v: Float32Array;
+  vLayout: readonly [number, number, number, number];
+  out: Float32Array;
+  outLayout: readonly [number, number, number, number];
+  /** (B, Hq, Nq) */
+  lse: Float32Array;
+  /** (Nq): visible keys [lo, hi) of each query row (core's keyRange), non-decreasing. */
+  lo: Int32Array;
+  hi: Int32Array;
+}
+
+export interface CpuAddon {
+  cpuFeatures(): { avx2: boolean; fma: boolean };
+  /** Rejects with an Error whose code is 'ENOMEM' when the scratch cannot be allocated. */
+  forward(args: NativeForwardArgs): Promise<void>;
+}
+
+export interface NativeAttentionInfo {
+  /** The addon loaded and this CPU has AVX2 and FMA: the forward runs natively. */
+  available: boolean;
+  /** Where the addon came from (when it loaded). */
+  path?: string;
+  /** Why the forward is not native (when not available). */
+  reason?: string;
+}
+
+let cached: { addon: CpuAddon | null; info: NativeAttentionInfo } | null = null;
+
+function load(): { addon: CpuAddon | null; info: NativeAttentionInfo } {
+  const here = dirname(fileURLToPath(import.meta.url)); // src/attention or dist/attention
+  const local = join(here, '..', '..', 'build', 'Release', 'flashattn_cpu.node');
+  const env = process.env['FLASHATTN_CPU_ADDON'];
+  const path = env !== undefined && env !== '' ? env : local;
+  if (!existsSync(path)) {
+    return {
+      addon: null,
+      info: {
+        available: false,
+        reason:
+          env !== undefined && env !== ''
+            ? `FLASHATTN_CPU_ADDON=${env} does not exist`
+            : 'native addon not built (linux-x64 with g++: pnpm --filter @flashattn/cpu build)',
+      },
+    };
+  }
+  let addon: CpuAddon;
+  try {
+    addon = createRequire(import.meta.url)(path) as CpuAddon;
+  } catch (e) {
+    return {
+      addon: null,
+      info: { available: false, path, reason: `native addon failed to load: ${String(e)}` },
+    };
+  }
+  const f = addon.cpuFeatures();
+  if (!f.avx2 || !f.fma) {
+    const missing = [f.avx2 ? '' : 'AVX2', f.fma ? '' : 'FMA'].filter(Boolean).join(' and ');
+    return { addon: null, info: { available: false, path, reason: `this CPU lacks ${missing}` } };
+  }
+  return { addon, info: { available: true, path } };
+}
+
+/** The addon when the native forward can run here, else null (loaded once per process). */
+export function nativeAddon(): CpuAddon | null {
+  cached ??= load();
+  return cached.addon;
+}
+
+/** Whether the native forward runs here, and why not. */
+export function nativeAttentionInfo(): NativeAttentionInfo {
+  cached ??= load();
+  return cached.info;
+}
