@@ -65,25 +65,36 @@ inline float hmax(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+// The register tiles name their accumulators (c00 .. c51) instead of indexing arrays: GCC 12 kept
+// arrays of __m256 on the stack, storing all 12 accumulators every step (33 vs ~90 GFLOP/s peak;
+// objdump of s_tile<6>, 2026-12-07).
+#define FA_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define FA_DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
+
 // Algorithm 1, line 8 for R <= 6 rows and one 16-key panel: C (R, 16) = A (R, K) Kt (K, 16).
 // A rows lda floats apart; Kt the packed panel (K rows of 16); C rows ldc floats apart.
 template <int R>
 inline void s_tile(const float* A, int lda, const float* Kt, int K, float* C, int ldc) {
-  __m256 c0[R], c1[R];
-  for (int r = 0; r < R; r++) c0[r] = c1[r] = _mm256_setzero_ps();
+  FA_ROWS(FA_DECL)
   for (int k = 0; k < K; k++) {
     const __m256 b0 = _mm256_load_ps(Kt + k * 16);
     const __m256 b1 = _mm256_load_ps(Kt + k * 16 + 8);
-    for (int r = 0; r < R; r++) {
-      const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
-      c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-      c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
-    }
+#define FA_STEP(i)                                                 \
+  if constexpr (R > i) {                                           \
+    const __m256 a = _mm256_broadcast_ss(A + i * lda + k);         \
+    c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                     \
+    c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);                     \
   }
-  for (int r = 0; r < R; r++) {
-    _mm256_storeu_ps(C + r * ldc, c0[r]);
-    _mm256_storeu_ps(C + r * ldc + 8, c1[r]);
+    FA_ROWS(FA_STEP)
+#undef FA_STEP
   }
+#define FA_STORE(i)                                \
+  if constexpr (R > i) {                           \
+    _mm256_storeu_ps(C + i * ldc, c##i##0);        \
+    _mm256_storeu_ps(C + i * ldc + 8, c##i##1);    \
+  }
+  FA_ROWS(FA_STORE)
+#undef FA_STORE
 }
 
 // Algorithm 1, line 10 (second half) for R <= 6 rows: acc (R, N) += P (R, K) V (K, N), N % 8 == 0.
@@ -92,36 +103,57 @@ inline void pv_tile(const float* P, int ldp, const float* V, int ldv, int K, flo
                     int N) {
   int n0 = 0;
   for (; n0 + 16 <= N; n0 += 16) {
-    __m256 c0[R], c1[R];
-    for (int r = 0; r < R; r++) {
-      c0[r] = _mm256_loadu_ps(acc + r * ldc + n0);
-      c1[r] = _mm256_loadu_ps(acc + r * ldc + n0 + 8);
-    }
+    FA_ROWS(FA_DECL)
+#define FA_LOAD(i)                                        \
+  if constexpr (R > i) {                                  \
+    c##i##0 = _mm256_loadu_ps(acc + i * ldc + n0);        \
+    c##i##1 = _mm256_loadu_ps(acc + i * ldc + n0 + 8);    \
+  }
+    FA_ROWS(FA_LOAD)
+#undef FA_LOAD
     for (int k = 0; k < K; k++) {
       const __m256 b0 = _mm256_loadu_ps(V + k * ldv + n0);
       const __m256 b1 = _mm256_loadu_ps(V + k * ldv + n0 + 8);
-      for (int r = 0; r < R; r++) {
-        const __m256 a = _mm256_broadcast_ss(P + r * ldp + k);
-        c0[r] = _mm256_fmadd_ps(a, b0, c0[r]);
-        c1[r] = _mm256_fmadd_ps(a, b1, c1[r]);
-      }
+#define FA_STEP(i)                                                 \
+  if constexpr (R > i) {                                           \
+    const __m256 a = _mm256_broadcast_ss(P + i * ldp + k);         \
+    c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);                     \
+    c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);                     \
+  }
+      FA_ROWS(FA_STEP)
+#undef FA_STEP
     }
-    for (int r = 0; r < R; r++) {
-      _mm256_storeu_ps(acc + r * ldc + n0, c0[r]);
-      _mm256_storeu_ps(acc + r * ldc + n0 + 8, c1[r]);
-    }
+#define FA_STORE(i)                                      \
+  if constexpr (R > i) {                                 \
+    _mm256_storeu_ps(acc + i * ldc + n0, c##i##0);       \
+    _mm256_storeu_ps(acc + i * ldc + n0 + 8, c##i##1);   \
+  }
+    FA_ROWS(FA_STORE)
+#undef FA_STORE
   }
   if (n0 < N) {  // one 8-column panel left
-    __m256 c0[R];
-    for (int r = 0; r < R; r++) c0[r] = _mm256_loadu_ps(acc + r * ldc + n0);
+#define FA_DECL1(i) __m256 c##i##0 = _mm256_setzero_ps();
+    FA_ROWS(FA_DECL1)
+#undef FA_DECL1
+#define FA_LOAD(i) \
+  if constexpr (R > i) c##i##0 = _mm256_loadu_ps(acc + i * ldc + n0);
+    FA_ROWS(FA_LOAD)
+#undef FA_LOAD
     for (int k = 0; k < K; k++) {
       const __m256 b0 = _mm256_loadu_ps(V + k * ldv + n0);
-      for (int r = 0; r < R; r++)
-        c0[r] = _mm256_fmadd_ps(_mm256_broadcast_ss(P + r * ldp + k), b0, c0[r]);
+#define FA_STEP(i) \
+  if constexpr (R > i) c##i##0 = _mm256_fmadd_ps(_mm256_broadcast_ss(P + i * ldp + k), b0, c##i##0);
+      FA_ROWS(FA_STEP)
+#undef FA_STEP
     }
-    for (int r = 0; r < R; r++) _mm256_storeu_ps(acc + r * ldc + n0, c0[r]);
+#define FA_STORE(i) \
+  if constexpr (R > i) _mm256_storeu_ps(acc + i * ldc + n0, c##i##0);
+    FA_ROWS(FA_STORE)
+#undef FA_STORE
   }
 }
+#undef FA_DECL
+#undef FA_ROWS
 
 template <int R>
 void s_panels(const float* A, int lda, const float* Kt, int K, int panels, float* S, int lds) {
@@ -166,9 +198,10 @@ size_t forward_pack_floats(const ForwardParams& p) {
 }
 
 size_t forward_scratch_floats(const ForwardParams& p) {
-  // Q_i (Br, Dp), acc (Br, Dp), S (6, Bc), m and l (Br), each rounded to 16 floats (64 bytes).
-  return 2 * static_cast<size_t>(round_up(p.Br * p.Dp, 16)) + round_up(MR * p.Bc, 16) +
-         2 * round_up(p.Br, 16);
+  // Q_i (Br, Dp), acc (Br, Dp), S (Br, Bc), m and l (Br), each rounded to 16 floats (64 bytes), and
+  // the row tiles' key ranges (2 ceil(Br / 6) ints).
+  return 2 * static_cast<size_t>(round_up(p.Br * p.Dp, 16)) + round_up(p.Br * p.Bc, 16) +
+         2 * round_up(p.Br, 16) + 2 * round_up((p.Br + MR - 1) / MR, 16);
 }
 
 void forward_pack(const ForwardParams& p, int u) {
@@ -221,12 +254,14 @@ void forward_block(const ForwardParams& p, int u, float* scratch) {
   const int bhk = b * p.Hk + h / G;
   const int r0 = i * p.Br;
   const int rows = imin(p.Br, p.Nq - r0);
-  // Scratch: Q_i (Br, Dp), acc (Br, Dp), S (6, Bc), m (Br), l (Br).
+  // Scratch: Q_i (Br, Dp), acc (Br, Dp), S (Br, Bc), m (Br), l (Br), tile ranges tca, tcb.
   float* Qi = scratch;
   float* acc = Qi + round_up(p.Br * Dp, 16);
   float* S = acc + round_up(p.Br * Dp, 16);
-  float* m = S + round_up(MR * Bc, 16);
+  float* m = S + round_up(p.Br * Bc, 16);
   float* l = m + round_up(p.Br, 16);
+  int* tca = reinterpret_cast<int*>(l + round_up(p.Br, 16));
+  int* tcb = tca + round_up((p.Br + MR - 1) / MR, 16);
   const int32_t* lo = p.lo;
   const int32_t* hi = p.hi;
   const bool off_by_one = p.variant == kMaskOffByOne;
@@ -258,73 +293,93 @@ void forward_block(const ForwardParams& p, int u, float* scratch) {
     const float* kt = p.kt + keyRow * D;   // this block's panels
     const float* vb = p.vp + keyRow * Dp;  // this block's V rows
     const bool nonFinite = p.nf[static_cast<size_t>(bhk) * p.Tc + jj] != 0;
-    for (int rr = 0; rr < rows; rr += MR) {
+    // The key range [ca, cb) each 6-row tile sees in this block (ca on a 16-key panel); empty: cb <= ca.
+    int tiles = 0;
+    for (int rr = 0; rr < rows; rr += MR, tiles++) {
       const int n = imin(MR, rows - rr);
-      // The 16-key panels [ca, cb) that some row of this tile sees.
-      const int ca = imax(0, lo[r0 + rr] - c0) & ~15;
-      const int cb = imin(cols, hi_of(r0 + rr + n - 1) - c0);
+      tca[tiles] = imax(0, lo[r0 + rr] - c0) & ~15;
+      tcb[tiles] = imin(cols, hi_of(r0 + rr + n - 1) - c0);
+    }
+    // line 8: S_ij = Q_i K_j^T (Q_i holds the scale), a 16-key panel of K^T at a time over every row
+    // tile that sees it, so the panel (16 D floats) stays in L1.
+    for (int c = 0; c < cols; c += 16) {
+      const float* panel = kt + static_cast<size_t>(c) * D;
+      for (int t = 0, rr = 0; t < tiles; t++, rr += MR)
+        if (tca[t] <= c && c < tcb[t])
+          s_rows(imin(MR, rows - rr), Qi + rr * Dp, Dp, panel, D, 1, S + rr * Bc + c, Bc);
+    }
+    // lines 9-10: m_i, P~_ij, l_i; acc *= exp(m_old - m_new)
+    for (int t = 0, rr = 0; t < tiles; t++, rr += MR) {
+      const int ca = tca[t], cb = tcb[t];
       if (cb <= ca) continue;
-      const int w = cb - ca;
-      const int panels = (w + 15) / 16;
-      // line 8: S_ij = Q_i K_j^T (Q_i holds the scale)
-      s_rows(n, Qi + rr * Dp, Dp, kt + static_cast<size_t>(ca) * D, D, panels, S, Bc);
-      // lines 9-10: m_i, P~_ij, l_i; acc *= exp(m_old - m_new)
-      for (int r = 0; r < n; r++) {
+      const int wPad = (cb - ca + 15) & ~15;
+      for (int r = 0; r < imin(MR, rows - rr); r++) {
         const int row = r0 + rr + r;
-        float* s = S + r * Bc;
-        const int a = lo[row] - c0 - ca;           // visible columns [a, e) of the tile
+        float* s = S + (rr + r) * Bc + ca;
+        const int a = lo[row] - c0 - ca;  // visible columns [a, e) from ca
         const int e = imin(hi_of(row), c0 + cols) - c0 - ca;
         const __m256i av = _mm256_set1_epi32(a), ev = _mm256_set1_epi32(e);
         __m256 mx = neg_inf;
-        for (int c = 0; c < panels * 16; c += 8) {
+        for (int c = 0; c < wPad; c += 8) {
           const __m256i idx = _mm256_add_epi32(iota, _mm256_set1_epi32(c));
-          const __m256i vis = _mm256_andnot_si256(_mm256_cmpgt_epi32(av, idx),
-                                                  _mm256_cmpgt_epi32(ev, idx));
-          const __m256 x = _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(s + c), _mm256_castsi256_ps(vis));
+          const __m256i vis =
+              _mm256_andnot_si256(_mm256_cmpgt_epi32(av, idx), _mm256_cmpgt_epi32(ev, idx));
+          const __m256 x =
+              _mm256_blendv_ps(neg_inf, _mm256_loadu_ps(s + c), _mm256_castsi256_ps(vis));
           _mm256_storeu_ps(s + c, x);
           mx = _mm256_max_ps(x, mx);  // a NaN score keeps mx (the wasm kernel's pmax)
         }
-        const float mOld = m[rr + r];
+        const int rl = rr + r;
+        const float mOld = m[rl];
         const float mNew = fmaxf(mOld, hmax(mx));
         if (mNew == -INFINITY) {
           // no key visible yet: P~ row = 0, state unchanged
-          for (int c = 0; c < panels * 16; c += 8) _mm256_storeu_ps(s + c, _mm256_setzero_ps());
+          for (int c = 0; c < wPad; c += 8) _mm256_storeu_ps(s + c, _mm256_setzero_ps());
           continue;
         }
         const float alpha = _mm256_cvtss_f32(exp_nonpos(_mm256_set1_ps(mOld - mNew)));
         const __m256 mv = _mm256_set1_ps(mNew);
         __m256 sum = _mm256_setzero_ps();
-        for (int c = 0; c < panels * 16; c += 8) {
+        for (int c = 0; c < wPad; c += 8) {
           const __m256 x = exp_nonpos(_mm256_sub_ps(_mm256_loadu_ps(s + c), mv));
           _mm256_storeu_ps(s + c, x);
           sum = _mm256_add_ps(sum, x);
         }
-        const int rl = rr + r;
         l[rl] = alpha * l[rl] + hsum(sum);
         m[rl] = mNew;
         // line 10 (first half): acc = diag(alpha) acc
         if (alpha != 1.0f && p.variant != kNoRescale) {
           float* ar = acc + rl * Dp;
-          const __m256 av8 = _mm256_set1_ps(alpha);
-          for (int d = 0; d < Dp; d += 8) _mm256_storeu_ps(ar + d, _mm256_mul_ps(_mm256_loadu_ps(ar + d), av8));
+          const __m256 a8 = _mm256_set1_ps(alpha);
+          for (int d = 0; d < Dp; d += 8)
+            _mm256_storeu_ps(ar + d, _mm256_mul_ps(_mm256_loadu_ps(ar + d), a8));
         }
       }
-      // line 10 (second half): acc += P~_ij V_j
-      if (!nonFinite) {
-        pv_rows(n, S, Bc, vb + static_cast<size_t>(ca) * Dp, Dp, w, acc + rr * Dp, Dp, Dp);
-      } else {
-        // A block with a NaN or infinity in V: each row over its visible keys only (0 * NaN would
-        // leak a NaN the row does not see).
-        for (int r = 0; r < n; r++) {
-          const int row = r0 + rr + r;
-          const int a = imax(0, lo[row] - c0 - ca);
-          const int e = imin(hi_of(row), c0 + cols) - c0 - ca;
-          float* ar = acc + (rr + r) * Dp;
-          for (int c = a; c < e; c++) {
-            const float pw = S[r * Bc + c];
-            const float* vr = vb + static_cast<size_t>(ca + c) * Dp;
-            for (int d = 0; d < Dp; d++) ar[d] += pw * vr[d];
-          }
+    }
+    // line 10 (second half): acc += P~_ij V_j, 16 columns of V_j at a time over every row tile, so
+    // the (Bc, 16) slice of V stays in L1.
+    if (!nonFinite) {
+      for (int n0 = 0; n0 < Dp; n0 += 16) {
+        const int nw = imin(16, Dp - n0);
+        for (int t = 0, rr = 0; t < tiles; t++, rr += MR) {
+          const int ca = tca[t], cb = tcb[t];
+          if (cb <= ca) continue;
+          pv_rows(imin(MR, rows - rr), S + rr * Bc + ca, Bc, vb + static_cast<size_t>(ca) * Dp + n0,
+                  Dp, cb - ca, acc + rr * Dp + n0, Dp, nw);
+        }
+      }
+    } else {
+      // A block with a NaN or infinity in V: each row over its visible keys only (0 * NaN would leak
+      // a NaN the row does not see).
+      for (int r = 0; r < rows; r++) {
+        const int row = r0 + r;
+        const int a = imax(0, lo[row] - c0);
+        const int e = imin(hi_of(row), c0 + cols) - c0;
+        float* ar = acc + r * Dp;
+        for (int c = a; c < e; c++) {
+          const float pw = S[r * Bc + c];
+          const float* vr = vb + static_cast<size_t>(c) * Dp;
+          for (int d = 0; d < Dp; d++) ar[d] += pw * vr[d];
         }
       }
     }

@@ -266,10 +266,16 @@ export const SIMD_TILES = {
 
 /**
  * Tile sizes of the native AVX2 forward (native/flash_forward_avx2.cc): Br query rows (a multiple of
- * its 6-row register tile), Bc keys (a multiple of its 16-key panels). Not swept yet: the wasm forward's
- * Br = 96 and a 64-key block (64 x D floats of K^T and of V: 32 + 32 KiB at D = 128, in L2).
+ * its 6-row register tile), Bc keys (a multiple of its 16-key panels). Swept 2026-12-07 on the 2-core
+ * EPYC (Zen 3), B = 1, H = 8, all tiles in one process alternating, medians of 7-11 (time ratios
+ * against 48 x 128; the host moves single runs by 5-10%):
+ *   N = 1024 causal, one thread, D = 64: 96x64 1.09, 36x128 1.00, 24x128 1.07, 48x256 1.00, 60x128 1.05,
+ *     48x192 1.09; D = 128: 96x64 1.00, 36x128 0.96, 24x128 0.98, 48x256 1.02, 48x192 0.94;
+ *   N = 1024 full, one thread, D = 64: 96x64 1.07, 24x128 0.99, 48x256 1.08, 60x128 1.13;
+ *   N = 4096 causal, two threads, D = 64: 96x64 0.99, 48x256 0.93, 60x128 0.92, 48x192 0.91;
+ *   an earlier run against 96 x 64: 48x128 0.87-0.98, 72x96 0.95-1.03, 48x32 1.01-1.09.
  */
-export const NATIVE_TILES = { Br: 96, Bc: 64 } as const;
+export const NATIVE_TILES = { Br: 48, Bc: 128 } as const;
 
 /** The native forward (CpuOps passes the addon when it loaded and the CPU has AVX2 + FMA). */
 export interface CpuAttentionNative {
@@ -563,7 +569,8 @@ export class CpuAttention {
       await this.native!.addon.forward({
         ...s,
         scale: o.softmaxScale,
-        ...NATIVE_TILES,
+        // attentionTiles (tuning runs) where the native kernel takes them: Bc a multiple of 16
+        ...(this.tiles && this.tiles.Bc % 16 === 0 ? this.tiles : NATIVE_TILES),
         threads: this.threads,
         variant: this.native!.variant ?? 0,
         q: a.q.buffer as Float32Array,
