@@ -2,7 +2,8 @@
  * The native CPU addon (native/: FlashAttention-2 forward with AVX2 + FMA tiles, on native threads off
  * the event loop): loading it, checking the CPU, and the types of its functions. It comes from, in this
  * order: FLASHATTN_CPU_ADDON (a path), the local build (scripts/build-native.mjs: g++ into
- * build/Release/flashattn_cpu.node, made by the monorepo's `pnpm build` on linux-x64). Where it is
+ * build/Release/flashattn_cpu.node, made by the monorepo's `pnpm build` on linux-x64), the prebuilt
+ * package for this platform (`@flashattn/cpu-linux-x64`, an optional dependency). Where it is
  * absent, cannot load, or the CPU lacks AVX2 or FMA, the wasm SIMD kernels run instead and
  * `nativeAttentionInfo().reason` says why (CpuOps puts it in its name).
  */
@@ -59,26 +60,39 @@ export interface NativeAttentionInfo {
 
 let cached: { addon: CpuAddon | null; info: NativeAttentionInfo } | null = null;
 
+/** The prebuilt package that would serve this platform. */
+const PREBUILT_PACKAGE = `@flashattn/cpu-${process.platform}-${process.arch}`;
+
 function load(): { addon: CpuAddon | null; info: NativeAttentionInfo } {
   const here = dirname(fileURLToPath(import.meta.url)); // src/attention or dist/attention
   const local = join(here, '..', '..', 'build', 'Release', 'flashattn_cpu.node');
   const env = process.env['FLASHATTN_CPU_ADDON'];
-  const path = env !== undefined && env !== '' ? env : local;
-  if (!existsSync(path)) {
-    return {
-      addon: null,
-      info: {
-        available: false,
-        reason:
-          env !== undefined && env !== ''
-            ? `FLASHATTN_CPU_ADDON=${env} does not exist`
-            : 'native addon not built (linux-x64 with g++: pnpm --filter @flashattn/cpu build)',
-      },
-    };
+  const require = createRequire(import.meta.url);
+  let path: string | undefined;
+  if (env !== undefined && env !== '') {
+    if (!existsSync(env))
+      return {
+        addon: null,
+        info: { available: false, reason: `FLASHATTN_CPU_ADDON=${env} does not exist` },
+      };
+    path = env;
+  } else if (existsSync(local)) path = local;
+  else {
+    try {
+      path = require.resolve(`${PREBUILT_PACKAGE}/flashattn_cpu.node`);
+    } catch {
+      return {
+        addon: null,
+        info: {
+          available: false,
+          reason: `no native addon: ${PREBUILT_PACKAGE} is not installed (prebuilt for linux-x64 only) and there is no local build (g++: pnpm --filter @flashattn/cpu build)`,
+        },
+      };
+    }
   }
   let addon: CpuAddon;
   try {
-    addon = createRequire(import.meta.url)(path) as CpuAddon;
+    addon = require(path) as CpuAddon;
   } catch (e) {
     return {
       addon: null,
