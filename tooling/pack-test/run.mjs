@@ -3,8 +3,9 @@
 // rewrites workspace:* to versions), then in empty directories outside the workspace, with plain npm:
 //   core         core alone; runs the README snippet from the packed README
 //   webgpu       core + webgpu + the `webgpu` package (Dawn); attention on SwiftShader vs the oracle
-//   transformer  core + cpu + transformer; runs the packed README's training snippet, and the same
-//                snippet without ops.dispose() (the process must still exit)
+//   transformer  core + cpu (+ the prebuilt cpu-linux-x64) + transformer; runs the packed README's training
+//                snippet, and the same snippet without ops.dispose() (the process must still exit); the
+//                native CPU forward loaded from the prebuilt package where it was built
 //   cuda         core + cuda + the prebuilt cuda-linux-x64 with nvcc hidden from PATH: installs in
 //                seconds with no compiler and cudaInfo() says which addon loaded and why CUDA can or cannot run
 // Each either works or reports what is missing in one sentence. Needs `pnpm build` first (dist/, and the
@@ -17,7 +18,7 @@ import { delimiter, join } from 'node:path';
 
 const root = new URL('../..', import.meta.url).pathname;
 const PNPM = ['-y', 'pnpm@10.34.8'];
-const PUBLIC = ['core', 'conformance', 'cpu', 'webgpu', 'transformer', 'cuda', 'cuda-linux-x64'];
+const PUBLIC = ['core', 'conformance', 'cpu', 'cpu-linux-x64', 'webgpu', 'transformer', 'cuda', 'cuda-linux-x64'];
 const work = mkdtempSync(join(tmpdir(), 'flashattn-pack-'));
 const packs = join(work, 'packs');
 const cache = process.env.FLASHATTN_PACK_NPM_CACHE ?? join(tmpdir(), 'flashattn-pack-npm-cache'); // reused between runs
@@ -41,6 +42,10 @@ for (const p of PUBLIC) {
   const dir = join(root, 'packages', p);
   if (p === 'cuda-linux-x64' && !existsSync(join(root, 'packages/cuda/build/Release/flashattn_cuda.node'))) {
     check(`pack @flashattn/${p}`, true, 'skipped: no CUDA addon was built here (no nvcc), so there is no binary to ship');
+    continue;
+  }
+  if (p === 'cpu-linux-x64' && !existsSync(join(root, 'packages/cpu/build/Release/flashattn_cpu.node'))) {
+    check(`pack @flashattn/${p}`, true, 'skipped: no native CPU addon was built here (not linux-x64, or no g++), so there is no binary to ship');
     continue;
   }
   const r = run('npx', [...PNPM, 'pack', '--pack-destination', packs], { cwd: dir });
@@ -141,8 +146,16 @@ console.log('webgpu ' + backend.name + ': max |out - oracle| ' + err.toExponenti
 
 // ---- core + cpu + transformer: train a few steps from the packed README ----
 if (tarballs.core && tarballs.cpu && tarballs.transformer) {
-  const inst = npmInstall('transformer', [tarballs.core, tarballs.cpu, tarballs.transformer]);
+  const cpuPrebuilt = tarballs['cpu-linux-x64'] ? [tarballs['cpu-linux-x64']] : [];
+  const inst = npmInstall('transformer', [tarballs.core, tarballs.cpu, ...cpuPrebuilt, tarballs.transformer]);
   const snippet = readmeSnippet(tarballs.transformer);
+  if (inst && cpuPrebuilt.length > 0)
+    script(
+      'transformer: the native CPU forward loaded from the prebuilt package',
+      inst[0],
+      'native.mjs',
+      `import { nativeAttentionInfo } from '@flashattn/cpu';\nconst i = nativeAttentionInfo();\nconsole.log(JSON.stringify(i));\nif (!i.available && !/lacks/.test(i.reason)) process.exit(1);\nif (i.available && !/cpu-linux-x64/.test(i.path)) process.exit(1);\n`,
+    );
   if (inst && snippet) {
     script('transformer: README snippet (train 5 steps, save, sample, dispose)', inst[0], 'train.mjs', snippet, { expect: /step 5: loss [\d.]+/ });
     script(

@@ -14,11 +14,19 @@ import {
   type StridedView,
 } from '@flashattn/core';
 import { deviceAttentionBackend, makeCase, runConformance } from '@flashattn/conformance';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CpuBuffer } from '../ops/buffers.js';
 import { CpuOps } from '../ops/cpu-ops.js';
 import { NATIVE_TILES } from './cpu-attention.js';
-import { nativeAddon, nativeAttentionInfo, type NativeForwardArgs } from './flash-native.js';
+import {
+  loadNativeAddon,
+  nativeAddon,
+  nativeAttentionInfo,
+  type NativeForwardArgs,
+} from './flash-native.js';
 
 const info = nativeAttentionInfo();
 const skip = info.available ? false : `native forward unavailable: ${info.reason ?? '?'}`;
@@ -65,6 +73,37 @@ async function forward(ops: CpuOps, c: Case, s: number): Promise<Float32Array[]>
   expect(ops.attentionPath).toBe('native');
   return [outBuf.slice(), lse.slice()];
 }
+
+// The fallback's reasons, on any machine: a missing file, and an addon on a CPU without AVX2 (a stand-in
+// module whose cpuFeatures() says so).
+describe('native addon loading: the wasm forward runs, and the reason is said', () => {
+  it('FLASHATTN_CPU_ADDON naming a missing file', () => {
+    const r = loadNativeAddon('/nonexistent/flashattn_cpu.node');
+    expect(r.addon).toBeNull();
+    expect(r.info).toEqual({
+      available: false,
+      reason: 'FLASHATTN_CPU_ADDON=/nonexistent/flashattn_cpu.node does not exist',
+    });
+  });
+  it('no local build and no prebuilt package (outside linux-x64 or before the build)', () => {
+    const r = loadNativeAddon('', '/nonexistent/build/Release/flashattn_cpu.node');
+    // In this workspace the prebuilt package is linked but holds no binary until it is packed.
+    expect(r.addon).toBeNull();
+    expect(r.info.reason).toMatch(/no native addon: @flashattn\/cpu-\w+-\w+ is not installed/);
+  });
+  it('a CPU without AVX2: the addon loads, the forward is not used', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'flashattn-cpu-'));
+    const file = join(dir, 'no-avx2.cjs');
+    writeFileSync(file, 'module.exports = { cpuFeatures: () => ({ avx2: false, fma: true }) };');
+    try {
+      const r = loadNativeAddon(file);
+      expect(r.addon).toBeNull();
+      expect(r.info).toEqual({ available: false, path: file, reason: 'this CPU lacks AVX2' });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe.skipIf(skip)(`native AVX2 forward (seed ${seed})`, () => {
   it('is the default forward, and the name says so', () => {

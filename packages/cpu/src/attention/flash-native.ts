@@ -63,10 +63,21 @@ let cached: { addon: CpuAddon | null; info: NativeAttentionInfo } | null = null;
 /** The prebuilt package that would serve this platform. */
 const PREBUILT_PACKAGE = `@flashattn/cpu-${process.platform}-${process.arch}`;
 
-function load(): { addon: CpuAddon | null; info: NativeAttentionInfo } {
-  const here = dirname(fileURLToPath(import.meta.url)); // src/attention or dist/attention
-  const local = join(here, '..', '..', 'build', 'Release', 'flashattn_cpu.node');
-  const env = process.env['FLASHATTN_CPU_ADDON'];
+/**
+ * Find and load the addon (not cached: nativeAddon() caches it). `env` stands for FLASHATTN_CPU_ADDON and
+ * `local` for the local build's path (tests pass their own).
+ */
+export function loadNativeAddon(
+  env: string | undefined = process.env['FLASHATTN_CPU_ADDON'],
+  local: string = join(
+    dirname(fileURLToPath(import.meta.url)), // src/attention or dist/attention
+    '..',
+    '..',
+    'build',
+    'Release',
+    'flashattn_cpu.node',
+  ),
+): { addon: CpuAddon | null; info: NativeAttentionInfo } {
   const require = createRequire(import.meta.url);
   let path: string | undefined;
   if (env !== undefined && env !== '') {
@@ -109,12 +120,12 @@ function load(): { addon: CpuAddon | null; info: NativeAttentionInfo } {
 
 /** The addon when the native forward can run here, else null (loaded once per process). */
 export function nativeAddon(): CpuAddon | null {
-  cached ??= load();
+  cached ??= loadNativeAddon();
   return cached.addon;
 }
 
 /** Whether the native forward runs here, and why not. */
 export function nativeAttentionInfo(): NativeAttentionInfo {
-  cached ??= load();
+  cached ??= loadNativeAddon();
   return cached.info;
 }
