@@ -61,6 +61,25 @@ for (const rows of groups.values()) {
   );
 }
 
+// Round 4 on: the forward native (ours) and wasm (native: false) in the same rounds.
+if (att.rows.some((r) => r.impl === 'wasm')) {
+  console.log(
+    '\n| B | D | N | mask | threads | native fwd ms (GFLOP/s) | wasm fwd ms (GFLOP/s) | native / wasm speedup | MHA ms | best ORT ms | native vs MHA | native vs best ORT | same, CPU time | wasm vs best ORT | load |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const rows of groups.values()) {
+    const get = (impl: string) => rows.find((r) => r.impl === impl && r.pass === 'fwd');
+    const o = get('ours')!;
+    const w = get('wasm');
+    const peers = ['mha', 'plain', 'attn23'].map((i) => get(i)!).filter(Boolean);
+    const best = Math.min(...peers.map((p) => p.ms));
+    const bestCpu = Math.min(...peers.map((p) => p.cpuMs ?? NaN));
+    console.log(
+      `| ${o.B} | ${o.D} | ${o.N} | ${o.causal ? 'causal' : 'full'} | ${o.threads} | ${f1(o.ms)} (${f1(o.gflops)}) | ${w ? `${f1(w.ms)} (${f1(w.gflops)})` : '-'} | ${w ? f2(w.ms / o.ms) : '-'} | ${f1(get('mha')?.ms)} | ${f1(best)} | ${f2(get('mha')!.ms / o.ms)} | ${f2(best / o.ms)} | ${o.cpuMs === undefined ? '-' : f2(bestCpu / o.cpuMs)} | ${w ? f2(best / w.ms) : '-'} | ${f1(o.load)} |`,
+    );
+  }
+}
+
 if (files[1]) {
   const mm = JSON.parse(readFileSync(files[1], 'utf8')) as {
     meta: unknown;
@@ -83,6 +102,7 @@ if (figDir) {
     );
     const impls = [
       ['ours', 'fwd', 'ours fwd', '#1f77b4', false],
+      ['wasm', 'fwd', 'ours fwd, wasm (native: false)', '#9467bd', true],
       ['mha', 'fwd', 'ORT MultiHeadAttention', '#ff7f0e', false],
       ['plain', 'fwd', 'ORT MatMul-Softmax-MatMul', '#2ca02c', false],
       ['attn23', 'fwd', 'ORT Attention (opset 23)', '#d62728', false],
