@@ -105,6 +105,29 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
     }
   }
 
+  it('K = 0: out = 0 (plain), bias (bias), out unchanged (accumulate), on every kernel', async () => {
+    // An empty sum: C must be overwritten even though no K block runs (the fuzz suite found a stale C).
+    for (const ops of all) {
+      for (const N of [1, 4, 5]) {
+        const M = 3;
+        const a = ops.alloc(0, 'float32');
+        const b = ops.alloc(0, 'float32');
+        const out = ops.alloc(M * N, 'float32') as Float32Array;
+        out.fill(7.5);
+        await ops.matmul(out, a, b, M, N, 0);
+        expect(Array.from(out), `${ops.name} N=${N}`).toEqual(new Array(M * N).fill(0));
+        const bias = ops.alloc(N, 'float32') as Float32Array;
+        for (let j = 0; j < N; j++) bias[j] = j + 0.25;
+        out.fill(7.5);
+        await ops.matmul(out, a, b, M, N, 0, { bias });
+        expect(Array.from(out)).toEqual(Array.from({ length: M * N }, (_, i) => (i % N) + 0.25));
+        out.fill(7.5);
+        await ops.matmul(out, a, b, M, N, 0, { accumulate: true });
+        expect(Array.from(out)).toEqual(new Array(M * N).fill(7.5));
+      }
+    }
+  });
+
   it('falls back to the JS kernel on one thread for plain (non-shared) arrays and still computes', async () => {
     const out = new Float32Array(4);
     await kernels.simd[1]!.matmul(
