@@ -6,13 +6,12 @@
 // TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
 //
 // Threads: forward() runs on one libuv pool thread plus threads - 1 std::threads started for the call
-// (each takes units from one atomic counter; a barrier between the pack phase and the blocks). Starting
+// (each takes units from one atomic counter; the blocks start once every pack is done). Starting
 // them costs tens of microseconds a call, against milliseconds for the smallest benchmarked problem
 // (BENCHMARKS.md, issue #11 round 4), and keeps the kernels free of any JS engine.
 #include <node_api.h>
 
 #include <atomic>
-#include <barrier>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -157,23 +156,25 @@ void run_forward(ForwardWork& w) {
   p.nf = reinterpret_cast<uint8_t*>(scratch + scratchF * w.threads);
   const int packUnits = p.B * p.Hk;
   const int blockUnits = p.B * p.Hq * p.Tr;
-  std::atomic<int> packNext{0}, blockNext{0};
-  std::barrier<> packed(w.threads);
+  // Packs before blocks: a thread that finds no pack unit left waits only for the packs in progress
+  // (packDone), not for the other threads to arrive (a barrier made the first thread wait for a second
+  // one to start: a halted vCPU takes long to wake, and at N = 256 two threads ran no faster than one).
+  std::atomic<int> packNext{0}, packDone{0}, blockNext{0};
   auto body = [&](int t) {
-    for (int u; (u = packNext.fetch_add(1, std::memory_order_relaxed)) < packUnits;)
+    for (int u; (u = packNext.fetch_add(1, std::memory_order_relaxed)) < packUnits;) {
       flashattn_cpu::forward_pack(p, u);
-    packed.arrive_and_wait();
+      packDone.fetch_add(1, std::memory_order_release);
+    }
+    while (packDone.load(std::memory_order_acquire) < packUnits) std::this_thread::yield();
     for (int u; (u = blockNext.fetch_add(1, std::memory_order_relaxed)) < blockUnits;)
       flashattn_cpu::forward_block(p, u, scratch + scratchF * t);
   };
   std::vector<std::thread> pool;
-  int started = 1;
   try {
     pool.reserve(w.threads - 1);
-    for (; started < w.threads; started++) pool.emplace_back(body, started);
+    for (int t = 1; t < w.threads; t++) pool.emplace_back(body, t);
   } catch (const std::exception&) {
     // Fewer threads than asked: the ones that did start, and this one, do all the units.
-    for (int t = started; t < w.threads; t++) packed.arrive_and_drop();
   }
   body(0);
   for (auto& th : pool) th.join();
