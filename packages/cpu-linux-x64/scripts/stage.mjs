@@ -26,7 +26,12 @@ const pkg = JSON.parse(readFileSync(join(here, 'package.json'), 'utf8'));
 writeFileSync(
   info,
   JSON.stringify(
-    { package: pkg.name, version: pkg.version, platform: 'linux-x64', isa: 'x86-64 + AVX2 + FMA (checked at run time)' },
+    {
+      package: pkg.name,
+      version: pkg.version,
+      platform: 'linux-x64',
+      isa: 'x86-64 + AVX2 + FMA (checked at run time)',
+    },
     null,
     2,
   ) + '\n',
