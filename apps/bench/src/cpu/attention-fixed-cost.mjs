@@ -8,20 +8,46 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('../../../../', import.meta.url));
 const { CpuOps } = await import(`${root}packages/cpu/dist/index.js`);
 const { contiguousView, createRng } = await import(`${root}packages/core/dist/index.js`);
-const shapes = [[1, 16, 1, 16], [1, 64, 8, 64], [1, 256, 8, 64]];
+const shapes = [
+  [1, 16, 1, 16],
+  [1, 64, 8, 64],
+  [1, 256, 8, 64],
+];
 for (const [B, N, H, D] of shapes) {
   const mk = (threads, native) => {
     const ops = new CpuOps({ threads, native });
-    const rng = createRng(1); const sh = [B, N, H, D];
-    const up = () => { const b = ops.alloc(B*N*H*D, 'float32'); for (let i = 0; i < b.length; i++) b[i] = rng.normal(); return contiguousView(b, sh); };
-    const q = up(), k = up(), v = up(), out = up(); const lse = ops.alloc(B*H*N, 'float32');
-    return { name: `${native ? 'native' : 'wasm'} T=${threads}`, ops, f: () => ops.attentionForward({ q, k, v, out, lse }, { causal: true }) };
+    const rng = createRng(1);
+    const sh = [B, N, H, D];
+    const up = () => {
+      const b = ops.alloc(B * N * H * D, 'float32');
+      for (let i = 0; i < b.length; i++) b[i] = rng.normal();
+      return contiguousView(b, sh);
+    };
+    const q = up(),
+      k = up(),
+      v = up(),
+      out = up();
+    const lse = ops.alloc(B * H * N, 'float32');
+    return {
+      name: `${native ? 'native' : 'wasm'} T=${threads}`,
+      ops,
+      f: () => ops.attentionForward({ q, k, v, out, lse }, { causal: true }),
+    };
   };
   const impls = [mk(1, true), mk(2, true), mk(1, false), mk(2, false)];
   for (const x of impls) for (let i = 0; i < 30; i++) await x.f();
   const t = impls.map(() => []);
-  for (let r = 0; r < 201; r++) for (let i = 0; i < impls.length; i++) { const t0 = performance.now(); await impls[i].f(); t[i].push(performance.now() - t0); }
+  for (let r = 0; r < 201; r++)
+    for (let i = 0; i < impls.length; i++) {
+      const t0 = performance.now();
+      await impls[i].f();
+      t[i].push(performance.now() - t0);
+    }
   const med = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
-  console.log(`B=${B} N=${N} H=${H} D=${D} causal: ` + impls.map((x, i) => `${x.name} ${(med(t[i]) * 1000).toFixed(0)} us`).join(', ') + `; load ${loadavg()[0].toFixed(2)}`);
+  console.log(
+    `B=${B} N=${N} H=${H} D=${D} causal: ` +
+      impls.map((x, i) => `${x.name} ${(med(t[i]) * 1000).toFixed(0)} us`).join(', ') +
+      `; load ${loadavg()[0].toFixed(2)}`,
+  );
   for (const x of impls) await x.ops.dispose();
 }
