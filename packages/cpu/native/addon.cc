@@ -1,19 +1,24 @@
-// The native CPU addon (Node-API): FlashAttention-2 forward on AVX2 + FMA (flash_forward_avx2.cc).
+// The native CPU addon (Node-API): FlashAttention-2 forward (flash_forward_avx2.cc) and the float32
+// gemm (gemm_avx2.cc) on AVX2 + FMA.
 //   cpuFeatures()   -> { avx2, fma }: what this CPU (and OS) supports, checked at run time
 //   forward(args)   -> Promise<void>: the forward on native threads, off the event loop
+//   gemm(args)      -> Promise<void>: C = op(A) op(B) [+ bias | + C] on native threads, off the event loop
+//   gemmSync(args)  -> undefined: the same on the calling thread alone (small problems)
 // This file is built without -mavx2 so that loading it and asking cpuFeatures() is safe on any x86-64;
-// forward() refuses to run (TypeError) where the check fails. Every argument is checked here (a
+// the kernels refuse to run (TypeError) where the check fails. Every argument is checked here (a
 // TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
 //
-// Threads: forward() runs on one libuv pool thread plus threads - 1 std::threads started for the call
-// (each takes units from one atomic counter; the blocks start once every pack is done). Starting
-// them costs tens of microseconds a call, against milliseconds for the smallest benchmarked problem
-// (BENCHMARKS.md, issue #11 round 4), and keeps the kernels free of any JS engine.
+// Threads: forward() and gemm() run on one libuv pool thread plus threads - 1 threads of a persistent
+// pool (thread_pool.h: one per Node environment, kept in the addon's instance data, joined when the
+// environment goes away; a worker_thread that loads the addon gets its own). Each thread takes units
+// from atomic counters; the blocks start once every pack is done. Round 4 started std::threads per call
+// (~35 us each, and late under load); the pool wakes parked ones instead.
 #include <node_api.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <string>
 #include <system_error>
@@ -21,11 +26,32 @@
 #include <vector>
 
 #include "flash_forward.h"
+#include "gemm.h"
+#include "thread_pool.h"
 
 namespace {
 
 using flashattn_cpu::ForwardParams;
+using flashattn_cpu::GemmParams;
+using flashattn_cpu::ThreadPool;
 using flashattn_cpu::View;
+
+// Per Node environment (napi_set_instance_data): the thread pool and a reusable buffer for the gemm's
+// packs (a large fresh allocation each call costs page faults: kept up to kPackCacheBytes).
+struct AddonData {
+  ThreadPool pool;
+  std::mutex packMu;
+  float* pack = nullptr;
+  size_t packFloats = 0;
+  ~AddonData() { std::free(pack); }
+};
+constexpr size_t kPackCacheBytes = size_t{256} << 20;
+
+AddonData* addon_data(napi_env env) {
+  void* d = nullptr;
+  napi_get_instance_data(env, &d);
+  return static_cast<AddonData*>(d);
+}
 
 bool cpu_has_avx2_fma() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -131,6 +157,7 @@ struct ForwardWork {
   ForwardParams p{};
   std::vector<int32_t> lo, hi;
   int threads = 1;
+  ThreadPool* pool = nullptr;
   std::string error;
   bool oom = false;
 };
@@ -169,15 +196,12 @@ void run_forward(ForwardWork& w) {
     for (int u; (u = blockNext.fetch_add(1, std::memory_order_relaxed)) < blockUnits;)
       flashattn_cpu::forward_block(p, u, scratch + scratchF * t);
   };
-  std::vector<std::thread> pool;
   try {
-    pool.reserve(w.threads - 1);
-    for (int t = 1; t < w.threads; t++) pool.emplace_back(body, t);
-  } catch (const std::exception&) {
-    // Fewer threads than asked: the ones that did start, and this one, do all the units.
+    w.pool->run(w.threads, body);
+  } catch (...) {
+    std::free(mem);
+    throw;
   }
-  body(0);
-  for (auto& th : pool) th.join();
   std::free(mem);
 }
 
@@ -193,22 +217,33 @@ void execute(napi_env, void* data) {
   }
 }
 
-void complete(napi_env env, napi_status status, void* data) {
-  auto* w = static_cast<ForwardWork*>(data);
-  if (status == napi_ok && w->error.empty()) {
+// An Error "flashattn cpu addon: <what> failed: <error>" with code ENOMEM (out of memory) or EFAILED.
+napi_value failure(napi_env env, const char* what, const std::string& error, bool oom) {
+  const std::string msg =
+      std::string("flashattn cpu addon: ") + what + " failed: " + (error.empty() ? "cancelled" : error);
+  napi_value m, err, code;
+  napi_create_string_utf8(env, msg.c_str(), msg.size(), &m);
+  napi_create_error(env, nullptr, m, &err);
+  napi_create_string_utf8(env, oom ? "ENOMEM" : "EFAILED", NAPI_AUTO_LENGTH, &code);
+  napi_set_named_property(env, err, "code", code);
+  return err;
+}
+
+// Settle a call's promise: resolved when status is ok and error empty, else rejected with failure().
+void settle(napi_env env, napi_deferred deferred, napi_status status, const char* what,
+            const std::string& error, bool oom) {
+  if (status == napi_ok && error.empty()) {
     napi_value undef;
     napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, w->deferred, undef);
+    napi_resolve_deferred(env, deferred, undef);
   } else {
-    const std::string msg =
-        "flashattn cpu addon: forward failed: " + (w->error.empty() ? "cancelled" : w->error);
-    napi_value m, err, code;
-    napi_create_string_utf8(env, msg.c_str(), msg.size(), &m);
-    napi_create_error(env, nullptr, m, &err);
-    napi_create_string_utf8(env, w->oom ? "ENOMEM" : "EFAILED", NAPI_AUTO_LENGTH, &code);
-    napi_set_named_property(env, err, "code", code);
-    napi_reject_deferred(env, w->deferred, err);
+    napi_reject_deferred(env, deferred, failure(env, what, error, oom));
   }
+}
+
+void complete(napi_env env, napi_status status, void* data) {
+  auto* w = static_cast<ForwardWork*>(data);
+  settle(env, w->deferred, status, "forward", w->error, w->oom);
   for (napi_ref r : w->refs) napi_delete_reference(env, r);
   napi_delete_async_work(env, w->work);
   delete w;
@@ -275,6 +310,7 @@ napi_value forward(napi_env env, napi_callback_info info) {
     }
     p.lo = w->lo.data();
     p.hi = w->hi.data();
+    w->pool = &addon_data(env)->pool;
     flashattn_cpu::forward_layout(p);
     napi_value promise, name;
     check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
@@ -286,6 +322,205 @@ napi_value forward(napi_env env, napi_callback_info info) {
     for (napi_ref r : w->refs) napi_delete_reference(env, r);
     if (w->work) napi_delete_async_work(env, w->work);
     delete w;
+    return nullptr;
+  }
+}
+
+// ---- gemm
+
+struct GemmWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  std::vector<napi_ref> refs;
+  GemmParams p{};
+  int threads = 1;
+  AddonData* data = nullptr;
+  std::string error;
+  bool oom = false;
+};
+
+// The gemm on `threads` threads (1: the calling thread alone): packs, then blocks, units from atomic
+// counters. K = 0: C = bias, zeros, or unchanged with accumulate.
+void run_gemm(GemmWork& w) {
+  GemmParams& p = w.p;
+  if (p.M == 0 || p.N == 0) return;
+  if (p.K == 0) {
+    if (p.accumulate) return;
+    for (int64_t i = 0; i < p.M; i++)
+      for (int64_t j = 0; j < p.N; j++) p.c[i * p.N + j] = p.bias ? p.bias[j] : 0.0f;
+    return;
+  }
+  flashattn_cpu::gemm_layout(p);
+  const size_t floats = flashattn_cpu::gemm_pack_floats(p);
+  const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+  // The cached buffer when no other call holds it, else one for this call.
+  std::unique_lock<std::mutex> cache(w.data->packMu, std::try_to_lock);
+  float* mem = nullptr;
+  bool own = true;
+  if (cache.owns_lock() && w.data->packFloats >= floats) {
+    mem = w.data->pack;
+    own = false;
+  } else {
+    mem = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (mem == nullptr) {
+      w.oom = true;
+      w.error = "cannot allocate " + std::to_string(bytes) + " bytes of gemm packs";
+      return;
+    }
+    if (cache.owns_lock() && bytes <= kPackCacheBytes) {
+      std::free(w.data->pack);
+      w.data->pack = mem;
+      w.data->packFloats = bytes / sizeof(float);
+      own = false;
+    }
+  }
+  p.ap = mem;
+  p.bp = mem + static_cast<size_t>(p.Mp) * p.K;
+  const int packUnits = flashattn_cpu::gemm_pack_units(p);
+  const int blockUnits = p.mBlocks * p.nBlocks;
+  std::atomic<int> packNext{0}, packDone{0}, blockNext{0};
+  auto body = [&](int) {
+    for (int u; (u = packNext.fetch_add(1, std::memory_order_relaxed)) < packUnits;) {
+      flashattn_cpu::gemm_pack(p, u);
+      packDone.fetch_add(1, std::memory_order_release);
+    }
+    while (packDone.load(std::memory_order_acquire) < packUnits) std::this_thread::yield();
+    for (int u; (u = blockNext.fetch_add(1, std::memory_order_relaxed)) < blockUnits;)
+      flashattn_cpu::gemm_block(p, u);
+  };
+  try {
+    if (w.threads > 1)
+      w.data->pool.run(w.threads, body);
+    else
+      body(0);
+  } catch (...) {
+    if (own) std::free(mem);
+    throw;
+  }
+  if (own) std::free(mem);
+}
+
+void gemm_execute(napi_env, void* data) {
+  auto* w = static_cast<GemmWork*>(data);
+  try {
+    run_gemm(*w);
+  } catch (const std::bad_alloc&) {
+    w->oom = true;
+    w->error = "out of memory";
+  } catch (const std::exception& e) {
+    w->error = e.what();
+  }
+}
+
+void gemm_complete(napi_env env, napi_status status, void* data) {
+  auto* w = static_cast<GemmWork*>(data);
+  settle(env, w->deferred, status, "gemm", w->error, w->oom);
+  for (napi_ref r : w->refs) napi_delete_reference(env, r);
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+bool boolean(napi_env env, napi_value v, const std::string& name) {
+  napi_valuetype t;
+  check(env, napi_typeof(env, v, &t), name.c_str());
+  if (t != napi_boolean) type_error(env, name + ": expected a boolean");
+  bool b;
+  check(env, napi_get_value_bool(env, v, &b), name.c_str());
+  return b;
+}
+
+// A Float32Array of exactly n elements (refs keeps it alive until the call ends).
+float* f32_exact(napi_env env, napi_value args, const char* name, int64_t n, const char* what,
+                 std::vector<napi_ref>& refs) {
+  size_t length;
+  float* data = static_cast<float*>(
+      typed(env, prop(env, args, name), name, napi_float32_array, &length, refs));
+  if (static_cast<int64_t>(length) != n)
+    type_error(env, std::string(name) + ": expected " + what + " = " + std::to_string(n) +
+                        " elements, got " + std::to_string(length));
+  return data;
+}
+
+// gemm(args) / gemmSync(args): args = { M, N, K, transA, transB, accumulate, a, b, c, bias (a
+// Float32Array or null), threads, variant }. a: (M, K) or (K, M) with transA; b: (K, N) or (N, K) with
+// transB; c: (M, N); bias: (N), not with accumulate.
+void parse_gemm(napi_env env, napi_callback_info info, GemmWork& w, const char* fn) {
+  size_t argc = 1;
+  napi_value args;
+  check(env, napi_get_cb_info(env, info, &argc, &args, nullptr, nullptr), "arguments");
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) check(env, napi_typeof(env, args, &t), "args");
+  if (argc < 1 || t != napi_object) type_error(env, std::string(fn) + "(args): expected an object");
+  if (!cpu_has_avx2_fma()) type_error(env, std::string(fn) + ": this CPU lacks AVX2 or FMA");
+  GemmParams& p = w.p;
+  const int64_t big = (int64_t{1} << 31) - 1;
+  auto dim = [&](const char* n, int64_t lo, int64_t hi) {
+    return static_cast<int>(integer(env, prop(env, args, n), n, lo, hi));
+  };
+  p.M = dim("M", 0, big);
+  p.N = dim("N", 0, big);
+  p.K = dim("K", 0, big);
+  const bool transA = boolean(env, prop(env, args, "transA"), "transA");
+  const bool transB = boolean(env, prop(env, args, "transB"), "transB");
+  p.accumulate = boolean(env, prop(env, args, "accumulate"), "accumulate");
+  w.threads = dim("threads", 1, 256);
+  p.variant = dim("variant", 0, 2);
+  const int64_t M = p.M, N = p.N, K = p.K;
+  if (M * K > (int64_t{1} << 40) || K * N > (int64_t{1} << 40) || M * N > (int64_t{1} << 40))
+    type_error(env, "M N K: operands too large");
+  p.a = f32_exact(env, args, "a", M * K, "M K", w.refs);
+  p.b = f32_exact(env, args, "b", K * N, "K N", w.refs);
+  p.c = f32_exact(env, args, "c", M * N, "M N", w.refs);
+  napi_value bias = prop(env, args, "bias");
+  napi_valuetype bt;
+  check(env, napi_typeof(env, bias, &bt), "bias");
+  p.bias = nullptr;
+  if (bt != napi_null && bt != napi_undefined) {
+    if (p.accumulate) type_error(env, "bias: expected null with accumulate");
+    p.bias = f32_exact(env, args, "bias", N, "N", w.refs);
+  }
+  // op(A)(i, k) = a[i a_rs + k a_cs]; op(B)(k, j) = b[k b_rs + j b_cs]
+  p.a_rs = transA ? 1 : K;
+  p.a_cs = transA ? M : 1;
+  p.b_rs = transB ? 1 : N;
+  p.b_cs = transB ? K : 1;
+  w.data = addon_data(env);
+}
+
+void release(napi_env env, GemmWork* w) {
+  for (napi_ref r : w->refs) napi_delete_reference(env, r);
+  if (w->work) napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+napi_value gemm(napi_env env, napi_callback_info info) {
+  auto* w = new GemmWork();
+  try {
+    parse_gemm(env, info, *w, "gemm");
+    napi_value promise, name;
+    check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
+    check(env, napi_create_string_utf8(env, "flashattn_cpu_gemm", NAPI_AUTO_LENGTH, &name), "name");
+    check(env, napi_create_async_work(env, nullptr, name, gemm_execute, gemm_complete, w, &w->work),
+          "work");
+    check(env, napi_queue_async_work(env, w->work), "queue");
+    return promise;
+  } catch (const Thrown&) {
+    release(env, w);
+    return nullptr;
+  }
+}
+
+napi_value gemm_sync(napi_env env, napi_callback_info info) {
+  auto* w = new GemmWork();
+  try {
+    parse_gemm(env, info, *w, "gemmSync");
+    w->threads = 1;
+    gemm_execute(env, w);
+    if (!w->error.empty()) napi_throw(env, failure(env, "gemm", w->error, w->oom));
+    release(env, w);
+    return nullptr;
+  } catch (const Thrown&) {
+    release(env, w);
     return nullptr;
   }
 }
@@ -309,7 +544,20 @@ napi_value cpu_features(napi_env env, napi_callback_info) {
 }  // namespace
 
 NAPI_MODULE_INIT() {
+  auto* data = new (std::nothrow) AddonData();
+  if (data == nullptr ||
+      napi_set_instance_data(
+          env, data, [](napi_env, void* d, void*) { delete static_cast<AddonData*>(d); },
+          nullptr) != napi_ok) {
+    delete data;
+    napi_throw_error(env, nullptr, "flashattn cpu addon: cannot set up its instance data");
+    return nullptr;
+  }
   napi_value fn;
+  napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, nullptr, &fn);
+  napi_set_named_property(env, exports, "gemm", fn);
+  napi_create_function(env, "gemmSync", NAPI_AUTO_LENGTH, gemm_sync, nullptr, &fn);
+  napi_set_named_property(env, exports, "gemmSync", fn);
   napi_create_function(env, "forward", NAPI_AUTO_LENGTH, forward, nullptr, &fn);
   napi_set_named_property(env, exports, "forward", fn);
   napi_create_function(env, "cpuFeatures", NAPI_AUTO_LENGTH, cpu_features, nullptr, &fn);
