@@ -374,8 +374,7 @@ void run_gemm(GemmWork& w) {
       own = false;
     }
   }
-  p.ap = mem;
-  p.bp = mem + static_cast<size_t>(p.Mp) * p.K;
+  flashattn_cpu::gemm_set_packs(p, mem);
   const int packUnits = flashattn_cpu::gemm_pack_units(p);
   const int blockUnits = p.mBlocks * p.nBlocks;
   std::atomic<int> packNext{0}, packDone{0}, blockNext{0};

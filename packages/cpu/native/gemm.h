@@ -43,8 +43,9 @@ struct GemmParams {
 
 // Fill the derived sizes (not the pack pointers). M, N, K >= 1.
 void gemm_layout(GemmParams& p);
-// Floats of the packs (ap + bp).
+// Floats of the packs (ap + bp); gemm_set_packs points ap and bp into mem (64-byte aligned, that long).
 size_t gemm_pack_floats(const GemmParams& p);
+void gemm_set_packs(GemmParams& p, float* mem);
 // Pack units [0, Mp / 6 + Np / 16): A panels first, then B panels.
 int gemm_pack_units(const GemmParams& p);
 void gemm_pack(const GemmParams& p, int u);

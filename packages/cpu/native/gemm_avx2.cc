@@ -117,8 +117,18 @@ void gemm_layout(GemmParams& p) {
   p.nBlocks = (p.N + NC - 1) / NC;
 }
 
+// bp starts 64-byte aligned (the micro-kernel's aligned loads of the B panel need 32).
+static size_t a_pack_floats(const GemmParams& p) {
+  return (static_cast<size_t>(p.Mp) * p.K + 15) / 16 * 16;
+}
+
 size_t gemm_pack_floats(const GemmParams& p) {
-  return (static_cast<size_t>(p.Mp) + p.Np) * static_cast<size_t>(p.K);
+  return a_pack_floats(p) + static_cast<size_t>(p.Np) * p.K;
+}
+
+void gemm_set_packs(GemmParams& p, float* mem) {
+  p.ap = mem;
+  p.bp = mem + a_pack_floats(p);
 }
 
 int gemm_pack_units(const GemmParams& p) { return p.Mp / MR + p.Np / NR; }

@@ -8,7 +8,12 @@ export {
   type CpuAttentionPath,
   type CpuAttentionSimd,
 } from './attention/cpu-attention.js';
-export { nativeAttentionInfo, type NativeAttentionInfo } from './attention/flash-native.js';
+export {
+  nativeAttentionInfo,
+  nativeInfo,
+  type NativeAttentionInfo,
+  type NativeInfo,
+} from './attention/flash-native.js';
 export { provider } from './provider.js';
 export {
   createSocketCommunicator,

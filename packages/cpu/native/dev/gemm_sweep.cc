@@ -19,8 +19,7 @@ using namespace flashattn_cpu;
 static void run(GemmParams& p, std::vector<float>& pack) {
   gemm_layout(p);
   pack.resize(gemm_pack_floats(p) + 16);
-  p.ap = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pack.data()) + 63) / 64 * 64);
-  p.bp = p.ap + static_cast<size_t>(p.Mp) * p.K;
+  gemm_set_packs(p, reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(pack.data()) + 63) / 64 * 64));
   for (int u = 0, n = gemm_pack_units(p); u < n; u++) gemm_pack(p, u);
   for (int u = 0, n = p.mBlocks * p.nBlocks; u < n; u++) gemm_block(p, u);
 }

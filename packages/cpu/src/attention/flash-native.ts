@@ -1,6 +1,6 @@
 /**
- * The native CPU addon (native/: FlashAttention-2 forward with AVX2 + FMA tiles, on native threads off
- * the event loop): loading it, checking the CPU, and the types of its functions. It comes from, in this
+ * The native CPU addon (native/: the FlashAttention-2 forward and the float32 gemm with AVX2 + FMA
+ * tiles, on native threads off the event loop): loading it, checking the CPU, and the types of its functions. It comes from, in this
  * order: FLASHATTN_CPU_ADDON (a path), the local build (scripts/build-native.mjs: g++ into
  * build/Release/flashattn_cpu.node, made by the monorepo's `pnpm build` on linux-x64), the prebuilt
  * package for this platform (`@flashattn/cpu-linux-x64`, an optional dependency). Where it is
@@ -43,10 +43,42 @@ export interface NativeForwardArgs {
   hi: Int32Array;
 }
 
+/**
+ * Arguments of the addon's gemm (native/gemm_avx2.cc): c (M, N) = op(a) op(b) [+ bias | + c], all
+ * float32, each array exactly as long as its sizes say (checked by the addon too).
+ */
+export interface NativeGemmArgs {
+  M: number;
+  N: number;
+  K: number;
+  /** a is (K, M), used transposed; else (M, K). */
+  transA: boolean;
+  /** b is (N, K), used transposed; else (K, N). */
+  transB: boolean;
+  /** c += op(a) op(b); not with bias. */
+  accumulate: boolean;
+  a: Float32Array;
+  b: Float32Array;
+  /** (M, N) */
+  c: Float32Array;
+  /** (N) or null */
+  bias: Float32Array | null;
+  threads: number;
+  /** 0 in production; 1 (each K slice drops its last step) and 2 (edge columns never written) are the broken test variants. */
+  variant: 0 | 1 | 2;
+}
+
 export interface CpuAddon {
   cpuFeatures(): { avx2: boolean; fma: boolean };
   /** Rejects with an Error whose code is 'ENOMEM' when the scratch cannot be allocated. */
   forward(args: NativeForwardArgs): Promise<void>;
+  /**
+   * The gemm on `threads` native threads, off the event loop (rejects with code 'ENOMEM' when the packs
+   * cannot be allocated). Absent from addons built before it (issue #11 round 5).
+   */
+  gemm?(args: NativeGemmArgs): Promise<void>;
+  /** The same gemm, blocking the calling thread (with `threads` native threads; throws code 'ENOMEM'). */
+  gemmSync?(args: NativeGemmArgs): void;
 }
 
 export interface NativeAttentionInfo {
@@ -128,4 +160,21 @@ export function nativeAddon(): CpuAddon | null {
 export function nativeAttentionInfo(): NativeAttentionInfo {
   cached ??= loadNativeAddon();
   return cached.info;
+}
+
+/** What runs natively here: the attention forward and the float32 matmul (the gemm), and why not. */
+export interface NativeInfo extends NativeAttentionInfo {
+  /** The addon loaded, this CPU has AVX2 and FMA, and the addon has the gemm: CpuOps.matmul runs it. */
+  gemm: boolean;
+}
+
+/** Whether the addon's kernels run here (the forward: `available`; the gemm: `gemm`), and why not. */
+export function nativeInfo(): NativeInfo {
+  cached ??= loadNativeAddon();
+  const gemm =
+    typeof cached.addon?.gemm === 'function' && typeof cached.addon.gemmSync === 'function';
+  const info: NativeInfo = { ...cached.info, gemm };
+  if (cached.info.available && !gemm)
+    info.reason = `the native addon at ${cached.info.path ?? '?'} predates the gemm: rebuild it`;
+  return info;
 }

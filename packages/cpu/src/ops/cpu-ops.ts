@@ -36,7 +36,7 @@ import {
   type CpuAttentionKind,
   type CpuAttentionPath,
 } from '../attention/cpu-attention.js';
-import { nativeAddon, nativeAttentionInfo } from '../attention/flash-native.js';
+import { nativeAddon, nativeAttentionInfo, nativeInfo } from '../attention/flash-native.js';
 import { flashSimdModule, type FlashSimdExports } from '../attention/flash-simd.js';
 import { CpuInferenceAttention } from '../attention/kv-cache.js';
 import { adamwUpdate } from './adamw.js';
@@ -57,6 +57,7 @@ import { geluBackward, geluForward } from './gelu.js';
 import { layernormBackward, layernormForward } from './layernorm.js';
 import { matmulKernel, transposeInto } from './matmul-kernel.js';
 import { GEMM_PACK_FLOATS, gemmRows, type GemmJob } from './matmul-blocked.js';
+import { matmulNative, type NativeGemm } from './matmul-native.js';
 import { ThreadPool, type MatmulJob } from './thread-pool.js';
 import { WasmArena } from './wasm-arena.js';
 import { softmaxCrossEntropy } from './softmax-xent.js';
@@ -90,13 +91,19 @@ export interface CpuOpsOptions {
    */
   attentionTiles?: { Br: number; Bc: number };
   /**
-   * Run the attention forward on the native AVX2 + FMA addon (native/, on native threads) where it is
-   * built and this CPU has both (default true); false = the wasm SIMD forward. Where it cannot run, the
-   * wasm forward runs and the ops' name says why (`nativeAttentionInfo()`). The backward is wasm either way.
+   * Run the attention forward and the float32 matmul on the native AVX2 + FMA addon (native/, on native
+   * threads) where it is built and this CPU has both (default true; with simd, whose arena holds the
+   * forward's buffers); false = the wasm SIMD forward and matmul. Where it cannot run, the wasm kernels
+   * run and the ops' name says why (`nativeInfo()`). The attention backward is wasm either way.
    */
   native?: boolean;
   /** Testing only: a deliberately broken native forward (1 = mask off by one, 2 = no rescale). */
   nativeVariant?: 0 | 1 | 2;
+  /**
+   * Testing only: a deliberately broken native gemm (1 = each K slice drops its last step, 2 = the
+   * N % 16 edge columns are never written).
+   */
+  nativeGemmVariant?: 0 | 1 | 2;
 }
 
 /**
@@ -158,6 +165,10 @@ export class CpuOps
   private opsSimd: OpsSimdExports | null = null;
   /** Which kernels the last layernorm / GELU / cross-entropy / AdamW call ran (tests check it). */
   lastOpPath: 'simd' | 'scalar' | null = null;
+  /** The native gemm (matmul-native.ts) when the addon has it and `native` is on, else null. */
+  private readonly gemm: NativeGemm | null;
+  /** Which kernel the last matmul ran: the native gemm, the wasm SIMD gemm, or the JS loops (tests check it). */
+  lastMatmulPath: 'native' | 'simd' | 'scalar' | null = null;
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
@@ -193,9 +204,11 @@ export class CpuOps
       addon ? { addon, variant: opts.nativeVariant ?? 0 } : null,
     );
     const simd = flash ? `, wasm simd${flash.fma ? ' + relaxed fma' : ''}` : '';
+    const info = nativeInfo();
+    this.gemm = addon && info.gemm ? { addon, variant: opts.nativeGemmVariant ?? 0 } : null;
     const why = nativeAttentionInfo().reason;
     const native = addon
-      ? ', native avx2 forward'
+      ? `, native avx2 forward${this.gemm ? ' + gemm' : ` (no native gemm: ${info.reason ?? '?'})`}`
       : (opts.native ?? true) && this.arena && why
         ? `, no native forward: ${why}`
         : '';
@@ -364,10 +377,29 @@ export class CpuOps
       throw new Error('CpuOps.matmul: overlapping calls share pack buffers; await each call');
     this.busy = true;
     try {
+      if (this.gemm && o instanceof Float32Array) {
+        this.lastMatmulPath = 'native';
+        const f32 = (x: FloatArray): Float32Array => x as Float32Array; // sameDType: all float32
+        await matmulNative(
+          this.gemm,
+          this.threads,
+          o,
+          f32(A),
+          f32(Bm),
+          bias && f32(bias),
+          M,
+          N,
+          K,
+          opts,
+        );
+        return;
+      }
       if (this.arena && this.arena.ptr(o) >= 0 && (bias === null || this.arena.ptr(bias) >= 0)) {
+        this.lastMatmulPath = 'simd';
         await this.matmulSimd(this.arena, o as Float32Array, A, Bm, M, N, K, opts);
         return;
       }
+      this.lastMatmulPath = 'scalar';
       // Pack to the kernel's layout: Ap (M, K) and Bp (N, K), K contiguous.
       let Ap: FloatArray = A;
       if (opts.transA) {

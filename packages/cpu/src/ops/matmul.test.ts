@@ -2,15 +2,19 @@
 // be <= 2x that of a naive float32 loop (rounding after every multiply-add) + a 1e-6 floor.
 import { createRng, freshSeed } from '@flashattn/core';
 import { afterAll, describe, expect, it } from 'vitest';
+import { nativeInfo } from '../attention/flash-native.js';
 import { CpuOps } from './cpu-ops.js';
 
 const seed = freshSeed();
-// Both kernels: the plain JS one (matmul-kernel.ts) and the wasm SIMD gemm (matmul-blocked.ts).
-const kernels = {
+// Every kernel: the plain JS one (matmul-kernel.ts), the wasm SIMD gemm (matmul-blocked.ts) and, where
+// the addon has it, the native AVX2 gemm (matmul-native.ts; matmul-native.test.ts has the rest of its checks).
+const kernels: Record<string, [CpuOps, CpuOps]> = {
   js: [new CpuOps({ threads: 1, simd: false }), new CpuOps({ threads: 2, simd: false })],
-  simd: [new CpuOps({ threads: 1 }), new CpuOps({ threads: 2 })],
+  simd: [new CpuOps({ threads: 1, native: false }), new CpuOps({ threads: 2, native: false })],
 };
-const all = [...kernels.js, ...kernels.simd];
+if (nativeInfo().gemm) kernels['native'] = [new CpuOps({ threads: 1 }), new CpuOps({ threads: 2 })];
+else console.warn(`matmul.test: no native gemm kernel: ${nativeInfo().reason ?? '?'}`);
+const all = Object.values(kernels).flat();
 afterAll(async () => {
   for (const o of all) await o.dispose();
 });
@@ -130,7 +134,7 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
 
   it('falls back to the JS kernel on one thread for plain (non-shared) arrays and still computes', async () => {
     const out = new Float32Array(4);
-    await kernels.simd[1]!.matmul(
+    await kernels['simd']![1].matmul(
       out,
       Float32Array.from([1, 2, 3, 4]),
       Float32Array.from([5, 6, 7, 8]),
