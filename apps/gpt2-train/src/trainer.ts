@@ -354,11 +354,19 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
       },
     });
 
+  // A stop request (SIGINT / SIGTERM, or the test hook) is never cleared; with several ranks `stop` is the
+  // ranks' agreement (below), so a signal that lands while they agree counts at the next agreement
+  // instead of being overwritten by this one's result (that lost the request: a flaky test found it).
+  let stopRequested = false;
   let stop = false;
+  const requestStop = (): void => {
+    stopRequested = true;
+    if (!comm) stop = true;
+  };
   let plotRequested = false;
   const onInt = (): void => {
-    if (stop) process.exit(130);
-    stop = true;
+    if (stopRequested) process.exit(130);
+    requestStop();
   };
   const onUsr1 = (): void => {
     plotRequested = true;
@@ -432,12 +440,12 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
         if (plotRequested) bar.log(`wrote ${plotPath} (SIGUSR1)`);
         plotRequested = false;
       }
-      if (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep) stop = true;
+      if (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep) requestStop();
       // Let signals, timers and I/O run between steps even when every op completes synchronously.
       await new Promise<void>((r) => setImmediate(r));
       // Ranks stop at the same step: any rank's SIGINT stops all of them after this one.
       if (comm && stopFlag) {
-        await ops.upload(stopFlag, Float32Array.of(stop ? 1 : 0));
+        await ops.upload(stopFlag, Float32Array.of(stopRequested ? 1 : 0));
         await comm.allReduce(stopFlag, 'sum');
         stop = (await ops.download(stopFlag))[0]! > 0;
       }
