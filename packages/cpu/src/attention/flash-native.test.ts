@@ -4,23 +4,15 @@
 // same cases; the event loop runs while it computes; bad input gives typed errors, never a crash.
 // Its conformance on every layout, 1 and 2 threads, is ops/cpu-ops.conformance.test.ts (the default
 // forward). Skipped, saying why, where the addon is not built or the CPU lacks AVX2 / FMA.
-import {
-  AttentionInputError,
-  contiguousView,
-  createRng,
-  freshSeed,
-  packedQkvViews,
-  type AttentionOptions,
-  type StridedView,
-} from '@flashattn/core';
+import { AttentionInputError, contiguousView, freshSeed } from '@flashattn/core';
 import { deviceAttentionBackend, makeCase, runConformance } from '@flashattn/conformance';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { CpuBuffer } from '../ops/buffers.js';
 import { CpuOps } from '../ops/cpu-ops.js';
 import { NATIVE_TILES } from './cpu-attention.js';
+import { threadCaseInputs, type ThreadCase } from './test-utils/thread-cases.js';
 import {
   loadNativeAddon,
   nativeAddon,
@@ -33,43 +25,17 @@ const skip = info.available ? false : `native forward unavailable: ${info.reason
 if (skip) console.warn(`flash-native.test: skipped: ${skip}`);
 const seed = freshSeed();
 
-interface Case {
-  name: string;
-  B: number;
-  Nq: number;
-  Nk: number;
-  Hq: number;
-  Hk: number;
-  D: number;
-  opts: AttentionOptions;
-}
 // Lengths off the 48 x 128 tiles and the 6-row register tiles, Nq != Nk, GQA, D not a multiple of 8,
 // causal and a window; the packed case reads q, k, v in place from one (B, N, 3, H, D) buffer.
-const CASES: Case[] = [
+const CASES: ThreadCase[] = [
   { name: 'packed causal', B: 2, Nq: 203, Nk: 203, Hq: 3, Hk: 3, D: 20, opts: { causal: true } },
   { name: 'gqa', B: 1, Nq: 70, Nk: 200, Hq: 4, Hk: 2, D: 18, opts: {} },
   { name: 'window', B: 1, Nq: 150, Nk: 97, Hq: 2, Hk: 1, D: 40, opts: { windowSize: [20, 5] } },
 ];
 
-async function forward(ops: CpuOps, c: Case, s: number): Promise<Float32Array[]> {
-  const rng = createRng(s);
-  const rand = (n: number): Float32Array => {
-    const a = ops.alloc(n, 'float32') as Float32Array;
-    for (let i = 0; i < n; i++) a[i] = rng.normal();
-    return a;
-  };
-  const { B, Nq, Nk, Hq, Hk, D } = c;
-  let q: StridedView<CpuBuffer>, k: StridedView<CpuBuffer>, v: StridedView<CpuBuffer>;
-  if (Nq === Nk && Hq === Hk)
-    ({ q, k, v } = packedQkvViews(rand(B * Nq * 3 * Hq * D), B, Nq, Hq, D));
-  else {
-    q = contiguousView(rand(B * Nq * Hq * D), [B, Nq, Hq, D]);
-    k = contiguousView(rand(B * Nk * Hk * D), [B, Nk, Hk, D]);
-    v = contiguousView(rand(B * Nk * Hk * D), [B, Nk, Hk, D]);
-  }
-  const outBuf = ops.alloc(B * Nq * Hq * D, 'float32') as Float32Array;
-  const lse = ops.alloc(B * Hq * Nq, 'float32') as Float32Array;
-  await ops.attentionForward({ q, k, v, out: contiguousView(outBuf, [B, Nq, Hq, D]), lse }, c.opts);
+async function forward(ops: CpuOps, c: ThreadCase, s: number): Promise<Float32Array[]> {
+  const { q, k, v, out, outBuf, lse } = threadCaseInputs(ops, c, s);
+  await ops.attentionForward({ q, k, v, out, lse }, c.opts);
   expect(ops.attentionPath).toBe('native');
   return [outBuf.slice(), lse.slice()];
 }
@@ -226,7 +192,16 @@ describe.skipIf(skip)(`native AVX2 forward (seed ${seed})`, () => {
   it('leaves the event loop free while it computes', async () => {
     const ops = new CpuOps({ threads: 2 });
     try {
-      const c: Case = { name: 'big', B: 1, Nq: 2048, Nk: 2048, Hq: 8, Hk: 8, D: 64, opts: {} };
+      const c: ThreadCase = {
+        name: 'big',
+        B: 1,
+        Nq: 2048,
+        Nk: 2048,
+        Hq: 8,
+        Hk: 8,
+        D: 64,
+        opts: {},
+      };
       let ticks = 0;
       let done = false;
       const tick = (): void => {

@@ -2,63 +2,36 @@
 // random inputs (exact resume depends on it), in both kernel variants; the SIMD path is the one taken;
 // and the plain-SIMD variant against the float64 oracle through the conformance suite (the default
 // variant, FMA where the runtime has relaxed SIMD, runs it in ops/cpu-ops.conformance.test.ts).
-import {
-  contiguousView,
-  createRng,
-  freshSeed,
-  packedQkvViews,
-  type AttentionOptions,
-  type StridedView,
-} from '@flashattn/core';
+import { contiguousView, freshSeed, packedQkvViews, type StridedView } from '@flashattn/core';
 import { describeDeviceAttentionConformance } from '@flashattn/conformance/vitest';
 import { describe, expect, it } from 'vitest';
 import type { CpuBuffer } from '../ops/buffers.js';
 import { CpuOps } from '../ops/cpu-ops.js';
 import { nativeAttentionInfo } from './flash-native.js';
 import { hasRelaxedSimd } from './flash-simd.js';
+import { threadCaseInputs, type ThreadCase } from './test-utils/thread-cases.js';
 
 const seed = freshSeed();
 
-interface Case {
-  name: string;
-  B: number;
-  Nq: number;
-  Nk: number;
-  Hq: number;
-  Hk: number;
-  D: number;
-  opts: AttentionOptions;
-}
-
 // Lengths off the 64-row tiles, Nq != Nk, GQA, D not a multiple of 4, causal and a window.
-const CASES: Case[] = [
+const CASES: ThreadCase[] = [
   { name: 'packed causal', B: 2, Nq: 130, Nk: 130, Hq: 3, Hk: 3, D: 20, opts: { causal: true } },
   { name: 'gqa', B: 1, Nq: 70, Nk: 200, Hq: 4, Hk: 2, D: 18, opts: {} },
   { name: 'window', B: 1, Nq: 150, Nk: 97, Hq: 2, Hk: 1, D: 32, opts: { windowSize: [20, 5] } },
 ];
 
 /** out, lse, dq, dk, dv of one case on one CpuOps, every input from `seed`. */
-async function run(ops: CpuOps, c: Case, s: number): Promise<Float32Array[]> {
-  const rng = createRng(s);
-  const rand = (n: number): Float32Array => {
-    const a = ops.alloc(n, 'float32') as Float32Array;
-    for (let i = 0; i < n; i++) a[i] = rng.normal();
-    return a;
-  };
+async function run(ops: CpuOps, c: ThreadCase, s: number): Promise<Float32Array[]> {
+  const { q, k, v, out, outBuf, lse, rand, packedFloats } = threadCaseInputs(ops, c, s);
   const { B, Nq, Nk, Hq, Hk, D } = c;
-  let q: StridedView<CpuBuffer>, k: StridedView<CpuBuffer>, v: StridedView<CpuBuffer>;
   let dq: StridedView<CpuBuffer>, dk: StridedView<CpuBuffer>, dv: StridedView<CpuBuffer>;
   let grads: Float32Array[];
-  if (Nq === Nk && Hq === Hk) {
-    // q, k, v read from, and dq, dk, dv written into, packed (B, N, 3, H, D) buffers
-    ({ q, k, v } = packedQkvViews(rand(B * Nq * 3 * Hq * D), B, Nq, Hq, D));
-    const g = ops.alloc(B * Nq * 3 * Hq * D, 'float32') as Float32Array;
+  if (packedFloats !== null) {
+    // dq, dk, dv written into one packed (B, N, 3, H, D) buffer, as q, k, v are read from one
+    const g = ops.alloc(packedFloats, 'float32') as Float32Array;
     ({ q: dq, k: dk, v: dv } = packedQkvViews(g, B, Nq, Hq, D));
     grads = [g];
   } else {
-    q = contiguousView(rand(B * Nq * Hq * D), [B, Nq, Hq, D]);
-    k = contiguousView(rand(B * Nk * Hk * D), [B, Nk, Hk, D]);
-    v = contiguousView(rand(B * Nk * Hk * D), [B, Nk, Hk, D]);
     const g = [B * Nq * Hq * D, B * Nk * Hk * D, B * Nk * Hk * D].map(
       (n) => ops.alloc(n, 'float32') as Float32Array,
     );
@@ -67,9 +40,6 @@ async function run(ops: CpuOps, c: Case, s: number): Promise<Float32Array[]> {
     dv = contiguousView(g[2]!, [B, Nk, Hk, D]);
     grads = g;
   }
-  const outBuf = ops.alloc(B * Nq * Hq * D, 'float32') as Float32Array;
-  const out = contiguousView(outBuf, [B, Nq, Hq, D]);
-  const lse = ops.alloc(B * Hq * Nq, 'float32') as Float32Array;
   await ops.attentionForward({ q, k, v, out, lse }, c.opts);
   expect(ops.attentionPath).toBe('simd');
   const dout = contiguousView(rand(B * Nq * Hq * D), [B, Nq, Hq, D]);
