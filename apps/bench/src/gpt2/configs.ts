@@ -16,3 +16,21 @@ export const BENCH_CONFIGS = {
 
 export type BenchConfigName = keyof typeof BENCH_CONFIGS;
 export const BENCH_CONFIG_NAMES = Object.keys(BENCH_CONFIGS) as BenchConfigName[];
+
+/** The benchmarks' --dtype flag: the model's compute dtype (parameters and AdamW state stay float32). */
+export const COMPUTE_DTYPE_FLAGS = ['bf16', 'fp32', 'fp16'] as const;
+export type ComputeDTypeFlag = (typeof COMPUTE_DTYPE_FLAGS)[number];
+const COMPUTE = { bf16: 'bfloat16', fp32: 'float32', fp16: 'float16' } as const;
+
+/** The compute dtype that `--dtype flag` names, or a RangeError naming the flag when `ops` has no such buffers. */
+export function computeDTypeFor(
+  flag: ComputeDTypeFlag,
+  ops: { name: string; dtypes: readonly string[] },
+): (typeof COMPUTE)[ComputeDTypeFlag] {
+  const dtype = COMPUTE[flag];
+  if (!ops.dtypes.includes(dtype))
+    throw new RangeError(
+      `--dtype ${flag}: backend ${ops.name} has no ${dtype} buffers (it has ${ops.dtypes.join(', ')})`,
+    );
+  return dtype;
+}

@@ -24,7 +24,12 @@ import '@flashattn/cuda/provider';
 import '@flashattn/webgpu/provider';
 import { GPT2, generate } from '@flashattn/transformer';
 import { parseArgsOrExit, type ArgSchema } from '../lib/args.js';
-import { BENCH_CONFIG_NAMES, BENCH_CONFIGS } from './configs.js';
+import {
+  BENCH_CONFIG_NAMES,
+  BENCH_CONFIGS,
+  COMPUTE_DTYPE_FLAGS,
+  computeDTypeFor,
+} from './configs.js';
 
 export const GENERATE_BENCH_SCHEMA = {
   backend: {
@@ -35,7 +40,7 @@ export const GENERATE_BENCH_SCHEMA = {
   config: { type: 'enum', values: BENCH_CONFIG_NAMES, default: 'small', help: 'model shape' },
   dtype: {
     type: 'enum',
-    values: ['fp32', 'bf16', 'fp16'],
+    values: COMPUTE_DTYPE_FLAGS,
     default: 'fp32',
     help: 'compute dtype (fp32 parameters)',
   },
@@ -44,8 +49,6 @@ export const GENERATE_BENCH_SCHEMA = {
   threads: { type: 'int', min: 1, help: 'CPU backend threads (default: all cores)' },
   json: { type: 'string', help: "write the result row as JSON to this file ('-': stdout)" },
 } as const satisfies ArgSchema;
-
-const COMPUTE = { bf16: 'bfloat16', fp32: 'float32', fp16: 'float16' } as const;
 
 async function main(): Promise<void> {
   const a = parseArgsOrExit(process.argv.slice(2), GENERATE_BENCH_SCHEMA, 'generate-bench');
@@ -61,11 +64,7 @@ async function main(): Promise<void> {
   });
   const ops = resolved.value;
   try {
-    const computeDType = COMPUTE[a.dtype];
-    if (!ops.dtypes.includes(computeDType))
-      throw new RangeError(
-        `--dtype ${a.dtype}: backend ${ops.name} has no ${computeDType} buffers (it has ${ops.dtypes.join(', ')})`,
-      );
+    const computeDType = computeDTypeFor(a.dtype, ops);
     const model = new GPT2({ config, ops, seed: 1, paramDType: 'float32', computeDType });
     const rng = createRng(2);
     const prompt = Array.from({ length: P }, () => rng.int(config.vocabSize));

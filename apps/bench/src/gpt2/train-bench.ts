@@ -33,7 +33,14 @@ import {
 } from '@flashattn/transformer';
 import { parseArgsOrExit, type ArgSchema } from '../lib/args.js';
 import { median } from '../lib/timing.js';
-import { BENCH_CONFIG_NAMES, BENCH_CONFIGS, type BenchConfigName } from './configs.js';
+import {
+  BENCH_CONFIG_NAMES,
+  BENCH_CONFIGS,
+  COMPUTE_DTYPE_FLAGS,
+  computeDTypeFor,
+  type BenchConfigName,
+  type ComputeDTypeFlag,
+} from './configs.js';
 import { devicePeakMemory } from './device-memory.js';
 
 export const TRAIN_BENCH_SCHEMA = {
@@ -52,7 +59,7 @@ export const TRAIN_BENCH_SCHEMA = {
   },
   dtype: {
     type: 'enum',
-    values: ['bf16', 'fp32', 'fp16'],
+    values: COMPUTE_DTYPE_FLAGS,
     default: 'bf16',
     help: 'compute dtype (fp32 masters and AdamW state)',
   },
@@ -84,7 +91,7 @@ export interface TrainBenchOptions {
   config: BenchConfigName;
   batch: number;
   seq: number;
-  dtype: 'bf16' | 'fp32' | 'fp16';
+  dtype: ComputeDTypeFlag;
   warmup: number;
   steps: number;
   profile: boolean;
@@ -130,8 +137,6 @@ export interface TrainBenchResult {
   profile: (OpProfileReport & { stepMs: number }) | null;
 }
 
-const COMPUTE = { bf16: 'bfloat16', fp32: 'float32', fp16: 'float16' } as const;
-
 export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchResult> {
   const log = o.log ?? ((s: string) => void process.stdout.write(s + '\n'));
   const config = BENCH_CONFIGS[o.config];
@@ -153,12 +158,8 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
   );
   for (const d of decisions) log(`backend --${o.backend}: ${d}`);
   const inner = resolved.value;
-  const computeDType = COMPUTE[o.dtype];
   try {
-    if (!inner.dtypes.includes(computeDType))
-      throw new RangeError(
-        `--dtype ${o.dtype}: backend ${inner.name} has no ${computeDType} buffers (it has ${inner.dtypes.join(', ')})`,
-      );
+    const computeDType = computeDTypeFor(o.dtype, inner);
     const { ops, profile } = profileOps(inner);
     const model = new GPT2({
       config,

@@ -34,10 +34,14 @@ import {
   type GPT2Config,
 } from '@flashattn/transformer';
 import { parseArgsOrExit, type ArgSchema } from '../lib/args.js';
-import { BENCH_CONFIG_NAMES, BENCH_CONFIGS, type BenchConfigName } from './configs.js';
+import {
+  BENCH_CONFIG_NAMES,
+  BENCH_CONFIGS,
+  COMPUTE_DTYPE_FLAGS,
+  computeDTypeFor,
+  type BenchConfigName,
+} from './configs.js';
 import { judge, type ParityDType, type TensorVerdict } from './parity-rule.js';
-
-const COMPUTE = { bf16: 'bfloat16', fp32: 'float32', fp16: 'float16' } as const;
 
 /** Our initial weights as a checkpoint and one random batch, for hf_train_golden.py. */
 export async function writeParityInputs(o: {
@@ -135,11 +139,7 @@ export async function compareParity(o: {
     options: o.options,
   });
   try {
-    const computeDType = COMPUTE[o.dtype];
-    if (!ops.dtypes.includes(computeDType))
-      throw new RangeError(
-        `--dtype ${o.dtype}: backend ${ops.name} has no ${computeDType} buffers (it has ${ops.dtypes.join(', ')})`,
-      );
+    const computeDType = computeDTypeFor(o.dtype, ops);
     const model = new GPT2({ config, ops, paramDType: 'float32', computeDType });
     await loadCheckpointBytes(bytes, ckptPath, model);
     await model.zeroGrad();
@@ -212,7 +212,7 @@ const SCHEMA = {
   backend: { type: 'string', default: 'cuda', help: 'compare: backend (inputs always use cpu)' },
   dtype: {
     type: 'enum',
-    values: ['fp32', 'bf16', 'fp16'],
+    values: COMPUTE_DTYPE_FLAGS,
     default: 'bf16',
     help: 'compare: compute dtype',
   },
