@@ -11,12 +11,15 @@
 
 #include "gemm.h"
 
-// Cache blocking (elements), from the sweep in BENCHMARKS.md (issue #11 round 5; native/dev/gemm_sweep.cc,
-// one thread, Zen 3, L1d 32 KiB, L2 512 KiB): KC = 256 keeps a (KC, 16) B panel (16 KiB) in L1 while
-// the MC / 6 A panels of the block (MC KC 4 bytes) stream from L2; NC columns of B (NC KC 4 bytes) per
-// block unit. The dev harness compiles this file with other values (-DGEMM_MC=...).
+// Cache blocking (elements). KC = 256 keeps a (KC, 16) B panel (16 KiB) in L1 while the MC / 6 A panels
+// of a block (MC KC 4 bytes = 72 KiB) stream from L2; NC columns per block unit (NC / 16 B panels).
+// Sweep (native/dev/gemm_sweep.cc, one thread, Zen 3 2 vCPUs, L1d 32 KiB, L2 512 KiB, median of 7, the
+// five GPT-2 bench shapes; apps/bench/figures/cpu/r5/gemm-sweep-2.log, load 1.8-2.9): MC 72 gave
+// 78-91 GFLOP/s with KC 192 / 256 / 384 (lowest shape 83 / 78 / 84), MC 96 and 144 59-91 (lowest 59-80);
+// NC 128 / 256 / 512 / 1024 at MC 96 within the same noise. MC 72 also makes more block units for the
+// threads (29 row blocks at M = 2048). The dev harness compiles this file with other values (-DGEMM_MC=...).
 #ifndef GEMM_MC
-#define GEMM_MC 96
+#define GEMM_MC 72
 #endif
 #ifndef GEMM_NC
 #define GEMM_NC 256

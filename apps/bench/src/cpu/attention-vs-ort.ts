@@ -19,13 +19,15 @@
  *       of 5, or 3 at N >= 4096)
  *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
  *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
+ *       (native = CpuOps' default float32 matmul, the AVX2 gemm of the addon where it runs; wasm = CpuOps
+ *       with native: false, the wasm SIMD gemm; ORT = one MatMul node; 1 and all threads)
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { contiguousView, createRng } from '@flashattn/core';
-import { CpuOps, nativeAttentionInfo } from '@flashattn/cpu';
+import { CpuOps, nativeAttentionInfo, nativeInfo } from '@flashattn/cpu';
 import * as ort from 'onnxruntime-node';
 import {
   attention23Model,
@@ -385,24 +387,42 @@ async function matmul(): Promise<void> {
     ['small proj 2048x768x3072', 2048, 768, 3072],
   ];
   const all = availableParallelism();
-  const rows: Array<{ shape: string; threads: number; oursGflops: number; ortGflops: number }> = [];
+  const gemm = nativeInfo();
+  if (!gemm.gemm)
+    console.log(
+      `# no native gemm (${gemm.reason ?? '?'}): the native column is CpuOps' default matmul anyway`,
+    );
+  const rows: Array<{
+    shape: string;
+    threads: number;
+    nativeGflops: number;
+    wasmGflops: number;
+    ortGflops: number;
+  }> = [];
   for (const threads of [...new Set([1, all])]) {
-    const ops = new CpuOps({ threads });
+    const native = new CpuOps({ threads });
+    const wasm = new CpuOps({ threads, native: false });
     for (const [name, M, N, K] of shapes) {
       const a = randn(M * K, 5);
       const b = randn(K * N, 6);
-      const A = ops.alloc(M * K, 'float32') as Float32Array;
-      const Bm = ops.alloc(K * N, 'float32') as Float32Array;
-      const C = ops.alloc(M * N, 'float32');
-      A.set(a);
-      Bm.set(b);
+      // Operands allocated by the ops under test (the wasm gemm reads them in place from its arena).
+      const operands = (ops: CpuOps) => {
+        const A = ops.alloc(M * K, 'float32') as Float32Array;
+        const Bm = ops.alloc(K * N, 'float32') as Float32Array;
+        A.set(a);
+        Bm.set(b);
+        return { A, Bm, C: ops.alloc(M * N, 'float32') };
+      };
+      const n = operands(native);
+      const w = operands(wasm);
       const s = await session(matmulModel(M, N, K), threads);
       const feeds = {
         a: new ort.Tensor('float32', a, [M, K]),
         b: new ort.Tensor('float32', b, [K, N]),
       };
       const impls: Array<() => Promise<unknown>> = [
-        () => ops.matmul(C, A, Bm, M, N, K),
+        () => native.matmul(n.C, n.A, n.Bm, M, N, K),
+        () => wasm.matmul(w.C, w.A, w.Bm, M, N, K),
         () => s.run(feeds),
       ];
       // Warm-up to the steady state (at least 3 calls and 0.3 s each): a fresh CpuOps compiles its
@@ -413,22 +433,23 @@ async function matmul(): Promise<void> {
         const t0 = performance.now();
         for (let c = 0; c < 50 && (c < 3 || performance.now() - t0 < 300); c++) await f();
       }
-      const times: number[][] = [[], []];
+      const times: number[][] = impls.map(() => []);
       for (let r = 0; r < 7; r++)
-        for (let i = 0; i < 2; i++) {
+        for (let i = 0; i < impls.length; i++) {
           const t0 = performance.now();
           await impls[i]!();
           times[i]!.push(performance.now() - t0);
         }
       const gf = (ms: number) => (2 * M * N * K) / ms / 1e6;
-      const [o, x] = [gf(median(times[0]!)), gf(median(times[1]!))];
-      rows.push({ shape: name, threads, oursGflops: o, ortGflops: x });
+      const [nat, was, x] = times.map((t) => gf(median(t))) as [number, number, number];
+      rows.push({ shape: name, threads, nativeGflops: nat, wasmGflops: was, ortGflops: x });
       console.log(
-        `${name} T=${threads}: ours ${o.toFixed(1)} GFLOP/s, ORT MatMul ${x.toFixed(1)} GFLOP/s, ratio ${(o / x).toFixed(2)}; load ${loadavg()[0]!.toFixed(1)}`,
+        `${name} T=${threads}: native ${nat.toFixed(1)}, wasm ${was.toFixed(1)}, ORT MatMul ${x.toFixed(1)} GFLOP/s; native/ORT ${(nat / x).toFixed(2)}, wasm/ORT ${(was / x).toFixed(2)}; load ${loadavg()[0]!.toFixed(1)}`,
       );
       await s.release();
     }
-    await ops.dispose();
+    await native.dispose();
+    await wasm.dispose();
   }
   const json = flags.get('json');
   if (typeof json === 'string')

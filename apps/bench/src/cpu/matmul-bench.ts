@@ -1,6 +1,7 @@
 /**
  * CPU matmul throughput: GFLOP/s (2*M*N*K per call) for the shapes a GPT-2 step runs: a naive triple
- * loop, the cache-blocked JS kernel and the wasm SIMD kernel, each on 1 thread and on all cores.
+ * loop, the cache-blocked JS kernel, the wasm SIMD kernel and the native AVX2 gemm, each on 1 thread
+ * and on all cores.
  * Run (repo root): npx -y pnpm@10.34.8 --filter @flashattn/bench... build && node apps/bench/dist/cpu/matmul-bench.js
  */
 import { availableParallelism, cpus } from 'node:os';
@@ -45,8 +46,11 @@ const threadsAll = availableParallelism();
 const variants: Array<[string, CpuOps]> = [
   ['JS blocked 1T', new CpuOps({ threads: 1, simd: false })],
   [`JS blocked ${threadsAll}T`, new CpuOps({ threads: threadsAll, simd: false })],
-  ['wasm SIMD 1T', new CpuOps({ threads: 1 })],
-  [`wasm SIMD ${threadsAll}T`, new CpuOps({ threads: threadsAll })],
+  ['wasm SIMD 1T', new CpuOps({ threads: 1, native: false })],
+  [`wasm SIMD ${threadsAll}T`, new CpuOps({ threads: threadsAll, native: false })],
+  // CpuOps' default: the addon's AVX2 gemm where it runs (nativeInfo().gemm), else the wasm one again
+  ['native AVX2 1T', new CpuOps({ threads: 1 })],
+  [`native AVX2 ${threadsAll}T`, new CpuOps({ threads: threadsAll })],
 ];
 console.log(
   `CPU: ${cpus()[0]?.model} x ${threadsAll}; node ${process.version}; ${new Date().toISOString().slice(0, 10)}`,

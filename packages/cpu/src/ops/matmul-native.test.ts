@@ -54,7 +54,7 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
   });
 
   // (M, N, K): one element; off every tile; K over two KC = 256 slices; above NATIVE_SYNC_MACS (the
-  // threaded path) with M over two MC = 96 blocks, N over two NC = 256 blocks and three K slices.
+  // threaded path) with M over two MC = 72 blocks, N over two NC = 256 blocks and three K slices.
   const shapes: Array<[number, number, number]> = [
     [1, 1, 1],
     [7, 17, 5],
