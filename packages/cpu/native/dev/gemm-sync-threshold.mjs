@@ -9,7 +9,11 @@ import { availableParallelism, loadavg } from 'node:os';
 const addon = createRequire(import.meta.url)('../../build/Release/flashattn_cpu.node');
 const threads = availableParallelism();
 const median = (x) => x.sort((a, b) => a - b)[x.length >> 1];
-console.log(`# ${new Date().toISOString()} ${threads} threads, load ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+console.log(
+  `# ${new Date().toISOString()} ${threads} threads, load ${loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ')}`,
+);
 for (const [M, N, K] of [
   [32, 64, 64],
   [64, 64, 128],
@@ -21,8 +25,20 @@ for (const [M, N, K] of [
   [256, 512, 256],
 ]) {
   const f = (n) => new Float32Array(new SharedArrayBuffer(4 * n)).fill(0.5);
-  const args = { M, N, K, transA: false, transB: false, accumulate: false, a: f(M * K), b: f(K * N),
-    c: f(M * N), bias: null, threads, variant: 0 };
+  const args = {
+    M,
+    N,
+    K,
+    transA: false,
+    transB: false,
+    accumulate: false,
+    a: f(M * K),
+    b: f(K * N),
+    c: f(M * N),
+    bias: null,
+    threads,
+    variant: 0,
+  };
   const t = [[], []];
   for (let r = 0; r < 200; r++) {
     let t0 = performance.now();
@@ -33,5 +49,7 @@ for (const [M, N, K] of [
     t[1].push(performance.now() - t0);
   }
   const [s, a] = t.map((x) => median(x.slice(20)) * 1000);
-  console.log(`MACs 2^${Math.log2(M * N * K).toFixed(1)} (${M}x${N}x${K}): sync 1T ${s.toFixed(0)} us, async ${threads}T ${a.toFixed(0)} us${a < s ? '  <- async faster' : ''}`);
+  console.log(
+    `MACs 2^${Math.log2(M * N * K).toFixed(1)} (${M}x${N}x${K}): sync 1T ${s.toFixed(0)} us, async ${threads}T ${a.toFixed(0)} us${a < s ? '  <- async faster' : ''}`,
+  );
 }
