@@ -16,7 +16,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { createRng, resolveBackend, type Ops } from '@flashattn/core';
 // The providers are imported, not discovered, so the bundle (no node_modules) has them all.
 import '@flashattn/cpu/provider';
@@ -30,6 +29,7 @@ import {
   COMPUTE_DTYPE_FLAGS,
   computeDTypeFor,
 } from './configs.js';
+import { isMain } from '../lib/is-main.js';
 
 export const GENERATE_BENCH_SCHEMA = {
   backend: {
@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMain(import.meta.url)) {
   main().then(
     () => process.exit(process.exitCode ?? 0),
     (e: unknown) => {

@@ -15,7 +15,6 @@
  * the same as the PyTorch peer.
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { createRng, resolveBackend, type Ops } from '@flashattn/core';
 // The providers are imported, not discovered, so the bundle (no node_modules) has them all.
 import '@flashattn/cpu/provider';
@@ -42,6 +41,7 @@ import {
   type ComputeDTypeFlag,
 } from './configs.js';
 import { devicePeakMemory } from './device-memory.js';
+import { isMain } from '../lib/is-main.js';
 
 export const TRAIN_BENCH_SCHEMA = {
   backend: {
@@ -310,7 +310,7 @@ async function main(): Promise<void> {
   else if (a.json) writeFileSync(a.json, JSON.stringify(r, null, 2) + '\n');
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMain(import.meta.url)) {
   main().then(
     () => process.exit(0),
     (e: unknown) => {

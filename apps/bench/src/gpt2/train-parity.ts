@@ -13,7 +13,6 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import {
   bfloat16BitsToFloat32,
   createRng,
@@ -42,6 +41,7 @@ import {
   type BenchConfigName,
 } from './configs.js';
 import { judge, type ParityDType, type TensorVerdict } from './parity-rule.js';
+import { isMain } from '../lib/is-main.js';
 
 /** Our initial weights as a checkpoint and one random batch, for hf_train_golden.py. */
 export async function writeParityInputs(o: {
@@ -245,7 +245,7 @@ async function main(): Promise<number> {
   return 2;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+if (isMain(import.meta.url)) {
   main().then(
     (code) => process.exit(code),
     (e: unknown) => {

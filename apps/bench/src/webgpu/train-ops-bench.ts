@@ -17,7 +17,6 @@
  *   (bundled for the GPU machine: apps/bench/src/webgpu/ops-device.sh)
  */
 import { writeFileSync } from 'node:fs';
-import { pathToFileURL } from 'node:url';
 import { createRng } from '@flashattn/core';
 import {
   AdamW,
@@ -31,6 +30,7 @@ import { createWebGpuOps, type WebGpuOps } from '@flashattn/webgpu';
 import { matmulV4Program } from '@flashattn/webgpu/kernels';
 import { parseArgsOrExit, type ArgSchema } from '../lib/args.js';
 import { BENCH_CONFIG_NAMES, BENCH_CONFIGS, type BenchConfigName } from '../gpt2/configs.js';
+import { isMain } from '../lib/is-main.js';
 
 const SCHEMA = {
   configs: {
@@ -271,7 +271,7 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+if (isMain(import.meta.url)) {
   main().catch((e: unknown) => {
     console.error(e);
     process.exit(1);
