@@ -3,7 +3,7 @@
 //   cpuFeatures()   -> { avx2, fma }: what this CPU (and OS) supports, checked at run time
 //   forward(args)   -> Promise<void>: the forward on native threads, off the event loop
 //   gemm(args)      -> Promise<void>: C = op(A) op(B) [+ bias | + C] on native threads, off the event loop
-//   gemmSync(args)  -> undefined: the same on the calling thread alone (small problems)
+//   gemmSync(args)  -> undefined: the same blocking the calling thread (small problems: threads = 1)
 // This file is built without -mavx2 so that loading it and asking cpuFeatures() is safe on any x86-64;
 // the kernels refuse to run (TypeError) where the check fails. Every argument is checked here (a
 // TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <new>
 #include <string>
@@ -36,11 +37,15 @@ using flashattn_cpu::GemmParams;
 using flashattn_cpu::ThreadPool;
 using flashattn_cpu::View;
 
-// Per Node environment (napi_set_instance_data): the thread pool and a reusable buffer for the gemm's
-// packs (a large fresh allocation each call costs page faults: kept up to kPackCacheBytes).
+// Per Node environment (napi_set_instance_data): the thread pool (stopped by the environment's cleanup
+// hook, registered after `done` so that it runs first: a run in progress still finds `done` alive), the
+// gemm's completion (a thread-safe function: a pool thread settles the promise through it) and a
+// reusable buffer for the gemm's packs (a large fresh allocation each call costs page faults: kept up
+// to kPackCacheBytes, used by one call at a time).
 struct AddonData {
-  ThreadPool pool;
-  std::mutex packMu;
+  std::unique_ptr<ThreadPool> pool = std::make_unique<ThreadPool>();
+  napi_threadsafe_function done = nullptr;
+  std::atomic<bool> packBusy{false};
   float* pack = nullptr;
   size_t packFloats = 0;
   ~AddonData() { std::free(pack); }
@@ -310,7 +315,7 @@ napi_value forward(napi_env env, napi_callback_info info) {
     }
     p.lo = w->lo.data();
     p.hi = w->hi.data();
-    w->pool = &addon_data(env)->pool;
+    w->pool = addon_data(env)->pool.get();
     flashattn_cpu::forward_layout(p);
     napi_value promise, name;
     check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
@@ -337,86 +342,104 @@ struct GemmWork {
   AddonData* data = nullptr;
   std::string error;
   bool oom = false;
+  // gemm_prepare's: the packs (the cached buffer, or one of this call's own) and the units
+  float* mem = nullptr;
+  bool ownMem = false, cached = false;
+  int packUnits = 0, blockUnits = 0;
+  std::atomic<int> packNext{0}, packDone{0}, blockNext{0};
 };
 
-// The gemm on `threads` threads (1: the calling thread alone): packs, then blocks, units from atomic
-// counters. K = 0: C = bias, zeros, or unchanged with accumulate.
-void run_gemm(GemmWork& w) {
+// Before the threads: K = 0 (C = bias, zeros, or unchanged with accumulate) and M or N = 0 are done
+// here; else the packs are allocated. True when units are left to run (then gemm_finish after them).
+bool gemm_prepare(GemmWork& w) {
   GemmParams& p = w.p;
-  if (p.M == 0 || p.N == 0) return;
+  if (p.M == 0 || p.N == 0) return false;
   if (p.K == 0) {
-    if (p.accumulate) return;
+    if (p.accumulate) return false;
     for (int64_t i = 0; i < p.M; i++)
       for (int64_t j = 0; j < p.N; j++) p.c[i * p.N + j] = p.bias ? p.bias[j] : 0.0f;
-    return;
+    return false;
   }
   flashattn_cpu::gemm_layout(p);
   const size_t floats = flashattn_cpu::gemm_pack_floats(p);
   const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-  // The cached buffer when no other call holds it, else one for this call.
-  std::unique_lock<std::mutex> cache(w.data->packMu, std::try_to_lock);
-  float* mem = nullptr;
-  bool own = true;
-  if (cache.owns_lock() && w.data->packFloats >= floats) {
-    mem = w.data->pack;
-    own = false;
+  AddonData& d = *w.data;
+  w.cached = !d.packBusy.exchange(true, std::memory_order_acquire);
+  if (w.cached && d.packFloats >= floats) {
+    w.mem = d.pack;
   } else {
-    mem = static_cast<float*>(std::aligned_alloc(64, bytes));
-    if (mem == nullptr) {
+    w.mem = static_cast<float*>(std::aligned_alloc(64, bytes));
+    if (w.mem == nullptr) {
+      if (w.cached) d.packBusy.store(false, std::memory_order_release);
+      w.cached = false;
       w.oom = true;
       w.error = "cannot allocate " + std::to_string(bytes) + " bytes of gemm packs";
-      return;
+      return false;
     }
-    if (cache.owns_lock() && bytes <= kPackCacheBytes) {
-      std::free(w.data->pack);
-      w.data->pack = mem;
-      w.data->packFloats = bytes / sizeof(float);
-      own = false;
+    if (w.cached && bytes <= kPackCacheBytes) {
+      std::free(d.pack);
+      d.pack = w.mem;
+      d.packFloats = bytes / sizeof(float);
+    } else {
+      if (w.cached) d.packBusy.store(false, std::memory_order_release);
+      w.cached = false;
+      w.ownMem = true;
     }
   }
-  flashattn_cpu::gemm_set_packs(p, mem);
-  const int packUnits = flashattn_cpu::gemm_pack_units(p);
-  const int blockUnits = p.mBlocks * p.nBlocks;
-  std::atomic<int> packNext{0}, packDone{0}, blockNext{0};
-  auto body = [&](int) {
-    for (int u; (u = packNext.fetch_add(1, std::memory_order_relaxed)) < packUnits;) {
-      flashattn_cpu::gemm_pack(p, u);
-      packDone.fetch_add(1, std::memory_order_release);
-    }
-    while (packDone.load(std::memory_order_acquire) < packUnits) std::this_thread::yield();
-    for (int u; (u = blockNext.fetch_add(1, std::memory_order_relaxed)) < blockUnits;)
-      flashattn_cpu::gemm_block(p, u);
-  };
-  try {
-    if (w.threads > 1)
-      w.data->pool.run(w.threads, body);
-    else
-      body(0);
-  } catch (...) {
-    if (own) std::free(mem);
-    throw;
-  }
-  if (own) std::free(mem);
+  flashattn_cpu::gemm_set_packs(p, w.mem);
+  w.packUnits = flashattn_cpu::gemm_pack_units(p);
+  w.blockUnits = p.mBlocks * p.nBlocks;
+  return true;
 }
 
+// One thread's share: pack units, then (once every pack is done) block units, from atomic counters.
+void gemm_body(GemmWork& w) {
+  for (int u; (u = w.packNext.fetch_add(1, std::memory_order_relaxed)) < w.packUnits;) {
+    flashattn_cpu::gemm_pack(w.p, u);
+    w.packDone.fetch_add(1, std::memory_order_release);
+  }
+  while (w.packDone.load(std::memory_order_acquire) < w.packUnits) std::this_thread::yield();
+  for (int u; (u = w.blockNext.fetch_add(1, std::memory_order_relaxed)) < w.blockUnits;)
+    flashattn_cpu::gemm_block(w.p, u);
+}
+
+void gemm_finish(GemmWork& w) {
+  if (w.ownMem) std::free(w.mem);
+  if (w.cached) w.data->packBusy.store(false, std::memory_order_release);
+  w.mem = nullptr;
+  w.ownMem = w.cached = false;
+}
+
+void release(napi_env env, GemmWork* w) {
+  for (napi_ref r : w->refs) napi_delete_reference(env, r);
+  if (w->work) napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+// The way in when the pool is busy (another environment's call, or the forward): a libuv pool thread
+// runs the units with the pool's run() (alone if it is still busy).
 void gemm_execute(napi_env, void* data) {
   auto* w = static_cast<GemmWork*>(data);
-  try {
-    run_gemm(*w);
-  } catch (const std::bad_alloc&) {
-    w->oom = true;
-    w->error = "out of memory";
-  } catch (const std::exception& e) {
-    w->error = e.what();
-  }
+  w->data->pool->run(w->threads, [w](int) { gemm_body(*w); });
+  gemm_finish(*w);
 }
 
 void gemm_complete(napi_env env, napi_status status, void* data) {
   auto* w = static_cast<GemmWork*>(data);
   settle(env, w->deferred, status, "gemm", w->error, w->oom);
-  for (napi_ref r : w->refs) napi_delete_reference(env, r);
-  napi_delete_async_work(env, w->work);
-  delete w;
+  release(env, w);
+}
+
+// The pool's completion, on the JS thread (env is null when the environment is going away).
+void gemm_done(napi_env env, napi_value, void*, void* data) {
+  auto* w = static_cast<GemmWork*>(data);
+  if (env == nullptr) {
+    delete w;  // its references went with the environment
+    return;
+  }
+  napi_unref_threadsafe_function(env, w->data->done);
+  settle(env, w->deferred, napi_ok, "gemm", w->error, w->oom);
+  release(env, w);
 }
 
 bool boolean(napi_env env, napi_value v, const std::string& name) {
@@ -486,24 +509,38 @@ void parse_gemm(napi_env env, napi_callback_info info, GemmWork& w, const char* 
   w.data = addon_data(env);
 }
 
-void release(napi_env env, GemmWork* w) {
-  for (napi_ref r : w->refs) napi_delete_reference(env, r);
-  if (w->work) napi_delete_async_work(env, w->work);
-  delete w;
-}
 
 napi_value gemm(napi_env env, napi_callback_info info) {
   auto* w = new GemmWork();
   try {
     parse_gemm(env, info, *w, "gemm");
-    napi_value promise, name;
+    napi_value promise;
     check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
+    if (!gemm_prepare(*w)) {  // nothing to run on threads (or no memory for the packs)
+      settle(env, w->deferred, napi_ok, "gemm", w->error, w->oom);
+      release(env, w);
+      return promise;
+    }
+    // On the pool's threads straight from here (no libuv hop); the last one settles through `done`.
+    AddonData* d = w->data;
+    check(env, napi_ref_threadsafe_function(env, d->done), "done");
+    const bool submitted = d->pool->submit(
+        w->threads, [w](int) { gemm_body(*w); },
+        [w, d] {
+          gemm_finish(*w);
+          if (napi_call_threadsafe_function(d->done, w, napi_tsfn_nonblocking) != napi_ok)
+            delete w;  // the environment is going away: nobody waits for the promise
+        });
+    if (submitted) return promise;
+    napi_unref_threadsafe_function(env, d->done);
+    napi_value name;
     check(env, napi_create_string_utf8(env, "flashattn_cpu_gemm", NAPI_AUTO_LENGTH, &name), "name");
     check(env, napi_create_async_work(env, nullptr, name, gemm_execute, gemm_complete, w, &w->work),
           "work");
     check(env, napi_queue_async_work(env, w->work), "queue");
     return promise;
   } catch (const Thrown&) {
+    if (w->mem) gemm_finish(*w);
     release(env, w);
     return nullptr;
   }
@@ -513,8 +550,10 @@ napi_value gemm_sync(napi_env env, napi_callback_info info) {
   auto* w = new GemmWork();
   try {
     parse_gemm(env, info, *w, "gemmSync");
-    w->threads = 1;
-    gemm_execute(env, w);
+    if (gemm_prepare(*w)) {
+      w->data->pool->run(w->threads, [w](int) { gemm_body(*w); });
+      gemm_finish(*w);
+    }
     if (!w->error.empty()) napi_throw(env, failure(env, "gemm", w->error, w->oom));
     release(env, w);
     return nullptr;
@@ -544,11 +583,17 @@ napi_value cpu_features(napi_env env, napi_callback_info) {
 
 NAPI_MODULE_INIT() {
   auto* data = new (std::nothrow) AddonData();
+  napi_value doneName;
   if (data == nullptr ||
       napi_set_instance_data(
           env, data, [](napi_env, void* d, void*) { delete static_cast<AddonData*>(d); },
-          nullptr) != napi_ok) {
-    delete data;
+          nullptr) != napi_ok ||
+      napi_create_string_utf8(env, "flashattn_cpu_gemm_done", NAPI_AUTO_LENGTH, &doneName) != napi_ok ||
+      napi_create_threadsafe_function(env, nullptr, nullptr, doneName, 0, 1, nullptr, nullptr, nullptr,
+                                      gemm_done, &data->done) != napi_ok ||
+      napi_unref_threadsafe_function(env, data->done) != napi_ok ||
+      napi_add_env_cleanup_hook(
+          env, [](void* d) { static_cast<AddonData*>(d)->pool.reset(); }, data) != napi_ok) {
     napi_throw_error(env, nullptr, "flashattn cpu addon: cannot set up its instance data");
     return nullptr;
   }

@@ -2,7 +2,7 @@
  * CpuOps.matmul's float32 path where the native addon has the gemm (native/gemm_avx2.cc: packed 6 x 16
  * AVX2 + FMA register tiles, bitwise the same for any thread count): the operands' views go to the addon
  * as they are, no copies. Below NATIVE_SYNC_MACS the call runs on the calling thread alone; above it on
- * the addon's native threads, off the event loop when every operand lives in shared memory (the wasm
+ * the addon's pool threads, off the event loop when every operand lives in shared memory (the wasm
  * arena: a SharedArrayBuffer cannot be detached while the threads read it), else on those threads with
  * the event loop held (JS cannot run, so nothing can detach a plain ArrayBuffer under them).
  */
@@ -11,9 +11,11 @@ import type { CpuAddon, NativeGemmArgs } from '../attention/flash-native.js';
 import type { CpuBuffer } from './buffers.js';
 
 /**
- * Multiply-adds below which the gemm runs synchronously on the calling thread: the async hop (libuv
- * pool + promise) plus waking a pool thread measured ~0.1 ms on this 2-vCPU machine
- * (BENCHMARKS.md issue #11 round 5), the time one thread needs for ~2^22 multiply-adds at ~40 GMAC/s.
+ * Multiply-adds below which the gemm runs synchronously on the calling thread: handing a call to the
+ * addon's pool and settling its promise costs ~20-30 us here; two threads beat one from 2^22
+ * multiply-adds (79-82 against 107-108 us), tie at 2^21 (54-62 against 58-59 us) and lose below, two
+ * runs on 2026-12-07, load 0.1-0.4 (apps/bench/figures/cpu/r5/gemm-sync-threshold.log has the second;
+ * packages/cpu/native/dev/gemm-sync-threshold.mjs).
  */
 export const NATIVE_SYNC_MACS = 1 << 22;
 
