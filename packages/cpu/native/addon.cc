@@ -8,11 +8,13 @@
 // the kernels refuse to run (TypeError) where the check fails. Every argument is checked here (a
 // TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
 //
-// Threads: forward() and gemm() run on one libuv pool thread plus threads - 1 threads of a persistent
-// pool (thread_pool.h: one per Node environment, kept in the addon's instance data, joined when the
-// environment goes away; a worker_thread that loads the addon gets its own). Each thread takes units
-// from atomic counters; the blocks start once every pack is done. Round 4 started std::threads per call
-// (~35 us each, and late under load); the pool wakes parked ones instead.
+// Threads: forward() and gemm() hand their units straight to `threads` threads of a persistent pool
+// (thread_pool.h: one per Node environment, kept in the addon's instance data, joined when the
+// environment goes away; a worker_thread that loads the addon gets its own) and return a promise that
+// the last of them settles; when the pool is busy (another call in flight) a libuv pool thread runs the
+// call instead (napi_async_work). Each thread takes units from atomic counters; the blocks start once
+// every pack is done. Round 4 started std::threads per call from a libuv thread (~130 us a call before
+// any work, ~35 us a thread start, and late under load).
 #include <node_api.h>
 
 #include <atomic>
@@ -39,7 +41,8 @@ using flashattn_cpu::View;
 
 // Per Node environment (napi_set_instance_data): the thread pool (stopped by the environment's cleanup
 // hook, registered after `done` so that it runs first: a run in progress still finds `done` alive), the
-// gemm's completion (a thread-safe function: a pool thread settles the promise through it) and a
+// completion of forward() and gemm() (a thread-safe function: the pool thread that finishes a call
+// settles its promise through it) and a
 // reusable buffer for the gemm's packs (a large fresh allocation each call costs page faults: kept up
 // to kPackCacheBytes, used by one call at a time).
 struct AddonData {
@@ -155,71 +158,80 @@ View view(napi_env env, napi_value args, const std::string& name, int64_t B, int
   return View{data + f[0], f[1], f[2], f[3]};
 }
 
-struct ForwardWork {
+// A call whose promise is settled on the JS thread: by the pool's completion (AddonData::done), or by
+// napi_async_work's complete when the pool was busy.
+struct PoolCall {
+  virtual ~PoolCall() = default;
   napi_async_work work = nullptr;
   napi_deferred deferred = nullptr;
   std::vector<napi_ref> refs;
-  ForwardParams p{};
-  std::vector<int32_t> lo, hi;
+  AddonData* data = nullptr;
   int threads = 1;
-  ThreadPool* pool = nullptr;
+  const char* what = "";
   std::string error;
   bool oom = false;
 };
 
-// The forward on `threads` threads: packs, then query blocks, units from atomic counters.
-void run_forward(ForwardWork& w) {
+struct ForwardWork : PoolCall {
+  ForwardParams p{};
+  std::vector<int32_t> lo, hi;
+  // forward_prepare's: packs + per-thread scratch + the nf flags in one allocation, and the units
+  void* mem = nullptr;
+  float* scratch = nullptr;
+  size_t scratchF = 0;
+  int packUnits = 0, blockUnits = 0;
+  std::atomic<int> packNext{0}, packDone{0}, blockNext{0};
+};
+
+// Allocate the packs and scratch (false, with the error set, when that fails).
+bool forward_prepare(ForwardWork& w) {
   ForwardParams& p = w.p;
   const size_t packF = flashattn_cpu::forward_pack_floats(p);
-  const size_t scratchF = (flashattn_cpu::forward_scratch_floats(p) + 15) / 16 * 16;
+  w.scratchF = (flashattn_cpu::forward_scratch_floats(p) + 15) / 16 * 16;
   const size_t heads = static_cast<size_t>(p.B) * p.Hk;
   const size_t nfBytes = heads * p.Tc;
-  const size_t bytes = (packF + scratchF * w.threads) * sizeof(float) + (nfBytes + 63) / 64 * 64;
-  void* mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (mem == nullptr) {
+  const size_t bytes = (packF + w.scratchF * w.threads) * sizeof(float) + (nfBytes + 63) / 64 * 64;
+  w.mem = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (w.mem == nullptr) {
     w.oom = true;
     w.error = "cannot allocate " + std::to_string(bytes) + " bytes of attention scratch";
-    return;
+    return false;
   }
-  float* base = static_cast<float*>(mem);
+  float* base = static_cast<float*>(w.mem);
   p.kt = base;
   p.vp = base + heads * p.NkPad * p.D;
-  float* scratch = base + packF;
-  p.nf = reinterpret_cast<uint8_t*>(scratch + scratchF * w.threads);
-  const int packUnits = p.B * p.Hk;
-  const int blockUnits = p.B * p.Hq * p.Tr;
-  // Packs before blocks: a thread that finds no pack unit left waits only for the packs in progress
-  // (packDone), not for the other threads to arrive (a barrier made the first thread wait for a second
-  // one to start: a halted vCPU takes long to wake, and at N = 256 two threads ran no faster than one).
-  std::atomic<int> packNext{0}, packDone{0}, blockNext{0};
-  auto body = [&](int t) {
-    for (int u; (u = packNext.fetch_add(1, std::memory_order_relaxed)) < packUnits;) {
-      flashattn_cpu::forward_pack(p, u);
-      packDone.fetch_add(1, std::memory_order_release);
-    }
-    while (packDone.load(std::memory_order_acquire) < packUnits) std::this_thread::yield();
-    for (int u; (u = blockNext.fetch_add(1, std::memory_order_relaxed)) < blockUnits;)
-      flashattn_cpu::forward_block(p, u, scratch + scratchF * t);
-  };
-  try {
-    w.pool->run(w.threads, body);
-  } catch (...) {
-    std::free(mem);
-    throw;
-  }
-  std::free(mem);
+  w.scratch = base + packF;
+  p.nf = reinterpret_cast<uint8_t*>(w.scratch + w.scratchF * w.threads);
+  w.packUnits = p.B * p.Hk;
+  w.blockUnits = p.B * p.Hq * p.Tr;
+  return true;
 }
 
+// Thread t's share (t < threads: its scratch): packs, then query blocks, from atomic counters. Packs
+// before blocks: a thread that finds no pack unit left waits only for the packs in progress (packDone),
+// not for the other threads to arrive (a barrier made the first thread wait for a second one to start:
+// a halted vCPU takes long to wake, and at N = 256 two threads ran no faster than one).
+void forward_body(ForwardWork& w, int t) {
+  for (int u; (u = w.packNext.fetch_add(1, std::memory_order_relaxed)) < w.packUnits;) {
+    flashattn_cpu::forward_pack(w.p, u);
+    w.packDone.fetch_add(1, std::memory_order_release);
+  }
+  while (w.packDone.load(std::memory_order_acquire) < w.packUnits) std::this_thread::yield();
+  for (int u; (u = w.blockNext.fetch_add(1, std::memory_order_relaxed)) < w.blockUnits;)
+    flashattn_cpu::forward_block(w.p, u, w.scratch + w.scratchF * t);
+}
+
+void forward_finish(ForwardWork& w) {
+  std::free(w.mem);
+  w.mem = nullptr;
+}
+
+// The way in when the pool is busy: a libuv pool thread runs the units with the pool's run() (alone if
+// it is still busy).
 void execute(napi_env, void* data) {
   auto* w = static_cast<ForwardWork*>(data);
-  try {
-    run_forward(*w);
-  } catch (const std::bad_alloc&) {
-    w->oom = true;
-    w->error = "out of memory";
-  } catch (const std::exception& e) {
-    w->error = e.what();
-  }
+  w->data->pool->run(w->threads, [w](int t) { forward_body(*w, t); });
+  forward_finish(*w);
 }
 
 // An Error "flashattn cpu addon: <what> failed: <error>" with code ENOMEM (out of memory) or EFAILED.
@@ -246,16 +258,52 @@ void settle(napi_env env, napi_deferred deferred, napi_status status, const char
   }
 }
 
-void complete(napi_env env, napi_status status, void* data) {
-  auto* w = static_cast<ForwardWork*>(data);
-  settle(env, w->deferred, status, "forward", w->error, w->oom);
+void release(napi_env env, PoolCall* w) {
   for (napi_ref r : w->refs) napi_delete_reference(env, r);
-  napi_delete_async_work(env, w->work);
+  if (w->work) napi_delete_async_work(env, w->work);
   delete w;
+}
+
+void complete(napi_env env, napi_status status, void* data) {
+  auto* w = static_cast<PoolCall*>(data);
+  settle(env, w->deferred, status, w->what, w->error, w->oom);
+  release(env, w);
+}
+
+// The pool's completion, on the JS thread (env is null when the environment is going away).
+void pool_done(napi_env env, napi_value, void*, void* data) {
+  auto* w = static_cast<PoolCall*>(data);
+  if (env == nullptr) {
+    delete w;  // its references went with the environment
+    return;
+  }
+  napi_unref_threadsafe_function(env, w->data->done);
+  complete(env, napi_ok, w);
+}
+
+// Run a prepared call's units on the pool's threads straight from the JS thread (no libuv hop; the
+// last thread settles the promise through AddonData::done), or, when the pool is busy, on a libuv pool
+// thread (execute). body(t) for t < threads; finish() after the last.
+void dispatch(napi_env env, PoolCall* w, std::function<void(int)> body, std::function<void()> finish,
+              napi_async_execute_callback execute_cb) {
+  AddonData* d = w->data;
+  check(env, napi_ref_threadsafe_function(env, d->done), "done");
+  if (d->pool->submit(w->threads, std::move(body), [w, d, finish] {
+        finish();
+        if (napi_call_threadsafe_function(d->done, w, napi_tsfn_nonblocking) != napi_ok)
+          delete w;  // the environment is going away: nobody waits for the promise
+      }))
+    return;
+  napi_unref_threadsafe_function(env, d->done);
+  napi_value name;
+  check(env, napi_create_string_utf8(env, "flashattn_cpu", NAPI_AUTO_LENGTH, &name), "name");
+  check(env, napi_create_async_work(env, nullptr, name, execute_cb, complete, w, &w->work), "work");
+  check(env, napi_queue_async_work(env, w->work), "queue");
 }
 
 napi_value forward(napi_env env, napi_callback_info info) {
   auto* w = new ForwardWork();
+  w->what = "forward";
   try {
     size_t argc = 1;
     napi_value args;
@@ -315,33 +363,27 @@ napi_value forward(napi_env env, napi_callback_info info) {
     }
     p.lo = w->lo.data();
     p.hi = w->hi.data();
-    w->pool = addon_data(env)->pool.get();
+    w->data = addon_data(env);
     flashattn_cpu::forward_layout(p);
-    napi_value promise, name;
+    napi_value promise;
     check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
-    check(env, napi_create_string_utf8(env, "flashattn_cpu_forward", NAPI_AUTO_LENGTH, &name), "name");
-    check(env, napi_create_async_work(env, nullptr, name, execute, complete, w, &w->work), "work");
-    check(env, napi_queue_async_work(env, w->work), "queue");
+    if (!forward_prepare(*w)) {  // no memory for the scratch
+      complete(env, napi_ok, w);
+      return promise;
+    }
+    dispatch(env, w, [w](int t) { forward_body(*w, t); }, [w] { forward_finish(*w); }, execute);
     return promise;
   } catch (const Thrown&) {
-    for (napi_ref r : w->refs) napi_delete_reference(env, r);
-    if (w->work) napi_delete_async_work(env, w->work);
-    delete w;
+    if (w->mem) forward_finish(*w);
+    release(env, w);
     return nullptr;
   }
 }
 
 // ---- gemm
 
-struct GemmWork {
-  napi_async_work work = nullptr;
-  napi_deferred deferred = nullptr;
-  std::vector<napi_ref> refs;
+struct GemmWork : PoolCall {
   GemmParams p{};
-  int threads = 1;
-  AddonData* data = nullptr;
-  std::string error;
-  bool oom = false;
   // gemm_prepare's: the packs (the cached buffer, or one of this call's own) and the units
   float* mem = nullptr;
   bool ownMem = false, cached = false;
@@ -410,11 +452,6 @@ void gemm_finish(GemmWork& w) {
   w.ownMem = w.cached = false;
 }
 
-void release(napi_env env, GemmWork* w) {
-  for (napi_ref r : w->refs) napi_delete_reference(env, r);
-  if (w->work) napi_delete_async_work(env, w->work);
-  delete w;
-}
 
 // The way in when the pool is busy (another environment's call, or the forward): a libuv pool thread
 // runs the units with the pool's run() (alone if it is still busy).
@@ -424,23 +461,7 @@ void gemm_execute(napi_env, void* data) {
   gemm_finish(*w);
 }
 
-void gemm_complete(napi_env env, napi_status status, void* data) {
-  auto* w = static_cast<GemmWork*>(data);
-  settle(env, w->deferred, status, "gemm", w->error, w->oom);
-  release(env, w);
-}
 
-// The pool's completion, on the JS thread (env is null when the environment is going away).
-void gemm_done(napi_env env, napi_value, void*, void* data) {
-  auto* w = static_cast<GemmWork*>(data);
-  if (env == nullptr) {
-    delete w;  // its references went with the environment
-    return;
-  }
-  napi_unref_threadsafe_function(env, w->data->done);
-  settle(env, w->deferred, napi_ok, "gemm", w->error, w->oom);
-  release(env, w);
-}
 
 bool boolean(napi_env env, napi_value v, const std::string& name) {
   napi_valuetype t;
@@ -512,32 +533,16 @@ void parse_gemm(napi_env env, napi_callback_info info, GemmWork& w, const char* 
 
 napi_value gemm(napi_env env, napi_callback_info info) {
   auto* w = new GemmWork();
+  w->what = "gemm";
   try {
     parse_gemm(env, info, *w, "gemm");
     napi_value promise;
     check(env, napi_create_promise(env, &w->deferred, &promise), "promise");
     if (!gemm_prepare(*w)) {  // nothing to run on threads (or no memory for the packs)
-      settle(env, w->deferred, napi_ok, "gemm", w->error, w->oom);
-      release(env, w);
+      complete(env, napi_ok, w);
       return promise;
     }
-    // On the pool's threads straight from here (no libuv hop); the last one settles through `done`.
-    AddonData* d = w->data;
-    check(env, napi_ref_threadsafe_function(env, d->done), "done");
-    const bool submitted = d->pool->submit(
-        w->threads, [w](int) { gemm_body(*w); },
-        [w, d] {
-          gemm_finish(*w);
-          if (napi_call_threadsafe_function(d->done, w, napi_tsfn_nonblocking) != napi_ok)
-            delete w;  // the environment is going away: nobody waits for the promise
-        });
-    if (submitted) return promise;
-    napi_unref_threadsafe_function(env, d->done);
-    napi_value name;
-    check(env, napi_create_string_utf8(env, "flashattn_cpu_gemm", NAPI_AUTO_LENGTH, &name), "name");
-    check(env, napi_create_async_work(env, nullptr, name, gemm_execute, gemm_complete, w, &w->work),
-          "work");
-    check(env, napi_queue_async_work(env, w->work), "queue");
+    dispatch(env, w, [w](int) { gemm_body(*w); }, [w] { gemm_finish(*w); }, gemm_execute);
     return promise;
   } catch (const Thrown&) {
     if (w->mem) gemm_finish(*w);
@@ -548,6 +553,7 @@ napi_value gemm(napi_env env, napi_callback_info info) {
 
 napi_value gemm_sync(napi_env env, napi_callback_info info) {
   auto* w = new GemmWork();
+  w->what = "gemm";
   try {
     parse_gemm(env, info, *w, "gemmSync");
     if (gemm_prepare(*w)) {
@@ -588,9 +594,9 @@ NAPI_MODULE_INIT() {
       napi_set_instance_data(
           env, data, [](napi_env, void* d, void*) { delete static_cast<AddonData*>(d); },
           nullptr) != napi_ok ||
-      napi_create_string_utf8(env, "flashattn_cpu_gemm_done", NAPI_AUTO_LENGTH, &doneName) != napi_ok ||
+      napi_create_string_utf8(env, "flashattn_cpu_done", NAPI_AUTO_LENGTH, &doneName) != napi_ok ||
       napi_create_threadsafe_function(env, nullptr, nullptr, doneName, 0, 1, nullptr, nullptr, nullptr,
-                                      gemm_done, &data->done) != napi_ok ||
+                                      pool_done, &data->done) != napi_ok ||
       napi_unref_threadsafe_function(env, data->done) != napi_ok ||
       napi_add_env_cleanup_hook(
           env, [](void* d) { static_cast<AddonData*>(d)->pool.reset(); }, data) != napi_ok) {
