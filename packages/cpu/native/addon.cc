@@ -48,6 +48,7 @@ using flashattn_cpu::View;
 struct AddonData {
   std::unique_ptr<ThreadPool> pool = std::make_unique<ThreadPool>();
   napi_threadsafe_function done = nullptr;
+  int submitted = 0;  // calls on the pool not yet settled (JS thread only): `done` is ref'd while > 0
   std::atomic<bool> packBusy{false};
   float* pack = nullptr;
   size_t packFloats = 0;
@@ -277,7 +278,7 @@ void pool_done(napi_env env, napi_value, void*, void* data) {
     delete w;  // its references went with the environment
     return;
   }
-  napi_unref_threadsafe_function(env, w->data->done);
+  if (--w->data->submitted == 0) napi_unref_threadsafe_function(env, w->data->done);
   complete(env, napi_ok, w);
 }
 
@@ -287,14 +288,16 @@ void pool_done(napi_env env, napi_value, void*, void* data) {
 void dispatch(napi_env env, PoolCall* w, std::function<void(int)> body, std::function<void()> finish,
               napi_async_execute_callback execute_cb) {
   AddonData* d = w->data;
-  check(env, napi_ref_threadsafe_function(env, d->done), "done");
+  // The event loop stays alive while a call is on the pool: `done` is ref'd from the first to the last.
+  if (d->submitted == 0) check(env, napi_ref_threadsafe_function(env, d->done), "done");
+  d->submitted++;
   if (d->pool->submit(w->threads, std::move(body), [w, d, finish] {
         finish();
         if (napi_call_threadsafe_function(d->done, w, napi_tsfn_nonblocking) != napi_ok)
           delete w;  // the environment is going away: nobody waits for the promise
       }))
     return;
-  napi_unref_threadsafe_function(env, d->done);
+  if (--d->submitted == 0) napi_unref_threadsafe_function(env, d->done);
   napi_value name;
   check(env, napi_create_string_utf8(env, "flashattn_cpu", NAPI_AUTO_LENGTH, &name), "name");
   check(env, napi_create_async_work(env, nullptr, name, execute_cb, complete, w, &w->work), "work");

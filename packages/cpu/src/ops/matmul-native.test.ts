@@ -275,4 +275,24 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toBe('sums 400 400');
   });
+
+  // The second call finds the pool busy and goes through a libuv thread; the process must wait for both
+  // (the first holds the event loop open until its promise settles, whichever ends first).
+  it('two calls in flight at once: both settle before the process exits', () => {
+    const script = `
+      const addon = require(${JSON.stringify(info.path)});
+      const call = (M) => {
+        const args = { M, N: 512, K: 512, transA: false, transB: false, accumulate: false,
+          a: new Float32Array(M * 512).fill(1), b: new Float32Array(512 * 512).fill(1),
+          c: new Float32Array(M * 512), bias: null, threads: 2, variant: 0 };
+        addon.gemm(args).then(() => console.log(M, args.c[0], args.c[args.c.length - 1]));
+      };
+      call(2048);
+      call(64);
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.error, 'the process exited on its own within 30 s').toBeUndefined();
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim().split('\n').sort()).toEqual(['2048 512 512', '64 512 512']);
+  });
 });
