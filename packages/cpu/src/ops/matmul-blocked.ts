@@ -61,8 +61,7 @@ export function gemmRows(ex: FlashSimdExports, memory: WebAssembly.Memory, j: Ge
     // No K block to store into C: A B over an empty K is 0 (the fuzz suite's M = 3, N = 1, K = 0 found
     // C left as it was).
     const f32 = new Float32Array(memory.buffer);
-    for (let i = j.m0; i < j.m1; i++)
-      f32.fill(0, (j.c + i * j.ldc) / 4, (j.c + i * j.ldc) / 4 + j.N);
+    for (let i = j.m0; i < j.m1; i++) f32.fill(0, (j.c + i * j.ldc) / 4, (j.c + i * j.ldc) / 4 + j.N);
   }
   if (j.mode === 1) {
     const f32 = new Float32Array(memory.buffer);

@@ -50,22 +50,10 @@ export function matmulKernel(
           const b1 = b0 + K;
           const b2 = b1 + K;
           const b3 = b2 + K;
-          let c00 = 0,
-            c01 = 0,
-            c02 = 0,
-            c03 = 0;
-          let c10 = 0,
-            c11 = 0,
-            c12 = 0,
-            c13 = 0;
-          let c20 = 0,
-            c21 = 0,
-            c22 = 0,
-            c23 = 0;
-          let c30 = 0,
-            c31 = 0,
-            c32 = 0,
-            c33 = 0;
+          let c00 = 0, c01 = 0, c02 = 0, c03 = 0;
+          let c10 = 0, c11 = 0, c12 = 0, c13 = 0;
+          let c20 = 0, c21 = 0, c22 = 0, c23 = 0;
+          let c30 = 0, c31 = 0, c32 = 0, c33 = 0;
           for (let k = k0; k < k1; k++) {
             const x0 = Ap[a0 + k]!;
             const x1 = Ap[a1 + k]!;
@@ -75,68 +63,26 @@ export function matmulKernel(
             const y1 = Bp[b1 + k]!;
             const y2 = Bp[b2 + k]!;
             const y3 = Bp[b3 + k]!;
-            c00 += x0 * y0;
-            c01 += x0 * y1;
-            c02 += x0 * y2;
-            c03 += x0 * y3;
-            c10 += x1 * y0;
-            c11 += x1 * y1;
-            c12 += x1 * y2;
-            c13 += x1 * y3;
-            c20 += x2 * y0;
-            c21 += x2 * y1;
-            c22 += x2 * y2;
-            c23 += x2 * y3;
-            c30 += x3 * y0;
-            c31 += x3 * y1;
-            c32 += x3 * y2;
-            c33 += x3 * y3;
+            c00 += x0 * y0; c01 += x0 * y1; c02 += x0 * y2; c03 += x0 * y3;
+            c10 += x1 * y0; c11 += x1 * y1; c12 += x1 * y2; c13 += x1 * y3;
+            c20 += x2 * y0; c21 += x2 * y1; c22 += x2 * y2; c23 += x2 * y3;
+            c30 += x3 * y0; c31 += x3 * y1; c32 += x3 * y2; c33 += x3 * y3;
           }
           let o = i * N + j;
           if (fromC) {
-            C[o] += c00;
-            C[o + 1] += c01;
-            C[o + 2] += c02;
-            C[o + 3] += c03;
-            o += N;
-            C[o] += c10;
-            C[o + 1] += c11;
-            C[o + 2] += c12;
-            C[o + 3] += c13;
-            o += N;
-            C[o] += c20;
-            C[o + 1] += c21;
-            C[o + 2] += c22;
-            C[o + 3] += c23;
-            o += N;
-            C[o] += c30;
-            C[o + 1] += c31;
-            C[o + 2] += c32;
-            C[o + 3] += c33;
+            C[o] += c00; C[o + 1] += c01; C[o + 2] += c02; C[o + 3] += c03; o += N;
+            C[o] += c10; C[o + 1] += c11; C[o + 2] += c12; C[o + 3] += c13; o += N;
+            C[o] += c20; C[o + 1] += c21; C[o + 2] += c22; C[o + 3] += c23; o += N;
+            C[o] += c30; C[o + 1] += c31; C[o + 2] += c32; C[o + 3] += c33;
           } else {
             const z0 = bias === null ? 0 : bias[j]!;
             const z1 = bias === null ? 0 : bias[j + 1]!;
             const z2 = bias === null ? 0 : bias[j + 2]!;
             const z3 = bias === null ? 0 : bias[j + 3]!;
-            C[o] = c00 + z0;
-            C[o + 1] = c01 + z1;
-            C[o + 2] = c02 + z2;
-            C[o + 3] = c03 + z3;
-            o += N;
-            C[o] = c10 + z0;
-            C[o + 1] = c11 + z1;
-            C[o + 2] = c12 + z2;
-            C[o + 3] = c13 + z3;
-            o += N;
-            C[o] = c20 + z0;
-            C[o + 1] = c21 + z1;
-            C[o + 2] = c22 + z2;
-            C[o + 3] = c23 + z3;
-            o += N;
-            C[o] = c30 + z0;
-            C[o + 1] = c31 + z1;
-            C[o + 2] = c32 + z2;
-            C[o + 3] = c33 + z3;
+            C[o] = c00 + z0; C[o + 1] = c01 + z1; C[o + 2] = c02 + z2; C[o + 3] = c03 + z3; o += N;
+            C[o] = c10 + z0; C[o + 1] = c11 + z1; C[o + 2] = c12 + z2; C[o + 3] = c13 + z3; o += N;
+            C[o] = c20 + z0; C[o + 1] = c21 + z1; C[o + 2] = c22 + z2; C[o + 3] = c23 + z3; o += N;
+            C[o] = c30 + z0; C[o + 1] = c31 + z1; C[o + 2] = c32 + z2; C[o + 3] = c33 + z3;
           }
         }
         // Columns left over after the 4-wide tiles: one dot product per cell.
