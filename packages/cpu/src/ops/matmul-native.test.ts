@@ -276,6 +276,29 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     expect(r.stdout.trim()).toBe('sums 400 400');
   });
 
+  // The worker's environment goes away while its pool threads multiply: the cleanup hook waits for the
+  // run, the completion finds the environment closing, nothing crashes.
+  it('worker_threads terminated during a call: no crash, the process goes on', () => {
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const code = 'const { parentPort, workerData } = require("node:worker_threads");' +
+        'const addon = require(workerData.path); const M = 1024, N = 1024, K = 1024;' +
+        'addon.gemm({ M, N, K, transA: false, transB: false, accumulate: false,' +
+        ' a: new Float32Array(M * K), b: new Float32Array(K * N), c: new Float32Array(M * N),' +
+        ' bias: null, threads: 2, variant: 0 }); parentPort.postMessage("started");';
+      const once = (i) => new Promise((res) => {
+        const w = new Worker(code, { eval: true, workerData: { path: ${JSON.stringify(info.path)} } });
+        w.on('message', () => setTimeout(() => w.terminate(), 3 * i));
+        w.on('exit', res);
+      });
+      (async () => { for (let i = 0; i < 4; i++) await once(i); console.log('main alive'); })();
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.error, 'the process exited on its own within 30 s').toBeUndefined();
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('main alive');
+  });
+
   // The second call finds the pool busy and goes through a libuv thread; the process must wait for both
   // (the first holds the event loop open until its promise settles, whichever ends first).
   it('two calls in flight at once: both settle before the process exits', () => {
