@@ -104,6 +104,12 @@ export interface CpuOpsOptions {
    * N % 16 edge columns are never written).
    */
   nativeGemmVariant?: 0 | 1 | 2;
+  /**
+   * Most bytes the wasm memory (the SIMD kernels' arena) may grow to; default 4 GiB, wasm32's limit. Float32
+   * buffers past it live outside the arena and take the native or scalar kernels; a matmul whose packs no
+   * longer fit takes the scalar kernel. Smaller values are for tests and embedders.
+   */
+  wasmMemoryBytes?: number;
 }
 
 /**
@@ -173,7 +179,7 @@ export class CpuOps
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
     this.pool = threads > 1 ? new ThreadPool(threads - 1) : null;
-    this.arena = (opts.simd ?? true) ? new WasmArena() : null;
+    this.arena = (opts.simd ?? true) ? new WasmArena(opts.wasmMemoryBytes) : null;
     let flash: { exports: FlashSimdExports; fma: boolean } | null = null;
     if (this.arena) {
       const { module, fma } = flashSimdModule(opts.fma);
@@ -394,9 +400,13 @@ export class CpuOps
         );
         return;
       }
-      if (this.arena && this.arena.ptr(o) >= 0 && (bias === null || this.arena.ptr(bias) >= 0)) {
+      if (
+        this.arena &&
+        this.arena.ptr(o) >= 0 &&
+        (bias === null || this.arena.ptr(bias) >= 0) &&
+        (await this.matmulSimd(this.arena, o as Float32Array, A, Bm, M, N, K, opts))
+      ) {
         this.lastMatmulPath = 'simd';
-        await this.matmulSimd(this.arena, o as Float32Array, A, Bm, M, N, K, opts);
         return;
       }
       this.lastMatmulPath = 'scalar';
@@ -436,7 +446,7 @@ export class CpuOps
       this.busy = false;
     }
   }
-  /** Scratch in the arena (grown by 1.5x so repeated growth stays bounded). */
+
   /**
    * Byte addresses of float32 buffers that all live in the arena (the SIMD ops' operands), or null when
    * one does not (float64, a plain array): that call takes the scalar kernel. Records the path.
@@ -451,7 +461,8 @@ export class CpuOps
     return ok ? ptrs : null;
   }
 
-  private simdScratch(which: 'A' | 'B' | 'C' | 'P', n: number): Float32Array {
+  /** Scratch in the arena (grown by 1.5x), or null when the wasm memory cannot grow to it. */
+  private simdScratch(which: 'A' | 'B' | 'C' | 'P', n: number): Float32Array | null {
     const cur =
       which === 'A'
         ? this.simdA
@@ -462,8 +473,7 @@ export class CpuOps
             : this.simdP;
     if (cur && cur.length >= n) return cur;
     const next = this.arena!.allocF32(Math.max(n, Math.ceil((cur?.length ?? 0) * 1.5)));
-    if (!next)
-      throw new Error(`CpuOps: wasm memory exhausted (${this.arena!.bytesUsed} bytes in use)`);
+    if (!next) return null;
     if (which === 'A') this.simdA = next;
     else if (which === 'B') this.simdB = next;
     else if (which === 'C') this.simdC = next;
@@ -475,7 +485,7 @@ export class CpuOps
    * SIMD path (matmul-blocked.ts): A as (M, K) and B as (K, Np) row-major with Np = N rounded up to 4,
    * packed (transposed, zero-padded) only when the operand is not already so; C written in place when
    * N % 4 == 0, else through an (M, Np) scratch. Rows are split over the pool in multiples of 6 (the
-   * register tile height).
+   * register tile height). False, before touching out, when the packs do not fit in the wasm memory.
    */
   private async matmulSimd(
     arena: WasmArena,
@@ -486,29 +496,33 @@ export class CpuOps
     N: number,
     K: number,
     opts: MatmulOptions<CpuBuffer>,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const Np = Math.ceil(N / 4) * 4;
     const transA = opts.transA ?? false;
     const transB = opts.transB ?? false;
+    const threads = this.pool?.threads ?? 1;
     let aPtr = !transA ? arena.ptr(a) : -1;
-    if (aPtr < 0) {
-      const s = this.simdScratch('A', M * K);
-      if (transA) transposeInto(s, a, K, M);
-      else s.set(a.subarray(0, M * K));
-      aPtr = s.byteOffset;
-    }
     let bPtr = !transB && Np === N ? arena.ptr(b) : -1;
-    if (bPtr < 0) {
-      const s = this.simdScratch('B', K * Np);
-      packKN(s, b, K, N, Np, transB);
-      bPtr = s.byteOffset;
+    // Every scratch first, so that a call that cannot take this path leaves everything as it was.
+    const sA = aPtr < 0 ? this.simdScratch('A', M * K) : null;
+    const sB = bPtr < 0 ? this.simdScratch('B', K * Np) : null;
+    const sC = Np === N ? null : this.simdScratch('C', M * Np);
+    const sP = this.simdScratch('P', threads * GEMM_PACK_FLOATS);
+    if ((aPtr < 0 && !sA) || (bPtr < 0 && !sB) || (Np !== N && !sC) || !sP) return false;
+    if (sA) {
+      if (transA) transposeInto(sA, a, K, M);
+      else sA.set(a.subarray(0, M * K));
+      aPtr = sA.byteOffset;
     }
-    const cOut = Np === N ? out : this.simdScratch('C', M * Np);
+    if (sB) {
+      packKN(sB, b, K, N, Np, transB);
+      bPtr = sB.byteOffset;
+    }
+    const cOut = sC ?? out;
     const mode = opts.accumulate ? 2 : opts.bias ? 1 : 0;
     if (mode === 2 && cOut !== out)
       for (let i = 0; i < M; i++) cOut.set(out.subarray(i * N, i * N + N), i * Np);
-    const threads = this.pool?.threads ?? 1;
-    const packs = this.simdScratch('P', threads * GEMM_PACK_FLOATS).byteOffset;
+    const packs = sP.byteOffset;
     const job = (m0: number, m1: number, t: number): GemmJob => ({
       gemm: true,
       c: cOut.byteOffset,
@@ -534,6 +548,7 @@ export class CpuOps
       await this.pool.run(jobs);
     }
     if (cOut !== out) for (let i = 0; i < M; i++) out.set(cOut.subarray(i * Np, i * Np + N), i * N);
+    return true;
   }
 
   biasBackward(dbias: CpuBuffer, dout: CpuBuffer, M: number, N: number): void {

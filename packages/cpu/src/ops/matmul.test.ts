@@ -132,6 +132,44 @@ describe(`CPU matmul vs float64 oracle (seed ${seed})`, () => {
     }
   });
 
+  it('the wasm gemm falls back to the JS kernel when its packs no longer fit the wasm memory', async () => {
+    // A 1 MiB wasm memory: out, a and b (transposed, so it must be packed: 512 KiB) leave no room for the pack.
+    const ops = new CpuOps({ threads: 1, native: false, wasmMemoryBytes: 2 ** 20 });
+    try {
+      const [M, N, K] = [8, 128, 1024];
+      const a64 = randn64(M * K, seed + 7);
+      const b64 = randn64(N * K, seed + 8); // (N, K): transB
+      const out = ops.alloc(M * N, 'float32') as Float32Array;
+      const a = fill(ops, a64);
+      const b = fill(ops, b64);
+      await ops.matmul(out, a, b, M, N, K, { transB: true });
+      expect(ops.lastMatmulPath).toBe('scalar');
+      let worst = 0;
+      for (let i = 0; i < M; i++)
+        for (let j = 0; j < N; j++) {
+          let ref = 0;
+          for (let k = 0; k < K; k++)
+            ref += Math.fround(a64[i * K + k]!) * Math.fround(b64[j * K + k]!);
+          worst = Math.max(worst, Math.abs(out[i * N + j]! - ref));
+        }
+      expect(worst).toBeLessThan(1e-3); // |ref| ~ 32: float32 sums of 1024 products
+      // The control: a small product still fits and takes the wasm gemm.
+      const small = ops.alloc(4, 'float32') as Float32Array;
+      await ops.matmul(
+        small,
+        Float32Array.from([1, 2, 3, 4]),
+        Float32Array.from([5, 6, 7, 8]),
+        2,
+        2,
+        2,
+      );
+      expect(Array.from(small)).toEqual([19, 22, 43, 50]);
+      expect(ops.lastMatmulPath).toBe('simd');
+    } finally {
+      await ops.dispose();
+    }
+  });
+
   it('falls back to the JS kernel on one thread for plain (non-shared) arrays and still computes', async () => {
     const out = new Float32Array(4);
     await kernels['simd']![1].matmul(
