@@ -52,6 +52,34 @@ __device__ __forceinline__ F block_sum(F x, F* shared) {
   return total;
 }
 
+// 16-byte vectors (the widest single load/store): kVec<T> elements of T in one int4 (8 x float16/bfloat16, 4 x
+// float32). The vectorised kernels need 16-byte aligned pointers and a row length that is a multiple of kVec<T>
+// (is_vec_aligned); every launcher keeps its scalar kernel for other shapes and alignments.
+template <typename T>
+constexpr int kVec = 16 / (int)sizeof(T);
+
+inline bool is_vec_aligned(const void* p) { return ((uintptr_t)p & 15u) == 0; }
+
+template <typename T>
+__device__ __forceinline__ void unpack(const int4& v, float (&f)[kVec<T>]) {
+  const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+  for (int i = 0; i < kVec<T>; ++i) f[i] = load(e + i);
+}
+template <typename T>
+__device__ __forceinline__ int4 pack(const float (&f)[kVec<T>]) {
+  int4 v;
+  T* e = reinterpret_cast<T*>(&v);
+#pragma unroll
+  for (int i = 0; i < kVec<T>; ++i) store(e + i, f[i]);
+  return v;
+}
+// The i-th 16-byte vector of p (p 16-byte aligned).
+template <typename T>
+__device__ __forceinline__ int4 load_vec(const T* p, int64_t i) { return reinterpret_cast<const int4*>(p)[i]; }
+template <typename T>
+__device__ __forceinline__ void store_vec(T* p, int64_t i, int4 v) { reinterpret_cast<int4*>(p)[i] = v; }
+
 inline unsigned grid_for(int64_t n, int block, int64_t cap = 65535LL * 8) {
   int64_t g = (n + block - 1) / block;
   if (g < 1) g = 1;
