@@ -49,10 +49,12 @@ export const KV_MAX_SPLITS = 128;
 /** Largest head dim of the decode kernel. */
 export const KV_MAX_HEAD_DIM = 256;
 /**
- * Resident decode CTAs per SM, the split heuristic's parallelism per SM: 128 threads at 201-206 registers
- * (decode_attention.cu, bf16 / fp16 D <= 128, ptxas -v) leave room for 2.
+ * Resident decode CTAs per SM, the split heuristic's parallelism per SM: 128 threads at 125-128 registers and 35 KB
+ * of shared memory (decode_attention.cu's 16-bit D <= 128 tuning, ptxas -v) leave room for 4. The H100 sweep of
+ * 2026-12-07 (BENCHMARKS.md, CUDA decode attention) timed that kernel with the splits of 4 and of 8 per SM: 4 was
+ * faster at every B = 1 and 4 shape (B = 1, L = 32k: 57 splits 53.6% of copy, 109 splits 42.2%).
  */
-export const KV_CTAS_PER_SM = 2;
+export const KV_CTAS_PER_SM = 4;
 
 /** One KV-cache call as the addon takes it (native/addon/inference.cpp, read_kv). */
 export interface NativeKvCache {

@@ -19,6 +19,13 @@
  *       differ there)
  *   node device-run.mjs decode-bench [--batches 1,4,16,64] [--lens 1024,...,131072] [--max-tokens 2097152]
  *                                    [--layouts contiguous,paged] [--page-size 256] [--iters 20] [--json F]
+ *                                    [--check] [--ctas-per-sm 4,8]
+ *       --check (the tuning sweep, packages/cuda/dev/decode-sweep.sh): before timing, the 16-bit KV-cache
+ *       scenarios of the conformance suite and DECODE_CHECKS (D = 128 GQA decode / chunks / windows / splits, the
+ *       shapes the tuned path runs) on 16-byte aligned caches against the float64 reference; any failure: no
+ *       timing, exit 1. The kernel variant is FLASHATTN_DECODE_VARIANT's (decode_attention.cu), recorded in the
+ *       JSON. --ctas-per-sm: time each shape once per value, with the splits core's kvSplitHeuristic gives for
+ *       SMs x value parallel CTAs (default: the device's own kvCacheCapabilities).
  *       decode attention, Nq = 1, Hq = 32, Hk = 8, D = 128, bf16, every sequence holding L keys (no append): CUDA-
  *       event medians of the whole KV-cache call (the decode kernel and its fused combine; the metadata uploaded once before
  *       timing), and the device-to-device copy bandwidth (cudaMemcpyAsync of 1 GiB) in the same process.
@@ -27,7 +34,7 @@
  *       decode-sdpa-peer.py times PyTorch SDPA on the same shapes (same flags).
  */
 import { writeFileSync } from 'node:fs';
-import { contiguousView, createRng } from '@flashattn/core';
+import { contiguousView, createRng, kvSplitHeuristic } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
 import { checkCachedForward, greedyTokens } from '@flashattn/transformer';
 import {
@@ -42,6 +49,7 @@ import {
   runVarlenRejections,
   runVarlenScenario,
   type InferenceResult,
+  type KvCacheScenario,
 } from '@flashattn/conformance';
 import {
   createCudaDevice,
@@ -191,6 +199,7 @@ export async function inferenceGpt2(): Promise<number> {
 }
 
 interface DecodeRow {
+  ctasPerSm?: number;
   layout: 'contiguous' | 'paged';
   batch: number;
   seqlenK: number;
@@ -225,6 +234,96 @@ async function fillRandom(
   dev.free(src);
 }
 
+/**
+ * The shapes the 16-bit D <= 128 path is tuned for, checked before a variant is timed (decode-bench --check):
+ * GQA 32 / 8 at D = 128 with long ragged caches, contiguous and paged, appends, forced and heuristic splits,
+ * a window, a causal chunk of 3 queries (3 row blocks), D = 96 and D = 64 (lanes past D masked), MQA.
+ */
+export const DECODE_CHECKS: readonly KvCacheScenario[] = (
+  [
+    ['decode', 'bfloat16', 2, 1, 32, 8, 128, [3000, 1777], 1, 0, { causal: true }],
+    [
+      'decode-paged-split7',
+      'bfloat16',
+      3,
+      1,
+      32,
+      8,
+      128,
+      [4100, 0, 257],
+      1,
+      16,
+      { causal: true, numSplits: 7 },
+    ],
+    [
+      'decode-paged-window',
+      'float16',
+      2,
+      1,
+      32,
+      8,
+      128,
+      [2500, 900],
+      0,
+      256,
+      { causal: true, windowSize: [300, 0], numSplits: 3 },
+    ],
+    [
+      'chunk3-paged',
+      'bfloat16',
+      2,
+      3,
+      32,
+      8,
+      128,
+      [1000, 50],
+      3,
+      64,
+      { causal: true, numSplits: 1 },
+    ],
+    [
+      'decode-d96-split40',
+      'bfloat16',
+      1,
+      1,
+      32,
+      8,
+      96,
+      [700],
+      1,
+      0,
+      { causal: true, numSplits: 40 },
+    ],
+    ['decode-d64-mqa', 'float16', 1, 1, 8, 1, 64, [999], 0, 32, { causal: true, numSplits: 2 }],
+  ] as const
+).map(([name, dtype, B, Nq, Hq, Hk, D, lens, Nnew, pageSize, opts]) => ({
+  id: `decode-check ${name} ${dtype} B${B} q${Nq} h${Hq}/${Hk} d${D} lens[${lens.join(',')}] +${Nnew} ${pageSize ? `page${pageSize}` : 'contiguous'}`,
+  B,
+  Nq,
+  Hq,
+  Hk,
+  D,
+  lens,
+  Nnew,
+  pageSize,
+  opts: { ...opts } as KvCacheScenario['opts'],
+  dtype,
+}));
+
+/** decode-bench --check: the 16-bit scenarios and DECODE_CHECKS on aligned caches; the failures' count. */
+async function checkDecodeVariant(dev: CudaDevice): Promise<number> {
+  const aligned = withAlignedKvCaches(dev);
+  const scenarios = [...KV_CACHE_SCENARIOS.filter((s) => s.dtype !== 'float32'), ...DECODE_CHECKS];
+  let failed = 0;
+  for (const s of scenarios) {
+    const r = await runKvCacheScenario(aligned, s, 20261207);
+    line(r);
+    if (!r.pass) failed++;
+  }
+  console.log(`decode-check: ${scenarios.length - failed} passed, ${failed} failed`);
+  return failed;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export async function decodeBench(args: string[]): Promise<number> {
@@ -234,12 +333,19 @@ export async function decodeBench(args: string[]): Promise<number> {
   const layouts = (flag(args, 'layouts') ?? 'contiguous,paged').split(',') as DecodeRow['layout'][];
   const pageSize = Number(flag(args, 'page-size') ?? 256);
   const iters = Number(flag(args, 'iters') ?? 20);
+  const ctasList = flag(args, 'ctas-per-sm') ? ints(flag(args, 'ctas-per-sm')!) : [0];
+  const variant = process.env.FLASHATTN_DECODE_VARIANT ?? 'default';
   const [Hq, Hk, D] = [32, 8, 128];
   const load = loadAddon();
   if (!load.addon) throw new Error(load.reason);
   const addon = load.addon as typeof load.addon & InferenceAddon;
   const dev = createCudaDevice();
   const device = dev.device;
+  if (args.includes('--check') && (await checkDecodeVariant(dev)) > 0) {
+    console.log(`decode variant ${variant}: wrong results, not timed`);
+    await dev.dispose();
+    return 1;
+  }
 
   // The copy bandwidth: cudaMemcpyAsync device to device of 1 GiB (moves 2 GiB).
   const copyBytes = 2 ** 30;
@@ -293,39 +399,50 @@ export async function decodeBench(args: string[]): Promise<number> {
         }
         blockTable = order;
       }
-      const call = dev.kvCacheNativeArgs(
-        {
-          q: view(q, [B, 1, Hq, D]),
-          kCache: view(kBuf, cacheShape),
-          vCache: view(vBuf, cacheShape),
-          cacheSeqlens: new Int32Array(B).fill(L),
-          ...(blockTable ? { blockTable } : {}),
-          out: view(out, [B, 1, Hq, D]),
-        },
-        { causal: true },
-      )!;
-      const ms = median(await addon.kvCacheBenchmark(device, call, 3, iters));
-      const kvBytes = 2 * B * L * Hk * D * 2;
-      const gbps = kvBytes / ms / 1e6;
-      const row: DecodeRow = {
-        layout,
-        batch: B,
-        seqlenK: L,
-        nheadsQ: Hq,
-        nheadsK: Hk,
-        headDim: D,
-        pageSize: layout === 'paged' ? pageSize : 0,
-        numSplits: call.numSplits,
-        ms,
-        kvBytes,
-        gbps,
-        fractionOfCopy: gbps / copyGbps,
-      };
-      rows.push(row);
-      console.log(
-        `ours ${layout.padEnd(10)} B=${String(B).padStart(2)} L=${String(L).padStart(6)} splits=${String(call.numSplits).padStart(3)}: ` +
-          `${ms.toFixed(4)} ms, ${gbps.toFixed(0)} GB/s = ${(100 * row.fractionOfCopy).toFixed(1)}% of copy`,
-      );
+      for (const ctas of ctasList) {
+        const shape = { batch: B, seqlenQ: 1, nheadsQ: Hq, nheadsK: Hk, seqlenK: L };
+        const numSplits =
+          ctas > 0
+            ? kvSplitHeuristic(shape, {
+                parallelism: dev.deviceInfo.multiProcessorCount * ctas,
+                maxSplits: dev.kvCacheCapabilities.maxSplits,
+              })
+            : undefined;
+        const call = dev.kvCacheNativeArgs(
+          {
+            q: view(q, [B, 1, Hq, D]),
+            kCache: view(kBuf, cacheShape),
+            vCache: view(vBuf, cacheShape),
+            cacheSeqlens: new Int32Array(B).fill(L),
+            ...(blockTable ? { blockTable } : {}),
+            out: view(out, [B, 1, Hq, D]),
+          },
+          { causal: true, ...(numSplits !== undefined ? { numSplits } : {}) },
+        )!;
+        const ms = median(await addon.kvCacheBenchmark(device, call, 3, iters));
+        const kvBytes = 2 * B * L * Hk * D * 2;
+        const gbps = kvBytes / ms / 1e6;
+        const row: DecodeRow = {
+          ...(ctas > 0 ? { ctasPerSm: ctas } : {}),
+          layout,
+          batch: B,
+          seqlenK: L,
+          nheadsQ: Hq,
+          nheadsK: Hk,
+          headDim: D,
+          pageSize: layout === 'paged' ? pageSize : 0,
+          numSplits: call.numSplits,
+          ms,
+          kvBytes,
+          gbps,
+          fractionOfCopy: gbps / copyGbps,
+        };
+        rows.push(row);
+        console.log(
+          `ours v=${variant} ${layout.padEnd(10)} B=${String(B).padStart(2)} L=${String(L).padStart(6)} splits=${String(call.numSplits).padStart(3)}: ` +
+            `${ms.toFixed(4)} ms, ${gbps.toFixed(0)} GB/s = ${(100 * row.fractionOfCopy).toFixed(1)}% of copy`,
+        );
+      }
       dev.free(q);
       dev.free(out);
     }
@@ -338,7 +455,12 @@ export async function decodeBench(args: string[]): Promise<number> {
     writeFileSync(
       json,
       JSON.stringify(
-        { device: dev.name, copy: { bytes: copyBytes, ms: copyMs, gbps: copyGbps }, results: rows },
+        {
+          device: dev.name,
+          variant,
+          copy: { bytes: copyBytes, ms: copyMs, gbps: copyGbps },
+          results: rows,
+        },
         null,
         1,
       ),

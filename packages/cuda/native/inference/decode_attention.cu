@@ -11,11 +11,12 @@
 // Inside a CTA (128 threads): 8 key groups of kLanes = 16 lanes. A group reads one key row at a time, each lane
 // EPL elements of it (with 16-byte rows: 16-byte loads, lane l holding elements [8 l, 8 l + 8) of a bf16 row of
 // D = 128, so a half-warp reads the 256-byte row in one coalesced request). Group g takes KPI consecutive keys
-// per step, keys [j0, j0 + KPI) with j0 = jBegin + (step * 8 + g) * KPI, and issues all KPI K rows and KPI V
-// rows before using them, and the next step's before computing this one (software pipeline: bytes in flight
-// 8 groups x 2 steps x KPI x 2 rows per CTA). Per step:
+// per step, keys [j0, j0 + KPI) with j0 = jBegin + (step * 8 + g) * KPI. The K and V rows of later steps are in
+// flight while a step is computed: the next step's in registers (NSTAGE = 0), or NSTAGE - 1 steps in a per-thread
+// cp.async ring in shared memory (Tune below; the 16-bit D <= 128 path runs KPI 2 with a 4-step ring). Per step:
 //   S = Q K^T:   each lane's partial dot products (Q in registers, pre-scaled by scale * log2(e), so exp
-//                becomes exp2), summed over the group's lanes with xor shuffles (every lane gets the score);
+//                becomes exp2), summed over the group's lanes with shuffles (RS: a reduce-scatter that leaves
+//                each lane one (key, row) score; else an xor all-reduce of every score);
 //   Algorithm 1, line 10: m_new = max(m, rowmax(S)), P = exp2(S - m_new), l and acc rescaled by
 //                exp2(m - m_new) (once per step, not per key);
 //   acc += P V:  each lane's EPL columns.
@@ -30,6 +31,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "kv_params.h"
 
@@ -82,21 +84,56 @@ struct Chunk<__half, 8> : Chunk16<__half> {};
 template <>
 struct Chunk<__nv_bfloat16, 8> : Chunk16<__nv_bfloat16> {};
 
+// The tuning of one instantiation (measured: BENCHMARKS.md, "CUDA decode attention (issue #12)").
+//   KPI:    keys per group and step;
+//   NSTAGE: 0 = the K / V rows of the next step in registers (2 steps of KPI rows per lane); >= 2 = a per-thread
+//           cp.async ring of NSTAGE steps in shared memory (NSTAGE - 1 steps in flight while one is computed,
+//           no registers held by the bytes in flight; 16-byte rows only);
+//   RS:     the scores' sum over a group's lanes as a reduce-scatter (each lane ends with one (key, row) score,
+//           computes its one exp2 and broadcasts P back: 15 shuffles instead of 64 at KPI = 4); false: xor
+//           all-reduce of every score on every lane;
+//   MINB:   __launch_bounds__ min CTAs per SM (caps the registers: 2 -> 255, 3 -> 168, 4 -> 128).
+template <int KPI_, int NSTAGE_, bool RS_, int MINB_>
+struct Tune {
+  static constexpr int KPI = KPI_, NSTAGE = NSTAGE_, MINB = MINB_;
+  static constexpr bool RS = RS_;
+};
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  // src_bytes 0: 16 zero bytes, nothing read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+__host__ __device__ constexpr int cmax(int a, int b) { return a > b ? a : b; }
+__host__ __device__ constexpr int ilog2(int x) { return x <= 1 ? 0 : 1 + ilog2(x / 2); }
+
 // T: storage dtype; VEC: elements per load (16 bytes, or 1); EPL: elements per lane (EPL / VEC chunks, lane l's
-// chunk c holds columns c * kLanes * VEC + l * VEC + [0, VEC)).
-template <typename T, int VEC, int EPL>
-__global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCacheParams p) {
+// chunk c holds columns c * kLanes * VEC + l * VEC + [0, VEC)); TU: the tuning (Tune above).
+template <typename T, int VEC, int EPL, class TU>
+__global__ void __launch_bounds__(kThreads, TU::MINB) decode_attention_kernel(const KvCacheParams p) {
   constexpr int NC = EPL / VEC;
   constexpr int ROW = kLanes * EPL;  // columns a group covers (>= D)
-  // keys per group and step: enough loads in flight, within the register budget (2 steps of K and V rows in
-  // registers: bf16 D = 128 (EPL 8, KPI 4) uses 199-201 registers, 2 CTAs per SM; EPL 16 with KPI 2 spilled)
-  constexpr int KPI = EPL <= 8 ? 4 : 1;
+  constexpr int KPI = TU::KPI;
+  constexpr int NSTAGE = TU::NSTAGE;
   using C = Chunk<T, VEC>;
   using Raw = typename C::Raw;
+  static_assert(NSTAGE == 0 || sizeof(Raw) == 16, "the cp.async ring takes 16-byte rows");
+  static_assert(!TU::RS || (KPI == 1 || KPI == 2 || KPI == 4), "RS: KPI 1, 2 or 4");
 
-  __shared__ float sm_m[kGroups][kRows];         // each group's running max (log2 units)
-  __shared__ float sm_l[kGroups][kRows];         // each group's row sum
-  __shared__ float sm_acc[kGroups][kRows][ROW];  // each group's acc (kRows, D)
+  // The ring (NSTAGE > 0) and the groups' acc (the merge, after the key loop) share the same bytes.
+  constexpr int kRingChunks = NSTAGE * KPI * 2 * NC * kThreads;  // (NSTAGE, KPI, K|V, NC, threads) x 16 bytes
+  constexpr int kAccBytes = kGroups * kRows * ROW * (int)sizeof(float);
+  __shared__ __align__(16) unsigned char sm_raw[cmax(kAccBytes, kRingChunks * 16)];
+  __shared__ float sm_m[kGroups][kRows];  // each group's running max (log2 units)
+  __shared__ float sm_l[kGroups][kRows];  // each group's row sum
+  float(*sm_acc)[kRows][ROW] = reinterpret_cast<float(*)[kRows][ROW]>(sm_raw);  // (kGroups, kRows, ROW)
+  uint4* ring = reinterpret_cast<uint4*>(sm_raw);                                // (NSTAGE, KPI, 2, NC, threads)
 
   const int s = blockIdx.x % p.S;
   const int rb = blockIdx.x / p.S;
@@ -134,8 +171,9 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
   const T* kc = static_cast<const T*>(p.k) + (int64_t)hk * p.k_head_stride;
   const T* vc = static_cast<const T*>(p.v) + (int64_t)hk * p.v_head_stride;
   const int32_t* table = p.table + (int64_t)b * p.mb;
-  // Issue the KPI K rows and KPI V rows of keys [j0, j0 + KPI) (keys past jEnd: zeros, never read from memory).
-  auto load_step = [&](int j0, Raw (&kr)[KPI][NC], Raw (&vr)[KPI][NC]) {
+  // The KPI K rows and KPI V rows of keys [j0, j0 + KPI) (keys past jEnd: zeros, never read from memory), each
+  // chunk handed to put(u, kv, c, pointer or null).
+  auto for_step = [&](int j0, auto&& put) {
     int blk = j0 / p.page_size, in_page = j0 - blk * p.page_size;
 #pragma unroll
     for (int u = 0; u < KPI; ++u) {
@@ -147,8 +185,8 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
       for (int c = 0; c < NC; ++c) {
         const int d = c * kLanes * VEC + lane * VEC;
         const bool in = ok && d < p.D;
-        kr[u][c] = in ? C::load(kp + d) : C::zero();
-        vr[u][c] = in ? C::load(vp + d) : C::zero();
+        put(u, 0, c, in ? kp + d : nullptr);
+        put(u, 1, c, in ? vp + d : nullptr);
       }
       if (++in_page == p.page_size) {
         in_page = 0;
@@ -156,14 +194,39 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
       }
     }
   };
+  auto load_step = [&](int j0, Raw(&kr)[KPI][NC], Raw(&vr)[KPI][NC]) {
+    for_step(j0, [&](int u, int kv, int c, const T* src) {
+      const Raw x = src != nullptr ? C::load(src) : C::zero();
+      if (kv == 0) kr[u][c] = x;
+      else vr[u][c] = x;
+    });
+  };
+  auto ring_at = [&](int slot, int u, int kv, int c) -> uint4* {
+    return ring + (((slot * KPI + u) * 2 + kv) * NC + c) * kThreads + threadIdx.x;
+  };
+  auto issue_step = [&](int j0, int slot) {
+    for_step(j0, [&](int u, int kv, int c, const T* src) {
+      cp_async16(ring_at(slot, u, kv, c), src != nullptr ? src : kc, src != nullptr ? 16 : 0);
+    });
+  };
+
   // The two groups of a warp run the same steps (their shuffles need every lane): the loop bound is the warp's
-  // first key; a key past jEnd is masked and not loaded. Software pipeline: the next step's rows are issued
-  // before this step's are used, so a group keeps 2 x KPI K and V rows in flight.
+  // first key; a key past jEnd is masked and not loaded.
   constexpr int kStep = kGroups * KPI;
   const int warp = threadIdx.x / 32;
-  Raw kr[KPI][NC], vr[KPI][NC];
+  const int goff = (g % 2) * KPI;  // this group's first key in its warp's 2 KPI keys of a step
   int jw = jBegin + warp * 2 * KPI;
-  if (jw < jEnd) load_step(jw + (g % 2) * KPI, kr, vr);  // issued before Q's loads: both in flight together
+  Raw kr[KPI][NC], vr[KPI][NC];
+  if constexpr (NSTAGE == 0) {
+    if (jw < jEnd) load_step(jw + goff, kr, vr);  // issued before Q's loads: both in flight together
+  } else {
+#pragma unroll
+    for (int st = 0; st < NSTAGE - 1; ++st) {
+      const int js = jw + st * kStep;
+      if (js < jEnd) issue_step(js + goff, st);
+      cp_async_commit();  // one group per step, empty or not: wait_group counts steps
+    }
+  }
   // Q rows in registers, times scale * log2(e) (rows past M: 0)
   float qr[kRows][EPL];
 #pragma unroll
@@ -192,13 +255,23 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
 #pragma unroll
     for (int e = 0; e < EPL; ++e) acc[r][e] = 0.f;
   }
+  // RS: lane l ends the reduce-scatter holding score x = (l >> SH) = u * kRows + r: key j0 + u of row r. Its
+  // row's visible keys, and its share of the row sum (the lanes of a row, over u, add up to l at the end).
+  constexpr int kLog2V = ilog2(KPI * kRows);
+  constexpr int SH = 4 - kLog2V;
+  const int my_x = lane >> SH, my_u = my_x / kRows, my_r = my_x % kRows;
+  int my_lo = lo[0], my_hi = hi[0];
+#pragma unroll
+  for (int r = 1; r < kRows; ++r)
+    if (my_r == r) {
+      my_lo = lo[r];
+      my_hi = hi[r];
+    }
+  float l_mine = 0.f;
 
-  for (; jw < jEnd; jw += kStep) {
-    const int j0 = jw + (g % 2) * KPI;
-    const bool more = jw + kStep < jEnd;  // warp-uniform
-    Raw kn[KPI][NC], vn[KPI][NC];
-    if (more) load_step(j0 + kStep, kn, vn);
-    // S = Q K^T: partial dots over this lane's columns, then summed over the group's lanes
+  // One step: keys [j0, j0 + KPI) of this group, their K / V rows in kr / vr.
+  auto compute_step = [&](int j0, const Raw(&kr)[KPI][NC], const Raw(&vr)[KPI][NC]) {
+    // S = Q K^T: partial dots over this lane's columns
     float sc[KPI][kRows];
 #pragma unroll
     for (int u = 0; u < KPI; ++u) {
@@ -213,38 +286,92 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
         sc[u][r] = x;
       }
     }
-#pragma unroll
-    for (int o = kLanes / 2; o > 0; o >>= 1)
+    if constexpr (TU::RS) {
+      // reduce-scatter over the group's 16 lanes: at offset o a lane keeps the half of its scores selected by
+      // (lane & o) and adds its partner's copy of that half
+      float x[KPI * kRows];
 #pragma unroll
       for (int u = 0; u < KPI; ++u)
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) sc[u][r] += __shfl_xor_sync(0xffffffffu, sc[u][r], o);
-    // mask, then Algorithm 1, line 10 once for the step's KPI keys
+        for (int r = 0; r < kRows; ++r) x[u * kRows + r] = sc[u][r];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) {
-      float mx = -INFINITY;
+      for (int lvl = 0; lvl < kLog2V; ++lvl) {
+        const int o = (kLanes / 2) >> lvl;
+        constexpr int V = KPI * kRows;
+        const int half = V >> (lvl + 1);
+        const bool up = (lane & o) != 0;
 #pragma unroll
-      for (int u = 0; u < KPI; ++u) {
-        const int j = j0 + u;
-        if (!(j >= lo[r] && j < hi[r])) sc[u][r] = -INFINITY;
-        mx = fmaxf(mx, sc[u][r]);
+        for (int i = 0; i < V / 2; ++i) {
+          if (i < half) {
+            const float send = up ? x[i] : x[i + half];
+            const float keep = up ? x[i + half] : x[i];
+            x[i] = keep + __shfl_xor_sync(0xffffffffu, send, o);
+          }
+        }
       }
-      const float m_new = fmaxf(m_i[r], mx);
-      if (m_new == -INFINITY) {  // no visible key for this row yet: nothing to add
 #pragma unroll
-        for (int u = 0; u < KPI; ++u) sc[u][r] = 0.f;
-        continue;
+      for (int o = (kLanes / 2) >> kLog2V; o > 0; o >>= 1) x[0] += __shfl_xor_sync(0xffffffffu, x[0], o);
+      const int j = j0 + my_u;
+      const float sx = j >= my_lo && j < my_hi ? x[0] : -INFINITY;
+      // the step's max of each row: over the lanes of the row's KPI keys, then read from the row's u = 0 lane
+      float mx = sx;
+#pragma unroll
+      for (int o = 1 << (SH + 2); o < kLanes; o <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      // Algorithm 1, line 10, once per step for every row (each lane keeps every row's acc columns)
+      float m_mine = -INFINITY, a_mine = 1.f;
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        const float m_new = fmaxf(m_i[r], __shfl_sync(0xffffffffu, mx, r << SH, kLanes));
+        const float alpha = m_new == -INFINITY ? 1.f : exp2f(m_i[r] - m_new);  // m_i = -inf: 0
+        m_i[r] = m_new;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[r][e] *= alpha;
+        if (my_r == r) {
+          m_mine = m_new;
+          a_mine = alpha;
+        }
       }
-      const float alpha = exp2f(m_i[r] - m_new);  // m_i = -inf: 0
-      m_i[r] = m_new;
-      l_i[r] *= alpha;
+      const float pm = m_mine == -INFINITY ? 0.f : exp2f(sx - m_mine);  // masked: exp2(-inf) = 0
+      l_mine = fmaf(l_mine, a_mine, pm);
 #pragma unroll
-      for (int e = 0; e < EPL; ++e) acc[r][e] *= alpha;
+      for (int u = 0; u < KPI; ++u)
 #pragma unroll
-      for (int u = 0; u < KPI; ++u) {
-        const float pu = exp2f(sc[u][r] - m_new);  // masked: exp2(-inf) = 0
-        sc[u][r] = pu;
-        l_i[r] += pu;
+        for (int r = 0; r < kRows; ++r) sc[u][r] = __shfl_sync(0xffffffffu, pm, (u * kRows + r) << SH, kLanes);
+    } else {
+      // summed over the group's lanes (every lane gets every score)
+#pragma unroll
+      for (int o = kLanes / 2; o > 0; o >>= 1)
+#pragma unroll
+        for (int u = 0; u < KPI; ++u)
+#pragma unroll
+          for (int r = 0; r < kRows; ++r) sc[u][r] += __shfl_xor_sync(0xffffffffu, sc[u][r], o);
+      // mask, then Algorithm 1, line 10 once for the step's KPI keys
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        float mx = -INFINITY;
+#pragma unroll
+        for (int u = 0; u < KPI; ++u) {
+          const int j = j0 + u;
+          if (!(j >= lo[r] && j < hi[r])) sc[u][r] = -INFINITY;
+          mx = fmaxf(mx, sc[u][r]);
+        }
+        const float m_new = fmaxf(m_i[r], mx);
+        if (m_new == -INFINITY) {  // no visible key for this row yet: nothing to add
+#pragma unroll
+          for (int u = 0; u < KPI; ++u) sc[u][r] = 0.f;
+          continue;
+        }
+        const float alpha = exp2f(m_i[r] - m_new);  // m_i = -inf: 0
+        m_i[r] = m_new;
+        l_i[r] *= alpha;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[r][e] *= alpha;
+#pragma unroll
+        for (int u = 0; u < KPI; ++u) {
+          const float pu = exp2f(sc[u][r] - m_new);  // masked: exp2(-inf) = 0
+          sc[u][r] = pu;
+          l_i[r] += pu;
+        }
       }
     }
     // acc += P V
@@ -258,15 +385,55 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
 #pragma unroll
         for (int e = 0; e < EPL; ++e) acc[r][e] = fmaf(sc[u][r], vf[e], acc[r][e]);
     }
-    if (more) {
+  };
+
+  if constexpr (NSTAGE == 0) {
+    // software pipeline: the next step's rows are issued before this step's are used, so a group keeps 2 x KPI
+    // K and V rows in flight
+    for (; jw < jEnd; jw += kStep) {
+      const bool more = jw + kStep < jEnd;  // warp-uniform
+      Raw kn[KPI][NC], vn[KPI][NC];
+      if (more) load_step(jw + kStep + goff, kn, vn);
+      compute_step(jw + goff, kr, vr);
+      if (more) {
+#pragma unroll
+        for (int u = 0; u < KPI; ++u)
+#pragma unroll
+          for (int c = 0; c < NC; ++c) {
+            kr[u][c] = kn[u][c];
+            vr[u][c] = vn[u][c];
+          }
+      }
+    }
+  } else {
+    // the ring: step i lives in slot i % NSTAGE; step i + NSTAGE - 1 is issued into the slot step i - 1 used
+    // (each thread reads back only the chunks it copied itself: no barrier, wait_group alone)
+    int slot = 0;
+    for (; jw < jEnd; jw += kStep) {
+      const int jn = jw + (NSTAGE - 1) * kStep;
+      const int wslot = slot == 0 ? NSTAGE - 1 : slot - 1;
+      if (jn < jEnd) issue_step(jn + goff, wslot);
+      cp_async_commit();
+      cp_async_wait<NSTAGE - 1>();  // step i's group has landed
 #pragma unroll
       for (int u = 0; u < KPI; ++u)
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
-          kr[u][c] = kn[u][c];
-          vr[u][c] = vn[u][c];
+          kr[u][c] = *reinterpret_cast<const Raw*>(ring_at(slot, u, 0, c));
+          vr[u][c] = *reinterpret_cast<const Raw*>(ring_at(slot, u, 1, c));
         }
+      compute_step(jw + goff, kr, vr);
+      slot = slot + 1 == NSTAGE ? 0 : slot + 1;
     }
+    cp_async_wait<0>();
+    __syncthreads();  // every warp is done with the ring before sm_acc overwrites it
+  }
+  if constexpr (TU::RS) {
+    // each row's l: the sum of its lanes' shares over u (lanes that differ below bit SH hold the same share)
+#pragma unroll
+    for (int o = 1 << (SH + 2); o < kLanes; o <<= 1) l_mine += __shfl_xor_sync(0xffffffffu, l_mine, o);
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) l_i[r] = __shfl_sync(0xffffffffu, l_mine, r << SH, kLanes);
   }
 
   // Merge the groups: M = max_g m_g, l = sum_g l_g exp2(m_g - M), acc = sum_g acc_g exp2(m_g - M)
@@ -377,29 +544,79 @@ __global__ void __launch_bounds__(kThreads) decode_attention_kernel(const KvCach
   }
 }
 
-template <typename T, int VEC, int EPL>
+template <typename T, int VEC, int EPL, class TU>
 cudaError_t launch(const KvCacheParams& p, cudaStream_t stream) {
   const int64_t gx = (int64_t)p.S * decode_row_blocks(p.Hq, p.Hk, p.Nq);
   if (gx > 0x7fffffff || p.Hk > 65535 || p.B > 65535) return cudaErrorInvalidConfiguration;
-  decode_attention_kernel<T, VEC, EPL><<<dim3((unsigned)gx, p.Hk, p.B), kThreads, 0, stream>>>(p);
+  if constexpr (TU::NSTAGE > 0) {
+    // the ring needs the shared memory of MINB CTAs per SM: ask for the largest carveout (once)
+    static const cudaError_t carve = cudaFuncSetAttribute(decode_attention_kernel<T, VEC, EPL, TU>,
+                                                          cudaFuncAttributePreferredSharedMemoryCarveout,
+                                                          (int)cudaSharedmemCarveoutMaxShared);
+    if (carve != cudaSuccess) return carve;
+  }
+  decode_attention_kernel<T, VEC, EPL, TU><<<dim3((unsigned)gx, p.Hk, p.B), kThreads, 0, stream>>>(p);
   return cudaGetLastError();
 }
+
+// The tuning of everything but the 16-bit D <= 128 path: KPI 4 at EPL <= 8, 1 above (EPL 16 with KPI 2
+// spilled), the K / V rows in registers, xor all-reduce.
+template <int EPL>
+using BaseTune = Tune<(EPL <= 8 ? 4 : 1), 0, false, 1>;
+
+// The 16-bit 16-byte path at D <= 128 (EPL 8), decode's: KPI 2, a 4-step cp.async ring, reduce-scatter, 4 CTAs
+// per SM (128 registers) - the sweep's pick (packages/cuda/dev/decode-sweep.sh, BENCHMARKS.md).
+using Tune16 = Tune<2, 4, true, 4>;
+
+#ifdef FLASHATTN_DECODE_SWEEP
+// The dev sweep's build only (packages/cuda/dev/decode-sweep.sh: FLASHATTN_CUDA_ARCH carries
+// -DFLASHATTN_DECODE_SWEEP): FLASHATTN_DECODE_VARIANT picks the tuning of this path, read once per process.
+template <typename T>
+cudaError_t launch_16bit_d128(const KvCacheParams& p, cudaStream_t stream) {
+  static const int v = [] {
+    const char* e = std::getenv("FLASHATTN_DECODE_VARIANT");
+    return e != nullptr && *e != 0 ? std::atoi(e) : -1;
+  }();
+  switch (v) {
+    case 0: return launch<T, 8, 8, Tune<4, 0, false, 1>>(p, stream);  // before: 205 registers, 2 CTAs / SM
+    case 1: return launch<T, 8, 8, Tune<2, 0, false, 3>>(p, stream);
+    case 2: return launch<T, 8, 8, Tune<1, 0, false, 4>>(p, stream);
+    case 3: return launch<T, 8, 8, Tune<4, 0, true, 2>>(p, stream);
+    case 4: return launch<T, 8, 8, Tune<2, 0, true, 3>>(p, stream);
+    case 5: return launch<T, 8, 8, Tune<2, 4, true, 4>>(p, stream);
+    case 6: return launch<T, 8, 8, Tune<1, 8, true, 4>>(p, stream);
+    case 7: return launch<T, 8, 8, Tune<2, 4, false, 4>>(p, stream);
+    case 8: return launch<T, 8, 8, Tune<1, 6, true, 5>>(p, stream);
+    case 9: return launch<T, 8, 8, Tune<2, 5, true, 4>>(p, stream);
+    default: return launch<T, 8, 8, Tune16>(p, stream);
+  }
+}
+#else
+template <typename T>
+cudaError_t launch_16bit_d128(const KvCacheParams& p, cudaStream_t stream) {
+  return launch<T, 8, 8, Tune16>(p, stream);
+}
+#endif
 
 // Elements per lane: the smallest instantiated multiple of VEC covering D with kLanes lanes (D <= 256).
 template <typename T, int VEC>
 cudaError_t launch_vec(const KvCacheParams& p, cudaStream_t stream) {
-  if (p.D <= kLanes * VEC) return launch<T, VEC, VEC>(p, stream);
-  if (p.D <= kLanes * 2 * VEC) return launch<T, VEC, 2 * VEC>(p, stream);
+  if constexpr (VEC == 8) {
+    if (p.D <= kLanes * VEC) return launch_16bit_d128<T>(p, stream);
+  } else {
+    if (p.D <= kLanes * VEC) return launch<T, VEC, VEC, BaseTune<VEC>>(p, stream);
+  }
+  if (p.D <= kLanes * 2 * VEC) return launch<T, VEC, 2 * VEC, BaseTune<2 * VEC>>(p, stream);
   if constexpr (VEC == 4) {
-    if (p.D <= kLanes * 4 * VEC) return launch<T, VEC, 4 * VEC>(p, stream);
+    if (p.D <= kLanes * 4 * VEC) return launch<T, VEC, 4 * VEC, BaseTune<4 * VEC>>(p, stream);
   }
   return cudaErrorInvalidValue;
 }
 
 template <typename T>
 cudaError_t launch_scalar(const KvCacheParams& p, cudaStream_t stream) {
-  if (p.D <= kLanes * 4) return launch<T, 1, 4>(p, stream);
-  if (p.D <= kLanes * 16) return launch<T, 1, 16>(p, stream);
+  if (p.D <= kLanes * 4) return launch<T, 1, 4, BaseTune<4>>(p, stream);
+  if (p.D <= kLanes * 16) return launch<T, 1, 16, BaseTune<16>>(p, stream);
   return cudaErrorInvalidValue;
 }
 
