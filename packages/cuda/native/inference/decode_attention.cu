@@ -29,6 +29,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -549,11 +550,19 @@ cudaError_t launch(const KvCacheParams& p, cudaStream_t stream) {
   const int64_t gx = (int64_t)p.S * decode_row_blocks(p.Hq, p.Hk, p.Nq);
   if (gx > 0x7fffffff || p.Hk > 65535 || p.B > 65535) return cudaErrorInvalidConfiguration;
   if constexpr (TU::NSTAGE > 0) {
-    // the ring needs the shared memory of MINB CTAs per SM: ask for the largest carveout (once)
-    static const cudaError_t carve = cudaFuncSetAttribute(decode_attention_kernel<T, VEC, EPL, TU>,
-                                                          cudaFuncAttributePreferredSharedMemoryCarveout,
-                                                          (int)cudaSharedmemCarveoutMaxShared);
-    if (carve != cudaSuccess) return carve;
+    // the ring needs the shared memory of MINB CTAs per SM: ask for the largest carveout, once per device (a
+    // function attribute belongs to the current device's context)
+    static std::atomic<unsigned long long> carved{0};
+    int dev = 0;
+    cudaError_t err = cudaGetDevice(&dev);
+    if (err != cudaSuccess) return err;
+    const unsigned long long bit = dev < 64 ? 1ull << dev : 0ull;
+    if (bit == 0 || (carved.load(std::memory_order_relaxed) & bit) == 0) {
+      err = cudaFuncSetAttribute(decode_attention_kernel<T, VEC, EPL, TU>,
+                                 cudaFuncAttributePreferredSharedMemoryCarveout, (int)cudaSharedmemCarveoutMaxShared);
+      if (err != cudaSuccess) return err;
+      carved.fetch_or(bit, std::memory_order_relaxed);
+    }
   }
   decode_attention_kernel<T, VEC, EPL, TU><<<dim3((unsigned)gx, p.Hk, p.B), kThreads, 0, stream>>>(p);
   return cudaGetLastError();
