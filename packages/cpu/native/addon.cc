@@ -2,8 +2,10 @@
 // gemm (gemm_avx2.cc) on AVX2 + FMA.
 //   cpuFeatures()   -> { avx2, fma }: what this CPU (and OS) supports, checked at run time
 //   forward(args)   -> Promise<void>: the forward on native threads, off the event loop
-//   gemm(args)      -> Promise<void>: C = op(A) op(B) [+ bias | + C] on native threads, off the event loop
-//   gemmSync(args)  -> undefined: the same blocking the calling thread (small problems: threads = 1)
+//   gemm(args)      -> Promise<kernel>: C = op(A) op(B) [+ bias | + C] on native threads, off the event loop
+//   gemmSync(args)  -> kernel: the same blocking the calling thread (small problems: threads = 1)
+//                      kernel: 'gemm' (packed, gemm_avx2.cc), 'gemv' (M <= kGemvMaxM, gemv_avx2.cc) or
+//                      'none' (M, N or K = 0: nothing to multiply)
 // This file is built without -mavx2 so that loading it and asking cpuFeatures() is safe on any x86-64;
 // the kernels refuse to run (TypeError) where the check fails. Every argument is checked here (a
 // TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
@@ -169,6 +171,7 @@ struct PoolCall {
   AddonData* data = nullptr;
   int threads = 1;
   const char* what = "";
+  const char* result = nullptr;  // the promise's value (a string), or undefined when null
   std::string error;
   bool oom = false;
 };
@@ -249,11 +252,12 @@ napi_value failure(napi_env env, const char* what, const std::string& error, boo
 
 // Settle a call's promise: resolved when status is ok and error empty, else rejected with failure().
 void settle(napi_env env, napi_deferred deferred, napi_status status, const char* what,
-            const std::string& error, bool oom) {
+            const std::string& error, bool oom, const char* result) {
   if (status == napi_ok && error.empty()) {
-    napi_value undef;
-    napi_get_undefined(env, &undef);
-    napi_resolve_deferred(env, deferred, undef);
+    napi_value value;
+    if (result) napi_create_string_utf8(env, result, NAPI_AUTO_LENGTH, &value);
+    else napi_get_undefined(env, &value);
+    napi_resolve_deferred(env, deferred, value);
   } else {
     napi_reject_deferred(env, deferred, failure(env, what, error, oom));
   }
@@ -267,7 +271,7 @@ void release(napi_env env, PoolCall* w) {
 
 void complete(napi_env env, napi_status status, void* data) {
   auto* w = static_cast<PoolCall*>(data);
-  settle(env, w->deferred, status, w->what, w->error, w->oom);
+  settle(env, w->deferred, status, w->what, w->error, w->oom, w->result);
   release(env, w);
 }
 
@@ -387,6 +391,7 @@ napi_value forward(napi_env env, napi_callback_info info) {
 
 struct GemmWork : PoolCall {
   GemmParams p{};
+  bool gemv = false;  // the small-M path: units of C columns, no packs (mem: op(A) copied when transposed)
   // gemm_prepare's: the packs (the cached buffer, or one of this call's own) and the units
   float* mem = nullptr;
   bool ownMem = false, cached = false;
@@ -398,6 +403,7 @@ struct GemmWork : PoolCall {
 // here; else the packs are allocated. True when units are left to run (then gemm_finish after them).
 bool gemm_prepare(GemmWork& w) {
   GemmParams& p = w.p;
+  w.result = "none";
   if (p.M == 0 || p.N == 0) return false;
   if (p.K == 0) {
     if (p.accumulate) return false;
@@ -405,6 +411,28 @@ bool gemm_prepare(GemmWork& w) {
       for (int64_t j = 0; j < p.N; j++) p.c[i * p.N + j] = p.bias ? p.bias[j] : 0.0f;
     return false;
   }
+  if (p.M <= flashattn_cpu::kGemvMaxM) {
+    w.result = "gemv";
+    w.gemv = true;
+    if (p.a_cs != 1) {  // transA: op(A) (M, K) copied row-major (at most kGemvMaxM K floats)
+      const size_t bytes = (static_cast<size_t>(p.M) * p.K * sizeof(float) + 63) / 64 * 64;
+      w.mem = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (w.mem == nullptr) {
+        w.oom = true;
+        w.error = "cannot allocate " + std::to_string(bytes) + " bytes for op(A)";
+        return false;
+      }
+      w.ownMem = true;
+      for (int64_t i = 0; i < p.M; i++)
+        for (int64_t k = 0; k < p.K; k++) w.mem[i * p.K + k] = p.a[i * p.a_rs + k * p.a_cs];
+      p.a = w.mem;
+      p.a_rs = p.K;
+      p.a_cs = 1;
+    }
+    w.blockUnits = flashattn_cpu::gemv_units(p);
+    return true;
+  }
+  w.result = "gemm";
   flashattn_cpu::gemm_layout(p);
   const size_t floats = flashattn_cpu::gemm_pack_floats(p);
   const size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
@@ -439,6 +467,11 @@ bool gemm_prepare(GemmWork& w) {
 
 // One thread's share: pack units, then (once every pack is done) block units, from atomic counters.
 void gemm_body(GemmWork& w) {
+  if (w.gemv) {
+    for (int u; (u = w.blockNext.fetch_add(1, std::memory_order_relaxed)) < w.blockUnits;)
+      flashattn_cpu::gemv_block(w.p, u);
+    return;
+  }
   for (int u; (u = w.packNext.fetch_add(1, std::memory_order_relaxed)) < w.packUnits;) {
     flashattn_cpu::gemm_pack(w.p, u);
     w.packDone.fetch_add(1, std::memory_order_release);
@@ -510,7 +543,7 @@ void parse_gemm(napi_env env, napi_callback_info info, GemmWork& w, const char* 
   const bool transB = boolean(env, prop(env, args, "transB"), "transB");
   p.accumulate = boolean(env, prop(env, args, "accumulate"), "accumulate");
   w.threads = dim("threads", 1, 256);
-  p.variant = dim("variant", 0, 2);
+  p.variant = dim("variant", 0, 3);
   const int64_t M = p.M, N = p.N, K = p.K;
   if (M * K > (int64_t{1} << 40) || K * N > (int64_t{1} << 40) || M * N > (int64_t{1} << 40))
     type_error(env, "M N K: operands too large");
@@ -563,9 +596,11 @@ napi_value gemm_sync(napi_env env, napi_callback_info info) {
       w->data->pool->run(w->threads, [w](int) { gemm_body(*w); });
       gemm_finish(*w);
     }
+    napi_value kernel = nullptr;
     if (!w->error.empty()) napi_throw(env, failure(env, "gemm", w->error, w->oom));
+    else napi_create_string_utf8(env, w->result, NAPI_AUTO_LENGTH, &kernel);
     release(env, w);
-    return nullptr;
+    return kernel;
   } catch (const Thrown&) {
     release(env, w);
     return nullptr;

@@ -11,6 +11,9 @@
 // Every C element is summed over the same KC slices in the same order whoever computes its block, so
 // results are bitwise the same for any thread count. The packs are complete before any block runs, so
 // C may even alias A or B.
+//
+// With M <= kGemvMaxM rows the addon runs the small-M path instead (gemv_avx2.cc: nothing packed, B read
+// once in its own layout for all rows; units of C columns, same determinism; C must not alias A or B).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -21,8 +24,17 @@ namespace flashattn_cpu {
 enum GemmVariant : int {
   kGemmCorrect = 0,
   kGemmDropLastK = 1,      // each KC slice skips its last step of K
-  kGemmDropEdgeCols = 2,   // the N % 16 columns of the last panel are never written
+  kGemmDropEdgeCols = 2,   // the N % 16 columns of the last panel are never written (small-M: N % 8)
+  kGemvRowZero = 3,        // small-M path only: every row of C is computed from row 0 of op(A)
 };
+// kGemmDropLastK on the small-M path drops the last step of K.
+
+// Rows up to which the addon takes the small-M path (gemv_units / gemv_block below). native/dev/
+// gemv_sweep.cc, one thread, the 8 GPT-2 decode shapes of `small` and gpt2-124m (2026-12-07, load
+// 1.3-2.3; apps/bench/figures/cpu/gemv/sweep-*.log): small-M over packed 2.5-5.7x at M = 1, 1.7-3.1x at
+// M = 8; at M = 12 (two passes over B) 0.86-2.0x, at 16 0.85-1.7x, at 24 0.77-1.7x: the small shapes
+// (B of 1.8-2.4 MB) cross over at 12-16, so 8.
+constexpr int kGemvMaxM = 8;
 
 struct GemmParams {
   int M, N, K;
@@ -51,5 +63,10 @@ int gemm_pack_units(const GemmParams& p);
 void gemm_pack(const GemmParams& p, int u);
 // Block units [0, mBlocks nBlocks), after every pack unit is done.
 void gemm_block(const GemmParams& p, int u);
+
+// The small-M path, 1 <= M <= kGemvMaxM, K >= 1, op(A) rows contiguous (a_cs == 1), no packs (ap, bp
+// unused): units [0, gemv_units) of C columns, in any order on any threads.
+int gemv_units(const GemmParams& p);
+void gemv_block(const GemmParams& p, int u);
 
 }  // namespace flashattn_cpu

@@ -2,8 +2,9 @@
 // Build the native CPU addon (native/: the AVX2 + FMA FlashAttention forward) with g++ into
 // build/Release/flashattn_cpu.node, on linux-x64 where g++ and Node's headers exist; elsewhere skip: the
 // package then runs the wasm kernels, and nativeAttentionInfo() says why (build/native-status.json).
-// Three translation units, compiled in parallel: the kernels (flash_forward_avx2.cc, gemm_avx2.cc) with
-// -O3 -mavx2 -mfma (called only after the addon's run-time CPU check), the addon without AVX flags. FLASHATTN_CPU_SKIP_NATIVE=1 skips on purpose.
+// Four translation units, compiled in parallel: the kernels (flash_forward_avx2.cc, gemm_avx2.cc,
+// gemv_avx2.cc) with -O3 -mavx2 -mfma (called only after the addon's run-time CPU check), the addon
+// without AVX flags. FLASHATTN_CPU_SKIP_NATIVE=1 skips on purpose.
 // A failed compile fails `pnpm build` where g++ exists (a broken kernel must not pass CI silently);
 // with --optional it only warns.
 import { spawn, spawnSync } from 'node:child_process';
@@ -56,6 +57,7 @@ try {
   const objs = await Promise.all([
     compile('flash_forward_avx2.cc', ['-O3', '-mavx2', '-mfma']),
     compile('gemm_avx2.cc', ['-O3', '-mavx2', '-mfma']),
+    compile('gemv_avx2.cc', ['-O3', '-mavx2', '-mfma']),
     compile('addon.cc', ['-O2']),
   ]);
   const tmp = join(out, 'flashattn_cpu.node.tmp');

@@ -44,8 +44,9 @@ export interface NativeForwardArgs {
 }
 
 /**
- * Arguments of the addon's gemm (native/gemm_avx2.cc): c (M, N) = op(a) op(b) [+ bias | + c], all
- * float32, each array exactly as long as its sizes say (checked by the addon too).
+ * Arguments of the addon's gemm (native/gemm_avx2.cc, and gemv_avx2.cc for M <= 8 rows): c (M, N) =
+ * op(a) op(b) [+ bias | + c], all float32, each array exactly as long as its sizes say (checked by the
+ * addon too).
  */
 export interface NativeGemmArgs {
   M: number;
@@ -64,9 +65,19 @@ export interface NativeGemmArgs {
   /** (N) or null */
   bias: Float32Array | null;
   threads: number;
-  /** 0 in production; 1 (each K slice drops its last step) and 2 (edge columns never written) are the broken test variants. */
-  variant: 0 | 1 | 2;
+  /**
+   * 0 in production; the broken test variants: 1 (each K slice drops its last step), 2 (the edge columns
+   * are never written: N % 16 on the packed gemm, N % 8 on the small-M path), 3 (small-M path only: every
+   * row of c is computed from the first row of op(a)).
+   */
+  variant: 0 | 1 | 2 | 3;
 }
+
+/**
+ * Which kernel a gemm call ran: 'gemm' (packed, native/gemm_avx2.cc), 'gemv' (the small-M path,
+ * native/gemv_avx2.cc), 'none' (M, N or K = 0). Addons built before the small-M path return undefined.
+ */
+export type NativeGemmKernel = 'gemm' | 'gemv' | 'none';
 
 export interface CpuAddon {
   cpuFeatures(): { avx2: boolean; fma: boolean };
@@ -76,9 +87,9 @@ export interface CpuAddon {
    * The gemm on `threads` native threads, off the event loop (rejects with code 'ENOMEM' when the packs
    * cannot be allocated). Absent from addons built before it (issue #11 round 5).
    */
-  gemm?(args: NativeGemmArgs): Promise<void>;
+  gemm?(args: NativeGemmArgs): Promise<NativeGemmKernel | undefined>;
   /** The same gemm, blocking the calling thread (with `threads` native threads; throws code 'ENOMEM'). */
-  gemmSync?(args: NativeGemmArgs): void;
+  gemmSync?(args: NativeGemmArgs): NativeGemmKernel | undefined;
 }
 
 export interface NativeAttentionInfo {

@@ -100,10 +100,11 @@ export interface CpuOpsOptions {
   /** Testing only: a deliberately broken native forward (1 = mask off by one, 2 = no rescale). */
   nativeVariant?: 0 | 1 | 2;
   /**
-   * Testing only: a deliberately broken native gemm (1 = each K slice drops its last step, 2 = the
-   * N % 16 edge columns are never written).
+   * Testing only: a deliberately broken native gemm (1 = each K slice drops its last step, 2 = the edge
+   * columns are never written: N % 16 packed, N % 8 on the small-M path, 3 = the small-M path computes
+   * every row from the first row of op(A)).
    */
-  nativeGemmVariant?: 0 | 1 | 2;
+  nativeGemmVariant?: 0 | 1 | 2 | 3;
   /**
    * Most bytes the wasm memory (the SIMD kernels' arena) may grow to; default 4 GiB, wasm32's limit. Float32
    * buffers past it live outside the arena and take the native or scalar kernels; a matmul whose packs no
@@ -173,8 +174,11 @@ export class CpuOps
   lastOpPath: 'simd' | 'scalar' | null = null;
   /** The native gemm (matmul-native.ts) when the addon has it and `native` is on, else null. */
   private readonly gemm: NativeGemm | null;
-  /** Which kernel the last matmul ran: the native gemm, the wasm SIMD gemm, or the JS loops (tests check it). */
-  lastMatmulPath: 'native' | 'simd' | 'scalar' | null = null;
+  /**
+   * Which kernel the last matmul ran: the native packed gemm, the native small-M path (M <= 8 rows), the
+   * wasm SIMD gemm, or the JS loops (tests check it).
+   */
+  lastMatmulPath: 'native' | 'native-gemv' | 'simd' | 'scalar' | null = null;
 
   constructor(opts: CpuOpsOptions = {}) {
     const threads = Math.max(1, Math.floor(opts.threads ?? availableParallelism()));
@@ -386,7 +390,7 @@ export class CpuOps
       if (this.gemm && o instanceof Float32Array) {
         this.lastMatmulPath = 'native';
         const f32 = (x: FloatArray): Float32Array => x as Float32Array; // sameDType: all float32
-        await matmulNative(
+        const kernel = await matmulNative(
           this.gemm,
           this.threads,
           o,
@@ -398,6 +402,7 @@ export class CpuOps
           K,
           opts,
         );
+        if (kernel === 'gemv') this.lastMatmulPath = 'native-gemv';
         return;
       }
       if (

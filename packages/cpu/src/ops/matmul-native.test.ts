@@ -1,8 +1,11 @@
 // The native AVX2 gemm (native/gemm_avx2.cc through matmul-native.ts): CpuOps.matmul's default float32
-// path; checked against a float64 triple loop with the tolerance rule (error <= 2x a naive float32
-// loop's + a 1e-6 floor) on all four layouts x plain / bias / accumulate, shapes off the 6 x 16 tiles
-// and the MC, NC, KC blocks, on the synchronous and the threaded path; bitwise the same on 1, 2, 3
-// threads; deliberately broken variants rejected by the ops conformance suite; the event loop runs
+// path, and its small-M path (native/gemv_avx2.cc, M <= 8 rows: GPT-2 decoding); checked against a
+// float64 triple loop with the tolerance rule (error <= 2x a naive float32 loop's + a 1e-6 floor) on all
+// four layouts x plain / bias / accumulate, shapes off the 6 x 16 tiles and the MC, NC, KC blocks (the
+// packed gemm), M = 1, 2, 3, 5, 8 with odd N and K off the 8-lane vectors, the 4-step K groups and the
+// column units (the small-M path), on the synchronous and the threaded path; bitwise the same on 1, 2, 3
+// threads (the addon directly: 1 .. 7); deliberately broken variants rejected by the ops conformance
+// suite; the event loop runs
 // while it computes; bad input gives typed errors; a worker_thread can load and use the addon; a
 // process that used the pool exits on its own. ops/cpu-ops.conformance.test.ts runs the whole ops
 // suite with it. Skipped, saying why, where the addon (with its gemm) is not built or the CPU lacks
@@ -41,7 +44,10 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     expect(one.name).toContain('native avx2 forward + gemm');
     const out = one.alloc(4, 'float32');
     await one.matmul(out, fill(one, randn(4, 1)), fill(one, randn(4, 2)), 2, 2, 2);
-    expect(one.lastMatmulPath).toBe('native');
+    expect(one.lastMatmulPath).toBe('native-gemv'); // M = 2: the small-M path
+    const big = one.alloc(9 * 2, 'float32');
+    await one.matmul(big, fill(one, randn(9 * 2, 1)), fill(one, randn(4, 2)), 9, 2, 2);
+    expect(one.lastMatmulPath).toBe('native'); // M = 9: the packed gemm
     const wasm = new CpuOps({ threads: 1, native: false });
     try {
       const w = wasm.alloc(4, 'float32');
@@ -53,84 +59,150 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     }
   });
 
-  // (M, N, K): one element; off every tile; K over two KC = 256 slices; above NATIVE_SYNC_MACS (the
-  // threaded path) with M over two MC = 72 blocks, N over two NC = 256 blocks and three K slices.
+  // (M, N, K): one element (the small-M path); off every tile (a full and a partial 6-row panel); K over
+  // two KC = 256 slices; above NATIVE_SYNC_MACS (the threaded path) with M over two MC = 72 blocks, N
+  // over two NC = 256 blocks and three K slices.
   const shapes: Array<[number, number, number]> = [
     [1, 1, 1],
-    [7, 17, 5],
+    [11, 17, 5],
     [13, 35, 300],
     [103, 277, 530],
   ];
   expect(103 * 277 * 530).toBeGreaterThan(NATIVE_SYNC_MACS);
-  for (const [M, N, K] of shapes)
-    for (const [transA, transB] of [
-      [false, false],
-      [true, false],
-      [false, true],
-      [true, true],
-    ] as const)
-      it(`M=${M} N=${N} K=${K} transA=${transA} transB=${transB}: plain, bias, accumulate vs float64; 1 = 2 = 3 threads`, async () => {
-        const a = randn(M * K, seed + M);
-        const b = randn(K * N, seed + N);
-        const bias = randn(N, seed + K);
-        const c0 = randn(M * N, seed + 1);
-        const a32 = Float32Array.from(a);
-        const b32 = Float32Array.from(b);
-        const at = (i: number, k: number): number => (transA ? k * M + i : i * K + k);
-        const bt = (k: number, j: number): number => (transB ? j * K + k : k * N + j);
-        // The oracle: float64 sums of the float32 inputs; the naive float32 loop rounds after every step.
-        const prod = new Float64Array(M * N);
-        const naive = {
-          plain: new Float32Array(M * N),
-          bias: new Float32Array(M * N),
-          acc: new Float32Array(M * N),
-        };
-        for (let i = 0; i < M; i++)
-          for (let j = 0; j < N; j++) {
-            let s = 0;
-            let p = 0;
-            for (let k = 0; k < K; k++) {
-              const x = Math.fround(a32[at(i, k)]! * b32[bt(k, j)]!);
-              s += a32[at(i, k)]! * b32[bt(k, j)]!;
-              p = Math.fround(p + x);
-            }
-            prod[i * N + j] = s;
-            naive.plain[i * N + j] = p;
-            naive.bias[i * N + j] = Math.fround(p + Math.fround(bias[j]!));
-            naive.acc[i * N + j] = Math.fround(Math.fround(c0[i * N + j]!) + p);
-          }
-        const oracle = {
-          plain: (x: number) => prod[x]!,
-          bias: (x: number) => prod[x]! + Math.fround(bias[x % N]!),
-          acc: (x: number) => prod[x]! + Math.fround(c0[x]!),
-        };
-        for (const mode of ['plain', 'bias', 'acc'] as const) {
-          const results: Float32Array[] = [];
-          for (const o of ops) {
-            const out = fill(o, c0);
-            await o.matmul(out, fill(o, a), fill(o, b), M, N, K, {
-              transA,
-              transB,
-              ...(mode === 'acc' ? { accumulate: true } : {}),
-              ...(mode === 'bias' ? { bias: fill(o, bias) } : {}),
-            });
-            expect(o.lastMatmulPath).toBe('native');
-            results.push(out);
-          }
-          let err = 0;
-          let errNaive = 0;
-          for (let x = 0; x < M * N; x++) {
-            err = Math.max(err, Math.abs(results[0]![x]! - oracle[mode](x)));
-            errNaive = Math.max(errNaive, Math.abs(naive[mode][x]! - oracle[mode](x)));
-          }
-          expect(err, `${mode}: error vs float64`).toBeLessThanOrEqual(2 * errNaive + 1e-6);
-          for (const r of results.slice(1))
-            expect(
-              r.every((y, x) => Object.is(y, results[0]![x])),
-              `${mode}: bitwise the same on 1, 2, 3 threads`,
-            ).toBe(true);
+  // All three modes of one shape and layout on 1, 2, 3 threads: the tolerance rule against float64, and
+  // bitwise equality across the thread counts.
+  const check = async (M: number, N: number, K: number, transA: boolean, transB: boolean) => {
+    const a = randn(M * K, seed + M);
+    const b = randn(K * N, seed + N);
+    const bias = randn(N, seed + K);
+    const c0 = randn(M * N, seed + 1);
+    const a32 = Float32Array.from(a);
+    const b32 = Float32Array.from(b);
+    const at = (i: number, k: number): number => (transA ? k * M + i : i * K + k);
+    const bt = (k: number, j: number): number => (transB ? j * K + k : k * N + j);
+    // The oracle: float64 sums of the float32 inputs; the naive float32 loop rounds after every step.
+    const prod = new Float64Array(M * N);
+    const naive = {
+      plain: new Float32Array(M * N),
+      bias: new Float32Array(M * N),
+      acc: new Float32Array(M * N),
+    };
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let s = 0;
+        let p = 0;
+        for (let k = 0; k < K; k++) {
+          const x = Math.fround(a32[at(i, k)]! * b32[bt(k, j)]!);
+          s += a32[at(i, k)]! * b32[bt(k, j)]!;
+          p = Math.fround(p + x);
         }
+        prod[i * N + j] = s;
+        naive.plain[i * N + j] = p;
+        naive.bias[i * N + j] = Math.fround(p + Math.fround(bias[j]!));
+        naive.acc[i * N + j] = Math.fround(Math.fround(c0[i * N + j]!) + p);
+      }
+    const oracle = {
+      plain: (x: number) => prod[x]!,
+      bias: (x: number) => prod[x]! + Math.fround(bias[x % N]!),
+      acc: (x: number) => prod[x]! + Math.fround(c0[x]!),
+    };
+    for (const mode of ['plain', 'bias', 'acc'] as const) {
+      const results: Float32Array[] = [];
+      for (const o of ops) {
+        const out = fill(o, c0);
+        await o.matmul(out, fill(o, a), fill(o, b), M, N, K, {
+          transA,
+          transB,
+          ...(mode === 'acc' ? { accumulate: true } : {}),
+          ...(mode === 'bias' ? { bias: fill(o, bias) } : {}),
+        });
+        expect(o.lastMatmulPath).toBe(M <= 8 ? 'native-gemv' : 'native');
+        results.push(out);
+      }
+      let err = 0;
+      let errNaive = 0;
+      for (let x = 0; x < M * N; x++) {
+        err = Math.max(err, Math.abs(results[0]![x]! - oracle[mode](x)));
+        errNaive = Math.max(errNaive, Math.abs(naive[mode][x]! - oracle[mode](x)));
+      }
+      expect(err, `${mode}: error vs float64`).toBeLessThanOrEqual(2 * errNaive + 1e-6);
+      for (const r of results.slice(1))
+        expect(
+          r.every((y, x) => Object.is(y, results[0]![x])),
+          `${mode}: bitwise the same on 1, 2, 3 threads`,
+        ).toBe(true);
+    }
+  };
+  const layouts = [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ] as const;
+  for (const [M, N, K] of shapes)
+    for (const [transA, transB] of layouts)
+      it(`M=${M} N=${N} K=${K} transA=${transA} transB=${transB}: plain, bias, accumulate vs float64; 1 = 2 = 3 threads`, async () => {
+        await check(M, N, K, transA, transB);
       }, 30_000);
+
+  // The small-M path (M <= 8): M = 1, 2, 3, 5, 8; N odd (edge columns past the 8-lane vectors, several
+  // 128-column units without transB, 64-row units with it); K = 1 (below a 4-step group and an 8-lane
+  // vector) and odd K (a group tail and a masked lane tail); two shapes above NATIVE_SYNC_MACS (threaded).
+  const smallM: Array<[number, number, number]> = [
+    [1, 300, 37],
+    [2, 137, 261],
+    [3, 9, 1],
+    [5, 301, 19],
+    [8, 263, 43],
+    [1, 4099, 1031],
+    [5, 1001, 841],
+  ];
+  expect(1 * 4099 * 1031).toBeGreaterThan(NATIVE_SYNC_MACS);
+  expect(5 * 1001 * 841).toBeGreaterThan(NATIVE_SYNC_MACS);
+  for (const [M, N, K] of smallM)
+    for (const [transA, transB] of layouts)
+      it(`small-M path: M=${M} N=${N} K=${K} transA=${transA} transB=${transB}: plain, bias, accumulate vs float64; 1 = 2 = 3 threads`, async () => {
+        await check(M, N, K, transA, transB);
+      }, 30_000);
+
+  it('small-M path: bitwise the same on 1 .. 7 native threads (the addon directly, below the sync size too)', () => {
+    const addon = nativeAddon()!;
+    for (const [M, N, K, transB] of [
+      [1, 1031, 300, false],
+      [3, 517, 77, true],
+      [8, 2000, 129, false],
+      [7, 333, 500, true],
+    ] as const) {
+      const a = Float32Array.from(randn(M * K, seed + 11));
+      const b = Float32Array.from(randn(K * N, seed + 12));
+      const bias = Float32Array.from(randn(N, seed + 13));
+      const run = (threads: number): Float32Array => {
+        const c = new Float32Array(M * N);
+        const kernel = addon.gemmSync!({
+          M,
+          N,
+          K,
+          transA: false,
+          transB,
+          accumulate: false,
+          a,
+          b,
+          c,
+          bias,
+          threads,
+          variant: 0,
+        });
+        expect(kernel).toBe('gemv');
+        return c;
+      };
+      const c1 = run(1);
+      for (const t of [2, 3, 4, 7])
+        expect(
+          run(t).every((y, x) => Object.is(y, c1[x])),
+          `M=${M} N=${N} K=${K} threads=${t}`,
+        ).toBe(true);
+    }
+  });
 
   it('plain (non-shared) Float32Arrays above the sync size: the same bits as arena buffers', async () => {
     const [M, N, K] = [64, 300, 250];
@@ -149,23 +221,48 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
 
   // The suite's float32 matmul cases (float64 buffers run the JS loops).
   const f32Matmul = (id: string): boolean => id.startsWith('matmul ') && id.endsWith(' f32');
-  it('the ops conformance suite: the matmul cases pass on the native gemm (control)', async () => {
-    const r = await runOpsConformance(ops[1]!, { filter: f32Matmul, seed, inputChecks: false });
-    expect(r.failed, r.results.map((x) => x.message).join('\n')).toBe(0);
-    expect(r.passed).toBe(18);
-    expect(ops[1]!.lastMatmulPath).toBe('native');
+  // Which kernel each matmul of a run took, by M (CpuOps.lastMatmulPath after every call).
+  const recordPaths = (o: CpuOps): Map<number, Set<string>> => {
+    const paths = new Map<number, Set<string>>();
+    const matmul = o.matmul.bind(o);
+    o.matmul = async (...args: Parameters<CpuOps['matmul']>) => {
+      await matmul(...args);
+      const M = args[3];
+      if (!paths.has(M)) paths.set(M, new Set());
+      paths.get(M)!.add(o.lastMatmulPath ?? 'null');
+    };
+    return paths;
+  };
+  const caseM = (id: string): number => Number(/^matmul M(\d+) /.exec(id)![1]);
+
+  it('the ops conformance suite: the matmul cases pass on the native gemm (control); M <= 8 took the small-M path', async () => {
+    const o = new CpuOps({ threads: 2 });
+    try {
+      const paths = recordPaths(o);
+      const r = await runOpsConformance(o, { filter: f32Matmul, seed, inputChecks: false });
+      expect(r.failed, r.results.map((x) => x.message).join('\n')).toBe(0);
+      expect(r.passed).toBe(18);
+      // The suite's M: 0, 3, 4, 5, 6 (small-M), 9, 17 (packed).
+      expect([...paths.keys()].sort((x, y) => x - y)).toEqual([0, 3, 4, 5, 6, 9, 17]);
+      for (const [M, p] of paths)
+        expect([...p], `M = ${M}`).toEqual([
+          M === 0 ? 'native' : M <= 8 ? 'native-gemv' : 'native',
+        ]);
+    } finally {
+      await o.dispose();
+    }
   }, 60_000);
 
   for (const [variant, name] of [
     [1, 'each K slice drops its last step'],
-    [2, 'the N % 16 edge columns are never written'],
+    [2, 'the edge columns (N % 16 packed, N % 8 small-M) are never written'],
   ] as const)
     it(`broken variant "${name}" fails every matmul case with M > 0`, async () => {
       const bad = new CpuOps({ threads: 2, nativeGemmVariant: variant });
       try {
         const r = await runOpsConformance(bad, { filter: f32Matmul, seed, inputChecks: false });
-        expect(bad.lastMatmulPath).toBe('native');
-        // Every case's N is off the 16-column panel and every K >= 3; M = 0 has nothing to get wrong.
+        // Every case's N is off the 16-column panel and the 8-lane vector, every K >= 3; M = 0 has
+        // nothing to get wrong.
         const touched = r.results.filter((x) => !x.id.includes(' M0 '));
         expect(touched.length).toBe(17);
         for (const x of touched) expect(x.status, x.id).toBe('fail');
@@ -174,6 +271,21 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
         await bad.dispose();
       }
     }, 60_000);
+
+  it('broken variant "the small-M path computes every row from row 0 of op(A)" fails exactly the cases with 2 <= M <= 8', async () => {
+    const bad = new CpuOps({ threads: 2, nativeGemmVariant: 3 });
+    try {
+      const r = await runOpsConformance(bad, { filter: f32Matmul, seed, inputChecks: false });
+      const smallM = r.results.filter((x) => caseM(x.id) >= 2 && caseM(x.id) <= 8);
+      expect(smallM.length).toBe(15);
+      for (const x of smallM) expect(x.status, x.id).toBe('fail');
+      // M = 9, 17 run the packed gemm, which ignores this variant; M = 0 has nothing to get wrong.
+      for (const x of r.results.filter((y) => !smallM.includes(y)))
+        expect(x.status, x.id).toBe('pass');
+    } finally {
+      await bad.dispose();
+    }
+  }, 60_000);
 
   it('leaves the event loop free while it computes (above the sync size)', async () => {
     const o = ops[1]!;
@@ -221,7 +333,7 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
       threads: 2,
       variant: 0,
     };
-    await addon.gemm!(good); // the control: these arguments are accepted
+    expect(await addon.gemm!(good)).toBe('gemv'); // the control: these arguments are accepted (M = 2)
     expect(Array.from(good.c)).toEqual([9, 10, 11, 9, 10, 11]);
     addon.gemmSync!({ ...good, bias: null });
     expect(Array.from(good.c)).toEqual([8, 8, 8, 8, 8, 8]);
@@ -237,7 +349,7 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
       ['bias', { bias: new Float32Array(2) }, /bias: expected N = 3 elements, got 2/],
       ['bias + accumulate', { accumulate: true }, /bias: expected null with accumulate/],
       ['threads', { threads: 0 }, /threads: expected an integer in \[1, 256\]/],
-      ['variant', { variant: 3 }, /variant: expected an integer in \[0, 2\]/],
+      ['variant', { variant: 4 }, /variant: expected an integer in \[0, 3\]/],
     ];
     for (const fn of ['gemm', 'gemmSync'] as const)
       for (const [what, patch, message] of wrong) {

@@ -1,13 +1,14 @@
 /**
  * CpuOps.matmul's float32 path where the native addon has the gemm (native/gemm_avx2.cc: packed 6 x 16
- * AVX2 + FMA register tiles, bitwise the same for any thread count): the operands' views go to the addon
- * as they are, no copies. Below NATIVE_SYNC_MACS the call runs on the calling thread alone; above it on
+ * AVX2 + FMA register tiles; for M <= 8 rows native/gemv_avx2.cc, nothing packed, B read once in its own
+ * layout; both bitwise the same for any thread count): the operands' views go to the addon as they are,
+ * no copies. Below NATIVE_SYNC_MACS the call runs on the calling thread alone; above it on
  * the addon's pool threads, off the event loop when every operand lives in shared memory (the wasm
  * arena: a SharedArrayBuffer cannot be detached while the threads read it), else on those threads with
  * the event loop held (JS cannot run, so nothing can detach a plain ArrayBuffer under them).
  */
 import { BackendOutOfMemoryError, type MatmulOptions } from '@flashattn/core';
-import type { CpuAddon, NativeGemmArgs } from '../attention/flash-native.js';
+import type { CpuAddon, NativeGemmArgs, NativeGemmKernel } from '../attention/flash-native.js';
 import type { CpuBuffer } from './buffers.js';
 
 /**
@@ -21,14 +22,17 @@ export const NATIVE_SYNC_MACS = 1 << 22;
 
 export interface NativeGemm {
   addon: CpuAddon;
-  /** 0 in production; 1 and 2 are the broken test variants (NativeGemmArgs.variant). */
-  variant: 0 | 1 | 2;
+  /** 0 in production; 1, 2 and 3 are the broken test variants (NativeGemmArgs.variant). */
+  variant: 0 | 1 | 2 | 3;
 }
 
 const shared = (x: Float32Array | null): boolean =>
   x === null || x.buffer instanceof SharedArrayBuffer;
 
-/** out (M, N) (+)= op(a) op(b) [+ bias] on the addon; arguments already checked by CpuOps. */
+/**
+ * out (M, N) (+)= op(a) op(b) [+ bias] on the addon; arguments already checked by CpuOps. Returns the
+ * kernel that ran ('gemv': the small-M path; 'gemm': packed; undefined from an addon that predates it).
+ */
 export async function matmulNative(
   g: NativeGemm,
   threads: number,
@@ -40,7 +44,7 @@ export async function matmulNative(
   N: number,
   K: number,
   opts: MatmulOptions<CpuBuffer>,
-): Promise<void> {
+): Promise<NativeGemmKernel | undefined> {
   const args: NativeGemmArgs = {
     M,
     N,
@@ -56,9 +60,9 @@ export async function matmulNative(
     variant: g.variant,
   };
   try {
-    if (M * N * K < NATIVE_SYNC_MACS) g.addon.gemmSync!({ ...args, threads: 1 });
-    else if (shared(out) && shared(a) && shared(b) && shared(bias)) await g.addon.gemm!(args);
-    else g.addon.gemmSync!(args);
+    if (M * N * K < NATIVE_SYNC_MACS) return g.addon.gemmSync!({ ...args, threads: 1 });
+    if (shared(out) && shared(a) && shared(b) && shared(bias)) return await g.addon.gemm!(args);
+    return g.addon.gemmSync!(args);
   } catch (e) {
     if ((e as { code?: string }).code === 'ENOMEM')
       throw new BackendOutOfMemoryError('cpu', `matmul: ${(e as Error).message}`, { cause: e });
