@@ -1,7 +1,7 @@
 #!/bin/bash
 # Several GPUs (issue #15) in one device command. Written 2026-12-07; NOT RUN YET (no device budget then, and
 # no multi-GPU kind lent):
-#   bash apps/bench/src/multigpu/device.sh [w1|scale|all]   (default w1)
+#   bash apps/bench/src/multigpu/device.sh [w1|scale|all|ring|ring-search]   (default w1)
 # w1:    world size 1 through the whole multi-GPU path on one GPU: the launcher (--gpus 1: one rank process,
 #        NCCL_NVLS_ENABLE=0), NcclCommunicator (unique id, ncclCommInitRank, every gradient bucket through
 #        ncclAllReduce, ZeRO-1 all-gathers, the loss all-gather), against the same run without --gpus (no
@@ -11,6 +11,21 @@
 #        beside PyTorch DDP (torchrun, NCCL, torch_ddp_peer.py) for N in 1 2 4 8 up to the GPUs present;
 #        tokens/s, per-GPU tokens/s and scaling efficiency (tokens/s at N / (N x tokens/s at 1)) for both, and
 #        ours / DDP at each N. Issue #15 resolves at efficiency >= 0.9 and ours >= 0.8 x DDP at each N.
+# ring:  ring attention (packages/transformer/src/parallel/ring-attention.ts) on W = all GPUs present (RING_WORLD to
+#        override; on a single GPU W = 1: NCCL with one rank, the world-size-1 variant), causal, D = 128, B = 1,
+#        H = RING_HEADS (16), float32 storage (bf16 compute): ring-bench.ts's check against the float64 oracle at
+#        N = 256, then forward + backward timed at RING_N (16384,65536,262144) beside single-device flash on GPU 0,
+#        TFLOP/s per GPU (FlashAttention convention), the sendRecv sequence alone, peak bytes per rank.
+#        Writes $OUT/ring.json, $OUT/ring.txt.
+# ring-search: the check, then the longest causal N that runs forward + backward, single-device flash on 1 GPU vs
+#        the ring on W, doubling from 16384 until BackendOutOfMemoryError (or past RING_SEARCH_SECONDS (200) for
+#        the next trial: then "stopped by time"); nvidia-smi's peak memory.used per GPU beside the ops' own count.
+#        Writes $OUT/ring-search.json, $OUT/ring-search.txt. Limit (s): RING_TIMEOUT 560 for either mode.
+#   ring / ring-search need .carry and .bundle/ring carried (node apps/bench/src/multigpu/bundle.mjs after the
+#   build; createCudaOps needs cuBLASLt: FLASHATTN_CUBLASLT_PATH, else the loader's, else the torch venv's).
+#   Exact commands (device tool; carry [".carry", ".bundle/ring"], kind nvidia-h100-x2 / -x4 / -x8, or none for one GPU):
+#     bash apps/bench/src/multigpu/device.sh ring
+#     bash apps/bench/src/multigpu/device.sh ring-search
 # Needs .carry (Node) and .bundle-gpt2 with the CLI (node apps/bench/src/gpt2/bundle.mjs --train) carried
 # along, built from a tree where @flashattn/cuda exports createNcclCommunicator (this commit) and CudaOps
 # exists (issue #10). Finds libnccl: FLASHATTN_NCCL_PATH if set, else the torch venv's
@@ -88,6 +103,36 @@ if [ "$MODE" = scale ] || [ "$MODE" = all ]; then
       const f = (v) => (v ? Math.round(v).toString() : "failed");
       console.log(`${x.gpus} | ${f(o)} | ${o && o1 ? (o / (x.gpus * o1)).toFixed(3) : "-"} | ${f(d)} | ${d && d1 ? (d / (x.gpus * d1)).toFixed(3) : "-"} | ${o && d ? (o / d).toFixed(3) : "-"}`);
     }' $OUT/scale.json | tee $OUT/table.txt
+fi
+if [ "$MODE" = ring ] || [ "$MODE" = ring-search ]; then
+  RB=$PWD/.bundle/ring
+  export FLASHATTN_CUDA_ADDON=$RB/flashattn_cuda.node
+  if [ -z "${FLASHATTN_CUBLASLT_PATH:-}" ]; then
+    [ -z "${SITE:-}" ] && SITE=$(python3 -c "import nvidia, os; print(os.path.dirname(nvidia.__path__[0]))" 2>/dev/null)
+    LT=$(ldconfig -p 2>/dev/null | awk '/libcublasLt\.so/ {print $NF; exit}')
+    [ -z "$LT" ] && LT=$(ls "${SITE:-/nonexistent}"/nvidia/cublas/lib/libcublasLt.so* 2>/dev/null | head -1)
+    [ -n "$LT" ] && export FLASHATTN_CUBLASLT_PATH=$LT
+  fi
+  echo "cuBLASLt: ${FLASHATTN_CUBLASLT_PATH:-not found}" | tee -a $W/gpu.txt
+  RW=${RING_WORLD:-$NGPU}
+  RING="node $RB/ring-bench.mjs --backend cuda --world $RW --batch 1 --heads ${RING_HEADS:-16} --head-dim 128 --check-n 256"
+  nvidia-smi --query-gpu=index,memory.used --format=csv,noheader,nounits -lms 500 > $W/smi-$MODE.csv 2>&1 &
+  SMI=$!
+  if [ "$MODE" = ring ]; then
+    timeout ${RING_TIMEOUT:-560} $RING --n ${RING_N:-16384,65536,262144} --warmup 1 --iters 3 --job-timeout 240 \
+      --json $OUT/ring.json > $OUT/ring.txt 2> $W/ring.log
+  else
+    timeout ${RING_TIMEOUT:-560} $RING --no-time --search --search-from 16384 --search-seconds ${RING_SEARCH_SECONDS:-200} \
+      --job-timeout 300 --json $OUT/ring-search.json > $OUT/ring-search.txt 2> $W/ring-search.log
+  fi
+  echo "rc=$?" >> $W/$MODE.log
+  kill $SMI 2>/dev/null
+  { echo "nvidia-smi peak memory.used (MiB) per GPU over the whole $MODE run:"
+    awk -F', ' '$2 ~ /^[0-9]+$/ { if ($2 > m[$1]) m[$1] = $2 } END { for (g in m) print "  GPU " g ": " m[g] }' $W/smi-$MODE.csv
+  } | tee -a $OUT/$MODE.txt
+  cat $W/$MODE.log | grep -E '^ring-bench:' | tail -40
+  cat $OUT/$MODE.txt
+  stamp "$MODE done"
 fi
 echo "==== summary"
 cat $W/gpu.txt

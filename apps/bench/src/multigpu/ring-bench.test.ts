@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cudaOpsUnavailableReason } from '@flashattn/cuda';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RingBenchReport, RunReport } from './ring-bench.js';
 
@@ -153,6 +154,19 @@ describe.skipIf(!existsSync(cli))('ring-bench on CPU ranks (W = 2, socket transp
     expect(rep.runs).toEqual([]);
     expect(r.stdout).toMatch(/check at N = 64: FAIL/);
   }, 120_000);
+
+  const noCudaOps = cudaOpsUnavailableReason();
+  it.skipIf(noCudaOps === undefined)(
+    '--backend cuda where CudaOps cannot run: the check fails naming the backend and why, no hang, no crash',
+    () => {
+      const r = run([...base.slice(2), '--backend', 'cuda', '--n', '128', '--timeout', '10']);
+      expect(r.status).toBe(1);
+      expect(r.report!.check.pass).toBe(false);
+      expect(r.report!.check.error).toMatch(/rank \d: cuda backend: .*unavailable/);
+      expect(r.report!.runs).toEqual([]);
+    },
+    60_000,
+  );
 
   it('a length the zig-zag split cannot take is a usage error naming the flag', () => {
     const r = run([...base, '--n', '130']);

@@ -58,6 +58,11 @@ export const RING_BENCH_SCHEMA = {
     default: 256,
     help: 'N of the correctness check (a multiple of 2W)',
   },
+  time: {
+    type: 'boolean',
+    default: true,
+    help: 'time the --n lengths (--no-time: the check, then only the search)',
+  },
   single: {
     type: 'boolean',
     default: true,
@@ -185,7 +190,7 @@ export function parseRingArgs(argv: readonly string[]): RingBenchArgs {
       `${flag}: expected a multiple of 2 x --world = ${split} (the zig-zag split), got ${v}`,
     );
   };
-  for (const n of a.n) if (n % split !== 0) bad('--n', n);
+  if (a.time) for (const n of a.n) if (n % split !== 0) bad('--n', n);
   if (a.checkN % split !== 0) bad('--check-n', a.checkN);
   if (a.search && a.searchFrom % split !== 0) bad('--search-from', a.searchFrom);
   return a;
@@ -256,7 +261,7 @@ export async function runRingBench(
   let search: RingBenchReport['search'] = null;
   if (check.pass) {
     // 2. Timed runs.
-    for (const N of a.n) {
+    for (const N of a.time ? a.n : []) {
       const flash = a.single ? await timed('flash', N, a.warmup, a.iters) : null;
       const ring = await timed('ring', N, a.warmup, a.iters);
       runs.push({ N, flash, ring });

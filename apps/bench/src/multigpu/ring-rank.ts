@@ -49,11 +49,30 @@ export async function runRank(env: NodeJS.ProcessEnv = process.env): Promise<num
   };
   const write = (r: RankResult): void =>
     writeFileSync(join(place.rendezvous, `result-${place.rank}.json`), JSON.stringify(r));
-  const setup = await createRankOps(job.backend, {
-    ...(job.threads ? { threads: job.threads } : {}),
-    ...(job.memoryLimitBytes !== undefined ? { memoryLimitBytes: job.memoryLimitBytes } : {}),
-    ...(job.brokenCombine ? { brokenCombine: true } : {}),
-  });
+  let setup: Awaited<ReturnType<typeof createRankOps>>;
+  try {
+    setup = await createRankOps(job.backend, {
+      ...(job.threads ? { threads: job.threads } : {}),
+      ...(job.memoryLimitBytes !== undefined ? { memoryLimitBytes: job.memoryLimitBytes } : {}),
+      ...(job.brokenCombine ? { brokenCombine: true } : {}),
+    });
+  } catch (e) {
+    // No backend here (no GPU, no addon, no cuBLASLt): a result that says so, not only a stack on stderr.
+    const oom = e instanceof BackendOutOfMemoryError;
+    const error = `${job.backend} backend: ${e instanceof Error ? e.message : String(e)}`;
+    write({
+      rank: place.rank,
+      device: job.backend,
+      transport: null,
+      peakBytes: 0,
+      maxRssBytes: 0,
+      ok: false,
+      oom,
+      error,
+    });
+    process.stderr.write(`rank ${place.rank}: ${error}\n`);
+    return 1;
+  }
   let comm: Communicator<unknown> | null = null;
   const base = (): RankBase => ({
     rank: place.rank,
