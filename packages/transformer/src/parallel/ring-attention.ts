@@ -17,7 +17,17 @@
  * home after W hops.
  *
  * Overlap: each step's sendRecv is issued before the attention on the block in hand and awaited after
- * it (NCCL runs it on its own stream; the CPU transport's bytes arrive while the rank computes).
+ * it. The CPU transport's bytes arrive while the rank computes; @flashattn/cuda's NCCL communicator
+ * enqueues every collective on the device's one stream (packages/cuda/src/nccl.ts), so on GPUs the hop
+ * and the attention run one after the other until it gets a stream of its own. apps/bench's ring-bench
+ * times the sendRecv sequence alone beside the ring, to show what overlap would hide.
+ *
+ * Memory per rank, in units of one (B, 2c, H, D) float32 buffer, beyond the caller's q, k, v, out, dout,
+ * dq, dk, dv (8): forward 6.5 (acc 2, merged 0.5, the packed K/V in hand and the next 2 + 2), backward 9.5
+ * (dq/dk/dv blocks 1.5, K/V in hand and next 4, dK/dV travelling and next 4). So the ring's peak is
+ * 17.5 units of N / W rows against single-device flash's 8 units of N rows: its longest N is about
+ * 0.46 W times flash's (ring-bench's CPU smoke run at a simulated 4 MiB: 2.2 MiB per rank at N = 256,
+ * W = 2, against flash's 2.0 MiB).
  *
  * Layout (this rank's rows, zig-zag order): q, out, dout, dq (B, 2c, Hq, D); k, v, dk, dv
  * (B, 2c, Hk, D), contiguous; lse (B, Hq, 2c) float32. All buffers float32 (the combine's partials).
