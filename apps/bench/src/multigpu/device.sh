@@ -20,7 +20,8 @@
 # ring-search: the check, then the longest causal N that runs forward + backward, single-device flash on 1 GPU vs
 #        the ring on W, doubling from 16384 until BackendOutOfMemoryError (or past RING_SEARCH_SECONDS (200) for
 #        the next trial: then "stopped by time"); nvidia-smi's peak memory.used per GPU beside the ops' own count.
-#        Writes $OUT/ring-search.json, $OUT/ring-search.txt. Limit (s): RING_TIMEOUT 560 for either mode.
+#        Writes $OUT/ring-search.json, $OUT/ring-search.txt. Limit (s): RING_TIMEOUT 560 for either mode. On 8 GPUs
+#        the two searches may not fit one 10-minute command: RING_SEARCH_IMPL=flash, then RING_SEARCH_IMPL=ring.
 #   ring / ring-search need .carry and .bundle/ring carried (node apps/bench/src/multigpu/bundle.mjs after the
 #   build; createCudaOps needs cuBLASLt: FLASHATTN_CUBLASLT_PATH, else the loader's, else the torch venv's).
 #   Exact commands (device tool; carry [".carry", ".bundle/ring"], kind nvidia-h100-x2 / -x4 / -x8, or none for one GPU):
@@ -122,7 +123,7 @@ if [ "$MODE" = ring ] || [ "$MODE" = ring-search ]; then
     timeout ${RING_TIMEOUT:-560} $RING --n ${RING_N:-16384,65536,262144} --warmup 1 --iters 3 --job-timeout 240 \
       --json $OUT/ring.json > $OUT/ring.txt 2> $W/ring.log
   else
-    timeout ${RING_TIMEOUT:-560} $RING --no-time --search --search-from 16384 --search-seconds ${RING_SEARCH_SECONDS:-200} \
+    timeout ${RING_TIMEOUT:-560} $RING --no-time --search --search-impl ${RING_SEARCH_IMPL:-both} --search-from 16384 --search-seconds ${RING_SEARCH_SECONDS:-200} \
       --job-timeout 300 --json $OUT/ring-search.json > $OUT/ring-search.txt 2> $W/ring-search.log
   fi
   echo "rc=$?" >> $W/$MODE.log

@@ -133,7 +133,7 @@ describe.skipIf(!existsSync(cli))('ring-bench on CPU ranks (W = 2, socket transp
     }
 
     // The search ends at the simulated memory's BackendOutOfMemoryError, one doubling past the longest N.
-    for (const s of [rep.search!.flash, rep.search!.ring]) {
+    for (const s of [rep.search!.flash!, rep.search!.ring!]) {
       expect(s.stoppedBy).toBe('oom');
       expect(s.longestN).toBeGreaterThanOrEqual(128);
       expect(s.longest!.status).toBe('ok');
@@ -145,10 +145,45 @@ describe.skipIf(!existsSync(cli))('ring-bench on CPU ranks (W = 2, socket transp
         Array.from({ length: s.trials.length }, (_, i) => 128 * 2 ** i),
       );
     }
-    expect(rep.search!.ring.ranks).toBe(W);
+    expect(rep.search!.ring!.ranks).toBe(W);
     // The printed tables carry the same figures.
     expect(r.stdout).toMatch(/check at N = 64: PASS/);
     expect(r.stdout).toMatch(/longest N/);
+  }, 120_000);
+
+  it('the search stops at --search-max, or before a trial predicted to pass --search-seconds, and says so', () => {
+    const r = run([
+      ...base,
+      '--no-time',
+      '--search',
+      '--search-from',
+      '128',
+      '--search-max',
+      '256',
+      '--search-impl',
+      'flash',
+    ]);
+    expect(r.status, r.stderr).toBe(0);
+    const flash = r.report!.search!.flash!;
+    expect(r.report!.runs).toEqual([]);
+    expect(r.report!.search!.ring).toBeNull();
+    expect([flash.stoppedBy, flash.longestN, flash.stop]).toEqual(['max', 256, null]);
+    expect(flash.trials.map((t) => t.N)).toEqual([128, 256]);
+    const t = run([
+      ...base,
+      '--no-time',
+      '--search',
+      '--search-from',
+      '128',
+      '--search-seconds',
+      '0',
+      '--search-impl',
+      'ring',
+    ]);
+    expect(t.status, t.stderr).toBe(0);
+    const ring = t.report!.search!.ring!;
+    expect([ring.stoppedBy, ring.longestN, ring.stop]).toEqual(['time', 128, null]);
+    expect(ring.trials).toHaveLength(1);
   }, 120_000);
 
   it('a deliberately broken lse combine (partials averaged) fails the check, and nothing is timed', () => {

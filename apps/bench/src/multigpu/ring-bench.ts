@@ -88,6 +88,12 @@ export const RING_BENCH_SCHEMA = {
     default: 150,
     help: 'stop doubling when the next trial would take longer than this (s)',
   },
+  searchImpl: {
+    type: 'enum',
+    values: ['both', 'flash', 'ring'],
+    default: 'both',
+    help: 'which searches to run (flash on 1 rank, the ring on W; split them to fit a time limit)',
+  },
   memoryLimitMib: {
     type: 'number',
     min: 0,
@@ -175,7 +181,7 @@ export interface RingBenchReport {
   memoryLimitBytes: number | null;
   check: CheckReport;
   runs: Array<{ N: number; flash: RunReport | null; ring: RunReport }>;
-  search: { flash: SearchReport; ring: SearchReport } | null;
+  search: { flash: SearchReport | null; ring: SearchReport | null } | null;
 }
 
 type Log = (line: string) => void;
@@ -293,7 +299,10 @@ export async function runRingBench(
           };
         }
       };
-      search = { flash: await find('flash'), ring: await find('ring') };
+      const which = a.searchImpl;
+      const flash = which === 'ring' ? null : await find('flash');
+      const ring = which === 'flash' ? null : await find('ring');
+      search = { flash, ring };
     }
   }
   return {
@@ -498,16 +507,18 @@ export function formatRingReport(r: RingBenchReport): string {
           'stopped by',
           'next trial',
         ],
-        [r.search.flash, r.search.ring].map((s) => [
-          s.impl,
-          String(s.ranks),
-          s.longestN === null ? 'none' : String(s.longestN),
-          f(s.longest?.totalMs),
-          f(s.longest?.tflopsPerRank?.total, 3),
-          s.longest ? f(s.longest.peakBytesPerRank! / MiB, 1) : '-',
-          s.stoppedBy,
-          s.stop ? `N = ${s.stop.N}: ${(s.stop.error ?? '').slice(0, 80)}` : '-',
-        ]),
+        [r.search.flash, r.search.ring]
+          .filter((s) => s !== null)
+          .map((s) => [
+            s.impl,
+            String(s.ranks),
+            s.longestN === null ? 'none' : String(s.longestN),
+            f(s.longest?.totalMs),
+            f(s.longest?.tflopsPerRank?.total, 3),
+            s.longest ? f(s.longest.peakBytesPerRank! / MiB, 1) : '-',
+            s.stoppedBy,
+            s.stop ? `N = ${s.stop.N}: ${(s.stop.error ?? '').slice(0, 80)}` : '-',
+          ]),
       ),
     );
   }
