@@ -6,6 +6,7 @@
 //   gemmSync(args)  -> kernel: the same blocking the calling thread (small problems: threads = 1)
 //                      kernel: 'gemm' (packed, gemm_avx2.cc), 'gemv' (M <= kGemvMaxM, gemv_avx2.cc) or
 //                      'none' (M, N or K = 0: nothing to multiply)
+//   gemvMaxM        -> the M up to which gemm takes the small-M path (gemm.h kGemvMaxM)
 // This file is built without -mavx2 so that loading it and asking cpuFeatures() is safe on any x86-64;
 // the kernels refuse to run (TypeError) where the check fails. Every argument is checked here (a
 // TypeError naming it) although the TypeScript side validates first: a bad call never reaches a kernel.
@@ -641,7 +642,9 @@ NAPI_MODULE_INIT() {
     napi_throw_error(env, nullptr, "flashattn cpu addon: cannot set up its instance data");
     return nullptr;
   }
-  napi_value fn;
+  napi_value fn, maxM;
+  napi_create_int32(env, flashattn_cpu::kGemvMaxM, &maxM);
+  napi_set_named_property(env, exports, "gemvMaxM", maxM);
   napi_create_function(env, "gemm", NAPI_AUTO_LENGTH, gemm, nullptr, &fn);
   napi_set_named_property(env, exports, "gemm", fn);
   napi_create_function(env, "gemmSync", NAPI_AUTO_LENGTH, gemm_sync, nullptr, &fn);

@@ -18,9 +18,10 @@
  *       (forward only, 1 and all threads: the decisive rows again on a quiet minute; R rounds instead
  *       of 5, or 3 at N >= 4096)
  *   node apps/bench/dist/cpu/attention-vs-ort.js memory         (peak RSS per implementation, N = 4096, 16384)
- *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--json FILE]
- *       (native = CpuOps' default float32 matmul, the AVX2 gemm of the addon where it runs; wasm = CpuOps
- *       with native: false, the wasm SIMD gemm; ORT = one MatMul node; 1 and all threads)
+ *   node apps/bench/dist/cpu/attention-vs-ort.js matmul [--decode] [--json FILE]
+ *       (native = CpuOps' default float32 matmul, the AVX2 gemm of the addon where it runs, its small-M
+ *       path at M <= 8; wasm = CpuOps with native: false, the wasm SIMD gemm; ORT = one MatMul node; 1 and
+ *       all threads; --decode: the M = 1 shapes of one GPT-2 decode step instead of the training ones)
  */
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -38,7 +39,7 @@ import {
   type AttnDims,
 } from './onnx-model.js';
 
-const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra | --row B:D:N[:causal] ...] [--rounds R] [--json FILE] | memory | matmul [--json FILE]`;
+const USAGE = `usage: attention-vs-ort.js attention [--quick | --long | --extra | --row B:D:N[:causal] ...] [--rounds R] [--json FILE] | memory | matmul [--decode] [--json FILE]`;
 const [mode, ...rest] = process.argv.slice(2);
 const flags = new Map<string, string | true>();
 const rowSpecs: Array<{ B: number; D: number; N: number; causalOnly: boolean }> = [];
@@ -47,6 +48,7 @@ for (let i = 0; i < rest.length; i++) {
   if (a === '--quick') flags.set('quick', true);
   else if (a === '--long') flags.set('long', true);
   else if (a === '--extra') flags.set('extra', true);
+  else if (a === '--decode' && mode === 'matmul') flags.set('decode', true);
   else if (a === '--json' && rest[i + 1] !== undefined) flags.set('json', rest[++i]!);
   else if (a === '--rounds' && /^[1-9]\d*$/.test(rest[i + 1] ?? ''))
     flags.set('rounds', rest[++i]!);
@@ -378,7 +380,20 @@ function memory(): void {
 // ---- matmul on the GPT-2 shapes ----
 async function matmul(): Promise<void> {
   // (M, N, K) of one GPT-2 step at B*T = 2048 rows: tiny (C = 128) and small (C = 768), vocab 8192.
-  const shapes: Array<[string, number, number, number]> = [
+  // --decode: M = 1, one token of GPT-2 decoding, B (K, N) for all three (the model's tied head reads
+  // wte (N, K) transposed; here the head is (K, N) like the rest): the bench's `small` (C = 384,
+  // V = 8192) and gpt2-124m (C = 768, V = 50257).
+  const decode: Array<[string, number, number, number]> = [
+    ['small qkv  1x1152x384', 1, 1152, 384],
+    ['small fc   1x1536x384', 1, 1536, 384],
+    ['small proj 1x384x1536', 1, 384, 1536],
+    ['small head 1x8192x384', 1, 8192, 384],
+    ['124m qkv  1x2304x768', 1, 2304, 768],
+    ['124m fc   1x3072x768', 1, 3072, 768],
+    ['124m proj 1x768x3072', 1, 768, 3072],
+    ['124m head 1x50257x768', 1, 50257, 768],
+  ];
+  const train: Array<[string, number, number, number]> = [
     ['tiny qkv  2048x384x128', 2048, 384, 128],
     ['tiny fc   2048x512x128', 2048, 512, 128],
     ['tiny head 2048x8192x128', 2048, 8192, 128],
@@ -386,6 +401,7 @@ async function matmul(): Promise<void> {
     ['small fc  2048x3072x768', 2048, 3072, 768],
     ['small proj 2048x768x3072', 2048, 768, 3072],
   ];
+  const shapes = flags.has('decode') ? decode : train;
   const all = availableParallelism();
   const gemm = nativeInfo();
   if (!gemm.gemm)

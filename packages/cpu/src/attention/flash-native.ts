@@ -88,6 +88,8 @@ export interface CpuAddon {
    * cannot be allocated). Absent from addons built before it (issue #11 round 5).
    */
   gemm?(args: NativeGemmArgs): Promise<NativeGemmKernel | undefined>;
+  /** Rows up to which gemm / gemmSync take the small-M path; absent from addons built before it. */
+  gemvMaxM?: number;
   /** The same gemm, blocking the calling thread (with `threads` native threads; throws code 'ENOMEM'). */
   gemmSync?(args: NativeGemmArgs): NativeGemmKernel | undefined;
 }

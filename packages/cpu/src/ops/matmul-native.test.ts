@@ -147,7 +147,8 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
 
   // The small-M path (M <= 8): M = 1, 2, 3, 5, 8; N odd (edge columns past the 8-lane vectors, several
   // 128-column units without transB, 64-row units with it); K = 1 (below a 4-step group and an 8-lane
-  // vector) and odd K (a group tail and a masked lane tail); two shapes above NATIVE_SYNC_MACS (threaded).
+  // vector) and odd K (a group tail and a masked lane tail); two shapes above NATIVE_SYNC_MACS (the
+  // pool's threads).
   const smallM: Array<[number, number, number]> = [
     [1, 300, 37],
     [2, 137, 261],
@@ -286,6 +287,33 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
       await bad.dispose();
     }
   }, 60_000);
+
+  it('small-M path: the addon says which rows take it', () => {
+    expect(nativeAddon()!.gemvMaxM).toBe(8);
+  });
+
+  it('small-M path: leaves the event loop free while it computes (above the sync size)', async () => {
+    const o = ops[1]!;
+    const [M, N, K] = [1, 16384, 1024]; // B: 64 MiB, a few ms from memory
+    expect(M * N * K).toBeGreaterThan(NATIVE_SYNC_MACS);
+    const out = o.alloc(M * N, 'float32');
+    const a = o.alloc(M * K, 'float32');
+    const b = o.alloc(K * N, 'float32');
+    let ticks = 0;
+    let done = false;
+    const tick = (): void => {
+      ticks++;
+      if (!done) setImmediate(tick);
+    };
+    setImmediate(tick);
+    await o.matmul(out, a, b, M, N, K);
+    done = true;
+    expect(o.lastMatmulPath).toBe('native-gemv');
+    expect(ticks).toBeGreaterThan(1);
+    o.free(out);
+    o.free(a);
+    o.free(b);
+  });
 
   it('leaves the event loop free while it computes (above the sync size)', async () => {
     const o = ops[1]!;

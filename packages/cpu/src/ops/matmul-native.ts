@@ -2,10 +2,10 @@
  * CpuOps.matmul's float32 path where the native addon has the gemm (native/gemm_avx2.cc: packed 6 x 16
  * AVX2 + FMA register tiles; for M <= 8 rows native/gemv_avx2.cc, nothing packed, B read once in its own
  * layout; both bitwise the same for any thread count): the operands' views go to the addon as they are,
- * no copies. Below NATIVE_SYNC_MACS the call runs on the calling thread alone; above it on
- * the addon's pool threads, off the event loop when every operand lives in shared memory (the wasm
- * arena: a SharedArrayBuffer cannot be detached while the threads read it), else on those threads with
- * the event loop held (JS cannot run, so nothing can detach a plain ArrayBuffer under them).
+ * no copies. Below NATIVE_SYNC_MACS (either path) the call runs on the calling thread alone; above it on the addon's pool threads, off the event loop when every
+ * operand lives in shared memory (the wasm arena: a SharedArrayBuffer cannot be detached while the
+ * threads read it), else on those threads with the event loop held (JS cannot run, so nothing can
+ * detach a plain ArrayBuffer under them).
  */
 import { BackendOutOfMemoryError, type MatmulOptions } from '@flashattn/core';
 import type { CpuAddon, NativeGemmArgs, NativeGemmKernel } from '../attention/flash-native.js';
@@ -19,6 +19,17 @@ import type { CpuBuffer } from './buffers.js';
  * packages/cpu/native/dev/gemm-sync-threshold.mjs).
  */
 export const NATIVE_SYNC_MACS = 1 << 22;
+
+/*
+ * The small-M path (M <= the addon's gemvMaxM rows) follows the same rule. It reads B once from memory,
+ * so its time follows K N rather than the multiply-adds, but a threshold on K N did not hold up: at
+ * M = 1 with B cycling through 64 MiB of copies (from memory, as in a decode step), two pool threads
+ * against one synchronous gave 1.09-1.75x from K N = 590k floats in one run and 0.84-0.98x at every
+ * size up to 6.3M floats in the next two (2026-12-07, load 2.3-2.6, another helper's tsc on the second
+ * core; packages/cpu/native/dev/gemv-sync-threshold.mjs, apps/bench/figures/cpu/gemv/
+ * gemv-sync-threshold-{1,2,3}.log). So the decode shapes below 2^22 stay on the calling thread
+ * (gpt2-124m's head, 38.6M, goes to the pool), as for the packed gemm.
+ */
 
 export interface NativeGemm {
   addon: CpuAddon;
