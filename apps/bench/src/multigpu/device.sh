@@ -131,7 +131,7 @@ if [ "$MODE" = ring ] || [ "$MODE" = ring-search ]; then
   { echo "nvidia-smi peak memory.used (MiB) per GPU over the whole $MODE run:"
     awk -F', ' '$2 ~ /^[0-9]+$/ { if ($2 > m[$1]) m[$1] = $2 } END { for (g in m) print "  GPU " g ": " m[g] }' $W/smi-$MODE.csv
   } | tee -a $OUT/$MODE.txt
-  cat $W/$MODE.log | grep -E '^ring-bench:' | tail -40
+  grep -E '^ring-bench:' $W/$MODE.log | grep -v '^ring-bench: run {' | tail -40
   cat $OUT/$MODE.txt
   stamp "$MODE done"
 fi

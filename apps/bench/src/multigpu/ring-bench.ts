@@ -260,6 +260,8 @@ export async function runRingBench(
     const r = await job({ kind: 'time', impl, warmup, iters, ...common(N, ranks) }, ranks);
     const rep = summarizeRun(impl, ranks, shape(N), r.results, r.exits);
     log(`${impl} N = ${N} on ${ranks} rank(s): ${describeRun(rep)}`);
+    // The whole record too, so a run cut off by a time limit before the JSON report still left its figures.
+    log(`run ${JSON.stringify(rep)}`);
     return rep;
   };
 
