@@ -1,5 +1,5 @@
-// Ring attention between real processes (the CPU transport; CpuOps' flash forward/backward with core's
-// reference lse combine on each rank, see test-utils/ring-worker.mjs): out, lse, dq, dk, dv of the zig-zag-split sequence, reassembled, against core's float64
+// Ring attention between real processes (the CPU transport; CpuOps' flash forward/backward and its lse
+// combine on each rank, see test-utils/ring-worker.mjs): out, lse, dq, dk, dv of the zig-zag-split sequence, reassembled, against core's float64
 // oracle of single-process attention, under the conformance tolerance rule (core/testing: error <=
 // 2x a naive float32 implementation's error + the derived floor), causal and not, world 2 and 4.
 import { spawn } from 'node:child_process';

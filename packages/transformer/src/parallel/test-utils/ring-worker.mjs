@@ -1,14 +1,13 @@
 // One rank of the ring-attention test (the built package, the CPU transport, CpuOps' FlashAttention-2
-// forward and backward, and core's float64 combineByLse64 as the kv-cache contract's attentionCombine,
-// which CpuOps does not implement yet):
+// forward and backward and its kv-cache contract's attentionCombine):
 //   node ring-worker.mjs <rendezvous> <rank> <W> <B> <N> <Hq> <Hk> <D> [broken]
-// broken: a deliberately wrong combine (the partials averaged, not weighted by exp(lse_s - lse)).
+// broken: a deliberately wrong combine (every split's lse read as 0: the partials averaged, not weighted by
+// exp(lse_s - lse)).
 // Reads <rendezvous>/inputs.bin (float32 q (B,N,Hq,D), k, v (B,N,Hk,D), dout (B,N,Hq,D)), takes its
 // zig-zag rows, runs ring forward + backward non-causal then causal, and writes
 // <rendezvous>/out-<causal>-<rank>.bin: float32 out, lse (B,Hq,2c), dq, dk, dv of its rows.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { combineByLse64 } from '@flashattn/core';
 import { CpuOps, createSocketCommunicator } from '@flashattn/cpu';
 import { ringAttentionBackward, ringAttentionForward, zigzagRows } from '../../../dist/index.js';
 
@@ -16,19 +15,11 @@ const [dir, ...nums] = process.argv.slice(2);
 const broken = nums[7] === 'broken';
 const [rank, W, B, N, Hq, Hk, D] = nums.slice(0, 7).map(Number);
 const ops = new CpuOps({ threads: 1 });
-// AttentionCombineArgs over CPU buffers: outPartial (S, B, Nq, Hq, D), lsePartial (S, B, Hq, Nq) -> the
-// strided out view and the contiguous lse, through core's float64 reference combine.
-ops.attentionCombine = ({ outPartial, lsePartial, numSplits, out, lse }) => {
-  const [Bq, Nq, Hq_, Dq] = out.shape;
-  const r = combineByLse64(outPartial, lsePartial, numSplits, Bq, Nq, Hq_, Dq);
-  if (broken) r.out.forEach((_, i) => (r.out[i] = (outPartial[i] + outPartial[i + r.out.length]) / 2));
-  const [sB, sN, sH] = out.strides;
-  for (let b = 0; b < Bq; b++)
-    for (let n = 0; n < Nq; n++)
-      for (let h = 0; h < Hq_; h++)
-        for (let d = 0; d < Dq; d++) out.buffer[out.offset + b * sB + n * sN + h * sH + d] = r.out[((b * Nq + n) * Hq_ + h) * Dq + d];
-  if (lse) lse.set(r.lse);
-};
+if (broken) {
+  const combine = ops.attentionCombine.bind(ops);
+  ops.attentionCombine = (args) =>
+    combine({ ...args, lsePartial: new Float32Array(args.lsePartial.length) });
+}
 const raw = readFileSync(join(dir, 'inputs.bin')); // may sit in Buffer's pool: copy out its bytes
 const all = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
 const sizes = [B * N * Hq * D, B * N * Hk * D, B * N * Hk * D, B * N * Hq * D];
@@ -41,7 +32,9 @@ const L = rows.length;
 const local = (x, H) => {
   const o = new Float32Array(B * L * H * D);
   for (let b = 0; b < B; b++)
-    rows.forEach((g, i) => o.set(x.subarray((b * N + g) * H * D, (b * N + g + 1) * H * D), (b * L + i) * H * D));
+    rows.forEach((g, i) =>
+      o.set(x.subarray((b * N + g) * H * D, (b * N + g + 1) * H * D), (b * L + i) * H * D),
+    );
   return o;
 };
 const up = async (x) => {
@@ -50,7 +43,13 @@ const up = async (x) => {
   return buf;
 };
 try {
-  const comm = await createSocketCommunicator({ ops, rank, worldSize: W, rendezvous: dir, timeoutMs: 30_000 });
+  const comm = await createSocketCommunicator({
+    ops,
+    rank,
+    worldSize: W,
+    rendezvous: dir,
+    timeoutMs: 30_000,
+  });
   const q = await up(local(parts[0], Hq));
   const k = await up(local(parts[1], Hk));
   const v = await up(local(parts[2], Hk));
@@ -63,7 +62,13 @@ try {
     const dk = ops.alloc(B * L * Hk * D, 'float32');
     const dv = ops.alloc(B * L * Hk * D, 'float32');
     await ringAttentionForward(ops, comm, shape, { q, k, v, out, lse }, { causal });
-    await ringAttentionBackward(ops, comm, shape, { q, k, v, out, lse, dout, dq, dk, dv }, { causal });
+    await ringAttentionBackward(
+      ops,
+      comm,
+      shape,
+      { q, k, v, out, lse, dout, dq, dk, dv },
+      { causal },
+    );
     const res = [];
     for (const b of [out, lse, dq, dk, dv]) res.push(...(await ops.download(b)));
     writeFileSync(join(dir, `out-${causal}-${rank}.bin`), Float32Array.from(res));
