@@ -24,7 +24,6 @@ import { ArgsError, parseArgs, type ArgSchema, type ParsedArgs } from '../lib/ar
 import { backwardFlops, forwardFlops, tflopsPerSecond } from '../lib/flops.js';
 import { isMain } from '../lib/is-main.js';
 import { formatTable } from '../lib/table.js';
-
 import { launchJob, type RankExit } from './launch-ranks.js';
 import { CHECK_OUTPUTS, type CheckOutput, type RankCheck } from './ring-check.js';
 import { runRank, type RankResult, type RingJob } from './ring-rank.js';
@@ -186,8 +185,19 @@ export interface RingBenchReport {
 
 type Log = (line: string) => void;
 
+/** The GPU ids CUDA_VISIBLE_DEVICES lists, or undefined when it is not set. */
+function gpuList(env: NodeJS.ProcessEnv): string[] | undefined {
+  return env['CUDA_VISIBLE_DEVICES']
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
 /** Parse and check the flags that depend on each other (lengths vs the zig-zag split). */
-export function parseRingArgs(argv: readonly string[]): RingBenchArgs {
+export function parseRingArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): RingBenchArgs {
   const a = parseArgs(argv, RING_BENCH_SCHEMA);
   const split = 2 * a.world;
   const bad = (flag: string, v: number): never => {
@@ -199,6 +209,12 @@ export function parseRingArgs(argv: readonly string[]): RingBenchArgs {
   if (a.time) for (const n of a.n) if (n % split !== 0) bad('--n', n);
   if (a.checkN % split !== 0) bad('--check-n', a.checkN);
   if (a.search && a.searchFrom % split !== 0) bad('--search-from', a.searchFrom);
+  const visible = gpuList(env);
+  if (a.backend === 'cuda' && visible && visible.length < a.world)
+    throw new ArgsError(
+      '--world',
+      `--world: ${a.world} GPUs asked for, CUDA_VISIBLE_DEVICES lists ${visible.length} (${visible.join(',')})`,
+    );
   return a;
 }
 
@@ -211,12 +227,10 @@ export async function runRingBench(
   const W = a.world;
   const memoryLimitBytes =
     a.memoryLimitMib !== undefined ? Math.floor(a.memoryLimitMib * 2 ** 20) : undefined;
+  // Rank r on GPU r of CUDA_VISIBLE_DEVICES's list, else of 0..W-1.
   const gpus =
     a.backend === 'cuda'
-      ? (process.env['CUDA_VISIBLE_DEVICES']
-          ?.split(',')
-          .map((s) => s.trim())
-          .filter(Boolean) ?? Array.from({ length: W }, (_, i) => String(i)))
+      ? (gpuList(process.env) ?? Array.from({ length: W }, (_, i) => String(i)))
       : undefined;
   const threadsFor = (ranks: number): number =>
     a.threads ?? Math.max(1, Math.floor(cpus().length / ranks));
