@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -80,10 +81,16 @@ int main(int argc, char** argv) {
   std::normal_distribution<float> nd;
   struct Shape { const char* name; int N, K; bool transB; };
   // GPT-2 decode: small (C = 384, V = 8192) and gpt2-124m (C = 768, V = 50257); lm = the tied head.
-  const Shape shapes[] = {{"small qkv", 1152, 384, false},  {"small fc", 1536, 384, false},
+  const std::vector<Shape> all = {{"small qkv", 1152, 384, false},  {"small fc", 1536, 384, false},
                           {"small fcproj", 384, 1536, false}, {"small lm", 8192, 384, true},
                           {"124m qkv", 2304, 768, false},    {"124m fc", 3072, 768, false},
-                          {"124m fcproj", 768, 3072, false}, {"124m lm", 50257, 768, true}};
+                          {"124m fcproj", 768, 3072, false}, {"124m lm", 50257, 768, true},
+                          // the heads as (K, N) (attention-vs-ort.js matmul --decode's layout)
+                          {"small lm KN", 8192, 384, false}, {"124m lm KN", 50257, 768, false}};
+  // FILTER=substring: only the shapes whose name contains it.
+  std::vector<Shape> shapes;
+  for (const Shape& s : all)
+    if (!getenv("FILTER") || strstr(s.name, getenv("FILTER"))) shapes.push_back(s);
   printf("GEMV_NC/KG/NT as built; us per call, median of %d, one thread; packed = gemm_avx2 (packs B)\n", R);
   printf("%-12s %3s %10s %10s %7s\n", "shape", "M", "small-M", "packed", "ratio");
   for (const Shape& s : shapes)
