@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAddon, nativeInfo, type NativeGemmArgs } from '../attention/flash-native.js';
 import { CpuOps } from './cpu-ops.js';
-import { NATIVE_GEMV_SYNC_FLOATS, NATIVE_SYNC_MACS } from './matmul-native.js';
+import { NATIVE_SYNC_MACS } from './matmul-native.js';
 
 const info = nativeInfo();
 const skip = info.gemm ? false : `native gemm unavailable: ${info.reason ?? '?'}`;
@@ -147,8 +147,8 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
 
   // The small-M path (M <= 8): M = 1, 2, 3, 5, 8; N odd (edge columns past the 8-lane vectors, several
   // 128-column units without transB, 64-row units with it); K = 1 (below a 4-step group and an 8-lane
-  // vector) and odd K (a group tail and a masked lane tail); two shapes above NATIVE_GEMV_SYNC_FLOATS
-  // (the pool's threads).
+  // vector) and odd K (a group tail and a masked lane tail); two shapes above NATIVE_SYNC_MACS (the
+  // pool's threads).
   const smallM: Array<[number, number, number]> = [
     [1, 300, 37],
     [2, 137, 261],
@@ -158,9 +158,8 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     [1, 4099, 1031],
     [5, 1001, 841],
   ];
-  expect(4099 * 1031).toBeGreaterThan(NATIVE_GEMV_SYNC_FLOATS);
-  expect(1001 * 841).toBeGreaterThan(NATIVE_GEMV_SYNC_FLOATS);
-  expect(263 * 43).toBeLessThan(NATIVE_GEMV_SYNC_FLOATS);
+  expect(1 * 4099 * 1031).toBeGreaterThan(NATIVE_SYNC_MACS);
+  expect(5 * 1001 * 841).toBeGreaterThan(NATIVE_SYNC_MACS);
   for (const [M, N, K] of smallM)
     for (const [transA, transB] of layouts)
       it(`small-M path: M=${M} N=${N} K=${K} transA=${transA} transB=${transB}: plain, bias, accumulate vs float64; 1 = 2 = 3 threads`, async () => {
@@ -296,7 +295,7 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
   it('small-M path: leaves the event loop free while it computes (above the sync size)', async () => {
     const o = ops[1]!;
     const [M, N, K] = [1, 16384, 1024]; // B: 64 MiB, a few ms from memory
-    expect(N * K).toBeGreaterThan(NATIVE_GEMV_SYNC_FLOATS);
+    expect(M * N * K).toBeGreaterThan(NATIVE_SYNC_MACS);
     const out = o.alloc(M * N, 'float32');
     const a = o.alloc(M * K, 'float32');
     const b = o.alloc(K * N, 'float32');

@@ -2,8 +2,7 @@
  * CpuOps.matmul's float32 path where the native addon has the gemm (native/gemm_avx2.cc: packed 6 x 16
  * AVX2 + FMA register tiles; for M <= 8 rows native/gemv_avx2.cc, nothing packed, B read once in its own
  * layout; both bitwise the same for any thread count): the operands' views go to the addon as they are,
- * no copies. Below NATIVE_SYNC_MACS (the small-M path: NATIVE_GEMV_SYNC_FLOATS floats of B) the call
- * runs on the calling thread alone; above it on the addon's pool threads, off the event loop when every
+ * no copies. Below NATIVE_SYNC_MACS (either path) the call runs on the calling thread alone; above it on the addon's pool threads, off the event loop when every
  * operand lives in shared memory (the wasm arena: a SharedArrayBuffer cannot be detached while the
  * threads read it), else on those threads with the event loop held (JS cannot run, so nothing can
  * detach a plain ArrayBuffer under them).
@@ -21,17 +20,17 @@ import type { CpuBuffer } from './buffers.js';
  */
 export const NATIVE_SYNC_MACS = 1 << 22;
 
-/**
- * The small-M path (M <= the addon's gemvMaxM rows) reads B once from memory: its time follows the
- * floats of B (K N), not the multiply-adds, so it leaves the calling thread from K N =
- * NATIVE_GEMV_SYNC_FLOATS. At M = 1 with B cycling through 64 MiB of copies (read from memory, as in a
- * decode step), two pool threads against one synchronous (packages/cpu/native/dev/
- * gemv-sync-threshold.mjs, 2026-12-07, apps/bench/figures/cpu/gemv/gemv-sync-threshold-{1..5}.log):
- * quiet machine (load 0.8-0.9, runs 4 and 5): 0.28-0.49x at K N <= 147k, 0.97-1.04x at 442k, 1.13-1.72x
- * from 590k (1.03x at 6.3M: one thread already streams ~18 GB/s there); run 1 (load 2.4) the same;
- * runs 2 and 3, with another process's compile on the second core: 0.84-0.98x at every size.
+/*
+ * The small-M path (M <= the addon's gemvMaxM rows) follows the same rule. It reads B once from memory,
+ * so its time follows K N rather than the multiply-adds, and alone, at M = 1 with B cycling through 64
+ * MiB of copies, two pool threads beat one from K N = 590k floats on the quiet machine (1.13-1.72x; 0.97-
+ * 1.04x at 442k; packages/cpu/native/dev/gemv-sync-threshold.mjs, 2026-12-07, apps/bench/figures/cpu/
+ * gemv/gemv-sync-threshold-{1..5}.log; 0.84-0.98x everywhere with another process on the second core).
+ * But in a decode step (GPT-2 generate with the KV cache, 4 alternating rounds, load 0.7-1.2) the pool
+ * from K N = 2^19 was slower than this rule: small 813-885 against 730-780 ms, gpt2-124m 4219-4660
+ * against 4076-4622 ms (apps/bench/figures/cpu/gemv/kn-vs-mac.log). So the decode shapes below 2^22
+ * multiply-adds stay on the calling thread (gpt2-124m's head, 38.6M, goes to the pool).
  */
-export const NATIVE_GEMV_SYNC_FLOATS = 1 << 19;
 
 export interface NativeGemm {
   addon: CpuAddon;
@@ -73,9 +72,7 @@ export async function matmulNative(
     variant: g.variant,
   };
   try {
-    const small = M <= (g.addon.gemvMaxM ?? 0);
-    if (small ? K * N < NATIVE_GEMV_SYNC_FLOATS : M * N * K < NATIVE_SYNC_MACS)
-      return g.addon.gemmSync!({ ...args, threads: 1 });
+    if (M * N * K < NATIVE_SYNC_MACS) return g.addon.gemmSync!({ ...args, threads: 1 });
     if (shared(out) && shared(a) && shared(b) && shared(bias)) return await g.addon.gemm!(args);
     return g.addon.gemmSync!(args);
   } catch (e) {
