@@ -19,6 +19,7 @@ import {
   nativeAttentionInfo,
   type NativeForwardArgs,
 } from './flash-native.js';
+import { eventLoopTurnsDuring } from '../test-utils/event-loop.js';
 
 const info = nativeAttentionInfo();
 const skip = info.available ? false : `native forward unavailable: ${info.reason ?? '?'}`;
@@ -202,15 +203,7 @@ describe.skipIf(skip)(`native AVX2 forward (seed ${seed})`, () => {
         D: 64,
         opts: {},
       };
-      let ticks = 0;
-      let done = false;
-      const tick = (): void => {
-        ticks++;
-        if (!done) setImmediate(tick);
-      };
-      setImmediate(tick);
-      await forward(ops, c, seed);
-      done = true;
+      const ticks = await eventLoopTurnsDuring(() => forward(ops, c, seed));
       expect(ticks).toBeGreaterThan(1);
     } finally {
       await ops.dispose();

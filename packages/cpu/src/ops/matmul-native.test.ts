@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { nativeAddon, nativeInfo, type NativeGemmArgs } from '../attention/flash-native.js';
 import { CpuOps } from './cpu-ops.js';
 import { NATIVE_SYNC_MACS } from './matmul-native.js';
+import { eventLoopTurnsDuring } from '../test-utils/event-loop.js';
 
 const info = nativeInfo();
 const skip = info.gemm ? false : `native gemm unavailable: ${info.reason ?? '?'}`;
@@ -299,15 +300,7 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     const out = o.alloc(M * N, 'float32');
     const a = o.alloc(M * K, 'float32');
     const b = o.alloc(K * N, 'float32');
-    let ticks = 0;
-    let done = false;
-    const tick = (): void => {
-      ticks++;
-      if (!done) setImmediate(tick);
-    };
-    setImmediate(tick);
-    await o.matmul(out, a, b, M, N, K);
-    done = true;
+    const ticks = await eventLoopTurnsDuring(() => o.matmul(out, a, b, M, N, K));
     expect(o.lastMatmulPath).toBe('native-gemv');
     expect(ticks).toBeGreaterThan(1);
     o.free(out);
@@ -321,15 +314,7 @@ describe.skipIf(skip)(`native AVX2 gemm (seed ${seed})`, () => {
     const out = o.alloc(M * N, 'float32');
     const a = o.alloc(M * K, 'float32');
     const b = o.alloc(K * N, 'float32');
-    let ticks = 0;
-    let done = false;
-    const tick = (): void => {
-      ticks++;
-      if (!done) setImmediate(tick);
-    };
-    setImmediate(tick);
-    await o.matmul(out, a, b, M, N, K);
-    done = true;
+    const ticks = await eventLoopTurnsDuring(() => o.matmul(out, a, b, M, N, K));
     expect(o.lastMatmulPath).toBe('native');
     expect(ticks).toBeGreaterThan(1);
   });
