@@ -3,7 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, usage, UsageError, type Args } from './cli.js';
-import { launch, rankEnv } from './parallel/launch.js';
+import { CollectiveError } from '@flashattn/core';
+import { launch, PEER_FAILED_STATUS, rankEnv } from './parallel/launch.js';
 import { runTraining } from './trainer.js';
 
 async function main(): Promise<number> {
@@ -96,6 +97,7 @@ main().then(
   (code) => process.exit(code),
   (e: unknown) => {
     process.stderr.write(`gpt2-train: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
+    // A rank that failed because another one did says so in its status: the launcher blames the other.
+    process.exit(e instanceof CollectiveError && e.culprit !== e.rank ? PEER_FAILED_STATUS : 1);
   },
 );

@@ -7,8 +7,10 @@
  *   why), and for NCCL CUDA_VISIBLE_DEVICES = the rank's GPU.
  * It forwards SIGINT / SIGTERM to every rank (they agree on the step to stop at, checkpoint and exit
  * 130), waits for all, and reports which rank failed first and how. A rank that dies makes the others
- * fail within the collective timeout (they name it); the launcher kills any rank still running
- * timeout + 10 s after the first failure, so the job never hangs.
+ * fail within the collective timeout (they name it, and exit with PEER_FAILED_STATUS); the launcher kills
+ * any rank still running timeout + 10 s after the first failure, so the job never hangs. The rank blamed is
+ * the first to fail on its own (a status other than PEER_FAILED_STATUS, or a signal): a peer that noticed
+ * the death may be reaped before the dead rank is, so the order of exits alone does not say who was first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +18,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export type Transport = 'cpu' | 'nccl';
+
+/** A rank's exit status when a collective failed because of another rank (a CollectiveError naming a peer). */
+export const PEER_FAILED_STATUS = 3;
 
 export interface RankEnv {
   rank: number;
@@ -80,7 +85,8 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
   const t0 = Date.now();
   const children: ChildProcess[] = [];
   const exits: RankExit[] = [];
-  let firstFailure: RankExit | null = null;
+  let firstFailure: RankExit | null = null; // the first to fail on its own
+  let firstPeerFailure: RankExit | null = null; // the first to fail because of a peer
   let killer: NodeJS.Timeout | null = null;
   const forward = (sig: NodeJS.Signals) => (): void => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill(sig);
@@ -125,8 +131,10 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
         child.on('close', (code, signal) => {
           const e: RankExit = { rank, pid: child.pid, code, signal, atMs: Date.now() - t0 };
           exits.push(e);
-          if ((code !== 0 || signal) && code !== 130 && !firstFailure) {
-            firstFailure = e;
+          const failure = (code !== 0 || signal !== null) && code !== 130;
+          if (failure && code === PEER_FAILED_STATUS) firstPeerFailure ??= e;
+          else if (failure) firstFailure ??= e;
+          if (failure && !killer) {
             // The others must fail within the collective timeout; never let the job hang past it.
             killer = setTimeout(() => {
               for (const c of children)
@@ -150,7 +158,7 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
     rmSync(dir, { recursive: true, force: true });
   }
   exits.sort((a, b) => a.rank - b.rank);
-  const failed = firstFailure as RankExit | null;
+  const failed = (firstFailure ?? firstPeerFailure) as RankExit | null;
   if (!failed) {
     const stopped = exits.some((e) => e.code === 130);
     return { status: stopped ? 130 : 0, exits };
