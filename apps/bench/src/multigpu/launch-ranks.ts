@@ -1,13 +1,11 @@
 /**
  * Start one process per rank for one benchmark job and wait for all, the way apps/gpt2-train's launcher
- * does (parallel/launch.ts): the same environment -- FLASHATTN_RANK, FLASHATTN_WORLD_SIZE,
- * FLASHATTN_RENDEZVOUS (a fresh directory: the CPU transport's sockets, NCCL's unique id), FLASHATTN_
- * COLLECTIVE_TIMEOUT_MS, FLASHATTN_TRANSPORT (cpu | nccl), NCCL_NVLS_ENABLE=0 (NVLink multicast off, the
- * device notes say why) and for NCCL CUDA_VISIBLE_DEVICES = the rank's GPU -- plus FLASHATTN_RING_JOB, the
+ * does (parallel/launch.ts): the same environment (core's rankEnvVars) plus FLASHATTN_RING_JOB, the
  * job as JSON. Each rank writes <rendezvous>/result-<rank>.json; this returns them (null for a rank that
  * wrote none). A rank that fails makes the others fail within the collective timeout (they name it); any
  * rank still running timeout + 10 s after the first failure, or past `jobTimeoutMs`, is killed: never a hang.
  */
+import { rankEnvVars } from '@flashattn/core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,15 +46,16 @@ export async function launchJob<R>(
       Array.from({ length: o.worldSize }, (_, rank) => {
         const env: NodeJS.ProcessEnv = {
           ...process.env,
-          FLASHATTN_RANK: String(rank),
-          FLASHATTN_WORLD_SIZE: String(o.worldSize),
-          FLASHATTN_RENDEZVOUS: dir,
-          FLASHATTN_COLLECTIVE_TIMEOUT_MS: String(o.timeoutMs),
-          FLASHATTN_TRANSPORT: o.transport,
+          ...rankEnvVars({
+            rank,
+            worldSize: o.worldSize,
+            rendezvous: dir,
+            timeoutMs: o.timeoutMs,
+            transport: o.transport,
+            ...(o.gpus ? { gpu: o.gpus[rank] } : {}),
+          }),
           FLASHATTN_RING_JOB: JSON.stringify(o.job),
-          NCCL_NVLS_ENABLE: '0',
         };
-        if (o.transport === 'nccl' && o.gpus) env['CUDA_VISIBLE_DEVICES'] = o.gpus[rank];
         const child = spawn(process.execPath, [o.script], {
           env,
           stdio: ['ignore', 'ignore', 'pipe'],

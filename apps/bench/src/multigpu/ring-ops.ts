@@ -15,6 +15,7 @@ import {
   type Communicator,
   type DeviceAttention,
   type Ops,
+  type RankPlace,
 } from '@flashattn/core';
 import { profileOps, type OpProfile, type RingOps } from '@flashattn/transformer';
 
@@ -85,13 +86,6 @@ function breakCombine(ops: RankOps): void {
       ops.free(zeros);
     }
   };
-}
-
-export interface RankPlace {
-  rank: number;
-  worldSize: number;
-  rendezvous: string;
-  timeoutMs: number;
 }
 
 /** This rank's communicator: the CPU socket transport, or NCCL through @flashattn/cuda. */

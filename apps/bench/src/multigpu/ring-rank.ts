@@ -6,7 +6,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BackendOutOfMemoryError, type Communicator } from '@flashattn/core';
+import { BackendOutOfMemoryError, rankPlace, type Communicator } from '@flashattn/core';
 import { checkRing, type RankCheck } from './ring-check.js';
 import { connectRank, createRankOps, type RingBackend } from './ring-ops.js';
 import { timeForwardBackward, type PhaseTimes, type RunShape } from './ring-timing.js';
@@ -41,12 +41,8 @@ export const OOM_EXIT = 3;
 
 export async function runRank(env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const job = JSON.parse(env['FLASHATTN_RING_JOB']!) as RingJob;
-  const place = {
-    rank: Number(env['FLASHATTN_RANK']),
-    worldSize: Number(env['FLASHATTN_WORLD_SIZE']),
-    rendezvous: env['FLASHATTN_RENDEZVOUS']!,
-    timeoutMs: Number(env['FLASHATTN_COLLECTIVE_TIMEOUT_MS'] ?? 60_000),
-  };
+  const place = rankPlace(env);
+  if (!place) throw new Error('ring-rank: not started by the launcher (FLASHATTN_RANK is unset)');
   const write = (r: RankResult): void =>
     writeFileSync(join(place.rendezvous, `result-${place.rank}.json`), JSON.stringify(r));
   let setup: Awaited<ReturnType<typeof createRankOps>>;

@@ -12,6 +12,7 @@
  * the first to fail on its own (a status other than PEER_FAILED_STATUS, or a signal): a peer that noticed
  * the death may be reaped before the dead rank is, so the order of exits alone does not say who was first.
  */
+import { rankEnvVars, rankPlace, type RankPlace } from '@flashattn/core';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,35 +23,12 @@ export type Transport = 'cpu' | 'nccl';
 /** A rank's exit status when a collective failed because of another rank (a CollectiveError naming a peer). */
 export const PEER_FAILED_STATUS = 3;
 
-export interface RankEnv {
-  rank: number;
-  worldSize: number;
-  rendezvous: string;
-  timeoutMs: number;
-  transport: Transport;
-}
+/** This process's place in the job (core's RankPlace). */
+export type RankEnv = RankPlace;
 
 /** This process's rank, from the launcher's environment; null when not started by the launcher. */
 export function rankEnv(env: NodeJS.ProcessEnv = process.env): RankEnv | null {
-  if (env['FLASHATTN_RANK'] === undefined) return null;
-  const rank = Number(env['FLASHATTN_RANK']);
-  const worldSize = Number(env['FLASHATTN_WORLD_SIZE']);
-  const timeoutMs = Number(env['FLASHATTN_COLLECTIVE_TIMEOUT_MS'] ?? 60_000);
-  const rendezvous = env['FLASHATTN_RENDEZVOUS'] ?? '';
-  const transport = env['FLASHATTN_TRANSPORT'] === 'nccl' ? 'nccl' : 'cpu';
-  if (
-    !Number.isInteger(worldSize) ||
-    worldSize < 1 ||
-    !Number.isInteger(rank) ||
-    rank < 0 ||
-    rank >= worldSize ||
-    !rendezvous ||
-    !(timeoutMs > 0)
-  )
-    throw new Error(
-      `bad launcher environment: FLASHATTN_RANK=${env['FLASHATTN_RANK']} FLASHATTN_WORLD_SIZE=${env['FLASHATTN_WORLD_SIZE']} FLASHATTN_RENDEZVOUS=${rendezvous} FLASHATTN_COLLECTIVE_TIMEOUT_MS=${env['FLASHATTN_COLLECTIVE_TIMEOUT_MS']}`,
-    );
-  return { rank, worldSize, rendezvous, timeoutMs, transport };
+  return rankPlace(env);
 }
 
 export interface LaunchOptions {
@@ -99,14 +77,15 @@ export async function launch(o: LaunchOptions): Promise<{ status: number; exits:
     const done = Array.from({ length: o.worldSize }, (_, rank) => {
       const env: NodeJS.ProcessEnv = {
         ...process.env,
-        FLASHATTN_RANK: String(rank),
-        FLASHATTN_WORLD_SIZE: String(o.worldSize),
-        FLASHATTN_RENDEZVOUS: dir,
-        FLASHATTN_COLLECTIVE_TIMEOUT_MS: String(o.timeoutMs),
-        FLASHATTN_TRANSPORT: o.transport,
-        NCCL_NVLS_ENABLE: '0',
+        ...rankEnvVars({
+          rank,
+          worldSize: o.worldSize,
+          rendezvous: dir,
+          timeoutMs: o.timeoutMs,
+          transport: o.transport,
+          ...(o.gpus ? { gpu: o.gpus[rank] } : {}),
+        }),
       };
-      if (o.transport === 'nccl' && o.gpus) env['CUDA_VISIBLE_DEVICES'] = o.gpus[rank];
       // Rank 0 speaks for the job (its stdout and progress); the others' stderr is kept, prefixed.
       // Own process group (detached): a terminal's Ctrl-C reaches the launcher only, which forwards exactly
       // one SIGINT per rank (a second would make the trainer exit at once instead of after the agreed step).

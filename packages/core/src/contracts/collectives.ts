@@ -103,3 +103,59 @@ export function shardRange(n: number, rank: number, worldSize: number): { lo: nu
   const lo = Math.min(n, rank * per);
   return { lo, hi: Math.min(n, lo + per) };
 }
+
+/**
+ * Where a rank process stands, as a launcher tells it through its environment (apps/gpt2-train's
+ * `--workers` / `--gpus` launcher, apps/bench's multi-GPU benchmarks):
+ *   FLASHATTN_RANK, FLASHATTN_WORLD_SIZE, FLASHATTN_RENDEZVOUS (a fresh directory shared by the job's ranks:
+ *   the CPU transport's sockets, NCCL's unique id), FLASHATTN_COLLECTIVE_TIMEOUT_MS, FLASHATTN_TRANSPORT
+ *   (cpu | nccl), NCCL_NVLS_ENABLE=0 (NVLink multicast off: the device notes say why), and for NCCL
+ *   CUDA_VISIBLE_DEVICES = the rank's GPU.
+ */
+export interface RankPlace {
+  rank: number;
+  worldSize: number;
+  rendezvous: string;
+  timeoutMs: number;
+  transport: 'cpu' | 'nccl';
+}
+
+/** The environment variables that give a rank process its place (rankPlace reads them back). */
+export function rankEnvVars(p: RankPlace & { gpu?: string }): Record<string, string> {
+  const vars: Record<string, string> = {
+    FLASHATTN_RANK: String(p.rank),
+    FLASHATTN_WORLD_SIZE: String(p.worldSize),
+    FLASHATTN_RENDEZVOUS: p.rendezvous,
+    FLASHATTN_COLLECTIVE_TIMEOUT_MS: String(p.timeoutMs),
+    FLASHATTN_TRANSPORT: p.transport,
+    NCCL_NVLS_ENABLE: '0',
+  };
+  if (p.transport === 'nccl' && p.gpu !== undefined) vars['CUDA_VISIBLE_DEVICES'] = p.gpu;
+  return vars;
+}
+
+/**
+ * This process's place from a launcher's environment (rankEnvVars); null when FLASHATTN_RANK is unset (not
+ * started by a launcher); an Error naming the variables when they are inconsistent.
+ */
+export function rankPlace(env: Readonly<Record<string, string | undefined>>): RankPlace | null {
+  if (env['FLASHATTN_RANK'] === undefined) return null;
+  const rank = Number(env['FLASHATTN_RANK']);
+  const worldSize = Number(env['FLASHATTN_WORLD_SIZE']);
+  const timeoutMs = Number(env['FLASHATTN_COLLECTIVE_TIMEOUT_MS'] ?? 60_000);
+  const rendezvous = env['FLASHATTN_RENDEZVOUS'] ?? '';
+  const transport = env['FLASHATTN_TRANSPORT'] === 'nccl' ? 'nccl' : 'cpu';
+  if (
+    !Number.isInteger(worldSize) ||
+    worldSize < 1 ||
+    !Number.isInteger(rank) ||
+    rank < 0 ||
+    rank >= worldSize ||
+    !rendezvous ||
+    !(timeoutMs > 0)
+  )
+    throw new Error(
+      `bad launcher environment: FLASHATTN_RANK=${env['FLASHATTN_RANK']} FLASHATTN_WORLD_SIZE=${env['FLASHATTN_WORLD_SIZE']} FLASHATTN_RENDEZVOUS=${rendezvous} FLASHATTN_COLLECTIVE_TIMEOUT_MS=${env['FLASHATTN_COLLECTIVE_TIMEOUT_MS']}`,
+    );
+  return { rank, worldSize, rendezvous, timeoutMs, transport };
+}

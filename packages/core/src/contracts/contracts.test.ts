@@ -20,6 +20,7 @@ import {
   viewExtent,
 } from './device-attention.js';
 import { listBackends, registerBackend, resolveBackend, type BackendProvider } from './registry.js';
+import { rankEnvVars, rankPlace } from './collectives.js';
 
 describe('strided views', () => {
   it('packedQkvViews addresses q, k, v inside (B, T, 3, H, D)', () => {
@@ -192,5 +193,30 @@ describe('CPU backends: extreme input', () => {
       /Invalid v\.data\[13\]: expected a finite value \(checkFinite\), got NaN/,
     );
     expect(() => checkFinite(q, 'q')).not.toThrow();
+  });
+});
+
+describe("rank environment (the launchers' protocol)", () => {
+  it('rankPlace reads back what rankEnvVars writes; null outside a launcher', () => {
+    const place = {
+      rank: 1,
+      worldSize: 2,
+      rendezvous: '/tmp/r',
+      timeoutMs: 5000,
+      transport: 'nccl' as const,
+    };
+    const vars = rankEnvVars({ ...place, gpu: '3' });
+    expect(vars['NCCL_NVLS_ENABLE']).toBe('0');
+    expect(vars['CUDA_VISIBLE_DEVICES']).toBe('3');
+    expect(rankPlace(vars)).toEqual(place);
+    expect(
+      rankEnvVars({ ...place, transport: 'cpu', gpu: '3' })['CUDA_VISIBLE_DEVICES'],
+    ).toBeUndefined();
+    expect(rankPlace({})).toBeNull();
+  });
+  it('names the variables when they disagree', () => {
+    expect(() =>
+      rankPlace({ FLASHATTN_RANK: '2', FLASHATTN_WORLD_SIZE: '2', FLASHATTN_RENDEZVOUS: '/tmp/r' }),
+    ).toThrow(/FLASHATTN_RANK=2 FLASHATTN_WORLD_SIZE=2/);
   });
 });
