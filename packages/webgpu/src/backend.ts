@@ -21,7 +21,7 @@ import {
   type Tensor,
 } from '@flashattn/core';
 import { kindFor, MAX_HEAD_DIM, WebGPUDeviceAttention } from './attention.js';
-import { acquireDevice, type AcquireOptions, type Acquired } from './gpu.js';
+import { acquireDevice, releaseGPU, type AcquireOptions, type Acquired } from './gpu.js';
 import { WebGPUMemory, type WebGPUBuffer } from './memory.js';
 import { Runtime } from './runtime.js';
 import { chooseVariant, type Variant } from './variants.js';
@@ -71,7 +71,7 @@ export interface WebGPUAttentionBackend
 export async function createWebGPUBackend(
   options: WebGPUBackendOptions = {},
 ): Promise<WebGPUAttentionBackend> {
-  // `acquired.gpu` must stay referenced while the device lives (see Acquired.gpu); dispose() drops it.
+  // `acquired.gpu` must stay referenced while the device lives (see Acquired.gpu); dispose() releases it.
   let acquired: Acquired | undefined = await acquireDevice(options);
   const { device, owned } = acquired;
   const info = acquired.adapterInfo;
@@ -226,7 +226,9 @@ export async function createWebGPUBackend(
     },
 
     dispose(): void {
+      if (!acquired) return;
       rt.dispose(owned);
+      releaseGPU(acquired.gpu);
       acquired = undefined;
     },
   };

@@ -27,7 +27,8 @@ export interface Acquired {
   /**
    * The GPU object the device came from. Dawn-node tears its instance down when this is garbage
    * collected (a live device then aborts the process with "Owner died"), and the process does not
-   * exit while it is referenced: hold it while the device lives, drop it after device.destroy().
+   * exit while it is referenced: hold it while the device lives, and after device.destroy() drop it and
+   * give it back with releaseGPU (the instance is shared by the devices of one flag set).
    */
   gpu: GPU | undefined;
 }
@@ -43,7 +44,42 @@ export const DEFAULT_DAWN_FLAGS: readonly string[] = [
   'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia',
 ];
 
+/**
+ * Dawn's GPU objects in this process, one per flag set, shared by every device acquired from it and
+ * counted: dropped (for the GC) only when the last of those devices has been released (releaseGPU).
+ * A second instance that was disposed and collected while another one was in use freed state the live
+ * one still reached: the process hung in InstanceBase::ProcessEvents, aborted with std::system_error
+ * "Invalid argument", or segfaulted (found in CI, packages/webgpu/src/backend.test.ts; reproduced by
+ * process-exit.test.ts's child, which creates, disposes and collects a second backend while the first works).
+ */
+const shared = new Map<string, { gpu: Promise<GPU>; users: number }>();
+
 async function nodeGPU(flags: readonly string[]): Promise<GPU> {
+  const key = flags.join('\n');
+  let held = shared.get(key);
+  if (!held) {
+    held = { gpu: createNodeGPU(flags), users: 0 };
+    shared.set(key, held);
+    held.gpu.catch(() => shared.delete(key));
+  }
+  held.users++;
+  return held.gpu;
+}
+
+/**
+ * Give back a GPU object that acquireDevice returned (Acquired.gpu), after its device was destroyed: the
+ * last user's release lets it be collected, and then the process can exit. A GPU this module did not
+ * create (navigator.gpu) or undefined: nothing to do.
+ */
+export function releaseGPU(gpu: GPU | undefined): void {
+  if (!gpu) return;
+  for (const [key, held] of shared)
+    void held.gpu.then((g) => {
+      if (g === gpu && shared.get(key) === held && --held.users === 0) shared.delete(key);
+    });
+}
+
+async function createNodeGPU(flags: readonly string[]): Promise<GPU> {
   let mod: { create: (flags: string[]) => GPU };
   try {
     // A variable specifier keeps bundlers from resolving the optional peer dependency.
@@ -108,6 +144,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired
       opts.powerPreference ? { powerPreference: opts.powerPreference } : {},
     );
     if (!adapter) {
+      releaseGPU(gpu);
       throw new BackendUnavailableError(
         'webgpu',
         'requestAdapter() returned null (no GPU; in Node on a CPU-only machine install chromium and set ' +
@@ -132,6 +169,7 @@ export async function acquireDevice(opts: AcquireOptions = {}): Promise<Acquired
   try {
     device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
   } catch (cause) {
+    releaseGPU(gpu);
     throw new BackendUnavailableError('webgpu', `requestDevice failed: ${String(cause)}`, {
       cause,
     });

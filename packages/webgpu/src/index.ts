@@ -1,7 +1,7 @@
 export { createWebGPUBackend, isSoftwareAdapter, MAX_HEAD_DIM } from './backend.js';
 export type { WebGPUAttentionBackend, WebGPUBackendOptions } from './backend.js';
 export { WebGPUBuffer, WEBGPU_BUFFER_DTYPES } from './memory.js';
-export { acquireDevice, DEFAULT_DAWN_FLAGS, type AcquireOptions } from './gpu.js';
+export { acquireDevice, DEFAULT_DAWN_FLAGS, releaseGPU, type AcquireOptions } from './gpu.js';
 export {
   createWebGpuOps,
   WebGpuOps,
