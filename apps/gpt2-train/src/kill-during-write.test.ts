@@ -50,7 +50,7 @@ describe('atomic checkpoint writes', () => {
     const config = { vocabSize: 64, maxSeqLen: 16, nLayer: 2, nHead: 2, nEmbd: 32 };
     const fresh = new GPT2({ config, ops, seed });
     const loaded = new GPT2({ config, ops, seed: seed + 1 });
-    const opt = new AdamW(ops, loaded.specs, loaded.numParams);
+    const opt = new AdamW(ops, loaded.specs, loaded.paramsLength);
     expect(await loaded.getParams()).not.toEqual(await fresh.getParams());
     const st = await loadCheckpoint(path, loaded, opt, { requireOptimizer: true });
     expect(st.step).toBe(1);

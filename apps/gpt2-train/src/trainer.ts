@@ -194,8 +194,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   }
   // ZeRO stage 1 across ranks: each keeps (and steps) the AdamW moments of its shard only.
   const opt: AdamW<unknown> | ShardedAdamW<unknown> = comm
-    ? new ShardedAdamW(ops, comm, model.specs, model.numParams, ADAMW_DEFAULTS)
-    : new AdamW(ops, model.specs, model.numParams);
+    ? new ShardedAdamW(ops, comm, model.specs, model.paramsLength, ADAMW_DEFAULTS)
+    : new AdamW(ops, model.specs, model.paramsLength);
   const rng = createRng(args.seed ^ 0x9e3779b9);
   let step = 0;
   let dataPosition = 0;

@@ -26,6 +26,7 @@ import {
   OpsInputError,
   bufferDTypeBytes,
   describe,
+  xentRowStride,
   type AdamWStep,
   type BufferDType,
   type MatmulOptions,
@@ -114,6 +115,12 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
   override readonly name: string;
   /** Where cuBLASLt was loaded from and its version (cublasLtGetVersion()). */
   readonly cublasLt: { readonly path: string; readonly version: number };
+  /**
+   * GPT-2 pads its vocabulary to a multiple of 64 here (50257 -> 50304, as llm.c): cuBLASLt's Hopper kernels need
+   * 16-byte aligned rows, and on the H100 the head's three bf16 matmuls at N or K = 50257 ran far below their
+   * 680-775 TFLOP/s at 50304 (BENCHMARKS.md, "GPT-2 training vs PyTorch"). 64 (not 8) keeps whole tiles.
+   */
+  readonly rowMultiple = 64;
   readonly #addon: CudaAddon & OpsAddon;
   readonly #queue: SerialQueue;
   #opsDisposed = false;
@@ -519,14 +526,16 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     N: number,
     V: number,
     dlossScale: number,
+    VpArg?: number,
   ): Promise<void> {
     const op = 'softmaxCrossEntropy';
     this.#live(op);
     sizeArg(op, 'N', N);
     sizeArg(op, 'V', V);
+    const Vp = xentRowStride(op, V, VpArg);
     if (typeof dlossScale !== 'number' || !Number.isFinite(dlossScale))
       throw new OpsInputError(`${op} dlossScale`, 'a finite number', describe(dlossScale));
-    const sx = this.#float(op, 'logits', logits, N * V);
+    const sx = this.#float(op, 'logits', logits, N * Vp);
     const sl = this.#float(op, 'losses', losses, N);
     if (sl.dtype !== 'float32' && sl.dtype !== sx.dtype)
       throw new OpsInputError(
@@ -535,7 +544,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
         sl.dtype,
       );
     const sd =
-      dlogits === null ? null : this.#float(op, 'dlogits', dlogits, N * V, sx.dtype, 'logits');
+      dlogits === null ? null : this.#float(op, 'dlogits', dlogits, N * Vp, sx.dtype, 'logits');
     const st = this.#int32(op, 'targets', targets, N);
     if (N === 0) return;
     return this.#run(() =>
@@ -548,6 +557,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
         targets: this.#ptr(st),
         N,
         V,
+        Vp,
         scale: dlossScale,
       }),
     );

@@ -96,7 +96,7 @@ async function main(): Promise<void> {
   }
   state.adapter = ops.name;
   let model = new GPT2({ config, ops, paramDType: 'float32', seed });
-  let opt = new AdamW(ops, model.specs, model.numParams);
+  let opt = new AdamW(ops, model.specs, model.paramsLength);
   const rng = createRng(seed ^ 0x9e3779b9);
   const valRng = (): Rng => createRng(seed ^ 0x51ed270b); // the same validation batches every time
   const lr = num('lr', 3e-3);
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
     const bytes = await checkpoint();
     const before = await valLoss(model);
     const fresh = new GPT2({ config, ops, paramDType: 'float32', seed: seed + 1 });
-    const freshOpt = new AdamW(ops, fresh.specs, fresh.numParams);
+    const freshOpt = new AdamW(ops, fresh.specs, fresh.paramsLength);
     await loadCheckpointBytes(bytes, 'page checkpoint', fresh, freshOpt);
     const after = await valLoss(fresh);
     return { before, after, bytes: bytes.length };
@@ -212,7 +212,7 @@ async function main(): Promise<void> {
     if (!file) return;
     running = false;
     const m = new GPT2({ config, ops, paramDType: 'float32', seed });
-    const o = new AdamW(ops, m.specs, m.numParams);
+    const o = new AdamW(ops, m.specs, m.paramsLength);
     const st = await loadCheckpointBytes(new Uint8Array(await file.arrayBuffer()), file.name, m, o);
     [model, opt] = [m, o];
     state.step = st.step;

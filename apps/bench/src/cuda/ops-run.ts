@@ -85,7 +85,7 @@ export async function opsSanitize(): Promise<number> {
   let failed = 0;
   for (const computeDType of ['float32', 'bfloat16'] as const) {
     const model = new GPT2({ config, ops, seed: 7, paramDType: 'float32', computeDType });
-    const opt = new AdamW(ops, model.specs, model.numParams);
+    const opt = new AdamW(ops, model.specs, model.paramsLength);
     const rng = createRng(11);
     const tokens = Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize));
     // next-token targets with every 9th ignored (-1): the xent's ignore path runs too

@@ -168,7 +168,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       paramDType: 'float32',
       computeDType,
     });
-    const opt = new AdamW(ops, model.specs, model.numParams);
+    const opt = new AdamW(ops, model.specs, model.paramsLength);
     const rng = createRng((o.seed ?? 1337) ^ 0x7f4a7c15);
     const V = config.vocabSize;
     const batch = (): { x: Int32Array; y: Int32Array } => ({

@@ -147,7 +147,7 @@ export async function trainSteps(o: {
   try {
     const { ops, profile } = profileOps(inner);
     const model = new GPT2({ config, ops, seed: 1337, paramDType: 'float32' });
-    const opt = new AdamW(ops, model.specs, model.numParams);
+    const opt = new AdamW(ops, model.specs, model.paramsLength);
     const rng = createRng(1337 ^ 0x7f4a7c15);
     const V = config.vocabSize;
     const step = async (): Promise<number> => {

@@ -188,6 +188,23 @@ function ciCases(): OpsCase[] {
     softmaxCrossEntropyProblem(d, { N: 4, V: 67, noGrad: true, ignoreEvery: 4 }),
   );
   add('softmaxCrossEntropy', 'N0 V67', (d) => softmaxCrossEntropyProblem(d, { N: 0, V: 67 }));
+  // The padded vocabulary (Vp > V: rows Vp apart, padding columns not read, their gradient 0): rows of whole
+  // 16-byte vectors (Vp 72, 1088) and not (Vp 37), in place and without the gradient.
+  add('softmaxCrossEntropy', 'N6 V67 Vp72 ignore', (d) =>
+    softmaxCrossEntropyProblem(d, { N: 6, V: 67, Vp: 72, ignoreEvery: 4 }),
+  );
+  add('softmaxCrossEntropy', 'N3 V1031 Vp1088 in-place', (d) =>
+    softmaxCrossEntropyProblem(d, { N: 3, V: 1031, Vp: 1088, inPlace: true }),
+  );
+  add('softmaxCrossEntropy', 'N4 V67 Vp72 no-grad', (d) =>
+    softmaxCrossEntropyProblem(d, { N: 4, V: 67, Vp: 72, noGrad: true }),
+  );
+  add(
+    'softmaxCrossEntropy',
+    'N5 V33 Vp37',
+    (d) => softmaxCrossEntropyProblem(d, { N: 5, V: 33, Vp: 37, ignoreEvery: 3 }),
+    { mag: LARGE },
+  );
   add(
     'softmaxCrossEntropy',
     'N5 V33 ignore',
@@ -237,6 +254,13 @@ function fullCases(): OpsCase[] {
       mag: NORMAL,
       views: false,
       build: (d) => softmaxCrossEntropyProblem(d, { N: 4, V: 50257, ignoreEvery: 3 }),
+    },
+    {
+      id: 'softmaxCrossEntropy N4 V50257 Vp50304',
+      op: 'softmaxCrossEntropy',
+      mag: NORMAL,
+      views: false,
+      build: (d) => softmaxCrossEntropyProblem(d, { N: 4, V: 50257, Vp: 50304, ignoreEvery: 3 }),
     },
     {
       id: 'layernormBackward N64 C768',

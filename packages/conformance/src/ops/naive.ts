@@ -445,14 +445,15 @@ export function naiveSoftmaxCrossEntropy(
   V: number,
   scale: number,
   withGrad: boolean,
+  Vp = V, // row stride; the padding columns [V, Vp) are not read and their gradient is 0
 ): NaiveOutputs {
   const x = inC(p, logits0);
   const losses = new Float64Array(N);
-  const dlogits = new Float64Array(withGrad ? N * V : 0);
+  const dlogits = new Float64Array(withGrad ? N * Vp : 0);
   let lossAbs = 0;
   let dAbs = 0;
   for (let i = 0; i < N; i++) {
-    const o = i * V;
+    const o = i * Vp;
     const t = targets[i]!;
     if (t < 0) continue; // ignored: loss 0, zero gradient row
     let m = -Infinity;

@@ -438,11 +438,19 @@ export interface XentSpec {
   inPlace?: boolean;
   /** No dlogits (the evaluation call). */
   noGrad?: boolean;
+  /** Row stride of logits / dlogits (the padded vocabulary, >= V); passed to the op only when set. */
+  Vp?: number;
 }
 
 export function softmaxCrossEntropyProblem(d: Draw, s: XentSpec): OpProblem {
   const { N, V } = s;
-  const logits = normal(d, N * V);
+  const Vp = s.Vp ?? V;
+  // (N, Vp): the padding columns [V, Vp) hold values 8 std above the rest, so a backend that reads them into
+  // the softmax gets visibly different losses.
+  const logits = normal(d, N * Vp);
+  for (let i = 0; i < N; i++)
+    for (let j = V; j < Vp; j++)
+      logits[i * Vp + j] = roundToDType(logits[i * Vp + j]! + 8 * d.mag.std, d.dt);
   const targets = Int32Array.from({ length: N }, (_, i) =>
     s.ignoreEvery && i % s.ignoreEvery === 0 ? -1 : d.rng.int(V),
   );
@@ -453,7 +461,7 @@ export function softmaxCrossEntropyProblem(d: Draw, s: XentSpec): OpProblem {
     logits: F(logits, d.dt, !!s.inPlace),
     targets: { data: targets, dtype: 'int32' },
   };
-  if (!s.noGrad && !s.inPlace) buffers.dlogits = F(normal(d, N * V), d.dt, true);
+  if (!s.noGrad && !s.inPlace) buffers.dlogits = F(normal(d, N * Vp), d.dt, true);
   const gradName = s.inPlace ? 'logits' : 'dlogits';
   return {
     buffers,
@@ -466,15 +474,16 @@ export function softmaxCrossEntropyProblem(d: Draw, s: XentSpec): OpProblem {
         N,
         V,
         scale,
+        s.Vp,
       ),
     oracle: () => {
       const losses = new Float64Array(N);
-      const dl = s.noGrad ? null : new Float64Array(N * V);
-      softmaxCrossEntropyRef(losses, dl, logits, targets, N, V, scale);
+      const dl = s.noGrad ? null : new Float64Array(N * Vp);
+      softmaxCrossEntropyRef(losses, dl, logits, targets, N, V, scale, Vp);
       return dl ? { losses, [gradName]: dl } : { losses };
     },
     naive: (p) => {
-      const r = naiveSoftmaxCrossEntropy(p, logits, targets, N, V, scale, !s.noGrad);
+      const r = naiveSoftmaxCrossEntropy(p, logits, targets, N, V, scale, !s.noGrad, Vp);
       if (s.noGrad) return r;
       return {
         values: { losses: r.values.losses!, [gradName]: r.values.dlogits! },

@@ -17,6 +17,7 @@ export type OpsFault =
   | 'geluBackward-accumulates'
   | 'add-skips-tail'
   | 'softmaxCrossEntropy-no-ignore'
+  | 'softmaxCrossEntropy-reads-padding'
   | 'sum-skips-tail'
   | 'sumSquares-no-square'
   | 'scale-skips-tail'
@@ -35,6 +36,7 @@ export const OPS_FAULTS: Readonly<Record<OpsFault, OpName | 'view'>> = {
   'geluBackward-accumulates': 'geluBackward',
   'add-skips-tail': 'add',
   'softmaxCrossEntropy-no-ignore': 'softmaxCrossEntropy',
+  'softmaxCrossEntropy-reads-padding': 'softmaxCrossEntropy',
   'sum-skips-tail': 'sum',
   'sumSquares-no-square': 'sumSquares',
   'scale-skips-tail': 'scale',
@@ -135,13 +137,18 @@ export function brokenOps<Buf>(inner: Ops<Buf>, fault: OpsFault): Ops<Buf> {
       break;
     case 'softmaxCrossEntropy-no-ignore':
       // Ignored targets (-1) clamped to class 0 instead of skipped.
-      ops.softmaxCrossEntropy = async (losses, dlogits, logits, targets, N, V, s) => {
+      ops.softmaxCrossEntropy = async (losses, dlogits, logits, targets, N, V, s, Vp) => {
         const t = Int32Array.from(await dl(targets), (x) => Math.max(0, x));
         await temp(t.length, 'int32', async (tt) => {
           await inner.upload(tt, t);
-          await inner.softmaxCrossEntropy(losses, dlogits, logits, tt, N, V, s);
+          await inner.softmaxCrossEntropy(losses, dlogits, logits, tt, N, V, s, Vp);
         });
       };
+      break;
+    case 'softmaxCrossEntropy-reads-padding':
+      // The padded vocabulary's columns [V, Vp) taken as classes (only the padded cases can tell).
+      ops.softmaxCrossEntropy = (losses, dlogits, logits, targets, N, V, s, Vp) =>
+        inner.softmaxCrossEntropy(losses, dlogits, logits, targets, N, Vp ?? V, s, Vp);
       break;
     case 'sum-skips-tail':
       ops.sum = (x) => {

@@ -26,6 +26,7 @@
  *
  * Layouts (row-major): matrices (rows, cols); GPT-2 linear weights (in, out) as Hugging Face's Conv1D.
  */
+import { OpsInputError } from '../errors.js';
 import type { DeviceAttention } from './device-attention.js';
 
 /** Element types of device buffers. */
@@ -93,6 +94,13 @@ export interface DeviceMemory<Buf> {
 export interface Ops<Buf> extends DeviceMemory<Buf>, DeviceAttention<Buf> {
   /** e.g. 'cpu (float32, 2 threads, wasm simd)', 'cuda:0 (H100, bf16)'. */
   readonly name: string;
+  /**
+   * The multiple (elements) this backend wants the row length of the widest matmul operand padded to:
+   * GPT-2 pads its vocabulary (the tied head's N and K, the logits' row stride) to it with zero rows, as
+   * llm.c does. Tensor-core GEMMs need 16-byte aligned rows: on the H100, cuBLASLt ran the 124M head with
+   * V = 50257 at a fraction of its speed at 50304 (BENCHMARKS.md, issue #10). Absent or 1: no padding.
+   */
+  readonly rowMultiple?: number;
   /**
    * The precision a dtype is multiplied and accumulated in here (like `BackendCapabilities.computeDType`):
    * the ops conformance suite sets its tolerance from it.
@@ -175,6 +183,10 @@ export interface Ops<Buf> extends DeviceMemory<Buf>, DeviceAttention<Buf> {
    * logits' float dtype) = -log softmax(logits)[target], and when dlogits is given,
    * dlogits = (softmax(logits) - onehot(target)) * dlossScale (may alias logits). Targets < 0 are
    * ignored (loss 0, gradient 0); targets >= V are an error the backend may report late (device side).
+   *
+   * Vp (default V, at least V) is the row stride of logits and dlogits (llm.c's padded vocabulary): both
+   * hold N * Vp elements, columns [V, Vp) of logits are never read and dlogits is written 0 there, so a
+   * matmul over the padded rows (`rowMultiple`) adds nothing.
    */
   softmaxCrossEntropy(
     losses: Buf,
@@ -184,6 +196,7 @@ export interface Ops<Buf> extends DeviceMemory<Buf>, DeviceAttention<Buf> {
     N: number,
     V: number,
     dlossScale: number,
+    Vp?: number,
   ): void | Promise<void>;
 
   /** sum of x's elements, to the host (the loss). Synchronises. */
@@ -216,3 +229,20 @@ export const BUFFER_DTYPES: readonly BufferDType[] = [
   'float64',
   'int32',
 ];
+
+/**
+ * The row stride softmaxCrossEntropy uses: Vp when given (an integer >= V), else V; anything else is an
+ * OpsInputError naming `${op} Vp`. Every backend checks the argument through this one function.
+ */
+export function xentRowStride(op: string, V: number, Vp: number | undefined): number {
+  if (Vp === undefined) return V;
+  if (typeof Vp !== 'number' || !Number.isSafeInteger(Vp) || Vp < V)
+    throw new OpsInputError(`${op} Vp`, `an integer >= V = ${V}`, Vp);
+  return Vp;
+}
+
+/** n rounded up to a multiple of `multiple` (an Ops' rowMultiple; absent, 0 or 1: n itself). */
+export function padToMultiple(n: number, multiple: number | undefined): number {
+  const m = multiple !== undefined && Number.isSafeInteger(multiple) && multiple > 1 ? multiple : 1;
+  return Math.ceil(n / m) * m;
+}

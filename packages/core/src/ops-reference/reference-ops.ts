@@ -23,6 +23,7 @@ import {
 } from '../contracts/device-attention.js';
 import type { BackendCapabilities } from '../contracts/attention-backend.js';
 import type { AdamWStep, BufferDType, HostArray, MatmulOptions, Ops } from '../contracts/ops.js';
+import { xentRowStride } from '../contracts/ops.js';
 import { AttentionInputError, FlashAttnError, OpsInputError } from '../errors.js';
 import type { AttentionOptions } from '../options.js';
 import { validateOptions } from '../validate.js';
@@ -353,18 +354,19 @@ export function createReferenceOps(): ReferenceOps {
       addRef(res, read(sa, n), read(sb, n), n);
       write(so, res);
     },
-    softmaxCrossEntropy(losses, dlogits, logits, targets, N, V, dlossScale) {
+    softmaxCrossEntropy(losses, dlogits, logits, targets, N, V, dlossScale, VpArg) {
       live();
       size('softmaxCrossEntropy N', N);
       size('softmaxCrossEntropy V', V);
       if (V === 0 && N > 0) throw new OpsInputError('softmaxCrossEntropy V', 'at least 1 class', V);
+      const Vp = xentRowStride('softmaxCrossEntropy', V, VpArg);
       if (typeof dlossScale !== 'number' || !Number.isFinite(dlossScale)) {
         throw new OpsInputError('softmaxCrossEntropy dlossScale', 'a finite number', dlossScale);
       }
       const sl = arg('softmaxCrossEntropy losses', losses, 'float', N);
       const sd =
-        dlogits !== null ? arg('softmaxCrossEntropy dlogits', dlogits, 'float', N * V) : null;
-      const sx = arg('softmaxCrossEntropy logits', logits, 'float', N * V);
+        dlogits !== null ? arg('softmaxCrossEntropy dlogits', dlogits, 'float', N * Vp) : null;
+      const sx = arg('softmaxCrossEntropy logits', logits, 'float', N * Vp);
       const st = arg('softmaxCrossEntropy targets', targets, 'int32', N);
       const tg = readInt(st);
       for (let i = 0; i < N; i++) {
@@ -377,8 +379,8 @@ export function createReferenceOps(): ReferenceOps {
         }
       }
       const lo = new Float64Array(N);
-      const dl = sd ? new Float64Array(N * V) : null;
-      softmaxCrossEntropyRef(lo, dl, read(sx), tg, N, V, dlossScale);
+      const dl = sd ? new Float64Array(N * Vp) : null;
+      softmaxCrossEntropyRef(lo, dl, read(sx), tg, N, V, dlossScale, Vp);
       write(sl, lo);
       if (sd && dl) write(sd, dl);
     },

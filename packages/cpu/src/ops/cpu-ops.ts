@@ -10,6 +10,7 @@ import {
   BackendOutOfMemoryError,
   OpsInputError,
   describe,
+  xentRowStride,
   type AdamWStep,
   type AttentionOptions,
   type BackendCapabilities,
@@ -767,15 +768,17 @@ export class CpuOps
     N: number,
     V: number,
     dlossScale: number,
+    VpArg?: number,
   ): void {
     this.live();
     size('softmaxCrossEntropy', 'N', N);
     size('softmaxCrossEntropy', 'V', V);
+    const Vp = xentRowStride('softmaxCrossEntropy', V, VpArg);
     if (!Number.isFinite(dlossScale))
       throw new OpsInputError('softmaxCrossEntropy dlossScale', 'a finite number', dlossScale);
     const l = floatBuf('softmaxCrossEntropy', 'losses', losses, N);
-    const x = floatBuf('softmaxCrossEntropy', 'logits', logits, N * V);
-    const d = dlogits === null ? null : floatBuf('softmaxCrossEntropy', 'dlogits', dlogits, N * V);
+    const x = floatBuf('softmaxCrossEntropy', 'logits', logits, N * Vp);
+    const d = dlogits === null ? null : floatBuf('softmaxCrossEntropy', 'dlogits', dlogits, N * Vp);
     const t = intBuf('softmaxCrossEntropy', 'targets', targets, N);
     for (let i = 0; i < N; i++) {
       if (t[i]! >= V)
@@ -788,8 +791,19 @@ export class CpuOps
     const p = d === null ? this.simdOperands(l, x) : this.simdOperands(l, x, d);
     if (p) {
       const f32 = new Float32Array(this.arena!.memory.buffer);
-      softmaxCrossEntropySimd(this.opsSimd!, f32, p[0]!, p[2] ?? -1, p[1]!, t, N, V, dlossScale);
-    } else softmaxCrossEntropy(l, d, x, t, N, V, dlossScale);
+      softmaxCrossEntropySimd(
+        this.opsSimd!,
+        f32,
+        p[0]!,
+        p[2] ?? -1,
+        p[1]!,
+        t,
+        N,
+        V,
+        dlossScale,
+        Vp,
+      );
+    } else softmaxCrossEntropy(l, d, x, t, N, V, dlossScale, Vp);
   }
 
   async sum(x: CpuBuffer): Promise<number> {

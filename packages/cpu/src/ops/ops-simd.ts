@@ -86,16 +86,17 @@ export function softmaxCrossEntropySimd(
   ex: OpsSimdExports,
   f32: Float32Array,
   losses: number, // (N) byte address
-  dlogits: number, // (N, V) byte address, or -1
-  logits: number, // (N, V) byte address
+  dlogits: number, // (N, Vp) byte address, or -1
+  logits: number, // (N, Vp) byte address
   targets: Int32Array, // (N)
   N: number,
   V: number,
   dlossScale: number,
+  Vp = V, // row stride; columns [V, Vp) are padding (dlogits 0 there)
 ): number {
   let total = 0;
   for (let i = 0; i < N; i++) {
-    const row = logits + i * V * 4;
+    const row = logits + i * Vp * 4;
     const t = targets[i]!;
     const maxv = ex.rowMax(row, V);
     const lse = maxv + Math.log(ex.sumExp(row, V, maxv));
@@ -103,12 +104,13 @@ export function softmaxCrossEntropySimd(
     f32[losses / 4 + i] = loss;
     total += loss;
     if (dlogits < 0) continue;
-    const d = dlogits / 4 + i * V;
+    const d = dlogits / 4 + i * Vp;
+    f32.fill(0, d + V, d + Vp);
     if (t < 0) {
       f32.fill(0, d, d + V);
       continue;
     }
-    ex.expScale(dlogits + i * V * 4, row, V, lse, dlossScale);
+    ex.expScale(dlogits + i * Vp * 4, row, V, lse, dlossScale);
     f32[d + t] -= dlossScale;
   }
   return total;

@@ -346,16 +346,16 @@ napi_value SoftmaxCrossEntropy(napi_env env, napi_callback_info info) {
   Call c;
   int dt, ldt;
   void *losses, *dlogits, *logits, *targets;
-  int64_t N, V;
+  int64_t N, V, Vp;
   double scale;
   if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) || !dtype_arg(env, c.obj, "lossDtype", &ldt) ||
       !ptrs(env, c.obj, {{"losses", &losses}, {"dlogits", &dlogits}, {"logits", &logits}, {"targets", &targets}}) ||
-      !sizes(env, c.obj, {{"N", &N}, {"V", &V}}) || !prop_f64(env, c.obj, "scale", &scale))
+      !sizes(env, c.obj, {{"N", &N}, {"V", &V}, {"Vp", &Vp}}) || !prop_f64(env, c.obj, "scale", &scale))
     return nullptr;
   if (!open_stream(env, &c)) return nullptr;
   return finish(env,
                 ops::softmax_cross_entropy(dt, ldt, losses, dlogits, logits, static_cast<int32_t*>(targets), N, V,
-                                           (float)scale, c.stream),
+                                           Vp, (float)scale, c.stream),
                 "softmax_cross_entropy");
 }
 

@@ -43,9 +43,11 @@ cudaError_t gelu_backward(int dtype, void* dinp, const void* inp, const void* do
 // out = a + b (may alias a or b).
 cudaError_t residual_forward(int dtype, void* out, const void* a, const void* b, int64_t n, cudaStream_t s);
 // losses (N) = -log softmax(logits)[target]; dlogits (N, V) = (softmax - onehot) scale when non-null (may alias
-// logits). Targets < 0: loss 0, zero gradient row; >= V: NaN loss and row.
+// logits). Rows are Vp >= V apart; columns [V, Vp) are not read and dlogits is 0 there. Targets < 0: loss 0, zero
+// gradient row; >= V: NaN loss and row.
 cudaError_t softmax_cross_entropy(int dtype, int loss_dtype, void* losses, void* dlogits, const void* logits,
-                                  const int32_t* targets, int64_t N, int64_t V, float scale, cudaStream_t s);
+                                  const int32_t* targets, int64_t N, int64_t V, int64_t Vp, float scale,
+                                  cudaStream_t s);
 // result[0] (float64, device) = sum of x (or of x^2), deterministic two-pass reduction; `partials` holds
 // reduce_partials_count() doubles.
 cudaError_t reduce_sum(int dtype, double* result, double* partials, const void* x, int64_t n, bool squares,

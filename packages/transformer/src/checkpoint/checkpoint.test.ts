@@ -22,7 +22,7 @@ type Opt = AdamW<CpuBuffer>;
 
 async function make(seed: number): Promise<{ model: Model; opt: Opt }> {
   const model = new GPT2({ config, ops, seed });
-  const opt = new AdamW(ops, model.specs, model.numParams);
+  const opt = new AdamW(ops, model.specs, model.paramsLength);
   const m = Float32Array.from({ length: model.numParams }, (_, i) => Math.sin(i + seed));
   const v = Float32Array.from({ length: model.numParams }, (_, i) => Math.cos(i + seed) ** 2);
   await opt.setState(m, v, 7 + seed);

@@ -187,8 +187,8 @@ export async function loadCheckpointBytes<Buf>(
   const flat = (parts: ArrayLike<number>[]): Float32Array | Float64Array => {
     const out =
       model.paramDType === 'float64'
-        ? new Float64Array(model.numParams)
-        : new Float32Array(model.numParams);
+        ? new Float64Array(model.paramsLength)
+        : new Float32Array(model.paramsLength);
     model.specs.forEach((s, i) => out.set(parts[i]!, s.offset));
     return out;
   };

@@ -54,7 +54,7 @@ export async function cachedForwardLogits<Buf>(
     const chunk = new Int32Array(B * n); // (B, n)
     for (let b = 0; b < B; b++) chunk.set(tokens.subarray(b * T + t0, b * T + t0 + n), b * n);
     await model.forwardCached(chunk, B, n, cache);
-    const got = await ops.download(model.logits as Buf); // (B * n, V)
+    const got = await model.downloadLogits(); // (B * n, V)
     for (let b = 0; b < B; b++)
       for (let t = 0; t < n; t++)
         for (let j = 0; j < V; j++)
@@ -68,7 +68,7 @@ export async function cachedForwardLogits<Buf>(
 export async function fullForwardLogits<Buf>(ops: Ops<Buf>, seed: number): Promise<Float64Array> {
   const model = new GPT2({ config: CACHED_CHECK_CONFIG, ops, paramDType: 'float64', seed });
   await model.forward(tokensOf(seed), null, B, T);
-  return Float64Array.from(await ops.download(model.logits as Buf), Number);
+  return Float64Array.from(await model.downloadLogits(), Number);
 }
 
 export interface CachedForwardCheck {

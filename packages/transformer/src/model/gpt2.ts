@@ -9,6 +9,9 @@
  *             from qkv; x2 = x + atty @ Wo + b; ln2 = LN(x2); fch = ln2 @ Wfc + b;
  *             x3 = x2 + GELU(fch) @ Wproj + b.
  * Head:       lnf = LN(x_L); logits = lnf @ wte^T (tied); loss = mean cross-entropy.
+ *             Where the backend asks for it (`Ops.rowMultiple`), the vocabulary is padded to Vp with zero rows
+ *             of wte (params.ts): the head multiplies (Vp, C) and the logits rows are Vp apart; the padding
+ *             columns are never part of the softmax and get a zero gradient.
  *
  * Precision: parameters (the optimizer's masters) are kept in `paramDType`; activations, gradients and a
  * compute copy of the parameters in `computeDType`. When the two differ (fp32 masters, bf16 compute, as
@@ -21,6 +24,7 @@ import {
   hasKvCacheAttention,
   OpsInputError,
   packedQkvViews,
+  padToMultiple,
   type AttentionOptions,
   type BufferDType,
   type DeviceKvCacheAttention,
@@ -33,6 +37,7 @@ import { GPT2KVCache } from './kv-cache.js';
 import {
   initialParams,
   numParams,
+  paramsLength,
   paramSpecs,
   paramViews,
   type ParamSpec,
@@ -95,8 +100,14 @@ export interface GPT2Options<Buf> {
 export class GPT2<Buf = unknown> {
   readonly config: GPT2Config;
   readonly ops: Ops<Buf>;
+  /** The flat layout of params, grads and the optimizer's moments (offsets include the vocabulary padding). */
   readonly specs: ParamSpec[];
+  /** Parameters (without the padding rows). */
   readonly numParams: number;
+  /** Elements of the flat buffers: numParams + (paddedVocab - V) * C. */
+  readonly paramsLength: number;
+  /** Vp: the vocabulary padded to the backend's rowMultiple (V itself when it has none); the logits' row stride. */
+  readonly paddedVocab: number;
   readonly paramDType: 'float32' | 'float64';
   readonly computeDType: FloatDType;
   /** Every parameter, flat, HF order (see params.ts): the masters the optimizer updates. */
@@ -107,6 +118,9 @@ export class GPT2<Buf = unknown> {
   readonly computeParams: Buf;
   private readonly P: ParamViews<Buf>;
   private readonly G: ParamViews<Buf>;
+  /** The tied head's weight and its gradient: wte's rows and the padding after them, (Vp, C). */
+  private readonly headW: Buf;
+  private readonly headG: Buf;
   private cap = 0;
   private buffers: { acts: Acts<Buf>; grads: Grads<Buf> | null } | null = null;
   private last: { B: number; T: number; acts: Acts<Buf>; grad: boolean } | null = null;
@@ -129,16 +143,21 @@ export class GPT2<Buf = unknown> {
         );
       }
     }
-    this.specs = paramSpecs(this.config);
+    this.paddedVocab = padToMultiple(this.config.vocabSize, this.ops.rowMultiple);
+    this.specs = paramSpecs(this.config, this.paddedVocab);
     this.numParams = numParams(this.config);
-    this.params = this.ops.alloc(this.numParams, this.paramDType);
+    this.paramsLength = paramsLength(this.specs);
+    this.params = this.ops.alloc(this.paramsLength, this.paramDType);
     this.computeParams =
       this.computeDType === this.paramDType
         ? this.params
-        : this.ops.alloc(this.numParams, this.computeDType);
-    this.grads = this.ops.alloc(this.numParams, this.computeDType);
-    this.P = paramViews(this.config, this.ops, this.computeParams);
-    this.G = paramViews(this.config, this.ops, this.grads);
+        : this.ops.alloc(this.paramsLength, this.computeDType);
+    this.grads = this.ops.alloc(this.paramsLength, this.computeDType);
+    this.P = paramViews(this.config, this.ops, this.computeParams, this.specs);
+    this.G = paramViews(this.config, this.ops, this.grads, this.specs);
+    const head = this.paddedVocab * this.config.nEmbd; // wte is the first tensor: offset 0
+    this.headW = this.ops.view(this.computeParams, 0, head);
+    this.headG = this.ops.view(this.grads, 0, head);
     this.initialised = this.init(createRng(opts.seed ?? 0));
   }
 
@@ -150,26 +169,40 @@ export class GPT2<Buf = unknown> {
     await this.setParams(initialParams(this.config, this.specs, rng));
   }
 
-  /** Upload master parameters from the host (flat, HF order) and refresh the compute copy. */
+  /**
+   * Upload master parameters from the host and refresh the compute copy: flat in `specs` layout
+   * (paramsLength elements), or, with a padded vocabulary, also the unpadded HF order (numParams elements; the
+   * padding rows are written zero).
+   */
   async setParams(values: Float32Array | Float64Array): Promise<void> {
-    if (values.length !== this.numParams) {
-      throw new OpsInputError(
-        'GPT2.setParams values.length',
-        String(this.numParams),
-        values.length,
+    let flat = values;
+    if (values.length !== this.paramsLength) {
+      if (values.length !== this.numParams) {
+        throw new OpsInputError(
+          'GPT2.setParams values.length',
+          this.numParams === this.paramsLength
+            ? String(this.numParams)
+            : `${this.paramsLength} (padded layout) or ${this.numParams} (HF order)`,
+          values.length,
+        );
+      }
+      flat = new (values.constructor as Float32ArrayConstructor)(this.paramsLength);
+      const compact = paramSpecs(this.config);
+      this.specs.forEach((s, i) =>
+        flat.set(values.subarray(compact[i]!.offset, compact[i]!.offset + s.size), s.offset),
       );
     }
-    await this.ops.upload(this.params, values);
+    await this.ops.upload(this.params, flat);
     await this.syncParams();
   }
 
-  /** The master parameters on the host (flat, HF order). */
+  /** The master parameters on the host (flat, `specs` layout: paramsLength elements). */
   async getParams(): Promise<Float32Array | Float64Array> {
     await this.initialised;
     return (await this.ops.download(this.params)) as Float32Array | Float64Array;
   }
 
-  /** The gradients on the host (flat, HF order). */
+  /** The gradients on the host (flat, `specs` layout). */
   async getGrads(): Promise<Float32Array | Float64Array> {
     return (await this.ops.download(this.grads)) as Float32Array | Float64Array;
   }
@@ -184,10 +217,22 @@ export class GPT2<Buf = unknown> {
     await this.ops.zero(this.grads);
   }
 
-  /** Logits (B*T, V) of the last forward, on the device. */
+  /** Logits (B*T, Vp) of the last forward, on the device: rows paddedVocab apart, classes [0, V). */
   get logits(): Buf {
     if (!this.last) throw new OpsInputError('GPT2.logits', 'a forward() first', 'no forward yet');
     return this.last.acts.logits;
+  }
+
+  /** The last forward's logits on the host, (B*T, V) without the vocabulary padding. */
+  async downloadLogits(): Promise<Float32Array | Float64Array> {
+    const all = (await this.ops.download(this.logits)) as Float32Array | Float64Array; // (B*T, Vp)
+    const { vocabSize: V } = this.config;
+    const Vp = this.paddedVocab;
+    if (Vp === V) return all;
+    const rows = all.length / Vp;
+    const out = new (all.constructor as Float32ArrayConstructor)(rows * V);
+    for (let r = 0; r < rows; r++) out.set(all.subarray(r * Vp, r * Vp + V), r * V);
+    return out;
   }
 
   /** One row (V) of the last forward's logits, on the host: batch b, position t. */
@@ -199,14 +244,14 @@ export class GPT2<Buf = unknown> {
     if (!Number.isInteger(t) || t < 0 || t >= last.T)
       throw new OpsInputError('GPT2.logitsAt t', `an integer in [0, ${last.T})`, t);
     const V = this.config.vocabSize;
-    const row = this.ops.view(last.acts.logits, (b * last.T + t) * V, V);
+    const row = this.ops.view(last.acts.logits, (b * last.T + t) * this.paddedVocab, V);
     return (await this.ops.download(row)) as Float32Array | Float64Array;
   }
 
   /** Buffers for BT tokens: grown (never shrunk) to the largest BT seen, viewed to BT each call. */
   private views(BT: number, grad: boolean): { acts: Acts<Buf>; grads: Grads<Buf> | null } {
     const ops = this.ops;
-    const w = widths(this.config);
+    const w = widths(this.config, this.paddedVocab);
     // Per-row statistics (mean, rstd, lse, losses) stay float32, or float64 for the gradient checks.
     const stat: BufferDType = this.computeDType === 'float64' ? 'float64' : 'float32';
     const kind = (k: Kind): BufferDType =>
@@ -310,7 +355,8 @@ export class GPT2<Buf = unknown> {
       x = s.res3;
     }
     await ops.layernormForward(A.lnf, A.lnfMean, A.lnfRstd, x, P.lnfw, P.lnfb, BT, C);
-    await ops.matmul(A.logits, A.lnf, P.wte, BT, V, C, { transB: true }); // tied head: lnf @ wte^T
+    const Vp = this.paddedVocab;
+    await ops.matmul(A.logits, A.lnf, this.headW, BT, Vp, C, { transB: true }); // tied head: lnf @ wte^T
     let loss = NaN;
     if (targets) {
       await ops.upload(A.targets, targets);
@@ -323,6 +369,7 @@ export class GPT2<Buf = unknown> {
         BT,
         V,
         scale,
+        Vp === V ? undefined : Vp,
       );
       loss = count > 0 ? (await ops.sum(A.losses)) / count : 0;
     }
@@ -341,7 +388,7 @@ export class GPT2<Buf = unknown> {
       );
     last.grad = false;
     const { B, T, acts: A } = last;
-    const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V } = this.config;
+    const { nEmbd: C, nHead: H, nLayer: L } = this.config;
     const D = C / H;
     const BT = B * T;
     const ops = this.ops;
@@ -350,9 +397,10 @@ export class GPT2<Buf = unknown> {
     const G = this.G;
     const causal: AttentionOptions = { causal: true };
 
-    // Head: logits = lnf @ wte^T  ->  dlnf = dlogits @ wte,  dwte += dlogits^T @ lnf
-    await ops.matmul(Gb.dln, Gb.dlogits, P.wte, BT, C, V);
-    await ops.matmul(G.wte, Gb.dlogits, A.lnf, V, C, BT, { transA: true, accumulate: true });
+    // Head: logits = lnf @ wte^T  ->  dlnf = dlogits @ wte,  dwte += dlogits^T @ lnf (over the Vp padded rows)
+    const Vp = this.paddedVocab;
+    await ops.matmul(Gb.dln, Gb.dlogits, this.headW, BT, C, Vp);
+    await ops.matmul(this.headG, Gb.dlogits, A.lnf, Vp, C, BT, { transA: true, accumulate: true });
     await ops.zero(Gb.dres);
     const xL = L > 0 ? A.layers[L - 1]!.res3 : A.encoded;
     await ops.layernormBackward(
@@ -459,7 +507,7 @@ export class GPT2<Buf = unknown> {
    * Inference forward of T new tokens per sequence, tokens (B, T), at positions cache.length ..
    * cache.length + T - 1: each block's attention appends the new keys and values to the cache in place
    * and attends to every cached position (causal, aligned to the end: prefill is T = prompt length,
-   * decoding T = 1). Leaves the logits (B*T, V) of the new tokens in `this.logits` / `logitsAt` and
+   * decoding T = 1). Leaves the logits (B*T, Vp) of the new tokens in `this.logits` / `logitsAt` and
    * advances cache.length by T. The training forward/backward are separate and unchanged.
    */
   async forwardCached(
@@ -531,7 +579,7 @@ export class GPT2<Buf = unknown> {
       x = s.res3;
     }
     await ops.layernormForward(A.lnf, A.lnfMean, A.lnfRstd, x, P.lnfw, P.lnfb, BT, C);
-    await ops.matmul(A.logits, A.lnf, P.wte, BT, V, C, { transB: true });
+    await ops.matmul(A.logits, A.lnf, this.headW, BT, this.paddedVocab, C, { transB: true });
     cache.length = pos + T;
     this.last = { B, T, acts: A, grad: false };
   }
@@ -567,8 +615,8 @@ export class GPT2<Buf = unknown> {
 type Kind = 'compute' | 'stat' | 'int';
 
 /** Per-token width and kind of every activation and gradient buffer (a buffer holds rows x width). */
-function widths(c: GPT2Config) {
-  const { nEmbd: C, nHead: H, vocabSize: V } = c;
+function widths(c: GPT2Config, Vp: number) {
+  const { nEmbd: C, nHead: H } = c;
   const layer: Record<keyof LayerActs<unknown>, [number, Kind]> = {
     ln1: [C, 'compute'],
     ln1Mean: [1, 'stat'],
@@ -592,11 +640,11 @@ function widths(c: GPT2Config) {
     lnf: [C, 'compute'],
     lnfMean: [1, 'stat'],
     lnfRstd: [1, 'stat'],
-    logits: [V, 'compute'],
+    logits: [Vp, 'compute'],
     losses: [1, 'stat'],
   };
   const grads: Record<keyof Grads<unknown>, [number, Kind]> = {
-    dlogits: [V, 'compute'],
+    dlogits: [Vp, 'compute'],
     dres: [C, 'compute'],
     dln: [C, 'compute'],
     datty: [C, 'compute'],

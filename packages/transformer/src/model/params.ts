@@ -18,7 +18,13 @@ export interface ParamSpec {
   init: 'normal' | 'residual' | 'zeros' | 'ones';
 }
 
-export function paramSpecs(c: GPT2Config): ParamSpec[] {
+/**
+ * The flat layout. With a padded vocabulary Vp > V (an Ops' `rowMultiple`; llm.c's padded_vocab_size), wte's
+ * (V, C) rows are followed by (Vp - V) rows of zeros that belong to no tensor, so that wte viewed as (Vp, C) is the
+ * tied head's weight with 16-byte aligned rows; the optimizer (which walks the specs) never touches them and their
+ * gradient is exactly 0 (softmaxCrossEntropy writes dlogits 0 in the padding columns).
+ */
+export function paramSpecs(c: GPT2Config, paddedVocab = c.vocabSize): ParamSpec[] {
   const C = c.nEmbd;
   const specs: ParamSpec[] = [];
   let offset = 0;
@@ -28,6 +34,7 @@ export function paramSpecs(c: GPT2Config): ParamSpec[] {
     offset += size;
   };
   add('wte.weight', [c.vocabSize, C], 'normal');
+  offset += (Math.max(paddedVocab, c.vocabSize) - c.vocabSize) * C; // the zero rows of the padded head
   add('wpe.weight', [c.maxSeqLen, C], 'normal');
   for (let l = 0; l < c.nLayer; l++) {
     const p = `h.${l}.`;
@@ -49,9 +56,14 @@ export function paramSpecs(c: GPT2Config): ParamSpec[] {
   return specs;
 }
 
+/** Parameters of the model (the padding rows of a padded vocabulary are not parameters). */
 export function numParams(c: GPT2Config): number {
-  const s = paramSpecs(c);
-  const last = s[s.length - 1]!;
+  return paramsLength(paramSpecs(c));
+}
+
+/** Elements of the flat buffer that `specs` lay out (numParams plus any padding rows). */
+export function paramsLength(specs: readonly ParamSpec[]): number {
+  const last = specs[specs.length - 1]!;
   return last.offset + last.size;
 }
 
@@ -99,9 +111,14 @@ export interface ParamViews<Buf> {
 }
 
 /** Views (no copies) into the flat parameter (or gradient) buffer, by tensor. */
-export function paramViews<Buf>(c: GPT2Config, ops: Ops<Buf>, flat: Buf): ParamViews<Buf> {
+export function paramViews<Buf>(
+  c: GPT2Config,
+  ops: Ops<Buf>,
+  flat: Buf,
+  specs: readonly ParamSpec[] = paramSpecs(c),
+): ParamViews<Buf> {
   const byName = new Map<string, Buf>();
-  for (const s of paramSpecs(c)) byName.set(s.name, ops.view(flat, s.offset, s.size));
+  for (const s of specs) byName.set(s.name, ops.view(flat, s.offset, s.size));
   const g = (n: string): Buf => byName.get(n)!;
   const layers: LayerParams<Buf>[] = [];
   for (let l = 0; l < c.nLayer; l++) {

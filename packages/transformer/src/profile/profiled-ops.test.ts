@@ -32,7 +32,7 @@ async function train<Buf>(
   profile: OpProfile | null,
 ): Promise<{ losses: number[]; params: Float32Array | Float64Array; stepMs: number[] }> {
   const model = new GPT2({ config, ops, seed });
-  const opt = new AdamW(ops, model.specs, model.numParams);
+  const opt = new AdamW(ops, model.specs, model.paramsLength);
   const rng = createRng(seed ^ 0x2545f491);
   const losses: number[] = [];
   const stepMs: number[] = [];

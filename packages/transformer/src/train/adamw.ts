@@ -4,7 +4,7 @@
  * ops' device in the masters' dtype; each step is one `ops.adamw` per run of neighbouring tensors that
  * share a decay flag.
  */
-import type { Ops } from '@flashattn/core';
+import { OpsInputError, type Ops } from '@flashattn/core';
 import type { ParamSpec } from '../model/params.js';
 
 export interface AdamWConfig {
@@ -32,6 +32,13 @@ export class AdamW<Buf = unknown> {
     readonly config: AdamWConfig = ADAMW_DEFAULTS,
     dtype: 'float32' | 'float64' = 'float32',
   ) {
+    const extent = specs.reduce((e, s) => Math.max(e, s.offset + s.size), 0);
+    if (!Number.isSafeInteger(n) || n < extent)
+      throw new OpsInputError(
+        'AdamW n',
+        `an integer >= ${extent} (the specs' layout: a model's paramsLength)`,
+        n,
+      );
     this.m = ops.alloc(n, dtype);
     this.v = ops.alloc(n, dtype);
     // Merge neighbouring tensors with the same decay flag into one range.

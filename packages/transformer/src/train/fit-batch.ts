@@ -34,7 +34,7 @@ export interface FitBatchResult {
 export async function fitOneBatch<Buf>(ops: Ops<Buf>, o: FitBatchOptions): Promise<FitBatchResult> {
   const { config, batch: B, seq: T } = o;
   const model = new GPT2({ config, ops, paramDType: o.dtype, seed: o.seed });
-  const opt = new AdamW(ops, model.specs, model.numParams, undefined, o.dtype);
+  const opt = new AdamW(ops, model.specs, model.paramsLength, undefined, o.dtype);
   const rng = createRng(o.seed ^ 0x5bd1e995);
   const tokens = Int32Array.from({ length: B * T }, () => rng.int(config.vocabSize)); // (B, T)
   const targets = Int32Array.from({ length: B * T }, (_, i) =>

@@ -17,6 +17,7 @@ import {
   BackendExecutionError,
   OpsInputError,
   describe,
+  xentRowStride,
   type AdamWStep,
   type AttentionCombineArgs,
   type AttentionOptions,
@@ -667,17 +668,19 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     N: number,
     V: number,
     dlossScale: number,
+    VpArg?: number,
   ): void {
     this.live();
     const op = 'softmaxCrossEntropy';
     this.size(op, 'N', N);
     this.size(op, 'V', V);
+    const Vp = xentRowStride(op, V, VpArg);
     if (typeof dlossScale !== 'number' || !Number.isFinite(dlossScale))
       throw new OpsInputError(`${op} dlossScale`, 'a finite number', describe(dlossScale));
     const L = this.f32(op, 'losses', losses, N);
-    const x = this.f32(op, 'logits', logits, N * V);
+    const x = this.f32(op, 'logits', logits, N * Vp);
     const t = this.i32(op, 'targets', targets, N);
-    const d = dlogits === null ? null : this.f32(op, 'dlogits', dlogits, N * V);
+    const d = dlogits === null ? null : this.f32(op, 'dlogits', dlogits, N * Vp);
     if (N === 0) return;
     const operands: Operand[] = [{ name: 'losses', buf: L, write: true }];
     if (d) operands.push({ name: 'dlogits', buf: d, write: true });
@@ -685,6 +688,7 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     this.run(operands, (bd) => softmaxCrossEntropyProgram(bd, d !== null, this.groups(N)), {
       N,
       V,
+      Vp,
       dlossScale,
     });
   }

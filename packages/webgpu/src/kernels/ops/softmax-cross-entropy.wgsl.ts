@@ -1,5 +1,6 @@
 /**
- * Fused softmax cross-entropy, one workgroup per row of logits (N, V) (llm.c's fused classifier):
+ * Fused softmax cross-entropy, one workgroup per row of logits (N, Vp), classes [0, V) (llm.c's fused
+ * classifier; columns [V, Vp) are the padded vocabulary: not read, dlogits 0 there):
  *   m = max_j x_j,  l = sum_j exp(x_j - m),  lse = m + log(l),
  *   losses[i] = lse - x_t,  dlogits[i, j] = (exp(x_j - lse) - [j == t]) * dlossScale  (when HAS_GRAD).
  * t = targets[i] < 0: loss 0 and a zero gradient row. t >= V: the contract lets the device report it
@@ -24,6 +25,7 @@ export function softmaxCrossEntropyProgram(
     uniforms: [
       { name: 'N', type: 'u32' },
       { name: 'V', type: 'u32' },
+      { name: 'Vp', type: 'u32' },
       { name: 'dlossScale', type: 'f32' },
     ],
     dispatch,
@@ -33,7 +35,7 @@ ${reduceFn('max_wg', (a, b) => `max(${a}, ${b})`)}${reduceFn('sum_wg', (a, b) =>
 fn main(${MAIN_ARGS}) {
   ${LINEAR_WG}
   if (wgi >= p.N) { return; }
-  let row = wgi * p.V;
+  let row = wgi * p.Vp;
   let t = ldi_targets(wgi);
   let valid = t >= 0 && u32(t) < p.V;
   var xt = 0.0;
@@ -51,9 +53,9 @@ fn main(${MAIN_ARGS}) {
   }
 ${
   withGrad
-    ? `  for (var j = lid; j < p.V; j += ${OPS_WG}u) {
+    ? `  for (var j = lid; j < p.Vp; j += ${OPS_WG}u) {
     var g = 0.0;
-    if (valid) { g = (exp(ld_logits(row + j) - lse) - select(0.0, 1.0, j == u32(t))) * p.dlossScale; }
+    if (valid && j < p.V) { g = (exp(ld_logits(row + j) - lse) - select(0.0, 1.0, j == u32(t))) * p.dlossScale; }
     st_dlogits(row + j, g);
   }
 `
