@@ -2,14 +2,17 @@
  * createCudaBackend(): the AttentionBackend on an NVIDIA GPU. Host Tensors in and out exactly like the CPU
  * backends (so the conformance suite runs unchanged), or CudaTensors in and out with no host round trip.
  *
- * Storage and compute dtypes: float16 and bfloat16 run as they are. float32 inputs are converted on the
- * device to bfloat16 (default; `float32ComputeDType: 'float16'` chooses half) and results are converted back
- * to float32, so float32 accuracy is that of the 16-bit compute dtype (capabilities.computeDType says so).
+ * Storage and compute dtypes: float16 and bfloat16 run as they are. float32 inputs are computed as
+ * `float32ComputeDType` says: 'bfloat16' (the default here: speed) or 'float16' convert them on the device to
+ * that 16-bit dtype for the tensor-core kernels and convert the results back, so float32 accuracy is that of the
+ * 16-bit dtype; 'float32' runs the float32 FMA kernels (native/kernels/*_f32.cu: no tensor cores, no TF32; issue
+ * #10's "fp32 mode for checks"), float32 accuracy at a fraction of the speed. capabilities.computeDType says which.
  * Head dims 32, 64, 96, 128, 256 run directly; other sizes up to 256 are zero-padded to the next of these.
  *
  * Backward determinism: dK and dV are always deterministic. dQ is accumulated with fp32 atomics across K/V
  * blocks, whose order varies from run to run (results differ in the last bits); `deterministic: true` makes
- * the K/V blocks add in a fixed order (a per-Q-block semaphore), bit-reproducible at some speed cost.
+ * the K/V blocks add in a fixed order (a per-Q-block semaphore), bit-reproducible at some speed cost. The
+ * float32 compute path is always deterministic (a separate dQ pass, no atomics).
  */
 import {
   AttentionInputError,
@@ -47,9 +50,30 @@ export interface CudaBackendOptions {
   device?: number;
   /** Make dQ bit-reproducible (fixed order of the K/V blocks' additions). Default false. */
   deterministic?: boolean;
-  /** The 16-bit dtype float32 inputs are computed in (default 'bfloat16'). */
-  float32ComputeDType?: 'bfloat16' | 'float16';
+  /**
+   * What float32 inputs are computed in: 'float32' (the float32 FMA kernels), or 'bfloat16' / 'float16' (the
+   * tensor-core kernels on a 16-bit copy). Default 'bfloat16' for createCudaBackend / createCudaDevice, 'float32'
+   * for createCudaOps.
+   */
+  float32ComputeDType?: Float32ComputeDType;
+  /**
+   * @internal Test-only: run a deliberately broken float32 kernel (the conformance suite must fail it).
+   * 'drop-last-key-block': every float32 kernel skips the last key block a row sees. Needs float32ComputeDType
+   * 'float32'; not an option of the provider.
+   */
+  testFault?: CudaTestFault;
 }
+
+/** The compute dtypes float32 storage can run in. */
+export type Float32ComputeDType = 'float32' | 'bfloat16' | 'float16';
+export const FLOAT32_COMPUTE_DTYPES: readonly Float32ComputeDType[] = [
+  'float32',
+  'bfloat16',
+  'float16',
+];
+/** @internal The test-only faults of the float32 kernels and their ids in the addon (include/flash_f32.cuh). */
+export type CudaTestFault = 'drop-last-key-block';
+export const TEST_FAULT_ID: Record<CudaTestFault, number> = { 'drop-last-key-block': 1 };
 
 /** Head dims the kernels are compiled for; others are zero-padded up to the next one. */
 export const KERNEL_HEAD_DIMS = [32, 64, 96, 128, 256] as const;
@@ -83,7 +107,8 @@ export class CudaBackend implements AttentionBackend {
   readonly device: number;
   readonly deviceInfo: DeviceInfo;
   readonly deterministic: boolean;
-  readonly float32ComputeDType: 'bfloat16' | 'float16';
+  readonly float32ComputeDType: Float32ComputeDType;
+  readonly #testFault: number;
   readonly #addon: CudaAddon;
   readonly #queue: SerialQueue;
   #disposed = false;
@@ -94,6 +119,7 @@ export class CudaBackend implements AttentionBackend {
     this.deviceInfo = info;
     this.deterministic = opts.deterministic ?? false;
     this.float32ComputeDType = opts.float32ComputeDType ?? 'bfloat16';
+    this.#testFault = opts.testFault ? TEST_FAULT_ID[opts.testFault] : 0;
     this.#queue = deviceQueue(device);
     this.name = `cuda:${device} (${info.name})`;
     const f32 = this.float32ComputeDType;
@@ -104,7 +130,7 @@ export class CudaBackend implements AttentionBackend {
     };
   }
 
-  #computeDType(dtype: DType): 'float16' | 'bfloat16' {
+  #computeDType(dtype: DType): DType {
     return dtype === 'float32' ? this.float32ComputeDType : dtype;
   }
 
@@ -306,6 +332,7 @@ export class CudaBackend implements AttentionBackend {
       softmaxScale: o.softmaxScale,
       windowLeft: o.windowLeft,
       windowRight: o.windowRight,
+      ...(this.#testFault ? { testFault: this.#testFault } : {}),
     };
   }
 
@@ -352,7 +379,9 @@ export class CudaBackend implements AttentionBackend {
         const qp = await this.#stage(q, cdt, dp, owned);
         const kp = await this.#stage(k, cdt, dp, owned);
         const vp = await this.#stage(v, cdt, dp, owned);
-        outPtr = this.#malloc(shape.batch * shape.seqlenQ * shape.nheadsQ * dp * 2);
+        outPtr = this.#malloc(
+          shape.batch * shape.seqlenQ * shape.nheadsQ * dp * bytesPerElement(cdt),
+        );
         lsePtr = this.#malloc(shape.batch * shape.nheadsQ * shape.seqlenQ * 4);
         this.#addon.forward(this.device, { ...ns, q: qp, k: kp, v: vp, out: outPtr, lse: lsePtr });
         const outShape = [shape.batch, shape.seqlenQ, shape.nheadsQ, shape.headDim];
@@ -457,8 +486,8 @@ export class CudaBackend implements AttentionBackend {
           owned.push(lp);
           await memcpyHost(this.#addon, this.device, lp, lse, true);
         }
-        const qBytes = shape.batch * shape.seqlenQ * shape.nheadsQ * dp * 2;
-        const kBytes = shape.batch * shape.seqlenK * shape.nheadsK * dp * 2;
+        const qBytes = shape.batch * shape.seqlenQ * shape.nheadsQ * dp * bytesPerElement(cdt);
+        const kBytes = shape.batch * shape.seqlenK * shape.nheadsK * dp * bytesPerElement(cdt);
         grads.push(this.#malloc(qBytes), this.#malloc(kBytes), this.#malloc(kBytes));
         const [dq, dk, dv] = grads as [DevicePtr, DevicePtr, DevicePtr];
         this.#addon.backward(this.device, {
@@ -616,6 +645,28 @@ function validateDevice(
   return shape;
 }
 
+/**
+ * float32ComputeDType is one of FLOAT32_COMPUTE_DTYPES, and testFault (test-only) a known fault with float32
+ * compute; else E (AttentionInputError / OpsInputError) naming `${prefix}.float32ComputeDType` / `.testFault`.
+ */
+export function checkFloat32Options(
+  opts: CudaBackendOptions,
+  E: new (argument: string, expected: string, got: unknown) => Error,
+  prefix: string,
+): void {
+  const cdt = opts.float32ComputeDType;
+  if (cdt !== undefined && !FLOAT32_COMPUTE_DTYPES.includes(cdt)) {
+    throw new E(`${prefix}.float32ComputeDType`, "'float32', 'bfloat16' or 'float16'", cdt);
+  }
+  const fault = opts.testFault;
+  if (fault !== undefined) {
+    if (!Object.hasOwn(TEST_FAULT_ID, fault))
+      throw new E(`${prefix}.testFault`, Object.keys(TEST_FAULT_ID).join(' | '), fault);
+    if (cdt !== 'float32')
+      throw new E(`${prefix}.testFault`, "no fault unless float32ComputeDType is 'float32'", fault);
+  }
+}
+
 /** The checked options and the opened device shared by `createCudaBackend` and `createCudaDevice`. */
 export function openCudaDevice(opts: CudaBackendOptions): {
   addon: CudaAddon;
@@ -625,17 +676,7 @@ export function openCudaDevice(opts: CudaBackendOptions): {
   const device = opts.device ?? 0;
   if (!Number.isInteger(device) || device < 0)
     throw new AttentionInputError('opts.device', 'a non-negative integer', device);
-  if (
-    opts.float32ComputeDType !== undefined &&
-    opts.float32ComputeDType !== 'bfloat16' &&
-    opts.float32ComputeDType !== 'float16'
-  ) {
-    throw new AttentionInputError(
-      'opts.float32ComputeDType',
-      "'bfloat16' or 'float16'",
-      opts.float32ComputeDType,
-    );
-  }
+  checkFloat32Options(opts, AttentionInputError, 'opts');
   if (opts.deterministic !== undefined && typeof opts.deterministic !== 'boolean') {
     throw new AttentionInputError('opts.deterministic', 'a boolean', opts.deterministic);
   }

@@ -9,9 +9,11 @@
  * params: the kernels take q_batch_stride, q_row_stride, q_head_stride, ... ; include/flash_params.h). So the
  * packed (B, T, 3, H, D) qkv of GPT-2 and its packed gradient need no split or merge copies. A view the kernels
  * cannot take in place is staged through a contiguous copy by the strided cast kernel (kernels/strided_convert.cu):
- * float32 storage (computed in bfloat16 by default, `float32ComputeDType`), a head dim without a kernel (zero-padded
- * to 32, 64, 96, 128 or 256), or a view whose offset or strides are not multiples of 8 elements (the kernels move
- * 16 bytes per row chunk).
+ * float32 storage computed in a 16-bit dtype (`float32ComputeDType` 'bfloat16', the default here, or 'float16'), a
+ * head dim without a kernel (zero-padded to 32, 64, 96, 128 or 256), or, for the 16-bit kernels, a view whose offset
+ * or strides are not multiples of 8 elements (they move 16 bytes per row chunk). With `float32ComputeDType:
+ * 'float32'` float32 views run on the float32 FMA kernels (native/kernels/*_f32.cu), which read and write any
+ * strides in place.
  *
  * Inference (issue #12): attention with a KV cache, split-KV, the lse combine (src/inference-kv-cache.ts, kernels in
  * native/inference/) and packed variable-length batches (src/inference-varlen.ts, the flash kernels per sequence).
@@ -44,7 +46,14 @@ import {
   type VarlenBackwardArgs,
   type VarlenForwardArgs,
 } from '@flashattn/core';
-import { MAX_HEAD_DIM, openCudaDevice, paddedHeadDim, type CudaBackendOptions } from './backend.js';
+import {
+  MAX_HEAD_DIM,
+  openCudaDevice,
+  paddedHeadDim,
+  TEST_FAULT_ID,
+  type CudaBackendOptions,
+  type Float32ComputeDType,
+} from './backend.js';
 import {
   bufferState,
   CudaBuffer,
@@ -113,7 +122,8 @@ export class CudaDevice
   readonly device: number;
   readonly deviceInfo: DeviceInfo;
   readonly deterministic: boolean;
-  readonly float32ComputeDType: 'bfloat16' | 'float16';
+  /** What float32 views are computed in ('bfloat16' by default; createCudaOps: 'float32'). */
+  readonly float32ComputeDType: Float32ComputeDType;
   /** KV-cache attention (src/inference-kv-cache.ts): any page size, float32 computed in float32. */
   readonly kvCacheCapabilities: KvCacheCapabilities;
   readonly #addon: CudaAddon;
@@ -121,6 +131,7 @@ export class CudaDevice
   readonly #kv: CudaKvCacheAttention;
   readonly #varlen: CudaVarlenAttention;
   #disposed = false;
+  readonly #testFault: number;
 
   constructor(addon: CudaAddon, device: number, info: DeviceInfo, opts: CudaDeviceOptions) {
     this.#addon = addon;
@@ -129,6 +140,7 @@ export class CudaDevice
     this.deterministic = opts.deterministic ?? false;
     this.float32ComputeDType = opts.float32ComputeDType ?? 'bfloat16';
     this.#queue = deviceQueue(device);
+    this.#testFault = opts.testFault ? TEST_FAULT_ID[opts.testFault] : 0;
     this.name = `cuda:${device} (${info.name})`;
     const f32 = this.float32ComputeDType;
     this.attentionCapabilities = {
@@ -481,25 +493,30 @@ export class CudaDevice
     };
   }
 
-  /** The kernels can take this view in place: compute dtype, a kernel head dim, 16-byte aligned rows. */
+  /**
+   * The kernels can take this view in place: compute dtype, a kernel head dim, and for the 16-bit kernels 16-byte
+   * aligned rows (the float32 kernels take any strides).
+   */
   #inPlace(s: State, v: StridedView<CudaBuffer>, ns: NativeShape): boolean {
     return (
       FLOAT_ID[s.dtype] === ns.dtype &&
       v.shape[3] === ns.headDim &&
-      (s.offset + v.offset) % 8 === 0 &&
-      v.strides[0] % 8 === 0 &&
-      v.strides[1] % 8 === 0 &&
-      v.strides[2] % 8 === 0
+      (ns.dtype === FLOAT_ID.float32 ||
+        ((s.offset + v.offset) % 8 === 0 &&
+          v.strides[0] % 8 === 0 &&
+          v.strides[1] % 8 === 0 &&
+          v.strides[2] % 8 === 0))
     );
   }
 
+      ...(this.#testFault && cdt === 'float32' ? { testFault: this.#testFault } : {}),
   /** An input operand: the view itself, or a contiguous (B, N, H, Dp) copy in the compute dtype. */
   #input(s: State, v: StridedView<CudaBuffer>, ns: NativeShape, owned: DevicePtr[]): KernelOperand {
     const [B, N, H, D] = v.shape;
     if (this.#inPlace(s, v, ns))
       return { ptr: this.#ptr(s, v.offset), strides: [v.strides[0], v.strides[1], v.strides[2]] };
     const dp = ns.headDim;
-    const tmp = this.#malloc(B * N * H * dp * 2);
+    const tmp = this.#malloc(B * N * H * dp * this.#computeBytes(ns));
     owned.push(tmp);
     const strides = contiguous3(N, H, dp);
     this.#addon.convert(this.device, {
@@ -508,6 +525,11 @@ export class CudaDevice
       srcStrides: [v.strides[0], v.strides[1], v.strides[2]],
       dst: tmp,
       dstDtype: ns.dtype,
+  /** Bytes per element of the kernels' compute dtype. */
+  #computeBytes(ns: NativeShape): number {
+    return ns.dtype === FLOAT_ID.float32 ? 4 : 2;
+  }
+
       dstStrides: strides,
       shape: [B, N, H],
       srcCols: D,
@@ -528,7 +550,7 @@ export class CudaDevice
     if (this.#inPlace(s, v, ns))
       return { ptr: this.#ptr(s, v.offset), strides: viewStrides, writeBack: () => undefined };
     const dp = ns.headDim;
-    const tmp = this.#malloc(B * N * H * dp * 2);
+    const tmp = this.#malloc(B * N * H * dp * this.#computeBytes(ns));
     owned.push(tmp);
     const strides = contiguous3(N, H, dp);
     return {

@@ -1,11 +1,17 @@
 export {
   createCudaBackend,
   CudaBackend,
+  FLOAT32_COMPUTE_DTYPES,
   KERNEL_HEAD_DIMS,
   MAX_HEAD_DIM,
   paddedHeadDim,
 } from './backend.js';
-export type { CudaBackendOptions, CudaForwardResult, CudaGradients } from './backend.js';
+export type {
+  CudaBackendOptions,
+  CudaForwardResult,
+  CudaGradients,
+  Float32ComputeDType,
+} from './backend.js';
 export { createCudaDevice, CudaDevice } from './device.js';
 export type { CudaDeviceOptions } from './device.js';
 export {

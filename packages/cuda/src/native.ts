@@ -17,7 +17,7 @@ export type DevicePtr = bigint;
 
 /** Shape and options of one attention call as the kernels take them (head dim already padded). */
 export interface NativeShape {
-  /** 1 = float16, 2 = bfloat16 (the compute dtype). */
+  /** The compute dtype: 0 = float32 (the float32 FMA kernels), 1 = float16, 2 = bfloat16. */
   dtype: number;
   batch: number;
   nheadsQ: number;
@@ -28,10 +28,13 @@ export interface NativeShape {
   softmaxScale: number;
   windowLeft: number;
   windowRight: number;
+  /** Test-only: 1 = the float32 kernels drop the last key block (dtype 0 only); absent or 0 = none. */
+  testFault?: number;
 }
 /**
- * [batch, row, head] strides in elements of a (B, N, H, D) operand (head-dim stride 1). Each must be a multiple
- * of 8 and each pointer 16-byte aligned (the kernels move 16 bytes per row chunk); absent = contiguous.
+ * [batch, row, head] strides in elements of a (B, N, H, D) operand (head-dim stride 1). For the 16-bit kernels each
+ * must be a multiple of 8 and each pointer 16-byte aligned (they move 16 bytes per row chunk); the float32 kernels
+ * take any non-negative strides and 4-byte aligned pointers. Absent = contiguous.
  */
 export type NativeStrides = readonly [number, number, number];
 

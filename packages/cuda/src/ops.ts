@@ -8,6 +8,9 @@
  *   - our kernels (native/ops/*.cu, one per file): embedding, LayerNorm, GELU, residual add, fused softmax
  *     cross-entropy, bias backward, sum / sum of squares, scale, fused AdamW. Every op computes in float32;
  *     16-bit buffers are storage (one rounding per output), so `computeDType(d)` is d.
+ *   - attention (CudaDevice's): float32 buffers run on the float32 FMA kernels by default (`float32ComputeDType`
+ *     'float32', issue #10), so computeDType('float32') is float32 for every op; with 'bfloat16' / 'float16' the
+ *     float32 attention runs on the tensor cores in that dtype and computeDType('float32') says so.
  *
  * Every call is checked in full before anything is enqueued (OpsInputError naming the argument, as
  * `${op} ${argument}`), then enqueued on the device's one stream in program order; only `sum`, `sumSquares` and
@@ -33,7 +36,7 @@ import {
   type Ops,
 } from '@flashattn/core';
 import { cudaUnavailableReason } from './availability.js';
-import { openCudaDevice } from './backend.js';
+import { checkFloat32Options, openCudaDevice } from './backend.js';
 import { bufferState, type CudaBuffer } from './cuda-buffer.js';
 import { CudaDevice, type CudaDeviceOptions } from './device.js';
 import { CudaUnavailableError, mapCudaError } from './errors.js';
@@ -133,7 +136,10 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     opts: CudaOpsOptions,
     lt: { path: string; version: number },
   ) {
-    super(addon, device, info, opts);
+    super(addon, device, info, {
+      ...opts,
+      float32ComputeDType: opts.float32ComputeDType ?? 'float32',
+    });
     this.#addon = addon;
     this.#queue = deviceQueue(device);
     this.cublasLt = lt;
@@ -141,9 +147,12 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     this.name = `cuda:${device} (${info.name}, cuBLASLt ${lt.version})`;
   }
 
-  /** Buffers compute in their own dtype's precision with float32 accumulation (float32: float32, no TF32). */
+  /**
+   * Buffers compute in their own dtype's precision with float32 accumulation (float32: float32, no TF32), except
+   * float32 attention with a 16-bit float32ComputeDType: the weakest op of a dtype sets what is claimed for it.
+   */
   computeDType(dtype: BufferDType): BufferDType {
-    return dtype;
+    return dtype === 'float32' ? this.float32ComputeDType : dtype;
   }
 
   // ---- plumbing ------------------------------------------------------------------------------------------
@@ -676,6 +685,7 @@ function checkOptions(opts: CudaOpsOptions): void {
         key,
       );
   }
+  checkFloat32Options(opts, OpsInputError, 'createCudaOps options');
   if (
     opts.cublasLtPath !== undefined &&
     (typeof opts.cublasLtPath !== 'string' || opts.cublasLtPath === '')

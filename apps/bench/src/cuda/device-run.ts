@@ -2,14 +2,20 @@
  * Everything the GPU run of @flashattn/cuda does, in one bundle (see device.sh and BENCHMARKS.md):
  *   node device-run.mjs conformance [--matrix full|ci|smoke] [--filter S] [--seed N] [--deterministic]
  *                                   [--device contiguous|padded|packed|packed8|padded8] [--json F]
+ *                                   [--f32] [--fault drop-last-key-block]
  *       host-tensor AttentionBackend by default; --device LAYOUT runs the same matrix on createCudaDevice()'s
  *       strided DeviceAttention with conformance's layouts (contiguous, padded, packed) or the 16-byte aligned
- *       ones whose views the kernels read in place (packed8, padded8: conformance's layouts with align 8)
+ *       ones whose views the kernels read in place (packed8, padded8: conformance's layouts with align 8).
+ *       --f32: float32ComputeDType 'float32' (the float32 FMA kernels; float32 cases get float32's tolerance).
+ *       --fault F (with --f32): the deliberately broken float32 kernel; the run succeeds (exit 0) only when some
+ *       case fails, and prints "fault F: N failed (must be > 0)".
  *   node device-run.mjs sanitize [--dtypes ...]  reduced host case set (every head dim, causal and not, ragged)
  *   node device-run.mjs sanitize-device          small strided fwd + bwd (packed8, padded8, packed) for memcheck
  *   node device-run.mjs bench [--json F] [--quick] [--seqlens 4096] [--dtypes bfloat16] [--layouts contiguous,packed]
+ *                             [--shape B,N,H,D,causal]
  *       our kernels on the benchmark shapes (CUDA-event medians); layout packed = q, k, v read from one
- *       (B, T, 3, H, D) buffer and dq, dk, dv written into one, through the strides
+ *       (B, T, 3, H, D) buffer and dq, dk, dv written into one, through the strides. --dtypes float32 times the
+ *       float32 FMA kernels; --shape 4,1024,12,64,1 one shape instead (GPT-2 124M's attention at B = 4, T = 1024)
  *   node device-run.mjs memory [--json F]        extra device memory of forward+backward, B=1 H=16 D=128
  *   node device-run.mjs selftest                 the GPU checks of the package tests, without vitest
  *   node device-run.mjs ops-conformance | ops-sanitize | ops-bench   CudaOps (the training ops): see ops-run.ts
@@ -34,7 +40,12 @@ import {
   type DeviceLayout,
   type MatrixName,
 } from '@flashattn/conformance';
-import { createCudaBackend, createCudaDevice, CudaTensor } from '@flashattn/cuda';
+import {
+  createCudaBackend,
+  createCudaDevice,
+  CudaTensor,
+  type CudaBackendOptions,
+} from '@flashattn/cuda';
 import {
   convertRows,
   loadAddon,
@@ -86,17 +97,21 @@ async function conformance(args: string[]): Promise<number> {
   const seed = Number(flag(args, 'seed') ?? 20261121);
   const deterministic = args.includes('--deterministic');
   const layout = flag(args, 'device');
+  const fault = flag(args, 'fault') as CudaBackendOptions['testFault'];
+  const f32: CudaBackendOptions = args.includes('--f32')
+    ? { float32ComputeDType: 'float32', ...(fault ? { testFault: fault } : {}) }
+    : {};
   let backend: AttentionBackend;
   let close = async (): Promise<void> => undefined;
   if (layout) {
-    const dev = createCudaDevice({ deterministic });
+    const dev = createCudaDevice({ deterministic, ...f32 });
     close = () => dev.dispose();
     backend =
       layout === 'packed8' || layout === 'padded8'
         ? alignedDeviceBackend(dev, layout)
         : deviceAttentionBackend(dev, { layout: layout as DeviceLayout });
   } else {
-    backend = createCudaBackend({ deterministic });
+    backend = createCudaBackend({ deterministic, ...f32 });
   }
   const report = await runConformance(backend, {
     matrix,
@@ -134,6 +149,10 @@ async function conformance(args: string[]): Promise<number> {
   }
   await backend.dispose();
   await close();
+  if (fault) {
+    console.log(`fault ${fault}: ${report.failed} failed (must be > 0)`);
+    return report.failed > 0 ? 0 : 1;
+  }
   return report.failed === 0 ? 0 : 1;
 }
 
@@ -207,7 +226,7 @@ async function sanitize(args: string[]): Promise<number> {
   return bad === 0 ? 0 : 1;
 }
 
-const DT_ID: Record<string, number> = { float16: 1, bfloat16: 2 };
+const DT_ID: Record<string, number> = { float32: 0, float16: 1, bfloat16: 2 };
 
 /** FA convention: fwd = 4 B H Nq Nk D (halved when causal), bwd = 2.5 x fwd. */
 export function flops(s: BenchShape): { fwd: number; bwd: number } {
@@ -227,7 +246,20 @@ async function bench(args: string[]): Promise<number> {
   const only = flag(args, 'only'); // e.g. 'D=128,N=8192,causal=false' for profiling one shape
   const seqlens = flag(args, 'seqlens')?.split(',').map(Number);
   const layouts = (flag(args, 'layouts') ?? 'contiguous').split(',');
-  const shapes = benchShapes(args.includes('--quick'), seqlens).filter(
+  const one = flag(args, 'shape')?.split(',').map(Number);
+  const shapes = (
+    one
+      ? [
+          {
+            batch: one[0]!,
+            seqlen: one[1]!,
+            nheads: one[2]!,
+            headDim: one[3]!,
+            causal: one[4] === 1,
+          },
+        ]
+      : benchShapes(args.includes('--quick'), seqlens)
+  ).filter(
     (s) =>
       !only ||
       only
@@ -264,6 +296,7 @@ async function bench(args: string[]): Promise<number> {
   const iters = Number(flag(args, 'iters') ?? 20);
   for (const dtype of (flag(args, 'dtypes') ?? 'bfloat16,float16').split(',')) {
     const dt = DT_ID[dtype]!;
+    const eb = dt === 0 ? 4 : 2; // bytes per element
     for (const layout of layouts) {
       for (const s of shapes) {
         const n = s.batch * s.seqlen * s.nheads * s.headDim;
@@ -274,8 +307,8 @@ async function bench(args: string[]): Promise<number> {
           owned.push(p);
           return p;
         };
-        const out = malloc(n * 2);
-        const dO = malloc(n * 2);
+        const out = malloc(n * eb);
+        const dO = malloc(n * eb);
         const lse = malloc(s.batch * s.nheads * s.seqlen * 4);
         fill(dO, n, shifts[3]!, dt);
         let ops: Pick<
@@ -295,11 +328,11 @@ async function bench(args: string[]): Promise<number> {
         >;
         if (layout === 'packed') {
           // GPT-2's qkv: (B, T, 3, H, D), row stride 3C, head stride D; the gradient likewise.
-          const qkv = malloc(3 * n * 2);
-          const dqkv = malloc(3 * n * 2);
+          const qkv = malloc(3 * n * eb);
+          const dqkv = malloc(3 * n * eb);
           fill(qkv, 3 * n, shifts[1]!, dt);
           const st: NativeStrides = [s.seqlen * 3 * C, 3 * C, s.headDim];
-          const at = (p: bigint, i: number): bigint => p + BigInt(i * C * 2);
+          const at = (p: bigint, i: number): bigint => p + BigInt(i * C * eb);
           ops = {
             q: at(qkv, 0),
             k: at(qkv, 1),
@@ -315,9 +348,9 @@ async function bench(args: string[]): Promise<number> {
             dvStrides: st,
           };
         } else {
-          const [q, k, v] = [malloc(n * 2), malloc(n * 2), malloc(n * 2)];
+          const [q, k, v] = [malloc(n * eb), malloc(n * eb), malloc(n * eb)];
           shifts.slice(0, 3).forEach((sh, i) => fill([q, k, v][i]!, n, sh, dt));
-          ops = { q, k, v, dq: malloc(n * 2), dk: malloc(n * 2), dv: malloc(n * 2) };
+          ops = { q, k, v, dq: malloc(n * eb), dk: malloc(n * eb), dv: malloc(n * eb) };
         }
         const shape = {
           dtype: dt,

@@ -27,8 +27,8 @@ bool read_shape(napi_env env, napi_value o, flash::AttnShape* s, int64_t* dtype)
       !prop_i64(env, o, "headDim", &D) || !prop_f64(env, o, "softmaxScale", &scale) ||
       !prop_i64(env, o, "windowLeft", &wl) || !prop_i64(env, o, "windowRight", &wr))
     return false;
-  if (*dtype != flash::kFloat16 && *dtype != flash::kBFloat16) {
-    throw_type(env, "dtype must be float16 (1) or bfloat16 (2)");
+  if (*dtype != flash::kFloat32 && *dtype != flash::kFloat16 && *dtype != flash::kBFloat16) {
+    throw_type(env, "dtype must be float32 (0), float16 (1) or bfloat16 (2)");
     return false;
   }
   if (B < 1 || Hq < 1 || Hk < 1 || Nq < 1 || Nk < 1 || Hq % Hk != 0 || B > 65535 || Hq > 65535 || Nq > INT32_MAX / 2 ||
@@ -46,21 +46,25 @@ bool read_shape(napi_env env, napi_value o, flash::AttnShape* s, int64_t* dtype)
 }
 
 // Operand `name`: its pointer and strides ([name]Strides, default contiguous (B, N, H, D) with H heads). The
-// kernels load and store 16 bytes per row chunk, so the pointer must be 16-byte aligned and the strides multiples
-// of 8 elements; anything else is a TypeError here (the TypeScript layer stages such views instead).
-bool read_operand(napi_env env, napi_value o, const char* name, int N, int H, int D, void** ptr, int64_t* sb,
-                  int64_t* sr, int64_t* sh) {
+// 16-bit kernels load and store 16 bytes per row chunk, so the pointer must be 16-byte aligned and the strides
+// multiples of 8 elements; anything else is a TypeError here (the TypeScript layer stages such views instead).
+// The float32 kernels load and store single floats: any 4-byte aligned pointer and any non-negative strides.
+bool read_operand(napi_env env, napi_value o, int64_t dtype, const char* name, int N, int H, int D, void** ptr,
+                  int64_t* sb, int64_t* sr, int64_t* sh) {
   if (!prop_ptr(env, o, name, ptr)) return false;
   const std::string key = std::string(name) + "Strides";
   int64_t st[3] = {(int64_t)N * H * D, (int64_t)H * D, D};
   if (has_prop(env, o, key.c_str()) && !prop_i64s(env, o, key.c_str(), st, 3)) return false;
-  if (!*ptr || reinterpret_cast<uintptr_t>(*ptr) % 16 != 0) {
-    throw_type(env, std::string(name) + " must be a 16-byte aligned device pointer");
+  const bool f32 = dtype == flash::kFloat32;
+  const uintptr_t align = f32 ? 4 : 16;
+  if (!*ptr || reinterpret_cast<uintptr_t>(*ptr) % align != 0) {
+    throw_type(env, std::string(name) + (f32 ? " must be a 4-byte aligned device pointer"
+                                             : " must be a 16-byte aligned device pointer"));
     return false;
   }
   for (int i = 0; i < 3; ++i) {
-    if (st[i] < 0 || st[i] % 8 != 0) {
-      throw_type(env, key + " must be non-negative multiples of 8 elements");
+    if (st[i] < 0 || (!f32 && st[i] % 8 != 0)) {
+      throw_type(env, key + (f32 ? " must be non-negative" : " must be non-negative multiples of 8 elements"));
       return false;
     }
   }
@@ -70,14 +74,26 @@ bool read_operand(napi_env env, napi_value o, const char* name, int N, int H, in
   return true;
 }
 
-bool read_fwd(napi_env env, napi_value o, flash::FwdParams* p, int64_t* dtype) {
+// testFault (optional, test-only): a deliberately broken float32 kernel (include/flash_f32.cuh), 0 = none.
+bool read_fault(napi_env env, napi_value o, int64_t dtype, int* fault) {
+  int64_t f = 0;
+  if (has_prop(env, o, "testFault") && !prop_i64(env, o, "testFault", &f)) return false;
+  if (f < 0 || f > 1 || (f != 0 && dtype != flash::kFloat32)) {
+    throw_type(env, "testFault must be 0, or 1 (drop the last key block) with dtype float32 (0)");
+    return false;
+  }
+  *fault = (int)f;
+  return true;
+}
+
+bool read_fwd(napi_env env, napi_value o, flash::FwdParams* p, int64_t* dtype, int* fault) {
   void *q, *k, *v, *out, *lse;
-  if (!read_shape(env, o, &p->s, dtype)) return false;
+  if (!read_shape(env, o, &p->s, dtype) || !read_fault(env, o, *dtype, fault)) return false;
   const flash::AttnShape& s = p->s;
-  if (!read_operand(env, o, "q", s.Nq, s.Hq, s.D, &q, &p->q_batch_stride, &p->q_row_stride, &p->q_head_stride) ||
-      !read_operand(env, o, "k", s.Nk, s.Hk, s.D, &k, &p->k_batch_stride, &p->k_row_stride, &p->k_head_stride) ||
-      !read_operand(env, o, "v", s.Nk, s.Hk, s.D, &v, &p->v_batch_stride, &p->v_row_stride, &p->v_head_stride) ||
-      !read_operand(env, o, "out", s.Nq, s.Hq, s.D, &out, &p->o_batch_stride, &p->o_row_stride, &p->o_head_stride) ||
+  if (!read_operand(env, o, *dtype, "q", s.Nq, s.Hq, s.D, &q, &p->q_batch_stride, &p->q_row_stride, &p->q_head_stride) ||
+      !read_operand(env, o, *dtype, "k", s.Nk, s.Hk, s.D, &k, &p->k_batch_stride, &p->k_row_stride, &p->k_head_stride) ||
+      !read_operand(env, o, *dtype, "v", s.Nk, s.Hk, s.D, &v, &p->v_batch_stride, &p->v_row_stride, &p->v_head_stride) ||
+      !read_operand(env, o, *dtype, "out", s.Nq, s.Hq, s.D, &out, &p->o_batch_stride, &p->o_row_stride, &p->o_head_stride) ||
       !prop_ptr(env, o, "lse", &lse))
     return false;
   if (!lse) {
@@ -91,22 +107,23 @@ bool read_fwd(napi_env env, napi_value o, flash::FwdParams* p, int64_t* dtype) {
 struct BwdArgs {
   flash::BwdParams p;
   int64_t dtype;
-  bool deterministic;
+  bool deterministic;  // float32: always deterministic (no atomics)
+  int fault;
 };
 
 bool read_bwd(napi_env env, napi_value o, BwdArgs* a) {
   void *q, *k, *v, *out, *dout, *lse, *dq, *dk, *dv;
   flash::BwdParams& p = a->p;
-  if (!read_shape(env, o, &p.s, &a->dtype)) return false;
+  if (!read_shape(env, o, &p.s, &a->dtype) || !read_fault(env, o, a->dtype, &a->fault)) return false;
   const flash::AttnShape& s = p.s;
-  if (!read_operand(env, o, "q", s.Nq, s.Hq, s.D, &q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride) ||
-      !read_operand(env, o, "k", s.Nk, s.Hk, s.D, &k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride) ||
-      !read_operand(env, o, "v", s.Nk, s.Hk, s.D, &v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride) ||
-      !read_operand(env, o, "out", s.Nq, s.Hq, s.D, &out, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride) ||
-      !read_operand(env, o, "dout", s.Nq, s.Hq, s.D, &dout, &p.do_batch_stride, &p.do_row_stride, &p.do_head_stride) ||
-      !read_operand(env, o, "dq", s.Nq, s.Hq, s.D, &dq, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride) ||
-      !read_operand(env, o, "dk", s.Nk, s.Hk, s.D, &dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride) ||
-      !read_operand(env, o, "dv", s.Nk, s.Hk, s.D, &dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride) ||
+  if (!read_operand(env, o, a->dtype, "q", s.Nq, s.Hq, s.D, &q, &p.q_batch_stride, &p.q_row_stride, &p.q_head_stride) ||
+      !read_operand(env, o, a->dtype, "k", s.Nk, s.Hk, s.D, &k, &p.k_batch_stride, &p.k_row_stride, &p.k_head_stride) ||
+      !read_operand(env, o, a->dtype, "v", s.Nk, s.Hk, s.D, &v, &p.v_batch_stride, &p.v_row_stride, &p.v_head_stride) ||
+      !read_operand(env, o, a->dtype, "out", s.Nq, s.Hq, s.D, &out, &p.o_batch_stride, &p.o_row_stride, &p.o_head_stride) ||
+      !read_operand(env, o, a->dtype, "dout", s.Nq, s.Hq, s.D, &dout, &p.do_batch_stride, &p.do_row_stride, &p.do_head_stride) ||
+      !read_operand(env, o, a->dtype, "dq", s.Nq, s.Hq, s.D, &dq, &p.dq_batch_stride, &p.dq_row_stride, &p.dq_head_stride) ||
+      !read_operand(env, o, a->dtype, "dk", s.Nk, s.Hk, s.D, &dk, &p.dk_batch_stride, &p.dk_row_stride, &p.dk_head_stride) ||
+      !read_operand(env, o, a->dtype, "dv", s.Nk, s.Hk, s.D, &dv, &p.dv_batch_stride, &p.dv_row_stride, &p.dv_head_stride) ||
       !prop_ptr(env, o, "lse", &lse) || !prop_bool(env, o, "deterministic", &a->deterministic))
     return false;
   if (!lse) {
@@ -122,22 +139,25 @@ bool read_bwd(napi_env env, napi_value o, BwdArgs* a) {
 cudaError_t run_backward(BwdArgs a, cudaStream_t stream, std::string* where) {
   flash::BwdParams& p = a.p;
   const flash::AttnShape& s = p.s;
+  // float32: D_i only (its dK/dV and dQ kernels write the outputs directly, GQA groups summed in the dK/dV block).
+  const bool f32 = a.dtype == flash::kFloat32;
   const size_t rowsum = sizeof(float) * (size_t)s.B * s.Hq * s.Nq;                  // D_i (B, Hq, Nq)
-  const size_t dqacc = sizeof(float) * (size_t)s.B * s.Nq * s.Hq * s.D;             // (B, Nq, Hq, D)
-  const size_t expanded = s.Hq != s.Hk ? sizeof(float) * (size_t)s.B * s.Nk * s.Hq * s.D : 0;  // (B, Nk, Hq, D)
+  const size_t dqacc = f32 ? 0 : sizeof(float) * (size_t)s.B * s.Nq * s.Hq * s.D;   // (B, Nq, Hq, D)
+  const size_t expanded =
+      !f32 && s.Hq != s.Hk ? sizeof(float) * (size_t)s.B * s.Nk * s.Hq * s.D : 0;  // (B, Nk, Hq, D)
   const int br = flash::bwd_block_q(s.D);
-  const size_t sem = a.deterministic ? sizeof(int) * (size_t)s.B * s.Hq * ((s.Nq + br - 1) / br) : 0;
+  const size_t sem = !f32 && a.deterministic ? sizeof(int) * (size_t)s.B * s.Hq * ((s.Nq + br - 1) / br) : 0;
   const size_t total = align256(rowsum) + align256(dqacc) + 2 * align256(expanded) + align256(sem);
   char* ws = nullptr;
   cudaError_t err = workspace_alloc(total, stream, &ws, "backward workspace", where);
   if (err != cudaSuccess) return err;
   char* cur = ws;
   p.d_rowsum = reinterpret_cast<float*>(cur); cur += align256(rowsum);
-  p.dq_accum = reinterpret_cast<float*>(cur); cur += align256(dqacc);
+  p.dq_accum = dqacc ? reinterpret_cast<float*>(cur) : nullptr; cur += align256(dqacc);
   p.dk_expanded = expanded ? reinterpret_cast<float*>(cur) : nullptr; cur += align256(expanded);
   p.dv_expanded = expanded ? reinterpret_cast<float*>(cur) : nullptr; cur += align256(expanded);
   p.dq_semaphore = sem ? reinterpret_cast<int*>(cur) : nullptr;
-  err = flash::run_flash_bwd((int)a.dtype, p, stream);
+  err = flash::run_flash_bwd((int)a.dtype, p, stream, a.fault);
   if (err != cudaSuccess) *where = "backward kernel launch";
   return workspace_free(ws, stream, err, "backward workspace", where);
 }
@@ -145,12 +165,14 @@ cudaError_t run_backward(BwdArgs a, cudaStream_t stream, std::string* where) {
 napi_value Forward(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t dev, dtype;
+  int fault = 0;
   flash::FwdParams p{};
-  if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &dev, "device") || !read_fwd(env, argv[1], &p, &dtype))
+  if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &dev, "device") ||
+      !read_fwd(env, argv[1], &p, &dtype, &fault))
     return nullptr;
   cudaStream_t stream;
   cudaError_t err = device_stream((int)dev, &stream);
-  if (err == cudaSuccess) err = flash::run_flash_fwd((int)dtype, p, stream);
+  if (err == cudaSuccess) err = flash::run_flash_fwd((int)dtype, p, stream, fault);
   if (err != cudaSuccess) napi_throw(env, make_error(env, err, "forward kernel launch"));
   return nullptr;
 }
@@ -174,6 +196,7 @@ napi_value Backward(napi_env env, napi_callback_info info) {
 napi_value Benchmark(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   int64_t dev, warmup, iters, dtype = 0;
+  int ffault = 0;
   if (!get_args(env, info, 5, argv) || !get_i64(env, argv[0], &dev, "device") ||
       !get_i64(env, argv[3], &warmup, "warmup") || !get_i64(env, argv[4], &iters, "iters"))
     return nullptr;
@@ -183,7 +206,7 @@ napi_value Benchmark(napi_env env, napi_callback_info info) {
   flash::FwdParams fp{};
   BwdArgs ba{};
   const bool has_f = t1 == napi_object, has_b = t2 == napi_object;
-  if (has_f && !read_fwd(env, argv[1], &fp, &dtype)) return nullptr;
+  if (has_f && !read_fwd(env, argv[1], &fp, &dtype, &ffault)) return nullptr;
   if (has_b && !read_bwd(env, argv[2], &ba)) return nullptr;
   Job* job = new Job();
   const int d = (int)dev;
@@ -197,7 +220,7 @@ napi_value Benchmark(napi_env env, napi_callback_info info) {
     auto once = [&]() -> cudaError_t {
       cudaError_t e = cudaSuccess;
       if (has_f) {
-        e = flash::run_flash_fwd((int)fdtype, fp, stream);
+        e = flash::run_flash_fwd((int)fdtype, fp, stream, ffault);
         if (e != cudaSuccess) { where = "forward launch"; return e; }
       }
       if (has_b) e = run_backward(ba, stream, &where);

@@ -3,7 +3,8 @@
 // q_row_stride, q_head_stride, ...). So q, k, v are read straight out of a packed (B, T, 3, H, D) qkv buffer
 // (row stride 3 * H * D, head stride D) and dq, dk, dv written into the packed gradient, with no copies.
 // The kernels' cp.async / 16-byte stores need every row start 16-byte aligned: pointers and strides
-// multiples of 8 elements (the TypeScript layer stages anything else through a contiguous copy).
+// multiples of 8 elements (the TypeScript layer stages anything else through a contiguous copy). The float32
+// kernels (include/flash_f32.cuh) move single floats and take any strides and 4-byte aligned pointers.
 // D is the kernel head dim (32, 64, 96, 128 or 256). lse, D_i are contiguous (B, Hq, Nq) float32; the
 // backward's fp32 workspaces are contiguous (dq_accum (B, Nq, Hq, D), dk/dv_expanded (B, Nk, Hq, D)).
 #pragma once

@@ -41,10 +41,18 @@ struct StridedConvert {
 };
 cudaError_t launch_strided_convert(const StridedConvert& a, cudaStream_t stream);
 
-// Dispatch on (dtype, head dim); head dim must be 32, 64, 96, 128 or 256 and dtype fp16 or bf16.
-cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream);
-// Whole backward: zero dQ_accum (and the semaphores), D_i, dK/dV kernel, dQ convert, GQA reduction.
-cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream);
+// Dispatch on (dtype, head dim); head dim must be 32, 64, 96, 128 or 256. fp16 / bf16: the tensor-core kernels;
+// float32: the float32 FMA kernels below (f32_fault: a test-only fault of those, include/flash_f32.cuh).
+cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream, int f32_fault = 0);
+// Whole backward. fp16 / bf16: zero dQ_accum (and the semaphores), D_i, dK/dV kernel, dQ convert, GQA reduction.
+// float32: D_i, dK/dV, dQ (workspace: d_rowsum only; always deterministic).
+cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream, int f32_fault = 0);
+
+// The float32 FMA kernels (kernels/*_f32.cu, include/flash_f32.cuh): float32 storage computed in float32.
+cudaError_t run_flash_fwd_f32(const FwdParams& p, int fault, cudaStream_t stream);
+cudaError_t launch_bwd_preprocess_f32(const BwdParams& p, cudaStream_t stream);
+cudaError_t launch_bwd_dkdv_f32(const BwdParams& p, int fault, cudaStream_t stream);
+cudaError_t launch_bwd_dq_f32(const BwdParams& p, int fault, cudaStream_t stream);
 // Q rows per step of the dK/dV kernel (sizes the deterministic-mode semaphores: B * Hq * ceil(Nq / it)).
 int bwd_block_q(int head_dim);
 // True when the current device is compute capability 9.0 and this binary holds sm_90a code (the wgmma kernels;

@@ -1,4 +1,4 @@
-// Dispatch on (dtype, head dim) and the backward's sequence of launches.
+// Dispatch on (dtype, head dim) and the backward's sequence of launches (float32: the FMA kernels, *_f32.cu).
 #include "../include/launchers.h"
 
 namespace flash {
@@ -7,7 +7,8 @@ namespace flash {
   case D:                                                                    \
     return dtype == kFloat16 ? run_##KIND##_fp16_d##D(p, stream) : run_##KIND##_bf16_d##D(p, stream);
 
-cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream) {
+cudaError_t run_flash_fwd(int dtype, const FwdParams& p, cudaStream_t stream, int f32_fault) {
+  if (dtype == kFloat32) return run_flash_fwd_f32(p, f32_fault, stream);
   switch (p.s.D) {
     FLASH_CASE(32, fwd)
     FLASH_CASE(64, fwd)
@@ -40,7 +41,13 @@ static cudaError_t run_dkdv(int dtype, const BwdParams& p, cudaStream_t stream) 
 // deterministic-mode semaphores, B * Hq * ceil(Nq / 64), enough for every kernel.
 int bwd_block_q(int) { return 64; }
 
-cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream) {
+cudaError_t run_flash_bwd(int dtype, const BwdParams& p, cudaStream_t stream, int f32_fault) {
+  if (dtype == kFloat32) {
+    cudaError_t err = launch_bwd_preprocess_f32(p, stream);
+    if (err == cudaSuccess) err = launch_bwd_dkdv_f32(p, f32_fault, stream);
+    if (err == cudaSuccess) err = launch_bwd_dq_f32(p, f32_fault, stream);
+    return err;
+  }
   const AttnShape& s = p.s;
   cudaError_t err = cudaMemsetAsync(p.dq_accum, 0, sizeof(float) * (size_t)s.B * s.Nq * s.Hq * s.D, stream);
   if (err == cudaSuccess && p.dq_semaphore) {
