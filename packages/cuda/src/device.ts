@@ -130,8 +130,8 @@ export class CudaDevice
   readonly #queue: SerialQueue;
   readonly #kv: CudaKvCacheAttention;
   readonly #varlen: CudaVarlenAttention;
-  #disposed = false;
   readonly #testFault: number;
+  #disposed = false;
 
   constructor(addon: CudaAddon, device: number, info: DeviceInfo, opts: CudaDeviceOptions) {
     this.#addon = addon;
@@ -139,8 +139,8 @@ export class CudaDevice
     this.deviceInfo = info;
     this.deterministic = opts.deterministic ?? false;
     this.float32ComputeDType = opts.float32ComputeDType ?? 'bfloat16';
-    this.#queue = deviceQueue(device);
     this.#testFault = opts.testFault ? TEST_FAULT_ID[opts.testFault] : 0;
+    this.#queue = deviceQueue(device);
     this.name = `cuda:${device} (${info.name})`;
     const f32 = this.float32ComputeDType;
     this.attentionCapabilities = {
@@ -490,6 +490,7 @@ export class CudaDevice
       softmaxScale: o.softmaxScale,
       windowLeft: o.windowLeft,
       windowRight: o.windowRight,
+      ...(this.#testFault && cdt === 'float32' ? { testFault: this.#testFault } : {}),
     };
   }
 
@@ -509,7 +510,11 @@ export class CudaDevice
     );
   }
 
-      ...(this.#testFault && cdt === 'float32' ? { testFault: this.#testFault } : {}),
+  /** Bytes per element of the kernels' compute dtype. */
+  #computeBytes(ns: NativeShape): number {
+    return ns.dtype === FLOAT_ID.float32 ? 4 : 2;
+  }
+
   /** An input operand: the view itself, or a contiguous (B, N, H, Dp) copy in the compute dtype. */
   #input(s: State, v: StridedView<CudaBuffer>, ns: NativeShape, owned: DevicePtr[]): KernelOperand {
     const [B, N, H, D] = v.shape;
@@ -525,11 +530,6 @@ export class CudaDevice
       srcStrides: [v.strides[0], v.strides[1], v.strides[2]],
       dst: tmp,
       dstDtype: ns.dtype,
-  /** Bytes per element of the kernels' compute dtype. */
-  #computeBytes(ns: NativeShape): number {
-    return ns.dtype === FLOAT_ID.float32 ? 4 : 2;
-  }
-
       dstStrides: strides,
       shape: [B, N, H],
       srcCols: D,
