@@ -69,6 +69,7 @@ import {
   type InferenceDeps,
 } from './inference-kv-cache.js';
 import { CudaVarlenAttention } from './inference-varlen.js';
+import { readMemoryStats, type CudaMemoryStats } from './memory-stats.js';
 import {
   convertRows,
   memcpyHost,
@@ -216,6 +217,20 @@ export class CudaDevice
   /** Wait for every call so far to finish on the device (kernel faults surface here). */
   synchronize(): Promise<void> {
     return this.#run(() => this.#addon.synchronize(this.device));
+  }
+
+  /**
+   * Device bytes this process's addon holds on this GPU, now and at most since the last resetPeakMemory() (see
+   * memory-stats.ts; shared by every CudaDevice / CudaOps on the GPU). Read after every call queued before it, so
+   * a buffer freed before the call is not counted.
+   */
+  async memoryStats(): Promise<CudaMemoryStats> {
+    return this.#run(() => readMemoryStats(this.#addon, this.device, this.name, false));
+  }
+
+  /** Restart the peak of memoryStats() from the bytes in use now (after every call queued before it). */
+  async resetPeakMemory(): Promise<void> {
+    await this.#run(() => readMemoryStats(this.#addon, this.device, this.name, true));
   }
 
   // ---- DeviceMemory -----------------------------------------------------------------------------------------

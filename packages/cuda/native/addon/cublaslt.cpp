@@ -6,6 +6,7 @@
 // 32 MiB workspace per device (allocated on first use, as NVIDIA recommends for Hopper); the heuristic's algorithm
 // is cached per (shape, transposes, dtypes, epilogue, pointer alignments).
 #include "cublaslt.h"
+#include "device_bytes.h"
 
 #include "dl_library.h"
 
@@ -116,7 +117,7 @@ int run_matmul(const Api& api, const Matmul& m, cudaStream_t stream, cudaError_t
   }
   if (!dev.workspace) {
     *what = "cudaMalloc(cuBLASLt workspace)";
-    if (cudaError_t e = cudaMalloc(&dev.workspace, dev.workspace_bytes); e != cudaSuccess) {
+    if (cudaError_t e = addon::counted_malloc(&dev.workspace, dev.workspace_bytes); e != cudaSuccess) {
       cudaGetLastError();
       dev.workspace = nullptr;
       *cuda_err = e;
@@ -179,7 +180,7 @@ void release(const Api& api, int device) {
   auto it = g_devices.find(device);
   if (it == g_devices.end()) return;
   if (it->second.handle) api.destroy(it->second.handle);
-  if (it->second.workspace) cudaFree(it->second.workspace);
+  if (it->second.workspace) addon::counted_free(it->second.workspace);
   g_devices.erase(it);
 }
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "../inference/kv_params.h"
+#include "device_bytes.h"
 #include "errors.h"
 #include "jobs.h"
 #include "registry.h"
@@ -173,19 +174,19 @@ cudaError_t split_counters(int dev, cudaStream_t stream, size_t n, int** out, st
     if (c.first != nullptr) {
       // earlier kernels on this stream may still count in the old array
       err = cudaStreamSynchronize(stream);
-      if (err == cudaSuccess) err = cudaFree(c.first);
+      if (err == cudaSuccess) err = counted_free(c.first);
       c = {nullptr, 0};
       if (err != cudaSuccess) return *where = "freeing the split counters", err;
     }
     int* p = nullptr;
-    err = cudaMalloc(reinterpret_cast<void**>(&p), cap * sizeof(int));
+    err = counted_malloc(reinterpret_cast<void**>(&p), cap * sizeof(int));
     if (err != cudaSuccess) {
       cudaGetLastError();
       return *where = "cudaMalloc(split counters, " + std::to_string(cap * sizeof(int)) + " bytes)", err;
     }
     err = cudaMemsetAsync(p, 0, cap * sizeof(int), stream);
     if (err != cudaSuccess) {
-      cudaFree(p);
+      counted_free(p);
       return *where = "cudaMemsetAsync(split counters)", err;
     }
     c = {p, cap};

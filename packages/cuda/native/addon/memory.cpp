@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "../include/launchers.h"
+#include "device_bytes.h"
 #include "errors.h"
 #include "jobs.h"
 #include "registry.h"
@@ -268,6 +270,49 @@ napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// memoryStats(dev, resetPeak) -> { allocatedBytes, peakBytes, poolBytes, poolPeakBytes, poolReservedBytes,
+// outsidePoolBytes, outsidePoolPeakBytes }: the device bytes this process's addon holds on dev now and at most since
+// the last reset (torch.cuda.memory_allocated / max_memory_allocated's counterparts). The pool's counters see every
+// cudaMallocAsync (buffers, op scratch, attention workspaces); device_bytes.h counts the plain cudaMalloc ones (the
+// cuBLASLt workspace, the split counters). peakBytes = the pool's high watermark + the outside peak: exact when the
+// outside allocations are held across the pool's peak (they are allocated once and kept), else an upper bound.
+// resetPeak restarts both watermarks from the bytes in use (after reading them).
+napi_value MemoryStats(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t dev;
+  bool reset;
+  if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &dev, "device")) return nullptr;
+  CHECK_NAPI(napi_get_value_bool(env, argv[1], &reset));
+  cudaMemPool_t pool;
+  cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, (int)dev);
+  uint64_t current = 0, high = 0, reserved = 0;
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &current);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
+  if (err == cudaSuccess && reset) {
+    uint64_t zero = 0;  // resetting to zero restarts the watermark from the current use
+    err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
+  }
+  if (err != cudaSuccess) {
+    napi_throw(env, make_error(env, err, "cudaMemPool attribute"));
+    return nullptr;
+  }
+  const OutsidePoolBytes outside = outside_pool_bytes((int)dev, reset);
+  napi_value out, v;
+  napi_create_object(env, &out);
+  const std::pair<const char*, uint64_t> fields[] = {
+      {"allocatedBytes", current + outside.live}, {"peakBytes", high + outside.peak},
+      {"poolBytes", current},                     {"poolPeakBytes", high},
+      {"poolReservedBytes", reserved},            {"outsidePoolBytes", outside.live},
+      {"outsidePoolPeakBytes", outside.peak},
+  };
+  for (const auto& f : fields) {
+    napi_create_double(env, (double)f.second, &v);
+    napi_set_named_property(env, out, f.first, v);
+  }
+  return out;
+}
+
 // trimMemPool(dev): hand the pool's cached free memory back to the driver (the pool keeps freed memory for
 // reuse, see device_stream's release threshold). Memory in use is not touched. Call after a synchronize.
 napi_value TrimMemPool(napi_env env, napi_callback_info info) {
@@ -294,6 +339,7 @@ void add_memory_functions(Exports& e) {
   add_function(e, "synchronize", Synchronize);
   add_function(e, "convert", Convert);
   add_function(e, "memPoolUsage", MemPoolUsage);
+  add_function(e, "memoryStats", MemoryStats);
   add_function(e, "trimMemPool", TrimMemPool);
 }
 
