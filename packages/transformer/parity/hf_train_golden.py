@@ -25,38 +25,50 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 
+def load_ours(ckpt):
+    """Our checkpoint: its config (metadata JSON) and its weights by Hugging Face name (optimizer.* dropped)."""
+    with safe_open(ckpt, framework="pt") as f:
+        cfg = json.loads(f.metadata()["config"])
+    weights = {k: v for k, v in load_file(ckpt).items() if not k.startswith("optimizer.")}
+    return cfg, weights
+
+
+def hf_model(cfg, weights, device, dtype):
+    """transformers.GPT2LMHeadModel of our config (no download: tanh GELU, no dropout, LayerNorm eps 1e-5,
+    tied head) in `dtype`, with our weights loaded by name; train() mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    hf_cfg = GPT2Config(
+        vocab_size=cfg["vocabSize"], n_positions=cfg["maxSeqLen"], n_embd=cfg["nEmbd"], n_layer=cfg["nLayer"],
+        n_head=cfg["nHead"], activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+        attn_pdrop=0.0, layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+    )
+    model = GPT2LMHeadModel(hf_cfg).to(device).to(dtype)
+    sd = {"transformer." + k: v for k, v in weights.items()}
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [m for m in missing if m != "lm_head.weight" and not m.endswith((".attn.bias", "masked_bias"))]
+    assert not missing and not unexpected, (missing, unexpected)
+    model.tie_weights()
+    model.train()  # dropout is 0; train() as in training
+    return model
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--modes", default="fp64,fp32,bf16")
     a = ap.parse_args()
-    from transformers import GPT2Config, GPT2LMHeadModel
 
-    ckpt = f"{a.dir}/checkpoint.safetensors"
-    with safe_open(ckpt, framework="pt") as f:
-        cfg = json.loads(f.metadata()["config"])
-    weights = {k: v for k, v in load_file(ckpt).items() if not k.startswith("optimizer.")}
+    cfg, weights = load_ours(f"{a.dir}/checkpoint.safetensors")
     batch = load_file(f"{a.dir}/batch.safetensors")
     tokens = batch["input.tokens"].long().to(a.device)
     targets = batch["input.targets"].long().to(a.device)
     V = cfg["vocabSize"]
-    hf_cfg = GPT2Config(
-        vocab_size=V, n_positions=cfg["maxSeqLen"], n_embd=cfg["nEmbd"], n_layer=cfg["nLayer"],
-        n_head=cfg["nHead"], activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
-        attn_pdrop=0.0, layer_norm_epsilon=1e-5, tie_word_embeddings=True,
-    )
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     for mode in a.modes.split(","):
-        model = GPT2LMHeadModel(hf_cfg).to(a.device)
-        model = model.double() if mode == "fp64" else model.float()
-        sd = {"transformer." + k: v for k, v in weights.items()}
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        missing = [m for m in missing if m != "lm_head.weight" and not m.endswith((".attn.bias", "masked_bias"))]
-        assert not missing and not unexpected, (missing, unexpected)
-        model.tie_weights()
-        model.train()  # dropout is 0; train() as in training
+        model = hf_model(cfg, weights, a.device, torch.float64 if mode == "fp64" else torch.float32)
         t0 = time.perf_counter()
         with torch.autocast(device_type=a.device, dtype=torch.bfloat16, enabled=(mode == "bf16")):
             logits = model(input_ids=tokens).logits

@@ -1,7 +1,7 @@
 // Bundle the GPT-2 training benchmark for the GPU machine (no Node modules there) into one folder at the
 // repo root, .bundle-gpt2/ (git-ignored), with esbuild (from the webgpu package's devDependencies):
 //   node apps/bench/src/gpt2/bundle.mjs [--webgpu] [outdir]
-// Writes train-bench.mjs and train-parity.mjs (every @flashattn/* package bundled in; the backends'
+// Writes train-bench.mjs, train-parity.mjs and train-curve.mjs (every @flashattn/* package bundled in; the backends'
 // providers are imported statically), node_modules/@flashattn/core (the CPU backend's worker threads
 // import core by module URL) and copies the CUDA addon (FLASHATTN_CUDA_ADDON if set, else
 // packages/cuda/build/Release/flashattn_cuda.node) to flashattn_cuda.node; device.sh points
@@ -25,7 +25,7 @@ const outDir = resolve(args.find((a) => !a.startsWith('--')) ?? join(root, '.bun
 
 rmSync(outDir, { recursive: true, force: true });
 mkdirSync(outDir, { recursive: true });
-for (const name of ['train-bench', 'train-parity', 'generate-bench'])
+for (const name of ['train-bench', 'train-parity', 'train-curve', 'generate-bench'])
   await bundleEntry(join(here, `${name}.ts`), join(outDir, `${name}.mjs`));
 await bundleCore(outDir);
 if (withTrain) {

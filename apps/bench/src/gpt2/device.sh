@@ -1,7 +1,7 @@
 #!/bin/bash
 # GPT-2 training vs PyTorch on the GPU machine in one device command (BENCHMARKS.md, "GPT-2 training vs
 # PyTorch"; issues #10 and #13):
-#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all|train]  (defaults: cuda bench)
+#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all|train|curve]  (defaults: cuda bench)
 # bench:  ours (train-bench.mjs on backend $1, bf16, warmup 3 + 10 timed steps + 1 profiled step) and the
 #         PyTorch peer (torch_gpt2_peer.py, eager and torch.compile, the same model, batch and AdamW) at
 #         GPT-2 124M B=16 T=1024 and at T=4096 (gpt2-124m-8k shape, B=4: the same 16,384 tokens per step);
@@ -12,12 +12,18 @@
 #         and fp32 judged by parity-rule.ts.
 # train:  apps/gpt2-train itself (bundle.mjs --train) on the Brown corpus: 124M, bf16, B=16 T=1024, up to
 #         TRAIN_STEPS (600) steps or TRAIN_TIMEOUT (420 s); $OUT/loss-gpt2-124m.png and the log (with a sample).
+# curve:  the loss curve against PyTorch (train-curve.ts): our 124M init and CURVE_STEPS (100) Brown-corpus
+#         batches (B=4 T=1024) -> ours on $1 in CURVE_DTYPES (bf16 fp32) -> Hugging Face GPT2LMHeadModel with
+#         torch.optim.AdamW in CURVE_TORCH_MODES (fp64,fp32,bf16; hf_train_curve.py) -> verdicts by curve-rule.ts,
+#         $OUT/curve-<config>.png and -diff.png; CURVE_GOLDEN=1 also writes $OUT/curve-golden-tiny.json (the CI
+#         golden). Needs the bundle built with --train (the Brown corpus and the tokenizer's ranks).
 # Needs .carry (Node) and .bundle-gpt2 (node apps/bench/src/gpt2/bundle.mjs [--webgpu]) carried along.
 # Writes $OUT/ours-T1024.json, ours-T4096.json, torch-T1024.json, torch-T4096.json, table.txt and
 # logs.tar.gz (parity JSON and every log inside): 6 files, under the 8 that come back.
 # Overrides (a quick smoke run, or a dry run on a machine with node and no GPU): NO_CARRY=1, DTYPE (bf16),
 # GPT2_SETTINGS ("T1024:gpt2-124m:16:1024 T4096:gpt2-124m-8k:4:4096"), TORCH_MODES (eager,compile),
-# PARITY_CONFIG / PARITY_SEQ (gpt2-124m / 1024), TRAIN_CONFIG / TRAIN_BATCH / TRAIN_SEQ / TRAIN_STEPS / TRAIN_TIMEOUT, *_TIMEOUT per stage.
+# PARITY_CONFIG / PARITY_SEQ (gpt2-124m / 1024), TRAIN_CONFIG / TRAIN_BATCH / TRAIN_SEQ / TRAIN_STEPS / TRAIN_TIMEOUT,
+# CURVE_CONFIG / CURVE_BATCH / CURVE_SEQ / CURVE_STEPS / CURVE_LR / CURVE_DTYPES / CURVE_TORCH_MODES / CURVE_GOLDEN, *_TIMEOUT per stage.
 set -u
 cd "$(dirname "$0")/../../../.."
 [ -n "${NO_CARRY:-}" ] || source .carry/setup.sh >/dev/null 2>&1   # NO_CARRY=1: a machine that has node (dry run)
@@ -64,6 +70,44 @@ if [ "$MODE" = parity ] || [ "$MODE" = all ]; then
   stamp "parity compared"
 fi
 
+if [ "$MODE" = curve ]; then
+  # The loss curve against PyTorch (issue #10 "Correctness"; train-curve.ts, hf_train_curve.py, curve-rule.ts):
+  # our init + the Brown batches -> ours on $BK in each of CURVE_DTYPES -> HF GPT2LMHeadModel in each of
+  # CURVE_TORCH_MODES -> the verdicts and $OUT/curve-<config>.png (+ -diff.png). CURVE_GOLDEN=1 first
+  # writes the committed CI golden (curve-tiny, fp64/fp32/bf16, 50 steps) to $OUT/curve-golden-tiny.json
+  # and checks ours on the CPU ops against it.
+  if [ -n "${CURVE_GOLDEN:-}" ]; then
+    G=$W/golden; mkdir -p $G
+    GOLDEN_ARGS="--config curve-tiny --batch 4 --seq 64 --steps 50 --lr 3e-3 --seed 1337"
+    timeout ${CURVE_TIMEOUT:-300} node $BUN/train-curve.mjs inputs $GOLDEN_ARGS --dir $G > $W/golden-inputs.log 2>&1
+    PYTHONUNBUFFERED=1 timeout ${CURVE_TIMEOUT:-300} python3 packages/transformer/parity/hf_train_curve.py $G --modes fp64,fp32,bf16 > $W/golden-torch.log 2>&1
+    stamp "golden torch rc=$?: $(grep -E '^(fp|bf)' $W/golden-torch.log | tr '\n' ' ')"
+    node $BUN/train-curve.mjs golden --dir $G --out $OUT/curve-golden-tiny.json \
+      --command "train-curve inputs $GOLDEN_ARGS; hf_train_curve.py --modes fp64,fp32,bf16" > $W/golden-pack.log 2>&1
+    # the CI test's check (the CPU ops have no bf16 buffers: fp32 only)
+    timeout ${CURVE_TIMEOUT:-300} node $BUN/train-curve.mjs train --backend cpu --dtype fp32 --dir $G > $W/golden-ours-fp32.log 2>&1
+    node $BUN/train-curve.mjs compare --dir $G --plot $OUT/curve-tiny.png > $W/golden-compare.log 2>&1
+    stamp "golden (ours on the CPU ops) rc=$?: $(tr '\n' ' ' < $W/golden-compare.log | tail -c 700)"
+    rm -f $G/checkpoint.safetensors
+  fi
+  C=$W/curve; mkdir -p $C
+  CCFG=${CURVE_CONFIG:-gpt2-124m}
+  timeout ${CURVE_TIMEOUT:-300} node $BUN/train-curve.mjs inputs --config $CCFG --batch ${CURVE_BATCH:-4} --seq ${CURVE_SEQ:-1024} \
+    --steps ${CURVE_STEPS:-100} --lr ${CURVE_LR:-6e-4} --dir $C > $W/curve-inputs.log 2>&1
+  stamp "curve inputs rc=$?: $(tail -c 300 $W/curve-inputs.log)"
+  for dt in ${CURVE_DTYPES:-bf16 fp32}; do
+    timeout ${CURVE_TIMEOUT:-300} node $BUN/train-curve.mjs train --backend $BK --dtype $dt --dir $C > $W/curve-ours-$dt.log 2>&1
+    stamp "ours $dt rc=$?: $(tail -1 $W/curve-ours-$dt.log)"
+  done
+  PYTHONUNBUFFERED=1 timeout ${CURVE_TIMEOUT:-300} python3 packages/transformer/parity/hf_train_curve.py $C \
+    --modes ${CURVE_TORCH_MODES:-fp64,fp32,bf16} > $W/curve-torch.log 2>&1
+  stamp "torch rc=$?: $(grep -E '^(fp|bf)' $W/curve-torch.log | tr '\n' ' ')"
+  node $BUN/train-curve.mjs compare --dir $C --plot $OUT/curve-$CCFG.png --json $C/verdicts.json > $W/curve-compare.log 2>&1
+  echo "rc=$?" >> $W/curve-compare.log
+  rm -f $C/checkpoint.safetensors $C/curve-data.safetensors  # 0.5 GB + 3 MB; the curves' JSON stay in logs.tar.gz
+  stamp "curve compared"
+fi
+
 if [ "$MODE" = train ]; then
   # The training run itself (issue #10): gpt2-train (bundle.mjs --train) on the Brown corpus, 124M, bf16,
   # B=16 T=1024, a loss-curve PNG every 50 steps; SIGINT at TRAIN_TIMEOUT stops it cleanly (checkpoint, plot).
@@ -82,6 +126,7 @@ for f in $W/ours-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; grep
 for f in $W/torch-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; cat "$f"; }; done
 for f in $W/parity-bf16.log $W/parity-fp32.log; do [ -f "$f" ] && cat "$f"; done
 [ -f $W/train.log ] && { echo "--- train"; grep -v '^\[' $W/train.log | tail -30; }
+for f in $W/golden-compare.log $W/curve-compare.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; cat "$f"; }; done
 node -e '
   const fs = require("fs"); const out = process.argv[1];
   const read = (f) => { try { return JSON.parse(fs.readFileSync(out + "/" + f, "utf8")); } catch { return null; } };
