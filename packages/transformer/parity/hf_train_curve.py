@@ -80,6 +80,8 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     for mode in a.modes.split(","):
         t0 = time.perf_counter()
+        if a.device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
         model = hf_model(cfg, weights, a.device, torch.float64 if mode == "fp64" else torch.float32)
         losses, norms = train(model, x, y, spec, mode, a.device)
         out = f"{a.dir}/torch-{mode}.json"
@@ -94,8 +96,10 @@ def main():
                 "device": torch.cuda.get_device_name() if a.device == "cuda" else "cpu",
                 "tf32": False,
                 "seconds": time.perf_counter() - t0,
+                "maxMemoryAllocated": torch.cuda.max_memory_allocated() if a.device == "cuda" else None,
             }, fh)
-        print(f"{mode}: {len(losses)} steps, last loss {losses[-1]:.6f}, {time.perf_counter() - t0:.1f} s -> {out}", flush=True)
+        mem = f", max allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB" if a.device == "cuda" else ""
+        print(f"{mode}: {len(losses)} steps, last loss {losses[-1]:.6f}, {time.perf_counter() - t0:.1f} s{mem} -> {out}", flush=True)
         del model
         if a.device == "cuda":
             torch.cuda.empty_cache()

@@ -43,6 +43,7 @@ import {
   type CurveSpec,
 } from './curve-data.js';
 import { formatCurveVerdict, judgeCurve, type Curve, type CurveJudgement } from './curve-rule.js';
+import { devicePeakMemory, type DevicePeak } from './device-memory.js';
 import { trainCurve } from './curve-train.js';
 
 /** Sum and sum of squares (float64, in parameter order) of the initial weights: the golden's check that
@@ -137,6 +138,10 @@ export interface OursCurve extends Curve {
   dtype: ComputeDTypeFlag;
   date: string;
   seconds: number;
+  /** The backend's own peak memory over the run (device-memory.ts), where it can tell. */
+  peakMemory: DevicePeak | null;
+  /** The backend's whole memoryStats() answer where it has one (CudaOps: pool and outside-pool bytes). */
+  memoryStats: unknown;
 }
 
 /** Ours: D's checkpoint on the backend, trained over D's batches (curve-train.ts). */
@@ -175,11 +180,18 @@ export async function trainOurs(o: {
       dtype: o.dtype,
       date: new Date().toISOString(),
       seconds: (performance.now() - t0) / 1000,
+      peakMemory: await devicePeakMemory(ops),
+      memoryStats: await memoryStatsOf(ops),
       ...run,
     };
   } finally {
     await ops.dispose();
   }
+}
+
+async function memoryStatsOf(ops: object): Promise<unknown> {
+  const f = (ops as { memoryStats?: () => unknown }).memoryStats;
+  return typeof f === 'function' ? await f.call(ops) : null;
 }
 
 type TorchMode = 'fp64' | 'fp32' | 'bf16';
@@ -384,8 +396,11 @@ async function main(): Promise<number> {
     });
     const out = a.json ?? join(a.dir, `ours-${a.dtype}.json`);
     writeFileSync(out, JSON.stringify(r) + '\n');
+    const peak = r.peakMemory
+      ? `, backend peak ${(r.peakMemory.bytes / 2 ** 20).toFixed(0)} MiB (${r.peakMemory.source})`
+      : '';
     console.log(
-      `ours ${a.dtype} on ${r.ops}: ${r.losses.length} steps in ${r.seconds.toFixed(1)} s, last loss ${r.losses.at(-1)!.toFixed(4)} -> ${out}`,
+      `ours ${a.dtype} on ${r.ops}: ${r.losses.length} steps in ${r.seconds.toFixed(1)} s, last loss ${r.losses.at(-1)!.toFixed(4)}${peak} -> ${out}`,
     );
     return 0;
   }
