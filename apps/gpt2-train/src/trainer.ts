@@ -134,15 +134,18 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const config: GPT2Config = { ...preset.model, vocabSize: data.vocab.size };
   // Backends are the installed packages that register a provider (core's registry); --backend names one or 'auto'.
   await discoverBackends(dirname(fileURLToPath(import.meta.url)));
+  // --attention and the thread count are the CPU backend's options (another backend would reject them).
   const resolved = await resolveBackend<Ops<unknown>>(args.backend, {
     need: 'ops',
-    options: {
-      attention: args.attention,
-      ...(args.threads !== undefined
-        ? { threads: args.threads }
-        : dp
-          ? { threads: Math.max(1, Math.floor(availableParallelism() / W)) }
-          : {}),
+    optionsFor: {
+      cpu: {
+        attention: args.attention,
+        ...(args.threads !== undefined
+          ? { threads: args.threads }
+          : dp
+            ? { threads: Math.max(1, Math.floor(availableParallelism() / W)) }
+            : {}),
+      },
     },
   });
   const ops = resolved.value;

@@ -31,7 +31,7 @@ export async function trainCurve<Buf>(o: {
     );
   if (spec.lrs.length !== steps)
     throw new RangeError(`lrs: ${spec.lrs.length} values for ${steps} steps`);
-  const opt = new AdamW(ops, model.specs, model.numParams, spec.adamw);
+  const opt = new AdamW(ops, model.specs, model.paramsLength, spec.adamw);
   const losses: number[] = [];
   const norms: number[] = [];
   for (let s = 0; s < steps; s++) {

@@ -86,6 +86,11 @@ export interface ResolveOptions {
   need?: 'attention' | 'ops';
   /** Passed to createAttention / createOps. */
   options?: Record<string, unknown>;
+  /**
+   * Options for one backend only, by provider name, merged over `options` for it (e.g. the CPU's threads and
+   * attention kind, which another backend would reject as unknown).
+   */
+  optionsFor?: Readonly<Record<string, Record<string, unknown>>>;
 }
 
 /**
@@ -124,8 +129,10 @@ export async function resolveBackend<T = AttentionBackend>(
       continue;
     }
     try {
+      const own = o.optionsFor?.[p.name];
+      const options = own ? { ...o.options, ...own } : o.options;
       const value = (
-        need === 'ops' ? await p.createOps!(o.options) : await p.createAttention(o.options)
+        need === 'ops' ? await p.createOps!(options) : await p.createAttention(options)
       ) as T;
       decisions.push({ name: p.name, taken: true, reason: probe.detail ?? 'available' });
       return { provider: p, value, decisions };
