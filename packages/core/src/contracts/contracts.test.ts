@@ -161,6 +161,30 @@ describe('backend registry', () => {
     );
     for (const p of ['reg-a', 'reg-b', 'reg-c']) registerBackend(provider(p, -5000, false));
   });
+
+  it('optionsFor gives one backend its own options on top of the shared ones', async () => {
+    const seen: Record<string, unknown> = {};
+    const recording = (name: string, priority: number): BackendProvider => ({
+      name,
+      priority,
+      probe: async () => ({ available: true }),
+      createAttention: async (options) => {
+        seen[name] = options;
+        if (name === 'opt-x') throw new Error('x fails'); // so auto goes on to opt-y
+        return createCpuBackend({ kind: 'flash' });
+      },
+    });
+    registerBackend(recording('opt-x', 6001));
+    registerBackend(recording('opt-y', 6000));
+    const r = await resolveBackend('auto', {
+      options: { device: 0 },
+      optionsFor: { 'opt-x': { threads: 3, device: 1 } },
+    });
+    expect(r.provider.name).toBe('opt-y');
+    expect(seen['opt-x']).toEqual({ device: 1, threads: 3 }); // its own over the shared
+    expect(seen['opt-y']).toEqual({ device: 0 }); // never the other backend's
+    for (const p of ['opt-x', 'opt-y']) registerBackend(provider(p, -5000, false));
+  });
 });
 
 describe('CPU backends: extreme input', () => {
