@@ -3,9 +3,14 @@
 // by src/memory-stats.test.ts, whose GPU part needs vitest). Prints each reading and exits 1 when a count is off.
 //   FLASHATTN_CUDA_ADDON=.bundle-gpt2/flashattn_cuda.node node packages/cuda/dev/memory-stats-check.mjs
 import { createRequire } from 'node:module';
+import { resolve } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const A = require(process.env.FLASHATTN_CUDA_ADDON ?? '../build/Release/flashattn_cuda.node');
+const A = require(
+  process.env.FLASHATTN_CUDA_ADDON
+    ? resolve(process.env.FLASHATTN_CUDA_ADDON) // a path from the working directory, not a package name
+    : '../build/Release/flashattn_cuda.node',
+);
 const dev = 0;
 const MiB = 2 ** 20;
 let failed = 0;

@@ -148,7 +148,7 @@ describe.skipIf(!!noGolden)('the curve harness on the CPU, from the golden', () 
     const { run } = await oursOnGolden();
     writeFileSync(
       join(dir, 'ours-fp32.json'),
-      JSON.stringify({ ...run, dtype: 'fp32', ops: 'cpu' }),
+      JSON.stringify({ ...run, dtype: 'fp32', ops: 'cpu', backend: 'cpu' }),
     );
     const r = compareCurves({ dir, plot: join(dir, 'curve.png') });
     expect(r.verdicts).toHaveLength(1);

@@ -281,7 +281,7 @@ export function compareCurves(o: { dir: string; plot?: string }): CompareResult 
       curve: torch[m]!,
       dashed: true,
     })),
-    ...ours.map((c) => ({ name: `ours ${c.dtype} (${c.ops})`, curve: c as Curve })),
+    ...ours.map((c) => ({ name: `ours ${c.dtype} (${c.backend})`, curve: c as Curve })),
   ];
   const s = data.spec;
   const plots = o.plot
