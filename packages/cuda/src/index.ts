@@ -35,5 +35,6 @@ export {
   type NcclCommunicatorOptions,
 } from './nccl.js';
 export { KV_MAX_SPLITS, KV_CTAS_PER_SM } from './inference-kv-cache.js';
+export { cudaKvSplits, KV_MIN_KEYS_PER_SPLIT, type KvSplitShape } from './inference-kv-splits.js';
 export type { InferenceAddon, NativeKvCache, NativeCombine } from './inference-kv-cache.js';
 export { withAlignedKvCaches } from './inference-testing.js';

@@ -21,7 +21,6 @@ import {
   AttentionInputError,
   bufferDTypeBytes,
   checkStridedView,
-  kvSplitHeuristic,
   resolveOptions,
   validateCombineArgs,
   validateKvCacheArgs,
@@ -35,6 +34,7 @@ import {
   type StridedView,
 } from '@flashattn/core';
 import type { CudaBuffer } from './cuda-buffer.js';
+import { cudaKvSplits } from './inference-kv-splits.js';
 import type { CudaAddon, DevicePtr, NativeStrides } from './native.js';
 
 /** dtype ids of the inference kernels: 0 = float32, 1 = float16, 2 = bfloat16. */
@@ -144,7 +144,7 @@ export interface LiveBuffer {
 export interface InferenceDeps {
   addon: CudaAddon & InferenceAddon;
   device: number;
-  /** SMs x resident CTAs, for kvSplitHeuristic. */
+  /** SMs x resident CTAs, for cudaKvSplits (kvSplitHeuristic). */
   parallelism: number;
   /** Throws after dispose(). */
   check(): void;
@@ -251,7 +251,7 @@ export class CudaKvCacheAttention implements DeviceKvCacheAttention<CudaBuffer> 
     const ns = opts?.numSplits ?? 0;
     const wanted =
       ns === 0
-        ? kvSplitHeuristic(
+        ? cudaKvSplits(
             { batch: B, seqlenQ: Nq, nheadsQ: Hq, nheadsK: Hk, seqlenK: pr.maxSeqlenK },
             this.kvCacheCapabilities,
           )

@@ -19,13 +19,14 @@
  *       differ there)
  *   node device-run.mjs decode-bench [--batches 1,4,16,64] [--lens 1024,...,131072] [--max-tokens 2097152]
  *                                    [--layouts contiguous,paged] [--page-size 256] [--iters 20] [--json F]
- *                                    [--check] [--ctas-per-sm 4,8]
+ *                                    [--check] [--ctas-per-sm 4,8 | --splits 8,16,32]
  *       --check (the tuning sweep, packages/cuda/dev/decode-sweep.sh): before timing, the 16-bit KV-cache
  *       scenarios of the conformance suite and DECODE_CHECKS (D = 128 GQA decode / chunks / windows / splits, the
  *       shapes the tuned path runs) on 16-byte aligned caches against the float64 reference; any failure: no
  *       timing, exit 1. The kernel variant is FLASHATTN_DECODE_VARIANT's (decode_attention.cu), recorded in the
- *       JSON. --ctas-per-sm: time each shape once per value, with the splits core's kvSplitHeuristic gives for
- *       SMs x value parallel CTAs (default: the device's own kvCacheCapabilities).
+ *       JSON. --ctas-per-sm: time each shape once per value, with the splits cudaKvSplits (the device's rule) gives for
+ *       SMs x value parallel CTAs (default: the device's own kvCacheCapabilities). --splits: time each shape once
+ *       per forced split count instead (clamped to L and the most splits; the split sweep of decode-sweep.sh).
  *       decode attention, Nq = 1, Hq = 32, Hk = 8, D = 128, bf16, every sequence holding L keys (no append): CUDA-
  *       event medians of the whole KV-cache call (the decode kernel and its fused combine; the metadata uploaded once before
  *       timing), and the device-to-device copy bandwidth (cudaMemcpyAsync of 1 GiB) in the same process.
@@ -34,7 +35,7 @@
  *       decode-sdpa-peer.py times PyTorch SDPA on the same shapes (same flags).
  */
 import { writeFileSync } from 'node:fs';
-import { contiguousView, createRng, kvSplitHeuristic } from '@flashattn/core';
+import { contiguousView, createRng } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
 import { checkCachedForward, greedyTokens } from '@flashattn/transformer';
 import {
@@ -54,6 +55,7 @@ import {
 import {
   createCudaDevice,
   createCudaOps,
+  cudaKvSplits,
   withAlignedKvCaches,
   type CudaBuffer,
   type CudaDevice,
@@ -200,6 +202,8 @@ export async function inferenceGpt2(): Promise<number> {
 
 interface DecodeRow {
   ctasPerSm?: number;
+  /** numSplits forced by --splits (else the heuristic's). */
+  forcedSplits?: boolean;
   layout: 'contiguous' | 'paged';
   batch: number;
   seqlenK: number;
@@ -334,6 +338,14 @@ export async function decodeBench(args: string[]): Promise<number> {
   const pageSize = Number(flag(args, 'page-size') ?? 256);
   const iters = Number(flag(args, 'iters') ?? 20);
   const ctasList = flag(args, 'ctas-per-sm') ? ints(flag(args, 'ctas-per-sm')!) : [0];
+  const splitsList = flag(args, 'splits') ? ints(flag(args, 'splits')!) : [];
+  if (splitsList.length > 0 && flag(args, 'ctas-per-sm'))
+    throw new Error('decode-bench: --splits and --ctas-per-sm exclude each other');
+  // each shape is timed once per setting: forced splits, or the heuristic's splits for a CTAs-per-SM value
+  const settings: Array<{ ctas: number; splits?: number }> =
+    splitsList.length > 0
+      ? splitsList.map((n) => ({ ctas: 0, splits: n }))
+      : ctasList.map((c) => ({ ctas: c }));
   const variant = process.env.FLASHATTN_DECODE_VARIANT ?? 'default';
   const [Hq, Hk, D] = [32, 8, 128];
   const load = loadAddon();
@@ -399,15 +411,22 @@ export async function decodeBench(args: string[]): Promise<number> {
         }
         blockTable = order;
       }
-      for (const ctas of ctasList) {
+      const seen = new Set<number>();
+      for (const { ctas, splits } of settings) {
         const shape = { batch: B, seqlenQ: 1, nheadsQ: Hq, nheadsK: Hk, seqlenK: L };
         const numSplits =
-          ctas > 0
-            ? kvSplitHeuristic(shape, {
-                parallelism: dev.deviceInfo.multiProcessorCount * ctas,
-                maxSplits: dev.kvCacheCapabilities.maxSplits,
-              })
-            : undefined;
+          splits !== undefined
+            ? Math.min(splits, L, dev.kvCacheCapabilities.maxSplits)
+            : ctas > 0
+              ? cudaKvSplits(shape, {
+                  parallelism: dev.deviceInfo.multiProcessorCount * ctas,
+                  maxSplits: dev.kvCacheCapabilities.maxSplits,
+                })
+              : undefined;
+        if (splits !== undefined) {
+          if (seen.has(numSplits!)) continue; // clamped to one already timed
+          seen.add(numSplits!);
+        }
         const call = dev.kvCacheNativeArgs(
           {
             q: view(q, [B, 1, Hq, D]),
@@ -424,6 +443,7 @@ export async function decodeBench(args: string[]): Promise<number> {
         const gbps = kvBytes / ms / 1e6;
         const row: DecodeRow = {
           ...(ctas > 0 ? { ctasPerSm: ctas } : {}),
+          ...(splits !== undefined ? { forcedSplits: true } : {}),
           layout,
           batch: B,
           seqlenK: L,
