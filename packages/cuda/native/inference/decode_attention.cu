@@ -99,7 +99,7 @@ struct Chunk<__nv_bfloat16, 8> : Chunk16<__nv_bfloat16> {};
 //   EVICT:  (the ring only) the K / V cp.async loads carry an L2 evict-first policy (each byte is read once);
 //   BATCHED: the fused combine's weights by one warp per row and its sum over the splits with every output of a
 //           thread in flight together (else: one output at a time, 8 splits' loads in flight).
-// LAZY and EVICT gained at most 1 point of copy bandwidth at B = 64 (H100, 2026-12-07 11:53 UTC) and are off.
+// LAZY and EVICT gained at most 1 point of copy bandwidth at B = 64 (H100, 2026-12-07 11:45 UTC) and are off.
 template <int KPI_, int NSTAGE_, bool RS_, int MINB_, bool LAZY_ = false, bool EVICT_ = false, bool BATCHED_ = false>
 struct Tune {
   static constexpr int KPI = KPI_, NSTAGE = NSTAGE_, MINB = MINB_;
