@@ -29,7 +29,7 @@ import {
   COMPUTE_DTYPE_FLAGS,
   computeDTypeFor,
 } from './configs.js';
-import { isMain } from '../lib/is-main.js';
+import { runIfMain } from '../lib/is-main.js';
 
 export const GENERATE_BENCH_SCHEMA = {
   backend: {
@@ -127,12 +127,6 @@ async function main(): Promise<void> {
   }
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    () => process.exit(process.exitCode ?? 0),
-    (e: unknown) => {
-      process.stderr.write(`generate-bench: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+void runIfMain(import.meta.url, 'generate-bench', async () => {
+  await main();
+});

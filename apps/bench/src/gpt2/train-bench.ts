@@ -41,7 +41,7 @@ import {
   type ComputeDTypeFlag,
 } from './configs.js';
 import { devicePeakMemory } from './device-memory.js';
-import { isMain } from '../lib/is-main.js';
+import { runIfMain } from '../lib/is-main.js';
 
 export const TRAIN_BENCH_SCHEMA = {
   backend: {
@@ -310,12 +310,7 @@ async function main(): Promise<void> {
   else if (a.json) writeFileSync(a.json, JSON.stringify(r, null, 2) + '\n');
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    () => process.exit(0),
-    (e: unknown) => {
-      process.stderr.write(`train-bench: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+void runIfMain(import.meta.url, 'train-bench', async () => {
+  await main();
+  return 0;
+});

@@ -32,7 +32,7 @@ import {
   writeFileAtomic,
 } from '@flashattn/transformer';
 import { parseArgsOrExit, type ArgSchema } from '../lib/args.js';
-import { isMain } from '../lib/is-main.js';
+import { runIfMain } from '../lib/is-main.js';
 import { COMPUTE_DTYPE_FLAGS, computeDTypeFor, type ComputeDTypeFlag } from './configs.js';
 import {
   brownStream,
@@ -426,12 +426,4 @@ async function main(): Promise<number> {
   return 2;
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`train-curve: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+void runIfMain(import.meta.url, 'train-curve', main);

@@ -41,7 +41,7 @@ import {
   type BenchConfigName,
 } from './configs.js';
 import { judge, type ParityDType, type TensorVerdict } from './parity-rule.js';
-import { isMain } from '../lib/is-main.js';
+import { runIfMain } from '../lib/is-main.js';
 
 /** Our initial weights as a checkpoint and one random batch, for hf_train_golden.py. */
 export async function writeParityInputs(o: {
@@ -245,12 +245,4 @@ async function main(): Promise<number> {
   return 2;
 }
 
-if (isMain(import.meta.url)) {
-  main().then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`train-parity: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+void runIfMain(import.meta.url, 'train-parity', main);

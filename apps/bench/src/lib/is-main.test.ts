@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isMain } from './is-main.js';
+import { isMain, runIfMain } from './is-main.js';
 
 describe('isMain', () => {
   const dir = mkdtempSync(join(tmpdir(), 'is-main-'));
@@ -32,5 +32,46 @@ describe('isMain', () => {
     expect(isMain(url)).toBe(false);
     process.argv.length = 1;
     expect(isMain(url)).toBe(false);
+  });
+});
+
+describe('runIfMain', () => {
+  const argv1 = process.argv[1];
+  afterAll(() => {
+    process.argv[1] = argv1!;
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'run-if-main-'));
+  const script = join(dir, 'cli.mjs');
+  writeFileSync(script, '');
+  const url = pathToFileURL(script).href;
+
+  it("exits with main's code, process.exitCode or 0, and runs nothing when imported", async () => {
+    process.argv[1] = script;
+    const codes: number[] = [];
+    const exit = (c: number) => void codes.push(c);
+    await runIfMain(url, 'cli', async () => 3, { exit });
+    await runIfMain(url, 'cli', async () => undefined, { exit });
+    process.argv[1] = join(dir, 'other.mjs');
+    let ran = false;
+    expect(runIfMain(url, 'cli', async () => void (ran = true), { exit })).toBeNull();
+    expect(ran).toBe(false);
+    expect(codes).toEqual([3, Number(process.exitCode ?? 0)]);
+  });
+
+  it('an error is one line naming the script, and exit code 1', async () => {
+    process.argv[1] = script;
+    const codes: number[] = [];
+    const written: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => (written.push(s), true)) as typeof process.stderr.write;
+    try {
+      await runIfMain(url, 'cli', () => Promise.reject(new Error('bad --seq')), {
+        exit: (c) => void codes.push(c),
+      });
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(codes).toEqual([1]);
+    expect(written).toEqual(['cli: bad --seq\n']);
   });
 });
