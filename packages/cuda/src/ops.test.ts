@@ -87,7 +87,15 @@ describe('CudaOps argument checks (before any native call)', () => {
     await rejectsWith(() => ops.matmul(out, a, f(20, 'bfloat16'), 3, 4, 5), 'matmul b.dtype');
     await rejectsWith(
       () => ops.matmul(out, a, b, 3, 4, 5, { accumulate: true, bias: f(4) }),
-      'matmul opts',
+      'matmul opts.bias',
+    );
+    await rejectsWith(
+      () => ops.matmul(out, a, b, 3, 4, 5, { dgeluPre: f(12), bias: f(4) }),
+      'matmul opts.dgeluPre',
+    );
+    await rejectsWith(
+      () => ops.matmul(out, a, b, 3, 4, 5, { geluPre: f(11) }),
+      'matmul opts.geluPre.length',
     );
     await rejectsWith(
       () => ops.matmul(out, a, b, 3, 4, 5, { bias: f(5) }),

@@ -29,6 +29,7 @@ import {
   OpsInputError,
   bufferDTypeBytes,
   describe,
+  matmulEpilogue,
   xentRowStride,
   type AdamWStep,
   type BufferDType,
@@ -253,10 +254,22 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     const sb = this.#float(op, 'b', b, K * N, sa.dtype, 'a');
     if (so.dtype !== sa.dtype && so.dtype !== 'float32')
       throw new OpsInputError(`${op} out.dtype`, `${sa.dtype} (like a) or float32`, so.dtype);
-    if (opts.bias !== undefined && opts.accumulate)
-      throw new OpsInputError(`${op} opts`, 'bias or accumulate, not both', 'both');
+    const epilogue = matmulEpilogue(op, opts);
     const sbias =
       opts.bias === undefined ? null : this.#float(op, 'opts.bias', opts.bias, N, so.dtype, 'out');
+    if (epilogue === 'gelu' || epilogue === 'dgelu') {
+      // The GELU epilogues as the matmul and the GELU kernel they fuse, enqueued in turn on the one stream
+      // (cuBLASLt's GELU_AUX_BIAS / DGELU epilogues are not wired yet: they need a GPU run to check).
+      const preBuf = (opts.geluPre ?? opts.dgeluPre)!;
+      this.#float(op, `opts.${epilogue}Pre`, preBuf, M * N, so.dtype, 'out');
+      const plain = { transA: !!opts.transA, transB: !!opts.transB };
+      if (epilogue === 'gelu') {
+        await this.matmul(preBuf, a, b, M, N, K, sbias ? { ...plain, bias: opts.bias! } : plain);
+        return this.geluForward(out, preBuf, M * N);
+      }
+      await this.matmul(out, a, b, M, N, K, plain);
+      return this.geluBackward(out, preBuf, out, M * N);
+    }
     return this.#run(() =>
       this.#addon.opsMatmul(this.device, {
         out: this.#ptr(so),

@@ -16,6 +16,7 @@ import {
   geluForwardProblem,
   layernormBackwardProblem,
   layernormForwardProblem,
+  matmulGeluProblem,
   matmulProblem,
   scaleProblem,
   softmaxCrossEntropyProblem,
@@ -99,6 +100,25 @@ function ciCases(): OpsCase[] {
     matmulProblem(d, { M: 3, N: 1031, K: 17, transB: true }),
   );
   add('matmul', 'M0 N7 K5 bias', (d) => matmulProblem(d, { M: 0, N: 7, K: 5, bias: true }));
+  // The GELU epilogues (GPT-2's MLP: fc forward with bias, fc-proj's input gradient with transB).
+  add('matmul', 'M33 N40 K24 bias gelu', (d) =>
+    matmulGeluProblem(d, { M: 33, N: 40, K: 24, bias: true, kind: 'gelu' }),
+  );
+  add(
+    'matmul',
+    'M7 N9 K5 transA gelu',
+    (d) => matmulGeluProblem(d, { M: 7, N: 9, K: 5, transA: true, kind: 'gelu' }),
+    { mag: LARGE, views: true },
+  );
+  add('matmul', 'M17 N66 K33 transB dgelu', (d) =>
+    matmulGeluProblem(d, { M: 17, N: 66, K: 33, transB: true, kind: 'dgelu' }),
+  );
+  add(
+    'matmul',
+    'M5 N7 K3 dgelu',
+    (d) => matmulGeluProblem(d, { M: 5, N: 7, K: 3, kind: 'dgelu' }),
+    { mag: TINY, views: true },
+  );
   add(
     'matmul',
     'M6 N5 K11 transB acc',

@@ -172,6 +172,77 @@ export function matmulProblem(d: Draw, s: MatmulSpec): OpProblem {
   };
 }
 
+export interface MatmulGeluSpec {
+  M: number;
+  N: number;
+  K: number;
+  transA?: boolean;
+  transB?: boolean;
+  /** 'gelu': out = GELU(op(A) op(B) [+ bias]) with the pre-activation in geluPre; 'dgelu': out = (op(A) op(B)) *
+   * GELU'(dgeluPre). */
+  kind: 'gelu' | 'dgelu';
+  bias?: boolean;
+}
+
+/** |GELU_tanh'(x)| <= 1.13 for every x: how far an error in pre reaches out. */
+const GELU_SLOPE = 1.13;
+
+/** matmul with a GELU epilogue (GPT-2's MLP): judged against the float64 ops it fuses, and their naive chain. */
+export function matmulGeluProblem(d: Draw, s: MatmulGeluSpec): OpProblem {
+  const { M, N, K } = s;
+  const a = normal(d, M * K);
+  const b = normal(d, K * N);
+  const bias = s.bias ? normal(d, N) : undefined;
+  const pre = normal(d, M * N); // dgelu: the forward's pre-activation; gelu: overwritten
+  const o = { transA: !!s.transA, transB: !!s.transB, accumulate: false };
+  const buffers: Record<string, ProblemBuffer> = {
+    out: F(normal(d, M * N), d.dt, true),
+    a: F(a, d.dt),
+    b: F(b, d.dt),
+    pre: F(pre, d.dt, s.kind === 'gelu'),
+  };
+  if (bias) buffers.bias = F(bias, d.dt);
+  return {
+    buffers,
+    call: (ops, x) =>
+      ops.matmul(x.out!, x.a!, x.b!, M, N, K, {
+        transA: o.transA,
+        transB: o.transB,
+        ...(x.bias !== undefined ? { bias: x.bias } : {}),
+        ...(s.kind === 'gelu' ? { geluPre: x.pre! } : { dgeluPre: x.pre! }),
+      }),
+    oracle: (): Record<string, Float64Array> => {
+      const t = new Float64Array(M * N);
+      matmulRef(t, a, b, M, N, K, { ...o, bias: bias ?? null });
+      const out = new Float64Array(M * N);
+      if (s.kind === 'gelu') {
+        geluForwardRef(out, t, M * N);
+        return { out, pre: t };
+      }
+      geluBackwardRef(out, pre, t, M * N);
+      return { out };
+    },
+    naive: (p) => {
+      const mm = naiveMatmul(p, new Float64Array(M * N), a, b, M, N, K, {
+        ...o,
+        bias: bias ?? null,
+      });
+      const t = mm.values.out!;
+      const g =
+        s.kind === 'gelu' ? naiveGeluForward(p, t, M * N) : naiveGeluBackward(p, pre, t, M * N);
+      const gv = s.kind === 'gelu' ? g.values.out! : g.values.dinp!;
+      const ga = s.kind === 'gelu' ? g.abs.out! : g.abs.dinp!;
+      const values: Record<string, Float64Array> = { out: gv };
+      const abs: Record<string, number> = { out: Math.max(ga, GELU_SLOPE * mm.abs.out!) };
+      if (s.kind === 'gelu') {
+        values.pre = t;
+        abs.pre = mm.abs.out!;
+      }
+      return { values, abs, terms: mm.terms + g.terms };
+    },
+  };
+}
+
 export function biasBackwardProblem(d: Draw, M: number, N: number): OpProblem {
   const dbias0 = normal(d, N);
   const dout = normal(d, M * N);

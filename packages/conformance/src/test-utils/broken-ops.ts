@@ -17,6 +17,8 @@ export type OpsFault =
   | 'geluBackward-accumulates'
   | 'add-skips-tail'
   | 'softmaxCrossEntropy-no-ignore'
+  | 'matmul-gelu-pre-unwritten'
+  | 'matmul-dgelu-ignored'
   | 'softmaxCrossEntropy-reads-padding'
   | 'sum-skips-tail'
   | 'sumSquares-no-square'
@@ -36,6 +38,8 @@ export const OPS_FAULTS: Readonly<Record<OpsFault, OpName | 'view'>> = {
   'geluBackward-accumulates': 'geluBackward',
   'add-skips-tail': 'add',
   'softmaxCrossEntropy-no-ignore': 'softmaxCrossEntropy',
+  'matmul-gelu-pre-unwritten': 'matmul',
+  'matmul-dgelu-ignored': 'matmul',
   'softmaxCrossEntropy-reads-padding': 'softmaxCrossEntropy',
   'sum-skips-tail': 'sum',
   'sumSquares-no-square': 'sumSquares',
@@ -72,6 +76,22 @@ export function brokenOps<Buf>(inner: Ops<Buf>, fault: OpsFault): Ops<Buf> {
     case 'matmul-ignores-accumulate':
       ops.matmul = (out, a, b, M, N, K, o = {}) =>
         inner.matmul(out, a, b, M, N, K, o.bias === undefined ? { ...o, accumulate: false } : o);
+      break;
+    case 'matmul-gelu-pre-unwritten':
+      // GELU applied in out without storing the pre-activation.
+      ops.matmul = async (out, a, b, M, N, K, o = {}) => {
+        if (o.geluPre === undefined) return inner.matmul(out, a, b, M, N, K, o);
+        const { geluPre: _pre, ...plain } = o;
+        await inner.matmul(out, a, b, M, N, K, plain);
+        await inner.geluForward(out, out, M * N);
+      };
+      break;
+    case 'matmul-dgelu-ignored':
+      // The GELU backward epilogue dropped: a plain product.
+      ops.matmul = (out, a, b, M, N, K, o = {}) => {
+        const { dgeluPre: _pre, ...plain } = o;
+        return inner.matmul(out, a, b, M, N, K, plain);
+      };
       break;
     case 'biasBackward-overwrites':
       ops.biasBackward = async (dbias, dout, M, N) => {

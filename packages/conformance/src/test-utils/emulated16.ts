@@ -30,9 +30,11 @@ const is16 = (dt: BufferDType): dt is 'float16' | 'bfloat16' =>
 export function emulate16<Buf>(inner: Ops<Buf>): Ops<Emulated<Buf>> {
   const un = (x: unknown): unknown => {
     if (x instanceof Emulated) return x.inner;
-    if (x && typeof x === 'object' && 'bias' in x) {
-      const o = x as { bias?: unknown };
-      return { ...o, bias: o.bias === undefined ? undefined : un(o.bias) };
+    if (x && typeof x === 'object' && !ArrayBuffer.isView(x)) {
+      // an options object (matmul's bias, geluPre, dgeluPre): unwrap the buffers in it
+      return Object.fromEntries(
+        Object.entries(x).map(([k, v]) => [k, v instanceof Emulated ? v.inner : v]),
+      );
     }
     return x;
   };
@@ -50,7 +52,11 @@ export function emulate16<Buf>(inner: Ops<Buf>): Ops<Emulated<Buf>> {
     async (...args: unknown[]): Promise<unknown> => {
       const f = inner[name] as (...a: unknown[]) => unknown;
       const r = await f.apply(inner, args.map(un));
-      for (const a of args) if (a instanceof Emulated) await round16(a);
+      for (const a of args) {
+        if (a instanceof Emulated) await round16(a);
+        else if (a && typeof a === 'object' && !ArrayBuffer.isView(a))
+          for (const v of Object.values(a)) if (v instanceof Emulated) await round16(v); // geluPre
+      }
       return r;
     };
   const wrap = (b: Buf, dtype: BufferDType): Emulated<Buf> => new Emulated(b, dtype);

@@ -53,6 +53,38 @@ export interface MatmulOptions<Buf> {
   accumulate?: boolean;
   /** (N,) added to every row of out. Not allowed with accumulate. */
   bias?: Buf;
+  /**
+   * GELU epilogue (GPT-2's MLP forward; cuBLASLt's GELU_AUX_BIAS): this buffer (M, N, out's dtype) receives the
+   * pre-activation pre = op(A) op(B) [+ bias] and out = GELU_tanh(pre). A separate buffer from out. Not allowed
+   * with accumulate or dgeluPre.
+   */
+  geluPre?: Buf;
+  /**
+   * GELU backward epilogue (cuBLASLt's DGELU): out = (op(A) op(B)) * GELU_tanh'(pre), pre (M, N, out's dtype) the
+   * forward's pre-activation (its geluPre). Not allowed with accumulate, bias or geluPre.
+   */
+  dgeluPre?: Buf;
+}
+
+/** Which epilogue a matmul's options ask for, after checking that they may go together (OpsInputError if not). */
+export function matmulEpilogue<Buf>(
+  op: string,
+  opts: MatmulOptions<Buf>,
+): 'none' | 'bias' | 'gelu' | 'dgelu' {
+  const has = (k: keyof MatmulOptions<Buf>): boolean => opts[k] !== undefined && opts[k] !== false;
+  const clash = (a: string, b: string): never => {
+    throw new OpsInputError(`${op} opts.${a}`, `no ${a} together with ${b}`, `${a} and ${b}`);
+  };
+  if (has('bias') && has('accumulate')) clash('bias', 'accumulate');
+  if (has('geluPre') && has('accumulate')) clash('geluPre', 'accumulate');
+  if (has('dgeluPre')) {
+    if (has('accumulate')) clash('dgeluPre', 'accumulate');
+    if (has('bias')) clash('dgeluPre', 'bias');
+    if (has('geluPre')) clash('dgeluPre', 'geluPre');
+    return 'dgelu';
+  }
+  if (has('geluPre')) return 'gelu';
+  return has('bias') ? 'bias' : 'none';
 }
 
 export interface AdamWStep {

@@ -23,7 +23,7 @@ import {
 } from '../contracts/device-attention.js';
 import type { BackendCapabilities } from '../contracts/attention-backend.js';
 import type { AdamWStep, BufferDType, HostArray, MatmulOptions, Ops } from '../contracts/ops.js';
-import { xentRowStride } from '../contracts/ops.js';
+import { matmulEpilogue, xentRowStride } from '../contracts/ops.js';
 import { AttentionInputError, FlashAttnError, OpsInputError } from '../errors.js';
 import type { AttentionOptions } from '../options.js';
 import { validateOptions } from '../validate.js';
@@ -233,11 +233,13 @@ export function createReferenceOps(): ReferenceOps {
       const o = arg('matmul out', out, 'float', M * N);
       const sa = arg('matmul a', a, 'float', M * K);
       const sb = arg('matmul b', b, 'float', K * N);
-      if (opts.bias !== undefined && opts.accumulate) {
-        throw new OpsInputError('matmul opts.bias', 'no bias together with accumulate', 'a bias');
-      }
+      const epilogue = matmulEpilogue('matmul', opts);
       const sbias =
         opts.bias !== undefined ? arg('matmul opts.bias', opts.bias, 'float', N) : undefined;
+      const pre =
+        epilogue === 'gelu' || epilogue === 'dgelu'
+          ? arg(`matmul opts.${epilogue}Pre`, (opts.geluPre ?? opts.dgeluPre)!, 'float', M * N)
+          : undefined;
       const res = opts.accumulate ? read(o) : new Float64Array(M * N);
       matmulRef(res, read(sa), read(sb), M, N, K, {
         transA: opts.transA ?? false,
@@ -245,7 +247,16 @@ export function createReferenceOps(): ReferenceOps {
         accumulate: opts.accumulate ?? false,
         bias: sbias ? read(sbias) : null,
       });
-      write(o, res);
+      if (epilogue === 'gelu') {
+        write(pre!, res); // the pre-activation, stored in pre's dtype
+        const g = new Float64Array(M * N);
+        geluForwardRef(g, res, M * N);
+        write(o, g);
+      } else if (epilogue === 'dgelu') {
+        const g = new Float64Array(M * N);
+        geluBackwardRef(g, read(pre!), res, M * N);
+        write(o, g);
+      } else write(o, res);
     },
     biasBackward(dbias, dout, M, N) {
       live();

@@ -348,8 +348,8 @@ export class GPT2<Buf = unknown> {
       await ops.matmul(A.proj, s.atty, w.attprojw, BT, C, C, { bias: w.attprojb });
       await ops.add(s.res2, x, A.proj, BT * C);
       await ops.layernormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C);
-      await ops.matmul(s.fch, s.ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb });
-      await ops.geluForward(s.fchGelu, s.fch, BT * 4 * C);
+      // fch = ln2 @ Wfc + b, fchGelu = GELU(fch): one matmul with the GELU epilogue
+      await ops.matmul(s.fchGelu, s.ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb, geluPre: s.fch });
       await ops.matmul(A.proj, s.fchGelu, w.fcprojw, BT, C, 4 * C, { bias: w.fcprojb });
       await ops.add(s.res3, s.res2, A.proj, BT * C);
       x = s.res3;
@@ -427,8 +427,11 @@ export class GPT2<Buf = unknown> {
         accumulate: true,
       });
       await ops.biasBackward(g.fcprojb, Gb.dres, BT, C);
-      await ops.matmul(Gb.dfch, Gb.dres, w.fcprojw, BT, 4 * C, C, { transB: true });
-      await ops.geluBackward(Gb.dfch, s.fch, Gb.dfch, BT * 4 * C); // in place: d GELU(fch) -> d fch
+      // d fch = (dres @ Wproj^T) * GELU'(fch): one matmul with the GELU backward epilogue
+      await ops.matmul(Gb.dfch, Gb.dres, w.fcprojw, BT, 4 * C, C, {
+        transB: true,
+        dgeluPre: s.fch,
+      });
       await ops.matmul(g.fcw, s.ln2, Gb.dfch, C, 4 * C, BT, { transA: true, accumulate: true });
       await ops.biasBackward(g.fcb, Gb.dfch, BT, 4 * C);
       await ops.matmul(Gb.dln, Gb.dfch, w.fcw, BT, C, 4 * C, { transB: true });
@@ -572,8 +575,8 @@ export class GPT2<Buf = unknown> {
       await ops.matmul(A.proj, s.atty, w.attprojw, BT, C, C, { bias: w.attprojb });
       await ops.add(s.res2, x, A.proj, BT * C);
       await ops.layernormForward(s.ln2, s.ln2Mean, s.ln2Rstd, s.res2, w.ln2w, w.ln2b, BT, C);
-      await ops.matmul(s.fch, s.ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb });
-      await ops.geluForward(s.fchGelu, s.fch, BT * 4 * C);
+      // fch = ln2 @ Wfc + b, fchGelu = GELU(fch): one matmul with the GELU epilogue
+      await ops.matmul(s.fchGelu, s.ln2, w.fcw, BT, 4 * C, C, { bias: w.fcb, geluPre: s.fch });
       await ops.matmul(A.proj, s.fchGelu, w.fcprojw, BT, C, 4 * C, { bias: w.fcprojb });
       await ops.add(s.res3, s.res2, A.proj, BT * C);
       x = s.res3;

@@ -4,6 +4,8 @@
  * duck-typed extras) and, while `profile.enabled` is true, drains the device around each model op so the
  * op's wall time can be attributed to one category (llm.c's op list):
  *   matmul, attention, layernorm, gelu, softmax-xent, adamw, embedding, other.
+ * (GPT-2's GELU runs as the fc matmul's epilogue, `geluPre` / `dgeluPre`, so its time counts as matmul; 'gelu'
+ * holds only direct geluForward / geluBackward calls.)
  *
  * Draining: the backend's own `synchronize()` when it has one (duck-typed; not part of the core contract),
  * else a `download` of a 1-element scratch buffer, which on an in-order queue (a CUDA stream, a WebGPU

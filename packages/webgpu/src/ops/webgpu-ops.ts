@@ -17,6 +17,7 @@ import {
   BackendExecutionError,
   OpsInputError,
   describe,
+  matmulEpilogue,
   xentRowStride,
   type AdamWStep,
   type AttentionCombineArgs,
@@ -332,8 +333,21 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     const B = this.f32('matmul', 'b', b, K * N);
     const bias =
       opts.bias === undefined ? undefined : this.f32('matmul', 'opts.bias', opts.bias, N);
-    if (bias && opts.accumulate)
-      throw new OpsInputError('matmul opts', 'bias or accumulate, not both', 'both');
+    const fused = matmulEpilogue('matmul', opts);
+    if (fused === 'gelu' || fused === 'dgelu') {
+      // The GELU epilogues as the two dispatches they fuse (the same roundings as calling the ops in turn).
+      const preBuf = (opts.geluPre ?? opts.dgeluPre)!;
+      this.f32('matmul', `opts.${fused}Pre`, preBuf, M * N);
+      const plain = { transA: opts.transA ?? false, transB: opts.transB ?? false };
+      if (fused === 'gelu') {
+        this.matmul(preBuf, a, b, M, N, K, bias ? { ...plain, bias: opts.bias! } : plain);
+        this.geluForward(out, preBuf, M * N);
+      } else {
+        this.matmul(out, a, b, M, N, K, plain);
+        this.geluBackward(out, preBuf, out, M * N);
+      }
+      return;
+    }
     if (M === 0 || N === 0) return;
     const epilogue = opts.accumulate ? 'accumulate' : bias ? 'bias' : 'store';
     const transA = opts.transA ?? false;
