@@ -334,28 +334,33 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     const bias =
       opts.bias === undefined ? undefined : this.f32('matmul', 'opts.bias', opts.bias, N);
     const fused = matmulEpilogue('matmul', opts);
-    if (fused === 'gelu' || fused === 'dgelu') {
-      // The GELU epilogues as the two dispatches they fuse (the same roundings as calling the ops in turn).
-      const preBuf = (opts.geluPre ?? opts.dgeluPre)!;
-      this.f32('matmul', `opts.${fused}Pre`, preBuf, M * N);
-      const plain = { transA: opts.transA ?? false, transB: opts.transB ?? false };
-      if (fused === 'gelu') {
-        this.matmul(preBuf, a, b, M, N, K, bias ? { ...plain, bias: opts.bias! } : plain);
-        this.geluForward(out, preBuf, M * N);
-      } else {
-        this.matmul(out, a, b, M, N, K, plain);
-        this.geluBackward(out, preBuf, out, M * N);
-      }
-      return;
-    }
+    // GPT-2's GELU epilogues run in the matmul's own epilogue (matmul.wgsl.ts): pre stored or read there.
+    const gelu = fused === 'gelu' || fused === 'dgelu';
+    const pre = gelu
+      ? this.f32('matmul', `opts.${fused}Pre`, (opts.geluPre ?? opts.dgeluPre)!, M * N)
+      : undefined;
     if (M === 0 || N === 0) return;
-    const epilogue = opts.accumulate ? 'accumulate' : bias ? 'bias' : 'store';
+    const epilogue: MatmulSpec['epilogue'] =
+      fused === 'dgelu'
+        ? 'dgelu'
+        : fused === 'gelu'
+          ? bias
+            ? 'bias-gelu'
+            : 'gelu'
+          : opts.accumulate
+            ? 'accumulate'
+            : bias
+              ? 'bias'
+              : 'store';
     const transA = opts.transA ?? false;
     const transB = opts.transB ?? false;
     // vec4 reads of an operand whose contiguous size and offset are multiples of 4, bound a second
     // time read-only (allowed unless its GPUBuffer is also out's, which is bound writable)
     const vec = (x: WebGPUBuffer, contiguous: number): boolean =>
-      contiguous % 4 === 0 && x.offset % 4 === 0 && x.gpuBuffer !== o.gpuBuffer;
+      contiguous % 4 === 0 &&
+      x.offset % 4 === 0 &&
+      x.gpuBuffer !== o.gpuBuffer &&
+      !(fused === 'gelu' && x.gpuBuffer === pre!.gpuBuffer); // pre is written there too
     const shape = matmulSpecFor(M, N, transA, transB, epilogue);
     const BM = 64 * shape.G;
     const spec: MatmulSpec = {
@@ -370,6 +375,7 @@ export class WebGpuOps implements Ops<WebGPUBuffer> {
     if (!spec.vecA) operands.push({ name: 'a', buf: A });
     if (!spec.vecB) operands.push({ name: 'b', buf: B });
     if (bias) operands.push({ name: 'bias', buf: bias });
+    if (pre) operands.push({ name: 'pre', buf: pre, write: fused === 'gelu' });
     const extra: Record<string, GPUBuffer> = {};
     const u: Record<string, number> = { M, N, K };
     if (spec.vecA) [extra.a4, u.o4_a] = [A.gpuBuffer, A.offset / 4];

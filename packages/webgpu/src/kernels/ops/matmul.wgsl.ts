@@ -11,12 +11,15 @@
  * in workgroup memory (zero-filled past M, N, K: no bounds checks in the inner loop), loading along
  * whichever index is contiguous in memory (coalesced for every transpose), then every invocation does
  * 16 G^2 FMAs per k with vec4 reads of both tiles.
- * Epilogue: out = acc [+ bias] or out += acc, bounds-checked.
+ * Epilogue: out = acc [+ bias] or out += acc, bounds-checked; or GPT-2's GELU ones (Ops' geluPre / dgeluPre):
+ * 'gelu' / 'bias-gelu' store pre = acc [+ bias] and out = GELU_tanh(pre), 'dgelu' out = acc * GELU_tanh'(pre)
+ * (the same float32 expressions as gelu-forward / gelu-backward.wgsl.ts, with one read and write fewer).
  */
 import type { ProgramInfo } from '../../program.js';
 import type { BoundOperands } from '../../ops/operands.js';
 import { unroll } from '../tiles.js';
 import { opProgram } from './op-program.js';
+import { GELU_WGSL } from './gelu-forward.wgsl.js';
 
 export interface MatmulSpec {
   /** 1: 64 x 64 tiles (4 x 4 per invocation); 2: 128 x 128 (8 x 8). */
@@ -24,7 +27,7 @@ export interface MatmulSpec {
   BK: number;
   transA: boolean;
   transB: boolean;
-  epilogue: 'store' | 'accumulate' | 'bias';
+  epilogue: 'store' | 'accumulate' | 'bias' | 'gelu' | 'bias-gelu' | 'dgelu';
   /**
    * Read A / B as vec4 through an extra read-only binding (a4 / b4, offset o4_a / o4_b in vec4s):
    * when the operand's contiguous dimension and its offset are multiples of 4 and its GPUBuffer is not
@@ -43,7 +46,7 @@ export function matmulGroups(spec: MatmulSpec, M: number, N: number): [number, n
   return [Math.ceil(N / BM), Math.ceil(M / BM), 1];
 }
 
-/** Operands: out (written), a, b, [bias]. */
+/** Operands: out (written), a, b, [bias], [pre (written for gelu, read for dgelu)]. */
 export function matmulProgram(
   bound: BoundOperands,
   spec: MatmulSpec,
@@ -146,13 +149,23 @@ ${unroll(
   const loadB = s.vecB ? vectorB : scalarB;
   const countA = s.vecA ? (BM * BK) / 4 : BM * BK;
   const countB = s.vecB ? (BM * BK) / 4 : BM * BK;
-  const store = (v: string): string =>
-    s.epilogue === 'accumulate'
-      ? `st_out(o, ld_out(o) + ${v});`
-      : s.epilogue === 'bias'
-        ? `st_out(o, ${v} + ld_bias(n));`
-        : `st_out(o, ${v});`;
-  return `
+  const store = (v: string): string => {
+    switch (s.epilogue) {
+      case 'accumulate':
+        return `st_out(o, ld_out(o) + ${v});`;
+      case 'bias':
+        return `st_out(o, ${v} + ld_bias(n));`;
+      case 'gelu':
+      case 'bias-gelu':
+        return `let y = ${v}${s.epilogue === 'bias-gelu' ? ' + ld_bias(n)' : ''}; st_pre(o, y); st_out(o, 0.5 * y * gelu_parts(y).x);`;
+      case 'dgelu':
+        return `let x = ld_pre(o); let t = gelu_parts(x); st_out(o, (0.5 * t.x + 0.5 * x * t.y * GELU_SCALE * (1.0 + 3.0 * GELU_CUBIC * x * x)) * ${v});`;
+      default:
+        return `st_out(o, ${v});`;
+    }
+  };
+  const gelu = s.epilogue === 'gelu' || s.epilogue === 'bias-gelu' || s.epilogue === 'dgelu';
+  return `${gelu ? GELU_WGSL : ''}
 var<workgroup> As: array<vec4<f32>, ${(BK * AS) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(BK * BS) / 4}>;
 
