@@ -31,11 +31,18 @@ interface Recorded {
 const made: CudaOps[] = [];
 
 /** An addon whose memory calls hand out fake addresses and whose ops calls are recorded (or throw `fail`). */
-function standIn(fail?: Record<string, Error>) {
+function standIn(
+  fail?: Record<string, Error>,
+  o: { fusedGelu?: boolean; geluApplies?: boolean } = {},
+) {
   const calls: Recorded[] = [];
   const addon: Record<string, unknown> = {
     ...standInMemory(),
     opsRelease: (d: number) => calls.push({ fn: 'opsRelease', args: { device: d } }),
+    opsMatmulGelu: (_d: number, args: Record<string, unknown>) => {
+      calls.push({ fn: 'opsMatmulGelu', args });
+      return o.geluApplies ?? true;
+    },
   };
   for (const fn of [
     'opsMatmul',
@@ -64,7 +71,7 @@ function standIn(fail?: Record<string, Error>) {
     addon as unknown as ConstructorParameters<typeof CudaOps>[0],
     0,
     STAND_IN_INFO,
-    {},
+    o.fusedGelu === undefined ? {} : { fusedGelu: o.fusedGelu },
     {
       path: 'stand-in',
       version: 130100,
@@ -215,6 +222,49 @@ describe('CudaOps argument checks (before any native call)', () => {
     expect(ad.gradDtype).toBe(1);
     expect(ad.c1).toBeCloseTo(1 - 0.9 ** 3, 15);
     expect(ad.c2).toBeCloseTo(1 - 0.95 ** 3, 15);
+  });
+
+  it('GELU epilogues: the matmul then the GELU kernel by default; with fusedGelu one cuBLASLt call where it applies', async () => {
+    const run = async (o: { fusedGelu?: boolean; geluApplies?: boolean }) => {
+      const { ops, calls } = standIn(undefined, o);
+      const [out, pre, a, b] = [12, 12, 15, 20].map((n) => ops.alloc(n, 'bfloat16'));
+      const bias = ops.alloc(4, 'bfloat16');
+      await ops.matmul(out!, a!, b!, 3, 4, 5, { bias, geluPre: pre! });
+      await ops.matmul(out!, a!, b!, 3, 4, 5, { transB: true, dgeluPre: pre! });
+      return { calls };
+    };
+    // default: matmul into pre (with the bias) + GELU forward; matmul into out + GELU backward (in place)
+    const plain = await run({});
+    expect(plain.calls.map((c) => c.fn)).toEqual([
+      'opsMatmul',
+      'opsGeluForward',
+      'opsMatmul',
+      'opsGeluBackward',
+    ]);
+    expect(plain.calls[0]!.args.out).toBe(plain.calls[1]!.args.inp); // the GELU reads the stored pre
+    expect(plain.calls[0]!.args.bias).not.toBeNull();
+    expect(plain.calls[2]!.args.bias).toBeNull();
+    // fusedGelu: one call each, kind 1 (GELU_AUX_BIAS) and 2 (DGELU), pre passed as the aux
+    const fused = await run({ fusedGelu: true });
+    expect(fused.calls.map((c) => [c.fn, c.args.gelu])).toEqual([
+      ['opsMatmulGelu', 1],
+      ['opsMatmulGelu', 2],
+    ]);
+    expect(fused.calls[0]!.args.pre).toBe(plain.calls[0]!.args.out);
+    expect(fused.calls[1]!.args.bias).toBeNull();
+    // where the addon says the epilogue does not apply, the two kernels run instead
+    const fallback = await run({ fusedGelu: true, geluApplies: false });
+    expect(fallback.calls.map((c) => c.fn)).toEqual([
+      'opsMatmulGelu',
+      'opsMatmul',
+      'opsGeluForward',
+      'opsMatmulGelu',
+      'opsMatmul',
+      'opsGeluBackward',
+    ]);
+    expect(() => createCudaOps({ fusedGelu: 'yes' } as never)).toThrow(
+      /createCudaOps options.fusedGelu/,
+    );
   });
 
   it('maps addon errors to typed errors and stays usable', async () => {

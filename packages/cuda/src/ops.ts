@@ -51,6 +51,12 @@ export interface CudaOpsOptions extends CudaDeviceOptions {
    * site-packages/nvidia/cublas/lib/libcublasLt.so.13.
    */
   cublasLtPath?: string;
+  /**
+   * Run the matmul GELU epilogues (`geluPre` / `dgeluPre`) as cuBLASLt's GELU_AUX_BIAS / DGELU epilogues (one
+   * kernel) where they apply. Default false: the matmul and the GELU kernel in turn, the path checked on the H100;
+   * the fused one has not been run on a GPU yet (opt in to check it with the ops conformance suite).
+   */
+  fusedGelu?: boolean;
 }
 
 /** cuBLASLt (the matmul library) could not be loaded: `tried` lists each path and why it failed. */
@@ -73,6 +79,8 @@ interface OpsAddon {
     path: string,
   ): { loaded: true; path: string; version: number } | { loaded: false; tried: string[] };
   opsMatmul(device: number, a: Record<string, unknown>): void;
+  /** true: enqueued with cuBLASLt's GELU epilogue; false: it does not apply, nothing enqueued (older addons lack it). */
+  opsMatmulGelu?(device: number, a: Record<string, unknown>): boolean;
   opsEmbeddingForward(device: number, a: Record<string, unknown>): void;
   opsEmbeddingBackward(device: number, a: Record<string, unknown>): void;
   opsLayernormForward(device: number, a: Record<string, unknown>): void;
@@ -128,6 +136,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
   readonly #addon: CudaAddon & OpsAddon;
   readonly #queue: SerialQueue;
   #opsDisposed = false;
+  readonly #fusedGelu: boolean;
 
   /** @internal Use createCudaOps(). */
   constructor(
@@ -144,6 +153,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     this.#addon = addon;
     this.#queue = deviceQueue(device);
     this.cublasLt = lt;
+    this.#fusedGelu = opts.fusedGelu ?? false;
     liveOps.set(device, (liveOps.get(device) ?? 0) + 1);
     this.name = `cuda:${device} (${info.name}, cuBLASLt ${lt.version})`;
   }
@@ -261,8 +271,29 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
       // The GELU epilogues as the matmul and the GELU kernel they fuse, enqueued in turn on the one stream
       // (cuBLASLt's GELU_AUX_BIAS / DGELU epilogues are not wired yet: they need a GPU run to check).
       const preBuf = (opts.geluPre ?? opts.dgeluPre)!;
-      this.#float(op, `opts.${epilogue}Pre`, preBuf, M * N, so.dtype, 'out');
+      const sp = this.#float(op, `opts.${epilogue}Pre`, preBuf, M * N, so.dtype, 'out');
       const plain = { transA: !!opts.transA, transB: !!opts.transB };
+      const addon = this.#addon;
+      if (this.#fusedGelu && addon.opsMatmulGelu && so.dtype === sa.dtype) {
+        const fused = await this.#run(() =>
+          addon.opsMatmulGelu!(this.device, {
+            out: this.#ptr(so),
+            a: this.#ptr(sa),
+            b: this.#ptr(sb),
+            bias: sbias ? this.#ptr(sbias) : null,
+            pre: this.#ptr(sp),
+            abDtype: this.#id(sa),
+            outDtype: this.#id(so),
+            M,
+            N,
+            K,
+            transA: plain.transA,
+            transB: plain.transB,
+            gelu: epilogue === 'gelu' ? 1 : 2,
+          }),
+        );
+        if (fused) return;
+      }
       if (epilogue === 'gelu') {
         await this.matmul(preBuf, a, b, M, N, K, sbias ? { ...plain, bias: opts.bias! } : plain);
         return this.geluForward(out, preBuf, M * N);
@@ -689,7 +720,13 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
 function checkOptions(opts: CudaOpsOptions): void {
   if (opts === null || typeof opts !== 'object')
     throw new OpsInputError('createCudaOps options', 'an object', describe(opts));
-  const known = new Set(['device', 'deterministic', 'float32ComputeDType', 'cublasLtPath']);
+  const known = new Set([
+    'device',
+    'deterministic',
+    'float32ComputeDType',
+    'cublasLtPath',
+    'fusedGelu',
+  ]);
   for (const key of Object.keys(opts)) {
     if (!known.has(key))
       throw new OpsInputError(
@@ -699,6 +736,12 @@ function checkOptions(opts: CudaOpsOptions): void {
       );
   }
   checkFloat32Options(opts, OpsInputError, 'createCudaOps options');
+  if (opts.fusedGelu !== undefined && typeof opts.fusedGelu !== 'boolean')
+    throw new OpsInputError(
+      'createCudaOps options.fusedGelu',
+      'a boolean',
+      describe(opts.fusedGelu),
+    );
   if (
     opts.cublasLtPath !== undefined &&
     (typeof opts.cublasLtPath !== 'string' || opts.cublasLtPath === '')

@@ -41,7 +41,7 @@ export const provider: BackendProvider = {
       return Promise.reject(e as Error);
     }
   },
-  /** CudaOps (the training ops; needs cuBLASLt): options device, deterministic, float32ComputeDType, cublasLtPath. */
+  /** CudaOps (the training ops; needs cuBLASLt): options device, deterministic, float32ComputeDType, cublasLtPath, fusedGelu. */
   createOps(options?: Record<string, unknown>) {
     try {
       return Promise.resolve(createCudaOps({ ...(options ?? {}) } as CudaOpsOptions));

@@ -1,8 +1,9 @@
 /**
  * The GPU modes of CudaOps (createCudaOps, @flashattn/cuda's Ops<CudaBuffer>) in the device runner:
- *   node device-run.mjs ops-conformance [--matrix ci|full] [--seed N] [--filter S] [--json F]
+ *   node device-run.mjs ops-conformance [--matrix ci|full] [--seed N] [--filter S] [--json F] [--fused-gelu]
  *       core's ops conformance suite in every float dtype CudaOps lists (float32, float16, bfloat16): one line
- *       per case (pass/fail, worst err/allowed), the failures' full messages, a summary last
+ *       per case (pass/fail, worst err/allowed), the failures' full messages, a summary last; --fused-gelu
+ *       checks createCudaOps({ fusedGelu: true }) (cuBLASLt's GELU epilogues; e.g. --filter gelu)
  *   node device-run.mjs ops-sanitize
  *       a tiny GPT-2 (@flashattn/transformer GPT2 + AdamW) training step on CudaOps in float32 and bfloat16, for
  *       compute-sanitizer memcheck; checks the loss is finite and drops over a few steps
@@ -27,9 +28,11 @@ export async function opsConformance(args: string[]): Promise<number> {
   const matrix = (flag(args, 'matrix') ?? 'full') as OpsMatrixName;
   const seed = Number(flag(args, 'seed') ?? 20261207);
   const filter = flag(args, 'filter');
-  const ops = createCudaOps();
+  const fusedGelu = args.includes('--fused-gelu');
+  const ops = createCudaOps(fusedGelu ? { fusedGelu } : {});
   console.log(
-    `ops-conformance: ${ops.name}, cuBLASLt from ${ops.cublasLt.path}, dtypes ${ops.dtypes.join(' ')}`,
+    `ops-conformance: ${ops.name}, cuBLASLt from ${ops.cublasLt.path}, dtypes ${ops.dtypes.join(' ')}` +
+      (fusedGelu ? ', fusedGelu' : ''),
   );
   const report = await runOpsConformance(ops, {
     matrix,

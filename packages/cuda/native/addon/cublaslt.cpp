@@ -60,7 +60,8 @@ struct DeviceState {
   Handle handle = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 32u << 20;
-  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, bool, bool, uint32_t, uint32_t, uint32_t, uint32_t>;
+  using Key =
+      std::tuple<int, int, int64_t, int64_t, int64_t, bool, bool, uint32_t, uint32_t, uint32_t, uint32_t, int, uint32_t>;
   std::map<Key, HeuristicResult> algos;
 };
 std::map<int, DeviceState> g_devices;
@@ -137,10 +138,21 @@ int run_matmul(const Api& api, const Matmul& m, cudaStream_t stream, cudaError_t
   *what = "cublasLtMatmulDescSetAttribute";
   if ((s = api.matmulDescSetAttribute(d.desc, DESC_TRANSA, &op_first, sizeof(op_first))) != STATUS_SUCCESS) return s;
   if ((s = api.matmulDescSetAttribute(d.desc, DESC_TRANSB, &op_second, sizeof(op_second))) != STATUS_SUCCESS) return s;
-  const uint32_t epilogue = bias ? EPILOGUE_BIAS : EPILOGUE_DEFAULT;
+  const uint32_t epilogue = m.gelu == 1   ? (bias ? EPILOGUE_GELU_AUX_BIAS : EPILOGUE_GELU_AUX)
+                            : m.gelu == 2 ? EPILOGUE_DGELU
+                            : bias        ? EPILOGUE_BIAS
+                                          : EPILOGUE_DEFAULT;
   if ((s = api.matmulDescSetAttribute(d.desc, DESC_EPILOGUE, &epilogue, sizeof(epilogue))) != STATUS_SUCCESS) return s;
   if (bias && (s = api.matmulDescSetAttribute(d.desc, DESC_BIAS_POINTER, &m.bias, sizeof(m.bias))) != STATUS_SUCCESS)
     return s;
+  if (m.gelu) {
+    // aux has D's layout: column-major (N, M), leading dimension N (see the top of the file)
+    const int64_t aux_ld = m.N;
+    if ((s = api.matmulDescSetAttribute(d.desc, DESC_EPILOGUE_AUX_POINTER, &m.aux, sizeof(m.aux))) != STATUS_SUCCESS)
+      return s;
+    if ((s = api.matmulDescSetAttribute(d.desc, DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof(aux_ld))) != STATUS_SUCCESS)
+      return s;
+  }
   *what = "cublasLtMatrixLayoutCreate";
   const cudaDataType_t tab = data_type(m.ab_dtype), tout = data_type(m.out_dtype);
   if ((s = api.matrixLayoutCreate(&d.la, tab, first_rows, first_cols, (int64_t)first_rows)) != STATUS_SUCCESS) return s;
@@ -150,7 +162,7 @@ int run_matmul(const Api& api, const Matmul& m, cudaStream_t stream, cudaError_t
   const uint32_t al_first = alignment(m.b), al_second = alignment(m.a), al_out = alignment(m.out);
   const uint32_t al_bias = bias ? alignment(m.bias) : 0;
   const DeviceState::Key key{m.ab_dtype, m.out_dtype, m.M, m.N, m.K, m.trans_a, m.trans_b, al_first, al_second, al_out,
-                             bias ? al_bias : 0};
+                             bias ? al_bias : 0, m.gelu, m.gelu ? alignment(m.aux) : 0};
   auto it = dev.algos.find(key);
   if (it == dev.algos.end()) {
     *what = "cublasLtMatmulPreference";

@@ -39,9 +39,17 @@ enum MatmulDescAttribute : int {
   DESC_TRANSB = 4,
   DESC_EPILOGUE = 7,
   DESC_BIAS_POINTER = 8,  // the bias's dtype defaults to D's (DESC_BIAS_DATA_TYPE = 26 is left unset)
+  DESC_EPILOGUE_AUX_POINTER = 11,  // GELU_AUX*: the pre-activation written; DGELU: read (D's dtype)
+  DESC_EPILOGUE_AUX_LD = 12,       // int64, in elements: the aux matrix's leading dimension (D's rows)
 };
 // cublasLt.h: cublasLtEpilogue_t (the ones used)
-enum Epilogue : uint32_t { EPILOGUE_DEFAULT = 1, EPILOGUE_BIAS = 4 };
+enum Epilogue : uint32_t {
+  EPILOGUE_DEFAULT = 1,
+  EPILOGUE_BIAS = 4,
+  EPILOGUE_GELU_AUX = 32 | 128,                 // D = GELU(AB), aux = AB
+  EPILOGUE_GELU_AUX_BIAS = 32 | 128 | 4,        // D = GELU(AB + bias), aux = AB + bias
+  EPILOGUE_DGELU = 64 | 128,                    // D = AB * GELU'(aux)
+};
 // cublasLt.h: cublasLtMatmulPreferenceAttributes_t (the ones used)
 enum PreferenceAttribute : int {
   PREF_MAX_WORKSPACE_BYTES = 1,
@@ -110,6 +118,10 @@ struct Matmul {
   int64_t M, N, K;
   bool trans_a, trans_b;
   bool accumulate;  // beta = 1
+  // GELU epilogues (Ops' geluPre / dgeluPre): 0 none, 1 GELU_AUX[_BIAS] (aux written), 2 DGELU (aux read). aux is
+  // (M, N) row-major in out's dtype. Not with accumulate; DGELU not with bias.
+  int gelu = 0;
+  void* aux = nullptr;
 };
 // Returns 0 (STATUS_SUCCESS), a cublasStatus_t, or -1 with a cuda error in *cuda_err. *what names the step.
 int run_matmul(const Api& api, const Matmul& m, cudaStream_t stream, cudaError_t* cuda_err, std::string* what);

@@ -231,6 +231,63 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// opsMatmulGelu(dev, {a, b, out, bias, pre, abDtype, outDtype, M, N, K, transA, transB, gelu}) -> boolean: the matmul
+// with cuBLASLt's GELU epilogue, gelu 1 = GELU_AUX[_BIAS] (out = GELU(op(A) op(B) [+ bias]), pre = the argument of
+// GELU) or 2 = DGELU (out = op(A) op(B) * GELU'(pre)). Returns false, having enqueued nothing, where the fused call
+// does not apply (K = 0, a bias not 16-byte aligned, no cuBLASLt kernel for these operands): the caller then runs
+// the matmul and the GELU kernel in turn.
+napi_value MatmulGelu(napi_env env, napi_callback_info info) {
+  Call c;
+  if (!begin(env, info, &c)) return nullptr;
+  lt::Matmul m{};
+  void *a, *b, *out, *bias, *pre;
+  int64_t M, N, K, gelu;
+  bool ta, tb;
+  if (!ptrs(env, c.obj, {{"a", &a}, {"b", &b}, {"out", &out}, {"bias", &bias}, {"pre", &pre}}) ||
+      !dtype_arg(env, c.obj, "abDtype", &m.ab_dtype) || !dtype_arg(env, c.obj, "outDtype", &m.out_dtype) ||
+      !sizes(env, c.obj, {{"M", &M}, {"N", &N}, {"K", &K}, {"gelu", &gelu}}) ||
+      !prop_bool(env, c.obj, "transA", &ta) || !prop_bool(env, c.obj, "transB", &tb))
+    return nullptr;
+  if (!g_lt) return throw_type(env, "cuBLASLt is not loaded (call opsCublasLtLoad first)");
+  if (gelu != 1 && gelu != 2) return throw_type(env, "gelu must be 1 (GELU_AUX) or 2 (DGELU)");
+  if (gelu == 2 && bias) return throw_type(env, "DGELU takes no bias");
+  if (!a || !b || !out || !pre) return throw_type(env, "a, b, out and pre must be device pointers");
+  napi_value result;
+  const bool applies = M > 0 && N > 0 && K > 0 && (!bias || reinterpret_cast<uintptr_t>(bias) % 16 == 0);
+  if (!applies) {
+    napi_get_boolean(env, false, &result);
+    return result;
+  }
+  if (!open_stream(env, &c)) return nullptr;
+  m.device = c.dev;
+  m.a = a;
+  m.b = b;
+  m.out = out;
+  m.bias = bias;
+  m.M = M;
+  m.N = N;
+  m.K = K;
+  m.trans_a = ta;
+  m.trans_b = tb;
+  m.accumulate = false;
+  m.gelu = (int)gelu;
+  m.aux = pre;
+  cudaError_t cerr = cudaSuccess;
+  std::string what;
+  const int s = lt::run_matmul(*g_lt, m, c.stream, &cerr, &what);
+  if (s == lt::STATUS_NOT_SUPPORTED && what == "cublasLtMatmulAlgoGetHeuristic") {
+    napi_get_boolean(env, false, &result);  // nothing was enqueued
+    return result;
+  }
+  if (s == -1) return finish(env, cerr, what.c_str());
+  if (s != lt::STATUS_SUCCESS) {
+    throw_lt(env, s, what);
+    return nullptr;
+  }
+  napi_get_boolean(env, true, &result);
+  return result;
+}
+
 napi_value EmbeddingForward(napi_env env, napi_callback_info info) {
   Call c;
   int dt;
@@ -469,6 +526,7 @@ napi_value Release(napi_env env, napi_callback_info info) {
 void add_ops_functions(Exports& e) {
   add_function(e, "opsCublasLtLoad", CublasLtLoad);
   add_function(e, "opsMatmul", Matmul);
+  add_function(e, "opsMatmulGelu", MatmulGelu);
   add_function(e, "opsEmbeddingForward", EmbeddingForward);
   add_function(e, "opsEmbeddingBackward", EmbeddingBackward);
   add_function(e, "opsLayernormForward", LayernormForward);
