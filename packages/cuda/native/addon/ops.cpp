@@ -234,8 +234,8 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
 // opsMatmulGelu(dev, {a, b, out, bias, pre, abDtype, outDtype, M, N, K, transA, transB, gelu}) -> boolean: the matmul
 // with cuBLASLt's GELU epilogue, gelu 1 = GELU_AUX[_BIAS] (out = GELU(op(A) op(B) [+ bias]), pre = the argument of
 // GELU) or 2 = DGELU (out = op(A) op(B) * GELU'(pre)). Returns false, having enqueued nothing, where the fused call
-// does not apply (K = 0, a bias not 16-byte aligned, no cuBLASLt kernel for these operands): the caller then runs
-// the matmul and the GELU kernel in turn.
+// does not apply (K = 0, N not a multiple of 8, pre or the bias not 16-byte aligned, no cuBLASLt kernel for these
+// operands): the caller then runs the matmul and the GELU kernel in turn.
 napi_value MatmulGelu(napi_env env, napi_callback_info info) {
   Call c;
   if (!begin(env, info, &c)) return nullptr;
@@ -253,7 +253,9 @@ napi_value MatmulGelu(napi_env env, napi_callback_info info) {
   if (gelu == 2 && bias) return throw_type(env, "DGELU takes no bias");
   if (!a || !b || !out || !pre) return throw_type(env, "a, b, out and pre must be device pointers");
   napi_value result;
-  const bool applies = M > 0 && N > 0 && K > 0 && (!bias || reinterpret_cast<uintptr_t>(bias) % 16 == 0);
+  // cuBLASLt wants the GELU aux leading dimension (N here) divisible by 8 and 16-byte aligned aux and bias.
+  const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  const bool applies = M > 0 && N > 0 && K > 0 && N % 8 == 0 && aligned(pre) && (!bias || aligned(bias));
   if (!applies) {
     napi_get_boolean(env, false, &result);
     return result;
