@@ -30,6 +30,7 @@ import {
   bufferDTypeBytes,
   describe,
   matmulEpilogue,
+  matmulGeluByParts,
   xentRowStride,
   type AdamWStep,
   type BufferDType,
@@ -268,11 +269,10 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     const sbias =
       opts.bias === undefined ? null : this.#float(op, 'opts.bias', opts.bias, N, so.dtype, 'out');
     if (epilogue === 'gelu' || epilogue === 'dgelu') {
-      // The GELU epilogues as the matmul and the GELU kernel they fuse, enqueued in turn on the one stream
-      // (cuBLASLt's GELU_AUX_BIAS / DGELU epilogues are not wired yet: they need a GPU run to check).
+      // cuBLASLt's GELU_AUX_BIAS / DGELU epilogue with fusedGelu where it applies, else the matmul and the GELU
+      // kernel in turn on the one stream.
       const preBuf = (opts.geluPre ?? opts.dgeluPre)!;
       const sp = this.#float(op, `opts.${epilogue}Pre`, preBuf, M * N, so.dtype, 'out');
-      const plain = { transA: !!opts.transA, transB: !!opts.transB };
       const addon = this.#addon;
       if (this.#fusedGelu && addon.opsMatmulGelu && so.dtype === sa.dtype) {
         const fused = await this.#run(() =>
@@ -287,19 +287,14 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
             M,
             N,
             K,
-            transA: plain.transA,
-            transB: plain.transB,
+            transA: !!opts.transA,
+            transB: !!opts.transB,
             gelu: epilogue === 'gelu' ? 1 : 2,
           }),
         );
         if (fused) return;
       }
-      if (epilogue === 'gelu') {
-        await this.matmul(preBuf, a, b, M, N, K, sbias ? { ...plain, bias: opts.bias! } : plain);
-        return this.geluForward(out, preBuf, M * N);
-      }
-      await this.matmul(out, a, b, M, N, K, plain);
-      return this.geluBackward(out, preBuf, out, M * N);
+      return matmulGeluByParts(this, epilogue, out, a, b, M, N, K, opts);
     }
     return this.#run(() =>
       this.#addon.opsMatmul(this.device, {

@@ -87,6 +87,41 @@ export function matmulEpilogue<Buf>(
   return has('bias') ? 'bias' : 'none';
 }
 
+/**
+ * A GELU epilogue as the two ops it fuses, for a backend without a fused kernel (after it checked the arguments):
+ * 'gelu': pre = op(A) op(B) [+ bias], out = GELU(pre); 'dgelu': out = op(A) op(B), then out = GELU'(pre) * out in
+ * place. The same roundings as a model calling the two ops in turn.
+ */
+export async function matmulGeluByParts<Buf>(
+  ops: Ops<Buf>,
+  kind: 'gelu' | 'dgelu',
+  out: Buf,
+  a: Buf,
+  b: Buf,
+  M: number,
+  N: number,
+  K: number,
+  opts: MatmulOptions<Buf>,
+): Promise<void> {
+  const plain = { transA: opts.transA ?? false, transB: opts.transB ?? false };
+  if (kind === 'gelu') {
+    const pre = opts.geluPre!;
+    await ops.matmul(
+      pre,
+      a,
+      b,
+      M,
+      N,
+      K,
+      opts.bias !== undefined ? { ...plain, bias: opts.bias } : plain,
+    );
+    await ops.geluForward(out, pre, M * N);
+  } else {
+    await ops.matmul(out, a, b, M, N, K, plain);
+    await ops.geluBackward(out, opts.dgeluPre!, out, M * N);
+  }
+}
+
 export interface AdamWStep {
   lr: number;
   beta1: number;

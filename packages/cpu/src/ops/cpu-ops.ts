@@ -11,6 +11,7 @@ import {
   OpsInputError,
   describe,
   matmulEpilogue,
+  matmulGeluByParts,
   xentRowStride,
   type AdamWStep,
   type AttentionOptions,
@@ -384,19 +385,10 @@ export class CpuOps
     if (bias) sameDType('matmul', 'opts.bias', bias, o, 'out');
     const epilogue = matmulEpilogue('matmul', opts);
     if (epilogue === 'gelu' || epilogue === 'dgelu') {
-      // The GELU epilogues as the two ops they fuse (the same roundings as calling them in turn).
       const name = `opts.${epilogue}Pre`;
       const preBuf = (opts.geluPre ?? opts.dgeluPre)!;
       sameDType('matmul', name, floatBuf('matmul', name, preBuf, M * N), o, 'out');
-      const plain = { transA: opts.transA ?? false, transB: opts.transB ?? false };
-      if (epilogue === 'gelu') {
-        await this.matmul(preBuf, a, b, M, N, K, bias ? { ...plain, bias: opts.bias! } : plain);
-        this.geluForward(out, preBuf, M * N);
-      } else {
-        await this.matmul(out, a, b, M, N, K, plain);
-        this.geluBackward(out, preBuf, out, M * N);
-      }
-      return;
+      return matmulGeluByParts(this, epilogue, out, a, b, M, N, K, opts);
     }
     if (this.busy)
       throw new Error('CpuOps.matmul: overlapping calls share pack buffers; await each call');

@@ -369,7 +369,7 @@ export class GPT2<Buf = unknown> {
         BT,
         V,
         scale,
-        Vp === V ? undefined : Vp,
+        Vp,
       );
       loss = count > 0 ? (await ops.sum(A.losses)) / count : 0;
     }
