@@ -658,7 +658,7 @@ const modes: Record<string, (a: string[]) => Promise<number>> = {
   memory,
   selftest: () => selftest(),
   'ops-conformance': opsConformance,
-  'ops-sanitize': () => opsSanitize(),
+  'ops-sanitize': opsSanitize,
   'ops-bench': opsBench,
   inference: inferenceConformance,
   'inference-sanitize': () => inferenceSanitize(),

@@ -7,7 +7,7 @@
 # Finds libcublasLt (FLASHATTN_CUBLASLT_PATH if set; else the loader's path; else the torch venv's
 # site-packages/nvidia/cublas/lib) and prints where. Needs .carry (Node) and .bundle-cuda (device-run.mjs,
 # flashattn_cuda.node) carried along. Stage time limits (s): CONF_TIMEOUT 110, MEMCHECK_TIMEOUT 100, BENCH_TIMEOUT 40
-# (each side); BENCH_ITERS 20. Writes $OUT/ops-*.json and ops-logs.tar.gz; prints a short table last.
+# (each side); BENCH_ITERS 20; OPS_ARGS (e.g. --fused-gelu) goes to ops-conformance and ops-sanitize. Writes $OUT/ops-*.json and ops-logs.tar.gz; prints a short table last.
 set -u
 cd "$(dirname "$0")/../../../.."
 source apps/bench/src/cuda/common.sh
@@ -21,13 +21,13 @@ echo "libcublasLt: ${FLASHATTN_CUBLASLT_PATH:-not found (createCudaOps will list
 
 CONF=skip; SAN=skip
 if [ "$MODE" = all ] || [ "$MODE" = conformance ]; then
-  timeout ${CONF_TIMEOUT:-110} node $BUN/device-run.mjs ops-conformance --matrix full --json $OUT/ops-conformance.json > $W/ops-conformance.log 2>&1
+  timeout ${CONF_TIMEOUT:-110} node $BUN/device-run.mjs ops-conformance --matrix full ${OPS_ARGS:-} --json $OUT/ops-conformance.json > $W/ops-conformance.log 2>&1
   CONF=$(tail -1 $W/ops-conformance.log)
   grep -E '^FAIL' $W/ops-conformance.log | head -20
   stamp "ops conformance: $CONF"
 fi
 if [ "$MODE" = all ] || [ "$MODE" = sanitize ]; then
-  timeout ${MEMCHECK_TIMEOUT:-100} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs ops-sanitize > $W/ops-memcheck.log 2>&1
+  timeout ${MEMCHECK_TIMEOUT:-100} compute-sanitizer --tool memcheck --error-exitcode 9 node $BUN/device-run.mjs ops-sanitize ${OPS_ARGS:-} > $W/ops-memcheck.log 2>&1
   rc=$?
   SAN="rc=$rc, $(grep -E 'ERROR SUMMARY' $W/ops-memcheck.log | tail -1)"
   grep -E '^ops-sanitize' $W/ops-memcheck.log

@@ -4,7 +4,7 @@
  *       core's ops conformance suite in every float dtype CudaOps lists (float32, float16, bfloat16): one line
  *       per case (pass/fail, worst err/allowed), the failures' full messages, a summary last; --fused-gelu
  *       checks createCudaOps({ fusedGelu: true }) (cuBLASLt's GELU epilogues; e.g. --filter gelu)
- *   node device-run.mjs ops-sanitize
+ *   node device-run.mjs ops-sanitize [--fused-gelu]
  *       a tiny GPT-2 (@flashattn/transformer GPT2 + AdamW) training step on CudaOps in float32 and bfloat16, for
  *       compute-sanitizer memcheck; checks the loss is finite and drops over a few steps
  *   node device-run.mjs ops-bench [--json F] [--iters N]
@@ -81,8 +81,10 @@ export async function opsConformance(args: string[]): Promise<number> {
 }
 
 /** A few training steps of a tiny GPT-2 on CudaOps (float32 and bfloat16): the memcheck workload. */
-export async function opsSanitize(): Promise<number> {
-  const ops = createCudaOps();
+export async function opsSanitize(args: string[] = []): Promise<number> {
+  const fusedGelu = args.includes('--fused-gelu');
+  const ops = createCudaOps(fusedGelu ? { fusedGelu } : {});
+  if (fusedGelu) console.log('ops-sanitize: fusedGelu');
   const config = { vocabSize: 101, maxSeqLen: 64, nLayer: 2, nHead: 2, nEmbd: 64 };
   const [B, T] = [2, 64];
   let failed = 0;

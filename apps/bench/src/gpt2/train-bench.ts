@@ -7,7 +7,7 @@
  * backend's own peak where it has a query: device-memory.ts), and the per-op breakdown.
  *
  *   node dist/gpt2/train-bench.js [--backend cuda|webgpu|cpu|auto] [--config gpt2-124m] [--batch 16]
- *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--json out.json]
+ *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--fused-gelu] [--json out.json]
  *   (bundled for the GPU machine: node .bundle-gpt2/train-bench.mjs ..., see bundle.mjs and device.sh)
  *
  * Data: uniformly random token ids from a seeded RNG (fresh per step); throughput does not depend on
@@ -77,6 +77,11 @@ export const TRAIN_BENCH_SCHEMA = {
     help: 'CPU backend option',
   },
   threads: { type: 'int', min: 1, help: 'CPU backend threads' },
+  fusedGelu: {
+    type: 'boolean',
+    default: false,
+    help: "CUDA backend option: cuBLASLt's GELU epilogues (createCudaOps({ fusedGelu: true }))",
+  },
   peakTflops: {
     type: 'number',
     min: 0,
@@ -97,6 +102,8 @@ export interface TrainBenchOptions {
   profile: boolean;
   attention?: 'flash' | 'standard';
   threads?: number;
+  /** CUDA: cuBLASLt's GELU_AUX_BIAS / DGELU epilogues instead of the matmul and the GELU kernel. */
+  fusedGelu?: boolean;
   peakTflops?: number;
   seed?: number;
   log?: (line: string) => void;
@@ -107,6 +114,8 @@ export interface TrainBenchResult {
   node: string;
   backend: string;
   ops: string;
+  /** CUDA with cuBLASLt's GELU epilogues (--fused-gelu). */
+  fusedGelu: boolean;
   decisions: string[];
   config: BenchConfigName;
   params: number;
@@ -145,13 +154,13 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
     throw new RangeError(`--seq ${T} exceeds ${o.config}'s ${config.maxSeqLen} positions`);
   const resolved = await resolveBackend<Ops<unknown>>(o.backend, {
     need: 'ops',
-    options:
-      o.backend === 'cpu'
-        ? {
-            attention: o.attention ?? 'flash',
-            ...(o.threads !== undefined ? { threads: o.threads } : {}),
-          }
-        : undefined,
+    optionsFor: {
+      cpu: {
+        attention: o.attention ?? 'flash',
+        ...(o.threads !== undefined ? { threads: o.threads } : {}),
+      },
+      ...(o.fusedGelu ? { cuda: { fusedGelu: true } } : {}),
+    },
   });
   const decisions = resolved.decisions.map(
     (d) => `${d.name}: ${d.taken ? 'taken' : 'passed over'} (${d.reason})`,
@@ -234,6 +243,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       node: process.version,
       backend: resolved.provider.name,
       ops: inner.name,
+      fusedGelu: o.fusedGelu ?? false,
       decisions,
       config: o.config,
       params: model.numParams,
@@ -268,7 +278,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
 export function formatResult(r: TrainBenchResult): string {
   const MiB = 2 ** 20;
   const lines = [
-    `ours ${r.config} B=${r.batch} T=${r.seq} ${r.dtype} on ${r.ops}: ${r.msPerStep.toFixed(2)} ms/step (median ${r.msPerStepMedian.toFixed(2)}), ` +
+    `ours ${r.config} B=${r.batch} T=${r.seq} ${r.dtype} on ${r.ops}${r.fusedGelu ? ' (fused GELU)' : ''}: ${r.msPerStep.toFixed(2)} ms/step (median ${r.msPerStepMedian.toFixed(2)}), ` +
       `${Math.round(r.tokensPerSec)} tokens/s, ${r.modelTflops.toFixed(2)} model TFLOP/s, ` +
       (r.mfu !== null ? `MFU ${(100 * r.mfu).toFixed(1)}% ${r.mfuNote}` : r.mfuNote),
     `memory: model buffers peak ${(r.peakAllocBytes / MiB).toFixed(1)} MiB; backend peak ${r.peakDeviceBytes === null ? 'n/a (no memory query)' : `${(r.peakDeviceBytes / MiB).toFixed(1)} MiB (${r.peakDeviceSource})`}`,
@@ -303,6 +313,7 @@ async function main(): Promise<void> {
     attention: a.attention,
     seed: a.seed,
     ...(a.threads !== undefined ? { threads: a.threads } : {}),
+    ...(a.fusedGelu ? { fusedGelu: true } : {}),
     ...(a.peakTflops !== undefined ? { peakTflops: a.peakTflops } : {}),
     ...(a.json === '-' ? { log: (s: string) => void process.stderr.write(s + '\n') } : {}),
   });
