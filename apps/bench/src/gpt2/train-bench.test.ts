@@ -56,6 +56,10 @@ describe('train-bench on the CPU backend', () => {
       'embedding',
     ] as const)
       expect(p.categories[c], c).toBeGreaterThan(0);
+    // every op the profile counted went through the host-delay wrapper too (plus views, allocs, uploads)
+    const profiled = Object.values(p.byOp).reduce((n, e) => n + e.calls, 0);
+    expect(r.opCallsPerStep).toBeGreaterThanOrEqual(profiled);
+    expect(r.hostDelayUs).toBe(0);
     expect(p.categories['gelu']).toBe(0); // GPT-2's GELU is the fc matmul's epilogue: counted as matmul
   });
 

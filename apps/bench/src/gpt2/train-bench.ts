@@ -7,7 +7,8 @@
  * backend's own peak where it has a query: device-memory.ts), and the per-op breakdown.
  *
  *   node dist/gpt2/train-bench.js [--backend cuda|webgpu|cpu|auto] [--config gpt2-124m] [--batch 16]
- *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--fused-gelu] [--json out.json]
+ *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--fused-gelu] [--host-delay-us 0]
+ *        [--json out.json]
  *   (bundled for the GPU machine: node .bundle-gpt2/train-bench.mjs ..., see bundle.mjs and device.sh)
  *
  * Data: uniformly random token ids from a seeded RNG (fresh per step); throughput does not depend on
@@ -41,6 +42,7 @@ import {
   type ComputeDTypeFlag,
 } from './configs.js';
 import { devicePeakMemory } from './device-memory.js';
+import { withHostDelay } from './host-delay.js';
 import { runIfMain } from '../lib/is-main.js';
 
 export const TRAIN_BENCH_SCHEMA = {
@@ -82,6 +84,12 @@ export const TRAIN_BENCH_SCHEMA = {
     default: false,
     help: "CUDA backend option: cuBLASLt's GELU epilogues (createCudaOps({ fusedGelu: true }))",
   },
+  hostDelayUs: {
+    type: 'number',
+    default: 0,
+    min: 0,
+    help: 'busy host microseconds before every op call (the CUDA-graphs slack test: host-delay.ts)',
+  },
   peakTflops: {
     type: 'number',
     min: 0,
@@ -104,6 +112,8 @@ export interface TrainBenchOptions {
   threads?: number;
   /** CUDA: cuBLASLt's GELU_AUX_BIAS / DGELU epilogues instead of the matmul and the GELU kernel. */
   fusedGelu?: boolean;
+  /** Busy host time before every op call (host-delay.ts); 0: none. */
+  hostDelayUs?: number;
   peakTflops?: number;
   seed?: number;
   log?: (line: string) => void;
@@ -116,6 +126,9 @@ export interface TrainBenchResult {
   ops: string;
   /** CUDA with cuBLASLt's GELU epilogues (--fused-gelu). */
   fusedGelu: boolean;
+  /** --host-delay-us and the op calls of one timed step (the added host time per step is their product). */
+  hostDelayUs: number;
+  opCallsPerStep: number;
   decisions: string[];
   config: BenchConfigName;
   params: number;
@@ -169,7 +182,8 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
   const inner = resolved.value;
   try {
     const computeDType = computeDTypeFor(o.dtype, inner);
-    const { ops, profile } = profileOps(inner);
+    const delayed = withHostDelay(inner, o.hostDelayUs ?? 0);
+    const { ops, profile } = profileOps(delayed.ops);
     const model = new GPT2({
       config,
       ops,
@@ -205,6 +219,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
     await drain();
     const losses: number[] = [];
     const stepMs: number[] = [];
+    delayed.reset();
     const t0 = performance.now();
     for (let i = 0; i < o.steps; i++) {
       const s0 = performance.now();
@@ -213,6 +228,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
     }
     await drain();
     const msPerStep = (performance.now() - t0) / o.steps;
+    const opCallsPerStep = Math.round(delayed.calls() / o.steps);
     for (const l of losses) if (!Number.isFinite(l)) throw new Error(`loss ${l} in a timed step`);
     let prof: TrainBenchResult['profile'] = null;
     if (o.profile) {
@@ -244,6 +260,8 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       backend: resolved.provider.name,
       ops: inner.name,
       fusedGelu: o.fusedGelu ?? false,
+      hostDelayUs: o.hostDelayUs ?? 0,
+      opCallsPerStep,
       decisions,
       config: o.config,
       params: model.numParams,
@@ -283,6 +301,10 @@ export function formatResult(r: TrainBenchResult): string {
       (r.mfu !== null ? `MFU ${(100 * r.mfu).toFixed(1)}% ${r.mfuNote}` : r.mfuNote),
     `memory: model buffers peak ${(r.peakAllocBytes / MiB).toFixed(1)} MiB; backend peak ${r.peakDeviceBytes === null ? 'n/a (no memory query)' : `${(r.peakDeviceBytes / MiB).toFixed(1)} MiB (${r.peakDeviceSource})`}`,
     `losses ${r.losses.map((l) => l.toFixed(4)).join(' ')}`,
+    `host: ${r.opCallsPerStep} op calls per step` +
+      (r.hostDelayUs > 0
+        ? `, ${r.hostDelayUs} us busy before each (+${((r.opCallsPerStep * r.hostDelayUs) / 1000).toFixed(2)} ms host time per step)`
+        : ''),
   ];
   if (r.profile) {
     const p = r.profile;
@@ -314,6 +336,7 @@ async function main(): Promise<void> {
     seed: a.seed,
     ...(a.threads !== undefined ? { threads: a.threads } : {}),
     ...(a.fusedGelu ? { fusedGelu: true } : {}),
+    ...(a.hostDelayUs > 0 ? { hostDelayUs: a.hostDelayUs } : {}),
     ...(a.peakTflops !== undefined ? { peakTflops: a.peakTflops } : {}),
     ...(a.json === '-' ? { log: (s: string) => void process.stderr.write(s + '\n') } : {}),
   });
