@@ -84,6 +84,15 @@ describe('CLI flags (schema)', () => {
     });
   });
 
+  it('--stop-after and --deterministic', () => {
+    expect(parseArgs(['--stop-after', '3', '--deterministic'])).toMatchObject({
+      stopAfter: 3,
+      deterministic: true,
+    });
+    expect(parseArgs([])).toMatchObject({ stopAfter: undefined, deterministic: false });
+    expect(() => parseArgs(['--stop-after', '0'])).toThrow(/--stop-after/);
+  });
+
   it('ignores the bare -- that pnpm passes through', () => {
     expect(parseArgs(['--', '--steps', '3'])).toMatchObject({ steps: 3 });
   });

@@ -107,6 +107,15 @@ export const SCHEMA = {
     min: 0,
     help: 'gradient all-reduce bucket size in MB (--workers/--gpus); default 25 (PyTorch DDP)',
   },
+  'stop-after': {
+    kind: 'int',
+    min: 1,
+    help: 'stop cleanly after step N as on Ctrl-C (checkpoint, plot; --resume continues the same run)',
+  },
+  deterministic: {
+    kind: 'bool',
+    help: "--backend cuda: attention's dQ without float atomics, so a run (and its resume) repeats bit for bit",
+  },
   json: { kind: 'bool', help: 'print one JSON summary line at the end (for benchmarks)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies Record<string, FlagSpec>;
@@ -146,6 +155,10 @@ export interface Args {
   /** Seconds. */
   collectiveTimeout: number;
   bucketMb: number;
+  /** Stop after this step as on SIGINT (checkpoint and plot written). */
+  stopAfter?: number;
+  /** CUDA: deterministic attention backward (createCudaOps({ deterministic: true })). */
+  deterministic: boolean;
   json: boolean;
   help: boolean;
 }
@@ -255,6 +268,8 @@ export function parseArgs(argv: readonly string[]): Args {
     gpus: g<string | undefined>('gpus', undefined),
     collectiveTimeout: g('collective-timeout', 60),
     bucketMb: g('bucket-mb', 25),
+    stopAfter: g<number | undefined>('stop-after', undefined),
+    deterministic: g('deterministic', false),
     json: g('json', false),
     help: g('help', false),
   };

@@ -134,10 +134,12 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   const config: GPT2Config = { ...preset.model, vocabSize: data.vocab.size };
   // Backends are the installed packages that register a provider (core's registry); --backend names one or 'auto'.
   await discoverBackends(dirname(fileURLToPath(import.meta.url)));
-  // --attention and the thread count are the CPU backend's options (another backend would reject them).
+  // --attention and the thread count are the CPU backend's options (another backend would reject them);
+  // --deterministic is CUDA's (its attention backward's dQ without float atomics; the CPU is deterministic).
   const resolved = await resolveBackend<Ops<unknown>>(args.backend, {
     need: 'ops',
     optionsFor: {
+      ...(args.deterministic ? { cuda: { deterministic: true } } : {}),
       cpu: {
         attention: args.attention,
         ...(args.threads !== undefined
@@ -443,7 +445,8 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
         if (plotRequested) bar.log(`wrote ${plotPath} (SIGUSR1)`);
         plotRequested = false;
       }
-      if (hooks.stopAfterStep !== undefined && step >= hooks.stopAfterStep) requestStop();
+      const stopAfter = hooks.stopAfterStep ?? args.stopAfter;
+      if (stopAfter !== undefined && step >= stopAfter) requestStop();
       // Let signals, timers and I/O run between steps even when every op completes synchronously.
       await new Promise<void>((r) => setImmediate(r));
       // Ranks stop at the same step: any rank's SIGINT stops all of them after this one.

@@ -1,7 +1,7 @@
 #!/bin/bash
 # GPT-2 training vs PyTorch on the GPU machine in one device command (BENCHMARKS.md, "GPT-2 training vs
 # PyTorch"; issues #10 and #13):
-#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all|train|curve]  (defaults: cuda bench)
+#   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all|train|curve|resume]  (defaults: cuda bench)
 # bench:  ours (train-bench.mjs on backend $1, bf16, warmup 3 + 10 timed steps + 1 profiled step) and the
 #         PyTorch peer (torch_gpt2_peer.py, eager and torch.compile, the same model, batch and AdamW) at
 #         GPT-2 124M B=16 T=1024 and at T=4096 (gpt2-124m-8k shape, B=4: the same 16,384 tokens per step);
@@ -17,6 +17,8 @@
 #         torch.optim.AdamW in CURVE_TORCH_MODES (fp64,fp32,bf16; hf_train_curve.py) -> verdicts by curve-rule.ts,
 #         $OUT/curve-<config>.png and -diff.png; CURVE_GOLDEN=1 also writes $OUT/curve-golden-tiny.json (the CI
 #         golden). Needs the bundle built with --train (the Brown corpus and the tokenizer's ranks).
+# resume: exact resume on $1: 124M, 6 steps uninterrupted vs --stop-after 3 + --resume, with and without
+#         --deterministic; $OUT/resume-det.txt, resume-nondet.txt (every loss side by side, a verdict last).
 # Needs .carry (Node) and .bundle-gpt2 (node apps/bench/src/gpt2/bundle.mjs [--webgpu]) carried along.
 # Writes $OUT/ours-T1024.json, ours-T4096.json, torch-T1024.json, torch-T4096.json, table.txt and
 # logs.tar.gz (parity JSON and every log inside): 6 files, under the 8 that come back.
@@ -108,6 +110,33 @@ if [ "$MODE" = curve ]; then
   stamp "curve compared"
 fi
 
+if [ "$MODE" = resume ]; then
+  # Exact resume on the GPU (issue #10 "resume exact"): gpt2-train 124M bf16 B=4 T=1024, 6 steps uninterrupted
+  # against --stop-after 3 then --resume to 6, with --deterministic (dQ without float atomics) and without;
+  # the histories (train and val losses per step) are read from the checkpoints and compared bit for bit.
+  RT="node $BUN/gpt2-train.mjs --backend $BK --config ${RESUME_CONFIG:-gpt2-124m} --dtype $DTYPE --batch ${RESUME_BATCH:-4} --seq ${RESUME_SEQ:-1024} --steps 6 --warmup 2 \
+    --eval-every 3 --val-batches 1 --sample-tokens 0 --ckpt-every 0 --seed 42"
+  for det in det nondet; do
+    d=""; [ $det = det ] && d=--deterministic
+    timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-full --overwrite > $W/resume-$det-full.log 2>&1
+    timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-split --overwrite --stop-after 3 > $W/resume-$det-part.log 2>&1
+    timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-split --resume > $W/resume-$det-resumed.log 2>&1
+    node -e '
+      const { readFileSync } = require("fs");
+      const h = (d) => { const b = readFileSync(d + "/checkpoint.safetensors"); const n = Number(b.readBigUInt64LE(0));
+        return JSON.parse(JSON.parse(b.subarray(8, 8 + n).toString()).__metadata__["extra.history"]); };
+      const [a, b] = [h(process.argv[1]), h(process.argv[2])];
+      let same = a.train.length === 6 && b.train.length === 6;
+      a.train.forEach(([s, l], i) => { const m = b.train[i]?.[1]; same &&= l === m;
+        console.log(`step ${s}: loss ${l} vs resumed ${m} ${l === m ? "(identical)" : "(DIFFERENT by " + Math.abs(l - m).toExponential(2) + ")"}`); });
+      a.val.forEach(([s, l], i) => { const m = b.val[i]?.[1]; same &&= l === m; console.log(`val at ${s}: ${l} vs ${m}`); });
+      console.log(`resume ${process.argv[3]}: ${same ? "EXACT (every train and val loss bit-identical)" : "NOT exact"}`);
+    ' $W/resume-$det-full $W/resume-$det-split $det > $OUT/resume-$det.txt 2>&1
+    rm -f $W/resume-$det-*/checkpoint.safetensors
+    stamp "resume $det: $(tail -1 $OUT/resume-$det.txt)"
+  done
+fi
+
 if [ "$MODE" = train ]; then
   # The training run itself (issue #10): gpt2-train (bundle.mjs --train) on the Brown corpus, 124M, bf16,
   # B=16 T=1024, a loss-curve PNG every 50 steps; SIGINT at TRAIN_TIMEOUT stops it cleanly (checkpoint, plot).
@@ -126,6 +155,7 @@ for f in $W/ours-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; grep
 for f in $W/torch-*.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; cat "$f"; }; done
 for f in $W/parity-bf16.log $W/parity-fp32.log; do [ -f "$f" ] && cat "$f"; done
 [ -f $W/train.log ] && { echo "--- train"; grep -v '^\[' $W/train.log | tail -30; }
+for f in $OUT/resume-det.txt $OUT/resume-nondet.txt; do [ -f "$f" ] && { echo "--- $(basename $f .txt)"; cat "$f"; }; done
 for f in $W/golden-compare.log $W/curve-compare.log; do [ -f "$f" ] && { echo "--- $(basename $f .log)"; cat "$f"; }; done
 node -e '
   const fs = require("fs"); const out = process.argv[1];
