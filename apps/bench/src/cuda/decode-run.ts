@@ -18,7 +18,7 @@
  *       the cache is printed beside it (CUDA's flash forward computes float32 in bfloat16, so a near tie may
  *       differ there)
  *   node device-run.mjs decode-bench [--batches 1,4,16,64] [--lens 1024,...,131072] [--max-tokens 2097152]
- *                                    [--layouts contiguous,paged] [--page-size 256] [--iters 20] [--json F]
+ *                                    [--layouts contiguous,paged,headmajor] [--page-size 256] [--iters 20] [--json F]
  *                                    [--check] [--ctas-per-sm 4,8 | --splits 8,16,32]
  *       --check (the tuning sweep, packages/cuda/dev/decode-sweep.sh): before timing, the 16-bit KV-cache
  *       scenarios of the conformance suite and DECODE_CHECKS (D = 128 GQA decode / chunks / windows / splits, the
@@ -204,7 +204,8 @@ interface DecodeRow {
   ctasPerSm?: number;
   /** numSplits forced by --splits (else the heuristic's). */
   forcedSplits?: boolean;
-  layout: 'contiguous' | 'paged';
+  /** headmajor: the (B, L, Hk, D) cache as a strided view of (B, Hk, L, D) memory (SDPA's layout). */
+  layout: 'contiguous' | 'paged' | 'headmajor';
   batch: number;
   seqlenK: number;
   nheadsQ: number;
@@ -397,6 +398,16 @@ export async function decodeBench(args: string[]): Promise<number> {
       const out = dev.alloc(B * Hq * D, 'bfloat16');
       const view = (buf: CudaBuffer, shape: [number, number, number, number]) =>
         contiguousView(buf, shape);
+      // (B, L, Hk, D) over (B, Hk, L, D) memory: each kv head's keys one contiguous run, as SDPA's peer holds them
+      const cacheView = (buf: CudaBuffer, shape: [number, number, number, number]) =>
+        layout === 'headmajor'
+          ? {
+              buffer: buf,
+              offset: 0,
+              shape,
+              strides: [Hk * L * D, D, L * D, 1] as [number, number, number, 1],
+            }
+          : view(buf, shape);
       let blockTable: Int32Array | undefined;
       let cacheShape: [number, number, number, number] = [B, L, Hk, D];
       if (layout === 'paged') {
@@ -430,8 +441,8 @@ export async function decodeBench(args: string[]): Promise<number> {
         const call = dev.kvCacheNativeArgs(
           {
             q: view(q, [B, 1, Hq, D]),
-            kCache: view(kBuf, cacheShape),
-            vCache: view(vBuf, cacheShape),
+            kCache: cacheView(kBuf, cacheShape),
+            vCache: cacheView(vBuf, cacheShape),
             cacheSeqlens: new Int32Array(B).fill(L),
             ...(blockTable ? { blockTable } : {}),
             out: view(out, [B, 1, Hq, D]),
