@@ -11,48 +11,18 @@ const root = mkdtempSync(join(tmpdir(), 'gpt2-resume-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const quiet = { write: () => true, isTTY: false };
 const flags = (out: string, extra: string[] = []): string[] => [
-  '--config',
-  'tiny',
-  '--steps',
-  '6',
-  '--batch',
-  '2',
-  '--seq',
-  '32',
-  '--warmup',
-  '2',
-  '--eval-every',
-  '3',
-  '--val-batches',
-  '1',
-  '--sample-tokens',
-  '0',
-  '--ckpt-every',
-  '0',
-  '--seed',
-  '42',
-  '--out',
-  out,
-  ...extra,
+  '--config', 'tiny', '--steps', '6', '--batch', '2', '--seq', '32', '--warmup', '2', '--eval-every', '3',
+  '--val-batches', '1', '--sample-tokens', '0', '--ckpt-every', '0', '--seed', '42', '--out', out, ...extra,
 ];
 
 describe('checkpoint resume', () => {
   it('stop at step 3 + resume to 6 == uninterrupted 6 steps (same losses, bitwise)', async () => {
-    const full = await runTraining(parseArgs(flags(join(root, 'full'))), {
-      stdout: quiet,
-      stderr: quiet,
-    });
+    const full = await runTraining(parseArgs(flags(join(root, 'full'))), { stdout: quiet, stderr: quiet });
     // --stop-after 3: the CLI's clean stop (as on SIGINT: checkpoint and plot written)
-    const part = await runTraining(parseArgs(flags(join(root, 'split'), ['--stop-after', '3'])), {
-      stdout: quiet,
-      stderr: quiet,
-    });
+    const part = await runTraining(parseArgs(flags(join(root, 'split'), ['--stop-after', '3'])), { stdout: quiet, stderr: quiet });
     expect(part.stoppedEarly).toBe(true);
     expect(part.steps).toBe(3);
-    const resumed = await runTraining(parseArgs(flags(join(root, 'split'), ['--resume'])), {
-      stdout: quiet,
-      stderr: quiet,
-    });
+    const resumed = await runTraining(parseArgs(flags(join(root, 'split'), ['--resume'])), { stdout: quiet, stderr: quiet });
     expect(resumed.steps).toBe(6);
     expect(full.history.train).toHaveLength(6);
     expect(resumed.history.train).toEqual(full.history.train); // toEqual on numbers: exact (Object.is)
@@ -62,17 +32,12 @@ describe('checkpoint resume', () => {
     expect(new Set(full.history.train.map(([, l]) => l)).size).toBe(6);
     // The loss curve was written as a PNG.
     const png = readFileSync(join(root, 'split', 'loss.png'));
-    expect(Array.from(png.subarray(0, 8))).toEqual([
-      0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a,
-    ]);
+    expect(Array.from(png.subarray(0, 8))).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
   });
 
   it('refuses to resume with a different batch shape, naming it', async () => {
     await expect(
-      runTraining(
-        parseArgs([...flags(join(root, 'split')), '--resume'].map((x) => (x === '32' ? '16' : x))),
-        { stdout: quiet, stderr: quiet },
-      ),
+      runTraining(parseArgs([...flags(join(root, 'split')), '--resume'].map((x) => (x === '32' ? '16' : x))), { stdout: quiet, stderr: quiet }),
     ).rejects.toThrow(/--batch 2 --seq 32; got --batch 2 --seq 16/);
   });
 });
