@@ -3,7 +3,9 @@
 query per sequence over L cached keys, Hq = 32, Hk = 8, D = 128, bf16, batch x L from the same flags, through
 torch.nn.functional.scaled_dot_product_attention with each of the FLASH_ATTENTION, EFFICIENT_ATTENTION and
 CUDNN_ATTENTION backends (whichever accept the shape; a rejection is recorded with its reason).
-  - q (B, Hq, 1, D), k and v (B, Hk, L, D) contiguous (SDPA's preferred layout; ours reads (B, L, Hk, D)).
+  - q (B, Hq, 1, D), k and v (B, Hk, L, D) contiguous (SDPA's preferred layout; ours reads (B, L, Hk, D)); with
+    --layout blhd, k and v are (B, L, Hk, D) contiguous (flash-attn's KV-cache layout, the one ours reads) passed
+    as their (B, Hk, L, D) transposed views: the same memory layout on both sides.
   - GQA: enable_gqa=True first; a backend that rejects it is timed again on k, v expanded to Hq heads with
     repeat_interleave before timing (recorded as gqa = 'repeat_interleave': it then reads 4x the bytes).
   - No mask: with one query at the end of the sequence, causal (bottom-right) masks nothing; SDPA's is_causal is
@@ -12,7 +14,7 @@ CUDNN_ATTENTION backends (whichever accept the shape; a rejection is recorded wi
     (2 B L Hk D 2) / time, the same count as ours, whatever the backend actually reads.
   - torch's own copy bandwidth (dst.copy_(src), 1 GiB, reads + writes) in the same run, for reference.
 Usage: python3 decode-sdpa-peer.py [--batches 1,4,16,64] [--lens 1024,...] [--max-tokens 2097152] [--iters 20]
-                                   [--impls flash,efficient,cudnn] [--json out.json]
+                                   [--impls flash,efficient,cudnn] [--layout bhld|blhd] [--json out.json]
 """
 import argparse
 import json
@@ -33,6 +35,7 @@ def main():
     ap.add_argument("--max-tokens", type=int, default=2 ** 21)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--impls", default="flash,efficient,cudnn")
+    ap.add_argument("--layout", choices=("bhld", "blhd"), default="bhld")
     ap.add_argument("--json")
     args = ap.parse_args()
     dev = torch.device("cuda")
@@ -53,11 +56,15 @@ def main():
     g = torch.Generator(device=dev).manual_seed(1234)
     for B, L in shapes:
         q = torch.randn(B, HQ, 1, D, device=dev, dtype=dtype, generator=g)
-        k = torch.randn(B, HK, L, D, device=dev, dtype=dtype, generator=g)
-        v = torch.randn(B, HK, L, D, device=dev, dtype=dtype, generator=g)
+        if args.layout == "blhd":  # (B, L, Hk, D) memory seen as (B, Hk, L, D)
+            k = torch.randn(B, L, HK, D, device=dev, dtype=dtype, generator=g).transpose(1, 2)
+            v = torch.randn(B, L, HK, D, device=dev, dtype=dtype, generator=g).transpose(1, 2)
+        else:
+            k = torch.randn(B, HK, L, D, device=dev, dtype=dtype, generator=g)
+            v = torch.randn(B, HK, L, D, device=dev, dtype=dtype, generator=g)
         kv_bytes = 2 * B * L * HK * D * 2
         for name, backend in backends.items():
-            row = dict(impl=name, batch=B, seqlenK=L, nheadsQ=HQ, nheadsK=HK, headDim=D, kvBytes=kv_bytes)
+            row = dict(impl=name, layout=args.layout, batch=B, seqlenK=L, nheadsQ=HQ, nheadsK=HK, headDim=D, kvBytes=kv_bytes)
             errors = []
             for gqa in ("enable_gqa", "repeat_interleave"):
                 try:
@@ -81,7 +88,7 @@ def main():
                     kr = vr = None
                     torch.cuda.empty_cache()
             if "ms" in row:
-                print(f"sdpa {name:9s} B={B:2d} L={L:6d} ({row['gqa']}): {row['ms']:.4f} ms, {row['gbps']:.0f} GB/s",
+                print(f"sdpa {name:9s} {args.layout} B={B:2d} L={L:6d} ({row['gqa']}): {row['ms']:.4f} ms, {row['gbps']:.0f} GB/s",
                       flush=True)
             else:
                 row.update(error=" | ".join(errors))
