@@ -17,7 +17,7 @@
 #         torch.optim.AdamW in CURVE_TORCH_MODES (fp64,fp32,bf16; hf_train_curve.py) -> verdicts by curve-rule.ts,
 #         $OUT/curve-<config>.png and -diff.png; CURVE_GOLDEN=1 also writes $OUT/curve-golden-tiny.json (the CI
 #         golden). Needs the bundle built with --train (the Brown corpus and the tokenizer's ranks).
-# resume: exact resume on $1: 124M, 6 steps uninterrupted vs --stop-after 3 + --resume, with and without
+# resume: exact resume on $1: 124M, 6 steps uninterrupted vs --stop-after 3 + --resume, with and without (RESUME_MODES)
 #         --deterministic; $OUT/resume-det.txt, resume-nondet.txt (every loss side by side, a verdict last).
 # Needs .carry (Node) and .bundle-gpt2 (node apps/bench/src/gpt2/bundle.mjs [--webgpu]) carried along.
 # Writes $OUT/ours-T1024.json, ours-T4096.json, torch-T1024.json, torch-T4096.json, table.txt and
@@ -116,7 +116,7 @@ if [ "$MODE" = resume ]; then
   # the histories (train and val losses per step) are read from the checkpoints and compared bit for bit.
   RT="node $BUN/gpt2-train.mjs --backend $BK --config ${RESUME_CONFIG:-gpt2-124m} --dtype $DTYPE --batch ${RESUME_BATCH:-4} --seq ${RESUME_SEQ:-1024} --steps 6 --warmup 2 \
     --eval-every 3 --val-batches 1 --sample-tokens 0 --ckpt-every 0 --seed 42"
-  for det in det nondet; do
+  for det in ${RESUME_MODES:-det nondet}; do
     d=""; [ $det = det ] && d=--deterministic
     timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-full --overwrite > $W/resume-$det-full.log 2>&1
     timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-split --overwrite --stop-after 3 > $W/resume-$det-part.log 2>&1
