@@ -236,6 +236,21 @@ napi_value Convert(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The default stream-ordered pool of dev: bytes in use now, the high watermark since the last reset, the bytes held
+// from the driver; reset restarts the watermark from the current use (after reading it).
+cudaError_t read_pool(int dev, bool reset, uint64_t* current, uint64_t* high, uint64_t* reserved) {
+  cudaMemPool_t pool;
+  cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, dev);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, current);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, high);
+  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, reserved);
+  if (err == cudaSuccess && reset) {
+    uint64_t zero = 0;  // resetting to zero restarts the watermark from the current use
+    err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
+  }
+  return err;
+}
+
 // memPoolUsage(dev, resetHigh: boolean) -> [current, high, reserved]: bytes of the stream-ordered pool in use
 // now, its high watermark since the last reset, and the bytes it holds from the driver (in use or cached for
 // reuse; every device buffer of this package comes from that pool).
@@ -245,16 +260,8 @@ napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
   bool reset;
   if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &dev, "device")) return nullptr;
   CHECK_NAPI(napi_get_value_bool(env, argv[1], &reset));
-  cudaMemPool_t pool;
-  cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, (int)dev);
   uint64_t current = 0, high = 0, reserved = 0;
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &current);
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high);
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
-  if (err == cudaSuccess && reset) {
-    uint64_t zero = 0;  // resetting to zero restarts the watermark from the current use
-    err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
-  }
+  const cudaError_t err = read_pool((int)dev, reset, &current, &high, &reserved);
   if (err != cudaSuccess) {
     napi_throw(env, make_error(env, err, "cudaMemPool attribute"));
     return nullptr;
@@ -283,16 +290,8 @@ napi_value MemoryStats(napi_env env, napi_callback_info info) {
   bool reset;
   if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &dev, "device")) return nullptr;
   CHECK_NAPI(napi_get_value_bool(env, argv[1], &reset));
-  cudaMemPool_t pool;
-  cudaError_t err = cudaDeviceGetDefaultMemPool(&pool, (int)dev);
   uint64_t current = 0, high = 0, reserved = 0;
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &current);
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high);
-  if (err == cudaSuccess) err = cudaMemPoolGetAttribute(pool, cudaMemPoolAttrReservedMemCurrent, &reserved);
-  if (err == cudaSuccess && reset) {
-    uint64_t zero = 0;  // resetting to zero restarts the watermark from the current use
-    err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero);
-  }
+  const cudaError_t err = read_pool((int)dev, reset, &current, &high, &reserved);
   if (err != cudaSuccess) {
     napi_throw(env, make_error(env, err, "cudaMemPool attribute"));
     return nullptr;
