@@ -21,7 +21,7 @@ nvidia-smi > $R/nvidia-smi.txt 2>&1
 left() { echo $(( ${LIMIT:-585} - ($(date +%s) - t0) )); }
 TRAIN_STEPS=${TRAIN_STEPS:-1000} TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-120} OUT=$R/train bash apps/bench/src/gpt2/device.sh cuda train > $R/train.log 2>&1
 st "train: $(grep -E 'training run done' $R/train.log | tail -1)"
-CURVE_TIMEOUT=$(( $(left) / 3 )) CURVE_DTYPES=${CURVE_DTYPES:-bf16} CURVE_TORCH_MODES=${CURVE_TORCH_MODES:-fp64,bf16} OUT=$R/curve bash apps/bench/src/gpt2/device.sh cuda curve > $R/curve.log 2>&1
+CURVE_TIMEOUT=${CURVE_TIMEOUT:-$(( $(left) / 3 ))} CURVE_DTYPES=${CURVE_DTYPES:-bf16} CURVE_TORCH_MODES=${CURVE_TORCH_MODES:-fp64,bf16} OUT=$R/curve bash apps/bench/src/gpt2/device.sh cuda curve > $R/curve.log 2>&1
 st "curve: $(grep -A12 -- '--- curve-compare' $R/curve.log | tr '\n' ' ' | tail -c 900)"
 [ $(left) -gt 60 ] && timeout 50 node .bundle-cuda/device-run.mjs ops-conformance --fused-gelu --filter gelu > $R/ops-gelu-fused.log 2>&1
 st "ops gelu fused: $(tail -1 $R/ops-gelu-fused.log)"
