@@ -121,17 +121,8 @@ if [ "$MODE" = resume ]; then
     timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-full --overwrite > $W/resume-$det-full.log 2>&1
     timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-split --overwrite --stop-after 3 > $W/resume-$det-part.log 2>&1
     timeout ${RESUME_TIMEOUT:-90} $RT $d --out $W/resume-$det-split --resume > $W/resume-$det-resumed.log 2>&1
-    node -e '
-      const { readFileSync } = require("fs");
-      const h = (d) => { const b = readFileSync(d + "/checkpoint.safetensors"); const n = Number(b.readBigUInt64LE(0));
-        return JSON.parse(JSON.parse(b.subarray(8, 8 + n).toString()).__metadata__["extra.history"]); };
-      const [a, b] = [h(process.argv[1]), h(process.argv[2])];
-      let same = a.train.length === 6 && b.train.length === 6;
-      a.train.forEach(([s, l], i) => { const m = b.train[i]?.[1]; same &&= l === m;
-        console.log(`step ${s}: loss ${l} vs resumed ${m} ${l === m ? "(identical)" : "(DIFFERENT by " + Math.abs(l - m).toExponential(2) + ")"}`); });
-      a.val.forEach(([s, l], i) => { const m = b.val[i]?.[1]; same &&= l === m; console.log(`val at ${s}: ${l} vs ${m}`); });
-      console.log(`resume ${process.argv[3]}: ${same ? "EXACT (every train and val loss bit-identical)" : "NOT exact"}`);
-    ' $W/resume-$det-full $W/resume-$det-split $det > $OUT/resume-$det.txt 2>&1
+    node apps/bench/src/lib/compare-histories.mjs $W/resume-$det-full $W/resume-$det-split "resume $det" 6 \
+      > $OUT/resume-$det.txt 2>&1
     rm -f $W/resume-$det-*/checkpoint.safetensors
     stamp "resume $det: $(tail -1 $OUT/resume-$det.txt)"
   done

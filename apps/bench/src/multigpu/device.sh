@@ -65,13 +65,7 @@ if [ "$MODE" = w1 ] || [ "$MODE" = all ]; then
   {
     echo "world size 1, gpt2-124m bf16 B=8 T=1024, 10 steps: single process vs --gpus 1 (NCCL)"
     for v in single nccl1; do echo "$v: $(grep -E '^(data parallel|done|throughput|rc=)' $W/w1-$v.log | tr '\n' ' ')"; done
-    node -e '
-      const { readFileSync } = require("fs");
-      const h = (d) => { const b = readFileSync(d + "/checkpoint.safetensors"); const n = Number(b.readBigUInt64LE(0));
-        return JSON.parse(JSON.parse(b.subarray(8, 8 + n).toString()).__metadata__["extra.history"]); };
-      const a = h(process.argv[1]), b = h(process.argv[2]);
-      a.train.forEach(([s, l], i) => console.log(`step ${s}: loss ${l} vs ${b.train[i]?.[1]} ${l === b.train[i]?.[1] ? "(identical)" : "(DIFFERENT)"}; norm ${a.norm?.[i]?.[1]} vs ${b.norm?.[i]?.[1]}`));
-    ' $W/single $W/nccl1
+    node apps/bench/src/lib/compare-histories.mjs $W/single $W/nccl1 "world size 1" 10
   } > $OUT/w1.txt 2>&1
   cat $OUT/w1.txt
   rm -f $W/*/checkpoint.safetensors
