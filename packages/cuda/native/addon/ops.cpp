@@ -163,6 +163,23 @@ napi_value CublasLtLoad(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// The operands both matmul entry points take, read into *m: a, b, out, bias (may be null), abDtype, outDtype, M, N,
+// K, transA, transB; m->device from the call.
+bool matmul_args(napi_env env, const Call& c, lt::Matmul* m) {
+  void *a, *b, *out, *bias;
+  if (!ptrs(env, c.obj, {{"a", &a}, {"b", &b}, {"out", &out}, {"bias", &bias}}) ||
+      !dtype_arg(env, c.obj, "abDtype", &m->ab_dtype) || !dtype_arg(env, c.obj, "outDtype", &m->out_dtype) ||
+      !sizes(env, c.obj, {{"M", &m->M}, {"N", &m->N}, {"K", &m->K}}) ||
+      !prop_bool(env, c.obj, "transA", &m->trans_a) || !prop_bool(env, c.obj, "transB", &m->trans_b))
+    return false;
+  m->device = c.dev;
+  m->a = a;
+  m->b = b;
+  m->out = out;
+  m->bias = bias;
+  return true;
+}
+
 // opsMatmul(dev, {out, a, b, bias?, abDtype, outDtype, M, N, K, transA, transB, accumulate}): row-major
 // out (M, N) (+)= op(A) op(B) [+ bias (N)] through cuBLASLt (fp32 compute, no TF32). The bias goes through the BIAS
 // epilogue when 16-byte aligned, else (and when the heuristic has no epilogue kernel) it is broadcast into out
@@ -171,34 +188,20 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
   Call c;
   if (!begin(env, info, &c)) return nullptr;
   lt::Matmul m{};
-  void *a, *b, *out, *bias;
-  int64_t M, N, K;
-  bool ta, tb, acc;
-  if (!ptrs(env, c.obj, {{"a", &a}, {"b", &b}, {"out", &out}, {"bias", &bias}}) ||
-      !dtype_arg(env, c.obj, "abDtype", &m.ab_dtype) || !dtype_arg(env, c.obj, "outDtype", &m.out_dtype) ||
-      !sizes(env, c.obj, {{"M", &M}, {"N", &N}, {"K", &K}}) || !prop_bool(env, c.obj, "transA", &ta) ||
-      !prop_bool(env, c.obj, "transB", &tb) || !prop_bool(env, c.obj, "accumulate", &acc))
-    return nullptr;
+  if (!matmul_args(env, c, &m) || !prop_bool(env, c.obj, "accumulate", &m.accumulate)) return nullptr;
+  const void *a = m.a, *b = m.b, *bias = m.bias;
+  void* out = m.out;
+  const int64_t M = m.M, N = m.N, K = m.K;
   if (!g_lt) return throw_type(env, "cuBLASLt is not loaded (call opsCublasLtLoad first)");
-  if (bias && acc) return throw_type(env, "bias and accumulate cannot be combined");
+  if (bias && m.accumulate) return throw_type(env, "bias and accumulate cannot be combined");
   if (M == 0 || N == 0) return nullptr;
   if (!a || !b || !out) return throw_type(env, "a, b and out must be device pointers");
   if (!open_stream(env, &c)) return nullptr;
   if (K == 0) {  // op(A) op(B) = 0
-    if (acc) return nullptr;
+    if (m.accumulate) return nullptr;
     if (bias) return finish(env, ops::bias_broadcast(m.out_dtype, out, bias, M, N, c.stream), "bias_broadcast");
     return finish(env, cudaMemsetAsync(out, 0, (size_t)(M * N) * (m.out_dtype == 0 ? 4 : 2), c.stream), "cudaMemsetAsync");
   }
-  m.device = c.dev;
-  m.a = a;
-  m.b = b;
-  m.out = out;
-  m.M = M;
-  m.N = N;
-  m.K = K;
-  m.trans_a = ta;
-  m.trans_b = tb;
-  m.accumulate = acc;
   const bool epilogue = bias && reinterpret_cast<uintptr_t>(bias) % 16 == 0;
   m.bias = epilogue ? bias : nullptr;
   auto broadcast_then_accumulate = [&]() -> bool {
@@ -222,8 +225,8 @@ napi_value Matmul(napi_env env, napi_callback_info info) {
   if (s == lt::STATUS_NOT_SUPPORTED && what == "cublasLtMatmulAlgoGetHeuristic") {
     // no cuBLASLt kernel for these operands (alignment, layout): the plain kernel (bias already in out, if any)
     return finish(env,
-                  ops::matmul_fallback(m.ab_dtype, m.out_dtype, out, a, b, m.bias, M, N, K, ta, tb, m.accumulate,
-                                       c.stream),
+                  ops::matmul_fallback(m.ab_dtype, m.out_dtype, out, a, b, m.bias, M, N, K, m.trans_a, m.trans_b,
+                                       m.accumulate, c.stream),
                   "matmul_fallback");
   }
   if (s == -1) return finish(env, cerr, what.c_str());
@@ -240,37 +243,24 @@ napi_value MatmulGelu(napi_env env, napi_callback_info info) {
   Call c;
   if (!begin(env, info, &c)) return nullptr;
   lt::Matmul m{};
-  void *a, *b, *out, *bias, *pre;
-  int64_t M, N, K, gelu;
-  bool ta, tb;
-  if (!ptrs(env, c.obj, {{"a", &a}, {"b", &b}, {"out", &out}, {"bias", &bias}, {"pre", &pre}}) ||
-      !dtype_arg(env, c.obj, "abDtype", &m.ab_dtype) || !dtype_arg(env, c.obj, "outDtype", &m.out_dtype) ||
-      !sizes(env, c.obj, {{"M", &M}, {"N", &N}, {"K", &K}, {"gelu", &gelu}}) ||
-      !prop_bool(env, c.obj, "transA", &ta) || !prop_bool(env, c.obj, "transB", &tb))
+  void* pre;
+  int64_t gelu;
+  if (!matmul_args(env, c, &m) || !ptrs(env, c.obj, {{"pre", &pre}}) || !sizes(env, c.obj, {{"gelu", &gelu}}))
     return nullptr;
   if (!g_lt) return throw_type(env, "cuBLASLt is not loaded (call opsCublasLtLoad first)");
   if (gelu != 1 && gelu != 2) return throw_type(env, "gelu must be 1 (GELU_AUX) or 2 (DGELU)");
-  if (gelu == 2 && bias) return throw_type(env, "DGELU takes no bias");
-  if (!a || !b || !out || !pre) return throw_type(env, "a, b, out and pre must be device pointers");
+  if (gelu == 2 && m.bias) return throw_type(env, "DGELU takes no bias");
+  if (!m.a || !m.b || !m.out || !pre) return throw_type(env, "a, b, out and pre must be device pointers");
   napi_value result;
   // cuBLASLt wants the GELU aux leading dimension (N here) divisible by 8 and 16-byte aligned aux and bias.
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
-  const bool applies = M > 0 && N > 0 && K > 0 && N % 8 == 0 && aligned(pre) && (!bias || aligned(bias));
+  const bool applies =
+      m.M > 0 && m.N > 0 && m.K > 0 && m.N % 8 == 0 && aligned(pre) && (!m.bias || aligned(m.bias));
   if (!applies) {
     napi_get_boolean(env, false, &result);
     return result;
   }
   if (!open_stream(env, &c)) return nullptr;
-  m.device = c.dev;
-  m.a = a;
-  m.b = b;
-  m.out = out;
-  m.bias = bias;
-  m.M = M;
-  m.N = N;
-  m.K = K;
-  m.trans_a = ta;
-  m.trans_b = tb;
   m.accumulate = false;
   m.gelu = (int)gelu;
   m.aux = pre;
