@@ -1,16 +1,18 @@
 #!/bin/bash
 # Issue #12's next device command (written 2026-12-07 14:00 UTC; not run: no device machine could be started):
-#   1. decode-bar-call.sh: the default build's checks (inference conformance, GPT-2 cached generation, memcheck),
-#      bench and SDPA peer; the sweep of variants 5 (the default Tune16), 14 (the fixed batched merge) and 16 (14 with
-#      float4 merge reads, MERGE4); the split sweep on 5 and 16; ncu at B = 1, L = 8k and B = 64, L = 32k;
+#   1. decode-bar-call.sh: "new" = the candidate default build (Tune16 = variant 16: the batched merge with float4
+#      reads, BATCHED + MERGE4; built from main with that one line changed, 2026-12-07 15:58 UTC) with every check
+#      (inference conformance, GPT-2 cached generation, memcheck), bench and SDPA peer; "base" = main's default
+#      build (Tune16 = variant 5), bench only (BASE_MODE=${BASE_MODE:-bench}); the sweep of variants 5, 14 (the
+#      scalar batched merge) and 16; the split sweep on 5 and 16; ncu at B = 1, L = 8k and B = 64, L = 32k;
 #   2. ours on the head-major layout (the cache as a strided view of (B, Hk, L, D) memory, SDPA's) beside contiguous;
 #   3. SDPA on (B, L, Hk, D) memory (--layout blhd): the same-layout comparison.
-# Carry [".carry", ".bundle-decode"] (filled as decode-bar-call.sh's header says; base.node.gz is not needed with
-# BASE_MODE=skip); on the device: bash packages/cuda/dev/decode-next-call.sh. About 6-8 minutes.
+# Carry [".carry", ".bundle-decode"] (filled as decode-bar-call.sh's header says); on the device:
+#   bash packages/cuda/dev/decode-next-call.sh          (about 6-8 minutes)
 cd "$(dirname "$0")/../../.."
 source .carry/setup.sh >/dev/null 2>&1
 FINAL=$OUT
-BASE_MODE=skip VARIANTS="5:4 14:4 16:4" SPLITS_2C=0 SPLIT_VARIANTS="5 16" NCU_SHAPES="1:8192 64:32768" NCU_TIMEOUT=25 \
+BASE_MODE=${BASE_MODE:-bench} VARIANTS="5:4 14:4 16:4" SPLITS_2C=0 SPLIT_VARIANTS="5 16" NCU_SHAPES="1:8192 64:32768" NCU_TIMEOUT=25 \
   bash packages/cuda/dev/decode-bar-call.sh > /tmp/decode-bar.log 2>&1
 cp /tmp/decode-bar.log $FINAL/
 export FLASHATTN_CUDA_ADDON=$PWD/.bundle-decode/flashattn_cuda.node
