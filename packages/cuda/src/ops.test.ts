@@ -224,7 +224,7 @@ describe('CudaOps argument checks (before any native call)', () => {
     expect(ad.c2).toBeCloseTo(1 - 0.95 ** 3, 15);
   });
 
-  it('GELU epilogues: the matmul then the GELU kernel by default; with fusedGelu one cuBLASLt call where it applies', async () => {
+  it('GELU epilogues: one cuBLASLt call where it applies by default; with fusedGelu false the matmul then the GELU kernel', async () => {
     const run = async (o: { fusedGelu?: boolean; geluApplies?: boolean }) => {
       const { ops, calls } = standIn(undefined, o);
       const [out, pre, a, b] = [12, 12, 15, 20].map((n) => ops.alloc(n, 'bfloat16'));
@@ -233,8 +233,8 @@ describe('CudaOps argument checks (before any native call)', () => {
       await ops.matmul(out!, a!, b!, 3, 4, 5, { transB: true, dgeluPre: pre! });
       return { calls };
     };
-    // default: matmul into pre (with the bias) + GELU forward; matmul into out + GELU backward (in place)
-    const plain = await run({});
+    // fusedGelu false: matmul into pre (with the bias) + GELU forward; matmul into out + GELU backward (in place)
+    const plain = await run({ fusedGelu: false });
     expect(plain.calls.map((c) => c.fn)).toEqual([
       'opsMatmul',
       'opsGeluForward',
@@ -244,8 +244,11 @@ describe('CudaOps argument checks (before any native call)', () => {
     expect(plain.calls[0]!.args.out).toBe(plain.calls[1]!.args.inp); // the GELU reads the stored pre
     expect(plain.calls[0]!.args.bias).not.toBeNull();
     expect(plain.calls[2]!.args.bias).toBeNull();
-    // fusedGelu: one call each, kind 1 (GELU_AUX_BIAS) and 2 (DGELU), pre passed as the aux
-    const fused = await run({ fusedGelu: true });
+    // default (fusedGelu true): one call each, kind 1 (GELU_AUX_BIAS) and 2 (DGELU), pre passed as the aux
+    const fused = await run({});
+    expect((await run({ fusedGelu: true })).calls.map((c) => c.fn)).toEqual(
+      fused.calls.map((c) => c.fn),
+    );
     expect(fused.calls.map((c) => [c.fn, c.args.gelu])).toEqual([
       ['opsMatmulGelu', 1],
       ['opsMatmulGelu', 2],

@@ -54,8 +54,10 @@ export interface CudaOpsOptions extends CudaDeviceOptions {
   cublasLtPath?: string;
   /**
    * Run the matmul GELU epilogues (`geluPre` / `dgeluPre`) as cuBLASLt's GELU_AUX_BIAS / DGELU epilogues (one
-   * kernel) where they apply. Default false: the matmul and the GELU kernel in turn, the path checked on the H100;
-   * the fused one has not been run on a GPU yet (opt in to check it with the ops conformance suite).
+   * kernel) where they apply; false: the matmul and the GELU kernel in turn. Default true: on the H100
+   * (2026-12-07 16:05 UTC) the ops conformance suite's GELU cases pass both ways (39 / 39), compute-sanitizer
+   * memcheck of a GPT-2 step finds 0 errors, and GPT-2 124M (B 16, T 1024, bf16) trains in 40.60 ms/step fused
+   * against 42.27 unfused (BENCHMARKS.md).
    */
   fusedGelu?: boolean;
 }
@@ -154,7 +156,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     this.#addon = addon;
     this.#queue = deviceQueue(device);
     this.cublasLt = lt;
-    this.#fusedGelu = opts.fusedGelu ?? false;
+    this.#fusedGelu = opts.fusedGelu ?? true;
     liveOps.set(device, (liveOps.get(device) ?? 0) + 1);
     this.name = `cuda:${device} (${info.name}, cuBLASLt ${lt.version})`;
   }

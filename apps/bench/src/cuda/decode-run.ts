@@ -37,7 +37,7 @@
 import { writeFileSync } from 'node:fs';
 import { contiguousView, createRng } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
-import { checkCachedForward, greedyTokens } from '@flashattn/transformer';
+import { cachedForwardLogits, checkCachedForward, greedyTokens } from '@flashattn/transformer';
 import {
   BROKEN_KV_VARIANTS,
   COMBINE_SCENARIOS,
@@ -187,6 +187,18 @@ export async function inferenceGpt2(): Promise<number> {
       'greedy generation with the cache, CUDA = CPU float32',
       cudaCached.length === 6 && cudaCached.join() === cpuCached.join(),
       `cuda [${cudaCached.join(', ')}], cpu [${cpuCached.join(', ')}]`,
+    );
+    // bf16 compute (as gpt2-train --dtype bf16): the logits come back as bf16 bits and the model decodes them
+    // (hostFloats). A decoding check, not the accuracy rule: within 2^-4 of the logits' scale of the float32
+    // model's (8 bf16 roundings' worth); undecoded bits would be off by ~1e4.
+    const f32 = await cachedForwardLogits(cuda, seed);
+    const b16 = await cachedForwardLogits(cuda, seed, 'float32', 'bfloat16');
+    const scale = f32.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    const errB16 = b16.reduce((m, v, i) => Math.max(m, Math.abs(v - f32[i]!)), 0);
+    check(
+      'bf16-compute cached forward: logits decoded, near the float32 model',
+      scale > 0 && errB16 <= 2 ** -4 * scale,
+      `max |bf16 - f32| ${errB16.toExponential(2)}, allowed ${(2 ** -4 * scale).toExponential(2)}`,
     );
     const cudaFull = await greedyTokens(cuda, seed, false);
     console.log(

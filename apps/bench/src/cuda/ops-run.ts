@@ -1,10 +1,10 @@
 /**
  * The GPU modes of CudaOps (createCudaOps, @flashattn/cuda's Ops<CudaBuffer>) in the device runner:
- *   node device-run.mjs ops-conformance [--matrix ci|full] [--seed N] [--filter S] [--json F] [--fused-gelu]
+ *   node device-run.mjs ops-conformance [--matrix ci|full] [--seed N] [--filter S] [--json F] [--unfused-gelu]
  *       core's ops conformance suite in every float dtype CudaOps lists (float32, float16, bfloat16): one line
- *       per case (pass/fail, worst err/allowed), the failures' full messages, a summary last; --fused-gelu
- *       checks createCudaOps({ fusedGelu: true }) (cuBLASLt's GELU epilogues; e.g. --filter gelu)
- *   node device-run.mjs ops-sanitize [--fused-gelu]
+ *       per case (pass/fail, worst err/allowed), the failures' full messages, a summary last; --unfused-gelu
+ *       checks createCudaOps({ fusedGelu: false }) (the matmul and the GELU kernel instead of cuBLASLt's GELU epilogues)
+ *   node device-run.mjs ops-sanitize [--unfused-gelu]
  *       a tiny GPT-2 (@flashattn/transformer GPT2 + AdamW) training step on CudaOps in float32 and bfloat16, for
  *       compute-sanitizer memcheck; checks the loss is finite and drops over a few steps
  *   node device-run.mjs ops-bench [--json F] [--iters N]
@@ -28,11 +28,11 @@ export async function opsConformance(args: string[]): Promise<number> {
   const matrix = (flag(args, 'matrix') ?? 'full') as OpsMatrixName;
   const seed = Number(flag(args, 'seed') ?? 20261207);
   const filter = flag(args, 'filter');
-  const fusedGelu = args.includes('--fused-gelu');
-  const ops = createCudaOps(fusedGelu ? { fusedGelu } : {});
+  const unfused = args.includes('--unfused-gelu');
+  const ops = createCudaOps(unfused ? { fusedGelu: false } : {});
   console.log(
     `ops-conformance: ${ops.name}, cuBLASLt from ${ops.cublasLt.path}, dtypes ${ops.dtypes.join(' ')}` +
-      (fusedGelu ? ', fusedGelu' : ''),
+      (unfused ? ', fusedGelu false' : ''),
   );
   const report = await runOpsConformance(ops, {
     matrix,
@@ -82,9 +82,9 @@ export async function opsConformance(args: string[]): Promise<number> {
 
 /** A few training steps of a tiny GPT-2 on CudaOps (float32 and bfloat16): the memcheck workload. */
 export async function opsSanitize(args: string[] = []): Promise<number> {
-  const fusedGelu = args.includes('--fused-gelu');
-  const ops = createCudaOps(fusedGelu ? { fusedGelu } : {});
-  if (fusedGelu) console.log('ops-sanitize: fusedGelu');
+  const unfused = args.includes('--unfused-gelu');
+  const ops = createCudaOps(unfused ? { fusedGelu: false } : {});
+  if (unfused) console.log('ops-sanitize: fusedGelu false');
   const config = { vocabSize: 101, maxSeqLen: 64, nLayer: 2, nHead: 2, nEmbd: 64 };
   const [B, T] = [2, 64];
   let failed = 0;

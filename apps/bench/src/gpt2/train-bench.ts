@@ -7,7 +7,7 @@
  * backend's own peak where it has a query: device-memory.ts), and the per-op breakdown.
  *
  *   node dist/gpt2/train-bench.js [--backend cuda|webgpu|cpu|auto] [--config gpt2-124m] [--batch 16]
- *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--fused-gelu] [--host-delay-us 0]
+ *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--unfused-gelu] [--host-delay-us 0]
  *        [--json out.json]
  *   (bundled for the GPU machine: node .bundle-gpt2/train-bench.mjs ..., see bundle.mjs and device.sh)
  *
@@ -79,10 +79,10 @@ export const TRAIN_BENCH_SCHEMA = {
     help: 'CPU backend option',
   },
   threads: { type: 'int', min: 1, help: 'CPU backend threads' },
-  fusedGelu: {
+  unfusedGelu: {
     type: 'boolean',
     default: false,
-    help: "CUDA backend option: cuBLASLt's GELU epilogues (createCudaOps({ fusedGelu: true }))",
+    help: "CUDA backend option: the matmul and the GELU kernel in turn instead of cuBLASLt's GELU epilogues (createCudaOps({ fusedGelu: false }))",
   },
   hostDelayUs: {
     type: 'number',
@@ -110,7 +110,7 @@ export interface TrainBenchOptions {
   profile: boolean;
   attention?: 'flash' | 'standard';
   threads?: number;
-  /** CUDA: cuBLASLt's GELU_AUX_BIAS / DGELU epilogues instead of the matmul and the GELU kernel. */
+  /** CUDA: cuBLASLt's GELU_AUX_BIAS / DGELU epilogues (true, the backend's default) or the matmul and the GELU kernel. */
   fusedGelu?: boolean;
   /** Busy host time before every op call (host-delay.ts); 0: none. */
   hostDelayUs?: number;
@@ -124,7 +124,7 @@ export interface TrainBenchResult {
   node: string;
   backend: string;
   ops: string;
-  /** CUDA with cuBLASLt's GELU epilogues (--fused-gelu). */
+  /** CUDA with cuBLASLt's GELU epilogues (the default; false with --unfused-gelu and on other backends). */
   fusedGelu: boolean;
   /** --host-delay-us and the op calls of one timed step (the added host time per step is their product). */
   hostDelayUs: number;
@@ -172,7 +172,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
         attention: o.attention ?? 'flash',
         ...(o.threads !== undefined ? { threads: o.threads } : {}),
       },
-      ...(o.fusedGelu ? { cuda: { fusedGelu: true } } : {}),
+      ...(o.fusedGelu !== undefined ? { cuda: { fusedGelu: o.fusedGelu } } : {}),
     },
   });
   const decisions = resolved.decisions.map(
@@ -259,7 +259,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       node: process.version,
       backend: resolved.provider.name,
       ops: inner.name,
-      fusedGelu: o.fusedGelu ?? false,
+      fusedGelu: resolved.provider.name === 'cuda' && (o.fusedGelu ?? true),
       hostDelayUs: o.hostDelayUs ?? 0,
       opCallsPerStep,
       decisions,
@@ -335,7 +335,7 @@ async function main(): Promise<void> {
     attention: a.attention,
     seed: a.seed,
     ...(a.threads !== undefined ? { threads: a.threads } : {}),
-    ...(a.fusedGelu ? { fusedGelu: true } : {}),
+    ...(a.unfusedGelu ? { fusedGelu: false } : {}),
     ...(a.hostDelayUs > 0 ? { hostDelayUs: a.hostDelayUs } : {}),
     ...(a.peakTflops !== undefined ? { peakTflops: a.peakTflops } : {}),
     ...(a.json === '-' ? { log: (s: string) => void process.stderr.write(s + '\n') } : {}),

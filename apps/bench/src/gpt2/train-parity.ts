@@ -13,13 +13,7 @@
  */
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  bfloat16BitsToFloat32,
-  createRng,
-  float16BitsToFloat32,
-  resolveBackend,
-  type Ops,
-} from '@flashattn/core';
+import { createRng, resolveBackend, type Ops } from '@flashattn/core';
 import '@flashattn/cpu/provider';
 import '@flashattn/cuda/provider';
 import '@flashattn/webgpu/provider';
@@ -93,18 +87,6 @@ export interface ParityResult {
   pass: boolean;
 }
 
-function toFloats(a: ArrayLike<number>, dtype: string): Float64Array {
-  const out = new Float64Array(a.length);
-  const conv =
-    dtype === 'bfloat16'
-      ? bfloat16BitsToFloat32
-      : dtype === 'float16'
-        ? float16BitsToFloat32
-        : (x: number) => x;
-  for (let i = 0; i < a.length; i++) out[i] = conv(a[i]!);
-  return out;
-}
-
 /** Load D's checkpoint on the backend, one forward + backward on D's batch, judge against D's goldens. */
 export async function compareParity(o: {
   backend: string;
@@ -151,7 +133,7 @@ export async function compareParity(o: {
       true,
     );
     await model.backward();
-    const grads = toFloats(await ops.download(model.grads), computeDType);
+    const grads = Float64Array.from(await model.getGrads()); // 16-bit gradients decoded (hostFloats)
     const tensors: TensorVerdict[] = [];
     for (const s of model.specs) {
       const g = oracle.tensors.get(`grad.${s.name}`);

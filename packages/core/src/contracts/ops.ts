@@ -26,6 +26,7 @@
  *
  * Layouts (row-major): matrices (rows, cols); GPT-2 linear weights (in, out) as Hugging Face's Conv1D.
  */
+import { bfloat16BitsToFloat32, float16BitsToFloat32 } from '../dtype.js';
 import { OpsInputError } from '../errors.js';
 import type { DeviceAttention } from './device-attention.js';
 
@@ -34,6 +35,36 @@ export type BufferDType = 'float32' | 'float16' | 'bfloat16' | 'float64' | 'int3
 
 /** Host arrays that `upload` takes and `download` returns: 16-bit floats as raw bits in a Uint16Array. */
 export type HostArray = Float32Array | Float64Array | Int32Array | Uint16Array;
+
+/**
+ * A downloaded float buffer as numbers: float32 / float64 as they came, 16-bit raw bits (float16, bfloat16)
+ * decoded to a new Float32Array. `dtype` is the buffer's (`dtypeOf`); an array of another type than `download`
+ * returns for it is an OpsInputError.
+ */
+export function hostFloats(host: HostArray, dtype: BufferDType): Float32Array | Float64Array {
+  const want =
+    dtype === 'float32'
+      ? Float32Array
+      : dtype === 'float64'
+        ? Float64Array
+        : dtype === 'int32'
+          ? null
+          : Uint16Array;
+  if (want === null || !(host instanceof want)) {
+    throw new OpsInputError(
+      'hostFloats host',
+      want === null
+        ? 'a float buffer (dtype float16, bfloat16, float32 or float64)'
+        : `a ${want.name} (${dtype})`,
+      `${host.constructor.name} (dtype ${dtype})`,
+    );
+  }
+  if (host instanceof Float32Array || host instanceof Float64Array) return host;
+  return Float32Array.from(
+    host,
+    dtype === 'float16' ? float16BitsToFloat32 : bfloat16BitsToFloat32,
+  );
+}
 
 /** The host array type `download` returns for a dtype. */
 export type HostArrayOf<D extends BufferDType> = D extends 'float32'

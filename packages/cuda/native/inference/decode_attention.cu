@@ -748,8 +748,10 @@ template <int EPL>
 using BaseTune = Tune<(EPL <= 8 ? 4 : 1), 0, false, 1>;
 
 // The 16-bit 16-byte path at D <= 128 (EPL 8), decode's: KPI 2, a 4-step cp.async ring, reduce-scatter, 4 CTAs
-// per SM (128 registers) - the sweep's pick (packages/cuda/dev/decode-sweep.sh, BENCHMARKS.md).
-using Tune16 = Tune<2, 4, true, 4>;
+// per SM (128 registers) - the sweep's pick (packages/cuda/dev/decode-sweep.sh, BENCHMARKS.md) - with the batched
+// float4 merge of the splits (BATCHED + MERGE4, the sweep's variant 16): on the H100 (2026-12-07 16:07 UTC, same
+// call) B = 1, L = 8k 0.0418 -> 0.0318 ms, L = 128k 75 -> 79% of copy, B = 4, L = 8k 60 -> 64%; no row slower.
+using Tune16 = Tune<2, 4, true, 4, false, false, true, true>;
 
 #ifdef FLASHATTN_DECODE_SWEEP
 // The dev sweep's build only (packages/cuda/dev/decode-sweep.sh: FLASHATTN_CUDA_ARCH carries

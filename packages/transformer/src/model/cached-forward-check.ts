@@ -44,9 +44,10 @@ export async function cachedForwardLogits<Buf>(
   ops: Ops<Buf>,
   seed: number,
   paramDType: 'float32' | 'float64' = 'float32',
+  computeDType: 'float32' | 'float64' | 'bfloat16' | 'float16' = paramDType,
 ): Promise<Float64Array> {
   const V = CACHED_CHECK_CONFIG.vocabSize;
-  const model = new GPT2({ config: CACHED_CHECK_CONFIG, ops, paramDType, seed });
+  const model = new GPT2({ config: CACHED_CHECK_CONFIG, ops, paramDType, computeDType, seed });
   const tokens = tokensOf(seed);
   const out = new Float64Array(B * T * V); // (B * T, V)
   const cache = model.createCache(B);

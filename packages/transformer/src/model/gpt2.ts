@@ -22,6 +22,7 @@ import {
   contiguousView,
   createRng,
   hasKvCacheAttention,
+  hostFloats,
   OpsInputError,
   packedQkvViews,
   padToMultiple,
@@ -199,12 +200,12 @@ export class GPT2<Buf = unknown> {
   /** The master parameters on the host (flat, `specs` layout: paramsLength elements). */
   async getParams(): Promise<Float32Array | Float64Array> {
     await this.initialised;
-    return (await this.ops.download(this.params)) as Float32Array | Float64Array;
+    return hostFloats(await this.ops.download(this.params), this.paramDType);
   }
 
   /** The gradients on the host (flat, `specs` layout). */
   async getGrads(): Promise<Float32Array | Float64Array> {
-    return (await this.ops.download(this.grads)) as Float32Array | Float64Array;
+    return hostFloats(await this.ops.download(this.grads), this.computeDType);
   }
 
   /** computeParams = params (cast), after the optimizer changed the masters. No-op without a copy. */
@@ -225,7 +226,7 @@ export class GPT2<Buf = unknown> {
 
   /** The last forward's logits on the host, (B*T, V) without the vocabulary padding. */
   async downloadLogits(): Promise<Float32Array | Float64Array> {
-    const all = (await this.ops.download(this.logits)) as Float32Array | Float64Array; // (B*T, Vp)
+    const all = hostFloats(await this.ops.download(this.logits), this.computeDType); // (B*T, Vp)
     const { vocabSize: V } = this.config;
     const Vp = this.paddedVocab;
     if (Vp === V) return all;
@@ -245,7 +246,7 @@ export class GPT2<Buf = unknown> {
       throw new OpsInputError('GPT2.logitsAt t', `an integer in [0, ${last.T})`, t);
     const V = this.config.vocabSize;
     const row = this.ops.view(last.acts.logits, (b * last.T + t) * this.paddedVocab, V);
-    return (await this.ops.download(row)) as Float32Array | Float64Array;
+    return hostFloats(await this.ops.download(row), this.computeDType); // 16-bit logits: decoded, not raw bits
   }
 
   /** Buffers for BT tokens: grown (never shrunk) to the largest BT seen, viewed to BT each call. */
