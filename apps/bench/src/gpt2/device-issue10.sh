@@ -1,11 +1,11 @@
 #!/bin/bash
 # What issue #10 needs on the GPU, in one device command, each stage skipped when fewer seconds than it needs are
-# left of LIMIT (default 585). STAGES picks them (default "train ops gpt2 slack memstats bench"; they run in the order below):
+# left of LIMIT (default 585). STAGES picks them (default "train gpt2 ops slack memstats bench"), run in this order:
 #   train:    device.sh cuda train: gpt2-train 124M bf16 B=16 T=1024 on the Brown corpus, TRAIN_STEPS 1000 /
 #             TRAIN_TIMEOUT 120 s; loss PNG + sample;
+#   gpt2:     inference-gpt2 (the cached forward and greedy generation against the CPU, the bf16 logits decoded);
 #   ops:      the ops conformance suite, full matrix (fp32 / fp16 / bf16), the default build (fused GELU) and
 #             --unfused-gelu --filter gelu;
-#   gpt2:     inference-gpt2 (the cached forward and greedy generation against the CPU);
 #   slack:    the CUDA-graphs slack test: train-bench with --host-delay-us 0, 5, 10 (host-delay.ts says how to
 #             read it; 20 us was run on 2026-12-07 at 16:05 UTC);
 #   memstats: packages/cuda/dev/memory-stats-check.mjs;
@@ -27,20 +27,20 @@ R=/tmp/callAB; rm -rf $R; mkdir -p $R
 t0=$(date +%s); st() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a $R/progress.txt; tar cf $OUT/callAB.tar -C $R . ; }
 nvidia-smi > $R/nvidia-smi.txt 2>&1
 left() { echo $(( ${LIMIT:-585} - ($(date +%s) - t0) )); }
-STAGES=" ${STAGES:-train ops gpt2 slack memstats bench} "
+STAGES=" ${STAGES:-train gpt2 ops slack memstats bench} "
 on() { [[ "$STAGES" == *" $1 "* ]] && [ $(left) -gt $2 ]; }
 if on train 100; then
   TRAIN_STEPS=${TRAIN_STEPS:-1000} TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-120} OUT=$R/train bash apps/bench/src/gpt2/device.sh cuda train > $R/train.log 2>&1
   st "train: $(grep -E 'training run done' $R/train.log | tail -1) sample: $(grep -A2 '^sample' $R/train.log | tail -1 | cut -c1-300)"
 fi
+if on gpt2 40; then
+  timeout 40 node .bundle-cuda/device-run.mjs inference-gpt2 > $R/inference-gpt2.log 2>&1
+  st "gpt2: $(grep -E '^(pass|FAIL|inference-gpt2)' $R/inference-gpt2.log | tr '\n' ' ')"
+fi
 if on ops 40; then
   timeout 60 node .bundle-cuda/device-run.mjs ops-conformance --matrix full > $R/ops-default.log 2>&1
   timeout 30 node .bundle-cuda/device-run.mjs ops-conformance --unfused-gelu --filter gelu > $R/ops-unfused.log 2>&1
   st "ops: $(tail -1 $R/ops-default.log) | unfused gelu: $(tail -1 $R/ops-unfused.log)"
-fi
-if on gpt2 40; then
-  timeout 40 node .bundle-cuda/device-run.mjs inference-gpt2 > $R/inference-gpt2.log 2>&1
-  st "gpt2: $(grep -E '^(pass|FAIL|inference-gpt2)' $R/inference-gpt2.log | tr '\n' ' ')"
 fi
 for d in 0 5 10; do
   on slack 40 || break
