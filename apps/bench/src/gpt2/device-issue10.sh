@@ -51,7 +51,7 @@ if on memstats 20; then
   timeout 20 node packages/cuda/dev/memory-stats-check.mjs > $R/memstats.log 2>&1
   st "memstats: rc=$? $(grep -c '^ok' $R/memstats.log) ok, $(grep -c '^FAIL' $R/memstats.log) FAIL"
 fi
-if on bench 200; then
+if on bench 130; then
   OURS_TIMEOUT=90 TORCH_TIMEOUT=${TORCH_TIMEOUT:-150} OUT=$R/bench bash apps/bench/src/gpt2/device.sh cuda bench > $R/bench.log 2>&1
   st "bench: $(grep -A4 '^setting' $R/bench/table.txt | tr '\n' ' ')"
 fi
