@@ -5,6 +5,11 @@
  * one without says how much slack the host has: if the step time does not move while the host does `calls x us`
  * more work per step, the host's launches are off the critical path (they run ahead of the GPU), and a graph
  * could save only the bubbles after the step's read-backs.
+ *
+ * It also measures the host's wait for the GPU: the time from a read-back call (download, sum, sumSquares) to its
+ * result. Over a step that is how far the host ran ahead of the GPU (it had queued everything and then waited); at
+ * 0 us it bounds what a graph could take off the host's side: with W ms of wait per step, the host's own work is
+ * the step minus W.
  */
 import type { Ops } from '@flashattn/core';
 
@@ -12,13 +17,19 @@ export interface HostDelay<O> {
   ops: O;
   /** Op calls made through `ops` since the last reset. */
   calls(): number;
+  /** Milliseconds spent waiting for read-backs (download, sum, sumSquares) since the last reset. */
+  waitMs(): number;
   reset(): void;
 }
+
+/** The calls whose result is on the host (the host waits for the GPU in them). */
+const READ_BACKS: ReadonlySet<PropertyKey> = new Set(['download', 'sum', 'sumSquares']);
 
 export function withHostDelay<O extends Ops<unknown>>(inner: O, us: number): HostDelay<O> {
   if (!Number.isFinite(us) || us < 0)
     throw new RangeError(`withHostDelay: us must be a finite number >= 0, got ${us}`);
   let calls = 0;
+  let waitMs = 0;
   const spin = (): void => {
     const end = performance.now() + us / 1000;
     while (performance.now() < end) {
@@ -29,18 +40,26 @@ export function withHostDelay<O extends Ops<unknown>>(inner: O, us: number): Hos
     get(target, prop) {
       const value = Reflect.get(target, prop, target) as unknown;
       if (typeof value !== 'function') return value;
+      const readBack = READ_BACKS.has(prop);
       return (...args: unknown[]): unknown => {
         calls++;
         if (us > 0) spin();
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        const t0 = performance.now();
+        const out = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (!readBack) return out;
+        return Promise.resolve(out).finally(() => {
+          waitMs += performance.now() - t0;
+        });
       };
     },
   });
   return {
     ops,
     calls: () => calls,
+    waitMs: () => waitMs,
     reset: () => {
       calls = 0;
+      waitMs = 0;
     },
   };
 }

@@ -129,6 +129,8 @@ export interface TrainBenchResult {
   /** --host-delay-us and the op calls of one timed step (the added host time per step is their product). */
   hostDelayUs: number;
   opCallsPerStep: number;
+  /** The host's wait for read-backs per timed step (host-delay.ts): how far it ran ahead of the GPU. */
+  hostWaitMsPerStep: number;
   decisions: string[];
   config: BenchConfigName;
   params: number;
@@ -229,6 +231,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
     await drain();
     const msPerStep = (performance.now() - t0) / o.steps;
     const opCallsPerStep = Math.round(delayed.calls() / o.steps);
+    const hostWaitMsPerStep = delayed.waitMs() / o.steps;
     for (const l of losses) if (!Number.isFinite(l)) throw new Error(`loss ${l} in a timed step`);
     let prof: TrainBenchResult['profile'] = null;
     if (o.profile) {
@@ -262,6 +265,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       fusedGelu: resolved.provider.name === 'cuda' && (o.fusedGelu ?? true),
       hostDelayUs: o.hostDelayUs ?? 0,
       opCallsPerStep,
+      hostWaitMsPerStep,
       decisions,
       config: o.config,
       params: model.numParams,
@@ -304,7 +308,8 @@ export function formatResult(r: TrainBenchResult): string {
     `host: ${r.opCallsPerStep} op calls per step` +
       (r.hostDelayUs > 0
         ? `, ${r.hostDelayUs} us busy before each (+${((r.opCallsPerStep * r.hostDelayUs) / 1000).toFixed(2)} ms host time per step)`
-        : ''),
+        : '') +
+      `; waited ${r.hostWaitMsPerStep.toFixed(2)} ms per step for read-backs (the host's lead on the device)`,
   ];
   if (r.profile) {
     const p = r.profile;
