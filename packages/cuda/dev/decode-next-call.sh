@@ -11,10 +11,15 @@
 #   bash packages/cuda/dev/decode-next-call.sh          (about 6-8 minutes)
 cd "$(dirname "$0")/../../.."
 source .carry/setup.sh >/dev/null 2>&1
+# Only 8 files come back from $OUT (the 16:05 UTC call lost its split-sweep table to that): decode-bar-call.sh
+# writes into /tmp/dnc/bar, and $FINAL gets bar.tar.gz (all of it) beside the few files read first.
 FINAL=$OUT
-BASE_MODE=${BASE_MODE:-bench} VARIANTS="5:4 14:4 16:4" SPLITS_2C=0 SPLIT_VARIANTS="5 16" NCU_SHAPES="1:8192 64:32768" NCU_TIMEOUT=25 \
-  bash packages/cuda/dev/decode-bar-call.sh > /tmp/decode-bar.log 2>&1
-cp /tmp/decode-bar.log $FINAL/
+rm -rf /tmp/dnc && mkdir -p /tmp/dnc/bar
+OUT=/tmp/dnc/bar BASE_MODE=${BASE_MODE:-bench} VARIANTS=${VARIANTS:-"5:4 14:4 16:4"} SPLITS_2C=0 \
+  SPLIT_VARIANTS=${SPLIT_VARIANTS:-"5 16"} NCU_SHAPES=${NCU_SHAPES:-"1:8192 64:32768"} NCU_TIMEOUT=25 \
+  bash packages/cuda/dev/decode-bar-call.sh > /tmp/dnc/bar/decode-bar.log 2>&1
+tar czf $FINAL/bar.tar.gz -C /tmp/dnc bar
+cp /tmp/dnc/bar/decode-bar.log /tmp/dnc/bar/new-table.txt /tmp/dnc/bar/sweep.txt $FINAL/ 2>/dev/null
 export FLASHATTN_CUDA_ADDON=$PWD/.bundle-decode/flashattn_cuda.node
 timeout 90 node .bundle-decode/device-run.mjs decode-bench --layouts headmajor,contiguous --json /tmp/headmajor.json > /tmp/headmajor.log 2>&1
 tar czf $FINAL/headmajor.tar.gz -C /tmp headmajor.json headmajor.log
