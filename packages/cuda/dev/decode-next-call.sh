@@ -1,10 +1,9 @@
 #!/bin/bash
-# Issue #12's next device command (written 2026-12-07 14:00 UTC; not run: no device machine could be started):
-#   1. decode-bar-call.sh: "new" = the candidate default build (Tune16 = variant 16: the batched merge with float4
-#      reads, BATCHED + MERGE4; built from main with that one line changed, 2026-12-07 15:58 UTC) with every check
-#      (inference conformance, GPT-2 cached generation, memcheck), bench and SDPA peer; "base" = main's default
-#      build (Tune16 = variant 5), bench only (BASE_MODE=${BASE_MODE:-bench}); the sweep of variants 5, 14 (the
-#      scalar batched merge) and 16; the split sweep on 5 and 16; ncu at B = 1, L = 8k and B = 64, L = 32k;
+# Issue #12's decode device command (first run 2026-12-07 16:05 UTC; BENCHMARKS.md "CUDA decode attention"):
+#   1. decode-bar-call.sh: "new" = .bundle-decode/flashattn_cuda.node (the build under test) with every check
+#      (inference conformance, GPT-2 cached generation, memcheck), bench and SDPA peer; "base" = base.node.gz (the
+#      build to beat), bench only (BASE_MODE=${BASE_MODE:-bench}); the sweep of VARIANTS (default 5, 14, 16) and the
+#      split sweep on SPLIT_VARIANTS (5, 16); ncu at NCU_SHAPES (B = 1, L = 8k and B = 64, L = 32k);
 #   2. ours on the head-major layout (the cache as a strided view of (B, Hk, L, D) memory, SDPA's) beside contiguous;
 #   3. SDPA on (B, L, Hk, D) memory (--layout blhd): the same-layout comparison.
 # Carry [".carry", ".bundle-decode"] (filled as decode-bar-call.sh's header says); on the device:

@@ -1,11 +1,11 @@
 /** Float buffer dtypes of the ops suite and their rounding (core's, plus float64). */
 import {
-  bfloat16BitsToFloat32,
-  float16BitsToFloat32,
   float32ToBFloat16Bits,
   float32ToFloat16Bits,
+  hostFloats,
   roundToDType as roundStorage,
   type BufferDType,
+  type HostArray,
 } from '@flashattn/core';
 
 /** A float buffer dtype (every BufferDType but int32). */
@@ -58,9 +58,7 @@ export function hostArrayFor(
   }
 }
 
-/** Downloaded data as numbers (16-bit dtypes decoded from raw bits). */
-export function valuesOf(dt: BufferDType, raw: ArrayLike<number>): Float64Array {
-  if (dt === 'float16') return Float64Array.from(raw, (b) => float16BitsToFloat32(b));
-  if (dt === 'bfloat16') return Float64Array.from(raw, (b) => bfloat16BitsToFloat32(b));
-  return Float64Array.from(raw);
+/** Downloaded data as numbers (16-bit dtypes decoded from raw bits by core's hostFloats). */
+export function valuesOf(dt: BufferDType, raw: HostArray): Float64Array {
+  return Float64Array.from(dt === 'int32' ? raw : hostFloats(raw, dt));
 }
