@@ -116,6 +116,10 @@ export const SCHEMA = {
     kind: 'bool',
     help: "--backend cuda: attention's dQ without float atomics, so a run (and its resume) repeats bit for bit",
   },
+  graphs: {
+    kind: { oneOf: ['auto', 'on', 'off'] },
+    help: "record the step once and replay it (CUDA graphs; the loss and clip stay on the device, one read-back per step): on, off, or auto = on where the backend has them (cuda) and the run is one process; default auto (a resumed run: the checkpoint's)",
+  },
   json: { kind: 'bool', help: 'print one JSON summary line at the end (for benchmarks)' },
   help: { kind: 'bool', help: 'show this help' },
 } as const satisfies Record<string, FlagSpec>;
@@ -159,6 +163,8 @@ export interface Args {
   stopAfter?: number;
   /** CUDA: deterministic attention backward (createCudaOps({ deterministic: true })). */
   deterministic: boolean;
+  /** Undefined: auto, or the checkpoint's on --resume. */
+  graphs?: 'auto' | 'on' | 'off';
   json: boolean;
   help: boolean;
 }
@@ -270,6 +276,7 @@ export function parseArgs(argv: readonly string[]): Args {
     bucketMb: g('bucket-mb', 25),
     stopAfter: g<number | undefined>('stop-after', undefined),
     deterministic: g('deterministic', false),
+    graphs: g<'auto' | 'on' | 'off' | undefined>('graphs', undefined),
     json: g('json', false),
     help: g('help', false),
   };

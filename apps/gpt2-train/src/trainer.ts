@@ -12,6 +12,8 @@ import { discoverBackends } from '@flashattn/core/node';
 import { lineChart, saveChart } from '@flashattn/plot';
 import {
   AdamW,
+  GraphedTrainStep,
+  graphedStepUnavailableReason,
   ADAMW_DEFAULTS,
   generate,
   GPT2,
@@ -257,6 +259,23 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     await ops.dispose();
     throw e;
   }
+  // --graphs: the recorded step where the backend has graphs and device scalars and there is one process (ranks
+  // all-reduce between the micro-steps and the optimizer). A resumed run keeps the checkpoint's choice unless set.
+  const graphsFlag = args.graphs ?? (savedRun['graphs'] as Args['graphs'] | undefined) ?? 'auto';
+  const graphsWhy = comm
+    ? 'data parallel ranks all-reduce the gradients between the micro-steps and the optimizer'
+    : graphedStepUnavailableReason(ops);
+  if (graphsFlag === 'on' && graphsWhy) {
+    comm?.abort('--graphs on is not available');
+    await ops.dispose();
+    throw new UsageError(
+      `--graphs on${args.graphs ? '' : " (the checkpoint's)"}: ${graphsWhy}; pass --graphs off`,
+    );
+  }
+  const graphed =
+    graphsFlag !== 'off' && !graphsWhy
+      ? new GraphedTrainStep(model, opt as AdamW<unknown>, { B, T, K, maxNorm: 1.0 })
+      : null;
   const loader = new Loader(data.train, B, T);
   loader.pos = dataPosition;
   // MFU: model FLOPs (FA2 end-to-end convention) against --peak-tflops or the device's known peak. The
@@ -296,6 +315,11 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
   );
   say(
     `dtype ${dtypeFlag}: ${computeDType === 'float32' ? 'float32 throughout' : `float32 master weights and AdamW state, ${computeDType} compute copy, activations and gradients`}; ${mfuNote}`,
+  );
+  say(
+    graphed
+      ? `graphs: on (each micro-step and the optimizer recorded once, then replayed: ${3 * K + 3} host calls per step; loss and clip on the device)`
+      : `graphs: off (${graphsFlag === 'off' ? '--graphs off' : graphsWhy})`,
   );
 
   // Validation: the first valBatches windows of the val split, fixed, so estimates are comparable.
@@ -354,6 +378,7 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
           lr: maxLr,
           warmup,
           attention: args.attention,
+          graphs: graphed ? 'on' : 'off',
         }),
         history: JSON.stringify(history),
       },
@@ -395,27 +420,34 @@ export async function runTraining(args: Args, hooks: RunHooks = {}): Promise<Sum
     while (step < steps && !stop) {
       const t0 = performance.now();
       const lr = learningRate({ maxLr, minLr: maxLr / 10, warmup, total: steps }, step);
-      await model.zeroGrad();
-      // K micro-steps add their gradients; the loss read back per micro-step is the only download
-      // besides the gradient norm (accumulatedClip); the printed loss is their mean.
-      // With W ranks, rank r runs micro-steps k = r, r + W, ... (every rank reads the whole stream).
       let loss = 0;
-      const mine: number[] = [];
-      for (let k = 0; k < K; k++) {
-        const { x, y } = loader.next();
-        if (k % W !== rank) continue;
-        const l = await model.forward(x, y, B, T, true);
-        mine.push(l);
-        loss += l;
-        await model.backward();
+      let norm: number;
+      if (graphed) {
+        // the recorded step (GraphedTrainStep): uploads, K + 1 launches, one read-back
+        const batches = Array.from({ length: K }, () => loader.next());
+        ({ loss, norm } = await graphed.step(batches, lr));
+      } else {
+        await model.zeroGrad();
+        // K micro-steps add their gradients; the loss read back per micro-step is the only download
+        // besides the gradient norm (accumulatedClip); the printed loss is their mean.
+        // With W ranks, rank r runs micro-steps k = r, r + W, ... (every rank reads the whole stream).
+        const mine: number[] = [];
+        for (let k = 0; k < K; k++) {
+          const { x, y } = loader.next();
+          if (k % W !== rank) continue;
+          const l = await model.forward(x, y, B, T, true);
+          mine.push(l);
+          loss += l;
+          await model.backward();
+        }
+        if (comm) {
+          await allReduceGradients(comm, ops, model.grads, bucketElems);
+          loss = await gatherLoss(comm, ops, mine, K);
+        } else loss /= K;
+        norm = await accumulatedClip(ops, model.grads, K, 1.0);
+        await opt.step(model.params, model.grads, lr);
+        await model.syncParams();
       }
-      if (comm) {
-        await allReduceGradients(comm, ops, model.grads, bucketElems);
-        loss = await gatherLoss(comm, ops, mine, K);
-      } else loss /= K;
-      const norm = await accumulatedClip(ops, model.grads, K, 1.0);
-      await opt.step(model.params, model.grads, lr);
-      await model.syncParams();
       step++;
       trainMs += performance.now() - t0;
       if (trainTokens === 0) firstStepMs = trainMs;

@@ -114,3 +114,8 @@ export {
   type VarlenDevice,
   type VarlenScenario,
 } from './varlen.js';
+export {
+  formatGraphsReport,
+  runGraphsConformance,
+  type GraphsConformanceReport,
+} from './graphs.js';

@@ -6,6 +6,8 @@ export * from './validate.js';
 export * from './contracts/attention-backend.js';
 export * from './contracts/device-attention.js';
 export * from './contracts/ops.js';
+export * from './contracts/device-step.js';
+export { withRecordedGraphs } from './recorded-graphs.js';
 export * from './contracts/registry.js';
 export * from './contracts/collectives.js';
 export * from './random.js';

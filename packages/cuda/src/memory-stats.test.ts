@@ -43,6 +43,8 @@ function countingAddon(withStats = true) {
         poolReservedBytes: pool.peak,
         outsidePoolBytes: 1024, // a stand-in workspace
         outsidePoolPeakBytes: 1024,
+        graphBytes: 0,
+        graphPeakBytes: 0,
       };
       if (reset) pool.peak = pool.live;
       return out;
@@ -98,6 +100,8 @@ describe('CUDA memoryStats on the CPU (stand-in addon)', () => {
       poolReservedBytes: 2,
       outsidePoolBytes: 0,
       outsidePoolPeakBytes: 0,
+      graphBytes: 0,
+      graphPeakBytes: 0,
     };
     expect(readMemoryStats({ memoryStats: () => good }, 0, 'cuda:0', false)).toEqual(good);
     expect(() =>

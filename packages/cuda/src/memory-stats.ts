@@ -9,6 +9,9 @@
  *     when the outside allocations are held across the pool's peak (they are allocated once and kept), else an
  *     upper bound.
  *   poolReservedBytes: what the pool holds from the driver (in use, or freed and cached for reuse).
+ *   graphBytes / graphPeakBytes: the device's CUDA graph memory (the scratch of recorded ops, CudaOps.captureGraph),
+ *     which is outside the pool; included in allocatedBytes and peakBytes (the peak: a sum of watermarks, an upper
+ *     bound).
  * The counts are per GPU and per process: every CudaDevice / CudaOps on that GPU shares them.
  */
 import { BackendExecutionError } from '@flashattn/core';
@@ -21,6 +24,8 @@ export interface CudaMemoryStats {
   poolReservedBytes: number;
   outsidePoolBytes: number;
   outsidePoolPeakBytes: number;
+  graphBytes: number;
+  graphPeakBytes: number;
 }
 
 const FIELDS: readonly (keyof CudaMemoryStats)[] = [
@@ -31,6 +36,8 @@ const FIELDS: readonly (keyof CudaMemoryStats)[] = [
   'poolReservedBytes',
   'outsidePoolBytes',
   'outsidePoolPeakBytes',
+  'graphBytes',
+  'graphPeakBytes',
 ];
 
 /** The addon's entry point (absent from addons built before it). */

@@ -28,14 +28,21 @@ import {
   BackendUnavailableError,
   OpsInputError,
   bufferDTypeBytes,
+  captureRefusal,
+  checkAdamWFromScalars,
   describe,
   matmulEpilogue,
   matmulGeluByParts,
   xentRowStride,
+  type AdamWFromStep,
   type AdamWStep,
   type BufferDType,
+  type DeviceStepOps,
+  type HostArray,
   type MatmulOptions,
   type Ops,
+  type OpsGraph,
+  type OpsGraphs,
 } from '@flashattn/core';
 import { cudaUnavailableReason } from './availability.js';
 import { checkFloat32Options, openCudaDevice } from './backend.js';
@@ -96,7 +103,25 @@ interface OpsAddon {
   opsReduceSum(device: number, a: Record<string, unknown>): Promise<number[]>;
   opsScale(device: number, a: Record<string, unknown>): void;
   opsAdamW(device: number, a: Record<string, unknown>): void;
+  opsReduceSumTo?(device: number, a: Record<string, unknown>): void;
+  opsAdamWFrom?(device: number, a: Record<string, unknown>): void;
   opsRelease(device: number): void;
+  // CUDA graphs of the device's stream (native/addon/graphs.cpp); absent in addons built before them
+  graphBegin?(device: number): void;
+  graphEnd?(device: number): { id: number; nodes: number };
+  graphAbort?(device: number): void;
+  graphLaunch?(device: number, id: number): void;
+  graphFree?(device: number, id: number): void;
+}
+
+/** A CUDA graph of a device's stream (CudaOps.captureGraph). */
+class CudaGraph implements OpsGraph {
+  freed = false;
+  constructor(
+    readonly device: number,
+    readonly id: number,
+    readonly nodes: number,
+  ) {}
 }
 
 /** Live CudaOps per device: the last one disposed frees the device's cuBLASLt handle and workspace. */
@@ -125,7 +150,10 @@ function sizeArg(op: string, name: string, x: unknown): number {
   return x;
 }
 
-export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
+export class CudaOps
+  extends CudaDevice
+  implements Ops<CudaBuffer>, DeviceStepOps<CudaBuffer>, OpsGraphs
+{
   /** e.g. 'cuda:0 (NVIDIA H100 80GB HBM3, cuBLASLt 130100)' */
   override readonly name: string;
   /** Where cuBLASLt was loaded from and its version (cublasLtGetVersion()). */
@@ -140,6 +168,9 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
   readonly #queue: SerialQueue;
   #opsDisposed = false;
   readonly #fusedGelu: boolean;
+  /** A captureGraph is recording: calls that wait, move host data or allocate are refused (#refuse). */
+  #capturing = false;
+  #refused: Error | null = null;
 
   /** @internal Use createCudaOps(). */
   constructor(
@@ -173,6 +204,11 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
 
   #live(op: string): void {
     if (this.#opsDisposed) throw new BackendExecutionError(this.name, `${op} after dispose()`);
+  }
+
+  /** Throws (and abandons the capture) when a graph is being captured: `op` may not be recorded. */
+  #refuse(op: string): void {
+    if (this.#capturing) throw (this.#refused = captureRefusal(op));
   }
 
   /** Enqueue after every earlier call on the device; addon errors become typed errors. */
@@ -615,6 +651,7 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
 
   #reduce(op: string, x: CudaBuffer, squares: boolean): Promise<number> {
     this.#live(op);
+    this.#refuse(op);
     const s = this.#float(op, 'x', x);
     if (s.length === 0) return Promise.resolve(0);
     return this.#run(async () => {
@@ -697,7 +734,192 @@ export class CudaOps extends CudaDevice implements Ops<CudaBuffer> {
     );
   }
 
+  // ---- DeviceStepOps: the step's scalars on the device ----------------------------------------------------
+
+  /** out (float32, 1) (+)= sum of x (of x^2), the same deterministic reduction as sum; queued, no wait. */
+  async sumTo(
+    out: CudaBuffer,
+    x: CudaBuffer,
+    opts: { squares?: boolean; accumulate?: boolean } = {},
+  ): Promise<void> {
+    const op = 'sumTo';
+    this.#live(op);
+    const so = this.#float(op, 'out', out, 1, 'float32');
+    const sx = this.#float(op, 'x', x);
+    if (opts === null || typeof opts !== 'object')
+      throw new OpsInputError(`${op} opts`, 'an object', describe(opts));
+    for (const k of ['squares', 'accumulate'] as const)
+      if (opts[k] !== undefined && typeof opts[k] !== 'boolean')
+        throw new OpsInputError(`${op} opts.${k}`, 'a boolean', describe(opts[k]));
+    const addon = this.#addon;
+    if (!addon.opsReduceSumTo)
+      throw new BackendExecutionError(this.name, `${op}: the CUDA addon predates it: rebuild it`);
+    return this.#run(() =>
+      addon.opsReduceSumTo!(this.device, {
+        dtype: this.#id(sx),
+        x: this.#ptr(sx),
+        n: sx.length,
+        squares: !!opts.squares,
+        accumulate: !!opts.accumulate,
+        out: this.#ptr(so),
+      }),
+    );
+  }
+
+  /** AdamW with lr, 1 - beta1^t, 1 - beta2^t from h.hyper (float32 (3)) and the clip factor from h.clip.normSq. */
+  async adamwFrom(
+    params: CudaBuffer,
+    grads: CudaBuffer,
+    m: CudaBuffer,
+    v: CudaBuffer,
+    h: AdamWFromStep<CudaBuffer>,
+  ): Promise<void> {
+    const op = 'adamwFrom';
+    this.#live(op);
+    const sp = this.#float(op, 'params', params, undefined, 'float32');
+    const n = sp.length;
+    const sg = this.#float(op, 'grads', grads, n);
+    const sm = this.#float(op, 'm', m, n, 'float32');
+    const sv = this.#float(op, 'v', v, n, 'float32');
+    checkAdamWFromScalars(op, h);
+    const sh = this.#float(op, 'h.hyper', h.hyper, 3, 'float32');
+    const sn = h.clip ? this.#float(op, 'h.clip.normSq', h.clip.normSq, 1, 'float32') : null;
+    const addon = this.#addon;
+    if (!addon.opsAdamWFrom)
+      throw new BackendExecutionError(this.name, `${op}: the CUDA addon predates it: rebuild it`);
+    if (n === 0) return;
+    return this.#run(() =>
+      addon.opsAdamWFrom!(this.device, {
+        gradDtype: this.#id(sg),
+        params: this.#ptr(sp),
+        grads: this.#ptr(sg),
+        m: this.#ptr(sm),
+        v: this.#ptr(sv),
+        n,
+        hyper: this.#ptr(sh),
+        normSq: sn ? this.#ptr(sn) : null,
+        maxNorm: h.clip?.maxNorm ?? 0,
+        K: h.clip?.K ?? 1,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        eps: h.eps,
+        weightDecay: h.weightDecay,
+      }),
+    );
+  }
+
+  // ---- OpsGraphs: CUDA graphs of the device's stream -------------------------------------------------------
+
+  /**
+   * Record the ops `record` calls into a CUDA graph (stream capture; nothing runs). Every call of this device's
+   * queue between the start and the end is recorded, so only this CudaOps should be used meanwhile.
+   */
+  async captureGraph(record: () => Promise<void>): Promise<OpsGraph> {
+    const op = 'captureGraph';
+    this.#live(op);
+    if (this.#capturing)
+      throw new OpsInputError(op, 'no capture inside a capture', 'a nested captureGraph');
+    const addon = this.#addon;
+    if (!addon.graphBegin || !addon.graphEnd || !addon.graphAbort)
+      throw new BackendExecutionError(
+        this.name,
+        `${op}: the CUDA addon predates graphs: rebuild it`,
+      );
+    this.#capturing = true;
+    this.#refused = null;
+    try {
+      await this.#run(() => addon.graphBegin!(this.device));
+      try {
+        await record();
+        if (this.#refused) throw this.#refused;
+      } catch (e) {
+        await this.#run(() => addon.graphAbort!(this.device));
+        throw e;
+      }
+      const g = await this.#run(() => addon.graphEnd!(this.device));
+      return new CudaGraph(this.device, g.id, g.nodes);
+    } finally {
+      this.#capturing = false;
+    }
+  }
+
+  #graph(op: string, g: OpsGraph): CudaGraph {
+    if (!(g instanceof CudaGraph) || g.device !== this.device)
+      throw new OpsInputError(
+        `${op} g`,
+        `a graph from captureGraph on cuda:${this.device}`,
+        describe(g),
+      );
+    if (g.freed) throw new OpsInputError(`${op} g`, 'a live graph', 'a freed one');
+    return g;
+  }
+
+  /** Enqueue the recording (one launch). */
+  async launchGraph(g: OpsGraph): Promise<void> {
+    const op = 'launchGraph';
+    this.#live(op);
+    this.#refuse(op);
+    const cg = this.#graph(op, g);
+    return this.#run(() => this.#addon.graphLaunch!(this.device, cg.id));
+  }
+
+  /** Release the recording after the launches queued before this call. */
+  freeGraph(g: OpsGraph): void {
+    const cg = this.#graph('freeGraph', g);
+    cg.freed = true;
+    void this.#run(() => this.#addon.graphFree!(this.device, cg.id)).catch(() => undefined);
+  }
+
+  // ---- calls a capture may not record ------------------------------------------------------------------------
+
+  override alloc(n: number, dtype: BufferDType): CudaBuffer {
+    this.#refuse('alloc');
+    return super.alloc(n, dtype);
+  }
+
+  override free(buf: CudaBuffer): void {
+    this.#refuse('free');
+    super.free(buf);
+  }
+
+  override upload(buf: CudaBuffer, data: HostArray): Promise<void> {
+    this.#refuse('upload');
+    return super.upload(buf, data);
+  }
+
+  override download(buf: CudaBuffer): Promise<HostArray> {
+    this.#refuse('download');
+    return super.download(buf);
+  }
+
+  override synchronize(): Promise<void> {
+    this.#refuse('synchronize');
+    return super.synchronize();
+  }
+
+  override attentionWithKvCache(
+    ...args: Parameters<CudaDevice['attentionWithKvCache']>
+  ): ReturnType<CudaDevice['attentionWithKvCache']> {
+    this.#refuse('attentionWithKvCache');
+    return super.attentionWithKvCache(...args);
+  }
+
+  override varlenAttentionForward(
+    ...args: Parameters<CudaDevice['varlenAttentionForward']>
+  ): ReturnType<CudaDevice['varlenAttentionForward']> {
+    this.#refuse('varlenAttentionForward');
+    return super.varlenAttentionForward(...args);
+  }
+
+  override varlenAttentionBackward(
+    ...args: Parameters<CudaDevice['varlenAttentionBackward']>
+  ): ReturnType<CudaDevice['varlenAttentionBackward']> {
+    this.#refuse('varlenAttentionBackward');
+    return super.varlenAttentionBackward(...args);
+  }
+
   override async dispose(): Promise<void> {
+    this.#refuse('dispose');
     if (this.#opsDisposed) return;
     this.#opsDisposed = true;
     const left = (liveOps.get(this.device) ?? 1) - 1;

@@ -16,3 +16,4 @@ export * from './checkpoint/hf-config.js';
 export * from './train/flops.js';
 export * from './profile/profiled-ops.js';
 export * from './parallel/ring-attention.js';
+export * from './train/graphed-step.js';

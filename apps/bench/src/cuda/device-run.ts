@@ -18,7 +18,7 @@
  *       float32 FMA kernels; --shape 4,1024,12,64,1 one shape instead (GPT-2 124M's attention at B = 4, T = 1024)
  *   node device-run.mjs memory [--json F]        extra device memory of forward+backward, B=1 H=16 D=128
  *   node device-run.mjs selftest                 the GPU checks of the package tests, without vitest
- *   node device-run.mjs ops-conformance | ops-sanitize | ops-bench   CudaOps (the training ops): see ops-run.ts
+ *   node device-run.mjs ops-conformance | ops-sanitize | ops-graphs | ops-bench   CudaOps (the training ops): see ops-run.ts
  *   node device-run.mjs inference | inference-sanitize | inference-gpt2 | decode-bench   the inference kernels
  *       (KV cache, split-KV, varlen, GPT-2 cached generation; issue #12): see decode-run.ts
  * The PyTorch peer (apps/bench/src/cuda-sdpa-peer.py) times the same shapes; report.mjs joins the two.
@@ -61,7 +61,7 @@ import {
   inferenceGpt2,
   inferenceSanitize,
 } from './decode-run.js';
-import { opsBench, opsConformance, opsSanitize } from './ops-run.js';
+import { opsBench, opsConformance, opsGraphs, opsSanitize } from './ops-run.js';
 import { benchShapes, type BenchShape } from './shapes.js';
 
 /**
@@ -659,6 +659,7 @@ const modes: Record<string, (a: string[]) => Promise<number>> = {
   selftest: () => selftest(),
   'ops-conformance': opsConformance,
   'ops-sanitize': opsSanitize,
+  'ops-graphs': opsGraphs,
   'ops-bench': opsBench,
   inference: inferenceConformance,
   'inference-sanitize': () => inferenceSanitize(),

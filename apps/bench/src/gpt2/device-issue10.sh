@@ -1,6 +1,7 @@
 #!/bin/bash
 # What issue #10 needs on the GPU, in one device command, each stage skipped when fewer seconds than it needs are
-# left of LIMIT (default 585). STAGES picks them (default "train gpt2 ops slack memstats bench"), run in this order:
+# left of LIMIT (default 585). STAGES picks them (default "train gpt2 ops slack memstats bench"), run in this order
+# (graphs first):
 #   train:    device.sh cuda train: gpt2-train 124M bf16 B=16 T=1024 on the Brown corpus, TRAIN_STEPS 1000 /
 #             TRAIN_TIMEOUT 120 s; loss PNG + sample;
 #   gpt2:     inference-gpt2 (the cached forward and greedy generation against the CPU, the bf16 logits decoded);
@@ -13,7 +14,10 @@
 #             and T 4096, with ours' per-op profile;
 #   curve:    device.sh cuda curve (ours bf16; PyTorch fp64 (the oracle) + bf16);
 #   resume:   device.sh cuda resume with --deterministic;
-#   memcheck: compute-sanitizer memcheck of a tiny GPT-2 step (ops-device.sh sanitize; OPS_ARGS).
+#   memcheck: compute-sanitizer memcheck of a tiny GPT-2 step (ops-device.sh sanitize; OPS_ARGS);
+#   graphs:   CUDA graphs: device-run ops-graphs (the graphs conformance check; a tiny GPT-2 graphed against eager),
+#             the ops suite's DeviceStepOps cases (sumTo, adamwFrom), train-bench 124M eager / graphed / graphed with
+#             --host-delay-us 10 in one call, and memcheck of the graphed tiny GPT-2 (OPS_ARGS=--graphs).
 # Results: $OUT/callAB.tar (progress.txt first; refreshed after every stage). Carry [".carry", ".bundle-lead"],
 # .bundle-lead being
 #   node apps/bench/src/gpt2/bundle.mjs --train $PWD/.bundle-lead && node apps/bench/src/cuda/bundle.mjs $PWD/.bundle-lead \
@@ -29,6 +33,22 @@ nvidia-smi > $R/nvidia-smi.txt 2>&1
 left() { echo $(( ${LIMIT:-585} - ($(date +%s) - t0) )); }
 STAGES=" ${STAGES:-train gpt2 ops slack memstats bench} "
 on() { [[ "$STAGES" == *" $1 "* ]] && [ $(left) -gt $2 ]; }
+if on graphs 60; then
+  timeout 60 node .bundle-cuda/device-run.mjs ops-graphs > $R/ops-graphs.log 2>&1
+  timeout 30 node .bundle-cuda/device-run.mjs ops-conformance --filter From > $R/ops-step-a.log 2>&1
+  timeout 30 node .bundle-cuda/device-run.mjs ops-conformance --filter sumTo > $R/ops-step-b.log 2>&1
+  st "graphs: $(grep -E '^(graphs conformance|pass|FAIL|ops-graphs)' $R/ops-graphs.log | tr '\n' ' ') | adamwFrom: $(tail -1 $R/ops-step-a.log) | sumTo: $(tail -1 $R/ops-step-b.log)"
+  for v in eager graphs graphs-d10; do
+    on graphs 40 || break
+    timeout 40 node .bundle-gpt2/train-bench.mjs --backend cuda --config gpt2-124m --batch 16 --seq 1024 --dtype bf16 --warmup 3 --steps 20 \
+      $([ $v != eager ] && echo --graphs) $([ $v = graphs-d10 ] && echo --host-delay-us 10) --json $R/gbench-$v.json > $R/gbench-$v.log 2>&1
+    st "train-bench $v: $(grep -E '^(ours|host)' $R/gbench-$v.log | head -2 | tr '\n' ' ')"
+  done
+  if on graphs 40; then
+    OPS_ARGS=--graphs MEMCHECK_TIMEOUT=$(( $(left) > 70 ? 60 : $(left) - 10 )) OUT=$R/ops-san-graphs bash apps/bench/src/cuda/ops-device.sh sanitize > $R/ops-san-graphs.log 2>&1
+    st "memcheck graphed: $(grep -E '^memcheck' $R/ops-san-graphs.log)"
+  fi
+fi
 if on train 100; then
   TRAIN_STEPS=${TRAIN_STEPS:-1000} TRAIN_TIMEOUT=${TRAIN_TIMEOUT:-120} OUT=$R/train bash apps/bench/src/gpt2/device.sh cuda train > $R/train.log 2>&1
   st "train: $(grep -E 'training run done' $R/train.log | tail -1) sample: $(grep -A2 '^sample' $R/train.log | tail -1 | cut -c1-300)"

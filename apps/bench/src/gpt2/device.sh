@@ -2,7 +2,8 @@
 # GPT-2 training vs PyTorch on the GPU machine in one device command (BENCHMARKS.md, "GPT-2 training vs
 # PyTorch"; issues #10 and #13):
 #   bash apps/bench/src/gpt2/device.sh [cuda|webgpu|cpu] [bench|parity|all|train|curve|resume]  (defaults: cuda bench)
-# bench:  ours (train-bench.mjs on backend $1, bf16, warmup 3 + 10 timed steps + 1 profiled step) and the
+# bench:  ours (train-bench.mjs on backend $1, bf16, warmup 3 + 10 timed steps + 1 profiled step; on cuda the graphed
+#         step (--graphs) as ours-<setting>.json and the eager one as ours-<setting>-eager.json: OURS_MODES) and the
 #         PyTorch peer (torch_gpt2_peer.py, eager and torch.compile, the same model, batch and AdamW) at
 #         GPT-2 124M B=16 T=1024 and at T=4096 (gpt2-124m-8k shape, B=4: the same 16,384 tokens per step);
 #         prints ours' per-op profile and, last, the table of ratios (ours / torch eager, ours / torch.compile,
@@ -43,14 +44,20 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,po
 PEER=apps/bench/src/gpt2/torch_gpt2_peer.py
 # setting name, config, B, T
 SETTINGS=${GPT2_SETTINGS:-"T1024:gpt2-124m:16:1024 T4096:gpt2-124m-8k:4:4096"}  # name:config:B:T
+# ours' step: graphed (CUDA graphs) and eager on cuda, eager elsewhere
+OURS_MODES=${OURS_MODES:-$([ "$BK" = cuda ] && echo "graphs eager" || echo eager)}
 
 if [ "$MODE" = bench ] || [ "$MODE" = all ]; then
   for s in $SETTINGS; do
     IFS=: read -r name cfg b t <<< "$s"
-    timeout ${OURS_TIMEOUT:-120} node $BUN/train-bench.mjs --backend $BK --config $cfg --batch $b --seq $t --dtype $DTYPE \
-      --warmup 3 --steps 10 --json $OUT/ours-$name.json > $W/ours-$name.log 2>&1
-    echo "rc=$?" >> $W/ours-$name.log
-    stamp "ours $name: $(grep '^ours' $W/ours-$name.log | head -1)"
+    # ours graphed (GraphedTrainStep, what gpt2-train runs on cuda) -> ours-$name.json, and eager -> ours-$name-eager.json
+    for m in $OURS_MODES; do
+      sfx=$([ "$m" = eager ] && [ "$OURS_MODES" != eager ] && echo -eager)
+      timeout ${OURS_TIMEOUT:-120} node $BUN/train-bench.mjs --backend $BK --config $cfg --batch $b --seq $t --dtype $DTYPE \
+        --warmup 3 --steps 10 $([ "$m" = graphs ] && echo --graphs) --json $OUT/ours-$name$sfx.json > $W/ours-$name$sfx.log 2>&1
+      echo "rc=$?" >> $W/ours-$name$sfx.log
+      stamp "ours $name$sfx: $(grep '^ours' $W/ours-$name$sfx.log | head -1)"
+    done
     PYTHONUNBUFFERED=1 timeout ${TORCH_TIMEOUT:-170} python3 $PEER --config $cfg --batch $b --seq $t --dtype $DTYPE \
       --modes ${TORCH_MODES:-eager,compile} --warmup 3 --steps 10 --json $OUT/torch-$name.json > $W/torch-$name.log 2>&1
     echo "rc=$?" >> $W/torch-$name.log
@@ -155,13 +162,13 @@ node -e '
   const lines = ["setting | ours tok/s (MFU) | torch eager tok/s | torch.compile tok/s | ours/eager | ours/compile | ours mem MiB (model bufs / backend peak) | eager max alloc MiB | compile max alloc MiB"];
   const names = fs.readdirSync(out).filter((f) => /^(ours|torch)-.+\.json$/.test(f)).map((f) => f.replace(/^(ours|torch)-|\.json$/g, ""));
   for (const name of [...new Set(names)].sort()) {
-    const o = read("ours-" + name + ".json"); const t = read("torch-" + name + ".json");
+    const o = read("ours-" + name + ".json"); const t = read("torch-" + name.replace(/-eager$/, "") + ".json");
     if (!o && !t) continue;
     const r = (m) => t && t.results.find((x) => x.mode === m && !x.error);
     const e = r("eager"), c = r("compile");
     const ratio = (a, b) => (a && b ? (a.tokensPerSec / b.tokensPerSec).toFixed(2) + "x" : "-");
     lines.push([
-      name + (o ? ` (${o.config} B=${o.batch} T=${o.seq} ${o.dtype})` : ""),
+      name + (o ? ` (${o.config} B=${o.batch} T=${o.seq} ${o.dtype}${o.graphs ? ", graphed" : ""})` : ""),
       o ? `${Math.round(o.tokensPerSec)} (${o.mfu == null ? "-" : (100 * o.mfu).toFixed(1) + "%"})` : "-",
       e ? `${Math.round(e.tokensPerSec)} (${e.mfu == null ? "-" : (100 * e.mfu).toFixed(1) + "%"})` : "-",
       c ? `${Math.round(c.tokensPerSec)} (${c.mfu == null ? "-" : (100 * c.mfu).toFixed(1) + "%"})` : "-",

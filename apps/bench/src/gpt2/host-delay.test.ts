@@ -24,7 +24,7 @@ describe('withHostDelay', () => {
     expect(d.ops.name).toBe(inner.name); // properties are not wrapped
     await inner.dispose();
   });
-  it('times only the read-backs: a delayed read-back waits for a slow device', async () => {
+  it('times only the calls that wait for the device: read-backs and uploads, not the queued ops', async () => {
     const inner = new CpuOps({ threads: 1 });
     const buf = inner.alloc(2, 'float32');
     const slow = new Proxy(inner, {
@@ -32,17 +32,23 @@ describe('withHostDelay', () => {
         const v = Reflect.get(target, prop, target) as unknown;
         if (typeof v !== 'function') return v;
         const f = (v as (...a: unknown[]) => unknown).bind(target);
-        // a device that takes 30 ms to answer a read-back and 0 to take an upload
-        return prop === 'download'
-          ? (...a: unknown[]) => new Promise((r) => setTimeout(() => r(f(...a)), 30))
-          : f;
+        // a device that takes 30 ms to answer a read-back, 20 ms to take an upload, and 40 ms for an add that it
+        // queues (the host does not wait for it)
+        const after =
+          (ms: number) =>
+          (...a: unknown[]) =>
+            new Promise((r) => setTimeout(() => r(f(...a)), ms));
+        return prop === 'download' ? after(30) : prop === 'upload' ? after(20) : f;
       },
     });
     const d = withHostDelay(slow, 0);
     await d.ops.upload(buf, Float32Array.of(1, 2));
-    expect(d.waitMs()).toBe(0);
-    expect(Array.from((await d.ops.download(buf)) as Float32Array)).toEqual([1, 2]);
-    expect(d.waitMs()).toBeGreaterThanOrEqual(25); // setTimeout may fire a little early
+    const afterUpload = d.waitMs();
+    expect(afterUpload).toBeGreaterThanOrEqual(15); // setTimeout may fire a little early
+    await d.ops.add(buf, buf, buf, 2);
+    expect(d.waitMs()).toBe(afterUpload);
+    expect(Array.from((await d.ops.download(buf)) as Float32Array)).toEqual([2, 4]);
+    expect(d.waitMs()).toBeGreaterThanOrEqual(afterUpload + 25);
     await inner.dispose();
   });
   it('refuses a negative or non-finite delay, naming it', () => {

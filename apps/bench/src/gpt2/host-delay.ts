@@ -6,8 +6,8 @@
  * more work per step, the host's launches are off the critical path (they run ahead of the GPU), and a graph
  * could save only the bubbles after the step's read-backs.
  *
- * It also measures the host's wait for the GPU: the time from a read-back call (download, sum, sumSquares) to its
- * result. Over a step that is how far the host ran ahead of the GPU (it had queued everything and then waited); at
+ * It also measures the host's wait for the GPU: the time from a call that waits for the device (download, sum,
+ * sumSquares, and upload: a copy from pageable host memory synchronises the stream) to its result. Over a step that is how far the host ran ahead of the GPU (it had queued everything and then waited); at
  * 0 us it bounds what a graph could take off the host's side: with W ms of wait per step, the host's own work is
  * the step minus W.
  */
@@ -17,13 +17,13 @@ export interface HostDelay<O> {
   ops: O;
   /** Op calls made through `ops` since the last reset. */
   calls(): number;
-  /** Milliseconds spent waiting for read-backs (download, sum, sumSquares) since the last reset. */
+  /** Milliseconds spent in calls that wait for the device (download, sum, sumSquares, upload) since the last reset. */
   waitMs(): number;
   reset(): void;
 }
 
-/** The calls whose result is on the host (the host waits for the GPU in them). */
-const READ_BACKS: ReadonlySet<PropertyKey> = new Set(['download', 'sum', 'sumSquares']);
+/** The calls the host waits for the GPU in: read-backs, and uploads (the copy synchronises the stream). */
+const READ_BACKS: ReadonlySet<PropertyKey> = new Set(['download', 'sum', 'sumSquares', 'upload']);
 
 export function withHostDelay<O extends Ops<unknown>>(inner: O, us: number): HostDelay<O> {
   if (!Number.isFinite(us) || us < 0)

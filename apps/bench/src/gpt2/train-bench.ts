@@ -7,7 +7,7 @@
  * backend's own peak where it has a query: device-memory.ts), and the per-op breakdown.
  *
  *   node dist/gpt2/train-bench.js [--backend cuda|webgpu|cpu|auto] [--config gpt2-124m] [--batch 16]
- *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--unfused-gelu] [--host-delay-us 0]
+ *        [--seq 1024] [--dtype bf16] [--warmup 3] [--steps 10] [--unfused-gelu] [--graphs] [--host-delay-us 0]
  *        [--json out.json]
  *   (bundled for the GPU machine: node .bundle-gpt2/train-bench.mjs ..., see bundle.mjs and device.sh)
  *
@@ -25,6 +25,7 @@ import {
   AdamW,
   clipGradNorm,
   GPT2,
+  GraphedTrainStep,
   lookupPeakTflops,
   numParams,
   profileOps,
@@ -84,6 +85,11 @@ export const TRAIN_BENCH_SCHEMA = {
     default: false,
     help: "CUDA backend option: the matmul and the GELU kernel in turn instead of cuBLASLt's GELU epilogues (createCudaOps({ fusedGelu: false }))",
   },
+  graphs: {
+    type: 'boolean',
+    default: false,
+    help: 'time the graphed step (GraphedTrainStep: the step recorded once and replayed, loss and clip on the device; the backend needs OpsGraphs and DeviceStepOps, e.g. cuda); the profile stays one eager step',
+  },
   hostDelayUs: {
     type: 'number',
     default: 0,
@@ -114,6 +120,8 @@ export interface TrainBenchOptions {
   fusedGelu?: boolean;
   /** Busy host time before every op call (host-delay.ts); 0: none. */
   hostDelayUs?: number;
+  /** Time the graphed step (GraphedTrainStep) instead of the eager one. */
+  graphs?: boolean;
   peakTflops?: number;
   seed?: number;
   log?: (line: string) => void;
@@ -128,6 +136,8 @@ export interface TrainBenchResult {
   fusedGelu: boolean;
   /** --host-delay-us and the op calls of one timed step (the added host time per step is their product). */
   hostDelayUs: number;
+  /** The timed steps were graphed (GraphedTrainStep): the recordings made and their CUDA graph nodes. */
+  graphs: { micro: number; optimizer: number; nodes: number } | null;
   opCallsPerStep: number;
   /** The host's wait for read-backs per timed step (host-delay.ts): how far it ran ahead of the GPU. */
   hostWaitMsPerStep: number;
@@ -200,7 +210,10 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       x: Int32Array.from({ length: B * T }, () => rng.int(V)),
       y: Int32Array.from({ length: B * T }, () => rng.int(V)),
     });
-    const step = async (): Promise<number> => {
+    const graphed = o.graphs
+      ? new GraphedTrainStep(model, opt, { B, T, K: 1, maxNorm: 1.0 })
+      : null;
+    const eagerStep = async (): Promise<number> => {
       const { x, y } = batch();
       await model.zeroGrad();
       const loss = await model.forward(x, y, B, T, true);
@@ -210,6 +223,8 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       await model.syncParams();
       return loss;
     };
+    const step = async (): Promise<number> =>
+      graphed ? (await graphed.step([batch()], 6e-4)).loss : eagerStep();
     // Drain: the parameters' first element read back, after everything queued (in-order queues).
     const drain = async (): Promise<void> => {
       await ops.download(ops.view(model.params, 0, 1));
@@ -237,7 +252,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
     if (o.profile) {
       await profile.start();
       const p0 = performance.now();
-      await step();
+      await eagerStep();
       await drain();
       const ms = performance.now() - p0;
       profile.stop();
@@ -264,6 +279,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
       ops: inner.name,
       fusedGelu: resolved.provider.name === 'cuda' && (o.fusedGelu ?? true),
       hostDelayUs: o.hostDelayUs ?? 0,
+      graphs: graphed?.graphs ?? null,
       opCallsPerStep,
       hostWaitMsPerStep,
       decisions,
@@ -300,7 +316,7 @@ export async function runTrainBench(o: TrainBenchOptions): Promise<TrainBenchRes
 export function formatResult(r: TrainBenchResult): string {
   const MiB = 2 ** 20;
   const lines = [
-    `ours ${r.config} B=${r.batch} T=${r.seq} ${r.dtype} on ${r.ops}${r.fusedGelu ? ' (fused GELU)' : ''}: ${r.msPerStep.toFixed(2)} ms/step (median ${r.msPerStepMedian.toFixed(2)}), ` +
+    `ours ${r.config} B=${r.batch} T=${r.seq} ${r.dtype} on ${r.ops}${r.fusedGelu ? ' (fused GELU)' : ''}${r.graphs ? ` (graphed: ${r.graphs.micro + r.graphs.optimizer} recordings, ${r.graphs.nodes} nodes)` : ''}: ${r.msPerStep.toFixed(2)} ms/step (median ${r.msPerStepMedian.toFixed(2)}), ` +
       `${Math.round(r.tokensPerSec)} tokens/s, ${r.modelTflops.toFixed(2)} model TFLOP/s, ` +
       (r.mfu !== null ? `MFU ${(100 * r.mfu).toFixed(1)}% ${r.mfuNote}` : r.mfuNote),
     `memory: model buffers peak ${(r.peakAllocBytes / MiB).toFixed(1)} MiB; backend peak ${r.peakDeviceBytes === null ? 'n/a (no memory query)' : `${(r.peakDeviceBytes / MiB).toFixed(1)} MiB (${r.peakDeviceSource})`}`,
@@ -342,6 +358,7 @@ async function main(): Promise<void> {
     ...(a.threads !== undefined ? { threads: a.threads } : {}),
     ...(a.unfusedGelu ? { fusedGelu: false } : {}),
     ...(a.hostDelayUs > 0 ? { hostDelayUs: a.hostDelayUs } : {}),
+    ...(a.graphs ? { graphs: true } : {}),
     ...(a.peakTflops !== undefined ? { peakTflops: a.peakTflops } : {}),
     ...(a.json === '-' ? { log: (s: string) => void process.stderr.write(s + '\n') } : {}),
   });

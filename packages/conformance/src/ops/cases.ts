@@ -8,6 +8,8 @@
 import type { AdamWStep } from '@flashattn/core';
 import {
   adamwProblem,
+  adamwFromProblem,
+  sumToProblem,
   addProblem,
   biasBackwardProblem,
   embeddingBackwardProblem,
@@ -247,6 +249,28 @@ function ciCases(): OpsCase[] {
   add('adamw', 'n1031 t1', (d) => adamwProblem(d, 1031, STEP1));
   add('adamw', 'n67 t7 wd', (d) => adamwProblem(d, 67, STEP7), { mag: LARGE });
   add('adamw', 'n33 t7 wd', (d) => adamwProblem(d, 33, STEP7), { mag: TINY, views: true });
+
+  // DeviceStepOps (optional: skipped where the backend has none)
+  add('sumTo', 'n1031', (d) => sumToProblem(d, 1031, false, false));
+  add('sumTo', 'n67 squares accumulate', (d) => sumToProblem(d, 67, true, true), {
+    mag: LARGE,
+    views: true,
+  });
+  add('sumTo', 'n0 accumulate', (d) => sumToProblem(d, 0, false, true));
+  add('adamwFrom', 'n1031 t1', (d) => adamwFromProblem(d, 1031, STEP1));
+  add('adamwFrom', 'n0 t1', (d) => adamwFromProblem(d, 0, STEP1));
+  add(
+    'adamwFrom',
+    'n67 t7 wd clipped K3',
+    (d) => adamwFromProblem(d, 67, STEP7, { maxNorm: 1, K: 3, norm: 4.5 }),
+    { mag: LARGE },
+  );
+  add(
+    'adamwFrom',
+    'n33 t7 wd unclipped K2',
+    (d) => adamwFromProblem(d, 33, STEP7, { maxNorm: 1, K: 2, norm: 0.25 }),
+    { mag: TINY, views: true },
+  );
   return out;
 }
 

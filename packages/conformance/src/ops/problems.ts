@@ -7,6 +7,9 @@
 import {
   addRef,
   adamwRef,
+  adamwUpdateRef,
+  clipFactor,
+  hasDeviceStep,
   biasBackwardRef,
   embeddingBackwardRef,
   embeddingForwardRef,
@@ -57,7 +60,9 @@ export type OpName =
   | 'sum'
   | 'sumSquares'
   | 'scale'
-  | 'adamw';
+  | 'adamw'
+  | 'sumTo'
+  | 'adamwFrom';
 
 export const OP_NAMES: readonly OpName[] = [
   'matmul',
@@ -74,7 +79,12 @@ export const OP_NAMES: readonly OpName[] = [
   'sumSquares',
   'scale',
   'adamw',
+  'sumTo',
+  'adamwFrom',
 ];
+
+/** The optional ops of core's DeviceStepOps: a backend without them skips their cases. */
+export const DEVICE_STEP_OPS: ReadonlySet<OpName> = new Set(['sumTo', 'adamwFrom']);
 
 export interface ProblemBuffer {
   /** Values, exactly representable in `dtype`. */
@@ -589,6 +599,102 @@ export function adamwProblem(d: Draw, n: number, h: AdamWStep): OpProblem {
       return { params, m, v };
     },
     naive: (p) => naiveAdamW(p, params0, grads, m0, v0, h),
+    computeOf: st,
+  };
+}
+
+// ---- DeviceStepOps: sumTo, adamwFrom
+
+/** sumTo(out, x, {squares, accumulate}): out (1, the wide dtype) (+)= the sum (of squares) of x. */
+export function sumToProblem(d: Draw, n: number, squares: boolean, accumulate: boolean): OpProblem {
+  const x0 = normal(d, n);
+  const st = wide(d.dt);
+  const out0 = normal(d, 1, st, 3);
+  const base = accumulate ? out0[0]! : 0;
+  return {
+    buffers: { x: F(x0, d.dt), out: F(out0, st, true) },
+    call: (ops, x) => {
+      if (!hasDeviceStep(ops)) throw new Error(`${ops.name} has no sumTo`);
+      return ops.sumTo(x.out!, x.x!, { squares, accumulate });
+    },
+    oracle: () => ({ out: Float64Array.of(base + (squares ? sumSquaresRef(x0) : sumRef(x0))) }),
+    naive: (p) => {
+      const r = naiveSum(p, x0, squares);
+      return {
+        values: { out: Float64Array.of(p.ra(base + r.values.result![0]!)) },
+        abs: { out: Math.abs(base) + r.abs.result! },
+        terms: r.terms + 1,
+      };
+    },
+  };
+}
+
+export interface AdamWFromClip {
+  maxNorm: number;
+  K: number;
+  /** The norm of the mean gradient the case stores (normSq = (K norm)^2): above maxNorm clips. */
+  norm: number;
+}
+
+/**
+ * adamwFrom with hyper = [lr, 1 - beta1^t, 1 - beta2^t] and, with `clip`, normSq on the device: the oracle is the
+ * float64 update on the stored (rounded) scalars and the clip factor (core's clipFactor); the naive baseline is
+ * naiveAdamW on the gradient times that factor.
+ */
+export function adamwFromProblem(
+  d: Draw,
+  n: number,
+  h: AdamWStep,
+  clip?: AdamWFromClip,
+): OpProblem {
+  const st = wide(d.dt);
+  const params0 = normal(d, n, st);
+  const grads = normal(d, n);
+  const m0 = normal(d, n, st, 0.1 * d.mag.std);
+  const v0 = normal(d, n, st, 0.1 * d.mag.std).map((x) => roundToDType(x * x, st));
+  const hyper = Float64Array.of(h.lr, 1 - h.beta1 ** h.t, 1 - h.beta2 ** h.t).map((x) =>
+    roundToDType(x, st),
+  );
+  const normSq = clip ? Float64Array.of(roundToDType((clip.K * clip.norm) ** 2, st)) : null;
+  const factor = clip ? clipFactor(normSq![0]!, clip.maxNorm, clip.K) : 1;
+  const buffers: Record<string, ProblemBuffer> = {
+    params: F(params0, st, true),
+    grads: F(grads, d.dt),
+    m: F(m0, st, true),
+    v: F(v0, st, true),
+    hyper: F(hyper, st),
+  };
+  if (normSq) buffers.normSq = F(normSq, st);
+  const { beta1, beta2, eps, weightDecay } = h;
+  return {
+    buffers,
+    call: (ops, x) => {
+      if (!hasDeviceStep(ops)) throw new Error(`${ops.name} has no adamwFrom`);
+      return ops.adamwFrom(x.params!, x.grads!, x.m!, x.v!, {
+        beta1,
+        beta2,
+        eps,
+        weightDecay,
+        hyper: x.hyper!,
+        ...(clip ? { clip: { normSq: x.normSq!, maxNorm: clip.maxNorm, K: clip.K } } : {}),
+      });
+    },
+    oracle: () => {
+      const params = copy(params0);
+      const m = copy(m0);
+      const v = copy(v0);
+      adamwUpdateRef(params, grads, m, v, h, hyper, factor);
+      return { params, m, v };
+    },
+    naive: (p) =>
+      naiveAdamW(
+        p,
+        params0,
+        grads.map((g) => g * factor),
+        m0,
+        v0,
+        { ...h, lr: hyper[0]! },
+      ),
     computeOf: st,
   };
 }

@@ -7,7 +7,13 @@
  * plus exact checks: inputs unchanged, nothing written outside a view, no NaN/Inf. Then a few bad
  * calls that must throw OpsInputError and write nothing. Never throws for a failing backend.
  */
-import { OpsInputError, freshSeed, type BufferDType, type Ops } from '@flashattn/core';
+import {
+  OpsInputError,
+  freshSeed,
+  hasDeviceStep,
+  type BufferDType,
+  type Ops,
+} from '@flashattn/core';
 import {
   allowedError,
   errorRatio,
@@ -28,7 +34,7 @@ import {
   type ComputeDTypeLike,
 } from './dtypes.js';
 import { precisionOf } from './naive.js';
-import type { OpName, OpProblem } from './problems.js';
+import { DEVICE_STEP_OPS, type OpName, type OpProblem } from './problems.js';
 
 export interface OpsOutputCheck {
   readonly output: string;
@@ -216,6 +222,8 @@ export async function runOpsCase<Buf>(
     };
   };
   if (!ops.dtypes.includes(dtype)) return finish('skip', `${ops.name} has no ${dtype} buffers`);
+  if (DEVICE_STEP_OPS.has(c.op) && !hasDeviceStep(ops))
+    return finish('skip', `${ops.name} has no DeviceStepOps (sumTo, adamwFrom)`);
 
   const rng = createRng(caseSeedOf(seed, id));
   const pr = c.build({ rng, dt: dtype, mag: c.mag });

@@ -2,7 +2,7 @@
  * Deliberately wrong ops backends: each wraps a correct `Ops<Buf>` and breaks exactly one op with a
  * realistic bug, to prove the ops conformance suite catches it and names the right op.
  */
-import { GELU_CUBIC, GELU_SCALE, type BufferDType, type Ops } from '@flashattn/core';
+import { GELU_CUBIC, GELU_SCALE, hasDeviceStep, type BufferDType, type Ops } from '@flashattn/core';
 import { valuesOf } from '../ops/dtypes.js';
 import type { OpName } from '../ops/problems.js';
 
@@ -24,6 +24,8 @@ export type OpsFault =
   | 'sumSquares-no-square'
   | 'scale-skips-tail'
   | 'adamw-no-bias-correction'
+  | 'sumTo-ignores-accumulate'
+  | 'adamwFrom-ignores-clip'
   | 'view-offset-ignored';
 
 /** The op each fault breaks ('view' breaks the memory layer, so every op's `views` cases fail). */
@@ -45,6 +47,8 @@ export const OPS_FAULTS: Readonly<Record<OpsFault, OpName | 'view'>> = {
   'sumSquares-no-square': 'sumSquares',
   'scale-skips-tail': 'scale',
   'adamw-no-bias-correction': 'adamw',
+  'sumTo-ignores-accumulate': 'sumTo',
+  'adamwFrom-ignores-clip': 'adamwFrom',
   'view-offset-ignored': 'view',
 };
 
@@ -185,6 +189,24 @@ export function brokenOps<Buf>(inner: Ops<Buf>, fault: OpsFault): Ops<Buf> {
         return inner.scale(n > 0 ? head(x, n - 1) : x, s);
       };
       break;
+    case 'sumTo-ignores-accumulate': {
+      // the device-side loss of micro-step k overwrites the earlier ones'
+      if (!hasDeviceStep(inner)) break;
+      const sumTo = inner.sumTo.bind(inner);
+      (ops as unknown as typeof inner).sumTo = (out, x, o = {}) =>
+        sumTo(out, x, { ...o, accumulate: false });
+      break;
+    }
+    case 'adamwFrom-ignores-clip': {
+      // the clip factor is dropped: the accumulated gradient (K x the mean) goes into AdamW as it is
+      if (!hasDeviceStep(inner)) break;
+      const adamwFrom = inner.adamwFrom.bind(inner);
+      (ops as unknown as typeof inner).adamwFrom = (params, grads, m, v, h) => {
+        const { clip: _clip, ...rest } = h;
+        return adamwFrom(params, grads, m, v, rest);
+      };
+      break;
+    }
     case 'adamw-no-bias-correction':
       ops.adamw = async (params, grads, m, v, h) => {
         const [p, g, mm, vv] = await Promise.all([dl(params), dl(grads), dl(m), dl(v)]);

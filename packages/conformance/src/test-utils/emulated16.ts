@@ -31,10 +31,9 @@ export function emulate16<Buf>(inner: Ops<Buf>): Ops<Emulated<Buf>> {
   const un = (x: unknown): unknown => {
     if (x instanceof Emulated) return x.inner;
     if (x && typeof x === 'object' && !ArrayBuffer.isView(x)) {
-      // an options object (matmul's bias, geluPre, dgeluPre): unwrap the buffers in it
-      return Object.fromEntries(
-        Object.entries(x).map(([k, v]) => [k, v instanceof Emulated ? v.inner : v]),
-      );
+      // an options object (matmul's bias, geluPre, dgeluPre; adamwFrom's hyper and clip.normSq): unwrap the
+      // buffers in it, at any depth
+      return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, un(v)]));
     }
     return x;
   };
@@ -105,6 +104,8 @@ export function emulate16<Buf>(inner: Ops<Buf>): Ops<Emulated<Buf>> {
     sumSquares: op('sumSquares'),
     scale: op('scale'),
     adamw: op('adamw'),
+    ...('sumTo' in inner ? { sumTo: op('sumTo' as keyof Ops<Buf>) } : {}),
+    ...('adamwFrom' in inner ? { adamwFrom: op('adamwFrom' as keyof Ops<Buf>) } : {}),
     attentionForward: () => Promise.reject(new Error('emulated16: no attention')),
     attentionBackward: () => Promise.reject(new Error('emulated16: no attention')),
     dispose: () => inner.dispose(),

@@ -8,7 +8,7 @@ export { LAYERNORM_EPS, layernormForwardRef, layernormBackwardRef } from './laye
 export { GELU_CUBIC, GELU_SCALE, geluForwardRef, geluBackwardRef } from './gelu.js';
 export { addRef, scaleRef, sumRef, sumSquaresRef } from './elementwise.js';
 export { softmaxCrossEntropyRef } from './cross-entropy.js';
-export { adamwRef } from './adamw.js';
+export { adamwRef, adamwUpdateRef } from './adamw.js';
 export {
   attentionBackwardRef,
   attentionForwardRef,

@@ -28,7 +28,13 @@ import { AttentionInputError, FlashAttnError, OpsInputError } from '../errors.js
 import type { AttentionOptions } from '../options.js';
 import { validateOptions } from '../validate.js';
 import type { DeviceKvCacheAttention, DeviceVarlenAttention } from '../contracts/kv-cache.js';
-import { adamwRef } from './adamw.js';
+import { adamwRef, adamwUpdateRef } from './adamw.js';
+import {
+  checkAdamWFromScalars,
+  clipFactor,
+  type AdamWFromStep,
+  type DeviceStepOps,
+} from '../contracts/device-step.js';
 import {
   attentionBackwardRef,
   attentionForwardRef,
@@ -61,6 +67,7 @@ export { ReferenceBuffer } from './buffer.js';
 
 /** The reference ops: `Ops<ReferenceBuffer>` (which includes `DeviceMemory` and `DeviceAttention`). */
 export type ReferenceOps = Ops<ReferenceBuffer> &
+  DeviceStepOps<ReferenceBuffer> &
   DeviceKvCacheAttention<ReferenceBuffer> &
   DeviceVarlenAttention<ReferenceBuffer>;
 
@@ -419,6 +426,37 @@ export function createReferenceOps(): ReferenceOps {
       const v = read(sx);
       scaleRef(v, s);
       write(sx, v);
+    },
+    sumTo(out, x, opts = {}) {
+      live();
+      const so = arg('sumTo out', out, 'float', 1);
+      const v = read(arg('sumTo x', x, 'float', 0, true));
+      const s = opts.squares ? sumSquaresRef(v) : sumRef(v);
+      write(so, [opts.accumulate ? read(so)[0]! + s : s]);
+    },
+    adamwFrom(params, grads, m, v, h: AdamWFromStep<ReferenceBuffer>) {
+      live();
+      checkAdamWFromScalars('adamwFrom', h);
+      const sp = arg('adamwFrom params', params, 'float', 0, true);
+      const n = sp.length;
+      const sg = arg('adamwFrom grads', grads, 'float', n);
+      const sm = arg('adamwFrom m', m, 'float', n);
+      const sv = arg('adamwFrom v', v, 'float', n);
+      const hyper = read(arg('adamwFrom h.hyper', h.hyper, 'float', 3));
+      const scale = h.clip
+        ? clipFactor(
+            read(arg('adamwFrom h.clip.normSq', h.clip.normSq, 'float', 1))[0]!,
+            h.clip.maxNorm,
+            h.clip.K,
+          )
+        : 1;
+      const p = read(sp);
+      const mm = read(sm);
+      const vv = read(sv);
+      adamwUpdateRef(p, read(sg), mm, vv, h, hyper, scale);
+      write(sp, p);
+      write(sm, mm);
+      write(sv, vv);
     },
     adamw(params, grads, m, v, h: AdamWStep) {
       live();

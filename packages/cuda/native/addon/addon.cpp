@@ -17,6 +17,7 @@ napi_value Init(napi_env env, napi_value exports) {
   addon::add_ops_functions(props);
   addon::add_nccl_functions(props);
   addon::add_inference_functions(props);
+  addon::add_graph_functions(props);
   napi_define_properties(env, exports, props.size(), props.data());
   return exports;
 }

@@ -278,7 +278,7 @@ napi_value MemPoolUsage(napi_env env, napi_callback_info info) {
 }
 
 // memoryStats(dev, resetPeak) -> { allocatedBytes, peakBytes, poolBytes, poolPeakBytes, poolReservedBytes,
-// outsidePoolBytes, outsidePoolPeakBytes }: the device bytes this process's addon holds on dev now and at most since
+// outsidePoolBytes, outsidePoolPeakBytes, graphBytes, graphPeakBytes }: the device bytes this process's addon holds on dev now and at most since
 // the last reset (torch.cuda.memory_allocated / max_memory_allocated's counterparts). The pool's counters see every
 // cudaMallocAsync (buffers, op scratch, attention workspaces); device_bytes.h counts the plain cudaMalloc ones (the
 // cuBLASLt workspace, the split counters). peakBytes = the pool's high watermark + the outside peak: exact when the
@@ -297,13 +297,29 @@ napi_value MemoryStats(napi_env env, napi_callback_info info) {
     return nullptr;
   }
   const OutsidePoolBytes outside = outside_pool_bytes((int)dev, reset);
+  // CUDA graphs' own allocations (the scratch a recorded op allocates: graphs.cpp) live in the device's graph memory,
+  // not in the default pool: counted beside it, the peak by the same rule (a sum of watermarks: an upper bound).
+  uint64_t graph = 0, graph_high = 0;
+  if (cudaDeviceGetGraphMemAttribute((int)dev, cudaGraphMemAttrUsedMemCurrent, &graph) != cudaSuccess ||
+      cudaDeviceGetGraphMemAttribute((int)dev, cudaGraphMemAttrUsedMemHigh, &graph_high) != cudaSuccess)
+    graph = graph_high = 0;
+  if (reset) {
+    uint64_t zero = 0;
+    cudaDeviceSetGraphMemAttribute((int)dev, cudaGraphMemAttrUsedMemHigh, &zero);
+  }
+  cudaGetLastError();
   napi_value out, v;
   napi_create_object(env, &out);
   const std::pair<const char*, uint64_t> fields[] = {
-      {"allocatedBytes", current + outside.live}, {"peakBytes", high + outside.peak},
-      {"poolBytes", current},                     {"poolPeakBytes", high},
-      {"poolReservedBytes", reserved},            {"outsidePoolBytes", outside.live},
+      {"allocatedBytes", current + outside.live + graph},
+      {"peakBytes", high + outside.peak + graph_high},
+      {"poolBytes", current},
+      {"poolPeakBytes", high},
+      {"poolReservedBytes", reserved},
+      {"outsidePoolBytes", outside.live},
       {"outsidePoolPeakBytes", outside.peak},
+      {"graphBytes", graph},
+      {"graphPeakBytes", graph_high},
   };
   for (const auto& f : fields) {
     napi_create_double(env, (double)f.second, &v);

@@ -467,6 +467,27 @@ napi_value ReduceSum(napi_env env, napi_callback_info info) {
   return queue_job(env, job, "flashattn.opsReduceSum");
 }
 
+// opsReduceSumTo(dev, {dtype, x, n, squares, accumulate, out}): out[0] (float32 on the device) (+)= the sum (or sum of
+// squares) of x, enqueued; nothing waits (core's DeviceStepOps.sumTo).
+napi_value ReduceSumTo(napi_env env, napi_callback_info info) {
+  Call c;
+  int dt;
+  void *x, *out;
+  int64_t n;
+  bool squares, accumulate;
+  if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "dtype", &dt) || !ptrs(env, c.obj, {{"x", &x}, {"out", &out}}) ||
+      !sizes(env, c.obj, {{"n", &n}}) || !prop_bool(env, c.obj, "squares", &squares) ||
+      !prop_bool(env, c.obj, "accumulate", &accumulate))
+    return nullptr;
+  if (!open_stream(env, &c)) return nullptr;
+  void* part = nullptr;
+  cudaError_t e = scratch((size_t)ops::reduce_partials_count() * sizeof(double), c.stream, &part);
+  if (e != cudaSuccess) return finish(env, e, "cudaMallocAsync(reduction partials)");
+  e = ops::reduce_sum_to(dt, static_cast<float*>(out), static_cast<double*>(part), x, n, squares, accumulate, c.stream);
+  cudaFreeAsync(part, c.stream);
+  return finish(env, e, "reduce_sum_to");
+}
+
 napi_value Scale(napi_env env, napi_callback_info info) {
   Call c;
   int dt;
@@ -500,6 +521,39 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
                 "adamw");
 }
 
+// opsAdamWFrom(dev, {gradDtype, params, grads, m, v, n, hyper, normSq (bigint or null), maxNorm, K, beta1, beta2, eps,
+// weightDecay}): AdamW with lr, c1, c2 read from hyper (float32 (3) on the device) and the clip factor from normSq
+// (core's DeviceStepOps.adamwFrom).
+napi_value AdamWFrom(napi_env env, napi_callback_info info) {
+  Call c;
+  int gdt;
+  void *params, *grads, *m, *v, *hyper, *norm_sq = nullptr;
+  int64_t n;
+  double b1, b2, eps, wd, max_norm = 0, K = 1;
+  if (!begin(env, info, &c) || !dtype_arg(env, c.obj, "gradDtype", &gdt) ||
+      !ptrs(env, c.obj, {{"params", &params}, {"grads", &grads}, {"m", &m}, {"v", &v}, {"hyper", &hyper}}) ||
+      !sizes(env, c.obj, {{"n", &n}}) || !prop_f64(env, c.obj, "beta1", &b1) || !prop_f64(env, c.obj, "beta2", &b2) ||
+      !prop_f64(env, c.obj, "eps", &eps) || !prop_f64(env, c.obj, "weightDecay", &wd))
+    return nullptr;
+  napi_value ns;
+  napi_valuetype t;
+  CHECK_NAPI(napi_get_named_property(env, c.obj, "normSq", &ns));
+  CHECK_NAPI(napi_typeof(env, ns, &t));
+  if (t != napi_null && t != napi_undefined) {
+    if (!prop_ptr(env, c.obj, "normSq", &norm_sq) || !prop_f64(env, c.obj, "maxNorm", &max_norm) ||
+        !prop_f64(env, c.obj, "K", &K))
+      return nullptr;
+    if (!(K >= 1)) return throw_type(env, "K must be >= 1");
+  }
+  if (!open_stream(env, &c)) return nullptr;
+  return finish(env,
+                ops::adamw_from(gdt, static_cast<float*>(params), grads, static_cast<float*>(m), static_cast<float*>(v),
+                                n, static_cast<const float*>(hyper), static_cast<const float*>(norm_sq), max_norm, K,
+                                (float)b1, (float)b2, (float)(1.0 - b1), (float)(1.0 - b2), (float)eps, (float)wd,
+                                c.stream),
+                "adamw_from");
+}
+
 // opsRelease(dev): free the device's cuBLASLt handle and workspace (CudaOps.dispose of the last CudaOps on it,
 // after a synchronize).
 napi_value Release(napi_env env, napi_callback_info info) {
@@ -531,6 +585,8 @@ void add_ops_functions(Exports& e) {
   add_function(e, "opsReduceSum", ReduceSum);
   add_function(e, "opsScale", Scale);
   add_function(e, "opsAdamW", AdamW);
+  add_function(e, "opsReduceSumTo", ReduceSumTo);
+  add_function(e, "opsAdamWFrom", AdamWFrom);
   add_function(e, "opsRelease", Release);
 }
 

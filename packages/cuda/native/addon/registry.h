@@ -18,5 +18,6 @@ void add_attention_functions(Exports& e);  // attention.cpp: forward, backward, 
 void add_ops_functions(Exports& e);        // ops.cpp: the training ops (cuBLASLt matmul, native/ops kernels)
 void add_nccl_functions(Exports& e);       // nccl.cpp: NCCL collectives (libnccl loaded at run time)
 void add_inference_functions(Exports& e);  // inference.cpp: KV-cache attention, combine, their benchmarks
+void add_graph_functions(Exports& e);      // graphs.cpp: CUDA graphs of the device's stream (capture, launch)
 
 }  // namespace addon

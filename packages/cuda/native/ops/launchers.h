@@ -53,6 +53,9 @@ cudaError_t softmax_cross_entropy(int dtype, int loss_dtype, void* losses, void*
 cudaError_t reduce_sum(int dtype, double* result, double* partials, const void* x, int64_t n, bool squares,
                        cudaStream_t s);
 int reduce_partials_count();
+// out[0] (float32, device) (+)= sum of x (or of x^2): the same reduction, kept on the device (no host copy).
+cudaError_t reduce_sum_to(int dtype, float* out, double* partials, const void* x, int64_t n, bool squares,
+                          bool accumulate, cudaStream_t s);
 // x *= scale.
 cudaError_t scale_inplace(int dtype, void* x, int64_t n, float scale, cudaStream_t s);
 // One AdamW step; params, m, v float32; grads in grad_dtype. c1 = 1 - beta1^t, c2 = 1 - beta2^t; one_minus_beta*
@@ -60,6 +63,11 @@ cudaError_t scale_inplace(int dtype, void* x, int64_t n, float scale, cudaStream
 cudaError_t adamw(int grad_dtype, float* params, const void* grads, float* m, float* v, int64_t n, float lr,
                   float beta1, float beta2, float one_minus_beta1, float one_minus_beta2, float eps, float weight_decay,
                   float c1, float c2, cudaStream_t s);
+// The same step with lr, c1, c2 read from the device (hyper = [lr, c1, c2], float32) and the gradient times the clip
+// factor min(1, max_norm / (sqrt(norm_sq[0]) / K + 1e-6)) / K (norm_sq null: factor 1): adamw.cu.
+cudaError_t adamw_from(int grad_dtype, float* params, const void* grads, float* m, float* v, int64_t n,
+                       const float* hyper, const float* norm_sq, double max_norm, double K, float beta1, float beta2,
+                       float one_minus_beta1, float one_minus_beta2, float eps, float weight_decay, cudaStream_t s);
 // Row-major out (M, N) (+)= op(A) op(B) [+ bias (N)], one thread per element (matmul_fallback.cu): only for a
 // product cuBLASLt has no kernel for. out and bias in out_dtype (a's dtype or float32).
 cudaError_t matmul_fallback(int ab_dtype, int out_dtype, void* out, const void* a, const void* b, const void* bias,

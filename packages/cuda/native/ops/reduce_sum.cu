@@ -1,5 +1,6 @@
 // Sum (the loss) or sum of squares (the global gradient norm) of n elements into one float64 on the device, which
-// the addon then copies to the host (the only syncs of a training step). Two passes with a fixed grid, so the
+// the addon then copies to the host (sum / sumSquares), or into a float32 on the device that stays there (sumTo:
+// a training step's loss and gradient norm without a host round trip, for the CUDA graph of the step). Two passes with a fixed grid, so the
 // result is deterministic: kBlocks blocks each sum a strided slice in float64 and write a partial; one block adds
 // the partials in order.
 #include "common.cuh"
@@ -30,12 +31,16 @@ __global__ void reduce_final_kernel(double* result, const double* partials, int 
   if (threadIdx.x == 0) result[0] = acc;
 }
 
-}  // namespace
+// out[0] = (accumulate ? out[0] : 0) + the sum of the partials, added in float64 and rounded once to float32.
+__global__ void reduce_final_to_kernel(float* out, const double* partials, int count, bool accumulate) {
+  __shared__ double shared[32];
+  double acc = 0.0;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) acc += partials[i];
+  acc = block_sum(acc, shared);
+  if (threadIdx.x == 0) out[0] = (float)((accumulate ? (double)out[0] : 0.0) + acc);
+}
 
-int reduce_partials_count() { return kBlocks; }
-
-cudaError_t reduce_sum(int dtype, double* result, double* partials, const void* x, int64_t n, bool squares,
-                       cudaStream_t s) {
+cudaError_t reduce_partials(int dtype, double* partials, const void* x, int64_t n, bool squares, cudaStream_t s) {
   if (squares) {
     OPS_DISPATCH_FLOAT(dtype, E, reduce_partials_kernel<E, true><<<kBlocks, kThreads, 0, s>>>(
         partials, static_cast<const E*>(x), n));
@@ -43,8 +48,24 @@ cudaError_t reduce_sum(int dtype, double* result, double* partials, const void* 
     OPS_DISPATCH_FLOAT(dtype, E, reduce_partials_kernel<E, false><<<kBlocks, kThreads, 0, s>>>(
         partials, static_cast<const E*>(x), n));
   }
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+int reduce_partials_count() { return kBlocks; }
+
+cudaError_t reduce_sum(int dtype, double* result, double* partials, const void* x, int64_t n, bool squares,
+                       cudaStream_t s) {
+  if (cudaError_t e = reduce_partials(dtype, partials, x, n, squares, s); e != cudaSuccess) return e;
   reduce_final_kernel<<<1, kThreads, 0, s>>>(result, partials, kBlocks);
+  return cudaGetLastError();
+}
+
+cudaError_t reduce_sum_to(int dtype, float* out, double* partials, const void* x, int64_t n, bool squares,
+                          bool accumulate, cudaStream_t s) {
+  if (cudaError_t e = reduce_partials(dtype, partials, x, n, squares, s); e != cudaSuccess) return e;
+  reduce_final_to_kernel<<<1, kThreads, 0, s>>>(out, partials, kBlocks, accumulate);
   return cudaGetLastError();
 }
 

@@ -21,6 +21,7 @@
 import {
   contiguousView,
   createRng,
+  hasDeviceStep,
   hasKvCacheAttention,
   hostFloats,
   OpsInputError,
@@ -310,8 +311,26 @@ export class GPT2<Buf = unknown> {
     T: number,
     grad = false,
   ): Promise<number> {
+    const count = await this.loadBatch(tokens, targets, B, T, grad);
+    await this.forwardQueued(B, T, targets !== null, grad, count);
+    if (!targets) return NaN;
+    return count > 0 ? (await this.ops.sum(this.last!.acts.losses)) / count : 0;
+  }
+
+  /**
+   * The first half of forward(): check tokens and targets, size the buffers for B * T tokens (allocating on first
+   * use) and upload them. Returns the number of non-ignored targets (0 without targets). A graphed training step
+   * (train/graphed-step.ts) calls this before each launch of its recorded forwardQueued + backward.
+   */
+  async loadBatch(
+    tokens: Int32Array,
+    targets: Int32Array | null,
+    B: number,
+    T: number,
+    grad: boolean,
+  ): Promise<number> {
     await this.initialised;
-    const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V, maxSeqLen } = this.config;
+    const { vocabSize: V, maxSeqLen } = this.config;
     if (!Number.isInteger(B) || B < 1)
       throw new OpsInputError('GPT2.forward B', 'a positive integer', B);
     if (!Number.isInteger(T) || T < 1 || T > maxSeqLen) {
@@ -326,6 +345,27 @@ export class GPT2<Buf = unknown> {
     const count = targets ? checkIds('targets', targets, BT, V, true) : 0;
     if (grad && !targets)
       throw new OpsInputError('GPT2.forward targets', 'targets when grad is true', null);
+    const { acts: A } = this.views(BT, grad);
+    await this.ops.upload(A.tokens, tokens);
+    if (targets) await this.ops.upload(A.targets, targets);
+    return count;
+  }
+
+  /**
+   * The ops of forward() on the batch loadBatch uploaded, queued with no host read: with targets the losses
+   * (BT) are left in the activations and, when lossTo (1 element) is given, their sum goes there on the device
+   * (DeviceStepOps.sumTo).
+   */
+  async forwardQueued(
+    B: number,
+    T: number,
+    withTargets: boolean,
+    grad: boolean,
+    count: number,
+    lossTo?: Buf,
+  ): Promise<void> {
+    const { nEmbd: C, nHead: H, nLayer: L, vocabSize: V } = this.config;
+    const BT = B * T;
     const D = C / H;
     const ops = this.ops;
     const { acts: A, grads: Gb } = this.views(BT, grad);
@@ -333,7 +373,6 @@ export class GPT2<Buf = unknown> {
     this.last = null;
     const causal: AttentionOptions = { causal: true };
 
-    await ops.upload(A.tokens, tokens);
     await ops.embeddingForward(A.encoded, A.tokens, P.wte, P.wpe, B, T, C);
     let x = A.encoded; // (BT, C) residual stream
     for (let l = 0; l < L; l++) {
@@ -358,9 +397,7 @@ export class GPT2<Buf = unknown> {
     await ops.layernormForward(A.lnf, A.lnfMean, A.lnfRstd, x, P.lnfw, P.lnfb, BT, C);
     const Vp = this.paddedVocab;
     await ops.matmul(A.logits, A.lnf, this.headW, BT, Vp, C, { transB: true }); // tied head: lnf @ wte^T
-    let loss = NaN;
-    if (targets) {
-      await ops.upload(A.targets, targets);
+    if (withTargets) {
       const scale = count > 0 ? 1 / count : 0;
       await ops.softmaxCrossEntropy(
         A.losses,
@@ -372,10 +409,17 @@ export class GPT2<Buf = unknown> {
         scale,
         Vp,
       );
-      loss = count > 0 ? (await ops.sum(A.losses)) / count : 0;
+      if (lossTo !== undefined) {
+        if (!hasDeviceStep(ops))
+          throw new OpsInputError(
+            'GPT2.forwardQueued lossTo',
+            `a backend with DeviceStepOps (sumTo); ${ops.name} has none`,
+            'a buffer',
+          );
+        await ops.sumTo(lossTo, A.losses);
+      }
     }
     this.last = { B, T, acts: A, grad };
-    return loss;
   }
 
   /** Accumulate d(mean loss)/d(params) into this.grads for the last forward(..., grad = true). */

@@ -4,7 +4,7 @@
  * ops' device in the masters' dtype; each step is one `ops.adamw` per run of neighbouring tensors that
  * share a decay flag.
  */
-import { OpsInputError, type Ops } from '@flashattn/core';
+import { hasDeviceStep, OpsInputError, type AdamWFromStep, type Ops } from '@flashattn/core';
 import type { ParamSpec } from '../model/params.js';
 
 export interface AdamWConfig {
@@ -64,6 +64,40 @@ export class AdamW<Buf = unknown> {
         eps,
         weightDecay: r.decay ? weightDecay : 0,
         t: this.t,
+      });
+    }
+  }
+
+  /**
+   * The ops of one step with its scalars on the device (DeviceStepOps.adamwFrom): hyper = adamwHyper(lr, beta1,
+   * beta2, t) written by the caller, and the clip of an accumulated gradient. Queued, no host read, and t is NOT
+   * advanced: a graphed step records this once and the caller advances t and rewrites hyper before each launch
+   * (train/graphed-step.ts).
+   */
+  async queueStepFrom(
+    params: Buf,
+    grads: Buf,
+    hyper: Buf,
+    clip?: AdamWFromStep<Buf>['clip'],
+  ): Promise<void> {
+    const ops = this.ops;
+    if (!hasDeviceStep(ops))
+      throw new OpsInputError(
+        'AdamW.queueStepFrom',
+        `a backend with DeviceStepOps (adamwFrom); ${ops.name} has none`,
+        'a call',
+      );
+    const { beta1, beta2, eps, weightDecay } = this.config;
+    for (const r of this.ranges) {
+      const n = r.hi - r.lo;
+      const at = (b: Buf): Buf => ops.view(b, r.lo, n);
+      await ops.adamwFrom(at(params), at(grads), at(this.m), at(this.v), {
+        beta1,
+        beta2,
+        eps,
+        weightDecay: r.decay ? weightDecay : 0,
+        hyper,
+        ...(clip ? { clip } : {}),
       });
     }
   }
