@@ -11,12 +11,14 @@
 # core's heuristic for c and for 2c CTAs per SM. decode-sweep-table.mjs prints the joined table last.
 # Then, for SPLIT_VARIANTS, the split sweep (decode-bench --splits: forced counts, SPLIT_SETS "B:counts ...";
 # decode-splits-table.mjs). FLASHATTN_CUDA_ADDON picks another addon than .bundle-cuda's (a sweep build beside
-# the default one). Writes $OUT/decode-sweep.tar.gz (every log and JSON) and $OUT/decode-sweep.txt (the tables).
+# the default one), SWEEP_BUNDLE another folder holding device-run.mjs (default .bundle-cuda).
+# Writes $OUT/decode-sweep.tar.gz (every log and JSON) and $OUT/decode-sweep.txt (the tables).
 set -u
 cd "$(dirname "$0")/../../.."
 ADDON=${FLASHATTN_CUDA_ADDON:-}
 source apps/bench/src/cuda/common.sh
 [ -n "$ADDON" ] && export FLASHATTN_CUDA_ADDON=$ADDON
+BUN=${SWEEP_BUNDLE:-$BUN}
 cuda_work /tmp/decode-sweep decode-sweep.tar.gz
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv > $W/gpu.txt 2>&1
 # variant:CTAs per SM (decode_attention.cu's sweep switch)

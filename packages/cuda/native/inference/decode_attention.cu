@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "../include/flash_common.cuh"  // mma.sync m16n8k16, ldmatrix, cp.async (the tensor-core sweep variant)
 #include "kv_params.h"
 
 namespace infer {
@@ -273,6 +274,138 @@ __device__ __forceinline__ void merge_splits_batched(const KvCacheParams& p, int
   }
 }
 
+// Visible keys [lo, hi) of each of the kRows rows of row block rb (core's keyRange, Nk = Lk), cut to the split's
+// keys [kBeg, kEnd); [jBegin, jEnd) their union (empty: jBegin = Lk, jEnd = 0).
+__device__ __forceinline__ void row_key_ranges(const KvCacheParams& p, int rb, int M, int Lk, int kBeg, int kEnd,
+                                               int (&lo)[kRows], int (&hi)[kRows], int& jBegin, int& jEnd) {
+  jBegin = Lk;
+  jEnd = 0;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int row = rb * kRows + r;
+    int a = 0, z = 0;
+    if (row < M) {
+      const int diag = row % p.Nq + Lk - p.Nq;
+      a = p.window_left >= 0 ? max(0, diag - p.window_left) : 0;
+      z = p.window_right >= 0 ? min(Lk, diag + p.window_right + 1) : Lk;
+      a = max(a, kBeg);
+      z = max(a, min(z, kEnd));
+    }
+    lo[r] = a;
+    hi[r] = z;
+    if (a < z) {
+      jBegin = min(jBegin, a);
+      jEnd = max(jEnd, z);
+    }
+  }
+}
+
+// The end of every kernel's pass over its keys: the NG key groups (each with its own m, l, acc per row, stored in
+// sm_m / sm_l (NG, kRows) and sm_acc (NG, kRows, ROW)) merged by the lse rule, M = max_g m_g,
+// l = sum_g l_g exp2(m_g - M), acc = sum_g acc_g exp2(m_g - M); Algorithm 1, lines 12-13 into out / lse (S = 1) or
+// this split's partials; and with S > 1 the fused second pass by the last of the S CTAs to finish.
+template <typename T, int EPL, class TU, int NG, int ROW>
+__device__ __forceinline__ void finish_rows(const KvCacheParams& p, int s, int rb, int hk, int b, int G, int M,
+                                            const float (*sm_m)[kRows], const float (*sm_l)[kRows],
+                                            const float (*sm_acc)[kRows][ROW], bool& sm_last,
+                                            float (*sm_w)[kMaxSplits], float* sm_lse) {
+  __syncthreads();
+  for (int x = threadIdx.x; x < kRows * p.D; x += kThreads) {
+    const int r = x / p.D, d = x % p.D;
+    const int row = rb * kRows + r;
+    if (row >= M) continue;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int gg = 0; gg < NG; ++gg) mx = fmaxf(mx, sm_m[gg][r]);
+    float l = 0.f, a = 0.f;
+    if (mx != -INFINITY) {
+#pragma unroll
+      for (int gg = 0; gg < NG; ++gg) {
+        const float w = exp2f(sm_m[gg][r] - mx);  // a group that saw no key: 0
+        l = fmaf(sm_l[gg][r], w, l);
+        a = fmaf(sm_acc[gg][r][d], w, a);
+      }
+    }
+    // Algorithm 1, lines 12-13
+    const float out = l > 0.f ? a / l : 0.f;
+    const float lse = l > 0.f ? (mx + log2f(l)) * kLn2 : -INFINITY;
+    const int h = hk * G + row / p.Nq, i = row % p.Nq;
+    if (p.S == 1) {
+      T* op = static_cast<T*>(p.o) + b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
+      store(op + d, out);
+      if (d == 0 && p.lse != nullptr) p.lse[((int64_t)b * p.Hq + h) * p.Nq + i] = lse;
+    } else {
+      const int64_t split = (int64_t)s * p.B + b;
+      p.o_partial[((split * p.Nq + i) * p.Hq + h) * p.D + d] = out;
+      if (d == 0) p.lse_partial[(split * p.Hq + h) * p.Nq + i] = lse;
+    }
+  }
+  if (p.S == 1) return;
+
+  // Split-KV second pass, fused: the last of the S CTAs of (b, hk, rb) to finish merges their partials
+  // (combine_by_lse.cu's rule), as in CUDA's threadFenceReduction sample: every thread's partials are made
+  // visible device-wide before thread 0 counts this split as done; the last one reads the others' from L2.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    int* counter = p.split_counters + ((int64_t)b * p.Hk + hk) * (gridDim.x / p.S) + rb;
+    const bool last = atomicAdd(counter, 1) == p.S - 1;
+    if (last) *counter = 0;  // every split has counted: ready for the next call
+    sm_last = last;
+  }
+  __syncthreads();
+  if (!sm_last) return;
+  __threadfence();
+  if constexpr (TU::BATCHED) {
+    merge_splits_batched<T, EPL, TU::MERGE4>(p, rb, hk, b, G, M, sm_w, sm_lse);
+  } else {
+    for (int x = threadIdx.x; x < kRows * p.S; x += kThreads) {
+      const int r = x / p.S, sp = x % p.S;
+      const int row = rb * kRows + r;
+      float l = -INFINITY;
+      if (row < M) {
+        const int h = hk * G + row / p.Nq, i = row % p.Nq;
+        l = __ldcg(p.lse_partial + (((int64_t)sp * p.B + b) * p.Hq + h) * p.Nq + i);
+      }
+      sm_w[r][sp] = l;
+    }
+    __syncthreads();
+    if (threadIdx.x < kRows) {
+      const int r = threadIdx.x;
+      float mx = -INFINITY;
+      for (int sp = 0; sp < p.S; ++sp) mx = fmaxf(mx, sm_w[r][sp]);
+      float sum = 0.f;
+      for (int sp = 0; sp < p.S; ++sp) {
+        const float e = mx == -INFINITY ? 0.f : expf(sm_w[r][sp] - mx);  // a split that saw no key: 0
+        sm_w[r][sp] = e;
+        sum += e;
+      }
+      const float inv = sum > 0.f ? 1.f / sum : 0.f;
+      for (int sp = 0; sp < p.S; ++sp) sm_w[r][sp] *= inv;
+      sm_lse[r] = sum > 0.f ? mx + logf(sum) : -INFINITY;
+    }
+    __syncthreads();
+    for (int x = threadIdx.x; x < kRows * p.D; x += kThreads) {
+      const int r = x / p.D, d = x % p.D;
+      const int row = rb * kRows + r;
+      if (row >= M) continue;
+      const int h = hk * G + row / p.Nq, i = row % p.Nq;
+      const float* op = p.o_partial + (((int64_t)b * p.Nq + i) * p.Hq + h) * p.D + d;  // split 0
+      const int64_t split_stride = (int64_t)p.B * p.Nq * p.Hq * p.D;
+      float acc = 0.f;
+#pragma unroll 8
+      for (int sp = 0; sp < p.S; ++sp) {
+        const float xo = __ldcg(op + sp * split_stride);
+        const float w = sm_w[r][sp];
+        acc = w != 0.f ? fmaf(w, xo, acc) : acc;
+      }
+      T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
+      store(o + d, acc);
+      if (d == 0 && p.lse != nullptr) p.lse[((int64_t)b * p.Hq + h) * p.Nq + i] = sm_lse[r];
+    }
+  }
+}
+
 // T: storage dtype; VEC: elements per load (16 bytes, or 1); EPL: elements per lane (EPL / VEC chunks, lane l's
 // chunk c holds columns c * kLanes * VEC + l * VEC + [0, VEC)); TU: the tuning (Tune above).
 template <typename T, int VEC, int EPL, class TU>
@@ -309,27 +442,8 @@ __global__ void __launch_bounds__(kThreads, TU::MINB) decode_attention_kernel(co
   const int kBeg = s * p.kps;
   const int kEnd = min(kBeg + p.kps, Lk);
 
-  // Visible keys [lo, hi) of each row (core's keyRange, Nk = Lk), cut to this split; [jBegin, jEnd) their union.
-  int lo[kRows], hi[kRows];
-  int jBegin = Lk, jEnd = 0;
-#pragma unroll
-  for (int r = 0; r < kRows; ++r) {
-    const int row = rb * kRows + r;
-    int a = 0, z = 0;
-    if (row < M) {
-      const int diag = row % p.Nq + Lk - p.Nq;
-      a = p.window_left >= 0 ? max(0, diag - p.window_left) : 0;
-      z = p.window_right >= 0 ? min(Lk, diag + p.window_right + 1) : Lk;
-      a = max(a, kBeg);
-      z = max(a, min(z, kEnd));
-    }
-    lo[r] = a;
-    hi[r] = z;
-    if (a < z) {
-      jBegin = min(jBegin, a);
-      jEnd = max(jEnd, z);
-    }
-  }
+  int lo[kRows], hi[kRows], jBegin, jEnd;
+  row_key_ranges(p, rb, M, Lk, kBeg, kEnd, lo, hi, jBegin, jEnd);
 
   const T* kc = static_cast<const T*>(p.k) + (int64_t)hk * p.k_head_stride;
   const T* vc = static_cast<const T*>(p.v) + (int64_t)hk * p.v_head_stride;
@@ -619,104 +733,11 @@ __global__ void __launch_bounds__(kThreads, TU::MINB) decode_attention_kernel(co
 #pragma unroll
       for (int e = 0; e < VEC; ++e) sm_acc[g][r][c * kLanes * VEC + lane * VEC + e] = acc[r][c * VEC + e];
   }
-  __syncthreads();
-  for (int x = threadIdx.x; x < kRows * p.D; x += kThreads) {
-    const int r = x / p.D, d = x % p.D;
-    const int row = rb * kRows + r;
-    if (row >= M) continue;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int gg = 0; gg < kGroups; ++gg) mx = fmaxf(mx, sm_m[gg][r]);
-    float l = 0.f, a = 0.f;
-    if (mx != -INFINITY) {
-#pragma unroll
-      for (int gg = 0; gg < kGroups; ++gg) {
-        const float w = exp2f(sm_m[gg][r] - mx);  // a group that saw no key: 0
-        l = fmaf(sm_l[gg][r], w, l);
-        a = fmaf(sm_acc[gg][r][d], w, a);
-      }
-    }
-    // Algorithm 1, lines 12-13
-    const float out = l > 0.f ? a / l : 0.f;
-    const float lse = l > 0.f ? (mx + log2f(l)) * kLn2 : -INFINITY;
-    const int h = hk * G + row / p.Nq, i = row % p.Nq;
-    if (p.S == 1) {
-      T* op = static_cast<T*>(p.o) + b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
-      store(op + d, out);
-      if (d == 0 && p.lse != nullptr) p.lse[((int64_t)b * p.Hq + h) * p.Nq + i] = lse;
-    } else {
-      const int64_t split = (int64_t)s * p.B + b;
-      p.o_partial[((split * p.Nq + i) * p.Hq + h) * p.D + d] = out;
-      if (d == 0) p.lse_partial[(split * p.Hq + h) * p.Nq + i] = lse;
-    }
-  }
-  if (p.S == 1) return;
-
-  // Split-KV second pass, fused: the last of the S CTAs of (b, hk, rb) to finish merges their partials
-  // (combine_by_lse.cu's rule), as in CUDA's threadFenceReduction sample: every thread's partials are made
-  // visible device-wide before thread 0 counts this split as done; the last one reads the others' from L2.
+  // the fused combine's shared memory (finish_rows, S > 1)
   __shared__ bool sm_last;
   __shared__ float sm_w[kRows][kMaxSplits];  // row r's split weights exp(lse_s - M) / sum
   __shared__ float sm_lse[kRows];
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    int* counter = p.split_counters + ((int64_t)b * p.Hk + hk) * (gridDim.x / p.S) + rb;
-    const bool last = atomicAdd(counter, 1) == p.S - 1;
-    if (last) *counter = 0;  // every split has counted: ready for the next call
-    sm_last = last;
-  }
-  __syncthreads();
-  if (!sm_last) return;
-  __threadfence();
-  if constexpr (TU::BATCHED) {
-    merge_splits_batched<T, EPL, TU::MERGE4>(p, rb, hk, b, G, M, sm_w, sm_lse);
-  } else {
-    for (int x = threadIdx.x; x < kRows * p.S; x += kThreads) {
-      const int r = x / p.S, sp = x % p.S;
-      const int row = rb * kRows + r;
-      float l = -INFINITY;
-      if (row < M) {
-        const int h = hk * G + row / p.Nq, i = row % p.Nq;
-        l = __ldcg(p.lse_partial + (((int64_t)sp * p.B + b) * p.Hq + h) * p.Nq + i);
-      }
-      sm_w[r][sp] = l;
-    }
-    __syncthreads();
-    if (threadIdx.x < kRows) {
-      const int r = threadIdx.x;
-      float mx = -INFINITY;
-      for (int sp = 0; sp < p.S; ++sp) mx = fmaxf(mx, sm_w[r][sp]);
-      float sum = 0.f;
-      for (int sp = 0; sp < p.S; ++sp) {
-        const float e = mx == -INFINITY ? 0.f : expf(sm_w[r][sp] - mx);  // a split that saw no key: 0
-        sm_w[r][sp] = e;
-        sum += e;
-      }
-      const float inv = sum > 0.f ? 1.f / sum : 0.f;
-      for (int sp = 0; sp < p.S; ++sp) sm_w[r][sp] *= inv;
-      sm_lse[r] = sum > 0.f ? mx + logf(sum) : -INFINITY;
-    }
-    __syncthreads();
-    for (int x = threadIdx.x; x < kRows * p.D; x += kThreads) {
-      const int r = x / p.D, d = x % p.D;
-      const int row = rb * kRows + r;
-      if (row >= M) continue;
-      const int h = hk * G + row / p.Nq, i = row % p.Nq;
-      const float* op = p.o_partial + (((int64_t)b * p.Nq + i) * p.Hq + h) * p.D + d;  // split 0
-      const int64_t split_stride = (int64_t)p.B * p.Nq * p.Hq * p.D;
-      float acc = 0.f;
-#pragma unroll 8
-      for (int sp = 0; sp < p.S; ++sp) {
-        const float xo = __ldcg(op + sp * split_stride);
-        const float w = sm_w[r][sp];
-        acc = w != 0.f ? fmaf(w, xo, acc) : acc;
-      }
-      T* o = static_cast<T*>(p.o) + b * p.o_batch_stride + i * p.o_row_stride + h * p.o_head_stride;
-      store(o + d, acc);
-      if (d == 0 && p.lse != nullptr) p.lse[((int64_t)b * p.Hq + h) * p.Nq + i] = sm_lse[r];
-    }
-  }
+  finish_rows<T, EPL, TU, kGroups, ROW>(p, s, rb, hk, b, G, M, sm_m, sm_l, sm_acc, sm_last, sm_w, sm_lse);
 }
 
 template <typename T, int VEC, int EPL, class TU>
@@ -754,6 +775,316 @@ using BaseTune = Tune<(EPL <= 8 ? 4 : 1), 0, false, 1>;
 using Tune16 = Tune<2, 4, true, 4, false, false, true, true>;
 
 #ifdef FLASHATTN_DECODE_SWEEP
+// ---------------------------------------------------------------------------------------------------------------
+// The tensor-core variant (sweep variants 17-20 only). Why: ncu of Tune16 at B = 64, L = 32k (H100, 2026-12-07)
+// showed it bound by instruction issue (issue slots 74% busy, DRAM 73%): per key and kv head the scalar path
+// issues ~75 warp instructions (a count of the source, not measured: the 4 rows' 2 x 128 FMAs, 2 x 128 bf16 ->
+// float conversions, the reduce-scatter and broadcast shuffles, the per-step rescale of 4 x 128 acc). Here
+// S = Q K^T and acc += P V are mma.sync m16n8k16 (bf16 / fp16 in, float32 accumulate), as in FlashAttention-2's
+// forward, inside the same split-KV frame: the same grid (splits x row blocks, Hk, B), the same kRows = 4 query
+// rows per CTA, the same merge of the key groups and fused combine (finish_rows).
+//   The A tile (16 rows): rows 0..3 are the CTA's kRows query rows (decode: the GQA group of Hq / Hk = 4 heads
+//   of kv head hk), rows 4..15 are zero. In the m16n8k16 fragments lane (g, t) = (lane / 4, lane % 4) holds rows
+//   g and g + 8, so lanes 0..15 carry the real rows and 3/4 of every mma is padding. That wastes tensor-core
+//   throughput, which is not the limit: at 3 TB/s an H100 SM receives ~11.5 bytes a cycle, one key's K + V row
+//   (512 bytes) every ~45 cycles, against 2 mma per key. What counts is the instructions: per key and warp 2 mma,
+//   1 ldmatrix, 1 cp.async and the per-tile softmax, rescale and address work shared by KT keys.
+//   4 warps, each with its own stream of tiles of KT = 16 or 32 keys: warp w takes tiles jT + (w + 4 i) KT,
+//   i = 0, 1, ... (jT = jBegin rounded down to a multiple of KT; keys outside [jBegin, jEnd) are zero-filled, not
+//   read, and masked). Per tile:
+//     cp.async: K, V (KT, 128) -> the warp's ring of NSTAGE slots (NSTAGE - 1 tiles in flight while one is
+//       computed); a row is 16 chunks of 16 bytes, chunk c of row r stored at chunk c ^ (r % 8), so the 8 rows
+//       one ldmatrix phase reads fall in 8 different bank groups; half a warp loads one 256-byte row;
+//     Algorithm 1, line 8: S = Q K^T, (16, KT) = (16, 128) (128, KT): KT / 8 n-tiles of 8 keys x 8 k-slices of
+//       16 columns = KT mma; K's B fragments by ldmatrix.x4 (a K row is a column of K^T: the "col" operand as stored);
+//     Algorithm 1, lines 9-10 (float32): S scaled by scale * log2(e) after the mma (Q stays exact in 16 bits),
+//       m_new = max(m, rowmax(S)), P = exp2(S - m_new), l = l exp2(m - m_new) + rowsum(P), acc *= exp2(m - m_new);
+//     Algorithm 1, line 10: acc += P V, (16, 128) += (16, KT) (KT, 128): each 2 C fragments of P, packed to 16
+//       bits, are the A fragment of a k16 slice (FA2's register reuse), x 16 n-tiles of 8 columns = KT mma; V's B
+//       fragments by ldmatrix.x4.trans.
+//   Lane (g, t) keeps row g's m (the same on the quad's 4 lanes), its share of l (summed over the quad at the
+//   end) and acc[n] = the C fragment of columns 8 n .. 8 n + 7 (row g, columns 8 n + 2 t + {0, 1}; elements 2, 3
+//   are rows g + 8 and stay 0). Then the 4 warps are merged like the scalar kernel's 8 key groups.
+//   The 16-bit 16-byte path at D <= 128 only (columns past D zero-filled in K, V and Q).
+// Tuning (TuneMma):
+//   KT:     keys per warp and tile (16 or 32: the per-tile softmax, rescale and address work over twice the keys);
+//   NSTAGE: ring slots per warp, KT x 512 bytes each (KT 16: 3 slots = 96 KB a CTA, 2 CTAs per SM; 2 slots =
+//           64 KB, 3 CTAs per SM; KT 32, 2 slots: 128 KB, 1 CTA per SM);
+//   MINB:   __launch_bounds__ min CTAs per SM;
+//   LAZY:   acc rescaled only in a step where some row of the warp raised its max (alpha is exactly 1 otherwise).
+// The merge of the splits is variant 16's (BATCHED + MERGE4).
+template <int KT_, int NSTAGE_, int MINB_, bool LAZY_>
+struct TuneMma {
+  static constexpr int KT = KT_, NSTAGE = NSTAGE_, MINB = MINB_;
+  static constexpr bool LAZY = LAZY_, BATCHED = true, MERGE4 = true;
+};
+
+constexpr int kWarps = kThreads / 32;         // key groups of the tensor-core kernel: one per warp
+constexpr int kDPad = 128;                    // D <= 128, padded with zeros
+constexpr int kRowChunks = kDPad * 2 / 16;    // 16-byte chunks of a 16-bit K / V row
+constexpr int kRowBytes = kDPad * 2;          // a K or V row in the ring
+static_assert(kRows <= 8, "the query rows fill rows 0..7 of the A tile (groupID)");
+
+// Byte offset of 16-byte chunk c of row r in a swizzled tile.
+__device__ __forceinline__ uint32_t swz(int r, int c) {
+  return (uint32_t)(r * kRowChunks * 16 + ((c ^ (r & 7)) << 4));
+}
+
+template <typename T, class TU>
+__global__ void __launch_bounds__(kThreads, TU::MINB) decode_attention_mma_kernel(const KvCacheParams p) {
+  constexpr int NSTAGE = TU::NSTAGE;
+  constexpr int KT = TU::KT;
+  constexpr int kTileBytes = KT * kRowBytes;  // one K or V tile (KT, 128)
+  constexpr int kSlotBytes = 2 * kTileBytes;  // a ring slot: K tile, then V tile
+  static_assert(NSTAGE >= 2, "a ring of at least 2 slots");
+  static_assert(KT == 16 || KT == 32, "KT: 16 or 32 keys (k16 slices of P V)");
+  using Mma = flash::MmaType<T>;
+  // the warps' rings (kWarps, NSTAGE, K | V, KT, 128) x 16 bits; after the key loop sm_acc (kWarps, kRows, 128)
+  extern __shared__ __align__(128) unsigned char sm_dyn[];
+  __shared__ float sm_m[kWarps][kRows];  // each warp's running max (log2 units)
+  __shared__ float sm_l[kWarps][kRows];  // each warp's row sum
+  __shared__ bool sm_last;
+  __shared__ float sm_w[kRows][kMaxSplits];
+  __shared__ float sm_lse[kRows];
+
+  const int s = blockIdx.x % p.S;
+  const int rb = blockIdx.x / p.S;
+  const int hk = blockIdx.y;
+  const int b = blockIdx.z;
+  const int warp = threadIdx.x / 32, ln = threadIdx.x % 32;
+  const int gq = ln / 4, tq = ln % 4;  // the fragments' groupID (row of A, C) and thread in group
+  const int G = p.Hq / p.Hk;
+  const int M = G * p.Nq;
+  const int Lk = p.cache_seqlens[b] + p.Nnew;
+  const int kBeg = s * p.kps;
+  const int kEnd = min(kBeg + p.kps, Lk);
+  int lo[kRows], hi[kRows], jBegin, jEnd;
+  row_key_ranges(p, rb, M, Lk, kBeg, kEnd, lo, hi, jBegin, jEnd);
+  // this lane's row gq: its visible keys (rows gq >= kRows are padding and see none)
+  int my_lo = 0, my_hi = 0;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+    if (gq == r) {
+      my_lo = lo[r];
+      my_hi = hi[r];
+    }
+
+  const T* kc = static_cast<const T*>(p.k) + (int64_t)hk * p.k_head_stride;
+  const T* vc = static_cast<const T*>(p.v) + (int64_t)hk * p.v_head_stride;
+  const int32_t* table = p.table + (int64_t)b * p.mb;
+  const uint32_t ring = flash::smem_addr(sm_dyn) + warp * NSTAGE * kSlotBytes;
+  // the copy of a tile: lane ln loads chunk ld_c of rows 2 i + ld_half, i < KT / 2 (half a warp per 256-byte row)
+  const int ld_half = ln / 16, ld_c = ln % 16;
+  const bool ld_in = ld_c * 8 < p.D;
+  // a tile starts at a multiple of KT keys, so it lies in one page when pages are multiples of KT rows (or the
+  // cache is contiguous: one "page" of N_max rows); else every row looks its page up
+  const bool one_page = p.mb == 1 || p.page_size % KT == 0;
+  auto issue_tile = [&](int j0, int slot) {
+    const uint32_t sK = ring + slot * kSlotBytes, sV = sK + kTileBytes;
+    if (one_page) {
+      const int blk = p.mb == 1 ? 0 : j0 / p.page_size;  // j0 < jEnd <= Lk: a page of this sequence
+      const int64_t page = table[blk];
+      const int64_t row0 = j0 - blk * p.page_size + ld_half;
+      const T* kp = kc + page * p.k_batch_stride + row0 * p.k_row_stride + ld_c * 8;
+      const T* vp = vc + page * p.v_batch_stride + row0 * p.v_row_stride + ld_c * 8;
+#pragma unroll
+      for (int i = 0; i < KT / 2; ++i) {
+        const int r = 2 * i + ld_half, j = j0 + r;
+        const bool ok = ld_in && j >= jBegin && j < jEnd;  // else 16 zero bytes, nothing read
+        flash::cp_async16(sK + swz(r, ld_c), ok ? kp + 2 * i * p.k_row_stride : kc, ok);
+        flash::cp_async16(sV + swz(r, ld_c), ok ? vp + 2 * i * p.v_row_stride : vc, ok);
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < KT / 2; ++i) {
+        const int r = 2 * i + ld_half, j = j0 + r;
+        const bool ok = ld_in && j >= jBegin && j < jEnd;
+        const T* kp = kc;
+        const T* vp = vc;
+        if (ok) {
+          const int blk = j / p.page_size;
+          const int64_t page = table[blk], in_page = j - blk * p.page_size;
+          kp += page * p.k_batch_stride + in_page * p.k_row_stride + ld_c * 8;
+          vp += page * p.v_batch_stride + in_page * p.v_row_stride + ld_c * 8;
+        }
+        flash::cp_async16(sK + swz(r, ld_c), kp, ok);
+        flash::cp_async16(sV + swz(r, ld_c), vp, ok);
+      }
+    }
+  };
+
+  // Fill the ring (NSTAGE - 1 tiles) before Q's loads: both in flight together
+  constexpr int kWarpStep = kWarps * KT;  // keys from one of a warp's tiles to its next
+  int j0 = (jBegin & ~(KT - 1)) + warp * KT;
+#pragma unroll
+  for (int st = 0; st < NSTAGE - 1; ++st) {
+    const int js = j0 + st * kWarpStep;
+    if (js < jEnd) issue_tile(js, st);
+    flash::cp_async_commit();  // one group per tile, empty or not: wait_group counts tiles
+  }
+
+  // Q (16, 128) as A fragments of the 8 k-slices: qa[k] = {Q[g][16 k + 2 t, +1], rows g + 8 (0),
+  // Q[g][16 k + 8 + 2 t, +1], rows g + 8 (0)}; rows g >= kRows or past M and columns past D are 0. Not scaled:
+  // the scale is applied to S in float32, so Q keeps its 16-bit values exactly.
+  uint32_t qa[kDPad / 16][4];
+  {
+    const T* qp = nullptr;
+    const int row = rb * kRows + gq;
+    if (gq < kRows && row < M) {
+      const int h = hk * G + row / p.Nq, i = row % p.Nq;
+      qp = static_cast<const T*>(p.q) + b * p.q_batch_stride + i * p.q_row_stride + h * p.q_head_stride;
+    }
+#pragma unroll
+    for (int k = 0; k < kDPad / 16; ++k) {
+#pragma unroll
+      for (int hf = 0; hf < 2; ++hf) {
+        const int d = 16 * k + 8 * hf + 2 * tq;
+        const float x0 = qp != nullptr && d < p.D ? to_float(qp[d]) : 0.f;
+        const float x1 = qp != nullptr && d + 1 < p.D ? to_float(qp[d + 1]) : 0.f;
+        qa[k][2 * hf] = Mma::pack(x0, x1);  // exact: x0, x1 are 16-bit values
+      }
+      qa[k][1] = 0u;
+      qa[k][3] = 0u;
+    }
+  }
+
+  // Algorithm 1, line 6: m = -inf, l = 0, acc = 0 (row gq)
+  float m_i = -INFINITY, l_i = 0.f;
+  float acc[kDPad / 8][4];  // (16, 128) C fragments: acc[n][e] = row gq, column 8 n + 2 tq + e (e < 2)
+#pragma unroll
+  for (int n = 0; n < kDPad / 8; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[n][e] = 0.f;
+
+  // tile i lives in slot i % NSTAGE; tile i + NSTAGE - 1 is issued into the slot tile i - 1 used
+  int slot = 0;
+  for (; j0 < jEnd; j0 += kWarpStep) {  // warp-uniform
+    flash::cp_async_wait<NSTAGE - 2>();  // this lane's copies of tile i have landed
+    __syncwarp();  // ... and every lane's, visible to the warp; every lane is done reading tile i - 1's slot
+    {
+      const int jn = j0 + (NSTAGE - 1) * kWarpStep;
+      if (jn < jEnd) issue_tile(jn, slot == 0 ? NSTAGE - 1 : slot - 1);
+      flash::cp_async_commit();
+    }
+    const uint32_t sK = ring + slot * kSlotBytes, sV = sK + kTileBytes;
+
+    // Algorithm 1, line 8: S = Q K^T. ldmatrix.x4 of (kp, nt): matrices m = 0..3 are keys 8 nt .. + 7 x columns
+    // 8 (4 kp + m) .. + 7, i.e. (b0 b1, b2 b3) of k-slice 2 kp, then of k-slice 2 kp + 1; lane ln addresses row
+    // ln % 8 of matrix ln / 8
+    constexpr int NT = KT / 8;  // n-tiles of 8 keys
+    float sacc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) sacc[nt][e] = 0.f;
+#pragma unroll
+    for (int kp = 0; kp < kDPad / 32; ++kp)
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        uint32_t kb[4];
+        flash::ldmatrix_x4(kb, sK + swz(nt * 8 + (ln & 7), 4 * kp + (ln >> 3)));
+        Mma::mma(sacc[nt], qa[2 * kp], kb[0], kb[1]);
+        Mma::mma(sacc[nt], qa[2 * kp + 1], kb[2], kb[3]);
+      }
+
+    // Algorithm 1, lines 9-10: sacc[nt][e] = S[gq][key j0 + 8 nt + 2 tq + e]; masked keys out of the max and P
+    float sx[NT][2];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int j = j0 + 8 * nt + 2 * tq + e;
+        sx[nt][e] = j >= my_lo && j < my_hi ? sacc[nt][e] * p.scale_log2 : -INFINITY;
+        mx = fmaxf(mx, sx[nt][e]);
+      }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the row's KT keys are on the quad's 4 lanes
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m_i, mx);
+    const float alpha = m_new == -INFINITY ? 1.f : exp2f(m_i - m_new);  // m_i = -inf: 0
+    float pr[NT][2];
+    float psum = 0.f;
+#pragma unroll
+    for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        pr[nt][e] = m_new == -INFINITY ? 0.f : exp2f(sx[nt][e] - m_new);  // masked: exp2(-inf) = 0
+        psum += pr[nt][e];
+      }
+    l_i = fmaf(l_i, alpha, psum);
+    m_i = m_new;
+    if (!TU::LAZY || __any_sync(0xffffffffu, alpha != 1.f)) {  // warp-uniform
+#pragma unroll
+      for (int n = 0; n < kDPad / 8; ++n) {
+        acc[n][0] *= alpha;
+        acc[n][1] *= alpha;  // [2], [3]: rows gq + 8, always 0
+      }
+    }
+
+    // Algorithm 1, line 10: acc += P V, one k16 slice ks (keys j0 + 16 ks .. + 15) at a time. P's A fragment:
+    // a0 a1 = row gq, keys 2 tq, +1 of the slice (n-tile 2 ks's C), a4 a5 = keys 8 + 2 tq, +1 (n-tile 2 ks + 1's),
+    // rows gq + 8 zero. ldmatrix.x4.trans of (ks, np): matrices m = 0..3 are keys 16 ks + 8 (m % 2) .. + 7 x
+    // columns 8 (2 np + m / 2) .. + 7, transposed: (b0 b1, b2 b3) of n-tile 2 np, then of n-tile 2 np + 1
+#pragma unroll
+    for (int ks = 0; ks < KT / 16; ++ks) {
+      const uint32_t pa[4] = {Mma::pack(pr[2 * ks][0], pr[2 * ks][1]), 0u,
+                              Mma::pack(pr[2 * ks + 1][0], pr[2 * ks + 1][1]), 0u};
+#pragma unroll
+      for (int np = 0; np < kDPad / 16; ++np) {
+        uint32_t vb[4];
+        flash::ldmatrix_x4_trans(vb, sV + swz(16 * ks + (ln & 7) + 8 * ((ln >> 3) & 1), 2 * np + (ln >> 4)));
+        Mma::mma(acc[2 * np], pa, vb[0], vb[1]);
+        Mma::mma(acc[2 * np + 1], pa, vb[2], vb[3]);
+      }
+    }
+    slot = slot + 1 == NSTAGE ? 0 : slot + 1;
+  }
+  flash::cp_async_wait<0>();
+  __syncthreads();  // every warp is done with its ring before sm_acc overwrites it
+
+  // row gq's l: the quad's shares summed
+  l_i += __shfl_xor_sync(0xffffffffu, l_i, 1);
+  l_i += __shfl_xor_sync(0xffffffffu, l_i, 2);
+  float(*sm_acc)[kRows][kDPad] = reinterpret_cast<float(*)[kRows][kDPad]>(sm_dyn);  // (kWarps, kRows, 128)
+  if (gq < kRows) {
+    if (tq == 0) {
+      sm_m[warp][gq] = m_i;
+      sm_l[warp][gq] = l_i;
+    }
+#pragma unroll
+    for (int n = 0; n < kDPad / 8; ++n) {
+      sm_acc[warp][gq][8 * n + 2 * tq] = acc[n][0];
+      sm_acc[warp][gq][8 * n + 2 * tq + 1] = acc[n][1];
+    }
+  }
+  finish_rows<T, kDPad / kLanes, TU, kWarps, kDPad>(p, s, rb, hk, b, G, M, sm_m, sm_l, sm_acc, sm_last, sm_w,
+                                                    sm_lse);
+}
+
+template <typename T, class TU>
+cudaError_t launch_mma(const KvCacheParams& p, cudaStream_t stream) {
+  constexpr int kSmem = cmax(kWarps * TU::NSTAGE * 2 * TU::KT * kRowBytes, kWarps * kRows * kDPad * (int)sizeof(float));
+  const int64_t gx = (int64_t)p.S * decode_row_blocks(p.Hq, p.Hk, p.Nq);
+  if (gx > 0x7fffffff || p.Hk > 65535 || p.B > 65535 || p.D > kDPad) return cudaErrorInvalidConfiguration;
+  // more than 48 KB of dynamic shared memory, and the largest carveout: once per device (a function attribute
+  // belongs to the current device's context)
+  static std::atomic<unsigned long long> configured{0};
+  int dev = 0;
+  cudaError_t err = cudaGetDevice(&dev);
+  if (err != cudaSuccess) return err;
+  const unsigned long long bit = dev < 64 ? 1ull << dev : 0ull;
+  if (bit == 0 || (configured.load(std::memory_order_relaxed) & bit) == 0) {
+    err = cudaFuncSetAttribute(decode_attention_mma_kernel<T, TU>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+    if (err == cudaSuccess)
+      err = cudaFuncSetAttribute(decode_attention_mma_kernel<T, TU>, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                 (int)cudaSharedmemCarveoutMaxShared);
+    if (err != cudaSuccess) return err;
+    configured.fetch_or(bit, std::memory_order_relaxed);
+  }
+  decode_attention_mma_kernel<T, TU><<<dim3((unsigned)gx, p.Hk, p.B), kThreads, kSmem, stream>>>(p);
+  return cudaGetLastError();
+}
+
 // The dev sweep's build only (packages/cuda/dev/decode-sweep.sh: FLASHATTN_CUDA_ARCH carries
 // -DFLASHATTN_DECODE_SWEEP): FLASHATTN_DECODE_VARIANT picks the tuning of this path, read once per process.
 template <typename T>
@@ -780,6 +1111,11 @@ cudaError_t launch_16bit_d128(const KvCacheParams& p, cudaStream_t stream) {
     case 14: return launch<T, 8, 8, Tune<2, 4, true, 4, false, false, true>>(p, stream);  // v5 + BATCHED
     case 15: return launch<T, 8, 8, Tune<4, 0, true, 2, false, false, true>>(p, stream);  // v3 + BATCHED
     case 16: return launch<T, 8, 8, Tune<2, 4, true, 4, false, false, true, true>>(p, stream);  // v5 + BATCHED + MERGE4
+    // the tensor-core kernel (decode_attention_mma_kernel): KT, NSTAGE, MINB, LAZY
+    case 17: return launch_mma<T, TuneMma<16, 3, 2, false>>(p, stream);
+    case 18: return launch_mma<T, TuneMma<16, 2, 3, false>>(p, stream);
+    case 19: return launch_mma<T, TuneMma<16, 3, 2, true>>(p, stream);
+    case 20: return launch_mma<T, TuneMma<32, 2, 1, true>>(p, stream);
     default: return launch<T, 8, 8, Tune16>(p, stream);
   }
 }
