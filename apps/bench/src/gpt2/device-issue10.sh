@@ -16,8 +16,9 @@
 #   resume:   device.sh cuda resume with --deterministic;
 #   memcheck: compute-sanitizer memcheck of a tiny GPT-2 step (ops-device.sh sanitize; OPS_ARGS);
 #   graphs:   CUDA graphs: device-run ops-graphs (the graphs conformance check; a tiny GPT-2 graphed against eager),
-#             the ops suite's DeviceStepOps cases (sumTo, adamwFrom), train-bench 124M eager / graphed / graphed with
-#             --host-delay-us 10 in one call, and memcheck of the graphed tiny GPT-2 (OPS_ARGS=--graphs).
+#             the ops suite's DeviceStepOps cases (sumTo, adamwFrom) and embedding cases, train-bench 124M eager and
+#             graphed in one call (GRAPH_BENCH; graphs-d10: graphed with --host-delay-us 10), and memcheck of the
+#             graphed tiny GPT-2 (OPS_ARGS=--graphs).
 # Results: $OUT/callAB.tar (progress.txt first; refreshed after every stage). Carry [".carry", ".bundle-lead"],
 # .bundle-lead being
 #   node apps/bench/src/gpt2/bundle.mjs --train $PWD/.bundle-lead && node apps/bench/src/cuda/bundle.mjs $PWD/.bundle-lead \
@@ -37,8 +38,9 @@ if on graphs 60; then
   timeout 60 node .bundle-cuda/device-run.mjs ops-graphs > $R/ops-graphs.log 2>&1
   timeout 30 node .bundle-cuda/device-run.mjs ops-conformance --filter From > $R/ops-step-a.log 2>&1
   timeout 30 node .bundle-cuda/device-run.mjs ops-conformance --filter sumTo > $R/ops-step-b.log 2>&1
-  st "graphs: $(grep -E '^(graphs conformance|pass|FAIL|ops-graphs)' $R/ops-graphs.log | tr '\n' ' ') | adamwFrom: $(tail -1 $R/ops-step-a.log) | sumTo: $(tail -1 $R/ops-step-b.log)"
-  for v in eager graphs graphs-d10; do
+  timeout 40 node .bundle-cuda/device-run.mjs ops-conformance --filter embedding > $R/ops-embedding.log 2>&1
+  st "graphs: $(grep -E '^(graphs conformance|pass|FAIL|ops-graphs)' $R/ops-graphs.log | tr '\n' ' ') | adamwFrom: $(tail -1 $R/ops-step-a.log) | sumTo: $(tail -1 $R/ops-step-b.log) | embedding: $(tail -1 $R/ops-embedding.log)"
+  for v in ${GRAPH_BENCH:-eager graphs}; do
     on graphs 40 || break
     timeout 40 node .bundle-gpt2/train-bench.mjs --backend cuda --config gpt2-124m --batch 16 --seq 1024 --dtype bf16 --warmup 3 --steps 20 \
       $([ $v != eager ] && echo --graphs) $([ $v = graphs-d10 ] && echo --host-delay-us 10) --json $R/gbench-$v.json > $R/gbench-$v.log 2>&1
