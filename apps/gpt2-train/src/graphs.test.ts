@@ -10,35 +10,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createReferenceOps, registerBackend, withRecordedGraphs, type Ops } from '@flashattn/core';
+import { createReferenceOps, withRecordedGraphs } from '@flashattn/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseArgs, UsageError } from './cli.js';
+import { registerCountingBackend } from './test-utils/counting-backend.js';
 import { runTraining } from './trainer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gpt2-graphs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const reads = { sum: 0, sumSquares: 0, download: 0 };
-registerBackend({
-  name: 'reference-graphs',
-  priority: -1, // never chosen by 'auto' over the real backends
-  probe: () => Promise.resolve({ available: true }),
-  createAttention: () => Promise.reject(new Error('ops only')),
-  createOps: () => {
-    const inner = withRecordedGraphs(createReferenceOps());
-    return Promise.resolve(
-      new Proxy(inner, {
-        get(target, prop) {
-          const v = Reflect.get(target, prop, target) as unknown;
-          if (typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            if (prop === 'sum' || prop === 'sumSquares' || prop === 'download') reads[prop]++;
-            return (v as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        },
-      }) as Ops<unknown>,
-    );
-  },
-});
+const reads = registerCountingBackend('reference-graphs', () =>
+  withRecordedGraphs(createReferenceOps()),
+);
 
 const flags = (out: string, extra: string[] = []): string[] => [
   '--backend',

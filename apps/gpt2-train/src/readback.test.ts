@@ -5,36 +5,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { registerBackend, type Ops } from '@flashattn/core';
 import { CpuOps } from '@flashattn/cpu';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseArgs } from './cli.js';
+import { registerCountingBackend } from './test-utils/counting-backend.js';
 import { runTraining } from './trainer.js';
 
 const root = mkdtempSync(join(tmpdir(), 'gpt2-readback-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-const reads = { sum: 0, sumSquares: 0, download: 0 };
-registerBackend({
-  name: 'counting-cpu',
-  priority: -1, // never chosen by 'auto'
-  probe: () => Promise.resolve({ available: true }),
-  createAttention: () => Promise.reject(new Error('ops only')),
-  createOps: () => {
-    const inner = new CpuOps({ threads: 1 });
-    return Promise.resolve(
-      new Proxy(inner, {
-        get(target, prop) {
-          const v = Reflect.get(target, prop, target) as unknown;
-          if (typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            if (prop === 'sum' || prop === 'sumSquares' || prop === 'download') reads[prop]++;
-            return (v as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        },
-      }) as Ops<unknown>,
-    );
-  },
-});
+const reads = registerCountingBackend('counting-cpu', () => new CpuOps({ threads: 1 }));
 
 describe('device read-backs of a training run', () => {
   it('per step: K losses and one gradient norm; the checkpoint and final evaluation once', async () => {

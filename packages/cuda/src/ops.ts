@@ -688,6 +688,30 @@ export class CudaOps
     );
   }
 
+  /** AdamW's four equally long buffers, checked (params, m, v float32), and their addon arguments. */
+  #adamwBuffers(
+    op: string,
+    params: CudaBuffer,
+    grads: CudaBuffer,
+    m: CudaBuffer,
+    v: CudaBuffer,
+  ): { n: number; ptrs: Record<string, unknown> } {
+    const sp = this.#float(op, 'params', params, undefined, 'float32');
+    const n = sp.length;
+    const sg = this.#float(op, 'grads', grads, n);
+    const sm = this.#float(op, 'm', m, n, 'float32');
+    const sv = this.#float(op, 'v', v, n, 'float32');
+    const ptrs = {
+      gradDtype: this.#id(sg),
+      params: this.#ptr(sp),
+      grads: this.#ptr(sg),
+      m: this.#ptr(sm),
+      v: this.#ptr(sv),
+      n,
+    };
+    return { n, ptrs };
+  }
+
   async adamw(
     params: CudaBuffer,
     grads: CudaBuffer,
@@ -697,11 +721,7 @@ export class CudaOps
   ): Promise<void> {
     const op = 'adamw';
     this.#live(op);
-    const sp = this.#float(op, 'params', params, undefined, 'float32');
-    const n = sp.length;
-    const sg = this.#float(op, 'grads', grads, n);
-    const sm = this.#float(op, 'm', m, n, 'float32');
-    const sv = this.#float(op, 'v', v, n, 'float32');
+    const { n, ptrs } = this.#adamwBuffers(op, params, grads, m, v);
     if (h === null || typeof h !== 'object')
       throw new OpsInputError(`${op} h`, 'an AdamWStep', describe(h));
     const hp = h as unknown as Record<string, unknown>;
@@ -714,12 +734,7 @@ export class CudaOps
     if (n === 0) return;
     return this.#run(() =>
       this.#addon.opsAdamW(this.device, {
-        gradDtype: this.#id(sg),
-        params: this.#ptr(sp),
-        grads: this.#ptr(sg),
-        m: this.#ptr(sm),
-        v: this.#ptr(sv),
-        n,
+        ...ptrs,
         lr: h.lr,
         beta1: h.beta1,
         beta2: h.beta2,
@@ -773,11 +788,7 @@ export class CudaOps
   ): Promise<void> {
     const op = 'adamwFrom';
     this.#live(op);
-    const sp = this.#float(op, 'params', params, undefined, 'float32');
-    const n = sp.length;
-    const sg = this.#float(op, 'grads', grads, n);
-    const sm = this.#float(op, 'm', m, n, 'float32');
-    const sv = this.#float(op, 'v', v, n, 'float32');
+    const { n, ptrs } = this.#adamwBuffers(op, params, grads, m, v);
     checkAdamWFromScalars(op, h);
     const sh = this.#float(op, 'h.hyper', h.hyper, 3, 'float32');
     const sn = h.clip ? this.#float(op, 'h.clip.normSq', h.clip.normSq, 1, 'float32') : null;
@@ -787,12 +798,7 @@ export class CudaOps
     if (n === 0) return;
     return this.#run(() =>
       addon.opsAdamWFrom!(this.device, {
-        gradDtype: this.#id(sg),
-        params: this.#ptr(sp),
-        grads: this.#ptr(sg),
-        m: this.#ptr(sm),
-        v: this.#ptr(sv),
-        n,
+        ...ptrs,
         hyper: this.#ptr(sh),
         normSq: sn ? this.#ptr(sn) : null,
         maxNorm: h.clip?.maxNorm ?? 0,

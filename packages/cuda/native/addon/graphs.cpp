@@ -26,24 +26,29 @@ struct Recorded {
 std::map<int64_t, Recorded> g_graphs;
 int64_t g_next_id = 1;
 
-bool dev_arg(napi_env env, napi_callback_info info, size_t n, napi_value* argv, int64_t* dev) {
-  return get_args(env, info, n, argv) && get_i64(env, argv[0], dev, "device");
-}
-
 napi_value throw_cuda(napi_env env, cudaError_t err, const std::string& where) {
   cudaGetLastError();
   napi_throw(env, make_error(env, err, where));
   return nullptr;
 }
 
+// The start of every entry point: n arguments, the first the device; selects it and gets its stream (a JS error
+// thrown and false on failure).
+bool device_args(napi_env env, napi_callback_info info, size_t n, napi_value* argv, int64_t* dev,
+                 cudaStream_t* stream) {
+  if (!get_args(env, info, n, argv) || !get_i64(env, argv[0], dev, "device")) return false;
+  const cudaError_t err = device_stream((int)*dev, stream);
+  if (err != cudaSuccess) throw_cuda(env, err, "cudaSetDevice");
+  return err == cudaSuccess;
+}
+
 // graphBegin(dev): start recording the device's stream.
 napi_value GraphBegin(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t dev;
-  if (!dev_arg(env, info, 1, argv, &dev)) return nullptr;
   cudaStream_t stream;
-  cudaError_t err = device_stream((int)dev, &stream);
-  if (err == cudaSuccess) err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
+  if (!device_args(env, info, 1, argv, &dev, &stream)) return nullptr;
+  const cudaError_t err = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
   if (err != cudaSuccess) return throw_cuda(env, err, "cudaStreamBeginCapture");
   return nullptr;
 }
@@ -53,12 +58,10 @@ napi_value GraphBegin(napi_env env, napi_callback_info info) {
 napi_value GraphEnd(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t dev;
-  if (!dev_arg(env, info, 1, argv, &dev)) return nullptr;
   cudaStream_t stream;
-  cudaError_t err = device_stream((int)dev, &stream);
-  if (err != cudaSuccess) return throw_cuda(env, err, "cudaSetDevice");
+  if (!device_args(env, info, 1, argv, &dev, &stream)) return nullptr;
   cudaGraph_t graph = nullptr;
-  err = cudaStreamEndCapture(stream, &graph);
+  cudaError_t err = cudaStreamEndCapture(stream, &graph);
   if (err != cudaSuccess) {
     if (graph) cudaGraphDestroy(graph);
     return throw_cuda(env, err, "cudaStreamEndCapture");
@@ -86,9 +89,8 @@ napi_value GraphEnd(napi_env env, napi_callback_info info) {
 napi_value GraphAbort(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   int64_t dev;
-  if (!dev_arg(env, info, 1, argv, &dev)) return nullptr;
   cudaStream_t stream;
-  if (device_stream((int)dev, &stream) != cudaSuccess) return nullptr;
+  if (!device_args(env, info, 1, argv, &dev, &stream)) return nullptr;
   cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
   cudaStreamIsCapturing(stream, &st);
   if (st != cudaStreamCaptureStatusNone) {
@@ -115,12 +117,11 @@ Recorded* find(napi_env env, napi_value* argv, int64_t dev) {
 napi_value GraphLaunch(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t dev;
-  if (!dev_arg(env, info, 2, argv, &dev)) return nullptr;
+  cudaStream_t stream;
+  if (!device_args(env, info, 2, argv, &dev, &stream)) return nullptr;
   Recorded* r = find(env, argv, dev);
   if (!r) return nullptr;
-  cudaStream_t stream;
-  cudaError_t err = device_stream((int)dev, &stream);
-  if (err == cudaSuccess) err = cudaGraphLaunch(r->exec, stream);
+  const cudaError_t err = cudaGraphLaunch(r->exec, stream);
   if (err != cudaSuccess) return throw_cuda(env, err, "cudaGraphLaunch");
   return nullptr;
 }
@@ -130,11 +131,11 @@ napi_value GraphLaunch(napi_env env, napi_callback_info info) {
 napi_value GraphFree(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   int64_t dev;
-  if (!dev_arg(env, info, 2, argv, &dev)) return nullptr;
+  cudaStream_t stream;
+  if (!device_args(env, info, 2, argv, &dev, &stream)) return nullptr;
   Recorded* r = find(env, argv, dev);
   if (!r) return nullptr;
-  cudaStream_t stream;
-  if (device_stream((int)dev, &stream) == cudaSuccess) cudaStreamSynchronize(stream);
+  cudaStreamSynchronize(stream);
   cudaGraphExecDestroy(r->exec);
   cudaGraphDestroy(r->graph);
   int64_t id;
