@@ -128,6 +128,8 @@ class CudaGraph implements OpsGraph {
 const liveOps = new Map<number, number>();
 
 const FLOAT_ID: Partial<Record<BufferDType, number>> = { float32: 0, float16: 1, bfloat16: 2 };
+/** The largest C of embeddingBackward (its row accumulator is C floats of shared memory). */
+const MAX_EMBEDDING_C = 12288;
 
 type State = NonNullable<ReturnType<typeof bufferState>>;
 
@@ -442,6 +444,7 @@ export class CudaOps
     sizeArg(op, 'B', B);
     sizeArg(op, 'T', T);
     sizeArg(op, 'C', C);
+    if (C > MAX_EMBEDDING_C) throw new OpsInputError(`${op} C`, `at most ${MAX_EMBEDDING_C}`, C);
     const sd = this.#float(op, 'dout', dout, B * T * C);
     const sk = this.#int32(op, 'tokens', tokens, B * T);
     const { st, sp, V } = this.#embeddingTables(op, 'dwte', dwte, 'dwpe', dwpe, T, C, sd.dtype);

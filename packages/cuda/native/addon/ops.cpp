@@ -303,12 +303,9 @@ napi_value EmbeddingBackward(napi_env env, napi_callback_info info) {
       !ptrs(env, c.obj, {{"dwte", &dwte}, {"dwpe", &dwpe}, {"dout", &dout}, {"tokens", &tokens}}) ||
       !sizes(env, c.obj, {{"B", &B}, {"T", &T}, {"C", &C}, {"V", &V}}))
     return nullptr;
+  if (C > 12288) return throw_type(env, "C must be at most 12288 (the row accumulator lives in shared memory)");
   if (!open_stream(env, &c)) return nullptr;
-  void* ws = nullptr;
-  cudaError_t e = scratch(ops::embedding_backward_wte_workspace(B * T, V), c.stream, &ws);
-  if (e != cudaSuccess) return finish(env, e, "cudaMallocAsync(embedding backward workspace)");
-  e = ops::embedding_backward_wte(dt, dwte, dout, static_cast<int32_t*>(tokens), B * T, C, V, ws, c.stream);
-  cudaFreeAsync(ws, c.stream);
+  cudaError_t e = ops::embedding_backward_wte(dt, dwte, dout, static_cast<int32_t*>(tokens), B * T, C, V, c.stream);
   if (e == cudaSuccess) e = ops::embedding_backward_wpe(dt, dwpe, dout, B, T, C, c.stream);
   return finish(env, e, "embedding_backward");
 }

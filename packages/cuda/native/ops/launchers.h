@@ -11,12 +11,10 @@ namespace ops {
 // out (B*T, C) = wte[tokens] (V, C) + wpe[t] (>= T, C); tokens (B, T) int32. A token outside [0, V) gives a NaN row.
 cudaError_t embedding_forward(int dtype, void* out, const int32_t* tokens, const void* wte, const void* wpe, int64_t B,
                               int64_t T, int64_t C, int64_t V, cudaStream_t s);
-// dwte (V, C) += scatter of dout (B*T, C) by tokens; deterministic: the positions counting-sorted by token on the
-// device, each token's rows added in position order (embedding_backward_wte.cu). workspace: device scratch of
-// embedding_backward_wte_workspace(BT, V) bytes.
-size_t embedding_backward_wte_workspace(int64_t BT, int64_t V);
+// dwte (V, C) += scatter of dout (B*T, C) by tokens; deterministic: one block per vocabulary row gathers its
+// positions in order (embedding_backward_wte.cu).
 cudaError_t embedding_backward_wte(int dtype, void* dwte, const void* dout, const int32_t* tokens, int64_t BT,
-                                   int64_t C, int64_t V, void* workspace, cudaStream_t s);
+                                   int64_t C, int64_t V, cudaStream_t s);
 // dwpe (>= T, C) += sum over the batch of dout (B, T, C).
 cudaError_t embedding_backward_wpe(int dtype, void* dwpe, const void* dout, int64_t B, int64_t T, int64_t C,
                                    cudaStream_t s);
