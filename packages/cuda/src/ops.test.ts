@@ -57,6 +57,8 @@ function standIn(
     'opsBiasBackward',
     'opsScale',
     'opsAdamW',
+    'opsReduceSumTo',
+    'opsAdamWFrom',
   ]) {
     addon[fn] = (_d: number, args: Record<string, unknown>) => {
       calls.push({ fn, args });
@@ -67,6 +69,16 @@ function standIn(
     calls.push({ fn: 'opsReduceSum', args });
     return [42];
   };
+  // CUDA graphs: begin / end / abort capture, launch, free (graphs.cpp), recorded in order
+  let graphs = 0;
+  addon.graphBegin = () => calls.push({ fn: 'graphBegin', args: {} });
+  addon.graphEnd = () => {
+    calls.push({ fn: 'graphEnd', args: {} });
+    return { id: ++graphs, nodes: 7 };
+  };
+  addon.graphAbort = () => calls.push({ fn: 'graphAbort', args: {} });
+  addon.graphLaunch = (_d: number, id: number) => calls.push({ fn: 'graphLaunch', args: { id } });
+  addon.graphFree = (_d: number, id: number) => calls.push({ fn: 'graphFree', args: { id } });
   const ops = new CudaOps(
     addon as unknown as ConstructorParameters<typeof CudaOps>[0],
     0,
@@ -292,6 +304,106 @@ describe('CudaOps argument checks (before any native call)', () => {
     await ops.dispose();
     expect(calls.map((c) => c.fn)).toEqual(['opsMatmul', 'opsAdd', 'opsScale', 'opsRelease']);
     await expect(ops.scale(x, 2)).rejects.toBeInstanceOf(BackendExecutionError);
+  });
+});
+
+describe('CudaOps graphs and device scalars (the native side: the GPU run, device-run ops-graphs)', () => {
+  it('a capture brackets the recorded calls with graphBegin / graphEnd; a launch and a free name the graph', async () => {
+    const { ops, calls } = standIn();
+    const x = ops.alloc(8, 'float32');
+    const s = ops.alloc(1, 'float32');
+    const g = await ops.captureGraph(async () => {
+      await ops.scale(x, 2);
+      await ops.sumTo(s, x, { squares: true, accumulate: true });
+    });
+    expect(g.nodes).toBe(7);
+    await ops.launchGraph(g);
+    ops.freeGraph(g);
+    await ops.scale(x, 3); // queued after the free
+    expect(calls.map((c) => c.fn)).toEqual([
+      'graphBegin',
+      'opsScale',
+      'opsReduceSumTo',
+      'graphEnd',
+      'graphLaunch',
+      'graphFree',
+      'opsScale',
+    ]);
+    expect(calls[2]!.args).toMatchObject({ n: 8, squares: true, accumulate: true, dtype: 0 });
+    expect(calls[4]!.args).toEqual({ id: 1 });
+    await rejectsWith(() => ops.launchGraph(g), 'launchGraph g');
+  });
+
+  it('refuses every waiting, transferring or allocating call inside a capture, aborts it, and stays usable', async () => {
+    const { ops, calls } = standIn();
+    const x = ops.alloc(4, 'float32');
+    for (const [what, call] of [
+      ['upload', () => ops.upload(x, Float32Array.of(1, 2, 3, 4))],
+      ['download', () => ops.download(x)],
+      ['sum', () => ops.sum(x)],
+      ['sumSquares', () => ops.sumSquares(x)],
+      ['alloc', () => ops.alloc(4, 'float32')],
+      ['free', () => ops.free(x)],
+      ['synchronize', () => ops.synchronize()],
+    ] as const) {
+      calls.length = 0;
+      const e = await ops
+        .captureGraph(async () => {
+          await ops.add(x, x, x, 4);
+          await call();
+        })
+        .catch((err: unknown) => err);
+      expect(e, what).toBeInstanceOf(OpsInputError);
+      expect((e as OpsInputError).argument).toBe(what);
+      expect(calls.map((c) => c.fn)).toEqual(['graphBegin', 'opsAdd', 'graphAbort']);
+    }
+    // a capture whose body catches the refusal is abandoned all the same
+    calls.length = 0;
+    const e = await ops
+      .captureGraph(async () => {
+        await ops.download(x).catch(() => undefined);
+      })
+      .catch((err: unknown) => err);
+    expect((e as OpsInputError).argument).toBe('download');
+    expect(calls.map((c) => c.fn)).toEqual(['graphBegin', 'graphAbort']);
+    // and after all of it: eager calls run, a nested capture is refused
+    calls.length = 0;
+    await ops.scale(x, 2);
+    expect(calls.map((c) => c.fn)).toEqual(['opsScale']);
+    const nested = await ops
+      .captureGraph(() => ops.captureGraph(async () => undefined).then(() => undefined))
+      .catch((err: unknown) => err);
+    expect((nested as OpsInputError).argument).toBe('captureGraph');
+  });
+
+  it('adamwFrom hands the addon the hyper and normSq pointers and the clip scalars; checks them first', async () => {
+    const { ops, calls } = standIn();
+    const [p, g, m, v] = [0, 1, 2, 3].map(() => ops.alloc(10, 'float32')) as [
+      CudaBuffer,
+      CudaBuffer,
+      CudaBuffer,
+      CudaBuffer,
+    ];
+    const hyper = ops.alloc(3, 'float32');
+    const normSq = ops.alloc(1, 'float32');
+    const h = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, hyper };
+    await rejectsWith(
+      () => ops.adamwFrom(p, g, m, v, { ...h, hyper: ops.alloc(2, 'float32') }),
+      'adamwFrom h.hyper.length',
+    );
+    await rejectsWith(
+      () => ops.adamwFrom(p, g, m, v, { ...h, clip: { normSq, maxNorm: 1, K: 0 } }),
+      'adamwFrom h.clip.K',
+    );
+    await rejectsWith(() => ops.sumTo(ops.alloc(2, 'float32'), p), 'sumTo out.length');
+    expect(calls).toEqual([]);
+    await ops.adamwFrom(p, g, m, v, { ...h, clip: { normSq, maxNorm: 1, K: 4 } });
+    await ops.adamwFrom(p, g, m, v, h);
+    expect(calls.map((c) => c.fn)).toEqual(['opsAdamWFrom', 'opsAdamWFrom']);
+    expect(calls[0]!.args).toMatchObject({ n: 10, maxNorm: 1, K: 4, beta1: 0.9, weightDecay: 0.1 });
+    expect(typeof calls[0]!.args['hyper']).toBe('bigint');
+    expect(typeof calls[0]!.args['normSq']).toBe('bigint');
+    expect(calls[1]!.args['normSq']).toBeNull();
   });
 });
 
