@@ -98,6 +98,22 @@ describe(`GraphedTrainStep (float64 reference ops, recorded graphs; seed ${seed}
     });
   }
 
+  it('a count of targets new at every step runs eagerly (no recording per count), still the eager arithmetic', async () => {
+    // step s ignores every 2nd, 3rd, 5th, 7th target: counts 8, 10, 12, 13, a new one at every step
+    const data = batches(4, 1).map((step, s) =>
+      step.map(({ x, y }) => ({
+        x,
+        y: y.map((t, i) => (i % [2, 3, 5, 7][s]! === 0 ? -1 : Math.max(t, 0))),
+      })),
+    );
+    const e = await eagerRun(createReferenceOps(), data, 0.05);
+    const g = await graphedRun(data, 0.05);
+    expect(g.losses).toEqual(e.losses);
+    expect(Array.from(g.params)).toEqual(Array.from(e.params));
+    expect(g.graphs.micro).toBe(0);
+    expect(g.graphs.optimizer).toBe(1); // the optimizer's recording does not depend on the count
+  });
+
   it('refuses a backend without graphs or device scalars, naming what is missing', () => {
     const ops = createReferenceOps();
     expect(graphedStepUnavailableReason(ops)).toMatch(/no OpsGraphs/);

@@ -5,7 +5,8 @@
  * host work the GPU waits for after each read-back (BENCHMARKS.md, issue #10's slack test); graphed it is
  * 3 K + 3 calls (K uploads of tokens and of targets, K + 1 launches, the AdamW scalars, one read-back).
  *
- * Recordings (each captured on first use, then launched as is; every buffer they use is allocated before):
+ * Recordings (each run eagerly the first time its key is seen, which allocates whatever it needs, captured the second
+ * time and launched from then on; the eager run and the replay enqueue the same kernels with the same arguments):
  *   micro k (one per k and non-ignored target count):  [k = 0: grads = 0]  forward (losses summed into rb[k])
  *                                                       backward (grads += d loss_k / d params)
  *   optimizer:  rb[K] = ||grads||^2;  AdamW from hyper (lr, bias corrections) with the clip factor from rb[K]
@@ -57,14 +58,18 @@ export function graphedStepUnavailableReason<Buf>(ops: Ops<Buf>): string | undef
 }
 
 export class GraphedTrainStep<Buf> {
+  /** The most micro-step recordings kept (each holds its own graph memory); past it, new keys run eagerly. */
+  static readonly MAX_MICRO_GRAPHS = 32;
   readonly #ops: GraphOps<Buf>;
   /** (K + 1): the micro-steps' loss sums, then the gradient's sum of squares. */
   readonly #rb: Buf;
   /** (3): [lr, 1 - beta1^t, 1 - beta2^t]. */
   readonly #hyper: Buf;
   readonly #micro = new Map<string, OpsGraph>();
+  /** Micro-step keys (k, count) run once eagerly: the second sighting records. */
+  readonly #seen = new Set<string>();
   #optimizer: OpsGraph | null = null;
-  #warm = false;
+  #optimizerRuns = 0;
 
   constructor(
     readonly model: GPT2<Buf>,
@@ -93,9 +98,10 @@ export class GraphedTrainStep<Buf> {
   }
 
   /**
-   * One optimizer step over K micro-batches (x, y each (B, T)) at learning rate lr. The first call runs one
-   * forward and backward eagerly (so every activation buffer and library handle exists before recording; the
-   * gradients it leaves are zeroed by the step) and records the graphs.
+   * One optimizer step over K micro-batches (x, y each (B, T)) at learning rate lr. The first step runs its ops
+   * eagerly (allocating the activations, library handles and scratch), the second records them, later ones replay.
+   * A micro-step whose count of non-ignored targets was not seen before (ragged batches: the loss's 1 / count is
+   * frozen in a recording) runs eagerly; at most MAX_MICRO_GRAPHS micro-step recordings are kept.
    */
   async step(
     batches: ReadonlyArray<{ x: Int32Array; y: Int32Array }>,
@@ -110,11 +116,6 @@ export class GraphedTrainStep<Buf> {
         `${K} micro-batches`,
         batches.length,
       );
-    if (!this.#warm) {
-      await model.forward(batches[0]!.x, batches[0]!.y, B, T, true);
-      await model.backward();
-      this.#warm = true;
-    }
     // The AdamW scalars first: an upload waits for the device, and before the launches it waits for nothing.
     const { beta1, beta2 } = opt.config;
     await ops.upload(this.#hyper, adamwHyper(lr, beta1, beta2, opt.t + 1));
@@ -123,15 +124,17 @@ export class GraphedTrainStep<Buf> {
       const { x, y } = batches[k]!;
       const count = await model.loadBatch(x, y, B, T, true);
       counts.push(count);
-      await ops.launchGraph(await this.#microGraph(k, count));
+      await this.#microStep(k, count);
     }
-    this.#optimizer ??= await ops.captureGraph(async () => {
+    const optimize = async (): Promise<void> => {
       const normSq = ops.view(this.#rb, K, 1);
       await ops.sumTo(normSq, model.grads, { squares: true });
       await opt.queueStepFrom(model.params, model.grads, this.#hyper, { normSq, maxNorm, K });
       await model.syncParams();
-    });
-    await ops.launchGraph(this.#optimizer);
+    };
+    if (this.#optimizer) await ops.launchGraph(this.#optimizer);
+    else if (this.#optimizerRuns++ === 0) await optimize();
+    else await ops.launchGraph((this.#optimizer = await ops.captureGraph(optimize)));
     opt.t++;
     const rb = hostFloats(await ops.download(this.#rb), ops.dtypeOf(this.#rb));
     let loss = 0;
@@ -139,22 +142,29 @@ export class GraphedTrainStep<Buf> {
     return { loss: loss / K, norm: Math.sqrt(rb[K]!) / K };
   }
 
-  /** Micro-step k's recording for a batch with `count` non-ignored targets (the loss's 1 / count is frozen in it). */
-  async #microGraph(k: number, count: number): Promise<OpsGraph> {
+  /**
+   * Micro-step k on the uploaded batch with `count` non-ignored targets (the loss's 1 / count is frozen in a
+   * recording): its recording launched, or recorded on the second sighting, or run eagerly.
+   */
+  async #microStep(k: number, count: number): Promise<void> {
     const key = `${k}:${count}`;
-    let g = this.#micro.get(key);
-    if (!g) {
-      const { model } = this;
-      const { B, T } = this.opts;
-      const ops = this.#ops;
-      g = await ops.captureGraph(async () => {
-        if (k === 0) await model.zeroGrad();
-        await model.forwardQueued(B, T, true, true, count, ops.view(this.#rb, k, 1));
-        await model.backward();
-      });
-      this.#micro.set(key, g);
+    const ops = this.#ops;
+    const g = this.#micro.get(key);
+    if (g) return ops.launchGraph(g);
+    const { model } = this;
+    const { B, T } = this.opts;
+    const body = async (): Promise<void> => {
+      if (k === 0) await model.zeroGrad();
+      await model.forwardQueued(B, T, true, true, count, ops.view(this.#rb, k, 1));
+      await model.backward();
+    };
+    if (!this.#seen.has(key) || this.#micro.size >= GraphedTrainStep.MAX_MICRO_GRAPHS) {
+      this.#seen.add(key);
+      return body();
     }
-    return g;
+    const rec = await ops.captureGraph(body);
+    this.#micro.set(key, rec);
+    return ops.launchGraph(rec);
   }
 
   /** Release the recordings and the step's buffers. */
@@ -162,6 +172,7 @@ export class GraphedTrainStep<Buf> {
     for (const g of this.#micro.values()) this.#ops.freeGraph(g);
     if (this.#optimizer) this.#ops.freeGraph(this.#optimizer);
     this.#micro.clear();
+    this.#seen.clear();
     this.#optimizer = null;
     this.#ops.free(this.#rb);
     this.#ops.free(this.#hyper);
