@@ -22,6 +22,7 @@ struct Recorded {
   cudaGraph_t graph = nullptr;
   cudaGraphExec_t exec = nullptr;
   int dev = 0;
+  int64_t id = 0;
 };
 std::map<int64_t, Recorded> g_graphs;
 int64_t g_next_id = 1;
@@ -75,7 +76,7 @@ napi_value GraphEnd(napi_env env, napi_callback_info info) {
     return throw_cuda(env, err, "cudaGraphInstantiate");
   }
   const int64_t id = g_next_id++;
-  g_graphs[id] = {graph, exec, (int)dev};
+  g_graphs[id] = {graph, exec, (int)dev, id};
   napi_value out, v;
   napi_create_object(env, &out);
   napi_create_int64(env, id, &v);
@@ -138,9 +139,7 @@ napi_value GraphFree(napi_env env, napi_callback_info info) {
   cudaStreamSynchronize(stream);
   cudaGraphExecDestroy(r->exec);
   cudaGraphDestroy(r->graph);
-  int64_t id;
-  get_i64(env, argv[1], &id, "graph");
-  g_graphs.erase(id);
+  g_graphs.erase(r->id);
   cudaGetLastError();
   return nullptr;
 }

@@ -251,7 +251,8 @@ export class GPT2<Buf = unknown> {
   }
 
   /** Buffers for BT tokens: grown (never shrunk) to the largest BT seen, viewed to BT each call. */
-  private views(BT: number, grad: boolean): { acts: Acts<Buf>; grads: Grads<Buf> | null } {
+  /** The held buffers, allocated (or grown) for at least BT tokens, with gradients when `grad`. */
+  private reserve(BT: number, grad: boolean): NonNullable<GPT2<Buf>['buffers']> {
     const ops = this.ops;
     const w = widths(this.config, this.paddedVocab);
     // Per-row statistics (mean, rstd, lse, losses) stay float32, or float64 for the gradient checks.
@@ -268,16 +269,6 @@ export class GPT2<Buf = unknown> {
           ops.alloc(rows * n, kind(k)),
         ]),
       ) as Record<K, Buf>;
-    const view = <K extends string>(
-      spec: Record<K, [number, Kind]>,
-      bufs: Record<K, Buf>,
-    ): Record<K, Buf> =>
-      Object.fromEntries(
-        Object.entries<[number, Kind]>(spec).map(([key, [n]]) => [
-          key,
-          ops.view(bufs[key as K], 0, BT * n),
-        ]),
-      ) as Record<K, Buf>;
     let held = this.buffers;
     if (!held || this.cap < BT) {
       if (held) this.releaseActivations();
@@ -292,6 +283,23 @@ export class GPT2<Buf = unknown> {
       this.cap = BT;
     }
     if (grad && !held.grads) held.grads = alloc(w.grads, this.cap);
+    return held;
+  }
+
+  private views(BT: number, grad: boolean): { acts: Acts<Buf>; grads: Grads<Buf> | null } {
+    const ops = this.ops;
+    const w = widths(this.config, this.paddedVocab);
+    const view = <K extends string>(
+      spec: Record<K, [number, Kind]>,
+      bufs: Record<K, Buf>,
+    ): Record<K, Buf> =>
+      Object.fromEntries(
+        Object.entries<[number, Kind]>(spec).map(([key, [n]]) => [
+          key,
+          ops.view(bufs[key as K], 0, BT * n),
+        ]),
+      ) as Record<K, Buf>;
+    const held = this.reserve(BT, grad);
     const acts: Acts<Buf> = {
       ...view(w.acts, held.acts),
       layers: held.acts.layers.map((l) => view(w.layer, l)),
@@ -345,9 +353,10 @@ export class GPT2<Buf = unknown> {
     const count = targets ? checkIds('targets', targets, BT, V, true) : 0;
     if (grad && !targets)
       throw new OpsInputError('GPT2.forward targets', 'targets when grad is true', null);
-    const { acts: A } = this.views(BT, grad);
-    await this.ops.upload(A.tokens, tokens);
-    if (targets) await this.ops.upload(A.targets, targets);
+    // only the two views it uploads into (forwardQueued views the rest)
+    const { acts } = this.reserve(BT, grad);
+    await this.ops.upload(this.ops.view(acts.tokens, 0, BT), tokens);
+    if (targets) await this.ops.upload(this.ops.view(acts.targets, 0, BT), targets);
     return count;
   }
 
